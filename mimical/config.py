@@ -1,0 +1,78 @@
+"""Runtime settings, read once from the environment.
+
+Every service (CLI, API, webhook, operator, training job) reads the same
+`Settings`; tests build one directly with overrides instead of touching
+`os.environ`. Unset values give the embedded default: local files, in-memory
+sessions, an in-process model server and local training.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+
+def _default_home() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "mimical"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where embedded mode keeps its registry, storage and scratch space.
+    home: Path = field(default_factory=_default_home)
+    # Object storage root: file:///path or s3://bucket/prefix. Empty: <home>/storage.
+    storage_url: str = ""
+    # S3-compatible endpoint (MinIO, moto); empty means AWS itself.
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    # Redis for sessions, webhook dedupe and rate limits; empty keeps them in memory.
+    redis_url: str = ""
+    # host:port of a TF Serving compatible gRPC server; empty starts one in-process.
+    model_server: str = ""
+    # How chatbots get built: "local" (worker process) or "kubernetes" (Chatbot resources).
+    orchestrator: str = "local"
+    namespace: str = "default"
+    # Messenger Platform.
+    graph_api_url: str = "https://graph.facebook.com/v21.0"
+    fb_app_secret: str = ""
+    fb_verify_token: str = ""
+    fb_page_access_token: str = ""
+    # Uploads larger than this are refused with 413; raw uploads are deleted after import.
+    upload_max_bytes: int = 512 * 1024 * 1024
+    keep_uploads: bool = False
+    # Public base URL of the web chat, used in links handed to users.
+    public_url: str = "http://127.0.0.1:8080"
+
+    @property
+    def storage_root(self) -> str:
+        return self.storage_url or (self.home / "storage").as_uri()
+
+    def with_overrides(self, **overrides) -> Settings:
+        return replace(self, **overrides)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read `MIMICAL_<FIELD>` variables (plus the conventional REDIS_URL and AWS ones)."""
+        env = os.environ if environ is None else environ
+        aliases = {
+            "redis_url": ["REDIS_URL"],
+            "s3_endpoint_url": ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
+            "s3_region": ["AWS_REGION", "AWS_DEFAULT_REGION"],
+        }
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            names = [f"MIMICAL_{f.name.upper()}", *aliases.get(f.name, [])]
+            raw = next((env[n] for n in names if env.get(n)), None)
+            if raw is None:
+                continue
+            if f.name == "home":
+                values[f.name] = Path(raw).expanduser()
+            elif f.type in ("int", int):
+                values[f.name] = int(raw)
+            elif f.type in ("bool", bool):
+                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            else:
+                values[f.name] = raw
+        return cls(**values)
