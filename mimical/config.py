@@ -34,6 +34,14 @@ class Settings:
     # How chatbots get built: "local" (worker process) or "kubernetes" (Chatbot resources).
     orchestrator: str = "local"
     namespace: str = "default"
+    # Kubernetes API URL for development and tests; empty: in-cluster account, else kubeconfig.
+    kube_api_url: str = ""
+    # Operator: training image, the Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY that
+    # training Jobs read, and the shared TF Serving's model-config ConfigMap and gRPC endpoint.
+    training_image: str = "mimical-training:0.1.0"
+    s3_secret: str = "mimical-s3"
+    serving_configmap: str = "mimical-tfserving-models"
+    serving_endpoint: str = "mimical-tfserving:8500"
     # Messenger Platform.
     graph_api_url: str = "https://graph.facebook.com/v21.0"
     fb_app_secret: str = ""

@@ -1,0 +1,124 @@
+// Talks to the mimical backend API (see the README's "Backend API" section).
+//
+// Only what the user picked is sent: the export file, the form fields, and the
+// chatbot's owner token or password in headers when the backend asks for them.
+// Requests carry no cookies (`credentials: "omit"`, `withCredentials = false`).
+// `fetch` and `XMLHttpRequest` are injectable so `node --test` can drive this
+// module without a browser.
+
+// Header names the backend reads credentials from (never the URL).
+export const OWNER_TOKEN_HEADER = "X-Owner-Token";
+export const PASSWORD_HEADER = "X-Chatbot-Password";
+
+/** An error answer from the backend, or no answer at all (status 0). */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Builds an ApiError from a response body in the backend's `{error, message}` shape. */
+export function errorFromResponse(status, statusText, bodyText) {
+  try {
+    const body = JSON.parse(bodyText);
+    if (body && typeof body.message === "string") {
+      return new ApiError(status, String(body.error || `http_${status}`), body.message);
+    }
+  } catch {
+    // Not JSON: a proxy or a server that is not mimical answered.
+  }
+  const reason = statusText ? `${status} ${statusText}` : String(status);
+  return new ApiError(status, `http_${status}`, `The backend answered ${reason}.`);
+}
+
+function unreachable(baseUrl) {
+  return new ApiError(
+    0,
+    "unreachable",
+    `Cannot reach the backend at ${baseUrl}. Is it running, and is the address in Options right?`,
+  );
+}
+
+function credentialHeaders({ ownerToken, password } = {}) {
+  const headers = {};
+  if (ownerToken) headers[OWNER_TOKEN_HEADER] = ownerToken;
+  if (password) headers[PASSWORD_HEADER] = password;
+  return headers;
+}
+
+export function createApi(baseUrl, { fetchImpl = globalThis.fetch, XHR = globalThis.XMLHttpRequest } = {}) {
+  const chatbotUrl = (name) => `${baseUrl}/api/chatbots/${encodeURIComponent(name)}`;
+
+  async function requestJson(method, url, headers = {}) {
+    let response;
+    try {
+      response = await fetchImpl(url, { method, headers, credentials: "omit", cache: "no-store" });
+    } catch {
+      throw unreachable(baseUrl);
+    }
+    const text = await response.text();
+    if (!response.ok) throw errorFromResponse(response.status, response.statusText, text);
+    return text ? JSON.parse(text) : {};
+  }
+
+  // XMLHttpRequest rather than fetch: only it reports upload progress.
+  function upload(url, form, headers, onProgress) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XHR();
+      xhr.open("POST", url);
+      xhr.withCredentials = false;
+      for (const [key, value] of Object.entries(headers)) xhr.setRequestHeader(key, value);
+      xhr.upload.onprogress = (event) => {
+        if (onProgress && event.lengthComputable) onProgress(event.loaded / event.total);
+      };
+      xhr.onload = () => {
+        if (xhr.status >= 200 && xhr.status < 300) {
+          try {
+            resolve(xhr.responseText ? JSON.parse(xhr.responseText) : {});
+          } catch {
+            reject(errorFromResponse(xhr.status, xhr.statusText, xhr.responseText));
+          }
+        } else {
+          reject(errorFromResponse(xhr.status, xhr.statusText, xhr.responseText));
+        }
+      };
+      xhr.onerror = () => reject(unreachable(baseUrl));
+      xhr.send(form);
+    });
+  }
+
+  return {
+    baseUrl,
+
+    /** `GET /healthz`: resolves when the backend answers, rejects with an ApiError otherwise. */
+    health: () => requestJson("GET", `${baseUrl}/healthz`),
+
+    /**
+     * Uploads an export and starts building a chatbot. Resolves with the backend's
+     * 202 body: the chatbot resource and its one-time owner token.
+     */
+    createChatbot({ name, isPublic, password, me, file, fileName }, onProgress) {
+      const form = new FormData();
+      form.append("name", name);
+      form.append("public", isPublic ? "true" : "false");
+      if (!isPublic) form.append("password", password);
+      if (me) form.append("me", me);
+      form.append("export", file, fileName || file.name);
+      return upload(`${baseUrl}/api/chatbots`, form, {}, onProgress);
+    },
+
+    /** Phase, progress and message of one chatbot; private ones need a credential. */
+    getChatbot: (name, credentials) => requestJson("GET", chatbotUrl(name), credentialHeaders(credentials)),
+
+    retrainChatbot(name, { file, fileName, ownerToken }, onProgress) {
+      const form = new FormData();
+      form.append("export", file, fileName || file.name);
+      return upload(`${chatbotUrl(name)}/retrain`, form, credentialHeaders({ ownerToken }), onProgress);
+    },
+
+    deleteChatbot: (name, ownerToken) => requestJson("DELETE", chatbotUrl(name), credentialHeaders({ ownerToken })),
+  };
+}

@@ -1,0 +1,46 @@
+// What the extension remembers, in `chrome.storage.local` (this browser only,
+// never synced): the backend address and, per chatbot the user created, the
+// one-time owner token that lets them retrain or delete it later. Passwords are
+// never stored. `area` is any object with promise-returning `get`/`set`, so tests
+// pass an in-memory one.
+
+// The embedded all-in-one server's address (`mimical serve` defaults).
+export const DEFAULT_BACKEND_URL = "http://127.0.0.1:8080";
+
+export function createStore(area) {
+  async function readChatbots() {
+    const { chatbots } = await area.get("chatbots");
+    return Array.isArray(chatbots) ? chatbots : [];
+  }
+
+  return {
+    async getBackendUrl() {
+      const { backendUrl } = await area.get("backendUrl");
+      return backendUrl || DEFAULT_BACKEND_URL;
+    },
+
+    setBackendUrl: (backendUrl) => area.set({ backendUrl }),
+
+    /** Chatbots created from this browser on `backendUrl`, newest first. */
+    async listChatbots(backendUrl) {
+      return (await readChatbots()).filter((entry) => entry.backendUrl === backendUrl);
+    },
+
+    /** Remembers (or refreshes) a chatbot; `ownerToken` is kept as the backend gave it. */
+    async rememberChatbot({ backendUrl, name, isPublic, ownerToken }) {
+      const others = (await readChatbots()).filter(
+        (entry) => !(entry.backendUrl === backendUrl && entry.name === name),
+      );
+      const entry = { backendUrl, name, isPublic: Boolean(isPublic), ownerToken, createdAt: Date.now() };
+      await area.set({ chatbots: [entry, ...others] });
+      return entry;
+    },
+
+    async forgetChatbot(backendUrl, name) {
+      const kept = (await readChatbots()).filter(
+        (entry) => !(entry.backendUrl === backendUrl && entry.name === name),
+      );
+      await area.set({ chatbots: kept });
+    },
+  };
+}

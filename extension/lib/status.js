@@ -1,0 +1,89 @@
+// Turns backend answers into what the popup shows: phase labels, a progress
+// percentage, plain-words errors, and a polling loop that follows a chatbot until
+// it is Ready or Failed. Pure functions (the clock is injectable) for `node --test`.
+
+// The backend's phases, in the order a chatbot goes through them.
+export const PHASES = ["Pending", "Importing", "Training", "Deploying", "Ready", "Failed"];
+
+const PHASE_LABELS = {
+  Pending: "Waiting to start",
+  Importing: "Reading your messages",
+  Training: "Learning how you talk",
+  Deploying: "Getting ready to chat",
+  Ready: "Ready",
+  Failed: "Failed",
+};
+
+export function isSettled(phase) {
+  return phase === "Ready" || phase === "Failed";
+}
+
+/** Progress as a whole percentage; the backend reports a fraction between 0 and 1. */
+export function progressPercent(resource) {
+  if (resource.phase === "Ready") return 100;
+  const value = Number(resource.progress);
+  if (!Number.isFinite(value)) return 0;
+  return Math.max(0, Math.min(100, Math.round(value * 100)));
+}
+
+/** What the popup needs to draw one chatbot's card. */
+export function describeChatbot(resource) {
+  const phase = PHASES.includes(resource.phase) ? resource.phase : "Pending";
+  return {
+    phase,
+    label: PHASE_LABELS[phase],
+    percent: progressPercent({ ...resource, phase }),
+    settled: isSettled(phase),
+    failed: phase === "Failed",
+    message: resource.message || "",
+  };
+}
+
+// Plain-words headlines for the backend's error codes; the backend's own
+// one-line message follows, since it names the exact problem.
+const ERROR_HEADLINES = {
+  unsupported_format: "That file is not a chat export mimical can read.",
+  invalid_input: "That file could not be used.",
+  too_large: "That file is too large.",
+  conflict: "That name is taken.",
+  unauthorized: "The password or owner token was not accepted.",
+  not_found: "That chatbot does not exist (any more).",
+  too_many_requests: "Too many tries; wait a minute and try again.",
+  unavailable: "The backend is busy or down; try again shortly.",
+  unreachable: "The backend cannot be reached.",
+};
+
+/** `{headline, detail}` for any error the popup catches. */
+export function explainError(error) {
+  const headline = ERROR_HEADLINES[error.code] || "Something went wrong.";
+  const detail = error.message && error.message !== headline ? error.message : "";
+  return { headline, detail };
+}
+
+const defaultSleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Calls `fetchStatus()` until the chatbot is Ready or Failed, reporting each answer
+ * to `onUpdate`. Passing errors (backend restarting, one dropped request) are retried;
+ * `maxFailures` in a row give up with the last error. Stops early when `signal` aborts.
+ */
+export async function followChatbot(
+  fetchStatus,
+  { onUpdate = () => {}, intervalMs = 1000, maxFailures = 5, signal, sleep = defaultSleep } = {},
+) {
+  let failures = 0;
+  while (!signal?.aborted) {
+    try {
+      const resource = await fetchStatus();
+      failures = 0;
+      onUpdate(resource);
+      if (isSettled(resource.phase)) return resource;
+    } catch (error) {
+      // A 4xx (deleted, credential refused) will not fix itself: stop at once.
+      failures += 1;
+      if (failures >= maxFailures || (error.status >= 400 && error.status < 500)) throw error;
+    }
+    await sleep(intervalMs);
+  }
+  return null;
+}

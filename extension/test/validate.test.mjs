@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import {
+  hostPermissionPattern,
+  normalizeBackendUrl,
+  validateCreateForm,
+  validateName,
+} from "../lib/validate.js";
+
+test("names follow DNS-1123 labels", () => {
+  for (const good of ["alex", "a", "alex-2", "9lives", "a".repeat(63)]) {
+    assert.equal(validateName(good), null, good);
+  }
+  assert.match(validateName(""), /Choose a name/);
+  assert.match(validateName("a".repeat(64)), /at most 63/);
+  for (const bad of ["Alex", "-alex", "alex-", "al_ex", "al ex", "élodie"]) {
+    assert.match(validateName(bad), /lowercase letters, digits and dashes/, bad);
+  }
+});
+
+test("a private chatbot needs a password, a public one does not", () => {
+  const base = { name: "alex", source: "file", file: { name: "chat.txt" } };
+  assert.deepEqual(validateCreateForm({ ...base, isPublic: true }), {});
+  assert.deepEqual(Object.keys(validateCreateForm({ ...base, isPublic: false })), ["password"]);
+  assert.deepEqual(validateCreateForm({ ...base, isPublic: false, password: "s3cret" }), {});
+});
+
+test("the file source needs a file, the conversation source needs consent", () => {
+  const base = { name: "alex", isPublic: true };
+  assert.match(validateCreateForm({ ...base, source: "file" }).file, /Pick your chat export/);
+  assert.match(validateCreateForm({ ...base, source: "conversation" }).consent, /Tick the box/);
+  assert.deepEqual(validateCreateForm({ ...base, source: "conversation", consent: true }), {});
+});
+
+test("backend addresses are normalized", () => {
+  assert.equal(normalizeBackendUrl(" http://127.0.0.1:8080/ "), "http://127.0.0.1:8080");
+  assert.equal(normalizeBackendUrl("localhost:8080"), "http://localhost:8080");
+  assert.equal(normalizeBackendUrl("https://bots.example.org/mimical//"), "https://bots.example.org/mimical");
+  assert.equal(normalizeBackendUrl("HTTPS://Bots.Example.org"), "https://bots.example.org");
+});
+
+test("unusable backend addresses say what is wrong", () => {
+  assert.throws(() => normalizeBackendUrl(""), /Enter the address/);
+  assert.throws(() => normalizeBackendUrl("ftp://example.org"), /http:\/\/ or https:\/\//);
+  assert.throws(() => normalizeBackendUrl("http://user:pw@example.org"), /credentials/);
+  assert.throws(() => normalizeBackendUrl("http://example.org/?token=1"), /query/);
+  assert.throws(() => normalizeBackendUrl("http://exa mple.org"), /not a web address/);
+});
+
+test("host permission covers exactly the backend's origin", () => {
+  assert.equal(hostPermissionPattern("http://127.0.0.1:8080"), "http://127.0.0.1:8080/*");
+  assert.equal(hostPermissionPattern("https://bots.example.org/mimical"), "https://bots.example.org/*");
+});

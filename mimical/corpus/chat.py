@@ -1,0 +1,52 @@
+"""What every export reader produces: threads of human text messages, oldest first.
+
+Readers turn one export format into `ChatThread`s and count what they leave out in a
+`Counter` keyed by one of `SKIP_REASONS`; the importer does the rest (persona,
+segmentation, scrubbing) the same way for every format.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+
+# Why a message was left out of the corpus (the keys of the `skipped` stats).
+SKIP_REASONS = (
+    "media",  # photos, videos, GIFs, audio, files, locations, polls, contact cards
+    "sticker",
+    "call",  # calls, missed calls, video chats
+    "unsent",  # unsent ("unsend") messages
+    "deleted",  # "This message was deleted"
+    "reaction",  # "X reacted ❤ to your message"
+    "placeholder",  # "X sent an attachment.", "You sent a photo."
+    "share",  # shared links/posts with no text of the sender's own
+    "forwarded",  # forwarded messages: someone else's words
+    "system",  # joined/left/renamed, encryption notices, service messages
+    "empty",  # no text at all
+    "unparsed",  # text lines that belong to no message (e.g. before the first header)
+    "thread",  # whole threads left out: channels, saved messages, duplicates
+)
+
+
+@dataclass(slots=True)
+class ChatMessage:
+    sender: str
+    time: float  # seconds since the Unix epoch, UTC
+    text: str
+
+
+@dataclass
+class ChatThread:
+    id: str  # stable across re-imports of the same export
+    title: str
+    format: str  # e.g. "messenger", "whatsapp-ios"
+    participants: set[str] = field(default_factory=set)
+    messages: list[ChatMessage] = field(default_factory=list)  # chronological
+
+
+def clean_name(name: str | None) -> str:
+    """Normalize a display name so the same person matches across threads and formats."""
+    if not name:
+        return ""
+    name = unicodedata.normalize("NFC", name)
+    return " ".join(name.replace("\u200e", "").replace("\u200f", "").split())

@@ -1,0 +1,220 @@
+"""Turn chat exports into one corpus file: detect, read, find the persona, segment, scrub.
+
+    from mimical.corpus.importer import import_exports
+    stats = import_exports(["facebook-me.zip"], "corpus.jsonl")
+
+or `mimical import PATH... -o corpus.jsonl` (see `mimical.corpus.cli`). Threads are
+read and written one at a time, so memory stays flat however large the export is; the
+corpus appears atomically at the end, or not at all if the input is unusable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TypedDict
+
+from mimical.corpus.chat import SKIP_REASONS, clean_name
+from mimical.corpus.messenger import MessengerE2EEReader, MessengerReader
+from mimical.corpus.schema import CorpusMessage, write_corpus
+from mimical.corpus.scrub import KINDS, Scrubber
+from mimical.corpus.segment import GAP_THRESHOLD_SECONDS, SegmentCounts, segment_thread
+from mimical.corpus.sources import open_sources
+from mimical.corpus.telegram import TelegramReader
+from mimical.corpus.whatsapp import WhatsAppReader
+from mimical.errors import InputError, UnsupportedFormatError
+
+# Detection order matters: each reader claims its files so later ones do not look at them.
+READERS = {
+    "messenger": MessengerReader,
+    "messenger-e2ee": MessengerE2EEReader,
+    "telegram": TelegramReader,
+    "whatsapp": WhatsAppReader,
+}
+FORMAT_ALIASES = {"whatsapp-android": "whatsapp", "whatsapp-ios": "whatsapp", "facebook": "messenger"}
+FORMATS = tuple(READERS) + tuple(FORMAT_ALIASES)
+
+Progress = bool | Callable[[int, int], None]
+
+
+class ImportStats(TypedDict):
+    format: str  # e.g. "messenger", "whatsapp-android+whatsapp-ios"
+    persona: str
+    output: str
+    threads: int
+    messages: int  # human text messages kept
+    persona_messages: int
+    conversations: int
+    turns: int
+    pairs: int
+    persona_starts: int
+    gap_seconds: float
+    scrubbed: dict[str, int]  # by kind: email, phone, url, card, iban
+    skipped: dict[str, int]  # by reason, see mimical.corpus.chat.SKIP_REASONS
+
+
+def import_exports(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    me: str | None = None,
+    format: str | None = None,
+    scrub: bool = True,
+    progress: Progress = False,
+    gap_seconds: float = GAP_THRESHOLD_SECONDS,
+) -> ImportStats:
+    """Import every export under `paths` into the corpus file `output`; return the stats.
+
+    `progress` is True for a tqdm bar on stderr, or a callback `(threads_done, threads_total)`
+    (the backend reports it as the import phase's progress).
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    paths = list(paths)
+    if not paths:
+        raise InputError("no export path given")
+    output = Path(output)
+    opened = open_sources(paths)
+    try:
+        readers = detect(opened.sources, format, paths)
+        personas = find_persona(readers, me)
+        skipped: Counter = Counter()
+        counts = SegmentCounts()
+        scrubber = Scrubber()
+        senders: Counter = Counter()
+        seen: set[str] = set()
+        total = sum(len(reader) for reader in readers)
+        formats: set[str] = set()
+
+        def records() -> Iterator[CorpusMessage]:
+            with _progress_bar(progress, total) as advance:
+                for reader in readers:
+                    for thread in reader.threads(skipped):
+                        advance()
+                        if thread.id in seen:
+                            skipped["thread"] += 1
+                            continue
+                        seen.add(thread.id)
+                        if not thread.messages:
+                            continue
+                        formats.add(thread.format)
+                        senders.update(message.sender for message in thread.messages)
+                        yield from segment_thread(
+                            thread, personas, counts, gap_seconds, scrubber if scrub else str
+                        )
+            # Still inside the write: raising here leaves no corpus file behind.
+            _check_result(paths, counts, personas, senders, skipped)
+
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_corpus(records(), output)
+    finally:
+        opened.close()
+    return ImportStats(
+        format="+".join(sorted(formats)),
+        persona=sorted(personas)[0] if len(personas) == 1 else " / ".join(sorted(personas)),
+        output=str(output),
+        threads=len(seen),
+        messages=counts.messages,
+        persona_messages=counts.persona_messages,
+        conversations=counts.conversations,
+        turns=counts.turns,
+        pairs=counts.pairs,
+        persona_starts=counts.persona_starts,
+        gap_seconds=gap_seconds,
+        scrubbed={kind: scrubber.counts[kind] for kind in KINDS},
+        skipped={reason: skipped[reason] for reason in SKIP_REASONS},
+    )
+
+
+def detect(sources, format: str | None, paths: list) -> list:
+    """The readers that find something in the sources (only `format`'s, if given)."""
+    names = list(READERS)
+    if format:
+        name = FORMAT_ALIASES.get(format, format)
+        if name not in READERS:
+            raise UnsupportedFormatError(
+                f"unknown format {format!r} (choose from {', '.join(FORMATS)})"
+            )
+        names = [name]
+    claimed: set = set()
+    readers = [r for n in names if (r := READERS[n].detect(sources, claimed)) is not None]
+    if not readers:
+        where = ", ".join(str(path) for path in paths)
+        wanted = f"a {format} export" if format else "a Messenger, WhatsApp or Telegram export"
+        raise UnsupportedFormatError(f"{where}: not {wanted} (no chat files found)")
+    return readers
+
+
+def find_persona(readers: list, me: str | None) -> frozenset[str]:
+    """The exporting user's name(s): `me`, else what the exports say, else who is everywhere."""
+    if me:
+        return frozenset({clean_name(me)})
+    declared = {owner for reader in readers if (owner := reader.owner())}
+    undeclared = [reader for reader in readers if reader.owner() is None]
+    if not undeclared:
+        return frozenset(declared)
+    common: set[str] | None = None
+    presence: Counter = Counter()
+    for reader in undeclared:
+        for participants in reader.participant_sets():
+            if not participants:
+                continue
+            presence.update(participants)
+            common = set(participants) if common is None else common & participants
+    common = common or set()
+    if declared & common or (declared and not common):
+        return frozenset(declared)
+    if len(common) == 1:
+        return frozenset(declared | common)
+    if common:
+        names = ", ".join(sorted(common)[:20])
+        raise InputError(
+            f"cannot tell who exported this chat: {names} are in every thread; pass --me NAME"
+        )
+    frequent = ", ".join(f"{name} ({n} threads)" for name, n in presence.most_common(8))
+    raise InputError(
+        f"cannot tell who exported these chats: nobody is in every thread; pass --me NAME"
+        f" (most frequent: {frequent or 'none'})"
+    )
+
+
+def _check_result(paths, counts, personas, senders: Counter, skipped: Counter) -> None:
+    where = ", ".join(str(path) for path in paths)
+    if counts.messages == 0:
+        left_out = ", ".join(f"{n} {reason}" for reason, n in skipped.most_common() if n)
+        raise InputError(f"{where}: no text messages found ({left_out or 'export is empty'})")
+    if counts.persona_messages == 0:
+        frequent = ", ".join(f"{name} ({n})" for name, n in senders.most_common(8))
+        raise InputError(
+            f"{where}: {' / '.join(sorted(personas))} wrote none of the messages;"
+            f" pass --me with one of: {frequent}"
+        )
+
+
+class _progress_bar:
+    """Context manager yielding `advance()`: a tqdm bar, a callback, or nothing."""
+
+    def __init__(self, progress: Progress, total: int):
+        self.progress, self.total, self.done, self.bar = progress, total, 0, None
+
+    def __enter__(self) -> Callable[[], None]:
+        if self.progress is True:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, unit="thread", file=sys.stderr, leave=False)
+        return self.advance
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update()
+        elif callable(self.progress):
+            self.progress(self.done, self.total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+

@@ -1,0 +1,277 @@
+"""Facebook Messenger exports: "Download Your Information" JSON and E2EE chat exports.
+
+DYI layout (either root; Facebook moved it to `your_facebook_activity/` in 2024):
+
+    [your_facebook_activity/]messages/{inbox,archived_threads,filtered_threads,
+        message_requests,e2ee_cutover}/<thread>/message_1.json, message_2.json, ...
+    [personal_information/]profile_information/profile_information.json
+
+Pages hold at most 10,000 messages, newest first, `message_1.json` newest. Every string
+is UTF-8 whose bytes were written as `\\u00XX` escapes (mojibake: "Ã©" for "é"); the exact
+inverse is `text.encode("latin-1").decode("utf-8")`, applied only where it round-trips.
+
+E2EE exports (messenger.com/secure_storage/dyi) are one JSON file per thread:
+`{"participants": [...], "threadName": ..., "messages": [{"senderName", "text",
+"timestamp", "type", "isUnsent", "media", "reactions"}]}` in proper UTF-8.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+
+import orjson
+
+from mimical.corpus.chat import ChatMessage, ChatThread, clean_name
+from mimical.corpus.sources import Source, head
+from mimical.errors import InputError
+
+FOLDERS = ("inbox", "archived_threads", "filtered_threads", "message_requests", "e2ee_cutover")
+PAGE = re.compile(
+    r"(?:^|/)messages/(" + "|".join(FOLDERS) + r")/([^/]+)/message_(\d+)\.json$"
+)
+MEDIA_KEYS = ("photos", "videos", "gifs", "audio_files", "files")
+
+# Text Messenger writes in place of a message that had no text of its own.
+PLACEHOLDER = re.compile(
+    r"^.{0,80}? sent (?:an? |\d+ )?(?:attachment|photo|video|GIF|gif|sticker|voice message"
+    r"|audio(?: clip)?|file|link|location|live location|contact|post|reel|story)s?\.?$"
+    r"|^.{0,80}? sent a GIF from .{1,40}\.?$"
+)
+REACTION = re.compile(r"^(?:.{0,80} )?[Rr]eacted .{1,12} to (?:your|a|their|his|her) message\.?$")
+UNSENT = re.compile(r"^.{0,80}? unsent a message\.?$")
+CALL = re.compile(
+    r"(?:started|joined|ended|missed) (?:a |the )?(?:video |audio )?(?:call|chat)"
+    r"|^The (?:video )?(?:call|chat) (?:ended|is over)\.?$|missed your (?:video )?call"
+)
+SYSTEM = re.compile(
+    r" (?:named the group|changed the group name|changed the group photo|added .{1,80} to the"
+    r" group|removed .{1,80} from the group|left the group|created the group|set the nickname"
+    r"|set (?:his|her|their|your) own nickname|set your nickname|cleared the nickname"
+    r"|changed the (?:chat )?theme|set the (?:quick reaction|emoji)|changed the emoji"
+    r"|pinned a message|turned (?:on|off) disappearing messages|joined the group)"
+    r"|^You are now connected on Messenger|^Say hi to your new Facebook friend"
+    r"|^You can now (?:message|call)|^Messages and calls are secured with end-to-end encryption"
+)
+
+
+def fix_mojibake(text: str) -> str:
+    """Undo Facebook's UTF-8-as-Latin-1 escapes; leave already-correct text alone."""
+    if text.isascii():
+        return text
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
+def load_json(source: Source, member: str):
+    try:
+        return orjson.loads(source.read(member))
+    except orjson.JSONDecodeError as error:
+        raise InputError(f"{source.where(member)}: corrupt JSON ({error})") from None
+
+
+class MessengerReader:
+    """All DYI threads found in an import, whichever source (zip part) holds their pages."""
+
+    format = "messenger"
+
+    def __init__(self, pages: dict[str, list[tuple[int, Source, str]]], profile):
+        self.pages = pages  # thread id → [(page number, source, member)]
+        self.profile = profile  # (source, member) of profile_information.json, or None
+
+    @classmethod
+    def detect(cls, sources: list[Source], claimed: set) -> MessengerReader | None:
+        pages: dict[str, list[tuple[int, Source, str]]] = defaultdict(list)
+        profile = None
+        for source in sources:
+            for member in source.members():
+                match = PAGE.search(member)
+                if match:
+                    folder, thread, number = match.groups()
+                    pages[f"messenger:{folder}/{thread}"].append((int(number), source, member))
+                    claimed.add((id(source), member))
+                elif member.endswith("profile_information.json") and profile is None:
+                    profile = (source, member)
+                    claimed.add((id(source), member))
+        return cls(dict(pages), profile) if pages else None
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+    def owner(self) -> str | None:
+        if self.profile is None:
+            return None
+        data = load_json(*self.profile)
+        for key in ("profile_v2", "profile"):
+            name = (data.get(key) or {}).get("name") if isinstance(data, dict) else None
+            if isinstance(name, dict) and name.get("full_name"):
+                return clean_name(fix_mojibake(name["full_name"]))
+        return None
+
+    def participant_sets(self) -> Iterator[set[str]]:
+        for pages in self.pages.values():
+            _, source, member = min(pages, key=lambda page: page[0])
+            yield _participants(load_json(source, member))
+
+    def threads(self, skipped: Counter) -> Iterator[ChatThread]:
+        for thread_id, pages in self.pages.items():
+            pages = sorted(pages, key=lambda page: page[0])  # message_1 (newest) first
+            thread = ChatThread(id=thread_id, title="", format=self.format)
+            newest_first = []
+            for _, source, member in pages:
+                data = load_json(source, member)
+                if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+                    raise InputError(f"{source.where(member)}: no 'messages' list")
+                thread.participants |= _participants(data)
+                thread.title = thread.title or fix_mojibake(data.get("title") or "")
+                newest_first.extend(data["messages"])
+            for raw in reversed(newest_first):
+                text = dyi_text(raw, skipped)
+                if text is not None:
+                    sender = clean_name(fix_mojibake(raw.get("sender_name") or ""))
+                    time = (raw.get("timestamp_ms") or 0) / 1000
+                    thread.messages.append(ChatMessage(sender, time, text))
+            thread.messages.sort(key=lambda message: message.time)
+            yield thread
+
+
+def _participants(data) -> set[str]:
+    names = set()
+    for participant in data.get("participants") or () if isinstance(data, dict) else ():
+        name = participant.get("name") if isinstance(participant, dict) else participant
+        if name:
+            names.add(clean_name(fix_mojibake(name)))
+    return names
+
+
+def dyi_text(message: dict, skipped: Counter) -> str | None:
+    """The human text of one DYI message, or None (counted in `skipped`) if it has none."""
+    kind = message.get("type", "Generic")
+    if message.get("is_unsent"):
+        skipped["unsent"] += 1
+        return None
+    if kind == "Call" or "call_duration" in message:
+        skipped["call"] += 1
+        return None
+    if kind in ("Subscribe", "Unsubscribe"):
+        skipped["system"] += 1
+        return None
+    if "sticker" in message:
+        skipped["sticker"] += 1
+        return None
+    content = message.get("content")
+    has_media = any(message.get(key) for key in MEDIA_KEYS)
+    if not content or not content.strip():
+        skipped["media" if has_media else "share" if "share" in message else "empty"] += 1
+        return None
+    text = fix_mojibake(content).strip()
+    if PLACEHOLDER.match(text):
+        skipped["media" if has_media else "placeholder"] += 1
+        return None
+    if REACTION.match(text):
+        skipped["reaction"] += 1
+        return None
+    if UNSENT.match(text):
+        skipped["unsent"] += 1
+        return None
+    if CALL.search(text) and len(text) < 120:
+        skipped["call"] += 1
+        return None
+    if SYSTEM.search(text) and len(text) < 200:
+        skipped["system"] += 1
+        return None
+    if kind == "Share" or "share" in message:
+        link = (message.get("share") or {}).get("link") or ""
+        own = text.replace(fix_mojibake(link), "").strip() if link else text
+        if not own or own.startswith(("http://", "https://")) and " " not in own:
+            skipped["share"] += 1
+            return None
+    return text
+
+
+class MessengerE2EEReader:
+    """Messenger end-to-end encrypted chat exports: one JSON file per thread."""
+
+    format = "messenger-e2ee"
+
+    def __init__(self, files: list[tuple[Source, str]]):
+        self.files = files
+
+    @classmethod
+    def detect(cls, sources: list[Source], claimed: set) -> MessengerE2EEReader | None:
+        files = []
+        for source in sources:
+            for member in source.members():
+                if not member.lower().endswith(".json") or (id(source), member) in claimed:
+                    continue
+                sniff = head(source, member, 65536)
+                if b'"senderName"' in sniff or (
+                    b'"participants"' in sniff and b'"threadName"' in sniff
+                ):
+                    files.append((source, member))
+                    claimed.add((id(source), member))
+        return cls(files) if files else None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def owner(self) -> str | None:
+        return None
+
+    def participant_sets(self) -> Iterator[set[str]]:
+        for source, member in self.files:
+            yield _e2ee_participants(self._load(source, member))
+
+    def _load(self, source: Source, member: str) -> dict:
+        data = load_json(source, member)
+        if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+            raise InputError(f"{source.where(member)}: no 'messages' list")
+        return data
+
+    def threads(self, skipped: Counter) -> Iterator[ChatThread]:
+        for source, member in self.files:
+            data = self._load(source, member)
+            stem = PurePosixPath(member).stem
+            thread = ChatThread(
+                id=f"messenger-e2ee:{stem}",
+                title=data.get("threadName") or stem,
+                format=self.format,
+                participants=_e2ee_participants(data),
+            )
+            for raw in data["messages"]:
+                text = e2ee_text(raw, skipped)
+                if text is not None:
+                    sender = clean_name(raw.get("senderName"))
+                    thread.messages.append(ChatMessage(sender, (raw.get("timestamp") or 0) / 1000, text))
+            thread.messages.sort(key=lambda message: message.time)
+            yield thread
+
+
+def _e2ee_participants(data: dict) -> set[str]:
+    names = {clean_name(p if isinstance(p, str) else (p or {}).get("name")) for p in data.get("participants") or ()}
+    names.discard("")
+    return names
+
+
+def e2ee_text(message: dict, skipped: Counter) -> str | None:
+    kind = str(message.get("type") or "text").lower()
+    text = (message.get("text") or "").strip()
+    if message.get("isUnsent"):
+        skipped["unsent"] += 1
+    elif "call" in kind:
+        skipped["call"] += 1
+    elif kind not in ("text", "generic", "message") and not message.get("media"):
+        skipped["system"] += 1
+    elif not text:
+        skipped["media" if message.get("media") else "empty"] += 1
+    elif PLACEHOLDER.match(text):
+        skipped["placeholder"] += 1
+    elif REACTION.match(text):
+        skipped["reaction"] += 1
+    else:
+        return text
+    return None

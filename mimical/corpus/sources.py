@@ -1,0 +1,241 @@
+"""Open what the user hands us — a folder, a .zip, or one file — as a read-only tree of files.
+
+Exports arrive as the service hands them out: Facebook's multi-part zips, WhatsApp's
+"Export chat" .zip (or a folder full of them), Telegram's `result.json`. Readers see a
+`Source`: a list of member paths (POSIX, relative) and a way to open each one.
+
+Zips are never extracted. Before any member is read, the archive is checked for unsafe
+member names (absolute paths, `..`, drive letters) and for zip bombs: a limit on the total
+uncompressed size and on each member's compression ratio. `zipfile` itself never returns
+more bytes than a member's declared size, so checking the declared sizes is enough.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from mimical.errors import InputError, TooLargeError
+
+# An export this large (uncompressed) is refused: the biggest real Messenger exports we
+# have heard of are a few GiB of JSON.
+MAX_UNCOMPRESSED_BYTES = 8 * 1024**3
+# JSON and chat text compress 5-20x; a member compressed more than this is a zip bomb.
+MAX_COMPRESSION_RATIO = 200
+# Members smaller than this are not ratio-checked (tiny files have meaningless ratios).
+RATIO_CHECK_MIN_BYTES = 1024 * 1024
+
+
+class Source:
+    """A tree of files inside one input path."""
+
+    #: What the user gave us (used in error messages).
+    label: str
+
+    def members(self) -> list[str]:
+        raise NotImplementedError
+
+    def open(self, member: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def size(self, member: str) -> int:
+        raise NotImplementedError
+
+    def where(self, member: str) -> str:
+        """A human name for one member, e.g. `export.zip:inbox/a/message_1.json`."""
+        return f"{self.label}:{member}" if member else self.label
+
+    def read(self, member: str) -> bytes:
+        with self.open(member) as handle:
+            return handle.read()
+
+    def close(self) -> None:
+        pass
+
+
+class DirectorySource(Source):
+    def __init__(self, root: Path):
+        self.root = root
+        self.label = str(root)
+        self._members = sorted(
+            path.relative_to(root).as_posix()
+            for path in root.rglob("*")
+            if path.is_file() and not path.name.startswith(".")
+        )
+
+    def members(self) -> list[str]:
+        return self._members
+
+    def open(self, member: str) -> BinaryIO:
+        return (self.root / member).open("rb")
+
+    def size(self, member: str) -> int:
+        return (self.root / member).stat().st_size
+
+    def where(self, member: str) -> str:
+        return str(self.root / member)
+
+
+class FileSource(Source):
+    """A single file given directly (a WhatsApp .txt, a Telegram result.json, ...)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.label = str(path)
+
+    def members(self) -> list[str]:
+        return [self.path.name]
+
+    def open(self, member: str) -> BinaryIO:
+        return self.path.open("rb")
+
+    def size(self, member: str) -> int:
+        return self.path.stat().st_size
+
+    def where(self, member: str) -> str:
+        return self.label
+
+
+class ZipSource(Source):
+    def __init__(self, file: str | Path | BinaryIO, label: str):
+        self.label = label
+        try:
+            self.archive = zipfile.ZipFile(file)
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise InputError(f"{label}: not a readable zip file ({error})") from None
+        self._members = check_zip(self.archive, label)
+
+    def members(self) -> list[str]:
+        return self._members
+
+    def open(self, member: str) -> BinaryIO:
+        return self.archive.open(member)
+
+    def read(self, member: str) -> bytes:
+        try:
+            return self.archive.read(member)
+        except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile) as error:
+            raise InputError(f"{self.where(member)}: corrupt zip member ({error})") from None
+
+    def size(self, member: str) -> int:
+        return self.archive.getinfo(member).file_size
+
+    def close(self) -> None:
+        self.archive.close()
+
+
+def check_zip(archive: zipfile.ZipFile, label: str) -> list[str]:
+    """Refuse unsafe names and zip bombs; return the file members' names."""
+    total = 0
+    names = []
+    for info in archive.infolist():
+        name = info.filename
+        if unsafe_member_name(name):
+            raise InputError(f"{label}: unsafe member name {name!r} in zip")
+        total += info.file_size
+        if total > MAX_UNCOMPRESSED_BYTES:
+            raise TooLargeError(
+                f"{label}: uncompressed size exceeds {MAX_UNCOMPRESSED_BYTES} bytes (zip bomb?)"
+            )
+        if (
+            info.file_size >= RATIO_CHECK_MIN_BYTES
+            and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)
+        ):
+            raise TooLargeError(
+                f"{label}: member {name!r} expands {info.file_size // max(info.compress_size, 1)}x"
+                f" (limit {MAX_COMPRESSION_RATIO}x; zip bomb?)"
+            )
+        # macOS adds "__MACOSX/._name" resource forks to zips it makes; they are not ours.
+        hidden = name.startswith("__MACOSX/") or PurePosixPath(name).name.startswith(".")
+        if not info.is_dir() and not hidden:
+            names.append(name)
+    return sorted(names)
+
+
+def unsafe_member_name(name: str) -> bool:
+    normalized = name.replace("\\", "/")
+    if normalized.startswith("/") or (len(normalized) > 1 and normalized[1] == ":"):
+        return True
+    return ".." in PurePosixPath(normalized).parts
+
+
+@dataclass
+class OpenedSources:
+    """All sources of one import, closed together (nested zips use temporary files)."""
+
+    sources: list[Source]
+    _temp_dir: str | None = None
+
+    def close(self) -> None:
+        for source in self.sources:
+            source.close()
+        if self._temp_dir:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+
+
+def open_sources(paths: list[str | os.PathLike]) -> OpenedSources:
+    """One `Source` per input path, plus one per .zip found inside a folder or a zip.
+
+    A folder of WhatsApp "Export chat" zips, or Facebook's multi-part download saved
+    side by side, is therefore one import.
+    """
+    opened = OpenedSources([])
+    try:
+        for raw in paths:
+            path = Path(raw).expanduser()
+            if not path.exists():
+                raise InputError(f"{path}: no such file or directory")
+            if path.is_dir():
+                source: Source = DirectorySource(path)
+            elif zipfile.is_zipfile(path):
+                source = ZipSource(path, str(path))
+            elif path.suffix.lower() == ".zip":
+                raise InputError(f"{path}: not a readable zip file")
+            else:
+                source = FileSource(path)
+            opened.sources.append(source)
+            opened.sources.extend(_nested_zips(source, opened))
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
+def _nested_zips(source: Source, opened: OpenedSources) -> Iterator[Source]:
+    for member in source.members():
+        if not member.lower().endswith(".zip"):
+            continue
+        where = source.where(member)
+        if isinstance(source, DirectorySource):
+            yield ZipSource(source.root / member, where)
+            continue
+        if isinstance(source, FileSource):
+            continue
+        # A zip inside a zip: copy it to a temporary file (it was size-checked above).
+        if opened._temp_dir is None:
+            opened._temp_dir = tempfile.mkdtemp(prefix="mimical-import-")
+        target = Path(opened._temp_dir) / f"{len(opened.sources)}.zip"
+        with source.open(member) as inner, target.open("wb") as out:
+            shutil.copyfileobj(inner, out)
+        yield ZipSource(target, where)
+
+
+def read_text(source: Source, member: str) -> str:
+    """Decode a text export: UTF-8 (with or without BOM), or UTF-16 with a BOM."""
+    data = source.read(member)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig", errors="replace")
+
+
+def head(source: Source, member: str, size: int = 4096) -> bytes:
+    """The first bytes of a member, to sniff its format without reading it all."""
+    with source.open(member) as handle:
+        return handle.read(size)
+

@@ -1,0 +1,220 @@
+"""The dialog every channel shares: pick a persona, unlock it, then chat with it.
+
+One state machine per (channel, user), kept in a `SessionStore`:
+
+    choosing  --name of a public persona-->          chatting
+    choosing  --name of a password-protected one-->  password --right password--> chatting
+    any state --"%restart"-->                        choosing (greeting again)
+
+`handle()` takes one incoming text and returns the texts to send back, so the
+Messenger webhook, the web chat and the terminal only move strings around. The
+words below are the product's; tests check them verbatim.
+
+Usage:
+
+    engine = DialogEngine(open_registry(settings), ModelClient(target),
+                          open_session_store(settings), PasswordTries(settings))
+    engine.handle("web", "visitor-1", "%show all")
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+from typing import Protocol
+
+from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS
+from mimical.dialog.sessions import PasswordTries, SessionStore
+from mimical.errors import InputError, NotFoundError, UnavailableError
+
+log = logging.getLogger(__name__)
+
+GREETING = "Hi! Who would you like to talk to?"
+SHOW_ALL_HINT = 'Type "%show all" to list all available public personas.'
+PASSWORD_PROMPT = "This persona is password protected. Please enter a password."
+WRONG_PASSWORD = 'Wrong password. Please try again, or type "%restart" to pick another persona.'
+TOO_MANY_TRIES = "Too many wrong passwords for {name}. Please wait {minutes} and try again."
+NOW_CHATTING = 'You are now chatting with {name}. Type "%restart" to pick a new persona.'
+NOT_AVAILABLE = "{name} is not available right now, try again in a minute"
+NOT_READY = "{name} is still being built ({phase}). Please try again later."
+NO_PUBLIC_PERSONAS = "There are no public personas yet."
+HELP = "\n".join(
+    [
+        "Commands:",
+        '"%show all" lists all available public personas.',
+        '"%restart" ends the current chat so you can pick a new persona.',
+        '"%help" shows this help.',
+        "To start chatting, type the name of a persona.",
+    ]
+)
+
+# Replies stay short, like chat messages; the model stops earlier at end of turn.
+REPLY_MAX_CHARS = 200
+REPLY_TEMPERATURE = 0.8
+REPLY_TIMEOUT_SECONDS = 10.0
+MESSAGE_MAX_CHARS = 2000
+
+
+class Persona(Protocol):
+    name: str
+    display_name: str
+    public: bool
+    has_password: bool
+    phase: str
+
+    @property
+    def servable(self) -> bool: ...
+
+
+class PersonaDirectory(Protocol):
+    """What the dialog needs from the registry (`mimical.registry.Registry` fits)."""
+
+    def get(self, name: str) -> Persona: ...
+
+    def list_public(self) -> list[Persona]: ...
+
+    def verify_password(self, name: str, password: str | None) -> bool: ...
+
+
+class ReplyModel(Protocol):
+    """What the dialog needs from the model server (`ModelClient` fits)."""
+
+    def reply(self, model: str, context: str, **options) -> str: ...
+
+
+def _wait_words(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+class DialogEngine:
+    def __init__(
+        self,
+        directory: PersonaDirectory,
+        models: ReplyModel,
+        sessions: SessionStore,
+        password_tries: PasswordTries,
+        *,
+        context_turns: int = DEFAULT_CONTEXT_TURNS,
+        reply_timeout: float = REPLY_TIMEOUT_SECONDS,
+    ):
+        self.directory = directory
+        self.models = models
+        self.sessions = sessions
+        self.password_tries = password_tries
+        self.context_turns = context_turns
+        self.reply_timeout = reply_timeout
+
+    def state(self, channel: str, user_id: str) -> str:
+        """`choosing`, `password` or `chatting` (what a UI may adapt to, e.g. hide input)."""
+        session = self.sessions.load(f"{channel}:{user_id}")
+        return session["state"] if session else "choosing"
+
+    def handle(self, channel: str, user_id: str, text: str) -> list[str]:
+        """Answer one incoming message; an empty text from a new user just gets the greeting."""
+        if len(text) > MESSAGE_MAX_CHARS:
+            raise InputError(f"message longer than {MESSAGE_MAX_CHARS} characters")
+        key = f"{channel}:{user_id}"
+        text = text.strip()
+        command = " ".join(text.lower().split())
+        session = self.sessions.load(key)
+        if command == "%restart" or session is None and not text:
+            session = {"state": "choosing"}
+            replies = [GREETING, SHOW_ALL_HINT]
+        elif command == "%help":
+            session = session or {"state": "choosing"}
+            replies = [HELP]
+        elif session is None or session["state"] == "choosing":
+            session, replies = self._choose(text, command, greet=session is None)
+        elif session["state"] == "password":
+            session, replies = self._unlock(key, session, text)
+        else:
+            session, replies = self._chat(session, text)
+        self.sessions.save(key, session)
+        return replies
+
+    def _choose(self, text: str, command: str, greet: bool) -> tuple[dict, list[str]]:
+        choosing = {"state": "choosing"}
+        if command == "%show all":
+            return choosing, [self._list_public()]
+        name = text.lower()
+        persona = self._find(name) if name and not name.startswith("%") else None
+        if persona is None:
+            if greet:
+                return choosing, [GREETING, SHOW_ALL_HINT]
+            return choosing, [self._unknown(text)]
+        if not persona.servable:
+            return choosing, [NOT_READY.format(name=persona.display_name, phase=persona.phase)]
+        if persona.has_password:
+            return {"state": "password", "persona": persona.name}, [PASSWORD_PROMPT]
+        return self._start_chat(persona)
+
+    def _find(self, name: str) -> Persona | None:
+        try:
+            return self.directory.get(name)
+        except (NotFoundError, InputError):
+            return None
+
+    def _list_public(self) -> str:
+        personas = self.directory.list_public()
+        if not personas:
+            return NO_PUBLIC_PERSONAS
+        lines = ["Public personas:"]
+        for persona in personas:
+            label = persona.name
+            if persona.display_name != persona.name:
+                label += f" ({persona.display_name})"
+            if not persona.servable:
+                label += " - not ready yet"
+            lines.append(f"- {label}")
+        return "\n".join(lines)
+
+    def _unknown(self, text: str) -> str:
+        # Only public names are suggested: a private persona's name is a secret too.
+        names = [persona.name for persona in self.directory.list_public()]
+        close = difflib.get_close_matches(text.lower(), names, n=3, cutoff=0.5)
+        if close:
+            suggestions = ", ".join(f'"{name}"' for name in close)
+            return f'I don\'t know anyone called "{text}". Did you mean {suggestions}?'
+        return f'I don\'t know anyone called "{text}". {SHOW_ALL_HINT}'
+
+    def _start_chat(self, persona: Persona) -> tuple[dict, list[str]]:
+        session = {"state": "chatting", "persona": persona.name,
+                   "display_name": persona.display_name, "history": []}
+        return session, [NOW_CHATTING.format(name=persona.display_name)]
+
+    def _unlock(self, key: str, session: dict, password: str) -> tuple[dict, list[str]]:
+        persona = self._find(session["persona"])
+        if persona is None:  # deleted while we were asking
+            return {"state": "choosing"}, [self._unknown(session["persona"])]
+        wait = self.password_tries.seconds_locked(key, persona.name)
+        if wait:
+            return session, [TOO_MANY_TRIES.format(name=persona.display_name,
+                                                   minutes=_wait_words(wait))]
+        if self.directory.verify_password(persona.name, password):
+            return self._start_chat(persona)
+        self.password_tries.record_failure(key, persona.name)
+        wait = self.password_tries.seconds_locked(key, persona.name)
+        if wait:
+            return session, [TOO_MANY_TRIES.format(name=persona.display_name,
+                                                   minutes=_wait_words(wait))]
+        return session, [WRONG_PASSWORD]
+
+    def _chat(self, session: dict, text: str) -> tuple[dict, list[str]]:
+        name, display_name = session["persona"], session["display_name"]
+        if not text:
+            return session, []
+        history = [*session["history"], text]
+        context = "\n".join(history[-self.context_turns:])
+        try:
+            reply = self.models.reply(
+                name, context, temperature=REPLY_TEMPERATURE, max_chars=REPLY_MAX_CHARS,
+                timeout=self.reply_timeout,
+            )
+        except (UnavailableError, NotFoundError, InputError) as error:
+            log.warning("no reply from %s: %s", name, error)
+            return session, [NOT_AVAILABLE.format(name=display_name)]
+        reply = reply.strip() or "..."
+        session = {**session, "history": [*history, reply][-2 * self.context_turns:]}
+        return session, [reply]

@@ -1,0 +1,202 @@
+"""The few Kubernetes API calls mimical makes, over the official `kubernetes` client.
+
+kopf watches and patches the Chatbots it handles; everything else (training Jobs,
+the shared TF Serving ConfigMap, a Chatbot's status from a Job's handler, the
+backend creating Chatbots) goes through `Cluster`. Calls are synchronous: kopf runs
+sync handlers in its thread pool, and the backend is a sync Flask app.
+
+Connection: `Settings.kube_api_url` when set (development, tests), else the pod's
+service account, else `~/.kube/config`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from mimical.config import Settings
+from mimical.errors import NotFoundError, UnavailableError
+from mimical.kube import GROUP, PLURAL, VERSION
+from mimical.kube.manifests import LABEL_CHATBOT, serving_config_data, serving_entries
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def api_client(settings: Settings):
+    """A `kubernetes.client.ApiClient` for the configured cluster."""
+    from kubernetes import client, config
+
+    if settings.kube_api_url:
+        configuration = client.Configuration()
+        configuration.host = settings.kube_api_url
+        return client.ApiClient(configuration)
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        try:
+            config.load_kube_config()
+        except (config.ConfigException, OSError) as error:
+            raise UnavailableError(f"no Kubernetes cluster configured: {error}") from None
+    return client.ApiClient()
+
+
+def api_status(error: Exception) -> int | None:
+    """The HTTP status of a client error (None for connection problems)."""
+    return getattr(error, "status", None)
+
+
+class Cluster:
+    """Typed-enough access to the objects mimical owns in one namespace."""
+
+    def __init__(self, settings: Settings, client=None):
+        from kubernetes import client as k8s
+
+        self.settings = settings
+        self.namespace = settings.namespace
+        self.api = client or api_client(settings)
+        self.batch = k8s.BatchV1Api(self.api)
+        self.core = k8s.CoreV1Api(self.api)
+        self.custom = k8s.CustomObjectsApi(self.api)
+        # The serving ConfigMap is read-modify-written; one writer at a time in this process.
+        self._serving_lock = threading.Lock()
+
+    def _call(self, what: str, function, *args, **kwargs):
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return function(*args, **kwargs)
+        except ApiException as error:
+            if error.status == 404:
+                raise NotFoundError(f"{what}: not found") from None
+            raise
+        except HTTPError as error:
+            raise UnavailableError(f"{what}: Kubernetes API unreachable: {error}") from None
+
+    # Chatbots -------------------------------------------------------------------------
+
+    def get_chatbot(self, name: str) -> dict | None:
+        try:
+            return self._call(
+                f"chatbot {name}",
+                self.custom.get_namespaced_custom_object,
+                GROUP, VERSION, self.namespace, PLURAL, name,
+            )
+        except NotFoundError:
+            return None
+
+    def list_chatbots(self) -> list[dict]:
+        listing = self._call(
+            "chatbots", self.custom.list_namespaced_custom_object,
+            GROUP, VERSION, self.namespace, PLURAL,
+        )
+        return listing.get("items", [])
+
+    def create_chatbot(self, body: dict) -> dict:
+        return self._call(
+            "chatbots", self.custom.create_namespaced_custom_object,
+            GROUP, VERSION, self.namespace, PLURAL, body,
+        )
+
+    def delete_chatbot(self, name: str) -> None:
+        self._call(
+            f"chatbot {name}", self.custom.delete_namespaced_custom_object,
+            GROUP, VERSION, self.namespace, PLURAL, name,
+        )
+
+    def patch_chatbot_status(self, name: str, status: dict) -> dict:
+        return self._call(
+            f"chatbot {name}",
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP, VERSION, self.namespace, PLURAL, name, {"status": status},
+            _content_type=MERGE_PATCH,
+        )
+
+    # Secrets (the backend stores password hashes there) ---------------------------------
+
+    def apply_secret(self, body: dict) -> None:
+        """Create the Secret, or replace its data if it exists."""
+        from kubernetes.client.exceptions import ApiException
+
+        name = body["metadata"]["name"]
+        try:
+            self._call(f"secret {name}", self.core.create_namespaced_secret, self.namespace, body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            self._call(
+                f"secret {name}", self.core.patch_namespaced_secret, name, self.namespace, body,
+                _content_type=MERGE_PATCH,
+            )
+
+    def delete_secret(self, name: str) -> None:
+        try:
+            self._call(f"secret {name}", self.core.delete_namespaced_secret, name, self.namespace)
+        except NotFoundError:
+            pass
+
+    # Training Jobs --------------------------------------------------------------------
+
+    def create_job(self, manifest: dict) -> bool:
+        """Create the Job; False if it already exists (names are deterministic)."""
+        from kubernetes.client.exceptions import ApiException
+
+        name = manifest["metadata"]["name"]
+        try:
+            self._call(
+                f"job {name}", self.batch.create_namespaced_job, self.namespace, manifest,
+                _preload_content=False,
+            )
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    def delete_jobs(self, chatbot: str, keep: str | None = None) -> list[str]:
+        """Delete the chatbot's training Jobs except `keep`; return the deleted names."""
+        jobs = self._call(
+            f"jobs of {chatbot}", self.batch.list_namespaced_job, self.namespace,
+            label_selector=f"{LABEL_CHATBOT}={chatbot}",
+        )
+        deleted = []
+        for job in jobs.items:
+            if job.metadata.name == keep:
+                continue
+            try:
+                self._call(
+                    f"job {job.metadata.name}", self.batch.delete_namespaced_job,
+                    job.metadata.name, self.namespace, propagation_policy="Background",
+                )
+                deleted.append(job.metadata.name)
+            except NotFoundError:
+                pass
+        return deleted
+
+    # The shared TF Serving model config -------------------------------------------------
+
+    def set_serving_entry(self, chatbot: str, version: int | None, storage_root: str) -> None:
+        """Serve `chatbot` at `version` (None: stop serving it); idempotent."""
+        name = self.settings.serving_configmap
+        with self._serving_lock:
+            configmap = self._call(
+                f"ConfigMap {name} (install the chart first)",
+                self.core.read_namespaced_config_map, name, self.namespace,
+            )
+            entries = serving_entries(configmap.data)
+            if version is None:
+                entries.pop(chatbot, None)
+            else:
+                entries[chatbot] = int(version)
+            data = serving_config_data(entries, storage_root)
+            if data != (configmap.data or {}):
+                self._call(
+                    f"ConfigMap {name}", self.core.patch_namespaced_config_map,
+                    name, self.namespace, {"data": data}, _content_type=MERGE_PATCH,
+                )
+
+    def serving_entries(self) -> dict[str, int]:
+        name = self.settings.serving_configmap
+        configmap = self._call(
+            f"ConfigMap {name}", self.core.read_namespaced_config_map, name, self.namespace
+        )
+        return serving_entries(configmap.data)

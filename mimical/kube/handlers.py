@@ -1,0 +1,181 @@
+"""kopf handlers: keep each Chatbot trained, served and, when deleted, cleaned up.
+
+    create / spec change / operator restart → `start_training`: one Job per generation
+    Job finished (watched via its labels)    → `job_changed`: serve the version or mark Failed
+    while Training (timer)                   → `poll_progress`: copy the Job's progress
+    deletion (finalizer)                     → `clean_up`: S3 prefixes and serving entry
+
+Every handler is safe to run twice: Job names are deterministic, the status says what
+is already done, and deletions ignore what is already gone. Handlers are sync (the
+`kubernetes` client and boto3 block); kopf runs them in its thread pool. Run them with
+`python operator/main.py` (see `mimical.kube.operator`).
+"""
+
+from __future__ import annotations
+
+import kopf
+
+from mimical.errors import UnavailableError
+from mimical.kube import GROUP, PLURAL, VERSION, artifacts
+from mimical.kube.manifests import (
+    LABEL_CHATBOT,
+    LABEL_GENERATION,
+    InvalidSpecError,
+    check_chatbot,
+    training_job,
+    training_job_name,
+)
+from mimical.kube.status import (
+    FAILED,
+    READY,
+    TRAINING,
+    now_iso,
+    spec_invalid,
+    training_failed,
+    training_started,
+    training_succeeded,
+)
+from mimical.storage import model_prefix
+
+CHATBOTS = (GROUP, VERSION, PLURAL)
+FINALIZER = f"{GROUP}/cleanup"
+# How often a Training chatbot's status.progress is refreshed from its Job's progress file.
+PROGRESS_INTERVAL_SECONDS = 15.0
+# Retry delay when S3 or the API server is briefly unreachable.
+RETRY_DELAY_SECONDS = 10
+
+
+def _temporary(function, *args, **kwargs):
+    """Call `function`; an unreachable backend becomes a kopf retry, not a failure."""
+    try:
+        return function(*args, **kwargs)
+    except UnavailableError as error:
+        raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_SECONDS) from None
+
+
+def start_training(body, meta, spec, status, name, patch, memo: kopf.Memo, logger, **_) -> None:
+    """Make sure the current generation has its training Job; record it in status."""
+    generation = int(meta.get("generation") or 1)
+    if status.get("observedGeneration") == generation and status.get("phase") in (READY, FAILED):
+        logger.debug("generation %s is already %s", generation, status.get("phase"))
+        return
+    try:
+        check_chatbot(name, dict(spec))
+    except InvalidSpecError as error:
+        patch.status.update(spec_invalid(dict(status), generation, str(error)))
+        kopf.warn(body, reason="InvalidSpec", message=str(error))
+        return
+    job_name = training_job_name(name, generation)
+    manifest = training_job(name, generation, dict(spec), memo.settings)
+    kopf.adopt(manifest, owner=body)
+    created = _temporary(memo.cluster.create_job, manifest)
+    # A spec change makes a still-running Job of an older generation pointless.
+    stale = _temporary(memo.cluster.delete_jobs, name, keep=job_name)
+    if stale:
+        logger.info("stopped stale training Jobs %s", ", ".join(stale))
+    if not (status.get("phase") == TRAINING and status.get("trainingJob") == job_name):
+        patch.status.update(training_started(dict(status), generation, job_name))
+    if created:
+        kopf.info(body, reason="Training", message=f"created training Job {job_name}")
+
+
+def job_outcome(job: dict) -> tuple[str, str, str] | None:
+    """("Complete" | "Failed", reason, message) of a finished Job; None while it runs."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            reason = condition.get("reason") or condition["type"]
+            return condition["type"], reason, condition.get("message") or ""
+    return None
+
+
+def job_changed(body, event, namespace, memo: kopf.Memo, logger, **_) -> None:
+    """A training Job changed: when it finished, serve its model or record the failure."""
+    if event.get("type") == "DELETED" or (outcome := job_outcome(dict(body))) is None:
+        return
+    labels = body.get("metadata", {}).get("labels", {})
+    name, job_name = labels[LABEL_CHATBOT], body["metadata"]["name"]
+    generation = int(labels.get(LABEL_GENERATION) or 0)
+    chatbot = _temporary(memo.cluster.get_chatbot, name)
+    if chatbot is None or chatbot["metadata"].get("deletionTimestamp"):
+        return
+    current = chatbot.get("status") or {}
+    if current.get("trainingJob") != job_name or current.get("phase") != TRAINING:
+        return  # a stale Job, or this outcome is already recorded
+    kind, reason, message = outcome
+    storage = memo.storage
+    if kind == "Complete":
+        versions = _temporary(artifacts.model_versions, storage, name)
+        if not versions:
+            kind, reason = "Failed", "NoModel"
+            message = f"Job {job_name} succeeded but left no model under {model_prefix(name)}"
+    if kind == "Complete":
+        version = versions[-1]
+        metrics = _temporary(artifacts.model_metrics, storage, name, version)
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float | str | bool)}
+        _temporary(memo.cluster.set_serving_entry, name, version, storage.root)
+        uri = storage.url(model_prefix(name, version)).rstrip("/")
+        new_status = training_succeeded(
+            current, generation, version, uri, memo.settings.serving_endpoint, scalars
+        )
+        _temporary(memo.cluster.patch_chatbot_status, name, new_status)
+        kopf.info(chatbot, reason="Ready", message=f"serving version {version} from {uri}")
+        logger.info("chatbot %s/%s serves version %s", namespace, name, version)
+        return
+    progress = _temporary(artifacts.read_json, storage, artifacts.progress_key(name, job_name))
+    progress = progress or {}
+    if progress.get("message") and progress.get("step") == "failed":
+        message = f"{message}: {progress['message']}" if message else progress["message"]
+    imported = progress.get("imported") if "imported" in progress else None
+    new_status = training_failed(current, generation, reason, message, imported=imported)
+    _temporary(memo.cluster.patch_chatbot_status, name, new_status)
+    kopf.warn(chatbot, reason="TrainingFailed", message=f"Job {job_name}: {reason}: {message}")
+
+
+def is_training(status, **_) -> bool:
+    return status.get("phase") == TRAINING
+
+
+def poll_progress(name, status, patch, memo: kopf.Memo, **_) -> None:
+    """Copy the running Job's progress file into status.progress."""
+    job_name = status.get("trainingJob")
+    if not job_name:
+        return
+    progress = _temporary(artifacts.read_json, memo.storage, artifacts.progress_key(name, job_name))
+    if not progress or progress.get("step") in ("done", "failed"):
+        return  # the Job's handler records the outcome
+    new = {
+        "step": str(progress.get("step", "")),
+        "percent": max(0, min(100, int(progress.get("percent") or 0))),
+        "message": str(progress.get("message", "")),
+        "updated": str(progress.get("updated") or now_iso()),
+    }
+    if new != dict(status.get("progress") or {}):
+        patch.status["progress"] = new
+
+
+def clean_up(name, namespace, memo: kopf.Memo, logger, **_) -> None:
+    """Finalizer: stop training, stop serving, delete the chatbot's objects in storage."""
+    _temporary(memo.cluster.delete_jobs, name)
+    _temporary(memo.cluster.set_serving_entry, name, None, memo.storage.root)
+    deleted = sum(
+        _temporary(memo.storage.delete_prefix, prefix) for prefix in artifacts.chatbot_prefixes(name)
+    )
+    logger.info("deleted %d stored objects of chatbot %s/%s", deleted, namespace, name)
+
+
+def register(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
+    """Attach the Chatbot and Job handlers to `registry` (one per operator run)."""
+    on_chatbots = {"registry": registry}
+    kopf.on.create(*CHATBOTS, id="train", **on_chatbots)(start_training)
+    kopf.on.update(*CHATBOTS, id="retrain", field="spec", **on_chatbots)(start_training)
+    kopf.on.resume(*CHATBOTS, id="resume", **on_chatbots)(start_training)
+    kopf.on.delete(*CHATBOTS, id="cleanup", **on_chatbots)(clean_up)
+    kopf.timer(
+        *CHATBOTS, id="progress", interval=PROGRESS_INTERVAL_SECONDS, when=is_training,
+        **on_chatbots,
+    )(poll_progress)
+    kopf.on.event(
+        "batch", "v1", "jobs", id="training-job", labels={LABEL_CHATBOT: kopf.PRESENT},
+        registry=registry,
+    )(job_changed)
+    return registry

@@ -1,0 +1,229 @@
+"""Pure builders: a Chatbot's spec in, the Kubernetes objects the operator creates out.
+
+Nothing here talks to a cluster, so every manifest is unit-testable and validated
+against the Kubernetes OpenAPI schema in `tests/kube`. The handlers (`handlers.py`)
+only call these, adopt the result (`kopf.adopt`) and record what happened in status.
+
+Try one: `python -m mimical.kube.manifests alice s3://bucket/exports/alice.zip`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+
+import yaml
+
+from mimical.config import Settings
+from mimical.errors import InputError
+from mimical.kube import GROUP
+from mimical.storage import model_prefix
+
+# Chatbot names become Job names (`NAME-train-GEN`, max 63), pod labels and TF Serving
+# model names, so they must be short DNS labels.
+MAX_NAME_LENGTH = 40
+NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+LABEL_CHATBOT = f"{GROUP}/chatbot"
+LABEL_GENERATION = f"{GROUP}/generation"
+COMMON_LABELS = {"app.kubernetes.io/name": "mimical", "app.kubernetes.io/managed-by": "mimical-operator"}
+
+# One retry of a crashed pod; a failing import or a bad export fails the same way twice.
+JOB_BACKOFF_LIMIT = 1
+# Finished Jobs (and their pods' logs) stay a day for `kubectl logs`, then go.
+JOB_TTL_SECONDS = 24 * 3600
+# activeDeadlineSeconds = training budget + time to fetch, import and upload.
+JOB_DEADLINE_SLACK_SECONDS = 15 * 60
+DEFAULT_MAX_MINUTES = 30
+# The training pod's user: the image must not need root.
+TRAINING_UID = 10001
+DEFAULT_TRAINING_RESOURCES = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
+GPU_RESOURCE = "nvidia.com/gpu"
+
+MODEL_CONFIG_KEY = "models.config"  # TF Serving's --model_config_file (text proto)
+MODEL_ENTRIES_KEY = "models.json"  # the same entries as JSON, what the operator reads back
+
+
+class InvalidSpecError(InputError):
+    """The Chatbot passed the CRD schema but cannot be built (the status says why)."""
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """`spec.training` with the CRD's defaults applied (the API server applies them too)."""
+
+    max_minutes: int = DEFAULT_MAX_MINUTES
+    epochs: int | None = None
+    gpu: int = 0
+    image: str = ""
+    resources: dict = field(default_factory=dict)
+    node_selector: dict = field(default_factory=dict)
+    tolerations: list = field(default_factory=list)
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> TrainingSpec:
+        training = spec.get("training") or {}
+        return cls(
+            max_minutes=int(training.get("maxMinutes") or DEFAULT_MAX_MINUTES),
+            epochs=training.get("epochs"),
+            gpu=int(training.get("gpu") or 0),
+            image=training.get("image") or "",
+            resources=dict(training.get("resources") or {}),
+            node_selector=dict(training.get("nodeSelector") or {}),
+            tolerations=list(training.get("tolerations") or []),
+        )
+
+
+def check_chatbot(name: str, spec: dict) -> None:
+    """Refuse what the CRD schema cannot express; `InvalidSpecError` names the problem."""
+    if len(name) > MAX_NAME_LENGTH or not NAME_PATTERN.match(name):
+        raise InvalidSpecError(
+            f"chatbot name {name!r}: use at most {MAX_NAME_LENGTH} lowercase letters, digits "
+            "and '-' (it names the training Job and the served model)"
+        )
+    source = spec.get("source") or ""
+    if not source.startswith("s3://") or "/" not in source[len("s3://") :]:
+        raise InvalidSpecError(f"spec.source {source!r}: expected s3://BUCKET/KEY of an export")
+
+
+def training_job_name(name: str, generation: int) -> str:
+    """Deterministic per generation, so a restarted operator finds the Job it made."""
+    return f"{name}-train-{generation}"
+
+
+def chatbot_labels(name: str, component: str) -> dict[str, str]:
+    return {**COMMON_LABELS, "app.kubernetes.io/component": component, LABEL_CHATBOT: name}
+
+
+def _training_resources(training: TrainingSpec) -> dict:
+    requests = {**DEFAULT_TRAINING_RESOURCES["requests"], **training.resources.get("requests", {})}
+    limits = {**DEFAULT_TRAINING_RESOURCES["limits"], **training.resources.get("limits", {})}
+    if training.gpu > 0:
+        limits[GPU_RESOURCE] = training.gpu
+    return {"requests": requests, "limits": limits}
+
+
+def _training_env(name: str, job_name: str, spec: dict, training: TrainingSpec, settings: Settings):
+    plain = {
+        "MIMICAL_CHATBOT": name,
+        "MIMICAL_SOURCE": spec["source"],
+        "MIMICAL_TRAINING_JOB": job_name,
+        "MIMICAL_TRAINING_MAX_MINUTES": str(training.max_minutes),
+        "MIMICAL_TRAINING_EPOCHS": str(training.epochs or ""),
+        "MIMICAL_STORAGE_URL": settings.storage_url,
+        "MIMICAL_S3_ENDPOINT_URL": settings.s3_endpoint_url,
+        "AWS_REGION": settings.s3_region,
+        "MIMICAL_HOME": "/tmp/mimical",
+        "HOME": "/tmp",
+    }
+    env = [{"name": key, "value": value} for key, value in plain.items() if value]
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.append(
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": settings.s3_secret, "key": key}}}
+        )
+    return env
+
+
+def training_job(name: str, generation: int, spec: dict, settings: Settings) -> dict:
+    """The batch/v1 Job that imports the export, trains, and uploads the versioned model.
+
+    The caller adopts it (owner reference → garbage-collected with the Chatbot).
+    """
+    training = TrainingSpec.from_spec(spec)
+    job_name = training_job_name(name, generation)
+    labels = {**chatbot_labels(name, "training"), LABEL_GENERATION: str(generation)}
+    tolerations = list(training.tolerations)
+    if training.gpu > 0:
+        # GPU node pools are usually tainted so only GPU work lands there.
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    pod_spec = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": TRAINING_UID,
+            "runAsGroup": TRAINING_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "train",
+                "image": training.image or settings.training_image,
+                "env": _training_env(name, job_name, spec, training, settings),
+                "resources": _training_resources(training),
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
+            }
+        ],
+        "volumes": [{"name": "scratch", "emptyDir": {}}],
+    }
+    if training.node_selector:
+        pod_spec["nodeSelector"] = training.node_selector
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name, "labels": labels},
+        "spec": {
+            "backoffLimit": JOB_BACKOFF_LIMIT,
+            "activeDeadlineSeconds": training.max_minutes * 60 + JOB_DEADLINE_SLACK_SECONDS,
+            "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+def model_base_path(storage_root: str, name: str) -> str:
+    """TF Serving's base path for one chatbot: versions are its numbered sub-directories."""
+    return f"{storage_root.rstrip('/')}/{model_prefix(name).rstrip('/')}"
+
+
+def model_config_text(entries: dict[str, int], storage_root: str) -> str:
+    """TF Serving's model config file: one entry per served chatbot, pinned to its version.
+
+    Pinning (`specific`) means a version goes live only once the operator saw its Job
+    succeed (never a half-uploaded one); TF Serving loads the new version before it
+    unloads the old, so a retrain swaps models without downtime.
+    """
+    lines = ["model_config_list {"]
+    for name, version in sorted(entries.items()):
+        lines += [
+            "  config {",
+            f'    name: "{name}"',
+            f'    base_path: "{model_base_path(storage_root, name)}"',
+            '    model_platform: "tensorflow"',
+            f"    model_version_policy {{ specific {{ versions: {int(version)} }} }}",
+            "  }",
+        ]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def serving_config_data(entries: dict[str, int], storage_root: str) -> dict[str, str]:
+    """The `data` of the shared TF Serving ConfigMap for these name → version entries."""
+    return {
+        MODEL_CONFIG_KEY: model_config_text(entries, storage_root),
+        MODEL_ENTRIES_KEY: json.dumps(entries, sort_keys=True),
+    }
+
+
+def serving_entries(configmap_data: dict | None) -> dict[str, int]:
+    """Read back the entries the operator wrote (an empty or foreign ConfigMap has none)."""
+    raw = (configmap_data or {}).get(MODEL_ENTRIES_KEY) or "{}"
+    try:
+        return {str(name): int(version) for name, version in json.loads(raw).items()}
+    except (ValueError, AttributeError):
+        return {}
+
+
+if __name__ == "__main__":
+    chatbot, source = sys.argv[1], sys.argv[2]
+    yaml.safe_dump(training_job(chatbot, 1, {"source": source}, Settings.from_env()), sys.stdout)

@@ -1,0 +1,99 @@
+"""Run the mimical operator: the kopf handlers of `mimical.kube.handlers`, one namespace.
+
+    python operator/main.py        # in the operator image; settings from MIMICAL_* env
+
+It watches Chatbots and training Jobs in `MIMICAL_NAMESPACE` (so a namespaced Role
+is enough, see `mimical.kube.rbac`), stores models under `MIMICAL_STORAGE_URL`
+(s3://bucket/prefix) and edits the shared TF Serving ConfigMap. Tests run the same
+`run_operator` in a thread against a mock API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from mimical.config import Settings
+from mimical.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+
+def _configure_kopf(kopf_settings) -> None:
+    """Where kopf keeps its own bookkeeping on Chatbots, and how it behaves."""
+    import kopf
+
+    from mimical.kube.handlers import FINALIZER
+
+    kopf_settings.persistence.finalizer = FINALIZER
+    kopf_settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="mimical.dev", key="last-handled-configuration"
+    )
+    kopf_settings.watching.server_timeout = 300
+    kopf_settings.networking.request_timeout = 60
+    kopf_settings.execution.max_workers = 8
+
+
+def build_registry(mimical_settings: Settings):
+    """A fresh kopf registry with our handlers, login and startup configuration."""
+    import kopf
+
+    from mimical.kube.handlers import register
+
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs):
+        if mimical_settings.kube_api_url:
+            return kopf.ConnectionInfo(
+                server=mimical_settings.kube_api_url, default_namespace=mimical_settings.namespace
+            )
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_) -> None:
+        _configure_kopf(settings)
+
+    return register(registry)
+
+
+def build_memo(settings: Settings):
+    """What every handler gets as `memo`: settings, the cluster client, the model storage."""
+    import kopf
+
+    from mimical.kube.cluster import Cluster
+    from mimical.storage import open_storage
+
+    if not settings.storage_url.startswith("s3://"):
+        raise InputError(
+            f"MIMICAL_STORAGE_URL={settings.storage_url!r}: the operator needs s3://bucket/prefix "
+            "(TF Serving and the training Jobs read models from S3)"
+        )
+    return kopf.Memo(settings=settings, cluster=Cluster(settings), storage=open_storage(
+        settings.storage_url, settings))
+
+
+def run_operator(
+    settings: Settings,
+    *,
+    stop_flag: threading.Event | None = None,
+    ready_flag: threading.Event | None = None,
+) -> None:
+    """Run until `stop_flag` is set (or SIGINT/SIGTERM when it is None)."""
+    import kopf
+
+    memo = build_memo(settings)
+    registry = build_registry(settings)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            memo=memo,
+            standalone=True,  # one replica; no peering objects, no extra RBAC
+            namespaces=[settings.namespace],
+            clusterwide=False,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    )

@@ -1,0 +1,103 @@
+"""Training data: corpus → (context → reply) pairs → held-out split → padded batches.
+
+The split is by conversation, never by message: replies in one conversation echo each
+other, so a message-level split would leak and flatter the held-out numbers.
+
+    python -m mimical.model.data corpus.jsonl   # print the split sizes
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mimical.corpus.schema import Pair, read_corpus, training_pairs
+from mimical.errors import InputError
+from mimical.model.model import SEP, ModelConfig, Vocabulary, example_tokens
+
+# Below this there is too little of the persona's voice to learn anything from.
+MIN_REPLIES = 50
+MIN_CONVERSATIONS = 5
+HELD_OUT_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[Pair]
+    held_out: list[Pair]
+
+
+def load_split(corpus_path: Path, seed: int = 0) -> Split:
+    """Read the corpus and hold out ~10% of its conversations (chosen by `seed`)."""
+    pairs = [p for p in training_pairs(read_corpus(corpus_path)) if p.reply.strip()]
+    if not pairs:
+        raise InputError(f"{corpus_path}: the corpus has no persona replies to learn from")
+    conversations = sorted({(p.thread, p.conversation) for p in pairs})
+    if len(pairs) < MIN_REPLIES or len(conversations) < MIN_CONVERSATIONS:
+        raise InputError(
+            f"{corpus_path}: too small to train: {len(pairs)} persona replies in "
+            f"{len(conversations)} conversations; need at least {MIN_REPLIES} replies "
+            f"in {MIN_CONVERSATIONS} conversations"
+        )
+    random.Random(seed).shuffle(conversations)
+    held_out = set(conversations[: max(1, round(len(conversations) * HELD_OUT_FRACTION))])
+    return Split(
+        train=[p for p in pairs if (p.thread, p.conversation) not in held_out],
+        held_out=[p for p in pairs if (p.thread, p.conversation) in held_out],
+    )
+
+
+def build_vocabulary(pairs: list[Pair], config: ModelConfig) -> Vocabulary:
+    return Vocabulary.from_texts(
+        (text for p in pairs for text in (p.context, p.reply)), min_count=config.min_char_count
+    )
+
+
+def encode(pairs: list[Pair], vocab: Vocabulary, config: ModelConfig) -> list[np.ndarray]:
+    return [
+        np.asarray(example_tokens(vocab, config, p.context, p.reply), np.int32) for p in pairs
+    ]
+
+
+def batches(
+    examples: list[np.ndarray], batch_size: int, rng: np.random.Generator | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(inputs, targets, weights) batches of similar-length examples, padded with 0.
+
+    With `rng`, examples are shuffled and then sorted by length within windows of 50
+    batches, which keeps padding low without always pairing the same examples; the
+    batch order is shuffled too. `weights` is 1 where the target is part of the reply.
+    """
+    order = np.arange(len(examples))
+    if rng is not None:
+        rng.shuffle(order)
+    window = batch_size * 50
+    chunks = []
+    for start in range(0, len(order), window):
+        part = sorted(order[start : start + window], key=lambda i: len(examples[i]))
+        chunks += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    if rng is not None:
+        rng.shuffle(chunks)
+    for chunk in chunks:
+        length = max(len(examples[i]) for i in chunk) - 1
+        inputs = np.zeros((len(chunk), length), np.int32)  # (B, T)
+        targets = np.zeros((len(chunk), length), np.int32)
+        weights = np.zeros((len(chunk), length), np.float32)
+        for row, i in enumerate(chunk):
+            tokens = examples[i]
+            n = len(tokens) - 1
+            inputs[row, :n] = tokens[:-1]
+            targets[row, :n] = tokens[1:]
+            sep = int(np.argmax(tokens == SEP))
+            weights[row, sep:n] = 1.0  # predictions made at or after SEP
+        yield inputs, targets, weights
+
+
+if __name__ == "__main__":
+    split = load_split(Path(sys.argv[1]))
+    print(f"train: {len(split.train)} replies, held out: {len(split.held_out)} replies")

@@ -1,0 +1,117 @@
+"""SavedModel export in TensorFlow Serving's layout, and the checks that keep it servable.
+
+`MODEL_BASE/NAME/VERSION/` holds `saved_model.pb` + `variables/` with the signatures
+`reply` and `serving_default`, and `assets.extra/` (ignored by TF Serving) with
+`metrics.json`, `curve.json`, `config.json` and `vocabulary.json`. A version appears
+atomically: it is written under a hidden name and renamed, so a server watching the
+base path never loads half a model.
+
+    python -m mimical.model.export MODEL_DIR   # list the ops of an export, flag non-core ones
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from mimical.errors import InputError, NotFoundError
+
+SIGNATURE = "reply"
+EXTRA_DIR = "assets.extra"
+
+
+def versions(model_dir: Path) -> list[int]:
+    """Existing versions of one model, oldest first."""
+    if not Path(model_dir).is_dir():
+        return []
+    return sorted(int(p.name) for p in Path(model_dir).iterdir() if p.name.isdigit())
+
+
+def export_generator(generator, model_base: Path, name: str, extras: dict[str, object]) -> Path:
+    """Save `generator` (a ReplyGenerator) as the next version of `name`; return its dir.
+
+    `extras` maps file names in `assets.extra/` to JSON-serialisable content.
+    """
+    import tensorflow as tf
+
+    model_dir = Path(model_base) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    version = (versions(model_dir) or [0])[-1] + 1
+    staging = model_dir / f".partial-{version}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        tf.saved_model.save(
+            generator,
+            str(staging),
+            signatures={SIGNATURE: generator.reply, "serving_default": generator.reply},
+        )
+        (staging / EXTRA_DIR).mkdir()
+        for file_name, content in extras.items():
+            (staging / EXTRA_DIR / file_name).write_text(json.dumps(content, indent=1))
+        while True:
+            target = model_dir / str(version)
+            try:
+                staging.rename(target)  # fails if another run took this version meanwhile
+                return target
+            except OSError:
+                if not target.exists():
+                    raise
+                version += 1
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def resolve_export(path: Path) -> Path:
+    """Accept a version dir or a model dir (→ its newest version)."""
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    found = versions(path)
+    if found:
+        return path / str(found[-1])
+    raise NotFoundError(f"{path}: not a model export (no saved_model.pb or version dirs)")
+
+
+def read_extra(export_dir: Path, file_name: str):
+    path = Path(export_dir) / EXTRA_DIR / file_name
+    if not path.is_file():
+        raise InputError(f"{path}: missing; was this model exported by `mimical train`?")
+    return json.loads(path.read_text())
+
+
+def load_export(export_dir: Path):
+    """The exported ReplyGenerator, with `reply` and `score` callable."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(resolve_export(export_dir)))
+
+
+def graph_op_types(export_dir: Path) -> set[str]:
+    """Every op type in the export: the graph and all functions in its library."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((resolve_export(export_dir) / "saved_model.pb").read_bytes())
+    ops = set()
+    for meta_graph in saved_model.meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return ops
+
+
+def non_core_ops(ops: set[str]) -> list[str]:
+    """The ops that stock TensorFlow (and so `tensorflow_model_server`) does not define."""
+    import tensorflow as tf  # noqa: F401  (registers the core ops)
+    from tensorflow.python.framework import op_def_registry
+
+    # Function calls in the graph name library functions, which are checked above.
+    return sorted(op for op in ops if op_def_registry.get(op) is None)
+
+
+if __name__ == "__main__":
+    op_types = graph_op_types(Path(sys.argv[1]))
+    print("\n".join(sorted(op_types)))
+    print(f"non-core: {non_core_ops(op_types) or 'none'}")

@@ -1,0 +1,300 @@
+"""The persona model: a character-level GRU that reads a context and writes a reply.
+
+One file, top to bottom: the vocabulary, the config dataclass, the Keras model that
+training fits, and `ReplyGenerator`, the same weights as plain TensorFlow ops with the
+whole reply loop (tokenize → read context → sample until end-of-turn → detokenize)
+in one graph, which is what gets exported for TensorFlow Serving.
+
+A training example is one token sequence:
+
+    [context characters (last `context_chars`)] SEP [reply characters] EOT
+
+and the loss only counts the predictions after SEP, so the model learns to answer in
+the persona's voice given what the friend said. Openers have an empty context.
+
+Why characters: chat text is short, misspelt and full of emoji; a character
+vocabulary (Unicode code points seen at least `min_char_count` times) never splits an
+emoji into invalid bytes, keeps sequences ~1.2× shorter than UTF-8 bytes on emoji-rich
+text, and needs no subword training. In the graph it is just `unicode_decode`, a
+`searchsorted` over the sorted code points, and `unicode_encode`.
+
+Try it: `python -m mimical.model.train corpus.jsonl -o /tmp/models` trains and exports.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+# Token ids below FIRST_CHAR_ID are special; characters follow in code point order.
+PAD, UNK, SEP, EOT = 0, 1, 2, 3
+FIRST_CHAR_ID = 4
+# Hard cap on one generated reply, whatever the client asks for.
+MAX_REPLY_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines the network's shape; saved with every checkpoint."""
+
+    embedding_dim: int = 64
+    units: int = 512  # GRU width (measured: benchmarks/train_bench.py)
+    layers: int = 1
+    dropout: float = 0.1
+    context_chars: int = 96  # how much of the friend's text the model reads
+    reply_chars: int = 160  # longer replies are cut (without EOT) when training
+    min_char_count: int = 3  # rarer characters become UNK
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Sorted Unicode code points; character `chr(codepoints[i])` has id FIRST_CHAR_ID + i."""
+
+    codepoints: tuple[int, ...]
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str], min_count: int = 1) -> Vocabulary:
+        counts = collections.Counter()
+        for text in texts:
+            counts.update(text)
+        return cls(tuple(sorted(ord(c) for c, n in counts.items() if n >= min_count)))
+
+    @property
+    def size(self) -> int:
+        return FIRST_CHAR_ID + len(self.codepoints)
+
+    def encode(self, text: str) -> list[int]:
+        ids = self._ids
+        return [ids.get(ord(c), UNK) for c in text]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(
+            chr(self.codepoints[i - FIRST_CHAR_ID]) for i in ids if i >= FIRST_CHAR_ID
+        )
+
+    @functools.cached_property
+    def _ids(self) -> dict[int, int]:
+        return {cp: FIRST_CHAR_ID + i for i, cp in enumerate(self.codepoints)}
+
+    def to_json(self) -> str:
+        return json.dumps({"codepoints": list(self.codepoints)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Vocabulary:
+        return cls(tuple(json.loads(text)["codepoints"]))
+
+
+def example_tokens(vocab: Vocabulary, config: ModelConfig, context: str, reply: str) -> list[int]:
+    """The token sequence of one (context → reply) example; see the module docstring."""
+    context_ids = vocab.encode(context[-config.context_chars :]) if config.context_chars else []
+    reply_ids = vocab.encode(reply[: config.reply_chars])
+    end = [EOT] if len(reply) <= config.reply_chars else []
+    return [*context_ids, SEP, *reply_ids, *end]
+
+
+def build_keras_model(config: ModelConfig, vocab_size: int):
+    """Embedding → GRU × layers → logits over the vocabulary, for (B, T) token ids."""
+    import keras
+
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    x = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(ids)
+    for layer in range(config.layers):
+        # Default activations and reset_after=True: the cuDNN kernel on GPU, and the
+        # exact math ReplyGenerator reimplements with plain ops.
+        x = keras.layers.GRU(config.units, return_sequences=True, name=f"gru_{layer}")(x)
+        x = keras.layers.Dropout(config.dropout)(x)
+    logits = keras.layers.Dense(vocab_size, name="logits")(x)  # (B, T, V)
+    return keras.Model(ids, logits, name="persona")
+
+
+def _reply_generator_class():
+    """Define ReplyGenerator lazily so importing this module does not import TensorFlow."""
+    import tensorflow as tf
+
+    class ReplyGenerator(tf.Module):
+        """The trained weights as tf.Variables plus an in-graph sampling loop.
+
+        Only core ops (MatMul, Sigmoid, While, UnicodeDecode, LowerBound, ...), so stock
+        `tensorflow_model_server` can run the exported `reply` signature.
+        """
+
+        def __init__(self, keras_model, vocab: Vocabulary, config: ModelConfig):
+            super().__init__(name="persona")
+            # The export describes itself: config and vocabulary travel with the weights.
+            self.config_json = tf.constant(config.to_json())
+            self.vocabulary_json = tf.constant(vocab.to_json())
+            self.context_chars = config.context_chars
+            self.layers = config.layers
+            self.units = config.units
+            self.vocab_size = vocab.size
+            self.embedding = tf.Variable(keras_model.get_layer("embedding").embeddings)
+            self.gru = []
+            for layer in range(config.layers):
+                kernel, recurrent_kernel, bias = keras_model.get_layer(f"gru_{layer}").weights
+                self.gru.append(
+                    (tf.Variable(kernel), tf.Variable(recurrent_kernel), tf.Variable(bias))
+                )
+            dense = keras_model.get_layer("logits")
+            self.logits_kernel = tf.Variable(dense.kernel)
+            self.logits_bias = tf.Variable(dense.bias)
+            self.codepoints = tf.constant(vocab.codepoints or (0,), dtype=tf.int32)
+            # id → code point; specials decode to nothing because replies are cut at EOT.
+            self.id_to_codepoint = tf.constant((0,) * FIRST_CHAR_ID + vocab.codepoints, tf.int32)
+            # Sampling never emits padding, UNK or SEP.
+            self.forbidden = tf.constant(
+                [-1e9 if i in (PAD, UNK, SEP) else 0.0 for i in range(vocab.size)], tf.float32
+            )
+
+        def initial_state(self, batch):
+            return [tf.zeros([batch, self.units]) for _ in range(self.layers)]
+
+        def step(self, ids, states):
+            """One token for each row: (B,) ids, [(B, U)] states → (B, V) logits, states."""
+            x = tf.gather(self.embedding, ids)  # (B, E)
+            new_states = []
+            for (kernel, recurrent_kernel, bias), h in zip(self.gru, states, strict=True):
+                x_z, x_r, x_h = tf.split(tf.matmul(x, kernel) + bias[0], 3, axis=-1)
+                r_z, r_r, r_h = tf.split(tf.matmul(h, recurrent_kernel) + bias[1], 3, axis=-1)
+                z = tf.sigmoid(x_z + r_z)
+                r = tf.sigmoid(x_r + r_r)
+                candidate = tf.tanh(x_h + r * r_h)
+                h = z * h + (1.0 - z) * candidate  # (B, U)
+                new_states.append(h)
+                x = h
+            return tf.matmul(x, self.logits_kernel) + self.logits_bias, new_states
+
+        def encode(self, texts, last_chars=None):
+            """(B,) strings → (B, T) right-padded ids (of the last chars only), (B,) lengths."""
+            chars = tf.strings.unicode_decode(texts, "UTF-8", errors="replace")
+            if last_chars is not None:
+                chars = chars[:, -last_chars:] if last_chars else chars[:, :0]
+            flat = chars.flat_values
+            index = tf.minimum(
+                tf.searchsorted(self.codepoints, flat), tf.size(self.codepoints) - 1
+            )
+            known = tf.equal(tf.gather(self.codepoints, index), flat)
+            ids = tf.where(known, index + FIRST_CHAR_ID, UNK)
+            ragged = chars.with_flat_values(ids)
+            return ragged.to_tensor(default_value=PAD), tf.cast(ragged.row_lengths(), tf.int32)
+
+        def read_context(self, context):
+            """Run the GRU over each row's context, then SEP; return the state to sample from."""
+            ids, lengths = self.encode(context, self.context_chars)
+            batch = tf.shape(ids)[0]
+            states = self.initial_state(batch)
+
+            def body(t, states):
+                _, new_states = self.step(ids[:, t], states)
+                still_reading = (t < lengths)[:, None]  # shorter rows keep their state
+                return t + 1, [tf.where(still_reading, n, s) for n, s in zip(new_states, states)]
+
+            _, states = tf.while_loop(
+                lambda t, _: t < tf.shape(ids)[1], body, (tf.constant(0), states)
+            )
+            return self.step(tf.fill([batch], SEP), states)
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None], tf.string, name="context"),
+                tf.TensorSpec([None], tf.float32, name="temperature"),
+                tf.TensorSpec([None], tf.int32, name="max_chars"),
+                tf.TensorSpec([None], tf.int64, name="seed"),
+            ]
+        )
+        def reply(self, context, temperature, max_chars, seed):
+            """Sample one reply per row until EOT or `max_chars`; temperature ≤ 0.01 is greedy."""
+            logits, states = self.read_context(context)
+            batch = tf.shape(context)[0]
+            max_chars = tf.clip_by_value(max_chars, 0, MAX_REPLY_CHARS)
+            steps = tf.reduce_max(tf.concat([max_chars, [1]], 0))  # ≥ 1: one step ends all
+            # Per-row Gumbel noise drawn up front from each row's own seed, so a reply
+            # depends only on its own (context, temperature, max_chars, seed).
+            noise = tf.map_fn(
+                lambda s: tf.random.stateless_uniform(
+                    [steps, self.vocab_size], tf.stack([s, 0]), minval=1e-9, maxval=1.0
+                ),
+                seed,
+                fn_output_signature=tf.float32,
+            )  # (B, steps, V)
+            gumbel = -tf.math.log(-tf.math.log(noise))
+            temperature = tf.maximum(temperature, 0.01)[:, None]
+
+            def body(t, logits, states, done, lengths, tokens):
+                scores = (logits + self.forbidden) / temperature + gumbel[:, t]
+                token = tf.argmax(scores, axis=-1, output_type=tf.int32)  # (B,)
+                done = done | tf.equal(token, EOT) | (t >= max_chars)
+                lengths = lengths + tf.cast(~done, tf.int32)
+                logits, states = self.step(token, states)
+                return t + 1, logits, states, done, lengths, tokens.write(t, token)
+
+            _, _, _, _, lengths, tokens = tf.while_loop(
+                lambda t, _l, _s, done, _n, _a: (t < steps) & ~tf.reduce_all(done),
+                body,
+                (
+                    tf.constant(0),
+                    logits,
+                    states,
+                    tf.zeros([batch], tf.bool),
+                    tf.zeros([batch], tf.int32),
+                    tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+                ),
+            )
+            tokens = tf.transpose(tokens.stack())[:, : tf.reduce_max(lengths)]  # (B, T)
+            tokens = tf.reshape(tokens, [batch, -1])
+            chars = tf.RaggedTensor.from_tensor(
+                tf.gather(self.id_to_codepoint, tokens), lengths=lengths
+            )
+            return {"reply": tf.strings.unicode_encode(chars, "UTF-8")}
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None], tf.string, name="context"),
+                tf.TensorSpec([None], tf.string, name="reply"),
+            ]
+        )
+        def score(self, context, reply):
+            """Log-likelihood of each reply (its characters, then EOT) given its context.
+
+            Returns `nats` (B,) and `tokens` (B,): evaluation divides one by the other.
+            """
+            logits, states = self.read_context(context)
+            targets, lengths = self.encode(reply)
+            targets = tf.concat([targets, tf.zeros_like(targets[:, :1])], axis=1)
+            lengths = lengths + 1  # the EOT ending the turn
+            targets = tf.tensor_scatter_nd_update(
+                targets,
+                tf.stack([tf.range(tf.shape(targets)[0]), lengths - 1], axis=1),
+                tf.fill(tf.shape(lengths), EOT),
+            )
+
+            def body(t, logits, states, nats):
+                target = targets[:, t]
+                log_probs = tf.nn.log_softmax(logits)
+                picked = tf.gather(log_probs, target, batch_dims=1)  # (B,)
+                nats = nats - tf.where(t < lengths, picked, 0.0)
+                logits, states = self.step(target, states)
+                return t + 1, logits, states, nats
+
+            _, _, _, nats = tf.while_loop(
+                lambda t, *_: t < tf.shape(targets)[1],
+                body,
+                (tf.constant(0), logits, states, tf.zeros(tf.shape(lengths), tf.float32)),
+            )
+            return {"nats": nats, "tokens": lengths}
+
+    return ReplyGenerator
+
+
+def reply_generator(keras_model, vocab: Vocabulary, config: ModelConfig):
+    """A `ReplyGenerator` (tf.Module) holding a copy of `keras_model`'s weights."""
+    return _reply_generator_class()(keras_model, vocab, config)

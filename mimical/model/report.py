@@ -1,0 +1,111 @@
+"""The evaluation as one self-contained HTML page (the curve plot is an embedded PNG).
+
+    mimical evaluate MODEL_DIR corpus.jsonl --report report.html
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+STYLE_ROWS = [
+    ("replies", "replies sampled"),
+    ("length_mean", "length, mean chars"),
+    ("length_median", "length, median chars"),
+    ("length_p90", "length, 90th percentile"),
+    ("emoji_rate", "replies with emoji"),
+    ("capitalised_rate", "replies starting with a capital"),
+    ("ends_with_punctuation_rate", "replies ending with . ! ?"),
+    ("question_rate", "replies asking something (?)"),
+    ("distinct_1", "distinct-1"),
+    ("distinct_2", "distinct-2"),
+    ("top_words", "top words"),
+]
+
+
+def curve_png(curve: list[dict]) -> bytes:
+    """Held-out bits/char and training loss (converted to bits) per epoch."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; must precede pyplot
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.2), dpi=100)
+    epochs = [point["epoch"] for point in curve]
+    axes.plot(epochs, [p["train_loss"] / math.log(2) for p in curve], "o-", label="training")
+    axes.plot(epochs, [p["held_out_bits_per_char"] for p in curve], "o-", label="held out")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("bits per character")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _cell(value) -> str:
+    if isinstance(value, list):
+        value = ", ".join(map(str, value))
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def _text(value: str) -> str:
+    return html.escape(value).replace("\n", "<br>") or "<i>(opens the conversation)</i>"
+
+
+def render_report(result: dict) -> str:
+    png = base64.b64encode(curve_png(result["curve"])).decode("ascii")
+    persona, model = result["style"]["persona"], result["style"]["model"]
+    style_rows = "\n".join(
+        f"<tr><th>{label}</th>{_cell(persona[key])}{_cell(model[key])}</tr>"
+        for key, label in STYLE_ROWS
+    )
+    samples = "\n".join(
+        f"<tr><td>{_text(s['context'])}</td><td>{_text(s['real'])}</td>"
+        f"<td>{_text(s['model'])}</td></tr>"
+        for s in result["samples"]
+    )
+    training = result["training"]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mimical evaluation</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+td, th {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertical-align: top; }}
+</style></head><body>
+<h1>Persona model evaluation</h1>
+<p>Model <code>{html.escape(result["model"])}</code>, {result["held_out_replies"]} held-out replies.</p>
+<table>
+<tr><th>bits per character (model)</th><td>{result["bits_per_char"]:.3f}</td></tr>
+<tr><th>bits per character (5-gram baseline)</th>
+<td>{result["baseline_5gram_bits_per_char"]:.3f}</td></tr>
+<tr><th>improvement over baseline</th><td>{result["improvement_over_baseline"]:.1%}</td></tr>
+<tr><th>verbatim rate (≥ 6 words copied)</th><td>{result["verbatim_rate"]:.1%}</td></tr>
+<tr><th>training</th><td>{training["epochs"]} epochs ({html.escape(training["stop_reason"])}),
+{training["training_seconds"]:.0f} s on {training["device"]}</td></tr>
+</table>
+<h2>Training curve</h2>
+<img alt="training curve" src="data:image/png;base64,{png}">
+<h2>Style</h2>
+<table><tr><th></th><th>persona (real)</th><th>model</th></tr>
+{style_rows}
+</table>
+<h2>Sample exchanges</h2>
+<table><tr><th>context</th><th>real reply</th><th>model reply</th></tr>
+{samples}
+</table>
+</body></html>
+"""
+
+
+def write_report(result: dict, path: Path) -> None:
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(render_report(result), encoding="utf-8")
+    partial.replace(path)

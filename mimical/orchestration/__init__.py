@@ -1,0 +1,97 @@
+"""Orchestrators build chatbots: import → train → deploy, reporting into the registry.
+
+The API only talks to this interface, so the same endpoints work embedded and on
+Kubernetes. `Settings.orchestrator` picks the implementation:
+
+- `local` (`mimical.orchestration.local`): a worker process per build in this
+  machine, a SQLite registry, models written to storage's `models/NAME/VERSION/`
+  where the in-process model server picks them up.
+- `kubernetes` (`mimical.orchestration.kubernetes`, issue E): the registry is the
+  `Chatbot` custom resources (hashes in a Secret per chatbot); `build` sets the
+  resource's spec so the operator runs the training Job, and phase/progress are
+  read back from the resource's status.
+
+Contract for every implementation:
+
+- `registry` is the `mimical.registry.Registry` the API uses for this mode.
+- `build(name, upload_key, version=..., me=...)` returns at once. The upload is
+  already in storage at `upload_key` (layout: `mimical.storage`). The build moves
+  the chatbot through Importing → Training → Deploying → Ready, updating
+  `progress` (0..1 within the build) and `message`; on Ready it sets
+  `model_version=version` and `add_version=version` and stores metrics. A failure
+  sets phase Failed with a one-line message (the importer's message for bad
+  exports) and removes what that build stored (its corpus and model version);
+  the previously served version, if any, keeps serving.
+- `delete(name)` stops a running build of `name` and removes every object stored
+  for it (uploads, corpora, models) and anything it deployed; the API then drops
+  the registry record.
+- `busy(name)` says whether a build of `name` is running (a second build → 409).
+- `close()` stops background work (tests and shutdown).
+
+Usage:
+
+    orchestrator = open_orchestrator(settings, storage)
+    chatbot, token = orchestrator.registry.create("alice", public=True)
+    orchestrator.build("alice", "uploads/alice/1/export.zip", version=1)
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from mimical.config import Settings
+from mimical.errors import InputError
+from mimical.registry import Registry
+from mimical.storage import Storage
+
+IMPLEMENTATIONS = {
+    "local": "mimical.orchestration.local:LocalOrchestrator",
+    "kubernetes": "mimical.orchestration.kubernetes:KubernetesOrchestrator",
+}
+
+# Called with (name, version) once a version is deployed; the embedded server hooks in here.
+DeployedCallback = Callable[[str, int], None]
+
+
+class Orchestrator(ABC):
+    registry: Registry
+
+    @abstractmethod
+    def build(self, name: str, upload_key: str, *, version: int, me: str | None = None) -> None:
+        """Start building `version` of `name` from the export at `upload_key`; return at once."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Stop any build of `name` and remove everything stored or deployed for it."""
+
+    @abstractmethod
+    def busy(self, name: str) -> bool:
+        """True while a build of `name` is running."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop background work (shutdown, tests)."""
+
+
+def open_orchestrator(
+    settings: Settings,
+    storage: Storage,
+    *,
+    on_deployed: DeployedCallback | None = None,
+    train_options: dict | None = None,
+) -> Orchestrator:
+    """The orchestrator `settings.orchestrator` names.
+
+    `train_options` go to `train_persona` (e.g. `{"epochs": 1}` in tests);
+    `on_deployed` is called after a version is in storage.
+    """
+    target = IMPLEMENTATIONS.get(settings.orchestrator)
+    if target is None:
+        raise InputError(
+            f"unknown orchestrator {settings.orchestrator!r}: use {' or '.join(IMPLEMENTATIONS)}"
+        )
+    module_name, class_name = target.split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(settings, storage, on_deployed=on_deployed, train_options=train_options or {})

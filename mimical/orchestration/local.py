@@ -1,0 +1,209 @@
+"""The embedded orchestrator: builds chatbots in worker processes on this machine.
+
+Each build runs `run_build` in a fresh (spawned) process, so TensorFlow's memory
+and threads go away with it and a crash cannot take the web server down. Builds
+run one at a time (`max_parallel_builds`): training saturates the CPU anyway.
+
+    import → corpora/NAME/VERSION.jsonl → train → models/NAME/VERSION/ → Ready
+
+The worker reports phase and progress straight into the SQLite registry; the
+parent thread that waits for it calls `on_deployed(name, version)` (the embedded
+model server loads the version) and then marks the chatbot Ready.
+
+Run one build by hand (what the worker process does):
+
+    python -c "from mimical.orchestration.local import run_build; ..."
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import shutil
+import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+
+from mimical.config import Settings
+from mimical.errors import MimicalError
+from mimical.orchestration import DeployedCallback, Orchestrator
+from mimical.registry import Phase, open_registry
+from mimical.storage import Storage, corpus_key, model_prefix, open_storage
+
+log = logging.getLogger(__name__)
+
+# Share of a build's progress bar each phase ends at.
+IMPORT_DONE = 0.1
+TRAIN_DONE = 0.9
+
+
+def _cleanup_failed_build(storage: Storage, name: str, version: int) -> None:
+    """Remove what a failed build stored, so nothing half-written stays behind."""
+    storage.delete_prefix(corpus_key(name, version))
+    storage.delete_prefix(model_prefix(name, version))
+
+
+def _fetch_upload(storage: Storage, upload_key: str, scratch: Path) -> Path:
+    local = storage.local_path(upload_key)
+    if local is not None:
+        return local
+    return storage.get_file(upload_key, scratch / "upload" / PurePosixPath(upload_key).name)
+
+
+def run_build(
+    settings: Settings,
+    name: str,
+    upload_key: str,
+    version: int,
+    me: str | None,
+    train_options: dict,
+) -> None:
+    """Import, train and store one version of `name`; on bad input mark it Failed.
+
+    Runs in the worker process. Leaves the chatbot in Deploying with its metrics
+    stored; the parent marks it Ready once the model server has the version.
+    """
+    from mimical.corpus.importer import import_exports
+    from mimical.model.train import train_persona
+
+    storage = open_storage(settings.storage_root, settings)
+    registry = open_registry(settings)
+    scratch = Path(tempfile.mkdtemp(prefix=f"mimical-build-{name}-"))
+    try:
+        upload_name = PurePosixPath(upload_key).name
+        registry.update_status(
+            name, phase=Phase.IMPORTING, progress=0.0, message=f"importing {upload_name}"
+        )
+        export = _fetch_upload(storage, upload_key, scratch)
+        corpus = scratch / "corpus.jsonl"
+        stats = import_exports([export], corpus, me=me)
+        storage.put_file(corpus_key(name, version), corpus)
+        if not settings.keep_uploads:
+            storage.delete_prefix(upload_key)
+
+        registry.update_status(
+            name,
+            phase=Phase.TRAINING,
+            progress=IMPORT_DONE,
+            message=f"training on {stats.get('pairs', stats.get('messages', '?'))} examples",
+        )
+        result = train_persona(corpus, scratch / "models", name, **train_options)
+
+        registry.update_status(
+            name, phase=Phase.DEPLOYING, progress=TRAIN_DONE, message="storing the model"
+        )
+        storage.put_tree(model_prefix(name, version), Path(result.export_dir))
+        registry.update_status(name, metrics=dict(result.metrics))
+    except MimicalError as error:
+        _cleanup_failed_build(storage, name, version)
+        if not settings.keep_uploads:
+            storage.delete_prefix(upload_key)
+        registry.update_status(name, phase=Phase.FAILED, message=str(error))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class LocalOrchestrator(Orchestrator):
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        *,
+        on_deployed: DeployedCallback | None = None,
+        train_options: dict | None = None,
+        max_parallel_builds: int = 1,
+    ):
+        self.settings = settings
+        self.storage = storage
+        self.registry = open_registry(settings)
+        self.on_deployed = on_deployed
+        self.train_options = dict(train_options or {})
+        # Spawn, not fork: the parent runs web threads and maybe TensorFlow.
+        self._context = multiprocessing.get_context("spawn")
+        self._executor = ThreadPoolExecutor(max_parallel_builds, thread_name_prefix="build")
+        self._lock = threading.Lock()
+        self._builds: dict[str, Future] = {}
+        self._processes: dict[str, multiprocessing.process.BaseProcess] = {}
+        self._deleted: set[str] = set()
+
+    def busy(self, name: str) -> bool:
+        with self._lock:
+            return name in self._builds
+
+    def build(self, name: str, upload_key: str, *, version: int, me: str | None = None) -> None:
+        with self._lock:
+            self._deleted.discard(name)
+            self._builds[name] = self._executor.submit(self._run, name, upload_key, version, me)
+
+    def _run(self, name: str, upload_key: str, version: int, me: str | None) -> None:
+        try:
+            with self._lock:
+                if name in self._deleted:
+                    return
+                process = self._context.Process(
+                    target=run_build,
+                    args=(self.settings, name, upload_key, version, me, self.train_options),
+                    name=f"mimical-build-{name}",
+                    daemon=True,
+                )
+                process.start()
+                self._processes[name] = process
+            process.join()
+            with self._lock:
+                self._processes.pop(name, None)
+                if name in self._deleted:
+                    return
+            self._finish(name, upload_key, version, process.exitcode)
+        except Exception:
+            log.exception("build of %s version %s failed", name, version)
+            self._fail(name, upload_key, version, "internal error while building; see server log")
+        finally:
+            with self._lock:
+                self._builds.pop(name, None)
+
+    def _finish(self, name: str, upload_key: str, version: int, exitcode: int | None) -> None:
+        chatbot = self.registry.get(name)
+        if chatbot.phase == Phase.FAILED:
+            return  # the worker explained the failure and cleaned up
+        if exitcode != 0 or chatbot.phase != Phase.DEPLOYING:
+            self._fail(name, upload_key, version, f"build worker stopped (exit code {exitcode})")
+            return
+        if self.on_deployed is not None:
+            self.on_deployed(name, version)
+        self.registry.update_status(
+            name,
+            phase=Phase.READY,
+            progress=1.0,
+            message="ready",
+            model_version=version,
+            add_version=version,
+        )
+
+    def _fail(self, name: str, upload_key: str, version: int, message: str) -> None:
+        _cleanup_failed_build(self.storage, name, version)
+        if not self.settings.keep_uploads:
+            self.storage.delete_prefix(upload_key)
+        self.registry.update_status(name, phase=Phase.FAILED, message=message)
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            self._deleted.add(name)
+            future = self._builds.get(name)
+            process = self._processes.get(name)
+        if future is not None:
+            future.cancel()
+        if process is not None:
+            process.terminate()
+            process.join(30)
+        for prefix in (f"uploads/{name}/", f"corpora/{name}/", model_prefix(name)):
+            self.storage.delete_prefix(prefix)
+
+    def close(self) -> None:
+        with self._lock:
+            processes = list(self._processes.values())
+            self._deleted.update(self._builds)
+        for process in processes:
+            process.terminate()
+            process.join(30)
+        self._executor.shutdown(wait=True, cancel_futures=True)

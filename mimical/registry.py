@@ -1,0 +1,394 @@
+"""The chatbot registry: who exists, who may see them, and how far their build got.
+
+`Registry` is the interface every part uses. In embedded mode it is
+`SqliteRegistry`, one SQLite file (`<home>/registry.sqlite3`),
+shared safely by the web threads and the training worker processes: every call
+opens its own short connection, the database runs in WAL mode with a busy
+timeout, and each change is one transaction. In Kubernetes mode the `Chatbot`
+custom resources play this role (see `mimical.orchestration`).
+
+Secrets never stay in clear: passwords are argon2id hashes (slow on purpose:
+people choose guessable passwords); owner tokens are 256 random bits handed out
+once, so a SHA-256 digest is enough to make a stolen database useless.
+
+Usage:
+
+    registry = open_registry(settings)
+    chatbot, owner_token = registry.create("alice", public=False, password="s3cret")
+    registry.verify_password("alice", "s3cret")  # True
+    registry.update_status("alice", phase=Phase.TRAINING, progress=0.4)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import time
+from abc import ABC, abstractmethod
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import orjson
+
+from mimical.config import Settings
+from mimical.errors import ConflictError, InputError, NotFoundError
+
+# Kubernetes object names (DNS-1123 labels): the name is also the CR and model name.
+NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DISPLAY_NAME_MAX = 100
+PASSWORD_MAX = 1024
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    IMPORTING = "Importing"
+    TRAINING = "Training"
+    DEPLOYING = "Deploying"
+    READY = "Ready"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class Chatbot:
+    """A chatbot as the API shows it; secrets stay inside the registry."""
+
+    name: str
+    display_name: str
+    public: bool
+    has_password: bool
+    phase: Phase = Phase.PENDING
+    progress: float = 0.0  # of the current phase's build, 0..1
+    message: str = ""
+    # The version being served (None until the first build is Ready) and all built versions.
+    model_version: int | None = None
+    versions: list[int] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    me: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def servable(self) -> bool:
+        """True once a model version can answer, even while a retrain is running."""
+        return self.model_version is not None
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise InputError(
+            f"invalid chatbot name {name!r}: use 1-63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+def _password_hasher():
+    from argon2 import PasswordHasher
+
+    # argon2-cffi's defaults are RFC 9106's low-memory profile, type argon2id.
+    return PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _password_hasher().hash(password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:
+        return _password_hasher().verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_owner_token() -> tuple[str, str]:
+    """A fresh owner token and the digest the registry keeps of it."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_owner_token(token)
+
+
+def hash_owner_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS chatbots (
+    name TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    public INTEGER NOT NULL,
+    password_hash TEXT,
+    owner_token_hash TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT '',
+    model_version INTEGER,
+    versions TEXT NOT NULL DEFAULT '[]',
+    metrics TEXT NOT NULL DEFAULT '{}',
+    me TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chatbots_public ON chatbots (public, name);
+"""
+
+_PUBLIC_COLUMNS = (
+    "name, display_name, public, password_hash IS NOT NULL AS has_password, phase, progress, "
+    "message, model_version, versions, metrics, me, created_at, updated_at"
+)
+
+
+def _chatbot(row: sqlite3.Row) -> Chatbot:
+    return Chatbot(
+        name=row["name"],
+        display_name=row["display_name"],
+        public=bool(row["public"]),
+        has_password=bool(row["has_password"]),
+        phase=Phase(row["phase"]),
+        progress=row["progress"],
+        message=row["message"],
+        model_version=row["model_version"],
+        versions=orjson.loads(row["versions"]),
+        metrics=orjson.loads(row["metrics"]),
+        me=row["me"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class Registry(ABC):
+    """The registry interface: the API, dialog and orchestrators only use these methods.
+
+    Subclasses store records (`SqliteRegistry` here; the Kubernetes orchestrator keeps
+    them in `Chatbot` resources and hashes in a Secret); validation and hashing live
+    here so every backend enforces the same rules.
+    """
+
+    def create(
+        self,
+        name: str,
+        *,
+        public: bool,
+        password: str | None = None,
+        display_name: str | None = None,
+        me: str | None = None,
+    ) -> tuple[Chatbot, str]:
+        """Register a new chatbot in phase Pending; return it with its one-time owner token.
+
+        A private chatbot needs a password; a public one may have one too (listed,
+        but only those who know it may talk to it). A taken name is a `ConflictError`.
+        """
+        validate_name(name)
+        display_name = (display_name or name).strip() or name
+        if len(display_name) > DISPLAY_NAME_MAX:
+            raise InputError(f"display name longer than {DISPLAY_NAME_MAX} characters")
+        if password is not None and not (0 < len(password) <= PASSWORD_MAX):
+            raise InputError(f"password must be 1 to {PASSWORD_MAX} characters")
+        if not public and not password:
+            raise InputError(f"chatbot {name!r} is private, so it needs a password")
+        token, token_hash = new_owner_token()
+        now = time.time()
+        chatbot = Chatbot(
+            name=name,
+            display_name=display_name,
+            public=public,
+            has_password=bool(password),
+            me=me,
+            created_at=now,
+            updated_at=now,
+        )
+        self.insert(chatbot, hash_password(password) if password else None, token_hash)
+        return self.get(name), token
+
+    def get(self, name: str) -> Chatbot:
+        chatbot = self.find(name)
+        if chatbot is None:
+            raise NotFoundError(f"no chatbot named {name!r}")
+        return chatbot
+
+    def verify_password(self, name: str, password: str | None) -> bool:
+        """True if `password` opens `name`; a chatbot without a password opens for anyone."""
+        password_hash, _ = self.secrets(name)
+        if password_hash is None:
+            return True
+        return bool(password) and check_password(password_hash, password)
+
+    def verify_owner_token(self, name: str, token: str | None) -> bool:
+        _, token_hash = self.secrets(name)
+        return bool(token) and hmac.compare_digest(token_hash, hash_owner_token(token))
+
+    def next_version(self, name: str) -> int:
+        """The version number the next build of `name` gets (versions only grow)."""
+        return max(self.get(name).versions, default=0) + 1
+
+    @abstractmethod
+    def insert(self, chatbot: Chatbot, password_hash: str | None, owner_token_hash: str) -> None:
+        """Store a new record; `ConflictError` if the name is taken."""
+
+    @abstractmethod
+    def find(self, name: str) -> Chatbot | None: ...
+
+    @abstractmethod
+    def list_public(self) -> list[Chatbot]:
+        """Public chatbots by name (what `%show all` and `GET /api/chatbots` list)."""
+
+    @abstractmethod
+    def list_all(self) -> list[Chatbot]: ...
+
+    @abstractmethod
+    def secrets(self, name: str) -> tuple[str | None, str]:
+        """(password hash or None, owner token hash); `NotFoundError` if unknown."""
+
+    @abstractmethod
+    def update_status(
+        self,
+        name: str,
+        *,
+        phase: Phase | str | None = None,
+        progress: float | None = None,
+        message: str | None = None,
+        model_version: int | None = None,
+        metrics: dict | None = None,
+        add_version: int | None = None,
+    ) -> Chatbot:
+        """Change the build status fields given (others keep their value).
+
+        `add_version` records a newly built version in `versions`.
+        """
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Forget `name`; `NotFoundError` if unknown."""
+
+
+class SqliteRegistry(Registry):
+    """Chatbots in a SQLite file; safe to share between threads and processes."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # WAL lets readers (web threads) run while a worker process writes.
+        with closing(sqlite3.connect(self.path, timeout=30)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self):
+        """One connection per call, committed (or rolled back) as one transaction."""
+        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def insert(self, chatbot: Chatbot, password_hash: str | None, owner_token_hash: str) -> None:
+        try:
+            with self._connect() as db:
+                db.execute(
+                    "INSERT INTO chatbots (name, display_name, public, password_hash, "
+                    "owner_token_hash, phase, me, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        chatbot.name,
+                        chatbot.display_name,
+                        int(chatbot.public),
+                        password_hash,
+                        owner_token_hash,
+                        chatbot.phase.value,
+                        chatbot.me,
+                        chatbot.created_at,
+                        chatbot.updated_at,
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise ConflictError(f"a chatbot named {chatbot.name!r} already exists") from None
+
+    def find(self, name: str) -> Chatbot | None:
+        with self._connect() as db:
+            row = db.execute(
+                f"SELECT {_PUBLIC_COLUMNS} FROM chatbots WHERE name = ?", (name,)
+            ).fetchone()
+        return _chatbot(row) if row else None
+
+    def list_public(self) -> list[Chatbot]:
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {_PUBLIC_COLUMNS} FROM chatbots WHERE public = 1 ORDER BY name"
+            ).fetchall()
+        return [_chatbot(row) for row in rows]
+
+    def list_all(self) -> list[Chatbot]:
+        with self._connect() as db:
+            rows = db.execute(f"SELECT {_PUBLIC_COLUMNS} FROM chatbots ORDER BY name").fetchall()
+        return [_chatbot(row) for row in rows]
+
+    def secrets(self, name: str) -> tuple[str | None, str]:
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT password_hash, owner_token_hash FROM chatbots WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no chatbot named {name!r}")
+        return row[0], row[1]
+
+    def update_status(
+        self,
+        name: str,
+        *,
+        phase: Phase | str | None = None,
+        progress: float | None = None,
+        message: str | None = None,
+        model_version: int | None = None,
+        metrics: dict | None = None,
+        add_version: int | None = None,
+    ) -> Chatbot:
+        changes: dict[str, object] = {}
+        if phase is not None:
+            changes["phase"] = Phase(phase).value
+        if progress is not None:
+            changes["progress"] = min(1.0, max(0.0, float(progress)))
+        if message is not None:
+            changes["message"] = message
+        if model_version is not None:
+            changes["model_version"] = model_version
+        if metrics is not None:
+            changes["metrics"] = orjson.dumps(metrics).decode()
+        with self._connect() as db:
+            row = db.execute("SELECT versions FROM chatbots WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no chatbot named {name!r}")
+            if add_version is not None:
+                versions = sorted(set(orjson.loads(row["versions"])) | {add_version})
+                changes["versions"] = orjson.dumps(versions).decode()
+            changes["updated_at"] = time.time()
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            db.execute(
+                f"UPDATE chatbots SET {assignments} WHERE name = ?", (*changes.values(), name)
+            )
+        return self.get(name)
+
+    def delete(self, name: str) -> None:
+        with self._connect() as db:
+            deleted = db.execute("DELETE FROM chatbots WHERE name = ?", (name,)).rowcount
+        if not deleted:
+            raise NotFoundError(f"no chatbot named {name!r}")
+
+
+def open_registry(settings: Settings | None = None) -> Registry:
+    """The embedded (SQLite) registry under `settings.home`.
+
+    In Kubernetes mode use the orchestrator's `registry` instead (see
+    `mimical.orchestration.open_orchestrator`).
+    """
+    settings = settings or Settings.from_env()
+    return SqliteRegistry(Path(settings.home) / "registry.sqlite3")

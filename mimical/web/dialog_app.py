@@ -1,0 +1,71 @@
+"""Per-app chat resources shared by the `webhook` and `chat` components.
+
+Each Flask app gets one model connection (the configured model server, or one
+started in-process in embedded mode), one `DialogEngine` on the app's registry,
+and one Messenger worker, created on first use and kept in
+`app.extensions["mimical_dialog"]`. `close_dialog(app)` stops them (tests, shutdown).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask, current_app
+
+_lock = threading.Lock()
+
+
+def _resources(app: Flask) -> dict:
+    return app.extensions.setdefault("mimical_dialog", {})
+
+
+def _get(name: str, make):
+    app = current_app._get_current_object()
+    resources = _resources(app)
+    if name not in resources:
+        with _lock:
+            if name not in resources:
+                resources[name] = make(app)
+    return resources[name]
+
+
+def get_models():
+    """The app's `ModelConnection` (`.client` is the gRPC `ModelClient`)."""
+    from mimical.serving.connect import connect_models
+
+    return _get("models", lambda app: connect_models(app.config["MIMICAL_SETTINGS"]))
+
+
+def get_engine():
+    def make(app: Flask):
+        from mimical.dialog import create_engine
+        from mimical.web.resources import get_registry
+
+        return create_engine(app.config["MIMICAL_SETTINGS"], get_models().client, get_registry())
+
+    return _get("engine", make)
+
+
+def get_messenger():
+    """The background worker answering Messenger events through the Send API."""
+
+    def make(app: Flask):
+        from mimical.web.messenger import MessengerWorker
+
+        settings = app.config["MIMICAL_SETTINGS"]
+        return MessengerWorker(get_engine(), settings,
+                               workers=app.config.get("MIMICAL_WEBHOOK_WORKERS", 8))
+
+    return _get("messenger", make)
+
+
+def close_dialog(app: Flask) -> None:
+    """Finish queued Messenger work, then close the model connection."""
+    resources = _resources(app)
+    messenger = resources.pop("messenger", None)
+    if messenger is not None:
+        messenger.close()
+    models = resources.pop("models", None)
+    if models is not None:
+        models.close()
+    resources.clear()

@@ -1,0 +1,72 @@
+"""Prometheus metrics for one Flask app, served at `/metrics`.
+
+Each app gets its own `CollectorRegistry` (tests run several apps in one
+process). Counted for every request of every component: requests by endpoint,
+method and status, and latency; at scrape time, chatbots by phase.
+
+    curl http://127.0.0.1:8080/metrics
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, Response, g, request
+
+
+def init_metrics(app: Flask) -> None:
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        Counter,
+        Histogram,
+        generate_latest,
+    )
+    from prometheus_client.core import GaugeMetricFamily
+
+    registry = CollectorRegistry()
+    requests = Counter(
+        "mimical_http_requests",
+        "HTTP requests answered",
+        ["endpoint", "method", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "mimical_http_request_seconds", "Time to answer a request", ["endpoint"], registry=registry
+    )
+
+    class ChatbotCollector:
+        """Chatbots by phase, read from the registry when Prometheus scrapes."""
+
+        def collect(self):
+            from mimical.web.resources import get_registry
+
+            family = GaugeMetricFamily("mimical_chatbots", "Chatbots by phase", labels=["phase"])
+            counts: dict[str, int] = {}
+            with app.app_context():
+                for chatbot in get_registry().list_all():
+                    counts[chatbot.phase.value] = counts.get(chatbot.phase.value, 0) + 1
+            for phase, count in sorted(counts.items()):
+                family.add_metric([phase], count)
+            yield family
+
+    registry.register(ChatbotCollector())
+
+    @app.before_request
+    def start_timer():
+        g.mimical_request_start = time.perf_counter()
+
+    @app.after_request
+    def count_request(response):
+        # Route patterns, not raw paths, keep the label set small.
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        requests.labels(endpoint, request.method, str(response.status_code)).inc()
+        started = g.get("mimical_request_start")
+        if started is not None:
+            latency.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    def metrics():
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+    app.add_url_rule("/metrics", "metrics", metrics)

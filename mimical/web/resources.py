@@ -1,0 +1,71 @@
+"""Per-app shared resources: storage, orchestrator (and its registry), rate limiter.
+
+Every Flask app made by `create_app` gets its own instances, created on first use
+and kept in `app.extensions["mimical"]` (nothing global, so tests can run several
+apps side by side). Any component may call these helpers inside a request or an
+app context; `close_resources(app)` stops background work at shutdown.
+
+App config knobs (set through `create_app(test_config=...)`):
+
+- `MIMICAL_TRAIN_OPTIONS`: keyword arguments for `train_persona` (tests: tiny epochs).
+- `MIMICAL_ON_DEPLOYED`: `callable(name, version)` run when a version is stored
+  (`mimical serve` points it at the in-process model server).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask, current_app
+
+from mimical.orchestration import Orchestrator, open_orchestrator
+from mimical.registry import Registry
+from mimical.storage import Storage, open_storage
+
+_lock = threading.Lock()
+
+
+def _resources(app: Flask) -> dict:
+    return app.extensions.setdefault("mimical", {})
+
+
+def _get(name: str, make):
+    app = current_app._get_current_object()
+    resources = _resources(app)
+    if name not in resources:
+        with _lock:
+            if name not in resources:
+                resources[name] = make(app)
+    return resources[name]
+
+
+def get_storage() -> Storage:
+    def make(app: Flask) -> Storage:
+        settings = app.config["MIMICAL_SETTINGS"]
+        return open_storage(settings.storage_root, settings)
+
+    return _get("storage", make)
+
+
+def get_orchestrator() -> Orchestrator:
+    def make(app: Flask) -> Orchestrator:
+        return open_orchestrator(
+            app.config["MIMICAL_SETTINGS"],
+            get_storage(),
+            on_deployed=app.config.get("MIMICAL_ON_DEPLOYED"),
+            train_options=app.config.get("MIMICAL_TRAIN_OPTIONS"),
+        )
+
+    return _get("orchestrator", make)
+
+
+def get_registry() -> Registry:
+    """The chatbot registry of this app's mode (SQLite embedded, Chatbot resources on k8s)."""
+    return get_orchestrator().registry
+
+
+def close_resources(app: Flask) -> None:
+    """Stop builds and background threads this app started."""
+    orchestrator = _resources(app).pop("orchestrator", None)
+    if orchestrator is not None:
+        orchestrator.close()

@@ -1,0 +1,159 @@
+"""Transcripts of every dialog branch, against the real registry and model server."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from mimical.config import Settings
+from mimical.dialog.engine import (
+    GREETING,
+    HELP,
+    NOT_AVAILABLE,
+    PASSWORD_PROMPT,
+    SHOW_ALL_HINT,
+    WRONG_PASSWORD,
+    DialogEngine,
+)
+from mimical.dialog.sessions import MemorySessionStore, PasswordTries, RedisSessionStore
+from mimical.errors import InputError
+from mimical.serving.client import ModelClient
+from tests.serving.fixtures import BUILDING, PASSWORD, PRIVATE, PUBLIC
+from tests.fixtures.services import free_port
+
+NOW_CHATTING_TINY = 'You are now chatting with Tiny. Type "%restart" to pick a new persona.'
+
+
+@pytest.fixture(params=["memory", "redis"])
+def engine(request, personas, served_models):
+    if request.param == "redis":
+        settings = Settings(redis_url=request.getfixturevalue("redis_url"))
+        sessions = RedisSessionStore(settings.redis_url)
+    else:
+        settings, sessions = Settings(), MemorySessionStore()
+    return DialogEngine(personas, served_models.client, sessions, PasswordTries(settings))
+
+
+def transcript(engine, *lines: str, user: str | None = None) -> list[list[str]]:
+    """Send each line as one user and return the replies to each."""
+    user = user or uuid.uuid4().hex
+    return [engine.handle("test", user, line) for line in lines]
+
+
+def test_greets_a_new_user(engine):
+    assert transcript(engine, "hi") == [[GREETING, SHOW_ALL_HINT]]
+    assert transcript(engine, "") == [[GREETING, SHOW_ALL_HINT]]
+
+
+def test_show_all_lists_public_personas_only(engine):
+    [[listing]] = transcript(engine, "%show all")
+    assert listing.splitlines() == [
+        "Public personas:",
+        f"- {BUILDING} - not ready yet",
+        f"- {PUBLIC} (Tiny)",
+    ]
+    assert PRIVATE not in listing
+
+
+def test_unknown_name_suggests_the_closest_public_names(engine):
+    replies = transcript(engine, "hi", "tinny", "zzzzzz", "secrit")
+    assert replies[1] == ['I don\'t know anyone called "tinny". Did you mean "tiny"?']
+    assert replies[2] == [f'I don\'t know anyone called "zzzzzz". {SHOW_ALL_HINT}']
+    # Private names are never suggested.
+    assert PRIVATE not in replies[3][0]
+
+
+def test_public_persona_chats_with_the_model(engine):
+    replies = transcript(engine, "hi", "Tiny", "hey, how was your weekend?", "nice!")
+    assert replies[1] == [NOW_CHATTING_TINY]
+    for reply in replies[2:]:
+        assert len(reply) == 1 and reply[0].strip()
+        assert reply[0] not in (GREETING, PASSWORD_PROMPT)
+
+
+def test_first_message_naming_a_persona_starts_the_chat(engine):
+    assert transcript(engine, PUBLIC) == [[NOW_CHATTING_TINY]]
+
+
+def test_chat_keeps_the_last_turns_as_context(engine):
+    user = uuid.uuid4().hex
+    transcript(engine, PUBLIC, *(f"message {i}" for i in range(6)), user=user)
+    history = engine.sessions.load(f"test:{user}")["history"]
+    assert len(history) == 2 * engine.context_turns
+    assert "message 5" in history
+
+
+def test_private_persona_asks_for_the_password(engine):
+    replies = transcript(engine, PRIVATE, "wrong", PASSWORD, "hello")
+    assert replies[0] == [PASSWORD_PROMPT]
+    assert replies[1] == [WRONG_PASSWORD]
+    assert replies[2] == [
+        'You are now chatting with Secret Agent. Type "%restart" to pick a new persona.'
+    ]
+    assert replies[3][0].strip()
+
+
+def test_five_wrong_passwords_lock_that_user_and_persona(engine):
+    user = uuid.uuid4().hex
+    replies = transcript(engine, PRIVATE, *["nope"] * 5, PASSWORD, user=user)
+    assert replies[1:5] == [[WRONG_PASSWORD]] * 4
+    locked = "Too many wrong passwords for Secret Agent. Please wait 15 minutes and try again."
+    assert replies[5] == [locked]
+    # Even the right password waits now; another user is not affected.
+    assert replies[6] == [locked]
+    assert transcript(engine, PRIVATE, PASSWORD)[1][0].startswith("You are now chatting")
+
+
+def test_restart_goes_back_to_the_start_from_any_state(engine):
+    replies = transcript(engine, PRIVATE, "%restart", PUBLIC, "hello", " %RESTART ", "%show all")
+    assert replies[1] == [GREETING, SHOW_ALL_HINT]
+    assert replies[4] == [GREETING, SHOW_ALL_HINT]
+    assert replies[5][0].startswith("Public personas:")
+
+
+def test_help_explains_the_commands_and_keeps_the_state(engine):
+    user = uuid.uuid4().hex
+    replies = transcript(engine, PUBLIC, "%help", user=user)
+    assert replies[1] == [HELP]
+    assert engine.state("test", user) == "chatting"
+
+
+def test_persona_still_building_is_not_ready(engine):
+    assert transcript(engine, "hi", BUILDING) == [
+        [GREETING, SHOW_ALL_HINT],
+        [f"{BUILDING} is still being built (Training). Please try again later."],
+    ]
+
+
+def test_model_server_down_gets_a_friendly_message(personas):
+    client = ModelClient(f"127.0.0.1:{free_port()}")
+    engine = DialogEngine(personas, client, MemorySessionStore(), PasswordTries(Settings()),
+                          reply_timeout=2.0)
+    replies = transcript(engine, PUBLIC, "hello?")
+    assert replies[1] == [NOT_AVAILABLE.format(name="Tiny")]
+    client.close()
+
+
+def test_slow_model_gets_a_friendly_message(personas, served_models):
+    engine = DialogEngine(personas, served_models.client, MemorySessionStore(),
+                          PasswordTries(Settings()), reply_timeout=0.0001)
+    assert transcript(engine, PUBLIC, "hello?")[1] == [NOT_AVAILABLE.format(name="Tiny")]
+
+
+def test_overlong_message_is_refused(engine):
+    with pytest.raises(InputError, match="longer than 2000"):
+        engine.handle("test", "someone", "x" * 2001)
+
+
+def test_redis_sessions_survive_a_restart_and_expire(personas, served_models, redis_url):
+    def new_engine():
+        return DialogEngine(personas, served_models.client, RedisSessionStore(redis_url),
+                            PasswordTries(Settings(redis_url=redis_url)))
+
+    user = uuid.uuid4().hex
+    transcript(new_engine(), PUBLIC, user=user)
+    engine = new_engine()
+    assert engine.state("test", user) == "chatting"
+    ttl = engine.sessions.redis.ttl(f"mimical:test:{user}")
+    assert 0 < ttl <= 24 * 3600

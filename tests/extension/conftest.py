@@ -1,0 +1,105 @@
+"""Fixtures for the extension's end-to-end tests: a live `mimical serve` and real
+Chromium with the unpacked extension loaded (Debian's /usr/bin/chromium, never a
+downloaded browser).
+
+Both are module-scoped: starting them costs seconds, and the tests in one module
+share one backend and one browser profile.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.services import free_port, stop_server, wait_for_port
+
+REPO = Path(__file__).resolve().parents[2]
+EXTENSION = REPO / "extension"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# The popup's own width (popup.css); the height fits a card plus the form.
+POPUP_VIEWPORT = {"width": 360, "height": 720}
+
+
+@pytest.fixture(scope="module")
+def backend_url(tmp_path_factory) -> Iterator[str]:
+    """The embedded all-in-one server on a free loopback port with a fresh home."""
+    home = tmp_path_factory.mktemp("mimical-home")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "MIMICAL_HOME": str(home),
+        "MIMICAL_PUBLIC_URL": url,
+        # Tiny training: the persona only has to answer, not to be good.
+        "MIMICAL_TRAIN_EPOCHS": "1",
+        "MIMICAL_TRAIN_MAX_MINUTES": "0.3",
+    }
+    log = home / "serve.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mimical.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        wait_for_port(port, process, timeout=60)
+        yield url
+    finally:
+        stop_server(process)
+        if os.environ.get("MIMICAL_TEST_SHOW_LOGS"):
+            print(log.read_text(errors="replace"))
+
+
+@dataclass
+class ExtensionBrowser:
+    context: object  # playwright BrowserContext
+    extension_id: str
+
+    def url(self, page: str) -> str:
+        return f"chrome-extension://{self.extension_id}/{page}"
+
+
+@pytest.fixture(scope="module")
+def extension_browser(tmp_path_factory) -> Iterator[ExtensionBrowser]:
+    """Chromium (new headless mode) with extension/ loaded unpacked."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing (scripts/bootstrap installs the chromium package)")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            viewport=POPUP_VIEWPORT,
+            args=[
+                f"--load-extension={EXTENSION}",
+                f"--disable-extensions-except={EXTENSION}",
+                *CHROMIUM_FLAGS,
+            ],
+        )
+        try:
+            worker = (
+                context.service_workers[0]
+                if context.service_workers
+                else context.wait_for_event("serviceworker", timeout=15_000)
+            )
+            # chrome-extension://<id>/background.js
+            yield ExtensionBrowser(context, worker.url.split("/")[2])
+        finally:
+            context.close()

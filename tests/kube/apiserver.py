@@ -1,0 +1,180 @@
+"""A Kubernetes API server for tests: kmock's emulator plus what a real one adds.
+
+kmock (the kopf author's mock server) stores objects, serves list/watch/patch and
+honours finalizers. A real API server also stamps metadata (uid, namespace,
+generation bumped on spec changes, resourceVersion), validates custom resources
+against their CRD's OpenAPI schema, keeps `status` apart from the main resource,
+and filters lists by label selector; `ApiServer` adds those few behaviours so the
+operator meets the same contract it meets in a cluster.
+
+`ApiServerThread` runs it on 127.0.0.1 in a thread of its own (the operator runs in
+another one, and tests talk to it over HTTP, like kubectl).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import itertools
+import threading
+import uuid
+from pathlib import Path
+
+import attrs
+import jsonschema
+import kmock
+import yaml
+from kmock._internal import dicts
+
+CRD_PATH = Path(__file__).parents[2] / "charts" / "mimical" / "crds" / "chatbots.mimical.dev.yaml"
+
+BUILTIN_RESOURCES = {
+    "v1/configmaps": ("ConfigMap", set()),
+    "v1/secrets": ("Secret", set()),
+    "v1/events": ("Event", set()),
+    "events.k8s.io/v1/events": ("Event", set()),
+    "batch/v1/jobs": ("Job", {"status"}),
+}
+VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
+
+
+def load_crd(path: Path = CRD_PATH) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@attrs.define(kw_only=True)
+class ApiServer(kmock.KubernetesEmulator):
+    """kmock's Kubernetes emulator with API-server metadata, CRD validation and selectors."""
+
+    # plural → the OpenAPI schema of the served version, for CRDs given to `add_crd`.
+    schemas: dict = attrs.field(factory=dict)
+    _versions: itertools.count = attrs.field(factory=lambda: itertools.count(1))
+
+    def add_builtin_resources(self) -> None:
+        for key, (kind, subresources) in BUILTIN_RESOURCES.items():
+            self.resources[key] = kmock.ResourceInfo(
+                kind=kind, namespaced=True, verbs=VERBS, subresources=subresources
+            )
+
+    def add_crd(self, crd: dict) -> None:
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            self.resources[f"{spec['group']}/{version['name']}/{spec['names']['plural']}"] = (
+                kmock.ResourceInfo(
+                    kind=spec["names"]["kind"],
+                    singular=spec["names"]["singular"],
+                    namespaced=spec["scope"] == "Namespaced",
+                    shortnames=set(spec["names"].get("shortNames", [])),
+                    verbs=VERBS,
+                    subresources=set(version.get("subresources", {})),
+                )
+            )
+            self.schemas[spec["names"]["plural"]] = version["schema"]["openAPIV3Schema"]
+
+    def _validate(self, request, obj: dict) -> None:
+        schema = self.schemas.get(request.resource.plural)
+        if schema is None:
+            return
+        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(obj), key=str)
+        if errors:
+            where = ".".join(str(p) for p in errors[0].absolute_path) or "(root)"
+            raise kmock.KubernetesError(
+                status=422, reason="Invalid", message=f"{where}: {errors[0].message}"
+            )
+
+    def _stamp(self) -> str:
+        return str(next(self._versions))
+
+    async def _handle(self, request):
+        data = request.data
+        if request.resource is not None and isinstance(data, dict):
+            if request.action == kmock.action.CREATE:
+                self._validate(request, data)
+                meta = data.setdefault("metadata", {})
+                meta.setdefault("namespace", request.namespace)
+                meta["uid"] = str(uuid.uuid4())
+                meta["generation"] = 1
+                meta["resourceVersion"] = self._stamp()
+                meta["creationTimestamp"] = (
+                    datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+                    .replace("+00:00", "Z")
+                )
+            elif request.action == kmock.action.UPDATE:
+                self._update_metadata(request, data)
+        return await super()._handle(request)
+
+    def _update_metadata(self, request, data: dict) -> None:
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted:
+            return
+        current = self.objects[key].raw
+        has_status = "status" in self.resources[request.resource].subresources
+        if request.subresource == "status":
+            for field in [f for f in data if f != "status"]:  # only status changes there
+                del data[field]
+        elif has_status:
+            data.pop("status", None)  # ...and never through the main resource
+        merged = dicts.patch_dict(copy.deepcopy(current), copy.deepcopy(data))
+        self._validate(request, merged)
+        meta = data.setdefault("metadata", {})
+        if merged.get("spec") != current.get("spec"):
+            meta["generation"] = current["metadata"].get("generation", 1) + 1
+        meta["resourceVersion"] = self._stamp()
+
+    async def _serve_list(self, request):
+        listing = await super()._serve_list(request)
+        selector = request.params.get("labelSelector")
+        if selector:
+            wanted = [term.split("=", 1) for term in selector.split(",") if "=" in term]
+            listing["items"] = [
+                item
+                for item in listing["items"]
+                if all(item["metadata"].get("labels", {}).get(k) == v for k, v in wanted)
+            ]
+        return listing
+
+
+class ApiServerThread:
+    """Run an `ApiServer` on 127.0.0.1 in a background thread; `url` is its address."""
+
+    def __init__(self, crds: list[dict]):
+        self.crds = crds
+        self.url = ""
+        self.server: ApiServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kube-api", daemon=True)
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> ApiServerThread:
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:  # reported to the test thread by __enter__
+            self._error = error
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with ApiServer() as server, kmock.Server(server, host="127.0.0.1") as http:
+            server.add_builtin_resources()
+            for crd in self.crds:
+                server.add_crd(crd)
+            self.server = server
+            self.url = str(http.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
