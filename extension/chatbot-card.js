@@ -11,27 +11,32 @@ function element(tag, props = {}, ...children) {
   return node;
 }
 
-/** The web chat page for a chatbot, unless the backend names its own link. */
-export function chatLinkFor(backendUrl, resource) {
-  return resource.chat_url || `${backendUrl}/chat?persona=${encodeURIComponent(resource.name)}`;
-}
 
 /**
  * Renders `entry` (what the store remembers) into a new <li> and keeps it up to
- * date. `onForget` is called after a successful delete so the list can drop it.
+ * date. `messengerUrl` is the backend's page on Messenger from Options ("" for
+ * none). `onForget` is called after a successful delete so the list can drop it.
  */
-export function createChatbotCard({ api, store, entry, onForget }) {
+export function createChatbotCard({ api, store, entry, messengerUrl, onForget }) {
   const phase = element("span", { className: "phase", textContent: "Checking…" });
   const progress = element("progress", { max: 100, value: 0 });
   const message = element("p", { className: "message" });
-  const chatLink = element("a", { className: "chat-link", textContent: "Chat now", target: "_blank" });
+  // The web chat asks whom to talk to: the hint says what to answer.
+  const chatLink = element("a", {
+    className: "chat-link",
+    textContent: "Chat now",
+    target: "_blank",
+    href: `${api.baseUrl}/chat`,
+  });
+  const chatHint = element("span", { className: "hint", textContent: `ask for “${entry.name}”` });
   const messengerLink = element("a", {
     className: "messenger-link",
     textContent: "On Messenger",
     target: "_blank",
-    hidden: true,
+    href: messengerUrl,
+    hidden: !messengerUrl,
   });
-  const links = element("div", { className: "links", hidden: true }, chatLink, messengerLink);
+  const links = element("div", { className: "links", hidden: true }, chatLink, chatHint, messengerLink);
   const retrainInput = element("input", { type: "file", accept: EXPORT_ACCEPT, className: "retrain-file" });
   const retrainLabel = element("label", { className: "button secondary", textContent: "Retrain" }, retrainInput);
   const deleteButton = element("button", { type: "button", className: "delete secondary", textContent: "Delete" });
@@ -69,12 +74,7 @@ export function createChatbotCard({ api, store, entry, onForget }) {
     progress.value = view.percent;
     progress.hidden = view.settled;
     message.textContent = view.failed || !view.settled ? view.message : "";
-    links.hidden = view.phase !== "Ready";
-    if (view.phase === "Ready") {
-      chatLink.href = chatLinkFor(api.baseUrl, { ...resource, name: entry.name });
-      messengerLink.hidden = !resource.messenger_url;
-      if (resource.messenger_url) messengerLink.href = resource.messenger_url;
-    }
+    links.hidden = !view.chattable;
   }
 
   function follow() {

@@ -1,13 +1,14 @@
-// Options page: the backend address. Saving asks Chrome for host access to that
-// one origin (the loopback addresses of the embedded server are granted at install),
-// then checks the backend answers `/healthz`.
+// Options page: the backend address and, optionally, its Messenger page. Saving
+// asks Chrome for host access to that one origin (the loopback addresses of the
+// embedded server are granted at install), then checks the backend answers `/healthz`.
 import { createApi } from "./lib/api.js";
 import { createStore } from "./lib/state.js";
-import { hostPermissionPattern, normalizeBackendUrl } from "./lib/validate.js";
+import { hostPermissionPattern, normalizeBackendUrl, normalizeMessengerUrl } from "./lib/validate.js";
 
 const store = createStore(chrome.storage.local);
 const form = document.getElementById("options-form");
 const input = document.getElementById("backend-url");
+const messengerInput = document.getElementById("messenger-url");
 const status = document.getElementById("options-status");
 
 function say(text, kind = "") {
@@ -16,12 +17,15 @@ function say(text, kind = "") {
 }
 
 input.value = await store.getBackendUrl();
+messengerInput.value = await store.getMessengerUrl();
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   let backendUrl;
+  let messengerUrl;
   try {
     backendUrl = normalizeBackendUrl(input.value);
+    messengerUrl = normalizeMessengerUrl(messengerInput.value);
   } catch (error) {
     say(error.message, "error");
     return;
@@ -34,7 +38,9 @@ form.addEventListener("submit", (event) => {
         return;
       }
       await store.setBackendUrl(backendUrl);
+      await store.setMessengerUrl(messengerUrl);
       input.value = backendUrl;
+      messengerInput.value = messengerUrl;
       say(`Saved. Checking ${backendUrl}…`);
       try {
         await createApi(backendUrl).health();

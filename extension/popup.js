@@ -16,6 +16,7 @@ import { EXPORT_ACCEPT, validateCreateForm } from "./lib/validate.js";
 const store = createStore(chrome.storage.local);
 const backendUrl = await store.getBackendUrl();
 const api = createApi(backendUrl);
+const messengerUrl = await store.getMessengerUrl();
 
 const $ = (id) => document.getElementById(id);
 const form = $("create-form");
@@ -43,6 +44,7 @@ function addCard(entry) {
       api,
       store,
       entry,
+      messengerUrl,
       onForget: () => {
         $("chatbots").hidden = list.children.length === 0;
       },

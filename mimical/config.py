@@ -42,6 +42,12 @@ class Settings:
     s3_secret: str = "mimical-s3"
     serving_configmap: str = "mimical-tfserving-models"
     serving_endpoint: str = "mimical-tfserving:8500"
+    # Training pod defaults (JSON, set by the chart): resources; for GPU Chatbots the device
+    # plugin's resource name, a node selector and tolerations.
+    training_resources: str = ""
+    training_gpu_resource: str = "nvidia.com/gpu"
+    training_gpu_node_selector: str = ""
+    training_gpu_tolerations: str = ""
     # Messenger Platform.
     graph_api_url: str = "https://graph.facebook.com/v21.0"
     fb_app_secret: str = ""

@@ -6,8 +6,9 @@
 // `fetch` and `XMLHttpRequest` are injectable so `node --test` can drive this
 // module without a browser.
 
-// Header names the backend reads credentials from (never the URL).
-export const OWNER_TOKEN_HEADER = "X-Owner-Token";
+// Where the backend reads credentials from (never the URL): the owner token as a
+// bearer token, a chatbot's password in its own header.
+export const OWNER_TOKEN_HEADER = "Authorization";
 export const PASSWORD_HEADER = "X-Chatbot-Password";
 
 /** An error answer from the backend, or no answer at all (status 0). */
@@ -44,7 +45,7 @@ function unreachable(baseUrl) {
 
 function credentialHeaders({ ownerToken, password } = {}) {
   const headers = {};
-  if (ownerToken) headers[OWNER_TOKEN_HEADER] = ownerToken;
+  if (ownerToken) headers[OWNER_TOKEN_HEADER] = `Bearer ${ownerToken}`;
   if (password) headers[PASSWORD_HEADER] = password;
   return headers;
 }

@@ -1,5 +1,5 @@
 // What the extension remembers, in `chrome.storage.local` (this browser only,
-// never synced): the backend address and, per chatbot the user created, the
+// never synced): the backend address, its Messenger page link and, per chatbot the user created, the
 // one-time owner token that lets them retrain or delete it later. Passwords are
 // never stored. `area` is any object with promise-returning `get`/`set`, so tests
 // pass an in-memory one.
@@ -20,6 +20,14 @@ export function createStore(area) {
     },
 
     setBackendUrl: (backendUrl) => area.set({ backendUrl }),
+
+    /** The backend's Facebook page on Messenger ("" when it has none). */
+    async getMessengerUrl() {
+      const { messengerUrl } = await area.get("messengerUrl");
+      return messengerUrl || "";
+    },
+
+    setMessengerUrl: (messengerUrl) => area.set({ messengerUrl }),
 
     /** Chatbots created from this browser on `backendUrl`, newest first. */
     async listChatbots(backendUrl) {

@@ -35,6 +35,8 @@ export function describeChatbot(resource) {
     percent: progressPercent({ ...resource, phase }),
     settled: isSettled(phase),
     failed: phase === "Failed",
+    // A previous version keeps serving while a retrain builds the next one.
+    chattable: resource.ready ?? phase === "Ready",
     message: resource.message || "",
   };
 }
@@ -65,25 +67,32 @@ const defaultSleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Calls `fetchStatus()` until the chatbot is Ready or Failed, reporting each answer
  * to `onUpdate`. Passing errors (backend restarting, one dropped request) are retried;
- * `maxFailures` in a row give up with the last error. Stops early when `signal` aborts.
+ * `maxFailures` in a row give up with the last error. "Too many requests" slows the
+ * polling down instead of failing. Stops early when `signal` aborts.
  */
 export async function followChatbot(
   fetchStatus,
-  { onUpdate = () => {}, intervalMs = 1000, maxFailures = 5, signal, sleep = defaultSleep } = {},
+  { onUpdate = () => {}, intervalMs = 2000, maxFailures = 5, signal, sleep = defaultSleep } = {},
 ) {
   let failures = 0;
+  let delay = intervalMs;
   while (!signal?.aborted) {
     try {
       const resource = await fetchStatus();
       failures = 0;
+      delay = intervalMs;
       onUpdate(resource);
       if (isSettled(resource.phase)) return resource;
     } catch (error) {
-      // A 4xx (deleted, credential refused) will not fix itself: stop at once.
-      failures += 1;
-      if (failures >= maxFailures || (error.status >= 400 && error.status < 500)) throw error;
+      if (error.status === 429) {
+        delay = Math.min(delay * 2, 60_000);
+      } else {
+        // Other 4xx (deleted, credential refused) will not fix themselves: stop at once.
+        failures += 1;
+        if (failures >= maxFailures || (error.status >= 400 && error.status < 500)) throw error;
+      }
     }
-    await sleep(intervalMs);
+    await sleep(delay);
   }
   return null;
 }

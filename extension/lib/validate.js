@@ -64,3 +64,25 @@ export function hostPermissionPattern(backendUrl) {
   const url = new URL(backendUrl);
   return `${url.protocol}//${url.host}/*`;
 }
+
+/**
+ * The Messenger link friends use to reach the backend's Facebook page: a page
+ * username or an m.me / messenger.com link, returned as a clean https URL.
+ * Empty input means "no Messenger page" and returns "".
+ */
+export function normalizeMessengerUrl(input) {
+  const text = (input || "").trim();
+  if (!text) return "";
+  if (/^[A-Za-z0-9.]{5,50}$/.test(text)) return `https://m.me/${text}`;
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error(`"${text}" is neither a page username nor a link.`);
+  }
+  const allowed = ["m.me", "www.messenger.com", "messenger.com"];
+  if (url.protocol !== "https:" || !allowed.includes(url.hostname)) {
+    throw new Error("Use the page's https://m.me/… link (or just its username).");
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}

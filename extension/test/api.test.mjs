@@ -117,11 +117,11 @@ test("status, retrain and delete send the owner token in a header, never in the 
     ["DELETE", `${BASE}/api/chatbots/alex`],
   ]);
   for (const call of calls) {
-    assert.equal(call.init.headers[OWNER_TOKEN_HEADER], "tok");
+    assert.equal(call.init.headers[OWNER_TOKEN_HEADER], "Bearer tok");
     assert.equal(call.init.credentials, "omit");
   }
   assert.equal(sent[0].url, `${BASE}/api/chatbots/alex/retrain`);
-  assert.equal(sent[0].headers[OWNER_TOKEN_HEADER], "tok");
+  assert.equal(sent[0].headers[OWNER_TOKEN_HEADER], "Bearer tok");
   assert.ok(!calls.some((call) => call.url.includes("tok")));
 });
 

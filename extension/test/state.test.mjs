@@ -18,6 +18,9 @@ test("the backend defaults to the embedded server until set", async () => {
   assert.equal(await store.getBackendUrl(), DEFAULT_BACKEND_URL);
   await store.setBackendUrl("https://bots.example.org");
   assert.equal(await store.getBackendUrl(), "https://bots.example.org");
+  assert.equal(await store.getMessengerUrl(), "");
+  await store.setMessengerUrl("https://m.me/mimicalbot");
+  assert.equal(await store.getMessengerUrl(), "https://m.me/mimicalbot");
 });
 
 test("chatbots are remembered per backend, newest first, and forgotten", async () => {

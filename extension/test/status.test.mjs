@@ -73,6 +73,27 @@ test("following retries passing failures but gives up on client errors", async (
   await assert.rejects(followChatbot(down, { sleep: noSleep, maxFailures: 3 }), /down/);
 });
 
+test("following slows down when rate limited instead of failing", async () => {
+  const answers = [new ApiError(429, "too_many_requests", "slow down"), { phase: "Ready" }];
+  const delays = [];
+  const final = await followChatbot(
+    async () => {
+      const next = answers.shift();
+      if (next instanceof Error) throw next;
+      return next;
+    },
+    { intervalMs: 1000, sleep: async (ms) => delays.push(ms) },
+  );
+  assert.equal(final.phase, "Ready");
+  assert.deepEqual(delays, [2000]);
+});
+
+test("a retrain keeps the chat open while the next version builds", () => {
+  assert.equal(describeChatbot({ phase: "Training", ready: true }).chattable, true);
+  assert.equal(describeChatbot({ phase: "Training", ready: false }).chattable, false);
+  assert.equal(describeChatbot({ phase: "Ready" }).chattable, true);
+});
+
 test("following stops when aborted", async () => {
   const controller = new AbortController();
   const final = await followChatbot(

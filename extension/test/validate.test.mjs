@@ -4,6 +4,7 @@ import { test } from "node:test";
 import {
   hostPermissionPattern,
   normalizeBackendUrl,
+  normalizeMessengerUrl,
   validateCreateForm,
   validateName,
 } from "../lib/validate.js";
@@ -51,4 +52,14 @@ test("unusable backend addresses say what is wrong", () => {
 test("host permission covers exactly the backend's origin", () => {
   assert.equal(hostPermissionPattern("http://127.0.0.1:8080"), "http://127.0.0.1:8080/*");
   assert.equal(hostPermissionPattern("https://bots.example.org/mimical"), "https://bots.example.org/*");
+});
+
+test("the Messenger page is a username or an m.me / messenger.com link", () => {
+  assert.equal(normalizeMessengerUrl(""), "");
+  assert.equal(normalizeMessengerUrl("mimical.bot"), "https://m.me/mimical.bot");
+  assert.equal(normalizeMessengerUrl("https://m.me/mimicalbot/"), "https://m.me/mimicalbot");
+  assert.equal(normalizeMessengerUrl("https://www.messenger.com/t/12345"), "https://www.messenger.com/t/12345");
+  assert.throws(() => normalizeMessengerUrl("http://m.me/x"), /m\.me/);
+  assert.throws(() => normalizeMessengerUrl("https://evil.example/m.me"), /m\.me/);
+  assert.throws(() => normalizeMessengerUrl("not a page!"), /neither a page username nor a link/);
 });

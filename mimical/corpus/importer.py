@@ -11,6 +11,7 @@ corpus appears atomically at the end, or not at all if the input is unusable.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -19,7 +20,7 @@ from typing import TypedDict
 
 from mimical.corpus.chat import SKIP_REASONS, clean_name
 from mimical.corpus.messenger import MessengerE2EEReader, MessengerReader
-from mimical.corpus.schema import CorpusMessage, write_corpus
+from mimical.corpus.schema import write_corpus
 from mimical.corpus.scrub import KINDS, Scrubber
 from mimical.corpus.segment import GAP_THRESHOLD_SECONDS, SegmentCounts, segment_thread
 from mimical.corpus.sources import open_sources
@@ -34,8 +35,14 @@ READERS = {
     "telegram": TelegramReader,
     "whatsapp": WhatsAppReader,
 }
-FORMAT_ALIASES = {"whatsapp-android": "whatsapp", "whatsapp-ios": "whatsapp", "facebook": "messenger"}
+FORMAT_ALIASES = {
+    "whatsapp-android": "whatsapp",
+    "whatsapp-ios": "whatsapp",
+    "facebook": "messenger",
+}
 FORMATS = tuple(READERS) + tuple(FORMAT_ALIASES)
+# Facebook and Telegram also export HTML, which people download by mistake.
+HTML_EXPORT = re.compile(r"(?:^|/)(?:message_\d+|messages\d*)\.html$")
 
 Progress = bool | Callable[[int, int], None]
 
@@ -89,7 +96,7 @@ def import_exports(
         total = sum(len(reader) for reader in readers)
         formats: set[str] = set()
 
-        def records() -> Iterator[CorpusMessage]:
+        def records() -> Iterator[dict]:
             with _progress_bar(progress, total) as advance:
                 for reader in readers:
                     for thread in reader.threads(skipped):
@@ -143,6 +150,12 @@ def detect(sources, format: str | None, paths: list) -> list:
     readers = [r for n in names if (r := READERS[n].detect(sources, claimed)) is not None]
     if not readers:
         where = ", ".join(str(path) for path in paths)
+        members = [member for source in sources for member in source.members()]
+        if any(HTML_EXPORT.search(member) for member in members):
+            raise UnsupportedFormatError(
+                f"{where}: this export is HTML; download it again choosing the JSON format"
+                " (Facebook: Format JSON; Telegram: Machine-readable JSON)"
+            )
         wanted = f"a {format} export" if format else "a Messenger, WhatsApp or Telegram export"
         raise UnsupportedFormatError(f"{where}: not {wanted} (no chat files found)")
     return readers
@@ -204,7 +217,8 @@ class _progress_bar:
         if self.progress is True:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, unit="thread", file=sys.stderr, leave=False)
+            total = self.total or None  # unknown for Telegram, whose chats are streamed
+            self.bar = tqdm(total=total, unit="thread", file=sys.stderr, leave=False)
         return self.advance
 
     def advance(self) -> None:
@@ -217,4 +231,3 @@ class _progress_bar:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
-

@@ -29,32 +29,48 @@ from mimical.corpus.sources import Source, head
 from mimical.errors import InputError
 
 FOLDERS = ("inbox", "archived_threads", "filtered_threads", "message_requests", "e2ee_cutover")
-PAGE = re.compile(
-    r"(?:^|/)messages/(" + "|".join(FOLDERS) + r")/([^/]+)/message_(\d+)\.json$"
-)
+PAGE = re.compile(r"(?:^|/)messages/(" + "|".join(FOLDERS) + r")/([^/]+)/message_(\d+)\.json$")
 MEDIA_KEYS = ("photos", "videos", "gifs", "audio_files", "files")
+# Keys that make a message more than plain text.
+SPECIAL_KEYS = frozenset((*MEDIA_KEYS, "sticker", "share", "call_duration", "is_unsent"))
+# How notices without a name in front begin (see BARE_NOTICE).
+BARE_PREFIXES = ("You ", "Say hi", "Messages and", "The ", "Reacted ")
 
-# Text Messenger writes in place of a message that had no text of its own.
-PLACEHOLDER = re.compile(
-    r"^.{0,80}? sent (?:an? |\d+ )?(?:attachment|photo|video|GIF|gif|sticker|voice message"
-    r"|audio(?: clip)?|file|link|location|live location|contact|post|reel|story)s?\.?$"
-    r"|^.{0,80}? sent a GIF from .{1,40}\.?$"
+# Notices Messenger writes as messages, after the name of who did it (or "You").
+NOTICES = {
+    "placeholder": r"sent (?:an? |\d+ )?(?:attachment|photo|video|GIF|gif|sticker|voice message"
+    r"|audio(?: clip)?|file|link|location|live location|contact|post|reel|story)s?\.?"
+    r"|sent a GIF from .{1,40}",
+    "reaction": r"reacted .{1,12} to (?:your|a|their|his|her) message ?\.?",
+    "unsent": r"unsent a message\.?",
+    "call": r"(?:started|joined|ended|missed) (?:a |the )?(?:video |audio |group )?(?:call|chat)\.?"
+    r"|missed your (?:video )?call\.?|missed a (?:video )?call from .{1,80}",
+    "system": r"(?:named the group|changed the group name to) .{1,120}|changed the group photo\.?"
+    r"|(?:added .{1,80} to|removed .{1,80} from) the group\.?|(?:left|created|joined) the group\.?"
+    r"|set (?:the nickname for .{1,80}|(?:his|her|their|your) own nickname|your nickname) to .+"
+    r"|cleared the nickname for .{1,80}|changed the (?:chat )?theme.{0,80}"
+    r"|set the (?:quick reaction|emoji) to .{1,20}|changed the emoji.{0,40}|pinned a message\.?"
+    r"|turned (?:on|off) disappearing messages.{0,40}",
+}
+NOTICE = re.compile("|".join(f"(?P<{reason}>{pattern})" for reason, pattern in NOTICES.items()))
+# Notices with no name in front.
+BARE_NOTICE = re.compile(
+    r"(?P<system>You are now connected on Messenger\.?|Say hi to your new Facebook friend.{0,80}"
+    r"|You can now (?:message|call) .{0,80}|Messages and calls are secured with end-to-end"
+    r" encryption.{0,200})|(?P<call>The (?:video )?(?:call|chat) (?:ended|is over)\.?)"
+    r"|(?P<reaction>Reacted .{1,12} to your message ?\.?)"
 )
-REACTION = re.compile(r"^(?:.{0,80} )?[Rr]eacted .{1,12} to (?:your|a|their|his|her) message\.?$")
-UNSENT = re.compile(r"^.{0,80}? unsent a message\.?$")
-CALL = re.compile(
-    r"(?:started|joined|ended|missed) (?:a |the )?(?:video |audio )?(?:call|chat)"
-    r"|^The (?:video )?(?:call|chat) (?:ended|is over)\.?$|missed your (?:video )?call"
-)
-SYSTEM = re.compile(
-    r" (?:named the group|changed the group name|changed the group photo|added .{1,80} to the"
-    r" group|removed .{1,80} from the group|left the group|created the group|set the nickname"
-    r"|set (?:his|her|their|your) own nickname|set your nickname|cleared the nickname"
-    r"|changed the (?:chat )?theme|set the (?:quick reaction|emoji)|changed the emoji"
-    r"|pinned a message|turned (?:on|off) disappearing messages|joined the group)"
-    r"|^You are now connected on Messenger|^Say hi to your new Facebook friend"
-    r"|^You can now (?:message|call)|^Messages and calls are secured with end-to-end encryption"
-)
+
+
+def notice_reason(text: str, sender: str) -> str | None:
+    """The skip reason if `text` is one of Messenger's notices rather than a message."""
+    for subject in (sender, "You"):
+        if subject and text.startswith(subject + " "):
+            match = NOTICE.fullmatch(text, len(subject) + 1)
+            if match:
+                return match.lastgroup
+    match = BARE_NOTICE.fullmatch(text)
+    return match.lastgroup if match else None
 
 
 def fix_mojibake(text: str) -> str:
@@ -129,14 +145,34 @@ class MessengerReader:
                 thread.participants |= _participants(data)
                 thread.title = thread.title or fix_mojibake(data.get("title") or "")
                 newest_first.extend(data["messages"])
-            for raw in reversed(newest_first):
-                text = dyi_text(raw, skipped)
-                if text is not None:
-                    sender = clean_name(fix_mojibake(raw.get("sender_name") or ""))
-                    time = (raw.get("timestamp_ms") or 0) / 1000
-                    thread.messages.append(ChatMessage(sender, time, text))
+            thread.messages = _messages(reversed(newest_first), skipped)
             thread.messages.sort(key=lambda message: message.time)
             yield thread
+
+
+def _messages(raws, skipped: Counter) -> list[ChatMessage]:
+    """Text messages, oldest first. Most messages are plain text: they take a fast path
+    (this loop runs for every message of the export), the rest go through `dyi_text`."""
+    senders: dict[str, tuple[str, tuple[str, ...]]] = {}
+    messages = []
+    append = messages.append
+    for raw in raws:
+        raw_sender = raw.get("sender_name") or ""
+        known = senders.get(raw_sender)
+        if known is None:
+            name = clean_name(fix_mojibake(raw_sender))
+            known = senders[raw_sender] = (name, (name + " ", *BARE_PREFIXES))
+        sender, notice_prefixes = known
+        content = raw.get("content")
+        if content and SPECIAL_KEYS.isdisjoint(raw) and raw.get("type", "Generic") == "Generic":
+            text = (content if content.isascii() else fix_mojibake(content)).strip()
+            if not text or text.startswith(notice_prefixes):
+                text = dyi_text(raw, skipped)
+        else:
+            text = dyi_text(raw, skipped)
+        if text is not None:
+            append(ChatMessage(sender, (raw.get("timestamp_ms") or 0) / 1000, text))
+    return messages
 
 
 def _participants(data) -> set[str]:
@@ -169,20 +205,9 @@ def dyi_text(message: dict, skipped: Counter) -> str | None:
         skipped["media" if has_media else "share" if "share" in message else "empty"] += 1
         return None
     text = fix_mojibake(content).strip()
-    if PLACEHOLDER.match(text):
-        skipped["media" if has_media else "placeholder"] += 1
-        return None
-    if REACTION.match(text):
-        skipped["reaction"] += 1
-        return None
-    if UNSENT.match(text):
-        skipped["unsent"] += 1
-        return None
-    if CALL.search(text) and len(text) < 120:
-        skipped["call"] += 1
-        return None
-    if SYSTEM.search(text) and len(text) < 200:
-        skipped["system"] += 1
+    reason = notice_reason(text, fix_mojibake(message.get("sender_name") or ""))
+    if reason:
+        skipped["media" if reason == "placeholder" and has_media else reason] += 1
         return None
     if kind == "Share" or "share" in message:
         link = (message.get("share") or {}).get("link") or ""
@@ -246,13 +271,18 @@ class MessengerE2EEReader:
                 text = e2ee_text(raw, skipped)
                 if text is not None:
                     sender = clean_name(raw.get("senderName"))
-                    thread.messages.append(ChatMessage(sender, (raw.get("timestamp") or 0) / 1000, text))
+                    thread.messages.append(
+                        ChatMessage(sender, (raw.get("timestamp") or 0) / 1000, text)
+                    )
             thread.messages.sort(key=lambda message: message.time)
             yield thread
 
 
 def _e2ee_participants(data: dict) -> set[str]:
-    names = {clean_name(p if isinstance(p, str) else (p or {}).get("name")) for p in data.get("participants") or ()}
+    names = {
+        clean_name(p if isinstance(p, str) else (p or {}).get("name"))
+        for p in data.get("participants") or ()
+    }
     names.discard("")
     return names
 
@@ -268,10 +298,8 @@ def e2ee_text(message: dict, skipped: Counter) -> str | None:
         skipped["system"] += 1
     elif not text:
         skipped["media" if message.get("media") else "empty"] += 1
-    elif PLACEHOLDER.match(text):
-        skipped["placeholder"] += 1
-    elif REACTION.match(text):
-        skipped["reaction"] += 1
+    elif reason := notice_reason(text, message.get("senderName") or ""):
+        skipped[reason] += 1
     else:
         return text
     return None

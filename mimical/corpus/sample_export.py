@@ -37,8 +37,17 @@ OVERLAP_SHIFT_SECONDS = 86400
 # Kinds of non-text messages each format really produces, with the skip reason the
 # importer must count them under. "edited" and "share_text" are kept as text.
 QUIRKS = {
-    "messenger": ("media", "sticker", "call", "unsent", "reaction", "placeholder", "share",
-                  "share_text", "system"),
+    "messenger": (
+        "media",
+        "sticker",
+        "call",
+        "unsent",
+        "reaction",
+        "placeholder",
+        "share",
+        "share_text",
+        "system",
+    ),
     "messenger-e2ee": ("media", "unsent"),
     "whatsapp-android": ("media", "deleted", "call", "edited", "system"),
     "whatsapp-ios": ("media", "sticker", "deleted", "call", "edited", "system"),
@@ -59,14 +68,58 @@ PII = (
 PII_RATE = 0.01
 
 FIRST_NAMES = (
-    "Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery", "Quinn",
-    "Noah", "Emma", "Liam", "Olivia", "Mia", "Lucas", "Zoë", "José", "Chloé", "Søren",
-    "Anaïs", "Björn", "Ngozi", "Priya", "Mateo", "Yuki", "Amara", "Leila", "Kai", "Inès",
+    "Alex",
+    "Sam",
+    "Jordan",
+    "Taylor",
+    "Morgan",
+    "Casey",
+    "Riley",
+    "Jamie",
+    "Avery",
+    "Quinn",
+    "Noah",
+    "Emma",
+    "Liam",
+    "Olivia",
+    "Mia",
+    "Lucas",
+    "Zoë",
+    "José",
+    "Chloé",
+    "Søren",
+    "Anaïs",
+    "Björn",
+    "Ngozi",
+    "Priya",
+    "Mateo",
+    "Yuki",
+    "Amara",
+    "Leila",
+    "Kai",
+    "Inès",
 )
 LAST_NAMES = (
-    "Rivera", "Chen", "Okafor", "Müller", "García", "Nguyen", "Kowalski", "Smith", "Dubois",
-    "Rossi", "Haddad", "Johansson", "Silva", "Kim", "Patel", "O'Brien", "Novák", "Andersen",
-    "Fernández", "Tanaka",
+    "Rivera",
+    "Chen",
+    "Okafor",
+    "Müller",
+    "García",
+    "Nguyen",
+    "Kowalski",
+    "Smith",
+    "Dubois",
+    "Rossi",
+    "Haddad",
+    "Johansson",
+    "Silva",
+    "Kim",
+    "Patel",
+    "O'Brien",
+    "Novák",
+    "Andersen",
+    "Fernández",
+    "Tanaka",
 )
 
 
@@ -137,6 +190,7 @@ def load_chats() -> tuple[dict, ...]:
             (m["sender"], datetime.fromisoformat(m["timestamp"]).timestamp(), m["text"])
             for turn in raw["messages"]
             for m in turn
+            if m["text"].strip()  # a few are empty; real exports have no empty text messages
         ]
         if messages:
             chats.append({"start": messages[0][1], "messages": messages})
@@ -153,7 +207,8 @@ def build_sample(
     persona_id = persona or DEMO_PERSONA
     rng = random.Random(f"{seed}:{format}")
     chats = [
-        chat for chat in load_chats()
+        chat
+        for chat in load_chats()
         if persona_id in (senders := {m[0] for m in chat["messages"]}) and len(senders) == 2
     ][:max_conversations]
     if not chats:
@@ -173,7 +228,7 @@ def build_sample(
     plan = SamplePlan(format, persona_name, [], len(chats))
     if format == "telegram":
         plan.skipped["thread"] += 2  # "Saved Messages" and a channel: not conversations
-    for members in groups + [[p] for p in partners[len(groups) * 2:]]:
+    for members in groups + [[p] for p in partners[len(groups) * 2 :]]:
         group = len(members) > 1
         title = GROUP_TITLE if group else names[members[0]]
         thread = SampleThread(
@@ -203,7 +258,12 @@ def _thread_messages(chats, names, resolution, rng, plan) -> list[SampleMessage]
                 text = f"{text} {rng.choice(EMOJI)}"
             elif roll < 0.05:
                 text = f"{text} ({rng.choice(ACCENTED)})"
-            elif roll < 0.10 and messages and messages[-1].sender == name and messages[-1].kind == "text":
+            elif (
+                roll < 0.10
+                and messages
+                and messages[-1].sender == name
+                and messages[-1].kind == "text"
+            ):
                 messages[-1].text += "\n" + text  # one multi-line message
                 continue
             if name == plan.persona and rng.random() < PII_RATE:
@@ -243,7 +303,9 @@ def _slug(text: str, separator: str = "") -> str:
     import unicodedata
 
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return separator.join("".join(c for c in word if c.isalnum()) for word in ascii_text.lower().split())
+    return separator.join(
+        "".join(c for c in word if c.isalnum()) for word in ascii_text.lower().split()
+    )
 
 
 def write_sample_export(

@@ -143,9 +143,8 @@ def check_zip(archive: zipfile.ZipFile, label: str) -> list[str]:
             raise TooLargeError(
                 f"{label}: uncompressed size exceeds {MAX_UNCOMPRESSED_BYTES} bytes (zip bomb?)"
             )
-        if (
-            info.file_size >= RATIO_CHECK_MIN_BYTES
-            and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)
+        if info.file_size >= RATIO_CHECK_MIN_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(
+            info.compress_size, 1
         ):
             raise TooLargeError(
                 f"{label}: member {name!r} expands {info.file_size // max(info.compress_size, 1)}x"
@@ -238,4 +237,3 @@ def head(source: Source, member: str, size: int = 4096) -> bytes:
     """The first bytes of a member, to sniff its format without reading it all."""
     with source.open(member) as handle:
         return handle.read(size)
-

@@ -52,7 +52,7 @@ class TelegramReader:
         return cls(files) if files else None
 
     def __len__(self) -> int:
-        return len(self.files)
+        return 0  # chats are only counted while they are streamed
 
     def _user(self) -> tuple[str, str] | None:
         """(display name, from_id) of the exporting user, from the first full export."""
@@ -125,7 +125,9 @@ def flatten_text(text) -> str:
     if isinstance(text, str):
         return text
     if isinstance(text, list):
-        return "".join(part if isinstance(part, str) else str(part.get("text", "")) for part in text)
+        return "".join(
+            part if isinstance(part, str) else str(part.get("text", "")) for part in text
+        )
     return ""
 
 

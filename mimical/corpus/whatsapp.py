@@ -135,7 +135,7 @@ class WhatsAppReader:
 
 
 def sniff_style(data: bytes) -> str | None:
-    """"whatsapp-android" or "whatsapp-ios" if the first lines look like an export."""
+    """ "whatsapp-android" or "whatsapp-ios" if the first lines look like an export."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = data.decode("utf-16", errors="ignore")
     else:
@@ -221,7 +221,7 @@ def classify(sender: str | None, text: str, skipped: Counter) -> str | None:
 
 
 def infer_date_order(dates: list[str], ampms: list, where: str) -> str:
-    """"ymd", "dmy" or "mdy" for one file's dates (see the module docstring)."""
+    """ "ymd", "dmy" or "mdy" for one file's dates (see the module docstring)."""
     if not dates:
         return "dmy"
     triples = [tuple(int(part) for part in re.split(r"[./-]", date)) for date in dates]

@@ -29,8 +29,12 @@ def progress_key(chatbot: str, job_name: str) -> str:
 
 def chatbot_prefixes(chatbot: str) -> list[str]:
     """Every storage prefix holding this chatbot's data (deleted with it)."""
-    return [f"uploads/{chatbot}/", f"corpora/{chatbot}/", model_prefix(chatbot),
-            f"training/{chatbot}/"]
+    return [
+        f"uploads/{chatbot}/",
+        f"corpora/{chatbot}/",
+        model_prefix(chatbot),
+        f"training/{chatbot}/",
+    ]
 
 
 def read_json(storage: Storage, key: str) -> dict | None:

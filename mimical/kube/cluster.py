@@ -11,6 +11,7 @@ service account, else `~/.kube/config`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from mimical.config import Settings
@@ -79,35 +80,58 @@ class Cluster:
             return self._call(
                 f"chatbot {name}",
                 self.custom.get_namespaced_custom_object,
-                GROUP, VERSION, self.namespace, PLURAL, name,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
             )
         except NotFoundError:
             return None
 
     def list_chatbots(self) -> list[dict]:
         listing = self._call(
-            "chatbots", self.custom.list_namespaced_custom_object,
-            GROUP, VERSION, self.namespace, PLURAL,
+            "chatbots",
+            self.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
         )
         return listing.get("items", [])
 
     def create_chatbot(self, body: dict) -> dict:
         return self._call(
-            "chatbots", self.custom.create_namespaced_custom_object,
-            GROUP, VERSION, self.namespace, PLURAL, body,
+            "chatbots",
+            self.custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            body,
         )
 
     def delete_chatbot(self, name: str) -> None:
         self._call(
-            f"chatbot {name}", self.custom.delete_namespaced_custom_object,
-            GROUP, VERSION, self.namespace, PLURAL, name,
+            f"chatbot {name}",
+            self.custom.delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            name,
         )
 
     def patch_chatbot_status(self, name: str, status: dict) -> dict:
         return self._call(
             f"chatbot {name}",
             self.custom.patch_namespaced_custom_object_status,
-            GROUP, VERSION, self.namespace, PLURAL, name, {"status": status},
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            name,
+            {"status": status},
             _content_type=MERGE_PATCH,
         )
 
@@ -124,15 +148,17 @@ class Cluster:
             if error.status != 409:
                 raise
             self._call(
-                f"secret {name}", self.core.patch_namespaced_secret, name, self.namespace, body,
+                f"secret {name}",
+                self.core.patch_namespaced_secret,
+                name,
+                self.namespace,
+                body,
                 _content_type=MERGE_PATCH,
             )
 
     def delete_secret(self, name: str) -> None:
-        try:
+        with contextlib.suppress(NotFoundError):
             self._call(f"secret {name}", self.core.delete_namespaced_secret, name, self.namespace)
-        except NotFoundError:
-            pass
 
     # Training Jobs --------------------------------------------------------------------
 
@@ -143,7 +169,10 @@ class Cluster:
         name = manifest["metadata"]["name"]
         try:
             self._call(
-                f"job {name}", self.batch.create_namespaced_job, self.namespace, manifest,
+                f"job {name}",
+                self.batch.create_namespaced_job,
+                self.namespace,
+                manifest,
                 _preload_content=False,
             )
         except ApiException as error:
@@ -155,7 +184,9 @@ class Cluster:
     def delete_jobs(self, chatbot: str, keep: str | None = None) -> list[str]:
         """Delete the chatbot's training Jobs except `keep`; return the deleted names."""
         jobs = self._call(
-            f"jobs of {chatbot}", self.batch.list_namespaced_job, self.namespace,
+            f"jobs of {chatbot}",
+            self.batch.list_namespaced_job,
+            self.namespace,
             label_selector=f"{LABEL_CHATBOT}={chatbot}",
         )
         deleted = []
@@ -164,8 +195,11 @@ class Cluster:
                 continue
             try:
                 self._call(
-                    f"job {job.metadata.name}", self.batch.delete_namespaced_job,
-                    job.metadata.name, self.namespace, propagation_policy="Background",
+                    f"job {job.metadata.name}",
+                    self.batch.delete_namespaced_job,
+                    job.metadata.name,
+                    self.namespace,
+                    propagation_policy="Background",
                 )
                 deleted.append(job.metadata.name)
             except NotFoundError:
@@ -180,7 +214,9 @@ class Cluster:
         with self._serving_lock:
             configmap = self._call(
                 f"ConfigMap {name} (install the chart first)",
-                self.core.read_namespaced_config_map, name, self.namespace,
+                self.core.read_namespaced_config_map,
+                name,
+                self.namespace,
             )
             entries = serving_entries(configmap.data)
             if version is None:
@@ -190,8 +226,12 @@ class Cluster:
             data = serving_config_data(entries, storage_root)
             if data != (configmap.data or {}):
                 self._call(
-                    f"ConfigMap {name}", self.core.patch_namespaced_config_map,
-                    name, self.namespace, {"data": data}, _content_type=MERGE_PATCH,
+                    f"ConfigMap {name}",
+                    self.core.patch_namespaced_config_map,
+                    name,
+                    self.namespace,
+                    {"data": data},
+                    _content_type=MERGE_PATCH,
                 )
 
     def serving_entries(self) -> dict[str, int]:

@@ -69,14 +69,15 @@ def start_training(body, meta, spec, status, name, patch, memo: kopf.Memo, logge
     manifest = training_job(name, generation, dict(spec), memo.settings)
     kopf.adopt(manifest, owner=body)
     created = _temporary(memo.cluster.create_job, manifest)
-    # A spec change makes a still-running Job of an older generation pointless.
-    stale = _temporary(memo.cluster.delete_jobs, name, keep=job_name)
-    if stale:
-        logger.info("stopped stale training Jobs %s", ", ".join(stale))
+    if generation > 1:
+        # A spec change makes a still-running Job of an older generation pointless.
+        stale = _temporary(memo.cluster.delete_jobs, name, keep=job_name)
+        if stale:
+            logger.info("stopped stale training Jobs %s", ", ".join(stale))
     if not (status.get("phase") == TRAINING and status.get("trainingJob") == job_name):
         patch.status.update(training_started(dict(status), generation, job_name))
     if created:
-        kopf.info(body, reason="Training", message=f"created training Job {job_name}")
+        kopf.event(body, type="Normal", reason="Training", message=f"created Job {job_name}")
 
 
 def job_outcome(job: dict) -> tuple[str, str, str] | None:
@@ -118,7 +119,8 @@ def job_changed(body, event, namespace, memo: kopf.Memo, logger, **_) -> None:
             current, generation, version, uri, memo.settings.serving_endpoint, scalars
         )
         _temporary(memo.cluster.patch_chatbot_status, name, new_status)
-        kopf.info(chatbot, reason="Ready", message=f"serving version {version} from {uri}")
+        message = f"serving version {version} from {uri}"
+        kopf.event(chatbot, type="Normal", reason="Ready", message=message)
         logger.info("chatbot %s/%s serves version %s", namespace, name, version)
         return
     progress = _temporary(artifacts.read_json, storage, artifacts.progress_key(name, job_name))
@@ -158,12 +160,15 @@ def clean_up(name, namespace, memo: kopf.Memo, logger, **_) -> None:
     _temporary(memo.cluster.delete_jobs, name)
     _temporary(memo.cluster.set_serving_entry, name, None, memo.storage.root)
     deleted = sum(
-        _temporary(memo.storage.delete_prefix, prefix) for prefix in artifacts.chatbot_prefixes(name)
+        _temporary(memo.storage.delete_prefix, prefix)
+        for prefix in artifacts.chatbot_prefixes(name)
     )
     logger.info("deleted %d stored objects of chatbot %s/%s", deleted, namespace, name)
 
 
-def register(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
+def register(
+    registry: kopf.OperatorRegistry, progress_interval: float = PROGRESS_INTERVAL_SECONDS
+) -> kopf.OperatorRegistry:
     """Attach the Chatbot and Job handlers to `registry` (one per operator run)."""
     on_chatbots = {"registry": registry}
     kopf.on.create(*CHATBOTS, id="train", **on_chatbots)(start_training)
@@ -171,11 +176,18 @@ def register(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
     kopf.on.resume(*CHATBOTS, id="resume", **on_chatbots)(start_training)
     kopf.on.delete(*CHATBOTS, id="cleanup", **on_chatbots)(clean_up)
     kopf.timer(
-        *CHATBOTS, id="progress", interval=PROGRESS_INTERVAL_SECONDS, when=is_training,
+        *CHATBOTS,
+        id="progress",
+        interval=progress_interval,
+        when=is_training,
         **on_chatbots,
     )(poll_progress)
     kopf.on.event(
-        "batch", "v1", "jobs", id="training-job", labels={LABEL_CHATBOT: kopf.PRESENT},
+        "batch",
+        "v1",
+        "jobs",
+        id="training-job",
+        labels={LABEL_CHATBOT: kopf.PRESENT},
         registry=registry,
     )(job_changed)
     return registry

@@ -28,7 +28,10 @@ NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 LABEL_CHATBOT = f"{GROUP}/chatbot"
 LABEL_GENERATION = f"{GROUP}/generation"
-COMMON_LABELS = {"app.kubernetes.io/name": "mimical", "app.kubernetes.io/managed-by": "mimical-operator"}
+COMMON_LABELS = {
+    "app.kubernetes.io/name": "mimical",
+    "app.kubernetes.io/managed-by": "mimical-operator",
+}
 
 # One retry of a crashed pod; a failing import or a bad export fails the same way twice.
 JOB_BACKOFF_LIMIT = 1
@@ -39,8 +42,10 @@ JOB_DEADLINE_SLACK_SECONDS = 15 * 60
 DEFAULT_MAX_MINUTES = 30
 # The training pod's user: the image must not need root.
 TRAINING_UID = 10001
-DEFAULT_TRAINING_RESOURCES = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
-GPU_RESOURCE = "nvidia.com/gpu"
+DEFAULT_TRAINING_RESOURCES = {
+    "requests": {"cpu": "1", "memory": "2Gi"},
+    "limits": {"memory": "4Gi"},
+}
 
 MODEL_CONFIG_KEY = "models.config"  # TF Serving's --model_config_file (text proto)
 MODEL_ENTRIES_KEY = "models.json"  # the same entries as JSON, what the operator reads back
@@ -97,12 +102,28 @@ def chatbot_labels(name: str, component: str) -> dict[str, str]:
     return {**COMMON_LABELS, "app.kubernetes.io/component": component, LABEL_CHATBOT: name}
 
 
-def _training_resources(training: TrainingSpec) -> dict:
-    requests = {**DEFAULT_TRAINING_RESOURCES["requests"], **training.resources.get("requests", {})}
-    limits = {**DEFAULT_TRAINING_RESOURCES["limits"], **training.resources.get("limits", {})}
+def _json_setting(settings: Settings, field_name: str, default):
+    """A JSON-valued setting (the chart passes resources, selectors, tolerations as JSON)."""
+    raw = getattr(settings, field_name)
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise InputError(f"MIMICAL_{field_name.upper()}: not valid JSON: {raw!r}") from None
+
+
+def _training_resources(training: TrainingSpec, settings: Settings) -> dict:
+    defaults = _json_setting(settings, "training_resources", DEFAULT_TRAINING_RESOURCES)
+    requests = {**defaults.get("requests", {}), **training.resources.get("requests", {})}
+    limits = {**defaults.get("limits", {}), **training.resources.get("limits", {})}
     if training.gpu > 0:
-        limits[GPU_RESOURCE] = training.gpu
-    return {"requests": requests, "limits": limits}
+        limits[settings.training_gpu_resource] = training.gpu
+    # Quantities are strings in the API ("2", "500m", "4Gi"); the CRD also accepts integers.
+    return {
+        "requests": {key: str(value) for key, value in requests.items()},
+        "limits": {key: str(value) for key, value in limits.items()},
+    }
 
 
 def _training_env(name: str, job_name: str, spec: dict, training: TrainingSpec, settings: Settings):
@@ -135,9 +156,19 @@ def training_job(name: str, generation: int, spec: dict, settings: Settings) -> 
     job_name = training_job_name(name, generation)
     labels = {**chatbot_labels(name, "training"), LABEL_GENERATION: str(generation)}
     tolerations = list(training.tolerations)
+    node_selector = dict(training.node_selector)
     if training.gpu > 0:
         # GPU node pools are usually tainted so only GPU work lands there.
-        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+        gpu_taint = {
+            "key": settings.training_gpu_resource,
+            "operator": "Exists",
+            "effect": "NoSchedule",
+        }
+        tolerations += _json_setting(settings, "training_gpu_tolerations", [gpu_taint])
+        node_selector = {
+            **_json_setting(settings, "training_gpu_node_selector", {}),
+            **node_selector,
+        }
     pod_spec = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -152,7 +183,7 @@ def training_job(name: str, generation: int, spec: dict, settings: Settings) -> 
                 "name": "train",
                 "image": training.image or settings.training_image,
                 "env": _training_env(name, job_name, spec, training, settings),
-                "resources": _training_resources(training),
+                "resources": _training_resources(training, settings),
                 "terminationMessagePolicy": "FallbackToLogsOnError",
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
@@ -164,8 +195,8 @@ def training_job(name: str, generation: int, spec: dict, settings: Settings) -> 
         ],
         "volumes": [{"name": "scratch", "emptyDir": {}}],
     }
-    if training.node_selector:
-        pod_spec["nodeSelector"] = training.node_selector
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
     if tolerations:
         pod_spec["tolerations"] = tolerations
     return {

@@ -31,16 +31,21 @@ def _configure_kopf(kopf_settings) -> None:
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="mimical.dev", key="last-handled-configuration"
     )
+    # Handler chatter ("Handler 'train' succeeded") stays in the log; Events are what users
+    # act on: warnings, and the Normal ones the handlers post explicitly.
+    kopf_settings.posting.level = logging.WARNING
+    # Watch exactly our namespace: no cluster-wide namespace or CRD scanning (and no RBAC for it).
+    kopf_settings.scanning.disabled = True
     kopf_settings.watching.server_timeout = 300
     kopf_settings.networking.request_timeout = 60
     kopf_settings.execution.max_workers = 8
 
 
-def build_registry(mimical_settings: Settings):
+def build_registry(mimical_settings: Settings, progress_interval: float | None = None):
     """A fresh kopf registry with our handlers, login and startup configuration."""
     import kopf
 
-    from mimical.kube.handlers import register
+    from mimical.kube.handlers import PROGRESS_INTERVAL_SECONDS, register
 
     registry = kopf.OperatorRegistry()
 
@@ -56,7 +61,7 @@ def build_registry(mimical_settings: Settings):
     def configure(settings: kopf.OperatorSettings, **_) -> None:
         _configure_kopf(settings)
 
-    return register(registry)
+    return register(registry, progress_interval or PROGRESS_INTERVAL_SECONDS)
 
 
 def build_memo(settings: Settings):
@@ -71,8 +76,11 @@ def build_memo(settings: Settings):
             f"MIMICAL_STORAGE_URL={settings.storage_url!r}: the operator needs s3://bucket/prefix "
             "(TF Serving and the training Jobs read models from S3)"
         )
-    return kopf.Memo(settings=settings, cluster=Cluster(settings), storage=open_storage(
-        settings.storage_url, settings))
+    return kopf.Memo(
+        settings=settings,
+        cluster=Cluster(settings),
+        storage=open_storage(settings.storage_url, settings),
+    )
 
 
 def run_operator(
@@ -80,12 +88,16 @@ def run_operator(
     *,
     stop_flag: threading.Event | None = None,
     ready_flag: threading.Event | None = None,
+    progress_interval: float | None = None,
 ) -> None:
-    """Run until `stop_flag` is set (or SIGINT/SIGTERM when it is None)."""
+    """Run until `stop_flag` is set (or SIGINT/SIGTERM when it is None).
+
+    `progress_interval`: seconds between refreshes of a training chatbot's progress.
+    """
     import kopf
 
     memo = build_memo(settings)
-    registry = build_registry(settings)
+    registry = build_registry(settings, progress_interval)
     asyncio.run(
         kopf.operator(
             registry=registry,

@@ -19,8 +19,11 @@ CONDITION_TYPES = ("Imported", "Trained", "Ready")
 
 
 def now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat().replace(
-        "+00:00", "Z"
+    return (
+        datetime.datetime.now(datetime.UTC)
+        .replace(microsecond=0)
+        .isoformat()
+        .replace("+00:00", "Z")
     )
 
 
@@ -33,7 +36,9 @@ def merge_conditions(current: list[dict] | None, updates: list[dict], generation
         by_type[update["type"]] = {
             **update,
             "observedGeneration": generation,
-            "lastTransitionTime": now_iso() if changed else old.get("lastTransitionTime", now_iso()),
+            "lastTransitionTime": now_iso()
+            if changed
+            else old.get("lastTransitionTime", now_iso()),
         }
     return [by_type[t] for t in CONDITION_TYPES if t in by_type]
 
@@ -56,8 +61,12 @@ def training_started(status: dict, generation: int, job_name: str) -> dict:
         "phase": TRAINING,
         "observedGeneration": generation,
         "trainingJob": job_name,
-        "progress": {"step": "scheduled", "percent": 0, "message": f"Job {job_name} created",
-                     "updated": now_iso()},
+        "progress": {
+            "step": "scheduled",
+            "percent": 0,
+            "message": f"Job {job_name} created",
+            "updated": now_iso(),
+        },
         "conditions": merge_conditions(
             status.get("conditions"),
             [
@@ -81,13 +90,19 @@ def training_succeeded(
         "modelURI": model_uri,
         "endpoint": endpoint,
         "metrics": metrics,
-        "progress": {"step": "done", "percent": 100, "message": f"version {version} is live",
-                     "updated": now_iso()},
+        "progress": {
+            "step": "done",
+            "percent": 100,
+            "message": f"version {version} is live",
+            "updated": now_iso(),
+        },
         "conditions": merge_conditions(
             status.get("conditions"),
             [
                 condition("Imported", "True", "Imported", "the export was imported"),
-                condition("Trained", "True", "Trained", f"version {version} uploaded to {model_uri}"),
+                condition(
+                    "Trained", "True", "Trained", f"version {version} uploaded to {model_uri}"
+                ),
                 _ready_condition(served),
             ],
             generation,
@@ -110,8 +125,12 @@ def training_failed(
     return {
         "phase": FAILED,
         "observedGeneration": generation,
-        "progress": {**(status.get("progress") or {}), "step": "failed", "message": message,
-                     "updated": now_iso()},
+        "progress": {
+            **(status.get("progress") or {}),
+            "step": "failed",
+            "message": message,
+            "updated": now_iso(),
+        },
         "conditions": merge_conditions(status.get("conditions"), updates, generation),
     }
 

@@ -1,7 +1,7 @@
 """`mimical train` and `mimical evaluate`.
 
-    mimical train corpus.jsonl -o MODEL_BASE [--name NAME] [--max-minutes M] [--epochs N] [--seed S]
-    mimical evaluate MODEL_DIR corpus.jsonl [--json] [--report report.html]
+mimical train corpus.jsonl -o MODEL_BASE [--name NAME] [--max-minutes M] [--epochs N] [--seed S]
+mimical evaluate MODEL_DIR corpus.jsonl [--json] [--report report.html]
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ def register(subparsers) -> None:
     train.add_argument("--max-minutes", type=float, help="stop training after this long")
     train.add_argument("--epochs", type=int, help="at most this many passes over the data")
     train.add_argument("--seed", type=int, default=0, help="same seed, same model (default 0)")
+    train.add_argument(
+        "--size", choices=("default", "tiny"), default="default",
+        help="network size; 'tiny' trains in seconds with gibberish replies (smoke tests)",
+    )  # fmt: skip
     train.add_argument("--json", action="store_true", help="print the result as JSON")
     train.set_defaults(func=run_train)
 
@@ -47,7 +51,7 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mimical.model.train import train_persona
+    from mimical.model.train import tiny_config, train_persona
 
     name = args.name or args.corpus.stem
     if not MODEL_NAME.fullmatch(name):
@@ -59,6 +63,7 @@ def run_train(args: argparse.Namespace) -> int:
     result = train_persona(
         args.corpus, args.output, name, max_minutes=args.max_minutes, epochs=args.epochs,
         seed=args.seed, progress=not args.json,
+        config=tiny_config() if args.size == "tiny" else None,
     )  # fmt: skip
     if args.json:
         print(json.dumps({"version": result.version, "export_dir": str(result.export_dir),

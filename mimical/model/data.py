@@ -59,19 +59,21 @@ def build_vocabulary(pairs: list[Pair], config: ModelConfig) -> Vocabulary:
 
 
 def encode(pairs: list[Pair], vocab: Vocabulary, config: ModelConfig) -> list[np.ndarray]:
-    return [
-        np.asarray(example_tokens(vocab, config, p.context, p.reply), np.int32) for p in pairs
-    ]
+    return [np.asarray(example_tokens(vocab, config, p.context, p.reply), np.int32) for p in pairs]
 
 
 def batches(
-    examples: list[np.ndarray], batch_size: int, rng: np.random.Generator | None = None
+    examples: list[np.ndarray],
+    batch_size: int,
+    rng: np.random.Generator | None = None,
+    context_weight: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(inputs, targets, weights) batches of similar-length examples, padded with 0.
 
     With `rng`, examples are shuffled and then sorted by length within windows of 50
     batches, which keeps padding low without always pairing the same examples; the
-    batch order is shuffled too. `weights` is 1 where the target is part of the reply.
+    batch order is shuffled too. `weights` is 1 where the target is part of the reply
+    and `context_weight` where it is part of the context (the friend's text).
     """
     order = np.arange(len(examples))
     if rng is not None:
@@ -94,6 +96,7 @@ def batches(
             inputs[row, :n] = tokens[:-1]
             targets[row, :n] = tokens[1:]
             sep = int(np.argmax(tokens == SEP))
+            weights[row, :sep] = context_weight
             weights[row, sep:n] = 1.0  # predictions made at or after SEP
         yield inputs, targets, weights
 

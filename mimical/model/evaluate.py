@@ -97,7 +97,7 @@ def style(replies: list[str]) -> dict:
     n = max(len(replies), 1)
     tokenized = [WORD.findall(r.lower()) for r in replies]
     words = [w for ws in tokenized for w in ws]
-    bigrams = [pair for ws in tokenized for pair in zip(ws, ws[1:])]
+    bigrams = [pair for ws in tokenized for pair in zip(ws, ws[1:], strict=False)]
     lengths = [len(r) for r in replies] or [0]
     return {
         "replies": len(replies),

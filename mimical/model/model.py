@@ -47,6 +47,9 @@ class ModelConfig:
     context_chars: int = 96  # how much of the friend's text the model reads
     reply_chars: int = 160  # longer replies are cut (without EOT) when training
     min_char_count: int = 3  # rarer characters become UNK
+    # Also learn to predict the friend's text, at this weight: more signal per step, and
+    # the persona's replies alone are too few characters for a network not to overfit.
+    context_loss_weight: float = 0.5
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -78,9 +81,7 @@ class Vocabulary:
         return [ids.get(ord(c), UNK) for c in text]
 
     def decode(self, ids: Iterable[int]) -> str:
-        return "".join(
-            chr(self.codepoints[i - FIRST_CHAR_ID]) for i in ids if i >= FIRST_CHAR_ID
-        )
+        return "".join(chr(self.codepoints[i - FIRST_CHAR_ID]) for i in ids if i >= FIRST_CHAR_ID)
 
     @functools.cached_property
     def _ids(self) -> dict[int, int]:
@@ -147,6 +148,10 @@ def _reply_generator_class():
             dense = keras_model.get_layer("logits")
             self.logits_kernel = tf.Variable(dense.kernel)
             self.logits_bias = tf.Variable(dense.bias)
+            # The first layer's input projection of every token, precomputed: one gather
+            # per step instead of a gather and a matmul (the loop is latency-bound).
+            kernel, _, bias = self.gru[0]
+            self.input_table = tf.Variable(tf.matmul(self.embedding, kernel) + bias[0])  # (V, 3U)
             self.codepoints = tf.constant(vocab.codepoints or (0,), dtype=tf.int32)
             # id → code point; specials decode to nothing because replies are cut at EOT.
             self.id_to_codepoint = tf.constant((0,) * FIRST_CHAR_ID + vocab.codepoints, tf.int32)
@@ -158,20 +163,27 @@ def _reply_generator_class():
         def initial_state(self, batch):
             return [tf.zeros([batch, self.units]) for _ in range(self.layers)]
 
-        def step(self, ids, states):
-            """One token for each row: (B,) ids, [(B, U)] states → (B, V) logits, states."""
-            x = tf.gather(self.embedding, ids)  # (B, E)
+        def advance(self, ids, states):
+            """Feed one token per row: (B,) ids, [(B, U)] states → the next states."""
+            projected = tf.gather(self.input_table, ids)  # (B, 3U)
             new_states = []
-            for (kernel, recurrent_kernel, bias), h in zip(self.gru, states, strict=True):
-                x_z, x_r, x_h = tf.split(tf.matmul(x, kernel) + bias[0], 3, axis=-1)
+            for layer, ((kernel, recurrent_kernel, bias), h) in enumerate(
+                zip(self.gru, states, strict=True)
+            ):
+                if layer:
+                    projected = tf.matmul(new_states[-1], kernel) + bias[0]
+                x_z, x_r, x_h = tf.split(projected, 3, axis=-1)
                 r_z, r_r, r_h = tf.split(tf.matmul(h, recurrent_kernel) + bias[1], 3, axis=-1)
                 z = tf.sigmoid(x_z + r_z)
                 r = tf.sigmoid(x_r + r_r)
                 candidate = tf.tanh(x_h + r * r_h)
-                h = z * h + (1.0 - z) * candidate  # (B, U)
-                new_states.append(h)
-                x = h
-            return tf.matmul(x, self.logits_kernel) + self.logits_bias, new_states
+                new_states.append(z * h + (1.0 - z) * candidate)  # (B, U)
+            return new_states
+
+        def step(self, ids, states):
+            """Feed one token per row and predict the next: (B, V) logits, new states."""
+            states = self.advance(ids, states)
+            return tf.matmul(states[-1], self.logits_kernel) + self.logits_bias, states
 
         def encode(self, texts, last_chars=None):
             """(B,) strings → (B, T) right-padded ids (of the last chars only), (B,) lengths."""
@@ -179,9 +191,7 @@ def _reply_generator_class():
             if last_chars is not None:
                 chars = chars[:, -last_chars:] if last_chars else chars[:, :0]
             flat = chars.flat_values
-            index = tf.minimum(
-                tf.searchsorted(self.codepoints, flat), tf.size(self.codepoints) - 1
-            )
+            index = tf.minimum(tf.searchsorted(self.codepoints, flat), tf.size(self.codepoints) - 1)
             known = tf.equal(tf.gather(self.codepoints, index), flat)
             ids = tf.where(known, index + FIRST_CHAR_ID, UNK)
             ragged = chars.with_flat_values(ids)
@@ -194,9 +204,11 @@ def _reply_generator_class():
             states = self.initial_state(batch)
 
             def body(t, states):
-                _, new_states = self.step(ids[:, t], states)
+                new_states = self.advance(ids[:, t], states)
                 still_reading = (t < lengths)[:, None]  # shorter rows keep their state
-                return t + 1, [tf.where(still_reading, n, s) for n, s in zip(new_states, states)]
+                return t + 1, [
+                    tf.where(still_reading, n, s) for n, s in zip(new_states, states, strict=True)
+                ]
 
             _, states = tf.while_loop(
                 lambda t, _: t < tf.shape(ids)[1], body, (tf.constant(0), states)
@@ -255,6 +267,21 @@ def _reply_generator_class():
                 tf.gather(self.id_to_codepoint, tokens), lengths=lengths
             )
             return {"reply": tf.strings.unicode_encode(chars, "UTF-8")}
+
+        def reply_by_python_loop(self, context: str, max_chars: int) -> str:
+            """Greedy reply with one Python call per token: the in-graph loop's reference.
+
+            Tests check `reply` (temperature 0) against it; the benchmark times both.
+            """
+            logits, states = self.read_context(tf.constant([context]))
+            tokens = []
+            for _ in range(max_chars):
+                token = int(tf.argmax(logits[0] + self.forbidden))
+                if token == EOT:
+                    break
+                tokens.append(token)
+                logits, states = self.step(tf.constant([token]), states)
+            return "".join(chr(int(self.id_to_codepoint[t])) for t in tokens)
 
         @tf.function(
             input_signature=[

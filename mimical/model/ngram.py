@@ -72,9 +72,10 @@ class CharNgramModel:
                 continue
             discount = self.discounts[k]
             count = self.counts[k].get(context + symbol, 0)
-            p = max(count - discount, 0.0) / total + discount * self.context_types[k][
-                context
-            ] / total * p
+            p = (
+                max(count - discount, 0.0) / total
+                + discount * self.context_types[k][context] / total * p
+            )
         return p
 
     def bits(self, text: str) -> tuple[float, int]:
@@ -99,4 +100,5 @@ if __name__ == "__main__":
 
     split = load_split(Path(sys.argv[1]))
     baseline = CharNgramModel().fit(p.reply for p in split.train)
-    print(f"5-gram held-out bits/char: {bits_per_char(baseline, (p.reply for p in split.held_out)):.3f}")
+    held_out_bpc = bits_per_char(baseline, (p.reply for p in split.held_out))
+    print(f"5-gram held-out bits/char: {held_out_bpc:.3f}")

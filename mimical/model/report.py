@@ -1,6 +1,6 @@
 """The evaluation as one self-contained HTML page (the curve plot is an embedded PNG).
 
-    mimical evaluate MODEL_DIR corpus.jsonl --report report.html
+mimical evaluate MODEL_DIR corpus.jsonl --report report.html
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ table {{ border-collapse: collapse; margin: 1rem 0; }}
 td, th {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertical-align: top; }}
 </style></head><body>
 <h1>Persona model evaluation</h1>
-<p>Model <code>{html.escape(result["model"])}</code>, {result["held_out_replies"]} held-out replies.</p>
+<p>Model <code>{html.escape(result["model"])}</code>,
+{result["held_out_replies"]} held-out replies.</p>
 <table>
 <tr><th>bits per character (model)</th><td>{result["bits_per_char"]:.3f}</td></tr>
 <tr><th>bits per character (5-gram baseline)</th>

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mimical.model.data import batches, build_vocabulary, encode, load_split
-from mimical.model.model import ModelConfig, Vocabulary, build_keras_model, reply_generator
+from mimical.model.model import ModelConfig, build_keras_model, reply_generator
 
 # Batch size per device kind: a GPU is fastest with much larger batches.
 CPU_BATCH_SIZE = 64
@@ -141,7 +141,8 @@ def train_persona(
     for epoch in range(resumed_epoch, max_epochs):
         rng = np.random.default_rng([seed, epoch])
         running, out_of_time = [], False
-        for step, (inputs, targets, weights) in enumerate(batches(train_examples, batch_size, rng)):
+        epoch_batches = batches(train_examples, batch_size, rng, config.context_loss_weight)
+        for step, (inputs, targets, weights) in enumerate(epoch_batches):
             running.append(float(train_step(inputs, targets, weights)))
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(running[-50:]):.3f}")
@@ -226,12 +227,6 @@ def train_persona(
             file=sys.stderr,
         )
     return TrainResult(int(export_dir.name), export_dir, metrics)
-
-
-def vocabulary_of(export_dir: Path) -> Vocabulary:
-    from mimical.model.export import read_extra
-
-    return Vocabulary(tuple(read_extra(export_dir, "vocabulary.json")["codepoints"]))
 
 
 def tiny_config() -> ModelConfig:

@@ -54,7 +54,7 @@ def get_messenger():
 
         settings = app.config["MIMICAL_SETTINGS"]
         return MessengerWorker(get_engine(), settings,
-                               workers=app.config.get("MIMICAL_WEBHOOK_WORKERS", 8))
+                               workers=app.config["MIMICAL_WEBHOOK_WORKERS"])
 
     return _get("messenger", make)
 

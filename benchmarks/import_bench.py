@@ -1,0 +1,148 @@
+"""Import speed and memory on a large Messenger export.
+
+    .venv/bin/python benchmarks/import_bench.py [--messages 1000000] [--small 250000]
+
+Builds two Messenger DYI exports (Facebook's layout, mojibake escapes, 10,000-message
+pages, newest first) by cycling through the chitchat chats, then for each size:
+
+- reads every page with a bare `json.load` (the same-run baseline: the least any
+  importer must do) and times `import_exports` on the same files;
+- runs the import again in a fresh process to measure its peak RSS.
+
+Goals: import speed >= 0.5x the bare `json.load` speed; peak RSS flat across sizes
+(threads are streamed one at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+THREAD_MESSAGES = 12_000  # one full 10,000-message page and a partial one per thread
+PAGE_SIZE = 10_000
+PERSONA = "Bench Persona"
+
+
+def build_export(root: Path, total: int) -> Path:
+    """A Messenger export of `total` messages, every thread between PERSONA and one friend."""
+    from mimical.corpus.sample_export import load_chats
+    from mimical.corpus.sample_writers import mojibake_json
+
+    chats = load_chats()
+    profile = root / "personal_information/profile_information/profile_information.json"
+    profile.parent.mkdir(parents=True)
+    profile.write_bytes(mojibake_json({"profile_v2": {"name": {"full_name": PERSONA}}}))
+    written = thread_index = chat_index = 0
+    offset = 0.0
+    while written < total:
+        friend = f"Friend Nümber {thread_index}"
+        messages = []
+        while len(messages) < min(THREAD_MESSAGES, total - written):
+            chat = chats[chat_index % len(chats)]
+            chat_index += 1
+            first = chat["messages"][0][0]
+            for sender, seconds, text in chat["messages"]:
+                messages.append({
+                    "sender_name": PERSONA if sender == first else friend,
+                    "timestamp_ms": int((seconds + offset) * 1000),
+                    "content": text,
+                    "is_geoblocked_for_viewer": False,
+                })
+            offset += 86400
+        messages = messages[: total - written]
+        directory = root / f"your_facebook_activity/messages/inbox/friend{thread_index}_1"
+        directory.mkdir(parents=True)
+        newest_first = messages[::-1]
+        for number, start in enumerate(range(0, len(newest_first), PAGE_SIZE), 1):
+            page = {
+                "participants": [{"name": friend}, {"name": PERSONA}],
+                "messages": newest_first[start : start + PAGE_SIZE],
+                "title": friend,
+                "is_still_participant": True,
+                "thread_path": f"inbox/friend{thread_index}_1",
+                "magic_words": [],
+            }
+            (directory / f"message_{number}.json").write_bytes(mojibake_json(page))
+        written += len(messages)
+        thread_index += 1
+    return root
+
+
+def time_json_load(root: Path) -> float:
+    start = time.perf_counter()
+    for path in sorted(root.rglob("message_*.json")):
+        with path.open(encoding="utf-8") as handle:
+            json.load(handle)
+    return time.perf_counter() - start
+
+
+def time_import(root: Path, output: Path) -> tuple[float, dict]:
+    from mimical.corpus.importer import import_exports
+
+    start = time.perf_counter()
+    stats = import_exports(root, output)
+    return time.perf_counter() - start, stats
+
+
+def peak_rss_mb(root: Path, output: Path) -> float:
+    code = (
+        "import resource, sys; from mimical.corpus.importer import import_exports;"
+        "import_exports(sys.argv[1], sys.argv[2]);"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(root), str(output)],
+        check=True, capture_output=True, text=True,
+    )
+    return int(result.stdout.strip()) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=250_000)
+    parser.add_argument("--keep", action="store_true", help="keep the exports")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="mimical-import-bench-"))
+    rows = []
+    try:
+        for total in (args.small, args.messages):
+            started = time.perf_counter()
+            root = build_export(workdir / f"export-{total}", total)
+            built = time.perf_counter() - started
+            size = sum(p.stat().st_size for p in root.rglob("*.json")) / 1e6
+            output = workdir / f"corpus-{total}.jsonl"
+            baseline = time_json_load(root)
+            seconds, stats = time_import(root, output)
+            assert stats["messages"] == total, stats
+            rows.append({
+                "messages": total, "threads": stats["threads"], "size_mb": size,
+                "build_s": built, "json_load_s": baseline, "import_s": seconds,
+                "rss_mb": peak_rss_mb(root, output),
+            })
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"Messenger export import (json.load baseline measured in the same run)\n")
+    print("| messages | threads | JSON MB | json.load msg/s | import msg/s | ratio | peak RSS MB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        json_rate = row["messages"] / row["json_load_s"]
+        import_rate = row["messages"] / row["import_s"]
+        print(
+            f"| {row['messages']:,} | {row['threads']} | {row['size_mb']:.0f} | {json_rate:,.0f}"
+            f" | {import_rate:,.0f} | {import_rate / json_rate:.2f}x | {row['rss_mb']:.0f} |"
+        )
+    growth = rows[-1]["rss_mb"] / rows[0]["rss_mb"]
+    print(f"\npeak RSS growth {rows[0]['messages']:,} -> {rows[-1]['messages']:,} messages:"
+          f" {growth:.2f}x (goal: ~1x); speed goal: ratio >= 0.5x")
+
+
+if __name__ == "__main__":
+    main()

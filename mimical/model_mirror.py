@@ -1,0 +1,175 @@
+"""Copy the served model versions from object storage into TF Serving's pod.
+
+Why: the stock `tensorflow/serving` image cannot read `s3://` since 2.7
+(tensorflow/serving#1963), so in the cluster this runs as a sidecar of the shared
+TF Serving Deployment. Each pass it reads the operator's name → version entries
+(`models.json` from the model ConfigMap), copies exactly those versions from
+`ROOT/models/NAME/VERSION/` to `DIR/models/NAME/VERSION/` (downloaded into a staging
+folder, then renamed: TF Serving never sees half a model) and only then rewrites
+`DIR/models.config` with the versions that are complete. TF Serving re-reads that file
+and loads a new version before unloading the old one. Versions that left the config
+are deleted one pass later, once TF Serving has let go of them.
+
+Run (the chart's TF Serving pod does; storage settings come from the usual env):
+
+    python -m mimical.model_mirror --entries /etc/mimical/serving/models.json --dir /models
+    python -m mimical.model_mirror --once ...   # one pass, e.g. as an init container
+
+Each flag can also be set as env `MIMICAL_MIRROR_ENTRIES` / `_DIR` / `_INTERVAL`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mimical.config import Settings
+from mimical.errors import MimicalError
+from mimical.storage import Storage, model_prefix, open_storage
+
+log = logging.getLogger("mimical.model_mirror")
+
+CONFIG_FILE = "models.config"
+STAGING_DIR = ".staging"
+
+
+def read_entries(path: Path) -> dict[str, int]:
+    """The operator's served name → version pairs; a missing or empty file means none."""
+    from mimical.kube.manifests import MODEL_ENTRIES_KEY, serving_entries
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    return serving_entries({MODEL_ENTRIES_KEY: text})
+
+
+def fetch_version(storage: Storage, name: str, version: int, directory: Path) -> bool:
+    """Download one version into `directory/models/NAME/VERSION` atomically; False if absent."""
+    target = directory / model_prefix(name, version)
+    if target.is_dir():
+        return True
+    staging_root = directory / STAGING_DIR
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{name}-{version}-", dir=staging_root))
+    try:
+        if storage.get_tree(model_prefix(name, version), staging) == 0:
+            log.warning("model %s version %s is not in storage (yet)", name, version)
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(target)
+        log.info("mirrored model %s version %s", name, version)
+        return True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_config(directory: Path, served: dict[str, int]) -> bool:
+    """Write TF Serving's model config for `served` (local base paths); True if it changed."""
+    from mimical.kube.manifests import model_config_text
+
+    path = directory / CONFIG_FILE
+    text = model_config_text(served, str(directory))
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    partial = path.with_name(CONFIG_FILE + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+    return True
+
+
+def remove_stale(directory: Path, keep: set[tuple[str, int]]) -> list[str]:
+    """Delete local versions not in `keep`; return what went, as NAME/VERSION."""
+    removed = []
+    for version_dir in sorted((directory / "models").glob("*/*")):
+        name, version = version_dir.parent.name, version_dir.name
+        if version.isdigit() and (name, int(version)) in keep:
+            continue
+        shutil.rmtree(version_dir, ignore_errors=True)
+        removed.append(f"{name}/{version}")
+    for name_dir in (directory / "models").glob("*"):
+        if name_dir.is_dir() and not any(name_dir.iterdir()):
+            name_dir.rmdir()
+    return removed
+
+
+def mirror_once(
+    storage: Storage, entries: dict[str, int], directory: Path, previous: dict[str, int]
+) -> dict[str, int]:
+    """One pass: fetch wanted versions, publish the complete ones, drop what nobody needs.
+
+    `previous` is what the last pass published: those versions stay on disk this pass so
+    TF Serving can keep serving them until it has loaded their successors.
+    """
+    served = {}
+    for name, version in sorted(entries.items()):
+        try:
+            if fetch_version(storage, name, version, directory):
+                served[name] = version
+        except MimicalError as error:
+            log.warning("cannot mirror model %s version %s: %s", name, version, error)
+    # A model whose new version is not down yet keeps serving the one it had.
+    for name, version in previous.items():
+        if name in entries and name not in served:
+            served[name] = version
+    if write_config(directory, served):
+        log.info("serving %s", served or "no models")
+    keep = {*served.items(), *previous.items()}
+    for gone in remove_stale(directory, keep):
+        log.info("removed model %s", gone)
+    return served
+
+
+def run(entries_path: Path, directory: Path, interval: float, once: bool) -> None:
+    storage = open_storage(settings=Settings.from_env())
+    directory.mkdir(parents=True, exist_ok=True)
+    served: dict[str, int] = {}
+    while True:
+        served = mirror_once(storage, read_entries(entries_path), directory, served)
+        if once:
+            return
+        time.sleep(interval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="python -m mimical.model_mirror", description=__doc__)
+    parser.add_argument(
+        "--entries",
+        type=Path,
+        default=Path(env.get("MIMICAL_MIRROR_ENTRIES", "/etc/mimical/serving/models.json")),
+        help="the operator's models.json (name -> version)",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(env.get("MIMICAL_MIRROR_DIR", "/models")),
+        help="local model directory TF Serving reads",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=float(env.get("MIMICAL_MIRROR_INTERVAL", "15")),
+        help="seconds between passes",
+    )
+    parser.add_argument("--once", action="store_true", help="one pass, then exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        run(args.entries, args.dir, args.interval, args.once)
+    except MimicalError as error:
+        print(f"model-mirror: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""The Messenger webhook and web chat service: mimical's `webhook` and `chat` components.
+
+Run (from this folder, with mimical installed; the image does the same on 0.0.0.0):
+
+    gunicorn --bind 127.0.0.1:8080 "main:create_service_app()"
+
+Settings come from the environment (`MIMICAL_*`, `REDIS_URL`, `AWS_*`, see
+mimical/config.py); `WEB_CONCURRENCY` sets gunicorn's worker count.
+"""
+
+from flask import Flask
+
+from mimical.web import create_app
+
+COMPONENTS = ["webhook", "chat"]
+
+
+def create_service_app() -> Flask:
+    """gunicorn calls this once per worker, so each worker owns its clients and pools."""
+    return create_app(components=COMPONENTS)

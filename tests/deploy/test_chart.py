@@ -1,0 +1,283 @@
+"""The Helm chart: lint, render, validate against Kubernetes' schemas, and check that
+every pod is locked down the way the restricted Pod Security Standard asks.
+
+Run: .venv/bin/pytest tests/deploy -q
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import fields
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from mimical.config import Settings
+from tests.deploy.conftest import CHART, VARIANTS, pod_specs, render
+
+# MIMICAL_* variables the chart sets that are read outside `Settings`.
+EXTRA_MIMICAL_ENV = {
+    # model-mirror sidecar flags (mimical/model_mirror.py)
+    "MIMICAL_MIRROR_ENTRIES",
+    "MIMICAL_MIRROR_DIR",
+    "MIMICAL_MIRROR_INTERVAL",
+    # operator defaults for training Jobs (docs/ARCHITECTURE.md, cluster deployment)
+    "MIMICAL_TRAINING_RESOURCES",
+    "MIMICAL_TRAINING_GPU_RESOURCE",
+    "MIMICAL_TRAINING_GPU_NODE_SELECTOR",
+    "MIMICAL_TRAINING_GPU_TOLERATIONS",
+}
+
+
+def kubernetes_version() -> str:
+    return kubernetes_validate.latest_version()
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_helm_lint_strict(helm, variant):
+    args = [helm, "lint", str(CHART), "--strict"]
+    for values_file in VARIANTS[variant]:
+        args += ["--values", str(CHART / values_file)]
+    result = subprocess.run(args, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_object_matches_the_kubernetes_schema(rendered):
+    variant, objects = rendered
+    version = kubernetes_version()
+    for obj in objects:
+        # CustomResourceDefinition is itself a built-in kind, so the CRD is checked too.
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{variant}: {obj['kind']}/{obj['metadata']['name']}: {error.message}")
+
+
+def test_every_pod_runs_restricted(rendered):
+    variant, objects = rendered
+    specs = dict(pod_specs(objects))
+    assert specs, "no workloads rendered"
+    for name, spec in specs.items():
+        pod = spec.get("securityContext", {})
+        assert pod.get("runAsNonRoot") is True, name
+        assert pod.get("runAsUser", 0) > 0, name
+        assert pod.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
+        assert not spec.get("hostNetwork") and not spec.get("hostPID"), name
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            where = f"{variant}: {name}/{container['name']}"
+            security = container.get("securityContext", {})
+            assert security.get("allowPrivilegeEscalation") is False, where
+            assert security.get("readOnlyRootFilesystem") is True, where
+            assert security.get("runAsNonRoot") is True, where
+            assert security.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert not security.get("capabilities", {}).get("add"), where
+            assert security.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+            assert not security.get("privileged"), where
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{where}: {kind}"
+            # A read-only root needs a writable /tmp.
+            mounts = {mount["mountPath"] for mount in container.get("volumeMounts", [])}
+            assert "/tmp" in mounts, where
+
+
+def test_objects_carry_the_standard_labels(rendered):
+    variant, objects = rendered
+    for obj in objects:
+        if obj["kind"] == "CustomResourceDefinition":
+            continue
+        labels = obj["metadata"].get("labels", {})
+        for key in (
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/managed-by",
+            "helm.sh/chart",
+        ):
+            assert key in labels, f"{variant}: {obj['kind']}/{obj['metadata']['name']} lacks {key}"
+        assert len(obj["metadata"]["name"]) <= 63
+
+
+def test_services_and_budgets_select_existing_pods(rendered):
+    variant, objects = rendered
+    pod_labels = [
+        spec_owner["spec"]["template"]["metadata"]["labels"]
+        for spec_owner in objects
+        if spec_owner["kind"] in ("Deployment", "StatefulSet")
+    ]
+    for obj in objects:
+        if obj["kind"] == "Service":
+            selector = obj["spec"]["selector"]
+        elif obj["kind"] in ("PodDisruptionBudget", "NetworkPolicy"):
+            selector = obj["spec"]["podSelector" if obj["kind"] == "NetworkPolicy" else "selector"]
+            selector = selector["matchLabels"]
+        else:
+            continue
+        assert any(selector.items() <= labels.items() for labels in pod_labels), (
+            f"{variant}: {obj['kind']}/{obj['metadata']['name']} selects no pod"
+        )
+
+
+def test_replicated_workloads_have_disruption_budgets(rendered):
+    variant, objects = rendered
+    budgets = [obj for obj in objects if obj["kind"] == "PodDisruptionBudget"]
+    for obj in objects:
+        if obj["kind"] == "Deployment" and obj["spec"]["replicas"] > 1:
+            labels = obj["spec"]["template"]["metadata"]["labels"]
+            assert any(
+                budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+                for budget in budgets
+            ), f"{variant}: Deployment/{obj['metadata']['name']} has no PodDisruptionBudget"
+
+
+def test_env_names_match_settings(rendered):
+    """A misspelt MIMICAL_* variable would be silently ignored by Settings.from_env."""
+    variant, objects = rendered
+    known = {f"MIMICAL_{field.name.upper()}" for field in fields(Settings)} | EXTRA_MIMICAL_ENV
+    for name, spec in pod_specs(objects):
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            for env in container.get("env", []):
+                if env["name"].startswith("MIMICAL_"):
+                    assert env["name"] in known, f"{variant}: {name}: unknown {env['name']}"
+
+
+def test_operator_rbac_mirrors_the_operator_rules(rendered):
+    from mimical.kube.rbac import operator_rules
+
+    variant, objects = rendered
+    env = next(
+        container["env"]
+        for name, spec in pod_specs(objects)
+        if name.endswith("-operator")
+        for container in spec["containers"]
+    )
+    configmap = next(e["value"] for e in env if e["name"] == "MIMICAL_SERVING_CONFIGMAP")
+    role = next(
+        obj
+        for obj in objects
+        if obj["kind"] == "Role" and obj["metadata"]["name"].endswith("-operator")
+    )
+
+    def normal(rules):
+        return sorted(
+            json.dumps({k: sorted(v) for k, v in rule.items()}, sort_keys=True) for rule in rules
+        )
+
+    expected = operator_rules(Settings(serving_configmap=configmap))
+    assert normal(role["rules"]) == normal(expected), variant
+
+
+def test_workloads_wire_to_each_other(rendered):
+    """The operator, web services and TF Serving agree on names, ports and the ConfigMap."""
+    variant, objects = rendered
+    by_kind = {(obj["kind"], obj["metadata"]["name"]): obj for obj in objects}
+    envs = {}
+    for name, spec in pod_specs(objects):
+        for container in spec["containers"]:
+            envs[f"{name}/{container['name']}"] = {
+                e["name"]: e.get("value") for e in container.get("env", [])
+            }
+    operator_env = next(v for k, v in envs.items() if k.endswith("-operator/operator"))
+    service, port = operator_env["MIMICAL_SERVING_ENDPOINT"].split(":")
+    assert ("Service", service) in by_kind and port == "8500"
+    assert ("ConfigMap", operator_env["MIMICAL_SERVING_CONFIGMAP"]) in by_kind
+    for key, env in envs.items():
+        if key.endswith(("-backend/backend", "-webhook/webhook")):
+            assert env["MIMICAL_MODEL_SERVER"] == operator_env["MIMICAL_SERVING_ENDPOINT"]
+            assert env["MIMICAL_ORCHESTRATOR"] == "kubernetes"
+            assert "REDIS_URL" in env
+            redis_host = re.match(r"rediss?://([^:/]+)", env["REDIS_URL"] or "redis://x")
+            if variant != "external":
+                assert ("Service", redis_host.group(1)) in by_kind
+
+
+def test_gpu_variant_schedules_tfserving_on_gpus(helm):
+    objects = render(helm, VARIANTS["gpu"])
+    tfserving = next(
+        obj
+        for obj in objects
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"].endswith("-tfserving")
+    )
+    spec = tfserving["spec"]["template"]["spec"]
+    assert spec["containers"][0]["image"].endswith("-gpu")
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    operator = next(
+        obj
+        for obj in objects
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"].endswith("-operator")
+    )
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert json.loads(env["MIMICAL_TRAINING_GPU_TOLERATIONS"])[0]["key"] == "nvidia.com/gpu"
+
+
+@pytest.mark.parametrize(
+    ("override", "complaint"),
+    [
+        (["--set", "redis.enabled=false"], "externalUrl"),
+        (["--set", "backend.replicaCount=0"], "replicaCount"),
+        (["--set", "backend.image.pullPolicy=Sometimes"], "pullPolicy"),
+        (["--set", "storage.bucket=Not_A_Bucket"], "bucket"),
+        (["--set", "surprise=1"], "surprise"),
+    ],
+)
+def test_schema_refuses_bad_values(helm, override, complaint):
+    result = subprocess.run(
+        [helm, "template", "mimical", str(CHART), *override], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
+def test_every_value_is_documented():
+    """Every key in values.yaml has a comment on the line above it or above an ancestor."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    ancestors: list[tuple[int, bool]] = []  # (indent, has its own comment), outermost first
+    for number, line in enumerate(lines):
+        match = re.match(r"^( *(?:- )?)([A-Za-z][\w.-]*):", line)
+        if not match:
+            continue
+        indent = len(match.group(1))
+        while ancestors and ancestors[-1][0] >= indent:
+            ancestors.pop()
+        commented = number > 0 and lines[number - 1].strip().startswith("#")
+        documented = commented or any(doc for _, doc in ancestors)
+        assert documented, f"values.yaml:{number + 1}: {match.group(2)} has no comment"
+        ancestors.append((indent, commented))
+    # The schema covers exactly the keys values.yaml has.
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(schema["properties"]) == set(values)
+    assert schema["additionalProperties"] is False
+
+
+def test_training_jobs_from_the_rendered_operator_settings_are_valid(rendered):
+    """The operator, configured exactly as the chart configures it, builds valid Jobs."""
+    from mimical.kube.manifests import training_job
+
+    variant, objects = rendered
+    operator = next(
+        obj
+        for obj in objects
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"].endswith("-operator")
+    )
+    env = {
+        e["name"]: e["value"]
+        for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]
+        if "value" in e
+    }
+    settings = Settings.from_env({**env, "MIMICAL_NAMESPACE": "chat"})
+    assert settings.storage_url.startswith("s3://")
+    spec = {"source": f"{settings.storage_url}/uploads/alice/1/export.zip", "training": {"gpu": 1}}
+    job = training_job("alice", 1, spec, settings)
+    kubernetes_validate.validate(job, kubernetes_version(), strict=True)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == env["MIMICAL_TRAINING_IMAGE"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    for ref in (
+        e["valueFrom"]["secretKeyRef"] for e in pod["containers"][0]["env"] if "valueFrom" in e
+    ):
+        assert ref["name"], f"{variant}: a training Job reads a Secret with no name"

@@ -1,0 +1,120 @@
+"""The model-mirror sidecar against a real S3 server (moto): TF Serving in the pod only
+ever sees whole model versions, and only the ones the operator asked for.
+
+Run: .venv/bin/pytest tests/deploy/test_model_mirror.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mimical.config import Settings
+from mimical.model_mirror import CONFIG_FILE, mirror_once, read_entries
+from mimical.storage import model_prefix, open_storage
+
+
+@pytest.fixture
+def storage(s3_endpoint, s3_bucket):
+    settings = Settings(storage_url=f"s3://{s3_bucket}/cluster", s3_endpoint_url=s3_endpoint)
+    return open_storage(settings.storage_url, settings)
+
+
+def upload_version(storage, tmp_path: Path, name: str, version: int) -> None:
+    export = tmp_path / f"export-{name}-{version}"
+    (export / "variables").mkdir(parents=True)
+    (export / "saved_model.pb").write_bytes(b"graph %d" % version)
+    (export / "variables" / "variables.index").write_bytes(b"index")
+    storage.put_tree(model_prefix(name, version), export)
+
+
+def local_versions(directory: Path) -> set[str]:
+    return {
+        f"{path.parent.name}/{path.name}"
+        for path in (directory / "models").glob("*/*")
+        if path.is_dir()
+    }
+
+
+def test_mirrors_wanted_versions_and_publishes_only_complete_ones(storage, tmp_path):
+    models = tmp_path / "models-cache"
+    upload_version(storage, tmp_path, "alice", 1)
+    upload_version(storage, tmp_path, "bob", 3)
+
+    # bob 4 is wanted but not uploaded yet: not published, nothing half-there.
+    served = mirror_once(storage, {"alice": 1, "bob": 4}, models, {})
+    assert served == {"alice": 1}
+    assert (models / "models/alice/1/variables/variables.index").read_bytes() == b"index"
+    config = (models / CONFIG_FILE).read_text()
+    assert f'base_path: "{models}/models/alice"' in config
+    assert "versions: 1" in config and "bob" not in config
+    assert not any((models / ".staging").iterdir())
+
+    # A retrain: alice 2 goes live; alice 1 stays on disk one more pass for TF Serving.
+    upload_version(storage, tmp_path, "alice", 2)
+    served = mirror_once(storage, {"alice": 2}, models, served)
+    assert served == {"alice": 2}
+    assert local_versions(models) == {"alice/1", "alice/2"}
+    served = mirror_once(storage, {"alice": 2}, models, served)
+    assert local_versions(models) == {"alice/2"}
+
+    # The chatbot is deleted: unpublished at once, files gone a pass later.
+    served = mirror_once(storage, {}, models, served)
+    assert served == {} and "config {" not in (models / CONFIG_FILE).read_text()
+    mirror_once(storage, {}, models, served)
+    assert local_versions(models) == set()
+
+
+def test_a_new_version_not_yet_uploaded_keeps_the_old_one_serving(storage, tmp_path):
+    models = tmp_path / "models-cache"
+    upload_version(storage, tmp_path, "carol", 1)
+    served = mirror_once(storage, {"carol": 1}, models, {})
+    served = mirror_once(storage, {"carol": 2}, models, served)
+    assert served == {"carol": 1}
+    assert "versions: 1" in (models / CONFIG_FILE).read_text()
+
+
+def test_entries_file_missing_or_foreign_means_no_models(tmp_path):
+    assert read_entries(tmp_path / "absent.json") == {}
+    (tmp_path / "models.json").write_text("not json")
+    assert read_entries(tmp_path / "models.json") == {}
+    (tmp_path / "models.json").write_text(json.dumps({"dave": 7}))
+    assert read_entries(tmp_path / "models.json") == {"dave": 7}
+
+
+def run_mirror(tmp_path: Path, storage_url: str, endpoint: str, *args: str):
+    env = {
+        **os.environ,
+        "MIMICAL_STORAGE_URL": storage_url,
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "MIMICAL_MIRROR_ENTRIES": str(tmp_path / "models.json"),
+        "MIMICAL_MIRROR_DIR": str(tmp_path / "models-cache"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "mimical.model_mirror", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_command_runs_one_pass_like_the_init_container(storage, s3_endpoint, s3_bucket, tmp_path):
+    upload_version(storage, tmp_path, "erin", 5)
+    (tmp_path / "models.json").write_text(json.dumps({"erin": 5}))
+    result = run_mirror(tmp_path, f"s3://{s3_bucket}/cluster", s3_endpoint, "--once")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "models-cache/models/erin/5/saved_model.pb").exists()
+    assert "versions: 5" in (tmp_path / "models-cache" / CONFIG_FILE).read_text()
+
+
+def test_command_reports_bad_storage_in_one_line(tmp_path, s3_endpoint):
+    result = run_mirror(tmp_path, "ftp://nowhere/models", s3_endpoint, "--once")
+    assert result.returncode == 2
+    assert result.stderr.startswith("model-mirror: error:")
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,79 @@
+"""The backend and webhook entries, run exactly as their images run them: gunicorn with
+the Dockerfile's CMD, on a loopback port, answering the probes the chart configures.
+
+Run: .venv/bin/pytest tests/deploy/test_services.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.conftest import ROOT
+from tests.fixtures.services import free_port, stop_server, wait_for_port
+
+
+def image_command(folder: str) -> list[str]:
+    """The Dockerfile's exec-form CMD."""
+    text = (ROOT / folder / "Dockerfile").read_text().replace("\\\n", " ")
+    cmd = [line for line in text.splitlines() if line.startswith("CMD [")][-1]
+    return json.loads(cmd[len("CMD ") :])
+
+
+def start_service(folder: str, tmp_path: Path, redis_url: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = image_command(folder)
+    command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
+    command[0] = str(Path(sys.executable).with_name(command[0]))
+    env = {
+        **os.environ,
+        "MIMICAL_HOME": str(tmp_path / "home"),
+        "REDIS_URL": redis_url,
+        # As in the cluster: a remote model server, never an in-process one.
+        "MIMICAL_MODEL_SERVER": f"127.0.0.1:{free_port()}",
+        "WEB_CONCURRENCY": "1",
+        # gunicorn keeps its control socket under $HOME (the image sets HOME=/tmp).
+        "HOME": str(tmp_path),
+    }
+    log = (tmp_path / "gunicorn.log").open("wb")
+    process = subprocess.Popen(
+        command, cwd=ROOT / folder, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for_port(port, process, timeout=90)
+    except (RuntimeError, TimeoutError):
+        stop_server(process)
+        pytest.fail((tmp_path / "gunicorn.log").read_text()[-3000:])
+    return process, f"http://127.0.0.1:{port}"
+
+
+def get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return response.status, response.read().decode()
+
+
+def test_backend_answers_its_probes(tmp_path, redis_url):
+    process, base = start_service("services/backend", tmp_path, redis_url)
+    try:
+        assert get(f"{base}/healthz") == (200, '{"status":"ok"}\n')
+        status, body = get(f"{base}/readyz")
+        assert status == 200, body
+        status, body = get(f"{base}/api/chatbots")
+        assert status == 200 and json.loads(body) == {"chatbots": []}
+    finally:
+        stop_server(process)
+
+
+def test_webhook_serves_the_chat_page(tmp_path, redis_url):
+    process, base = start_service("services/webhook", tmp_path, redis_url)
+    try:
+        status, body = get(f"{base}/chat")
+        assert status == 200 and "<html" in body.lower()
+    finally:
+        stop_server(process)

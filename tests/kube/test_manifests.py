@@ -1,0 +1,144 @@
+"""The pure builders: training Job, serving config, RBAC, CRD and examples — no cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from mimical.config import Settings
+from mimical.kube import API_VERSION, KIND
+from mimical.kube.manifests import (
+    MODEL_CONFIG_KEY,
+    InvalidSpecError,
+    check_chatbot,
+    serving_config_data,
+    serving_entries,
+    training_job,
+    training_job_name,
+)
+from mimical.kube.status import merge_conditions
+from tests.kube.apiserver import load_crd
+
+ROOT = Path(__file__).parents[2]
+K8S_VERSION = "1.30"
+SETTINGS = Settings(storage_url="s3://models-bucket/mimical", s3_secret="s3-creds")
+GPU_RESOURCE = "nvidia.com/gpu"
+SOURCE = "s3://models-bucket/mimical/uploads/alice/1/export.zip"
+
+
+def crd_schema() -> dict:
+    return load_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def container(job: dict) -> dict:
+    return job["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize(
+    "training",
+    [
+        {},
+        {"gpu": 2, "maxMinutes": 90, "epochs": 5, "image": "registry.example/train:2"},
+        {
+            "gpu": 1,
+            "resources": {"requests": {"cpu": 4, "memory": "8Gi"}, "limits": {"memory": "16Gi"}},
+            "nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
+            "tolerations": [
+                {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+            ],
+        },
+    ],
+)
+def test_training_job_is_a_valid_kubernetes_job(training):
+    job = training_job("alice", 3, {"source": SOURCE, "training": training}, SETTINGS)
+    assert kubernetes_validate.validate(job, K8S_VERSION, strict=True)
+    assert job["metadata"]["name"] == training_job_name("alice", 3) == "alice-train-3"
+
+
+def test_gpu_count_becomes_the_nvidia_limit_and_zero_means_cpu():
+    gpu_job = training_job("alice", 1, {"source": SOURCE, "training": {"gpu": 2}}, SETTINGS)
+    assert container(gpu_job)["resources"]["limits"][GPU_RESOURCE] == "2"
+    tolerations = gpu_job["spec"]["template"]["spec"]["tolerations"]
+    assert {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"} in tolerations
+
+    cpu_job = training_job("alice", 1, {"source": SOURCE, "training": {"gpu": 0}}, SETTINGS)
+    assert GPU_RESOURCE not in container(cpu_job)["resources"]["limits"]
+    assert "tolerations" not in cpu_job["spec"]["template"]["spec"]
+
+
+def test_training_job_reads_s3_credentials_from_the_secret_and_has_limits():
+    job = training_job("alice", 1, {"source": SOURCE, "training": {"maxMinutes": 10}}, SETTINGS)
+    env = {e["name"]: e for e in container(job)["env"]}
+    assert env["MIMICAL_SOURCE"]["value"] == SOURCE
+    assert env["MIMICAL_STORAGE_URL"]["value"] == SETTINGS.storage_url
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "s3-creds", "key": key}
+    spec = job["spec"]
+    assert spec["backoffLimit"] >= 0 and spec["ttlSecondsAfterFinished"] > 0
+    assert spec["activeDeadlineSeconds"] > 10 * 60
+
+
+def test_names_the_schema_cannot_check_are_refused_with_a_reason():
+    check_chatbot("alice", {"source": SOURCE})
+    with pytest.raises(InvalidSpecError, match="at most 40"):
+        check_chatbot("a" * 41, {"source": SOURCE})
+
+
+def test_serving_config_pins_each_chatbot_to_its_version():
+    data = serving_config_data({"bob": 7, "alice": 12}, "s3://models-bucket/mimical")
+    text = data[MODEL_CONFIG_KEY]
+    assert text.index('name: "alice"') < text.index('name: "bob"')
+    assert 'base_path: "s3://models-bucket/mimical/models/alice"' in text
+    assert "specific { versions: 12 }" in text
+    assert serving_entries(data) == {"alice": 12, "bob": 7}
+    assert serving_entries(None) == {}
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": data}
+    assert kubernetes_validate.validate(configmap, K8S_VERSION, strict=True)
+
+
+def test_conditions_keep_their_transition_time_until_their_status_changes():
+    first = merge_conditions([], [{"type": "Ready", "status": "False", "reason": "NoModel"}], 1)
+    first[0]["lastTransitionTime"] = "2020-01-01T00:00:00Z"
+    same = merge_conditions(first, [{"type": "Ready", "status": "False", "reason": "X"}], 2)
+    assert same[0]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
+    assert same[0]["observedGeneration"] == 2
+    flipped = merge_conditions(same, [{"type": "Ready", "status": "True", "reason": "Serving"}], 2)
+    assert flipped[0]["lastTransitionTime"] != "2020-01-01T00:00:00Z"
+
+
+def test_crd_is_structural_with_status_and_printer_columns():
+    crd = load_crd()
+    assert kubernetes_validate.validate(crd, K8S_VERSION, strict=True)
+    assert crd["spec"]["names"]["shortNames"] == ["cb"]
+    version = crd["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    columns = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert columns == ["Public", "Phase", "Version", "Age"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_are_valid(path):
+    for document in yaml.safe_load_all(path.read_text()):
+        if document["kind"] == KIND:
+            assert document["apiVersion"] == API_VERSION
+            jsonschema.Draft7Validator(crd_schema()).validate(document)
+        else:
+            assert kubernetes_validate.validate(document, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(
+    "spec, problem",
+    [
+        ({}, "source"),
+        ({"source": "https://example.com/export.zip"}, "does not match"),
+        ({"source": SOURCE, "training": {"gpu": -1}}, "minimum"),
+        ({"source": SOURCE, "training": {"maxMinutes": 0}}, "minimum"),
+    ],
+)
+def test_crd_schema_refuses_bad_specs(spec, problem):
+    with pytest.raises(jsonschema.ValidationError, match=problem):
+        jsonschema.Draft7Validator(crd_schema()).validate({"spec": spec})

@@ -1,0 +1,73 @@
+"""The training Job's runner against S3 (moto): real import, real (tiny) training, upload."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from mimical.kube import artifacts
+from mimical.kube.training_job import TrainingRequest, main, next_version, run
+
+
+@pytest.fixture
+def export_zip(sample_export, tmp_path):
+    """A small Messenger export zipped, as people download it."""
+    return shutil.make_archive(str(tmp_path / "messenger"), "zip", sample_export("messenger"))
+
+
+def job_env(settings, source: str) -> dict[str, str]:
+    return {
+        "MIMICAL_CHATBOT": "alice",
+        "MIMICAL_SOURCE": source,
+        "MIMICAL_TRAINING_JOB": "alice-train-1",
+        "MIMICAL_TRAINING_EPOCHS": "1",
+        "MIMICAL_STORAGE_URL": settings.storage_url,
+        "MIMICAL_S3_ENDPOINT_URL": settings.s3_endpoint_url,
+    }
+
+
+@pytest.mark.slow
+def test_export_on_s3_becomes_a_versioned_model(operator_settings, storage, export_zip):
+    from mimical.model.train import tiny_config
+
+    storage.put_file("uploads/alice/1/messenger.zip", export_zip)
+    source = storage.url("uploads/alice/1/messenger.zip")
+    request = TrainingRequest.from_env(job_env(operator_settings, source))
+    assert (request.epochs, request.job_name) == (1, "alice-train-1")
+
+    result = run(request, operator_settings, config=tiny_config())
+
+    assert result["version"] == 1 and result["import"]["pairs"] > 0
+    assert artifacts.model_versions(storage, "alice") == [1]
+    assert storage.exists("corpora/alice/1.jsonl")
+    assert artifacts.model_metrics(storage, "alice", 1)  # B's metrics.json travels along
+    progress = artifacts.read_json(storage, artifacts.progress_key("alice", "alice-train-1"))
+    assert (progress["step"], progress["percent"], progress["imported"]) == ("done", 100, True)
+    assert next_version(storage, "alice") == 2
+
+
+def test_bad_export_fails_with_its_reason_and_stores_no_model(
+    operator_settings, storage, tmp_path, capsys
+):
+    not_an_export = tmp_path / "export.zip"
+    not_an_export.write_bytes(b"this is not a zip file")
+    storage.put_file("uploads/alice/1/export.zip", not_an_export)
+    env = job_env(operator_settings, storage.url("uploads/alice/1/export.zip"))
+
+    assert main(env) == 2
+
+    message = capsys.readouterr().err
+    assert message.startswith("mimical training: error: ") and "export.zip" in message
+    progress = artifacts.read_json(storage, artifacts.progress_key("alice", "alice-train-1"))
+    assert progress["step"] == "failed" and progress["imported"] is False
+    assert "export.zip" in progress["message"]
+    assert storage.list("models/alice/") == []
+
+
+def test_missing_source_is_a_clear_error(operator_settings, storage, capsys):
+    env = job_env(operator_settings, storage.url("uploads/alice/9/missing.zip"))
+    assert main(env) == 2
+    assert "missing.zip: no such object" in capsys.readouterr().err
+    assert main({}) == 2
+    assert "MIMICAL_CHATBOT and MIMICAL_SOURCE not set" in capsys.readouterr().err

@@ -1,0 +1,59 @@
+"""Evaluation numbers and the HTML report (rendered in Chromium)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mimical.errors import InputError
+from mimical.model.evaluate import evaluate_model, style
+from mimical.model.report import write_report
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def evaluation(tiny_model):
+    return evaluate_model(tiny_model.export_dir, tiny_model.corpus, samples=30)
+
+
+def test_evaluation_compares_with_the_5gram_baseline(evaluation, tiny_model):
+    assert evaluation["held_out_replies"] == tiny_model.metrics["held_out_replies"]
+    assert 0 < evaluation["baseline_5gram_bits_per_char"] < evaluation["bits_per_char"] < 8
+    assert 0 <= evaluation["verbatim_rate"] <= 1
+    assert evaluation["style"]["model"]["replies"] == 30
+    assert {"context", "real", "model"} <= set(evaluation["samples"][0])
+
+
+def test_style_statistics():
+    stats = style(["Hello there!", "lol 😀", "what?"])
+    assert stats["emoji_rate"] == pytest.approx(1 / 3, abs=1e-3)
+    assert stats["capitalised_rate"] == pytest.approx(1 / 3, abs=1e-3)
+    assert stats["question_rate"] == pytest.approx(1 / 3, abs=1e-3)
+    assert stats["distinct_1"] == 1.0
+
+
+def test_report_renders_in_a_browser(evaluation, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    report = tmp_path / "report.html"
+    write_report(evaluation, report)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        page = browser.new_page()
+        page.goto(report.as_uri())
+        assert page.locator("img").evaluate("img => img.naturalWidth") > 100
+        assert page.locator("h2", has_text="Sample exchanges").count() == 1
+        assert page.locator("table").nth(2).locator("tr").count() == len(evaluation["samples"]) + 1
+        browser.close()
+
+
+def test_evaluate_needs_the_training_corpus(tiny_model, tmp_path):
+    other = tmp_path / "other.jsonl"
+    other.write_text(tiny_model.corpus.read_text().replace('"thread":"', '"thread":"x'))
+    with pytest.raises(InputError, match="held-out conversations"):
+        evaluate_model(tiny_model.export_dir, other)

@@ -1,0 +1,97 @@
+"""Training: versions, repeatability, resume, limits and clear errors on bad corpora."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mimical.corpus.schema import CorpusMessage, read_corpus, write_corpus
+from mimical.errors import InputError
+from mimical.model.data import MIN_REPLIES, load_split
+from mimical.model.train import tiny_config, train_persona
+
+
+def tiny_train(corpus, model_base, **options):
+    return train_persona(corpus, model_base, "p", config=tiny_config(), **options)
+
+
+@pytest.fixture(scope="module")
+def short_corpus(small_corpus, tmp_path_factory):
+    """The first 40 conversations of `small_corpus`: enough to train, quick to train twice."""
+    keep = sorted({(m.thread, m.conversation) for m in read_corpus(small_corpus)})[:40]
+    path = tmp_path_factory.mktemp("short") / "short.jsonl"
+    write_corpus((m for m in read_corpus(small_corpus) if (m.thread, m.conversation) in keep), path)
+    return path
+
+
+def test_held_out_split_is_by_conversation(small_corpus):
+    split = load_split(small_corpus, seed=0)
+    train_keys = {(p.thread, p.conversation) for p in split.train}
+    held_out_keys = {(p.thread, p.conversation) for p in split.held_out}
+    assert held_out_keys and not train_keys & held_out_keys
+    assert 0.05 < len(held_out_keys) / (len(train_keys) + len(held_out_keys)) < 0.15
+
+
+def test_retraining_adds_a_version_and_the_seed_repeats_it(short_corpus, tmp_path):
+    first = tiny_train(short_corpus, tmp_path, epochs=1, seed=5)
+    second = tiny_train(short_corpus, tmp_path, epochs=1, seed=5)
+    assert (first.version, second.version) == (1, 2)
+    assert second.export_dir == tmp_path / "p" / "2"
+    assert first.metrics["held_out_bits_per_char"] == second.metrics["held_out_bits_per_char"]
+    assert (first.export_dir / "variables" / "variables.data-00000-of-00001").read_bytes() == (
+        second.export_dir / "variables" / "variables.data-00000-of-00001"
+    ).read_bytes()
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(short_corpus, tmp_path):
+    def interrupt_in_second_epoch(update):
+        if update.get("epoch") == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tiny_train(short_corpus, tmp_path, epochs=2, on_progress=interrupt_in_second_epoch)
+    assert not (tmp_path / "p").exists()  # nothing exported from a broken run
+
+    phases = []
+    result = tiny_train(short_corpus, tmp_path, epochs=2, on_progress=phases.append)
+    assert result.metrics["resumed_from_epoch"] == 1
+    curve = json.loads((result.export_dir / "assets.extra" / "curve.json").read_text())
+    assert [point["epoch"] for point in curve] == [1, 2]
+    assert not (tmp_path / ".checkpoints" / "p").exists()
+    assert [p["phase"] for p in phases][0] == "preparing" and phases[-1]["phase"] == "done"
+    assert all(0 <= p["fraction"] <= 1 for p in phases)
+
+
+def test_time_limit_stops_training(short_corpus, tmp_path):
+    result = tiny_train(short_corpus, tmp_path, max_minutes=0.0001, epochs=5)
+    assert result.metrics["stop_reason"] == "time limit"
+    assert result.metrics["epochs"] == 1
+
+
+def write_messages(path, conversations, replies_each):
+    messages = []
+    for c in range(conversations):
+        for turn in range(replies_each * 2):
+            persona = turn % 2 == 1
+            text = f"reply {c} {turn}" if persona else f"hello {c} {turn}"
+            messages.append(
+                CorpusMessage(f"t{c}", 0, turn, "me" if persona else "friend", persona,
+                              "2024-01-01T00:00:00Z", text)
+            )  # fmt: skip
+    write_corpus(messages, path)
+    return path
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path):
+    corpus = tmp_path / "empty.jsonl"
+    corpus.write_text("")
+    with pytest.raises(InputError, match="no persona replies"):
+        tiny_train(corpus, tmp_path / "models")
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_too_small_corpus_names_the_minimum(tmp_path):
+    corpus = write_messages(tmp_path / "small.jsonl", conversations=3, replies_each=4)
+    with pytest.raises(InputError, match=f"need at least {MIN_REPLIES} replies"):
+        tiny_train(corpus, tmp_path / "models")

@@ -1,0 +1,97 @@
+"""Webhook fixtures: a fake Graph API on loopback and a webhook app with real Redis."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+
+import pytest
+
+from mimical.web import create_app
+from mimical.web.dialog_app import close_dialog
+from tests.serving.fixtures import chat_settings, personas, served_models  # noqa: F401
+from tests.webhook.fake_graph import FakeGraphApi
+
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
+PAGE_TOKEN = "test-page-token"
+
+
+@pytest.fixture
+def graph():
+    fake = FakeGraphApi()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def webhook_settings(chat_settings, graph, redis_url):
+    return chat_settings.with_overrides(
+        redis_url=redis_url, graph_api_url=graph.url, fb_app_secret=APP_SECRET,
+        fb_verify_token=VERIFY_TOKEN, fb_page_access_token=PAGE_TOKEN,
+    )
+
+
+@pytest.fixture
+def make_app(webhook_settings, personas):
+    apps = []
+
+    def make(**overrides):
+        app = create_app(webhook_settings.with_overrides(**overrides), components=["webhook"],
+                         test_config={"TESTING": True, "MIMICAL_WEBHOOK_WORKERS": 2})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        close_dialog(app)
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def signature(body: bytes, secret: str = APP_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def message_event(psid: str, text: str | None = "hi", mid: str | None = None, **message):
+    body = {"mid": mid or f"m_{uuid.uuid4().hex}", **message}
+    if text is not None:
+        body["text"] = text
+    return {"sender": {"id": psid}, "recipient": {"id": "PAGE"}, "timestamp": 1, "message": body}
+
+
+def page_payload(*events: dict) -> bytes:
+    return json.dumps({"object": "page", "entry": [{"id": "PAGE", "time": 1,
+                                                     "messaging": list(events)}]}).encode()
+
+
+def post_signed(client, body: bytes, secret: str = APP_SECRET):
+    return client.post("/webhook", data=body, content_type="application/json",
+                       headers={"X-Hub-Signature-256": signature(body, secret)})
+
+
+def wait_until_answered(app) -> None:
+    """Block until the app's Messenger worker has answered everything queued."""
+    messenger = app.extensions.get("mimical_dialog", {}).get("messenger")
+    if messenger is not None:
+        messenger.join()
+
+# DEV-ONLY override (remove): fake model until A's small_corpus lands
+import pytest as _pytest
+from types import SimpleNamespace as _NS
+@_pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    import shutil, pathlib
+    base = tmp_path_factory.mktemp("models")
+    shutil.copytree("/tmp/c_dev/models/fake/1", base / "tiny" / "1")
+    return _NS(model_base=base, name="tiny", version=1, export_dir=base / "tiny" / "1")

@@ -1,0 +1,147 @@
+"""The Messenger webhook against a fake Graph API on loopback and real Redis."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from mimical.dialog.engine import GREETING, SHOW_ALL_HINT
+from mimical.web.messenger import NOT_TEXT, split_message
+from tests.serving.fixtures import PUBLIC
+from tests.webhook.conftest import (
+    PAGE_TOKEN,
+    VERIFY_TOKEN,
+    message_event,
+    page_payload,
+    post_signed,
+    wait_until_answered,
+)
+
+
+def new_psid() -> str:
+    return uuid.uuid4().hex
+
+
+def test_verification_echoes_the_challenge(client):
+    response = client.get("/webhook", query_string={
+        "hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "12345"})
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "12345"
+
+
+def test_verification_with_a_wrong_token_is_forbidden(client):
+    response = client.get("/webhook", query_string={
+        "hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "12345"})
+    assert response.status_code == 403
+    assert response.get_json()["error"] == "forbidden"
+
+
+def test_verification_without_a_configured_token_is_forbidden(make_app):
+    client = make_app(fb_verify_token="").test_client()
+    response = client.get("/webhook", query_string={
+        "hub.mode": "subscribe", "hub.verify_token": "", "hub.challenge": "1"})
+    assert response.status_code == 403
+
+
+def test_unsigned_or_badly_signed_posts_are_refused_and_ignored(app, client, graph):
+    body = page_payload(message_event(new_psid()))
+    unsigned = client.post("/webhook", data=body, content_type="application/json")
+    forged = post_signed(client, body, secret="not-the-secret")
+    tampered = client.post("/webhook", data=body + b" ", content_type="application/json",
+                           headers={"X-Hub-Signature-256": post_signed.__name__})
+    for response in (unsigned, forged, tampered):
+        assert response.status_code == 403
+        assert response.get_json()["error"] == "forbidden"
+    # Nothing was queued: the worker was never even started.
+    assert "messenger" not in app.extensions.get("mimical_dialog", {})
+    assert graph.attempts == 0
+
+
+def test_message_is_answered_with_typing_indicator_first(app, client, graph):
+    psid = new_psid()
+    response = post_signed(client, page_payload(message_event(psid, "hi")))
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "EVENT_RECEIVED"
+    wait_until_answered(app)
+    assert graph.actions(psid) == ["typing_on", "text", "text"]
+    assert graph.texts(psid) == [GREETING, SHOW_ALL_HINT]
+    # The page token travels in a header (never in a URL that could be logged).
+    assert graph.authorizations == {f"Bearer {PAGE_TOKEN}"}
+    sent = [r for r in graph.requests if "message" in r]
+    assert all(r["messaging_type"] == "RESPONSE" for r in sent)
+
+
+def test_a_whole_conversation_reaches_the_model(app, client, graph):
+    psid = new_psid()
+    for text in ("hi", PUBLIC, "hey, how was your weekend?"):
+        post_signed(client, page_payload(message_event(psid, text)))
+    wait_until_answered(app)
+    texts = graph.texts(psid)
+    assert texts[:3] == [GREETING, SHOW_ALL_HINT,
+                         'You are now chatting with Tiny. Type "%restart" to pick a new persona.']
+    assert len(texts) == 4 and texts[3].strip()
+
+
+def test_each_mid_is_answered_once_even_across_replicas(make_app, graph):
+    first, second = make_app(), make_app()  # two webhook processes sharing one Redis
+    psid, mid = new_psid(), f"m_{uuid.uuid4().hex}"
+    body = page_payload(message_event(psid, "hi", mid=mid))
+    for app in (first, second, first):
+        assert post_signed(app.test_client(), body).status_code == 200
+    for app in (first, second):
+        wait_until_answered(app)
+    assert graph.texts(psid) == [GREETING, SHOW_ALL_HINT]
+
+
+def test_echoes_deliveries_and_reads_are_ignored(app, client, graph):
+    psid = new_psid()
+    echo = message_event(psid, "sent by the page", is_echo=True)
+    delivery = {"sender": {"id": psid}, "recipient": {"id": "PAGE"},
+                "delivery": {"mids": ["m_1"], "watermark": 1}}
+    read = {"sender": {"id": psid}, "recipient": {"id": "PAGE"}, "read": {"watermark": 1}}
+    assert post_signed(client, page_payload(echo, delivery, read)).status_code == 200
+    wait_until_answered(app)
+    assert graph.requests == []
+
+
+def test_attachments_get_a_text_only_answer(app, client, graph):
+    psid = new_psid()
+    event = message_event(psid, None, attachments=[{"type": "image", "payload": {}}])
+    post_signed(client, page_payload(event))
+    wait_until_answered(app)
+    assert graph.texts(psid) == [NOT_TEXT]
+
+
+def test_send_api_429_and_5xx_are_retried(app, client, graph):
+    graph.fail_next = [429, 503]
+    psid = new_psid()
+    post_signed(client, page_payload(message_event(psid, "%help")))
+    wait_until_answered(app)
+    assert len(graph.texts(psid)) == 1
+    assert graph.attempts == 4  # typing_on failed twice, then it and the message went through
+
+
+def test_long_replies_are_split_for_the_send_api(app, client, graph, personas):
+    for i in range(30):
+        personas.create(f"persona-{i:02d}", public=True, display_name=f"Persona {i} " + "x" * 80)
+    psid = new_psid()
+    post_signed(client, page_payload(message_event(psid, "%show all")))
+    wait_until_answered(app)
+    pieces = graph.texts(psid)
+    assert len(pieces) == 2
+    assert all(len(piece) <= 2000 for piece in pieces)
+    assert pieces[0].startswith("Public personas:") and pieces[1].startswith("- persona-")
+
+
+def test_split_message_prefers_line_breaks_then_spaces():
+    assert split_message("short") == ["short"]
+    assert split_message("aaaa\nbbbb", limit=6) == ["aaaa", "bbbb"]
+    assert split_message("aaa bbb ccc", limit=8) == ["aaa bbb", "ccc"]
+    assert split_message("x" * 10, limit=4) == ["xxxx", "xxxx", "xx"]
+
+
+def test_bad_json_and_non_page_objects_get_json_errors(client):
+    response = post_signed(client, b"{not json")
+    assert response.status_code == 400 and response.get_json()["error"] == "bad_request"
+    response = post_signed(client, json.dumps({"object": "instagram"}).encode())
+    assert response.status_code == 404
