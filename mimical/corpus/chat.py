@@ -44,6 +44,11 @@ class ChatThread:
     messages: list[ChatMessage] = field(default_factory=list)  # chronological
 
 
+def by_time(message: ChatMessage) -> float:
+    """Sort key: exports are mostly but not always in order (pages, edits, clock skew)."""
+    return message.time
+
+
 def clean_name(name: str | None) -> str:
     """Normalize a display name so the same person matches across threads and formats."""
     if not name:

@@ -91,8 +91,9 @@ def import_exports(
         skipped: Counter = Counter()
         counts = SegmentCounts()
         scrubber = Scrubber()
-        senders: Counter = Counter()
+        participants: Counter = Counter()  # threads each person is in
         seen: set[str] = set()
+        imported_threads: list[str] = []  # the ones with text
         total = sum(len(reader) for reader in readers)
         formats: set[str] = set()
 
@@ -107,13 +108,14 @@ def import_exports(
                         seen.add(thread.id)
                         if not thread.messages:
                             continue
+                        imported_threads.append(thread.id)
                         formats.add(thread.format)
-                        senders.update(message.sender for message in thread.messages)
+                        participants.update(thread.participants)
                         yield from segment_thread(
                             thread, personas, counts, gap_seconds, scrubber if scrub else str
                         )
             # Still inside the write: raising here leaves no corpus file behind.
-            _check_result(paths, counts, personas, senders, skipped)
+            _check_result(paths, counts, personas, participants, skipped)
 
         output.parent.mkdir(parents=True, exist_ok=True)
         write_corpus(records(), output)
@@ -123,7 +125,7 @@ def import_exports(
         format="+".join(sorted(formats)),
         persona=sorted(personas)[0] if len(personas) == 1 else " / ".join(sorted(personas)),
         output=str(output),
-        threads=len(seen),
+        threads=len(imported_threads),
         messages=counts.messages,
         persona_messages=counts.persona_messages,
         conversations=counts.conversations,
@@ -165,8 +167,9 @@ def find_persona(readers: list, me: str | None) -> frozenset[str]:
     """The exporting user's name(s): `me`, else what the exports say, else who is everywhere."""
     if me:
         return frozenset({clean_name(me)})
-    declared = {owner for reader in readers if (owner := reader.owner())}
-    undeclared = [reader for reader in readers if reader.owner() is None]
+    owners = [(reader, reader.owner()) for reader in readers]
+    declared = {owner for _, owner in owners if owner}
+    undeclared = [reader for reader, owner in owners if not owner]
     if not undeclared:
         return frozenset(declared)
     common: set[str] | None = None
@@ -187,20 +190,22 @@ def find_persona(readers: list, me: str | None) -> frozenset[str]:
         raise InputError(
             f"cannot tell who exported this chat: {names} are in every thread; pass --me NAME"
         )
-    frequent = ", ".join(f"{name} ({n} threads)" for name, n in presence.most_common(8))
+    ranked = sorted(presence.items(), key=lambda item: (-item[1], item[0]))
+    frequent = ", ".join(f"{name} ({n} threads)" for name, n in ranked[:8])
     raise InputError(
         f"cannot tell who exported these chats: nobody is in every thread; pass --me NAME"
         f" (most frequent: {frequent or 'none'})"
     )
 
 
-def _check_result(paths, counts, personas, senders: Counter, skipped: Counter) -> None:
+def _check_result(paths, counts, personas, participants: Counter, skipped: Counter) -> None:
     where = ", ".join(str(path) for path in paths)
     if counts.messages == 0:
         left_out = ", ".join(f"{n} {reason}" for reason, n in skipped.most_common() if n)
         raise InputError(f"{where}: no text messages found ({left_out or 'export is empty'})")
     if counts.persona_messages == 0:
-        frequent = ", ".join(f"{name} ({n})" for name, n in senders.most_common(8))
+        ranked = sorted(participants.items(), key=lambda item: (-item[1], item[0]))
+        frequent = ", ".join(name for name, _ in ranked[:8])
         raise InputError(
             f"{where}: {' / '.join(sorted(personas))} wrote none of the messages;"
             f" pass --me with one of: {frequent}"

@@ -24,7 +24,7 @@ from pathlib import PurePosixPath
 
 import orjson
 
-from mimical.corpus.chat import ChatMessage, ChatThread, clean_name
+from mimical.corpus.chat import ChatMessage, ChatThread, by_time, clean_name
 from mimical.corpus.sources import Source, head
 from mimical.errors import InputError
 
@@ -105,10 +105,13 @@ class MessengerReader:
         profile = None
         for source in sources:
             for member in source.members():
-                match = PAGE.search(member)
+                match = PAGE.search(member.replace("\\", "/"))  # some zip tools write "\\"
                 if match:
                     folder, thread, number = match.groups()
-                    pages[f"messenger:{folder}/{thread}"].append((int(number), source, member))
+                    thread_pages = pages[f"messenger:{folder}/{thread}"]
+                    # The same page twice (an export given both zipped and unzipped) counts once.
+                    if all(int(number) != page[0] for page in thread_pages):
+                        thread_pages.append((int(number), source, member))
                     claimed.add((id(source), member))
                 elif member.endswith("profile_information.json") and profile is None:
                     profile = (source, member)
@@ -145,8 +148,12 @@ class MessengerReader:
                 thread.participants |= _participants(data)
                 thread.title = thread.title or fix_mojibake(data.get("title") or "")
                 newest_first.extend(data["messages"])
-            thread.messages = _messages(reversed(newest_first), skipped)
-            thread.messages.sort(key=lambda message: message.time)
+            try:
+                thread.messages = _messages(reversed(newest_first), skipped)
+            except (AttributeError, TypeError) as error:  # e.g. a message that is not an object
+                where = pages[0][1].where(pages[0][2])
+                raise InputError(f"{where}: unexpected message structure ({error})") from None
+            thread.messages.sort(key=by_time)
             yield thread
 
 
@@ -218,6 +225,11 @@ def dyi_text(message: dict, skipped: Counter) -> str | None:
     return text
 
 
+# E2EE message types that carry the sender's words (a caption counts) or only media.
+E2EE_TEXT_TYPES = ("text", "generic", "message", "link", "share")
+E2EE_MEDIA_TYPES = ("media", "image", "photo", "video", "audio", "file", "gif", "attachment")
+
+
 class MessengerE2EEReader:
     """Messenger end-to-end encrypted chat exports: one JSON file per thread."""
 
@@ -268,13 +280,15 @@ class MessengerE2EEReader:
                 participants=_e2ee_participants(data),
             )
             for raw in data["messages"]:
+                if not isinstance(raw, dict):
+                    raise InputError(f"{source.where(member)}: unexpected message {raw!r:.40}")
                 text = e2ee_text(raw, skipped)
                 if text is not None:
                     sender = clean_name(raw.get("senderName"))
                     thread.messages.append(
                         ChatMessage(sender, (raw.get("timestamp") or 0) / 1000, text)
                     )
-            thread.messages.sort(key=lambda message: message.time)
+            thread.messages.sort(key=by_time)
             yield thread
 
 
@@ -288,16 +302,19 @@ def _e2ee_participants(data: dict) -> set[str]:
 
 
 def e2ee_text(message: dict, skipped: Counter) -> str | None:
+    """The human text of one E2EE message, or None (counted in `skipped`) if it has none."""
     kind = str(message.get("type") or "text").lower()
     text = (message.get("text") or "").strip()
     if message.get("isUnsent"):
         skipped["unsent"] += 1
     elif "call" in kind:
         skipped["call"] += 1
-    elif kind not in ("text", "generic", "message") and not message.get("media"):
-        skipped["system"] += 1
+    elif kind == "sticker":
+        skipped["sticker"] += 1
     elif not text:
-        skipped["media" if message.get("media") else "empty"] += 1
+        skipped["media" if message.get("media") or kind in E2EE_MEDIA_TYPES else "empty"] += 1
+    elif kind not in E2EE_TEXT_TYPES and kind not in E2EE_MEDIA_TYPES:
+        skipped["system"] += 1  # admin and other notices
     elif reason := notice_reason(text, message.get("senderName") or ""):
         skipped[reason] += 1
     else:

@@ -299,6 +299,16 @@ def _add_quirks(thread: SampleThread, kinds, rng, plan) -> None:
     thread.messages = result
 
 
+def stable_number(text: str, digits: int = 10) -> int:
+    """A stable pseudo-random number (ids, file names) derived from `text`."""
+    return int(hashlib.sha1(text.encode()).hexdigest(), 16) % 10**digits
+
+
+def other_member(thread: SampleThread, sender: str) -> str:
+    """Someone in the thread other than `sender`."""
+    return next((m for m in thread.members if m != sender), thread.members[0])
+
+
 def _slug(text: str, separator: str = "") -> str:
     import unicodedata
 

@@ -6,17 +6,22 @@ Used by `mimical.corpus.sample_export.write_sample_export`; see the reader modul
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
 import time
-import zipfile
 from pathlib import Path
 
 import orjson
 
-from mimical.corpus.sample_export import SampleMessage, SamplePlan, SampleThread
+from mimical.corpus import sample_whatsapp
+from mimical.corpus.sample_export import (
+    SampleMessage,
+    SamplePlan,
+    SampleThread,
+    other_member,
+    stable_number,
+)
 
 MESSENGER_FOLDERS = ("inbox",) * 6 + (
     "archived_threads",
@@ -26,14 +31,6 @@ MESSENGER_FOLDERS = ("inbox",) * 6 + (
 )
 MESSENGER_PAGE_SIZE = 100  # Facebook's is 10,000; small here so samples are paginated
 SHARED_LINK = "https://www.bbc.co.uk/news/technology-12345678"
-
-
-def _number(text: str, digits: int = 10) -> int:
-    return int(hashlib.sha1(text.encode()).hexdigest(), 16) % 10**digits
-
-
-def _others(thread: SampleThread, sender: str) -> str:
-    return next((m for m in thread.members if m != sender), thread.members[0])
 
 
 # --- Facebook Messenger "Download Your Information" -------------------------------------
@@ -49,7 +46,7 @@ def mojibake_json(data) -> bytes:
 def messenger_message(plan: SamplePlan, thread: SampleThread, message: SampleMessage, rng) -> dict:
     sender, kind = message.sender, message.kind
     raw: dict = {"sender_name": sender, "timestamp_ms": int(message.time * 1000)}
-    other = _others(thread, sender)
+    other = other_member(thread, sender)
     you = sender == plan.persona
     if kind in ("text", "share_text"):
         raw["content"] = message.text
@@ -59,11 +56,13 @@ def messenger_message(plan: SamplePlan, thread: SampleThread, message: SampleMes
             raw["share"] = {"link": SHARED_LINK}
     elif kind == "media":
         key = rng.choice(("photos", "videos", "gifs", "audio_files", "files"))
-        raw[key] = [{"uri": f"messages/inbox/{thread.key}/{key}/{_number(str(message.time))}.bin"}]
+        raw[key] = [
+            {"uri": f"messages/inbox/{thread.key}/{key}/{stable_number(str(message.time))}.bin"}
+        ]
         if rng.random() < 0.3:
             raw["content"] = "You sent a photo." if you else f"{sender} sent a photo."
     elif kind == "sticker":
-        raw["sticker"] = {"uri": f"messages/stickers_used/{_number(sender)}.png"}
+        raw["sticker"] = {"uri": f"messages/stickers_used/{stable_number(sender)}.png"}
     elif kind == "call":
         raw.update(content=f"{sender} started a video chat.", call_duration=63, type="Call")
     elif kind == "unsent":
@@ -104,7 +103,7 @@ def write_messenger(plan: SamplePlan, out: Path, rng: random.Random, legacy: boo
     profile.write_bytes(mojibake_json(profile_data))
     for index, thread in enumerate(plan.threads):
         folder = MESSENGER_FOLDERS[index % len(MESSENGER_FOLDERS)]
-        name = f"{thread.key}_{_number(thread.key)}"
+        name = f"{thread.key}_{stable_number(thread.key)}"
         directory = root / folder / name
         directory.mkdir(parents=True, exist_ok=True)
         newest_first = [messenger_message(plan, thread, m, rng) for m in reversed(thread.messages)]
@@ -146,166 +145,12 @@ def write_messenger_e2ee(plan: SamplePlan, out: Path, rng: random.Random, legacy
                 "type": "text",
             }
             if message.kind == "media":
-                raw.update(media=[{"uri": f"media/{_number(str(message.time))}.jpg"}], type="media")
+                raw.update(
+                    media=[{"uri": f"media/{stable_number(str(message.time))}.jpg"}], type="media"
+                )
             messages.append(raw)
         data = {"participants": thread.members, "threadName": thread.title, "messages": messages}
         (out / f"{thread.key}.json").write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-
-
-# --- WhatsApp ----------------------------------------------------------------------------
-
-# (header format, 12-hour clock, localized texts) per style; files cycle through them.
-ANDROID_STYLES = (
-    ("{M}/{D}/{yy}, {h}:{mm}\u202f{AMPM} - ", "en"),  # US, recent Android: U+202F before PM
-    ("{DD}/{MM}/{yyyy}, {HH}:{mm} - ", "en"),  # UK
-    ("{DD}.{MM}.{yy}, {HH}:{mm} - ", "de"),  # German
-)
-IOS_STYLES = (
-    ("[{DD}.{MM}.{yy}, {HH}:{mm}:{ss}] ", "en"),
-    ("[{M}/{D}/{yy}, {h}:{mm}:{ss}\u202f{AMPM}] ", "en"),
-    ("[{DD}/{MM}/{yyyy}, {HH}:{mm}:{ss}] ", "en"),
-)
-WHATSAPP_TEXTS = {
-    "en": {
-        "notice": "Messages and calls are end-to-end encrypted. No one outside of this chat, not"
-        " even WhatsApp, can read or listen to them. Tap to learn more.",
-        "media": "<Media omitted>",
-        "deleted": "This message was deleted",
-        "you_deleted": "You deleted this message",
-        "call": "Missed voice call",
-        "edited": "<This message was edited>",
-    },
-    "de": {
-        "notice": "Nachrichten und Anrufe sind Ende-zu-Ende-verschlüsselt. Niemand außerhalb"
-        " dieses Chats kann sie lesen oder anhören, nicht einmal WhatsApp.",
-        "media": "<Medien ausgeschlossen>",
-        "deleted": "Diese Nachricht wurde gelöscht",
-        "you_deleted": "Du hast diese Nachricht gelöscht",
-        "call": "Verpasster Sprachanruf",
-        "edited": "<Diese Nachricht wurde bearbeitet>",
-    },
-}
-
-
-def whatsapp_stamp(pattern: str, seconds: float) -> str:
-    t = time.gmtime(seconds)
-    hour12 = t.tm_hour % 12 or 12
-    return pattern.format(
-        M=t.tm_mon,
-        D=t.tm_mday,
-        DD=f"{t.tm_mday:02}",
-        MM=f"{t.tm_mon:02}",
-        yy=f"{t.tm_year % 100:02}",
-        yyyy=t.tm_year,
-        h=hour12,
-        HH=f"{t.tm_hour:02}",
-        mm=f"{t.tm_min:02}",
-        ss=f"{t.tm_sec:02}",
-        AMPM="PM" if t.tm_hour >= 12 else "AM",
-    )
-
-
-def android_chat(plan: SamplePlan, thread: SampleThread, style: int, rng) -> str:
-    pattern, language = ANDROID_STYLES[style]
-    texts = WHATSAPP_TEXTS[language]
-    lines = []
-    for message in thread.messages:
-        stamp = whatsapp_stamp(pattern, message.time)
-        sender, kind = message.sender, message.kind
-        if kind == "notice":
-            lines.append(stamp + texts["notice"])
-            continue
-        if kind == "system":
-            other = _others(thread, sender)
-            lines.append(
-                stamp
-                + rng.choice(
-                    (
-                        f"{sender} added {other}",
-                        f"{sender} left",
-                        f'{sender} changed the subject to "{thread.title}"',
-                    )
-                )
-            )
-            continue
-        body = {
-            "text": message.text,
-            "edited": f"{message.text} {texts['edited']}",
-            "media": rng.choice(
-                (
-                    texts["media"],
-                    f"IMG-20180502-WA{_number(stamp, 4):04}.jpg (file attached)",
-                    "location: https://maps.google.com/?q=51.5,-0.1",
-                )
-            ),
-            "deleted": texts["you_deleted" if sender == plan.persona else "deleted"],
-            "call": texts["call"],
-        }[kind]
-        lines.append(f"{stamp}{sender}: {body}")
-    return "\n".join(lines) + "\n"
-
-
-def ios_chat(plan: SamplePlan, thread: SampleThread, style: int, rng) -> str:
-    pattern, _ = IOS_STYLES[style]
-    lines = []
-    for message in thread.messages:
-        stamp = whatsapp_stamp(pattern, message.time)
-        sender, kind = message.sender, message.kind
-        if thread.group and sender == thread.members[-1]:
-            sender = f"~\u202f{sender}"  # not in the phone's contacts
-        if kind == "notice":
-            text = WHATSAPP_TEXTS["en"]["notice"].replace(" Tap to learn more.", "")
-            lines.append(f"{stamp}{thread.title}: \u200e{text}")
-            continue
-        if kind == "system":
-            other = _others(thread, message.sender)
-            lines.append(f"\u200e{stamp}{thread.title}: \u200e{message.sender} added {other}")
-            continue
-        if kind in ("text", "edited"):
-            body = message.text + (" \u200e<This message was edited>" if kind == "edited" else "")
-            lines.append(f"{stamp}{sender}: {body}")
-            continue
-        body = {
-            "media": rng.choice(
-                (
-                    "image omitted",
-                    "video omitted",
-                    "GIF omitted",
-                    f"<attached: 000000{_number(stamp, 2):02}-PHOTO-2018-05-02.jpg>",
-                )
-            ),
-            "sticker": "sticker omitted",
-            "deleted": "You deleted this message."
-            if sender == plan.persona
-            else "This message was deleted.",
-            "call": "Missed voice call",
-        }[kind]
-        lines.append(f"\u200e{stamp}{sender}: \u200e{body}")
-    newline = "\r\n" if style == 2 else "\n"
-    return newline.join(lines) + newline
-
-
-def write_whatsapp_android(plan: SamplePlan, out: Path, rng: random.Random, legacy: bool) -> None:
-    for index, thread in enumerate(plan.threads):
-        name = f"WhatsApp Chat with {thread.title}"
-        style = index % len(ANDROID_STYLES)
-        text = android_chat(plan, thread, style, rng)
-        data = ("\ufeff" if style == 2 else "").encode() + text.encode()
-        if index % 3 == 1:  # shared through "Export chat" → a .zip with media
-            with zipfile.ZipFile(out / f"{name}.zip", "w", zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr(f"{name}.txt", data)
-                archive.writestr("IMG-20180502-WA0001.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
-        else:
-            (out / f"{name}.txt").write_bytes(data)
-
-
-def write_whatsapp_ios(plan: SamplePlan, out: Path, rng: random.Random, legacy: bool) -> None:
-    for index, thread in enumerate(plan.threads):
-        text = ios_chat(plan, thread, index % len(IOS_STYLES), rng)
-        path = out / f"WhatsApp Chat - {thread.title}.zip"
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("_chat.txt", text.encode())
-            archive.writestr("00000012-PHOTO-2018-05-02.jpg", b"\xff\xd8\xff\xe0 not a jpeg")
 
 
 # --- Telegram Desktop --------------------------------------------------------------------
@@ -333,7 +178,7 @@ def telegram_message(plan, thread, message: SampleMessage, number: int, rng) -> 
         "date": stamp,
         "date_unixtime": str(int(message.time)),
         "from": message.sender,
-        "from_id": f"user{_number(message.sender)}",
+        "from_id": f"user{stable_number(message.sender)}",
     }
     kind = message.kind
     if kind in ("text", "edited"):
@@ -361,9 +206,9 @@ def telegram_message(plan, thread, message: SampleMessage, number: int, rng) -> 
         raw.update(
             type="service",
             actor=message.sender,
-            actor_id=f"user{_number(message.sender)}",
+            actor_id=f"user{stable_number(message.sender)}",
             action="invite_members",
-            members=[_others(thread, message.sender)],
+            members=[other_member(thread, message.sender)],
             text="",
             text_entities=[],
         )
@@ -381,7 +226,7 @@ def write_telegram(plan: SamplePlan, out: Path, rng: random.Random, legacy: bool
             {
                 "name": thread.title,
                 "type": "private_group" if thread.group else "personal_chat",
-                "id": _number(thread.key),
+                "id": stable_number(thread.key),
                 "messages": messages,
             }
         )
@@ -406,7 +251,7 @@ def write_telegram(plan: SamplePlan, out: Path, rng: random.Random, legacy: bool
     data = {
         "about": "Here is the data you requested.",
         "personal_information": {
-            "user_id": _number(plan.persona),
+            "user_id": stable_number(plan.persona),
             "first_name": first,
             "last_name": last,
             "phone_number": "+44 7700 900123",
@@ -420,7 +265,7 @@ def write_telegram(plan: SamplePlan, out: Path, rng: random.Random, legacy: bool
 WRITERS = {
     "messenger": write_messenger,
     "messenger-e2ee": write_messenger_e2ee,
-    "whatsapp-android": write_whatsapp_android,
-    "whatsapp-ios": write_whatsapp_ios,
+    "whatsapp-android": sample_whatsapp.write_whatsapp_android,
+    "whatsapp-ios": sample_whatsapp.write_whatsapp_ios,
     "telegram": write_telegram,
 }

@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 import ijson
 import orjson
 
-from mimical.corpus.chat import ChatMessage, ChatThread, clean_name
+from mimical.corpus.chat import ChatMessage, ChatThread, by_time, clean_name
 from mimical.corpus.sources import Source, head
 from mimical.errors import InputError
 
@@ -84,7 +84,14 @@ class TelegramReader:
                 if chat.get("type") not in CONVERSATION_TYPES:
                     skipped["thread"] += 1
                     continue
-                yield to_thread(chat, user, skipped)
+                try:
+                    thread = to_thread(chat, user, skipped)
+                except (AttributeError, TypeError, ValueError) as error:
+                    raise InputError(
+                        f"{source.where(member)}: unexpected message structure in chat"
+                        f" {chat.get('id')} ({error})"
+                    ) from None
+                yield thread
 
     def _chats(self, source: Source, member: str, full: bool) -> Iterator[dict]:
         where = source.where(member)
@@ -98,7 +105,10 @@ class TelegramReader:
                 return
             for prefix in ("chats.list.item", "left_chats.list.item"):
                 with source.open(member) as handle:
-                    yield from ijson.items(handle, prefix, use_float=True)
+                    for chat in ijson.items(handle, prefix, use_float=True):
+                        if not isinstance(chat, dict):
+                            raise InputError(f"{where}: unexpected chat {chat!r:.40}")
+                        yield chat
         except (ijson.JSONError, orjson.JSONDecodeError) as error:
             raise InputError(f"{where}: corrupt JSON ({error})") from None
 
@@ -117,7 +127,7 @@ def to_thread(chat: dict, user: tuple[str, str] | None, skipped: Counter) -> Cha
             sender = user[0]
         thread.participants.add(sender)
         thread.messages.append(ChatMessage(sender, _time(message), text))
-    thread.messages.sort(key=lambda message: message.time)
+    thread.messages.sort(key=by_time)
     return thread
 
 

@@ -135,7 +135,7 @@ class WhatsAppReader:
 
 
 def sniff_style(data: bytes) -> str | None:
-    """ "whatsapp-android" or "whatsapp-ios" if the first lines look like an export."""
+    """The style of export the first lines are in ("whatsapp-android", "whatsapp-ios"), if any."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = data.decode("utf-16", errors="ignore")
     else:
@@ -153,10 +153,12 @@ def _normalize(line: str) -> str:
 
 
 def chat_title(source: Source, member: str) -> str:
-    path = PurePosixPath(member)
+    """The chat's name, from "WhatsApp Chat with NAME.txt" or, for iOS's `_chat.txt`, from
+    the folder or zip around it ("WhatsApp Chat - NAME.zip")."""
+    path = PurePosixPath(member.replace("\\", "/"))
     name = path.stem
-    if name.lower() in ("_chat", "chat") or name.lower().startswith("_chat"):
-        name = PurePosixPath(source.label.replace("\\", "/")).stem
+    if name.lower().startswith("_chat"):
+        name = path.parent.name or PurePosixPath(source.label.replace("\\", "/")).stem
     return TITLE_PREFIXES.sub("", name).strip() or name
 
 
@@ -221,7 +223,7 @@ def classify(sender: str | None, text: str, skipped: Counter) -> str | None:
 
 
 def infer_date_order(dates: list[str], ampms: list, where: str) -> str:
-    """ "ymd", "dmy" or "mdy" for one file's dates (see the module docstring)."""
+    """The order of one file's date fields, "ymd", "dmy" or "mdy" (see the module docstring)."""
     if not dates:
         return "dmy"
     triples = [tuple(int(part) for part in re.split(r"[./-]", date)) for date in dates]

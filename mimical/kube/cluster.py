@@ -40,11 +40,6 @@ def api_client(settings: Settings):
     return client.ApiClient()
 
 
-def api_status(error: Exception) -> int | None:
-    """The HTTP status of a client error (None for connection problems)."""
-    return getattr(error, "status", None)
-
-
 class Cluster:
     """Typed-enough access to the objects mimical owns in one namespace."""
 
@@ -111,6 +106,19 @@ class Cluster:
             body,
         )
 
+    def patch_chatbot(self, name: str, body: dict) -> dict:
+        return self._call(
+            f"chatbot {name}",
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            name,
+            body,
+            _content_type=MERGE_PATCH,
+        )
+
     def delete_chatbot(self, name: str) -> None:
         self._call(
             f"chatbot {name}",
@@ -156,6 +164,16 @@ class Cluster:
                 _content_type=MERGE_PATCH,
             )
 
+    def read_secret(self, name: str) -> dict[str, str]:
+        """The Secret's data, decoded; `NotFoundError` if it does not exist."""
+        import base64
+
+        secret = self._call(
+            f"secret {name}", self.core.read_namespaced_secret, name, self.namespace
+        )
+        data = secret.data or {}
+        return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
     def delete_secret(self, name: str) -> None:
         with contextlib.suppress(NotFoundError):
             self._call(f"secret {name}", self.core.delete_namespaced_secret, name, self.namespace)
@@ -180,6 +198,13 @@ class Cluster:
                 return False
             raise
         return True
+
+    def get_job(self, name: str) -> dict | None:
+        try:
+            job = self._call(f"job {name}", self.batch.read_namespaced_job, name, self.namespace)
+        except NotFoundError:
+            return None
+        return self.api.sanitize_for_serialization(job)
 
     def delete_jobs(self, chatbot: str, keep: str | None = None) -> list[str]:
         """Delete the chatbot's training Jobs except `keep`; return the deleted names."""
@@ -233,10 +258,3 @@ class Cluster:
                     {"data": data},
                     _content_type=MERGE_PATCH,
                 )
-
-    def serving_entries(self) -> dict[str, int]:
-        name = self.settings.serving_configmap
-        configmap = self._call(
-            f"ConfigMap {name}", self.core.read_namespaced_config_map, name, self.namespace
-        )
-        return serving_entries(configmap.data)

@@ -27,6 +27,7 @@ from mimical.kube.manifests import (
 )
 from mimical.kube.status import (
     FAILED,
+    PENDING,
     READY,
     TRAINING,
     now_iso,
@@ -34,6 +35,7 @@ from mimical.kube.status import (
     training_failed,
     training_started,
     training_succeeded,
+    waiting_for_source,
 )
 from mimical.storage import model_prefix
 
@@ -56,7 +58,8 @@ def _temporary(function, *args, **kwargs):
 def start_training(body, meta, spec, status, name, patch, memo: kopf.Memo, logger, **_) -> None:
     """Make sure the current generation has its training Job; record it in status."""
     generation = int(meta.get("generation") or 1)
-    if status.get("observedGeneration") == generation and status.get("phase") in (READY, FAILED):
+    done = (READY, FAILED, PENDING)
+    if status.get("observedGeneration") == generation and status.get("phase") in done:
         logger.debug("generation %s is already %s", generation, status.get("phase"))
         return
     try:
@@ -64,6 +67,9 @@ def start_training(body, meta, spec, status, name, patch, memo: kopf.Memo, logge
     except InvalidSpecError as error:
         patch.status.update(spec_invalid(dict(status), generation, str(error)))
         kopf.warn(body, reason="InvalidSpec", message=str(error))
+        return
+    if not spec.get("source"):
+        patch.status.update(waiting_for_source(dict(status), generation))
         return
     job_name = training_job_name(name, generation)
     manifest = training_job(name, generation, dict(spec), memo.settings)
@@ -89,9 +95,15 @@ def job_outcome(job: dict) -> tuple[str, str, str] | None:
     return None
 
 
-def job_changed(body, event, namespace, memo: kopf.Memo, logger, **_) -> None:
+def job_changed(body, event, memo: kopf.Memo, logger, **_) -> None:
     """A training Job changed: when it finished, serve its model or record the failure."""
-    if event.get("type") == "DELETED" or (outcome := job_outcome(dict(body))) is None:
+    if event.get("type") != "DELETED":
+        record_outcome(dict(body), memo, logger)
+
+
+def record_outcome(body: dict, memo: kopf.Memo, logger) -> None:
+    """If the Job finished and its Chatbot still waits for it, record what came out."""
+    if (outcome := job_outcome(body)) is None:
         return
     labels = body.get("metadata", {}).get("labels", {})
     name, job_name = labels[LABEL_CHATBOT], body["metadata"]["name"]
@@ -121,7 +133,7 @@ def job_changed(body, event, namespace, memo: kopf.Memo, logger, **_) -> None:
         _temporary(memo.cluster.patch_chatbot_status, name, new_status)
         message = f"serving version {version} from {uri}"
         kopf.event(chatbot, type="Normal", reason="Ready", message=message)
-        logger.info("chatbot %s/%s serves version %s", namespace, name, version)
+        logger.info("chatbot %s serves version %s", name, version)
         return
     progress = _temporary(artifacts.read_json, storage, artifacts.progress_key(name, job_name))
     progress = progress or {}
@@ -137,14 +149,23 @@ def is_training(status, **_) -> bool:
     return status.get("phase") == TRAINING
 
 
-def poll_progress(name, status, patch, memo: kopf.Memo, **_) -> None:
-    """Copy the running Job's progress file into status.progress."""
+def poll_progress(name, status, patch, memo: kopf.Memo, logger, **_) -> None:
+    """Copy the running Job's progress file into status.progress.
+
+    Once the runner says it is done (or failed), look at the Job too: Job events are not
+    retried, so if recording the outcome failed then (S3 down), it is recorded here.
+    """
     job_name = status.get("trainingJob")
     if not job_name:
         return
     progress = _temporary(artifacts.read_json, memo.storage, artifacts.progress_key(name, job_name))
-    if not progress or progress.get("step") in ("done", "failed"):
-        return  # the Job's handler records the outcome
+    if not progress:
+        return
+    if progress.get("step") in ("done", "failed"):
+        job = _temporary(memo.cluster.get_job, job_name)
+        if job is not None:
+            record_outcome(job, memo, logger)
+        return
     new = {
         "step": str(progress.get("step", "")),
         "percent": max(0, min(100, int(progress.get("percent") or 0))),
@@ -179,6 +200,8 @@ def register(
         *CHATBOTS,
         id="progress",
         interval=progress_interval,
+        initial_delay=progress_interval,
+        backoff=progress_interval,
         when=is_training,
         **on_chatbots,
     )(poll_progress)

@@ -88,8 +88,8 @@ def check_chatbot(name: str, spec: dict) -> None:
             f"chatbot name {name!r}: use at most {MAX_NAME_LENGTH} lowercase letters, digits "
             "and '-' (it names the training Job and the served model)"
         )
-    source = spec.get("source") or ""
-    if not source.startswith("s3://") or "/" not in source[len("s3://") :]:
+    source = spec.get("source")
+    if source is not None and (not source.startswith("s3://") or "/" not in source[5:]):
         raise InvalidSpecError(f"spec.source {source!r}: expected s3://BUCKET/KEY of an export")
 
 
@@ -130,6 +130,7 @@ def _training_env(name: str, job_name: str, spec: dict, training: TrainingSpec, 
     plain = {
         "MIMICAL_CHATBOT": name,
         "MIMICAL_SOURCE": spec["source"],
+        "MIMICAL_ME": spec.get("me") or "",
         "MIMICAL_TRAINING_JOB": job_name,
         "MIMICAL_TRAINING_MAX_MINUTES": str(training.max_minutes),
         "MIMICAL_TRAINING_EPOCHS": str(training.epochs or ""),

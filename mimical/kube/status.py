@@ -135,5 +135,20 @@ def training_failed(
     }
 
 
+def waiting_for_source(status: dict, generation: int) -> dict:
+    return {
+        "phase": PENDING,
+        "observedGeneration": generation,
+        "progress": {"step": "waiting", "percent": 0, "message": "no spec.source yet",
+                     "updated": now_iso()},
+        "conditions": merge_conditions(
+            status.get("conditions"),
+            [condition("Imported", "False", "NoSource", "spec.source names no export yet"),
+             _ready_condition(status)],
+            generation,
+        ),
+    }  # fmt: skip
+
+
 def spec_invalid(status: dict, generation: int, message: str) -> dict:
     return training_failed(status, generation, "InvalidSpec", message, imported=False)

@@ -6,7 +6,8 @@
 The operator sets the environment (see `mimical.kube.manifests.training_job`):
 MIMICAL_CHATBOT, MIMICAL_SOURCE (s3://bucket/key of an export file or zip, or of a
 corpus .jsonl), MIMICAL_TRAINING_JOB, MIMICAL_TRAINING_MAX_MINUTES,
-MIMICAL_TRAINING_EPOCHS, MIMICAL_STORAGE_URL and the S3 credentials.
+MIMICAL_TRAINING_EPOCHS, MIMICAL_ME (the persona's name in the export, optional),
+MIMICAL_STORAGE_URL and the S3 credentials.
 
 Results go to storage (layout in `mimical.storage`): the corpus to
 `corpora/NAME/VERSION.jsonl`, the SavedModel to `models/NAME/VERSION/` with
@@ -49,6 +50,7 @@ class TrainingRequest:
     job_name: str
     max_minutes: float | None = None
     epochs: int | None = None
+    me: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> TrainingRequest:
@@ -67,6 +69,7 @@ class TrainingRequest:
             epochs=int(env["MIMICAL_TRAINING_EPOCHS"])
             if env.get("MIMICAL_TRAINING_EPOCHS")
             else None,
+            me=env.get("MIMICAL_ME") or None,
         )
 
 
@@ -157,6 +160,7 @@ def run(request: TrainingRequest, settings: Settings, progress: ProgressFile | N
             stats = import_exports(
                 [source],
                 corpus,
+                me=request.me,
                 progress=lambda done, total: importing(done / max(total, 1), f"{done}/{total}"),
             )
             source.unlink()  # the raw export is no longer needed on this disk

@@ -26,19 +26,27 @@ STYLE_ROWS = [
 
 
 def curve_png(curve: list[dict]) -> bytes:
-    """Held-out bits/char and training loss (converted to bits) per epoch."""
+    """Held-out bits/char and training loss (converted to bits) per epoch.
+
+    The training loss also counts the friends' text (see `context_loss_weight`), so it
+    is a trend to compare with the held-out curve, not the same quantity.
+    """
     import math
 
     import matplotlib
 
     matplotlib.use("Agg")  # no display; must precede pyplot
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, axes = plt.subplots(figsize=(6, 3.2), dpi=100)
     epochs = [point["epoch"] for point in curve]
-    axes.plot(epochs, [p["train_loss"] / math.log(2) for p in curve], "o-", label="training")
-    axes.plot(epochs, [p["held_out_bits_per_char"] for p in curve], "o-", label="held out")
+    axes.plot(
+        epochs, [p["train_loss"] / math.log(2) for p in curve], "o-", label="training (all text)"
+    )
+    axes.plot(epochs, [p["held_out_bits_per_char"] for p in curve], "o-", label="held-out replies")
     axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("bits per character")
     axes.grid(alpha=0.3)
     axes.legend()

@@ -29,6 +29,8 @@ from mimical.model.model import ModelConfig, build_keras_model, reply_generator
 # Batch size per device kind: a GPU is fastest with much larger batches.
 CPU_BATCH_SIZE = 64
 GPU_BATCH_SIZE = 256
+# Adam's learning rate decays linearly to a tenth of this over the run (its epochs or
+# its time limit, whichever ends first): a short budget still ends on small steps.
 LEARNING_RATE = 3e-3
 MAX_EPOCHS = 30
 # Stop after this many epochs without a better held-out loss.
@@ -143,15 +145,22 @@ def train_persona(
         running, out_of_time = [], False
         epoch_batches = batches(train_examples, batch_size, rng, config.context_loss_weight)
         for step, (inputs, targets, weights) in enumerate(epoch_batches):
+            now = time.monotonic()
+            run_fraction = max(
+                (epoch * steps_per_epoch + step) / (max_epochs * steps_per_epoch),
+                (now - loop_started) / (deadline - loop_started),
+            )
+            optimizer.learning_rate.assign(LEARNING_RATE * (1 - 0.9 * min(run_fraction, 1.0)))
             running.append(float(train_step(inputs, targets, weights)))
-            bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(running[-50:]):.3f}")
             done = (epoch - resumed_epoch) * steps_per_epoch + step + 1
             per_step = (time.monotonic() - loop_started) / done
             eta = min(
                 per_step * (steps_per_epoch * (max_epochs - epoch) - step - 1),
                 max(0.0, deadline - time.monotonic()),
             )
+            bar.total = bar.n + 1 + round(eta / per_step)  # the time limit shortens the bar
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(running[-50:]):.3f}")
             if step % 10 == 0:
                 report({
                     "phase": "training", "epoch": epoch + 1, "loss": float(np.mean(running[-50:])),

@@ -22,6 +22,7 @@ import multiprocessing
 import shutil
 import tempfile
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
@@ -36,6 +37,35 @@ log = logging.getLogger(__name__)
 # Share of a build's progress bar each phase ends at.
 IMPORT_DONE = 0.1
 TRAIN_DONE = 0.9
+
+
+class _ProgressReporter:
+    """Writes build progress to the registry, at most once a second (SQLite is shared)."""
+
+    def __init__(self, registry, name: str, interval: float = 1.0):
+        self.registry = registry
+        self.name = name
+        self.interval = interval
+        self._last = 0.0
+
+    def __call__(self, progress: float, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self.registry.update_status(self.name, progress=progress, message=message)
+
+    def importing(self, done: int, total: int) -> None:
+        self(IMPORT_DONE * done / max(total, 1), f"importing: {done}/{total} chats")
+
+    def training(self, update: dict) -> None:
+        fraction = float(update.get("fraction") or 0.0)
+        detail = ", ".join(
+            f"{key} {update[key]:.3g}" if isinstance(update[key], float) else f"{key} {update[key]}"
+            for key in ("epoch", "loss")
+            if update.get(key) is not None
+        )
+        message = f"training ({update.get('phase', 'running')}{': ' + detail if detail else ''})"
+        self(IMPORT_DONE + (TRAIN_DONE - IMPORT_DONE) * fraction, message)
 
 
 def _cleanup_failed_build(storage: Storage, name: str, version: int) -> None:
@@ -65,11 +95,11 @@ def run_build(
     stored; the parent marks it Ready once the model server has the version.
     """
     from mimical.corpus.importer import import_exports
-    from mimical.model.train import train_persona
 
     storage = open_storage(settings.storage_root, settings)
     registry = open_registry(settings)
     scratch = Path(tempfile.mkdtemp(prefix=f"mimical-build-{name}-"))
+    report = _ProgressReporter(registry, name)
     try:
         upload_name = PurePosixPath(upload_key).name
         registry.update_status(
@@ -77,18 +107,22 @@ def run_build(
         )
         export = _fetch_upload(storage, upload_key, scratch)
         corpus = scratch / "corpus.jsonl"
-        stats = import_exports([export], corpus, me=me)
+        stats = import_exports([export], corpus, me=me, progress=report.importing)
         storage.put_file(corpus_key(name, version), corpus)
         if not settings.keep_uploads:
             storage.delete_prefix(upload_key)
+
+        from mimical.model.train import train_persona  # TensorFlow: only once import worked
 
         registry.update_status(
             name,
             phase=Phase.TRAINING,
             progress=IMPORT_DONE,
-            message=f"training on {stats.get('pairs', stats.get('messages', '?'))} examples",
+            message=f"training on {stats['pairs']} examples from {stats['format']}",
         )
-        result = train_persona(corpus, scratch / "models", name, **train_options)
+        result = train_persona(
+            corpus, scratch / "models", name, on_progress=report.training, **train_options
+        )
 
         registry.update_status(
             name, phase=Phase.DEPLOYING, progress=TRAIN_DONE, message="storing the model"
@@ -155,6 +189,8 @@ class LocalOrchestrator(Orchestrator):
                 if name in self._deleted:
                     return
             self._finish(name, upload_key, version, process.exitcode)
+        except MimicalError as error:
+            self._fail(name, upload_key, version, str(error))
         except Exception:
             log.exception("build of %s version %s failed", name, version)
             self._fail(name, upload_key, version, "internal error while building; see server log")

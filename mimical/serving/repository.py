@@ -67,11 +67,18 @@ class ModelRepository:
         self.model_base = model_base
         self._local_base = local_model_base(model_base)
         self._storage = None
+        self._prefix = ""
         self._cache_dir: Path | None = None
         if self._local_base is None:
             from mimical.storage import open_storage
 
-            self._storage = open_storage(model_base, settings or Settings.from_env())
+            # Storage is rooted one level up, so its keys read `models/NAME/VERSION/...`
+            # as in mimical.storage's layout.
+            root, _, last = model_base.rstrip("/").rpartition("/")
+            if root.endswith("/"):  # s3://bucket: models at the bucket's top
+                root, last = model_base, ""
+            self._prefix = f"{last}/" if last else ""
+            self._storage = open_storage(root, settings or Settings.from_env())
             self._cache_dir = Path(tempfile.mkdtemp(prefix="mimical-models-"))
         self._models: dict[str, LoadedModel] = {}
         self._failed: dict[tuple[str, int], float] = {}
@@ -100,8 +107,8 @@ class ModelRepository:
                     if version is not None:
                         found.setdefault(marker.parent.parent.name, set()).add(version)
         else:
-            for key in self._storage.list(""):
-                parts = key.split("/")
+            for key in self._storage.list(self._prefix):
+                parts = key.removeprefix(self._prefix).split("/")
                 if len(parts) == 3 and parts[2] == SAVED_MODEL_FILE:
                     version = _version_number(parts[1])
                     if version is not None:
@@ -157,7 +164,7 @@ class ModelRepository:
         target = self._cache_dir / name / str(version)
         if not target.exists():
             partial = Path(tempfile.mkdtemp(dir=self._cache_dir))
-            self._storage.get_tree(f"{name}/{version}/", partial)
+            self._storage.get_tree(f"{self._prefix}{name}/{version}/", partial)
             target.parent.mkdir(parents=True, exist_ok=True)
             partial.rename(target)
         return target

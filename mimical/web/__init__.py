@@ -47,7 +47,12 @@ def create_app(
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):
         code = (error.name or "error").lower().replace(" ", "_")
-        return error_response(error.code or 500, code, error.description or error.name)
+        response, status = error_response(error.code or 500, code, error.description or error.name)
+        # Keep protocol headers werkzeug adds (Allow on 405, Retry-After), not its HTML type.
+        response.headers.extend(
+            (name, value) for name, value in error.get_headers() if name != "Content-Type"
+        )
+        return response, status
 
     for name in components:
         module = importlib.import_module(COMPONENTS[name])

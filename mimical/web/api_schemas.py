@@ -187,36 +187,46 @@ PASSWORD_HEADER = {
     "description": "password of a password-protected chatbot (never put it in the URL)",
     "schema": {"type": "string", "maxLength": PASSWORD_MAX},
 }
-EXPORT_FORM = {
-    "multipart/form-data": {
-        "schema": {
-            "allOf": [_ref(CreateForm)],
-            "type": "object",
-            "required": ["export", "name"],
-            "properties": {
-                "export": {
-                    "type": "string",
-                    "contentMediaType": "application/octet-stream",
-                    "description": "the export: .zip, .json or .txt",
-                }
-            },
-        },
-        "encoding": {"export": {"contentType": "application/octet-stream"}},
+
+
+def _upload_form(fields: dict, required: list[str]) -> dict:
+    """A multipart body: the `export` file plus `fields`, nothing else."""
+    export = {
+        "type": "string",
+        "contentMediaType": "application/octet-stream",
+        "description": "the export: .zip, .json or .txt",
     }
-}
-RETRAIN_FORM = {
-    "multipart/form-data": {
-        "schema": {
-            "type": "object",
-            "required": ["export"],
-            "properties": {
-                "export": {"type": "string", "contentMediaType": "application/octet-stream"},
-                "me": {"type": "string", "maxLength": 200},
+    return {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["export", *required],
+                "properties": {"export": export, **fields},
+                "additionalProperties": False,
             },
-        },
-        "encoding": {"export": {"contentType": "application/octet-stream"}},
+            "encoding": {"export": {"contentType": "application/octet-stream"}},
+        }
     }
-}
+
+
+def _form_fields(model: type[BaseModel]) -> tuple[dict, list[str]]:
+    """Form fields of `model`: a multipart field is a value or absent, never null."""
+    schema = model.model_json_schema()
+    fields = {}
+    for name, field in schema["properties"].items():
+        options = [option for option in field.get("anyOf", []) if option.get("type") != "null"]
+        if options:
+            field = {
+                **{k: v for k, v in field.items() if k not in ("anyOf", "default")},
+                **options[0],
+            }
+        fields[name] = field
+    return fields, schema["required"]
+
+
+_CREATE_FIELDS, _CREATE_REQUIRED = _form_fields(CreateForm)
+EXPORT_FORM = _upload_form(_CREATE_FIELDS, _CREATE_REQUIRED)
+RETRAIN_FORM = _upload_form({"me": _CREATE_FIELDS["me"]}, [])
 OWNER = [{"ownerToken": []}]
 
 
@@ -267,7 +277,8 @@ def openapi_document(server_url: str = "/") -> dict:
                 "parameters": [NAME_PARAM],
                 "requestBody": {"required": True, "content": _json(PasswordBody)},
                 "responses": _responses(
-                    {200: ("where the model is", ModelLocation)}, [400, 401, 404, 409, 415, 429]
+                    {200: ("where the model is", ModelLocation)},
+                    [400, 401, 404, 409, 415, 422, 429],
                 ),
             },
         },
@@ -302,7 +313,8 @@ def openapi_document(server_url: str = "/") -> dict:
                 "summary": "Alias: model location, name and password in the JSON body",
                 "requestBody": {"required": True, "content": _json(GetModelBody)},
                 "responses": _responses(
-                    {200: ("where the model is", ModelLocation)}, [400, 401, 404, 409, 415, 429]
+                    {200: ("where the model is", ModelLocation)},
+                    [400, 401, 404, 409, 415, 422, 429],
                 ),
             }
         },

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, Flask, jsonify, render_template, request
+from flask import Blueprint, Flask, jsonify, make_response, render_template, request
 
 from mimical.errors import InputError
 from mimical.web.dialog_app import get_engine
@@ -48,8 +48,12 @@ def _visitor() -> tuple[str, bool]:
 def _with_visitor(response, visitor: str, new: bool):
     if new:
         response.set_cookie(
-            VISITOR_COOKIE, visitor, max_age=VISITOR_COOKIE_MAX_AGE, httponly=True,
-            samesite="Strict", secure=request.is_secure,
+            VISITOR_COOKIE,
+            visitor,
+            max_age=VISITOR_COOKIE_MAX_AGE,
+            httponly=True,
+            samesite="Strict",
+            secure=request.is_secure,
         )
     return response
 
@@ -57,7 +61,7 @@ def _with_visitor(response, visitor: str, new: bool):
 @blueprint.get("/chat")
 def page():
     visitor, new = _visitor()
-    return _with_visitor(render_template("chat/chat.html"), visitor, new)
+    return _with_visitor(make_response(render_template("chat/chat.html")), visitor, new)
 
 
 @blueprint.post("/chat/messages")

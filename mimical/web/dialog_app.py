@@ -12,7 +12,8 @@ import threading
 
 from flask import Flask, current_app
 
-_lock = threading.Lock()
+# Re-entrant: making one resource may get another (the messenger needs the engine).
+_lock = threading.RLock()
 
 
 def _resources(app: Flask) -> dict:
@@ -53,8 +54,9 @@ def get_messenger():
         from mimical.web.messenger import MessengerWorker
 
         settings = app.config["MIMICAL_SETTINGS"]
-        return MessengerWorker(get_engine(), settings,
-                               workers=app.config["MIMICAL_WEBHOOK_WORKERS"])
+        return MessengerWorker(
+            get_engine(), settings, workers=app.config["MIMICAL_WEBHOOK_WORKERS"]
+        )
 
     return _get("messenger", make)
 

@@ -22,7 +22,8 @@ from mimical.orchestration import Orchestrator, open_orchestrator
 from mimical.registry import Registry
 from mimical.storage import Storage, open_storage
 
-_lock = threading.Lock()
+# Reentrant: making the orchestrator makes the storage it needs.
+_lock = threading.RLock()
 
 
 def _resources(app: Flask) -> dict:

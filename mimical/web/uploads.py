@@ -92,20 +92,31 @@ def _sniff(head: bytes) -> str | None:
 
 
 def check_export(path: Path, label: str) -> None:
-    """Raise the right `InputError` if `path` cannot be a chat export; stream only."""
+    """Raise the right `InputError` if `path` cannot be a chat export; stream only.
+
+    Messages name the upload as `label`, never our temporary path.
+    """
+    try:
+        _check_export(path, label)
+    except InputError as error:
+        raise type(error)(str(error).replace(str(path), label)) from None
+
+
+def _check_export(path: Path, label: str) -> None:
+    from mimical.corpus.importer import detect
     from mimical.corpus.sources import FileSource, open_sources
 
     if path.stat().st_size == 0:
         raise InputError(f"{label}: the file is empty")
-    opened = open_sources([path])
+    opened = open_sources([path])  # refuses unsafe member names and zip bombs
     try:
-        checked = 0
         for source in opened.sources:
             for member in source.members():
-                where = label if isinstance(source, FileSource) else f"{label}:{member}"
+                single = isinstance(source, FileSource)
                 suffix = PurePosixPath(member).suffix.lower()
-                if not isinstance(source, FileSource) and suffix not in EXPORT_SUFFIXES:
+                if not single and suffix not in EXPORT_SUFFIXES:
                     continue  # photos, HTML, nested zips (opened as their own sources)
+                where = label if single else f"{label}:{member}"
                 with source.open(member) as stream:
                     kind = _sniff(stream.read(4096))
                 if kind is None:
@@ -118,11 +129,7 @@ def check_export(path: Path, label: str) -> None:
                         _check_json(stream, where)
                     else:
                         _check_text(stream, where)
-                checked += 1
-        if not checked:
-            raise UnsupportedFormatError(
-                f"{label}: no chat files (.json or .txt) inside; is this a chat export?"
-            )
+        detect(opened.sources, None, [label])  # 415 unless some reader recognises it
     finally:
         opened.close()
 

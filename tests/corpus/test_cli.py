@@ -105,3 +105,20 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
         result.stderr == f"mimical import: error: {tmp_path}/missing: no such file or directory\n"
     )
     assert result.stdout == ""
+
+
+def test_sample_export_unknown_persona(mimical_main, tmp_path, capsys):
+    assert (
+        mimical_main(
+            ["sample-export", "--format", "telegram", "--out", str(tmp_path), "--persona", "nobody"]
+        )
+        == 2
+    )
+    assert "sender 'nobody' has no two-person chats" in capsys.readouterr().err
+
+
+def test_progress_bar_on_stderr(sample_export, tmp_path, capsys):
+    from mimical.corpus.importer import import_exports
+
+    import_exports(sample_export("whatsapp-android"), tmp_path / "c.jsonl", progress=True)
+    assert "thread" in capsys.readouterr().err  # tqdm's "N/M [..., thread/s]"

@@ -107,7 +107,7 @@ def test_me_who_never_wrote(tmp_path):
     (tmp_path / "chat.txt").write_text(WHATSAPP)
     with pytest.raises(
         InputError,
-        match="Zed wrote none of the messages; pass --me with one of: Bob \\(1\\), Ann \\(1\\)",
+        match="Zed wrote none of the messages; pass --me with one of: Ann, Bob$",
     ):
         import_exports(tmp_path, tmp_path / "out.jsonl", me="Zed")
 
@@ -121,3 +121,19 @@ def test_failed_import_keeps_the_previous_corpus(tmp_path):
         import_exports(tmp_path / "in", out)
     assert out.read_text() == "previous corpus\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "in"]
+
+
+@pytest.mark.parametrize(
+    ("member", "content"),
+    [
+        ("messages/inbox/sam_1/message_1.json", '{"participants": [], "messages": [1, 2]}'),
+        ("messages/inbox/sam_1/message_1.json", '{"participants": [], "messages": {"a": 1}}'),
+        ("result.json", '{"chats": {"list": [{"type": "personal_chat", "messages": [7]}]}}'),
+        ("e2ee.json", '{"participants": ["a"], "threadName": "a", "messages": ["senderName"]}'),
+    ],
+)
+def test_unexpected_structure_names_the_file(tmp_path, member, content):
+    (tmp_path / member).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / member).write_text(content)
+    with pytest.raises(InputError, match=f"{tmp_path / member}: (no 'messages' list|unexpected)"):
+        import_exports(tmp_path, tmp_path / "out.jsonl", me="a")

@@ -191,3 +191,45 @@ def test_impossible_dates_are_an_error(tmp_path):
     chat = write(tmp_path / "chat.txt", ["31/31/2023, 10:00 - Bob: hi"])
     with pytest.raises(InputError, match="chat.txt: cannot read dates like '31/31/2023'"):
         import_exports(chat, tmp_path / "out.jsonl", me="Bob")
+
+
+def test_nobody_in_every_chat_lists_the_most_frequent(tmp_path):
+    one = write(tmp_path / "a.txt", ["12/01/2023, 10:00 - Bob: hi", "12/01/2023, 10:01 - Ann: yo"])
+    two = write(tmp_path / "b.txt", ["12/01/2023, 10:00 - Cat: hi", "12/01/2023, 10:01 - Dan: yo"])
+    three = write(
+        tmp_path / "c.txt", ["12/01/2023, 11:00 - Cat: hi", "12/01/2023, 11:01 - Eve: yo"]
+    )
+    with pytest.raises(
+        InputError,
+        match=r"nobody is in every thread; pass --me NAME \(most frequent:"
+        r" Cat \(2 threads\), ",
+    ):
+        import_exports([one, two, three], tmp_path / "out.jsonl")
+
+
+def test_progress_callback_counts_threads(tmp_path):
+    paths = [
+        write(
+            tmp_path / f"{name}.txt",
+            [f"12/01/2023, 10:00 - {name}: hi", "12/01/2023, 10:01 - Ann Lee: yo"],
+        )
+        for name in ("Bob", "Cat", "Dan")
+    ]
+    calls = []
+    import_exports(
+        paths, tmp_path / "out.jsonl", progress=lambda done, total: calls.append((done, total))
+    )
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_unzipped_ios_exports_take_their_folder_names(tmp_path):
+    for name in ("Bob", "Cat"):
+        folder = tmp_path / f"WhatsApp Chat - {name}"
+        folder.mkdir()
+        write(
+            folder / "_chat.txt",
+            [f"[12.01.23, 10:00:00] {name}: hi", "[12.01.23, 10:00:05] Ann Lee: yo"],
+        )
+    stats, rows = records(tmp_path, tmp_path, me=None)
+    assert stats["persona"] == "Ann Lee"
+    assert sorted({r.thread for r in rows}) == ["whatsapp:Bob", "whatsapp:Cat"]

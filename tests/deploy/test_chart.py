@@ -18,18 +18,9 @@ import yaml
 from mimical.config import Settings
 from tests.deploy.conftest import CHART, VARIANTS, pod_specs, render
 
-# MIMICAL_* variables the chart sets that are read outside `Settings`.
-EXTRA_MIMICAL_ENV = {
-    # model-mirror sidecar flags (mimical/model_mirror.py)
-    "MIMICAL_MIRROR_ENTRIES",
-    "MIMICAL_MIRROR_DIR",
-    "MIMICAL_MIRROR_INTERVAL",
-    # operator defaults for training Jobs (docs/ARCHITECTURE.md, cluster deployment)
-    "MIMICAL_TRAINING_RESOURCES",
-    "MIMICAL_TRAINING_GPU_RESOURCE",
-    "MIMICAL_TRAINING_GPU_NODE_SELECTOR",
-    "MIMICAL_TRAINING_GPU_TOLERATIONS",
-}
+# MIMICAL_* variables the chart sets that are read outside `Settings`: the
+# model-mirror sidecar's flags (mimical/model_mirror.py).
+EXTRA_MIMICAL_ENV = {"MIMICAL_MIRROR_ENTRIES", "MIMICAL_MIRROR_DIR", "MIMICAL_MIRROR_INTERVAL"}
 
 
 def kubernetes_version() -> str:
@@ -281,3 +272,26 @@ def test_training_jobs_from_the_rendered_operator_settings_are_valid(rendered):
         e["valueFrom"]["secretKeyRef"] for e in pod["containers"][0]["env"] if "valueFrom" in e
     ):
         assert ref["name"], f"{variant}: a training Job reads a Secret with no name"
+
+
+def test_tfserving_starts_from_a_config_it_can_parse(rendered):
+    """The chart's initial model ConfigMap is a valid (empty) ModelServerConfig."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    variant, objects = rendered
+    operator_env = next(
+        c["env"]
+        for name, spec in pod_specs(objects)
+        if name.endswith("-operator")
+        for c in spec["containers"]
+    )
+    name = next(e["value"] for e in operator_env if e["name"] == "MIMICAL_SERVING_CONFIGMAP")
+    (configmap,) = [
+        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == name
+    ]
+    config = text_format.Parse(
+        configmap["data"]["models.config"], model_server_config_pb2.ModelServerConfig()
+    )
+    assert len(config.model_config_list.config) == 0
+    assert json.loads(configmap["data"]["models.json"]) == {}

@@ -33,6 +33,20 @@ def upload_version(storage, tmp_path: Path, name: str, version: int) -> None:
     storage.put_tree(model_prefix(name, version), export)
 
 
+def served_config(directory: Path) -> dict[str, tuple[str, list[int]]]:
+    """Parse models.config as TF Serving does (its ModelServerConfig text proto)."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = text_format.Parse(
+        (directory / CONFIG_FILE).read_text(), model_server_config_pb2.ModelServerConfig()
+    )
+    return {
+        model.name: (model.base_path, list(model.model_version_policy.specific.versions))
+        for model in config.model_config_list.config
+    }
+
+
 def local_versions(directory: Path) -> set[str]:
     return {
         f"{path.parent.name}/{path.name}"
@@ -50,9 +64,7 @@ def test_mirrors_wanted_versions_and_publishes_only_complete_ones(storage, tmp_p
     served = mirror_once(storage, {"alice": 1, "bob": 4}, models, {})
     assert served == {"alice": 1}
     assert (models / "models/alice/1/variables/variables.index").read_bytes() == b"index"
-    config = (models / CONFIG_FILE).read_text()
-    assert f'base_path: "{models}/models/alice"' in config
-    assert "versions: 1" in config and "bob" not in config
+    assert served_config(models) == {"alice": (f"{models}/models/alice", [1])}
     assert not any((models / ".staging").iterdir())
 
     # A retrain: alice 2 goes live; alice 1 stays on disk one more pass for TF Serving.
@@ -65,7 +77,7 @@ def test_mirrors_wanted_versions_and_publishes_only_complete_ones(storage, tmp_p
 
     # The chatbot is deleted: unpublished at once, files gone a pass later.
     served = mirror_once(storage, {}, models, served)
-    assert served == {} and "config {" not in (models / CONFIG_FILE).read_text()
+    assert served == {} and served_config(models) == {}
     mirror_once(storage, {}, models, served)
     assert local_versions(models) == set()
 
@@ -76,7 +88,7 @@ def test_a_new_version_not_yet_uploaded_keeps_the_old_one_serving(storage, tmp_p
     served = mirror_once(storage, {"carol": 1}, models, {})
     served = mirror_once(storage, {"carol": 2}, models, served)
     assert served == {"carol": 1}
-    assert "versions: 1" in (models / CONFIG_FILE).read_text()
+    assert served_config(models) == {"carol": (f"{models}/models/carol", [1])}
 
 
 def test_entries_file_missing_or_foreign_means_no_models(tmp_path):
@@ -110,7 +122,7 @@ def test_command_runs_one_pass_like_the_init_container(storage, s3_endpoint, s3_
     result = run_mirror(tmp_path, f"s3://{s3_bucket}/cluster", s3_endpoint, "--once")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "models-cache/models/erin/5/saved_model.pb").exists()
-    assert "versions: 5" in (tmp_path / "models-cache" / CONFIG_FILE).read_text()
+    assert served_config(tmp_path / "models-cache")["erin"][1] == [5]
 
 
 def test_command_reports_bad_storage_in_one_line(tmp_path, s3_endpoint):
@@ -118,3 +130,23 @@ def test_command_reports_bad_storage_in_one_line(tmp_path, s3_endpoint):
     assert result.returncode == 2
     assert result.stderr.startswith("model-mirror: error:")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_trained_model_answers_over_grpc_from_the_mirror(storage, tiny_model, tmp_path):
+    """Training upload -> mirror -> a TF Serving-compatible gRPC server -> a reply."""
+    from mimical.serving.client import ModelClient
+    from mimical.serving.server import ModelServer
+
+    # What the training Job does: the export, whole, under models/NAME/VERSION/.
+    storage.put_tree(model_prefix(tiny_model.name, tiny_model.version), tiny_model.export_dir)
+    models = tmp_path / "models-cache"
+    served = mirror_once(storage, {tiny_model.name: tiny_model.version}, models, {})
+    assert served == {tiny_model.name: tiny_model.version}
+    base_path, versions = served_config(models)[tiny_model.name]
+    assert versions == [tiny_model.version]
+
+    with ModelServer(str(Path(base_path).parent)) as server:
+        client = ModelClient(server.target)
+        reply = client.reply(tiny_model.name, "hello there", seed=1, timeout=60)
+    assert isinstance(reply, str)

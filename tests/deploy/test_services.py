@@ -26,7 +26,9 @@ def image_command(folder: str) -> list[str]:
     return json.loads(cmd[len("CMD ") :])
 
 
-def start_service(folder: str, tmp_path: Path, redis_url: str) -> tuple[subprocess.Popen, str]:
+def start_service(
+    folder: str, tmp_path: Path, redis_url: str, **extra_env: str
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = image_command(folder)
     command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
@@ -40,6 +42,7 @@ def start_service(folder: str, tmp_path: Path, redis_url: str) -> tuple[subproce
         "WEB_CONCURRENCY": "1",
         # gunicorn keeps its control socket under $HOME (the image sets HOME=/tmp).
         "HOME": str(tmp_path),
+        **extra_env,
     }
     log = (tmp_path / "gunicorn.log").open("wb")
     process = subprocess.Popen(
@@ -70,10 +73,15 @@ def test_backend_answers_its_probes(tmp_path, redis_url):
         stop_server(process)
 
 
-def test_webhook_serves_the_chat_page(tmp_path, redis_url):
-    process, base = start_service("services/webhook", tmp_path, redis_url)
+def test_webhook_serves_the_chat_page_and_messenger_handshake(tmp_path, redis_url):
+    # The chart passes the Messenger Secret's keys as these variables.
+    process, base = start_service(
+        "services/webhook", tmp_path, redis_url, MIMICAL_FB_VERIFY_TOKEN="verify-me"
+    )
     try:
         status, body = get(f"{base}/chat")
         assert status == 200 and "<html" in body.lower()
+        query = "hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=4242"
+        assert get(f"{base}/webhook?{query}") == (200, "4242")
     finally:
         stop_server(process)

@@ -44,13 +44,15 @@ def backend_url(tmp_path_factory) -> Iterator[str]:
         **os.environ,
         "MIMICAL_HOME": str(home),
         "MIMICAL_PUBLIC_URL": url,
-        # Tiny training: the persona only has to answer, not to be good.
-        "MIMICAL_TRAIN_EPOCHS": "1",
-        "MIMICAL_TRAIN_MAX_MINUTES": "0.3",
     }
     log = home / "serve.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "mimical.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            *(sys.executable, "-m", "mimical.cli", "serve", "--host", "127.0.0.1"),
+            *("--port", str(port)),
+            # Tiny training: the persona only has to answer, not to be good.
+            *("--epochs", "1", "--max-minutes", "0.25"),
+        ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env=env,

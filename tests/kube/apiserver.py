@@ -118,7 +118,10 @@ class ApiServer(kmock.KubernetesEmulator):
                 )
             elif request.action == kmock.action.UPDATE:
                 self._update_metadata(request, data)
-        return await super()._handle(request)
+        response = await super()._handle(request)
+        if request.action == kmock.action.CREATE and response.status == 200:
+            response.set_status(201)  # what a real API server answers (clients check it)
+        return response
 
     def _update_metadata(self, request, data: dict) -> None:
         key = (request.resource, request.namespace, request.name)

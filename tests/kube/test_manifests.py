@@ -133,7 +133,7 @@ def test_examples_are_valid(path):
 @pytest.mark.parametrize(
     "spec, problem",
     [
-        ({}, "source"),
+        ({"source": ""}, "does not match"),
         ({"source": "https://example.com/export.zip"}, "does not match"),
         ({"source": SOURCE, "training": {"gpu": -1}}, "minimum"),
         ({"source": SOURCE, "training": {"maxMinutes": 0}}, "minimum"),

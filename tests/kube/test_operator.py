@@ -7,6 +7,8 @@ controller does; the operator does the rest on its own.
 
 from __future__ import annotations
 
+import time
+
 import kubernetes_validate
 
 from mimical.kube import API_VERSION
@@ -199,7 +201,7 @@ def test_invalid_specs_are_refused_or_marked_failed(operator, kubectl):
     refused = kubectl.apply_chatbot("gina", {"source": SOURCE, "training": {"gpu": -1}})
     assert refused.status_code == 422
     assert "gpu" in refused.json()["message"]
-    assert kubectl.apply_chatbot("gina", {"public": True}).status_code == 422
+    assert kubectl.apply_chatbot("gina", {"public": "yes"}).status_code == 422
 
     # Passes the schema, but the name cannot name a Job and a served model.
     long_name = "a-very-long-persona-name-that-cannot-fit-in-a-job-name"
@@ -208,3 +210,35 @@ def test_invalid_specs_are_refused_or_marked_failed(operator, kubectl):
     trained = conditions(failed)["Trained"]
     assert trained["reason"] == "InvalidSpec" and "at most 40" in trained["message"]
     assert kubectl.jobs(long_name) == []
+
+
+def test_chatbot_without_source_waits_pending_until_one_is_set(operator, kubectl):
+    kubectl.apply_chatbot("ivy", {"public": True}).raise_for_status()
+    pending = phase_of(kubectl, "ivy", "Pending")
+    assert conditions(pending)["Imported"]["reason"] == "NoSource"
+    assert kubectl.jobs("ivy") == []
+    kubectl.patch(API_VERSION, "chatbots", "ivy", {"spec": {"source": SOURCE, "me": "Ivy"}})
+    phase_of(kubectl, "ivy", "Training", generation=2)
+    job = kubectl.get("batch/v1", "jobs", "ivy-train-2")
+    env = {
+        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["MIMICAL_ME"] == "Ivy"
+
+
+def test_an_outcome_the_job_event_could_not_record_is_recorded_later(operator, kubectl, storage):
+    # Without the serving ConfigMap (chart not fully installed) the Job's event fails...
+    configmap = kubectl.get("v1", "configmaps", operator.settings.serving_configmap)
+    kubectl.delete("v1", "configmaps", operator.settings.serving_configmap)
+    kubectl.apply_chatbot("jack", {"source": SOURCE}).raise_for_status()
+    phase_of(kubectl, "jack", "Training")
+    upload_model(storage, "jack", 1)
+    storage.put_bytes("training/jack/jack-train-1.json", b'{"step": "done", "percent": 100}')
+    kubectl.finish_job("jack-train-1", succeeded=True)
+    time.sleep(0.5)
+    assert kubectl.chatbot("jack")["status"]["phase"] == "Training"
+
+    # ...and the progress timer records it once the ConfigMap is back.
+    restored = {"metadata": {"name": configmap["metadata"]["name"]}, "data": configmap["data"]}
+    kubectl.create("v1", "configmaps", restored).raise_for_status()
+    assert phase_of(kubectl, "jack", "Ready")["status"]["modelVersion"] == 1

@@ -35,8 +35,8 @@ def test_generator_step_reproduces_the_keras_model(vocab, layers):
     expected = model(np.array([tokens]), training=False).numpy()[0]  # (T, V)
     states, got = generator.initial_state(1), []
     for token in tokens:
-        logits, states = generator.step(tf.constant([token]), states)
-        got.append(logits.numpy()[0])
+        states = generator.advance(tf.constant([token]), states)
+        got.append(generator.logits(states).numpy()[0])
     np.testing.assert_allclose(np.array(got), expected, atol=1e-5)
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from mimical.config import Settings
 
+__all__ = ["chat_settings", "personas", "served_models"]
+
 PUBLIC = "tiny"
 PRIVATE = "secret"
 PASSWORD = "open sesame"

@@ -1,0 +1,68 @@
+"""`mimical chat` and `mimical demo --message`: the terminal channels, end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from mimical.cli import main
+from mimical.dialog.cli import chat_in_terminal
+from mimical.dialog.engine import GREETING, PASSWORD_PROMPT, SHOW_ALL_HINT, DialogEngine
+from mimical.dialog.sessions import MemorySessionStore, PasswordTries
+from tests.serving.fixtures import PASSWORD, PRIVATE
+
+
+def scripted(lines):
+    """A stand-in for input()/getpass(): the next line, then end of input."""
+    remaining = list(lines)
+    prompts = []
+
+    def read(prompt):
+        prompts.append(prompt)
+        if not remaining:
+            raise EOFError
+        return remaining.pop(0)
+
+    return read, prompts
+
+
+def test_terminal_chat_reads_passwords_without_echo(personas, served_models, chat_settings):
+    engine = DialogEngine(personas, served_models.client, MemorySessionStore(),
+                          PasswordTries(chat_settings))
+    read, prompts = scripted([PASSWORD, "hello there", "%restart"])
+    written = []
+    chat_in_terminal(engine, "me", PRIVATE, read=read, read_secret=read, write=written.append)
+    assert written[0] == PASSWORD_PROMPT
+    assert written[1].startswith("You are now chatting with Secret Agent")
+    assert written[2].strip()  # the persona's reply
+    assert written[3:5] == [GREETING, SHOW_ALL_HINT]
+    assert prompts[:2] == ["password: ", "you> "]
+
+
+def test_chat_command_talks_to_the_configured_model_server(
+    personas, served_models, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("MIMICAL_HOME", str(personas.path.parent))
+    monkeypatch.setenv("MIMICAL_MODEL_SERVER", served_models.target)
+    monkeypatch.setattr("sys.stdin", open(tmp_path / "stdin", "w+"))  # noqa: SIM115
+    monkeypatch.setattr("builtins.input", scripted(["%show all"])[0])
+    assert main(["chat"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{GREETING}\n{SHOW_ALL_HINT}\nPublic personas:\n")
+
+
+@pytest.mark.slow
+def test_demo_message_trains_once_then_reuses_the_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MIMICAL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MIMICAL_MODEL_SERVER", raising=False)
+    argv = ["demo", "--message", "hey, how was your weekend?", "--max-minutes", "0.05",
+            "--max-conversations", "12"]
+    assert main(argv) == 0
+    first = capsys.readouterr()
+    assert first.out.strip()
+    assert "3/3 training" in first.err and "trained model version 1" in first.err
+
+    assert main(argv) == 0
+    second = capsys.readouterr()
+    assert second.out.strip()
+    assert "reusing Alex Chen (model version 1)" in second.err
+    assert "training" not in second.err

@@ -1,0 +1,83 @@
+"""The `kubernetes` orchestrator behind the backend API, with the real operator running."""
+
+from __future__ import annotations
+
+import pytest
+
+from mimical.errors import ConflictError, InputError, UnavailableError
+from mimical.kube import API_VERSION
+from mimical.orchestration import open_orchestrator
+from mimical.registry import Phase
+from tests.kube.conftest import wait_for
+from tests.kube.test_operator import upload_model
+
+
+@pytest.fixture
+def orchestrator(operator_settings, storage, kubectl):
+    settings = operator_settings.with_overrides(orchestrator="kubernetes")
+    orchestrator = open_orchestrator(settings, storage)
+    yield orchestrator
+    orchestrator.close()
+
+
+def test_registry_keeps_chatbots_as_resources_and_hashes_in_secrets(orchestrator, kubectl):
+    registry = orchestrator.registry
+    chatbot, token = registry.create("alice", public=False, password="s3cret", me="Alice A.")
+    assert (chatbot.phase, chatbot.has_password, chatbot.public) == (Phase.PENDING, True, False)
+
+    resource = kubectl.chatbot("alice")
+    assert resource["spec"]["passwordSecretRef"] == {"name": "alice-secrets", "key": "passwordHash"}
+    secret = kubectl.get("v1", "secrets", "alice-secrets")
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == resource["metadata"]["uid"]
+    assert "s3cret" not in str(secret)
+    assert registry.verify_password("alice", "s3cret")
+    assert not registry.verify_password("alice", "wrong")
+    assert registry.verify_owner_token("alice", token)
+
+    # A protected persona whose hash went missing opens for nobody.
+    kubectl.delete("v1", "secrets", "alice-secrets")
+    with pytest.raises(UnavailableError):
+        registry.verify_password("alice", "anything")
+
+    registry.create("bob", public=True)
+    assert [c.name for c in registry.list_public()] == ["bob"]
+    assert [c.name for c in registry.list_all()] == ["alice", "bob"]
+    with pytest.raises(ConflictError):
+        registry.create("bob", public=True)
+
+
+def test_build_runs_through_the_operator_to_ready(orchestrator, operator, kubectl, storage):
+    registry = orchestrator.registry
+    registry.create("carol", public=True)
+    key = "uploads/carol/1/export.zip"
+    storage.put_bytes(key, b"zip")
+    version = registry.next_version("carol")
+    orchestrator.build("carol", key, version=version, me="Carol")
+
+    assert kubectl.chatbot("carol")["spec"]["source"] == storage.url(key)
+    assert orchestrator.busy("carol")
+    wait_for("the Job", lambda: kubectl.jobs("carol"))
+    wait_for("importing", lambda: registry.get("carol").phase == Phase.IMPORTING)
+
+    upload_model(storage, "carol", version)
+    kubectl.finish_job("carol-train-2", succeeded=True)
+    ready = wait_for("ready", lambda: (c := registry.get("carol")).phase == Phase.READY and c)
+    assert ready.model_version == version and ready.servable
+    assert ready.metrics == {"loss": 1.5}
+    assert not orchestrator.busy("carol")
+    assert registry.next_version("carol") == version + 1
+
+    orchestrator.delete("carol")
+    registry.delete("carol")
+    wait_for("carol to be gone", lambda: kubectl.chatbot("carol") is None)
+    assert registry.find("carol") is None
+    assert storage.list("uploads/carol/") == [] and storage.list("models/carol/") == []
+
+
+def test_local_storage_is_refused(operator_settings, tmp_path):
+    from mimical.storage import open_storage
+
+    settings = operator_settings.with_overrides(orchestrator="kubernetes")
+    with pytest.raises(InputError, match="needs s3://"):
+        open_orchestrator(settings, open_storage(tmp_path.as_uri(), settings))
+    assert API_VERSION == "mimical.dev/v1alpha1"

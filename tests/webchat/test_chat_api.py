@@ -1,0 +1,49 @@
+"""The web chat's HTTP side: page, JSON messages, visitor cookie, errors."""
+
+from __future__ import annotations
+
+from mimical.dialog.engine import GREETING, PASSWORD_PROMPT, SHOW_ALL_HINT
+from tests.serving.fixtures import PASSWORD, PRIVATE
+
+
+def say(client, text):
+    return client.post("/chat/messages", json={"text": text})
+
+
+def test_page_sets_an_httponly_strict_visitor_cookie(client):
+    response = client.get("/chat")
+    assert response.status_code == 200
+    assert b'id="messages"' in response.data
+    cookie = response.headers["Set-Cookie"]
+    assert "mimical_chat=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert client.get("/chat/static/chat.js").status_code == 200
+
+
+def test_empty_text_gets_the_greeting(client):
+    response = say(client, "")
+    assert response.get_json() == {"replies": [GREETING, SHOW_ALL_HINT], "state": "choosing"}
+
+
+def test_password_state_is_reported_so_the_page_hides_the_input(client):
+    client.get("/chat")
+    assert say(client, PRIVATE).get_json() == {"replies": [PASSWORD_PROMPT], "state": "password"}
+    assert say(client, PASSWORD).get_json()["state"] == "chatting"
+
+
+def test_each_browser_has_its_own_session(app, client):
+    client.get("/chat")
+    say(client, PRIVATE)
+    other = app.test_client()
+    other.get("/chat")
+    assert say(other, "").get_json()["state"] == "choosing"
+
+
+def test_bad_requests_get_json_errors(client):
+    response = client.post("/chat/messages", data="text=hi",
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 422
+    assert response.get_json()["error"] == "invalid_input"
+    response = say(client, "x" * 2001)
+    assert response.status_code == 422
+    assert "2000" in response.get_json()["message"]
+    assert client.post("/chat/messages", json={"text": 5}).status_code == 422
