@@ -37,9 +37,10 @@ class Settings:
     # Kubernetes API URL for development and tests; empty: in-cluster account, else kubeconfig.
     kube_api_url: str = ""
     # Operator: training image, the Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY that
-    # training Jobs read, and the shared TF Serving's model-config ConfigMap and gRPC endpoint.
+    # training Jobs read (empty: the cluster gives credentials, e.g. IRSA), and the shared
+    # TF Serving's model-config ConfigMap and gRPC endpoint.
     training_image: str = "mimical-training:0.1.0"
-    s3_secret: str = "mimical-s3"
+    s3_secret: str = ""
     serving_configmap: str = "mimical-tfserving-models"
     serving_endpoint: str = "mimical-tfserving:8500"
     # Training pod defaults (JSON, set by the chart): resources; for GPU Chatbots the device

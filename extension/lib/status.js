@@ -55,9 +55,22 @@ const ERROR_HEADLINES = {
   unreachable: "The backend cannot be reached.",
 };
 
+// Codes a proxy or the web framework itself may use, by HTTP status.
+const STATUS_CODES = {
+  401: "unauthorized",
+  404: "not_found",
+  409: "conflict",
+  413: "too_large",
+  415: "unsupported_format",
+  422: "invalid_input",
+  429: "too_many_requests",
+  503: "unavailable",
+};
+
 /** `{headline, detail}` for any error the popup catches. */
 export function explainError(error) {
-  const headline = ERROR_HEADLINES[error.code] || "Something went wrong.";
+  const headline =
+    ERROR_HEADLINES[error.code] || ERROR_HEADLINES[STATUS_CODES[error.status]] || "Something went wrong.";
   const detail = error.message && error.message !== headline ? error.message : "";
   return { headline, detail };
 }

@@ -30,6 +30,9 @@ test("backend errors become a headline plus the backend's own words", () => {
   assert.equal(explainError(new ApiError(415, "unsupported_format", "x")).headline,
     "That file is not a chat export mimical can read.");
   assert.equal(explainError(new Error("boom")).headline, "Something went wrong.");
+  // Flask's own 413 (the upload cap) has its own code; the status still says it.
+  const capped = new ApiError(413, "request_entity_too_large", "The data value transmitted exceeds the capacity limit.");
+  assert.equal(explainError(capped).headline, "That file is too large.");
 });
 
 const noSleep = async () => {};

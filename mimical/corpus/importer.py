@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -76,7 +78,8 @@ def import_exports(
     """Import every export under `paths` into the corpus file `output`; return the stats.
 
     `progress` is True for a tqdm bar on stderr, or a callback `(threads_done, threads_total)`
-    (the backend reports it as the import phase's progress).
+    (the backend reports it as the import phase's progress); `threads_total` is None when
+    it is not known up front (Telegram's chats are counted as they stream by).
     """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
@@ -84,7 +87,10 @@ def import_exports(
     if not paths:
         raise InputError("no export path given")
     output = Path(output)
-    opened = open_sources(paths)
+    try:
+        opened = open_sources(paths)
+    except OSError as error:
+        raise InputError(f"{error.filename or paths[0]}: {error.strerror or error}") from None
     try:
         readers = detect(opened.sources, format, paths)
         personas = find_persona(readers, me)
@@ -98,7 +104,7 @@ def import_exports(
         formats: set[str] = set()
 
         def records() -> Iterator[dict]:
-            with _progress_bar(progress, total) as advance:
+            with _Progress(progress, total) as advance:
                 for reader in readers:
                     for thread in reader.threads(skipped):
                         advance()
@@ -119,6 +125,11 @@ def import_exports(
 
         output.parent.mkdir(parents=True, exist_ok=True)
         write_corpus(records(), output)
+    except OSError as error:  # unreadable input, unwritable output, full disk
+        raise InputError(f"{error.filename or output}: {error.strerror or error}") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        where = ", ".join(str(path) for path in paths)
+        raise InputError(f"{where}: corrupt zip data ({error})") from None
     finally:
         opened.close()
     return ImportStats(
@@ -212,7 +223,7 @@ def _check_result(paths, counts, personas, participants: Counter, skipped: Count
         )
 
 
-class _progress_bar:
+class _Progress:
     """Context manager yielding `advance()`: a tqdm bar, a callback, or nothing."""
 
     def __init__(self, progress: Progress, total: int):
@@ -231,7 +242,7 @@ class _progress_bar:
         if self.bar is not None:
             self.bar.update()
         elif callable(self.progress):
-            self.progress(self.done, self.total)
+            self.progress(self.done, self.total or None)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:

@@ -132,29 +132,38 @@ class ZipSource(Source):
 
 def check_zip(archive: zipfile.ZipFile, label: str) -> list[str]:
     """Refuse unsafe names and zip bombs; return the file members' names."""
-    total = 0
+    total = compressed = 0
     names = []
     for info in archive.infolist():
         name = info.filename
         if unsafe_member_name(name):
             raise InputError(f"{label}: unsafe member name {name!r} in zip")
         total += info.file_size
+        compressed += info.compress_size
         if total > MAX_UNCOMPRESSED_BYTES:
             raise TooLargeError(
                 f"{label}: uncompressed size exceeds {MAX_UNCOMPRESSED_BYTES} bytes (zip bomb?)"
             )
-        if info.file_size >= RATIO_CHECK_MIN_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(
-            info.compress_size, 1
-        ):
+        if _too_compressed(info.file_size, info.compress_size):
+            ratio = info.file_size // max(info.compress_size, 1)
             raise TooLargeError(
-                f"{label}: member {name!r} expands {info.file_size // max(info.compress_size, 1)}x"
-                f" (limit {MAX_COMPRESSION_RATIO}x; zip bomb?)"
+                f"{label}: member {name!r} expands {ratio}x (limit {MAX_COMPRESSION_RATIO}x;"
+                " zip bomb?)"
             )
         # macOS adds "__MACOSX/._name" resource forks to zips it makes; they are not ours.
         hidden = name.startswith("__MACOSX/") or PurePosixPath(name).name.startswith(".")
         if not info.is_dir() and not hidden:
             names.append(name)
+    if _too_compressed(total, compressed):  # many small members, each under the radar
+        ratio = total // max(compressed, 1)
+        raise TooLargeError(
+            f"{label}: expands {ratio}x (limit {MAX_COMPRESSION_RATIO}x; zip bomb?)"
+        )
     return sorted(names)
+
+
+def _too_compressed(size: int, compressed: int) -> bool:
+    return size >= RATIO_CHECK_MIN_BYTES and size > MAX_COMPRESSION_RATIO * max(compressed, 1)
 
 
 def unsafe_member_name(name: str) -> bool:

@@ -98,6 +98,7 @@ class DialogEngine:
         *,
         context_turns: int = DEFAULT_CONTEXT_TURNS,
         reply_timeout: float = REPLY_TIMEOUT_SECONDS,
+        reply_max_chars: int = REPLY_MAX_CHARS,
     ):
         self.directory = directory
         self.models = models
@@ -105,6 +106,7 @@ class DialogEngine:
         self.password_tries = password_tries
         self.context_turns = context_turns
         self.reply_timeout = reply_timeout
+        self.reply_max_chars = reply_max_chars
 
     def state(self, channel: str, user_id: str) -> str:
         """`choosing`, `password` or `chatting` (what a UI may adapt to, e.g. hide input)."""
@@ -209,7 +211,7 @@ class DialogEngine:
         context = "\n".join(history[-self.context_turns:])
         try:
             reply = self.models.reply(
-                name, context, temperature=REPLY_TEMPERATURE, max_chars=REPLY_MAX_CHARS,
+                name, context, temperature=REPLY_TEMPERATURE, max_chars=self.reply_max_chars,
                 timeout=self.reply_timeout,
             )
         except (UnavailableError, NotFoundError, InputError) as error:

@@ -4,7 +4,9 @@
   TF Serving model config (testable without a cluster).
 - `status`: the Chatbot's status and its Imported/Trained/Ready conditions.
 - `rbac`: the operator's least-privilege rules (the Helm chart mirrors them).
-- `cluster`: the few Kubernetes API calls the operator makes.
+- `cluster`: the few Kubernetes API calls the operator (and the `kubernetes`
+  orchestrator, `mimical.orchestration.kubernetes`) make.
+- `artifacts`: what a training Job leaves in storage (progress, versions, metrics).
 - `handlers`: the kopf handlers; `operator`: run them (`python operator/main.py`).
 - `training_job`: what the training image runs (`python training_image/entrypoint.py`).
 

@@ -12,12 +12,18 @@ service account, else `~/.kube/config`.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 
 from mimical.config import Settings
 from mimical.errors import NotFoundError, UnavailableError
 from mimical.kube import GROUP, PLURAL, VERSION
-from mimical.kube.manifests import LABEL_CHATBOT, serving_config_data, serving_entries
+from mimical.kube.manifests import (
+    LABEL_CHATBOT,
+    InvalidSpecError,
+    serving_config_data,
+    serving_entries,
+)
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -38,6 +44,14 @@ def api_client(settings: Settings):
         except (config.ConfigException, OSError) as error:
             raise UnavailableError(f"no Kubernetes cluster configured: {error}") from None
     return client.ApiClient()
+
+
+def _api_message(error) -> str:
+    """The `message` of a Kubernetes Status error body (or the raw body)."""
+    try:
+        return json.loads(error.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return str(error.body or error.reason)
 
 
 class Cluster:
@@ -181,7 +195,12 @@ class Cluster:
     # Training Jobs --------------------------------------------------------------------
 
     def create_job(self, manifest: dict) -> bool:
-        """Create the Job; False if it already exists (names are deterministic)."""
+        """Create the Job; False if it already exists (names are deterministic).
+
+        A Job the API server (or the client's model) refuses comes from the Chatbot's
+        spec, e.g. a malformed resource quantity: `InvalidSpecError` with its reason.
+        """
+        import pydantic
         from kubernetes.client.exceptions import ApiException
 
         name = manifest["metadata"]["name"]
@@ -196,7 +215,14 @@ class Cluster:
         except ApiException as error:
             if error.status == 409:
                 return False
+            if error.status == 422:
+                message = f"training Job {name} refused: {_api_message(error)}"
+                raise InvalidSpecError(message) from None
             raise
+        except pydantic.ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"][1:])
+            raise InvalidSpecError(f"training Job {name}: {where}: {first['msg']}") from None
         return True
 
     def get_job(self, name: str) -> dict | None:

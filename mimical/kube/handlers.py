@@ -62,19 +62,19 @@ def start_training(body, meta, spec, status, name, patch, memo: kopf.Memo, logge
     if status.get("observedGeneration") == generation and status.get("phase") in done:
         logger.debug("generation %s is already %s", generation, status.get("phase"))
         return
-    try:
-        check_chatbot(name, dict(spec))
-    except InvalidSpecError as error:
-        patch.status.update(spec_invalid(dict(status), generation, str(error)))
-        kopf.warn(body, reason="InvalidSpec", message=str(error))
-        return
     if not spec.get("source"):
         patch.status.update(waiting_for_source(dict(status), generation))
         return
     job_name = training_job_name(name, generation)
-    manifest = training_job(name, generation, dict(spec), memo.settings)
-    kopf.adopt(manifest, owner=body)
-    created = _temporary(memo.cluster.create_job, manifest)
+    try:
+        check_chatbot(name, dict(spec))
+        manifest = training_job(name, generation, dict(spec), memo.settings)
+        kopf.adopt(manifest, owner=body)
+        created = _temporary(memo.cluster.create_job, manifest)
+    except InvalidSpecError as error:
+        patch.status.update(spec_invalid(dict(status), generation, str(error)))
+        kopf.warn(body, reason="InvalidSpec", message=str(error))
+        return
     if generation > 1:
         # A spec change makes a still-running Job of an older generation pointless.
         stale = _temporary(memo.cluster.delete_jobs, name, keep=job_name)

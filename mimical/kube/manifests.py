@@ -141,7 +141,7 @@ def _training_env(name: str, job_name: str, spec: dict, training: TrainingSpec, 
         "HOME": "/tmp",
     }
     env = [{"name": key, "value": value} for key, value in plain.items() if value]
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if settings.s3_secret else ():
         env.append(
             {"name": key, "valueFrom": {"secretKeyRef": {"name": settings.s3_secret, "key": key}}}
         )

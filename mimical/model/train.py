@@ -29,9 +29,11 @@ from mimical.model.model import ModelConfig, build_keras_model, reply_generator
 # Batch size per device kind: a GPU is fastest with much larger batches.
 CPU_BATCH_SIZE = 64
 GPU_BATCH_SIZE = 256
-# Adam's learning rate decays linearly to a tenth of this over the run (its epochs or
-# its time limit, whichever ends first): a short budget still ends on small steps.
+# Adam's learning rate: constant, then in the last quarter of the run (its epochs or its
+# time limit, whichever ends first) decaying linearly to a tenth, so that even a short
+# budget ends on small steps (the "warmup-stable-decay" shape, without the warmup).
 LEARNING_RATE = 3e-3
+DECAY_FROM = 0.75
 MAX_EPOCHS = 30
 # Stop after this many epochs without a better held-out loss.
 PATIENCE = 2
@@ -150,7 +152,8 @@ def train_persona(
                 (epoch * steps_per_epoch + step) / (max_epochs * steps_per_epoch),
                 (now - loop_started) / (deadline - loop_started),
             )
-            optimizer.learning_rate.assign(LEARNING_RATE * (1 - 0.9 * min(run_fraction, 1.0)))
+            decay = min(max(run_fraction - DECAY_FROM, 0.0) / (1 - DECAY_FROM), 1.0)
+            optimizer.learning_rate.assign(LEARNING_RATE * (1 - 0.9 * decay))
             running.append(float(train_step(inputs, targets, weights)))
             done = (epoch - resumed_epoch) * steps_per_epoch + step + 1
             per_step = (time.monotonic() - loop_started) / done

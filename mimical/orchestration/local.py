@@ -24,6 +24,8 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path, PurePosixPath
 
 from mimical.config import Settings
@@ -138,6 +140,19 @@ def run_build(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+@dataclass(eq=False)
+class _Build:
+    """One requested build; `cancelled` once its chatbot is deleted (or on shutdown)."""
+
+    name: str
+    upload_key: str
+    version: int
+    me: str | None
+    cancelled: bool = False
+    process: BaseProcess | None = None
+    future: Future | None = None
+
+
 class LocalOrchestrator(Orchestrator):
     def __init__(
         self,
@@ -157,89 +172,98 @@ class LocalOrchestrator(Orchestrator):
         self._context = multiprocessing.get_context("spawn")
         self._executor = ThreadPoolExecutor(max_parallel_builds, thread_name_prefix="build")
         self._lock = threading.Lock()
-        self._builds: dict[str, Future] = {}
-        self._processes: dict[str, multiprocessing.process.BaseProcess] = {}
-        self._deleted: set[str] = set()
+        self._builds: dict[str, _Build] = {}
 
     def busy(self, name: str) -> bool:
         with self._lock:
             return name in self._builds
 
     def build(self, name: str, upload_key: str, *, version: int, me: str | None = None) -> None:
+        build = _Build(name, upload_key, version, me)
         with self._lock:
-            self._deleted.discard(name)
-            self._builds[name] = self._executor.submit(self._run, name, upload_key, version, me)
+            self._builds[name] = build
+            build.future = self._executor.submit(self._run, build)
 
-    def _run(self, name: str, upload_key: str, version: int, me: str | None) -> None:
+    def _run(self, build: _Build) -> None:
         try:
             with self._lock:
-                if name in self._deleted:
+                if build.cancelled:
                     return
-                process = self._context.Process(
+                build.process = self._context.Process(
                     target=run_build,
-                    args=(self.settings, name, upload_key, version, me, self.train_options),
-                    name=f"mimical-build-{name}",
+                    args=(
+                        self.settings,
+                        build.name,
+                        build.upload_key,
+                        build.version,
+                        build.me,
+                        self.train_options,
+                    ),
+                    name=f"mimical-build-{build.name}",
                     daemon=True,
                 )
-                process.start()
-                self._processes[name] = process
-            process.join()
-            with self._lock:
-                self._processes.pop(name, None)
-                if name in self._deleted:
-                    return
-            self._finish(name, upload_key, version, process.exitcode)
+                build.process.start()
+            build.process.join()
+            if not build.cancelled:
+                self._finish(build)
         except MimicalError as error:
-            self._fail(name, upload_key, version, str(error))
+            self._fail(build, str(error))
         except Exception:
-            log.exception("build of %s version %s failed", name, version)
-            self._fail(name, upload_key, version, "internal error while building; see server log")
+            log.exception("build of %s version %s failed", build.name, build.version)
+            self._fail(build, "internal error while building; see the server log")
         finally:
             with self._lock:
-                self._builds.pop(name, None)
+                if self._builds.get(build.name) is build:
+                    del self._builds[build.name]
 
-    def _finish(self, name: str, upload_key: str, version: int, exitcode: int | None) -> None:
-        chatbot = self.registry.get(name)
+    def _finish(self, build: _Build) -> None:
+        chatbot = self.registry.get(build.name)
         if chatbot.phase == Phase.FAILED:
             return  # the worker explained the failure and cleaned up
+        exitcode = build.process.exitcode
         if exitcode != 0 or chatbot.phase != Phase.DEPLOYING:
-            self._fail(name, upload_key, version, f"build worker stopped (exit code {exitcode})")
+            self._fail(build, f"build worker stopped (exit code {exitcode})")
             return
         if self.on_deployed is not None:
-            self.on_deployed(name, version)
+            self.on_deployed(build.name, build.version)
         self.registry.update_status(
-            name,
+            build.name,
             phase=Phase.READY,
             progress=1.0,
             message="ready",
-            model_version=version,
-            add_version=version,
+            model_version=build.version,
+            add_version=build.version,
         )
 
-    def _fail(self, name: str, upload_key: str, version: int, message: str) -> None:
-        _cleanup_failed_build(self.storage, name, version)
+    def _fail(self, build: _Build, message: str) -> None:
+        if build.cancelled:
+            return
+        _cleanup_failed_build(self.storage, build.name, build.version)
         if not self.settings.keep_uploads:
-            self.storage.delete_prefix(upload_key)
-        self.registry.update_status(name, phase=Phase.FAILED, message=message)
+            self.storage.delete_prefix(build.upload_key)
+        self.registry.update_status(build.name, phase=Phase.FAILED, message=message)
 
-    def delete(self, name: str) -> None:
+    def _cancel(self, build: _Build) -> None:
+        """Stop a build: drop it from the queue, or end its worker process."""
         with self._lock:
-            self._deleted.add(name)
-            future = self._builds.get(name)
-            process = self._processes.get(name)
-        if future is not None:
-            future.cancel()
+            build.cancelled = True
+            process = build.process
+        build.future.cancel()
         if process is not None:
             process.terminate()
             process.join(30)
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            build = self._builds.get(name)
+        if build is not None:
+            self._cancel(build)
         for prefix in (f"uploads/{name}/", f"corpora/{name}/", model_prefix(name)):
             self.storage.delete_prefix(prefix)
 
     def close(self) -> None:
         with self._lock:
-            processes = list(self._processes.values())
-            self._deleted.update(self._builds)
-        for process in processes:
-            process.terminate()
-            process.join(30)
+            builds = list(self._builds.values())
+        for build in builds:
+            self._cancel(build)
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -12,10 +12,8 @@ comes from `MIMICAL_*` variables (see `mimical.config`); Ctrl-C stops it.
 from __future__ import annotations
 
 import argparse
-import logging
+import socket
 import sys
-
-log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
@@ -88,9 +86,11 @@ def run(args: argparse.Namespace) -> int:
     }
     app = build_app(settings, train_options)
     try:
-        server = make_server(args.host, args.port, app, threaded=True)
+        # Bind ourselves: werkzeug would print its own message and exit 1 on a busy port.
+        listener = socket.create_server((args.host, args.port))
     except OSError as error:
         raise UnavailableError(f"cannot listen on {args.host}:{args.port}: {error}") from None
+    server = make_server(args.host, args.port, app, threaded=True, fd=listener.fileno())
     print(
         f"mimical serving on http://{args.host}:{server.port} "
         f"(chat: /chat, API docs: /docs; storage {settings.storage_root})",
@@ -102,5 +102,6 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+        listener.close()
         close_app(app)
     return 0

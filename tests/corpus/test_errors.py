@@ -137,3 +137,30 @@ def test_unexpected_structure_names_the_file(tmp_path, member, content):
     (tmp_path / member).write_text(content)
     with pytest.raises(InputError, match=f"{tmp_path / member}: (no 'messages' list|unexpected)"):
         import_exports(tmp_path, tmp_path / "out.jsonl", me="a")
+
+
+def test_unwritable_output(tmp_path):
+    (tmp_path / "chat.txt").write_text(WHATSAPP)
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(InputError, match="taken"):
+        import_exports(tmp_path / "chat.txt", tmp_path / "taken", me="Ann")
+
+
+def test_corrupt_member_data(tmp_path):
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("WhatsApp Chat with Bob.txt", WHATSAPP * 50)
+    data = bytearray(archive.read_bytes())
+    data[60:90] = b"\x00" * 30  # inside the compressed stream of the only member
+    archive.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="export.zip"):
+        import_exports(archive, tmp_path / "out.jsonl", me="Ann")
+
+
+def test_zip_bomb_of_many_small_members(tmp_path):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for index in range(40):
+            zf.writestr(f"part{index}.txt", b"\0" * (256 * 1024))
+    with pytest.raises(TooLargeError, match="bomb.zip: expands"):
+        import_exports(archive, tmp_path / "out.jsonl")

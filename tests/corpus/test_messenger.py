@@ -205,13 +205,39 @@ def test_e2ee_thread_file(tmp_path):
                 "media": [],
                 "reactions": [{"reaction": "👍", "actor": "Bob Roe"}],
             },
+            {"senderName": "Bob Roe", "text": "", "timestamp": 5000, "type": "sticker"},
+            {
+                "senderName": "Bob Roe",
+                "text": "Bob Roe named the group X",
+                "timestamp": 6000,
+                "type": "admin",
+            },
+            {
+                "senderName": "Bob Roe",
+                "text": "Bob Roe reacted 😂 to your message",
+                "timestamp": 7000,
+                "type": "text",
+            },
+            {
+                "senderName": "Bob Roe",
+                "text": "see this",
+                "timestamp": 8000,
+                "type": "image",
+                "media": [{"uri": "media/2.jpg"}],
+            },
         ],
     }
     (tmp_path / "bob_roe_1.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     stats, rows = import_dir(tmp_path, tmp_path / "bob_roe_1.json", me="Ann Lée")
     assert stats["format"] == "messenger-e2ee"
-    assert [r.text for r in rows] == ["oui", "salut ça va"]  # sorted by time
-    assert stats["skipped"]["media"] == 1 and stats["skipped"]["unsent"] == 1
+    assert [r.text for r in rows] == ["oui", "salut ça va", "see this"]  # sorted by time
+    assert {k: v for k, v in stats["skipped"].items() if v} == {
+        "media": 1,
+        "unsent": 1,
+        "sticker": 1,
+        "system": 1,
+        "reaction": 1,
+    }
 
 
 def test_truncated_page_names_the_file(sample_export, tmp_path):

@@ -146,7 +146,10 @@ def test_a_trained_model_answers_over_grpc_from_the_mirror(storage, tiny_model, 
     base_path, versions = served_config(models)[tiny_model.name]
     assert versions == [tiny_model.version]
 
-    with ModelServer(str(Path(base_path).parent)) as server:
+    with ModelServer(str(Path(base_path).parent)).start() as server:
         client = ModelClient(server.target)
-        reply = client.reply(tiny_model.name, "hello there", seed=1, timeout=60)
+        try:
+            reply = client.reply(tiny_model.name, "hello there", seed=1, timeout=60)
+        finally:
+            client.close()
     assert isinstance(reply, str)

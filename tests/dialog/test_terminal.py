@@ -43,11 +43,12 @@ def test_chat_command_talks_to_the_configured_model_server(
 ):
     monkeypatch.setenv("MIMICAL_HOME", str(personas.path.parent))
     monkeypatch.setenv("MIMICAL_MODEL_SERVER", served_models.target)
-    monkeypatch.setattr("sys.stdin", open(tmp_path / "stdin", "w+"))  # noqa: SIM115
-    monkeypatch.setattr("builtins.input", scripted(["%show all"])[0])
-    assert main(["chat"]) == 0
+    (tmp_path / "stdin").write_text("%show all\n")
+    with (tmp_path / "stdin").open() as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        assert main(["chat"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"{GREETING}\n{SHOW_ALL_HINT}\nPublic personas:\n")
+    assert out.startswith(f"{GREETING}\n{SHOW_ALL_HINT}\nyou> Public personas:\n")
 
 
 @pytest.mark.slow

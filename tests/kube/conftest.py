@@ -169,6 +169,7 @@ def operator_settings(kube_api, s3_endpoint, s3_bucket, tmp_path) -> Settings:
         storage_url=f"s3://{s3_bucket}/mimical",
         s3_endpoint_url=s3_endpoint,
         training_image="mimical-training:test",
+        s3_secret="mimical-s3",
         serving_endpoint=SERVING_ENDPOINT,
     )
 

@@ -82,6 +82,13 @@ def test_training_job_reads_s3_credentials_from_the_secret_and_has_limits():
     assert spec["activeDeadlineSeconds"] > 10 * 60
 
 
+def test_without_an_s3_secret_jobs_use_the_clusters_credentials():
+    settings = SETTINGS.with_overrides(s3_secret="")
+    job = training_job("alice", 1, {"source": SOURCE}, settings)
+    names = {e["name"] for e in container(job)["env"]}
+    assert "MIMICAL_SOURCE" in names and "AWS_SECRET_ACCESS_KEY" not in names
+
+
 def test_names_the_schema_cannot_check_are_refused_with_a_reason():
     check_chatbot("alice", {"source": SOURCE})
     with pytest.raises(InvalidSpecError, match="at most 40"):

@@ -86,7 +86,10 @@ def test_create_trains_on_gpu_then_serves(operator, kubectl, storage):
     kubernetes_validate.validate(configmap, K8S_VERSION, strict=True)
     assert serving_entries(configmap["data"]) == {"alice": 1700000000}
     assert f'base_path: "{storage.root}models/alice"' in configmap["data"][MODEL_CONFIG_KEY]
-    assert any(e["reason"] == "Ready" for e in events_for(kubectl, "alice"))
+    events = events_for(kubectl, "alice")
+    assert {"Training", "Ready"} <= {e["reason"] for e in events}
+    for event in events:
+        kubernetes_validate.validate(event, K8S_VERSION, strict=True)
 
 
 def test_training_progress_reaches_the_status(operator, kubectl, storage):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import kubernetes_validate
 import pytest
 
 from mimical.errors import ConflictError, InputError, UnavailableError
@@ -30,6 +31,7 @@ def test_registry_keeps_chatbots_as_resources_and_hashes_in_secrets(orchestrator
     secret = kubectl.get("v1", "secrets", "alice-secrets")
     assert secret["metadata"]["ownerReferences"][0]["uid"] == resource["metadata"]["uid"]
     assert "s3cret" not in str(secret)
+    kubernetes_validate.validate(secret, "1.30", strict=True)
     assert registry.verify_password("alice", "s3cret")
     assert not registry.verify_password("alice", "wrong")
     assert registry.verify_owner_token("alice", token)

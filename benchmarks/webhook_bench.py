@@ -1,0 +1,264 @@
+"""Messenger webhook under load: ack latency, exactly-once answers, end-to-end reply time.
+
+    .venv/bin/python benchmarks/webhook_bench.py                 # 200 req/s for 30 s
+    .venv/bin/python benchmarks/webhook_bench.py --rate 50 --duration 5   # quick look
+
+Everything runs on 127.0.0.1 as in production, one process each: redis-server,
+`mimical serve-models` with a freshly trained tiny persona model, the webhook app
+(werkzeug's threaded server, as `mimical serve` runs it) and, in this process, a
+fake Graph API that records every Send API call plus an open-loop load generator
+(aiohttp) posting signed webhook events at a fixed rate, 5% of them redeliveries of
+an earlier `mid`. It checks every unique message got exactly one answer, then
+prints a table:
+
+- ack latency p50/p99 at the target rate, and the ratio to the same posts at
+  10 req/s measured first in this run (the unloaded baseline; target p99 ≤ 50 ms);
+- end-to-end reply latency (POST sent → answer at the fake Send API) p50/p99 for
+  100-character replies, and the ratio to a direct gRPC `reply` call (the baseline:
+  what the model itself costs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.webhook.fake_graph, the same fake the tests use
+
+from tests.fixtures.services import (  # noqa: E402
+    free_port,
+    start_server,
+    stop_server,
+    wait_for_port,
+)
+from tests.webhook.fake_graph import FakeGraphApi  # noqa: E402
+
+APP_SECRET = "bench-secret"
+PERSONA = "bench"
+REPLY_CHARS = 100
+BASELINE_RATE = 10.0
+BASELINE_SECONDS = 5.0
+DUPLICATE_EVERY = 20  # every 20th post redelivers an earlier message
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def train_bench_model(workdir: Path) -> Path:
+    """A tiny persona model able to write 100-character replies, in TF Serving's layout."""
+    from dataclasses import replace
+
+    from mimical.corpus.importer import import_exports
+    from mimical.corpus.sample_export import write_sample_export
+    from mimical.model.train import tiny_config, train_persona
+
+    export = write_sample_export("messenger", workdir / "export", max_conversations=20)
+    corpus = workdir / "corpus.jsonl"
+    import_exports(export, corpus)
+    model_base = workdir / "models"
+    config = replace(tiny_config(), reply_chars=128)
+    train_persona(corpus, model_base, PERSONA, epochs=1, config=config)
+    return model_base
+
+
+def serve_webhook(port: int) -> None:
+    """Child process: the webhook component on werkzeug's threaded server (as `mimical serve`)."""
+    from werkzeug.serving import make_server
+
+    from mimical.web import create_app
+    from mimical.web.dialog_app import get_engine, get_messenger
+
+    app = create_app(components=["webhook"])
+    with app.app_context():
+        get_engine().reply_max_chars = REPLY_CHARS
+        get_messenger()  # start the workers before the first request
+    make_server("127.0.0.1", port, app, threaded=True).serve_forever()
+
+
+def plan_posts(rate: float, seconds: float, users: int, tag: str) -> list[dict]:
+    """The posts to send, in order: each user first picks the persona, then chats."""
+    posts, seen_users, unique = [], set(), []
+    for i in range(int(rate * seconds)):
+        if i and i % DUPLICATE_EVERY == 0:
+            posts.append({**unique[len(unique) // 2], "duplicate": True})
+            continue
+        psid = f"{tag}-user-{i % users}"
+        text = PERSONA if psid not in seen_users else f"hey, how was your weekend? ({i})"
+        seen_users.add(psid)
+        event = {"sender": {"id": psid}, "recipient": {"id": "PAGE"}, "timestamp": i,
+                 "message": {"mid": f"{tag}-m{i}", "text": text}}
+        body = json.dumps({"object": "page", "entry": [{"id": "PAGE", "messaging": [event]}]})
+        post = {"psid": psid, "mid": f"{tag}-m{i}", "chat": text != PERSONA,
+                "body": body.encode(), "duplicate": False}
+        post["signature"] = "sha256=" + hmac.new(
+            APP_SECRET.encode(), post["body"], hashlib.sha256).hexdigest()
+        posts.append(post)
+        unique.append(post)
+    return posts
+
+
+async def send_posts(url: str, posts: list[dict], rate: float) -> list[dict]:
+    """Open loop: post i leaves at start + i/rate whatever the server's pace."""
+    import aiohttp
+
+    results = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post_one(post):
+            sent = time.perf_counter()
+            async with session.post(url, data=post["body"], headers={
+                "Content-Type": "application/json", "X-Hub-Signature-256": post["signature"]
+            }) as response:
+                await response.read()
+                results.append({**post, "sent": sent, "ack": time.perf_counter() - sent,
+                                "status": response.status})
+
+        tasks = []
+        start = time.perf_counter()
+        for i, post in enumerate(posts):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(post_one(post)))
+        await asyncio.gather(*tasks)
+    return results
+
+
+def check_and_measure(results: list[dict], graph: FakeGraphApi) -> tuple[list[float], int]:
+    """Every unique message answered exactly once; end-to-end seconds of the chat replies."""
+    sent_by_user = defaultdict(list)
+    for result in sorted(results, key=lambda r: r["sent"]):
+        if not result["duplicate"]:
+            sent_by_user[result["psid"]].append(result)
+    answers_by_user = defaultdict(list)
+    for request in graph.requests:
+        if "message" in request:
+            answers_by_user[request["recipient"]["id"]].append(request)
+    end_to_end, lengths = [], []
+    for psid, sent in sent_by_user.items():
+        answers = answers_by_user.get(psid, [])
+        if len(answers) != len(sent):
+            raise SystemExit(f"{psid}: {len(sent)} messages but {len(answers)} answers")
+        for message, answer in zip(sent, answers, strict=True):
+            if message["chat"]:
+                end_to_end.append(answer["received_at"] - message["sent"])
+                lengths.append(len(answer["message"]["text"]))
+    return end_to_end, round(statistics.mean(lengths)) if lengths else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="posts per second")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--users", type=int, default=200, help="distinct Messenger users")
+    parser.add_argument("--serve-webhook", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_webhook:
+        serve_webhook(args.serve_webhook)
+        return
+
+    from mimical.config import Settings
+    from mimical.registry import open_registry
+    from mimical.serving.client import ModelClient
+
+    workdir = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
+    processes = []
+    graph = FakeGraphApi()
+    try:
+        print("training a tiny model...", file=sys.stderr)
+        model_base = train_bench_model(workdir)
+        redis_port, model_port, webhook_port = free_port(), free_port(), free_port()
+        processes.append(start_server(
+            [shutil.which("redis-server"), "--port", str(redis_port), "--save", "",
+             "--appendonly", "no", "--dir", str(workdir)], redis_port, workdir / "redis.log"))
+        env = {
+            **os.environ, "MIMICAL_HOME": str(workdir / "home"),
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "MIMICAL_MODEL_SERVER": f"127.0.0.1:{model_port}",
+            "MIMICAL_GRAPH_API_URL": graph.url, "MIMICAL_FB_APP_SECRET": APP_SECRET,
+            "MIMICAL_FB_PAGE_ACCESS_TOKEN": "bench-token",
+        }
+        registry = open_registry(Settings(home=workdir / "home"))
+        registry.create(PERSONA, public=True)
+        registry.update_status(PERSONA, phase="Ready", model_version=1, add_version=1)
+        mimical = str(Path(sys.executable).with_name("mimical"))
+        for command, port, log in (
+            ([mimical, "serve-models", "--model-base", str(model_base), "--port",
+              str(model_port)], model_port, "models.log"),
+            ([sys.executable, __file__, "--serve-webhook", str(webhook_port)], webhook_port,
+             "webhook.log"),
+        ):
+            process = subprocess.Popen(command, env=env, stdout=(workdir / log).open("wb"),
+                                       stderr=subprocess.STDOUT)
+            processes.append(process)
+            wait_for_port(port, process, timeout=120)
+
+        client = ModelClient(f"127.0.0.1:{model_port}")
+        direct = []
+        for i in range(50):
+            started = time.perf_counter()
+            client.reply(PERSONA, f"hey, how was your weekend? ({i})", max_chars=REPLY_CHARS)
+            direct.append(time.perf_counter() - started)
+        client.close()
+
+        url = f"http://127.0.0.1:{webhook_port}/webhook"
+        phases = {}
+        for tag, rate, seconds in (("baseline", BASELINE_RATE, BASELINE_SECONDS),
+                                   ("load", args.rate, args.duration)):
+            posts = plan_posts(rate, seconds, args.users, tag)
+            print(f"{tag}: {len(posts)} posts at {rate:g}/s...", file=sys.stderr)
+            results = asyncio.run(send_posts(url, posts, rate))
+            if any(r["status"] != 200 for r in results):
+                raise SystemExit(f"{tag}: non-200 acks: {[r['status'] for r in results][:10]}")
+            phases[tag] = results
+            answers = sum(not r["duplicate"] for rs in phases.values() for r in rs)
+            graph.wait_for_texts(answers, timeout=600)
+        time.sleep(1.0)  # let any (wrong) duplicate answer arrive before counting
+        check_and_measure(phases["baseline"], graph)
+        load_e2e, mean_length = check_and_measure(phases["load"], graph)
+
+        base_ack = [r["ack"] for r in phases["baseline"]]
+        load_ack = [r["ack"] for r in phases["load"]]
+        rows = [
+            ("ack p50 (ms)", percentile(load_ack, 0.5), percentile(base_ack, 0.5)),
+            ("ack p99 (ms)", percentile(load_ack, 0.99), percentile(base_ack, 0.99)),
+            ("end-to-end p50 (ms)", percentile(load_e2e, 0.5), percentile(direct, 0.5)),
+            ("end-to-end p99 (ms)", percentile(load_e2e, 0.99), percentile(direct, 0.99)),
+        ]
+        unique = sum(not r["duplicate"] for r in phases["load"])
+        print(f"\nwebhook at {args.rate:g} req/s for {args.duration:g} s on 127.0.0.1 "
+              f"({len(phases['load'])} posts, {unique} unique, every one answered exactly "
+              f"once; replies {mean_length} chars on average; {os.cpu_count()} CPUs)")
+        print(f"{'metric':<22}{'measured':>10}{'baseline':>10}{'ratio':>8}   baseline")
+        for name, measured, baseline in rows:
+            what = (f"{BASELINE_RATE:g} req/s" if name.startswith("ack")
+                    else "direct gRPC reply")
+            print(f"{name:<22}{measured * 1000:>10.1f}{baseline * 1000:>10.1f}"
+                  f"{measured / baseline:>8.1f}   {what}")
+        verdict = "meets" if rows[1][1] <= 0.050 else "MISSES"
+        print(f"target: ack p99 <= 50 ms at {args.rate:g} req/s: {verdict}")
+    finally:
+        graph.close()
+        for process in reversed(processes):
+            stop_server(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
