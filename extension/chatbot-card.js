@@ -19,7 +19,7 @@ function element(tag, props = {}, ...children) {
  */
 export function createChatbotCard({ api, store, entry, messengerUrl, onForget }) {
   const phase = element("span", { className: "phase", textContent: "Checking…" });
-  const progress = element("progress", { max: 100, value: 0 });
+  const progress = element("progress", { max: 100, value: 0, ariaLabel: `${entry.name} build progress` });
   const message = element("p", { className: "message" });
   // The web chat asks whom to talk to: the hint says what to answer.
   const chatLink = element("a", {

@@ -101,7 +101,7 @@ async function conversationExport(me) {
       code: "invalid_input",
     });
   }
-  const exported = toMessengerExport(messages, { me: me || "Me" });
+  const exported = toMessengerExport(messages, { me });
   return new File([JSON.stringify(exported)], CONVERSATION_FILE_NAME, { type: "application/json" });
 }
 
@@ -125,8 +125,13 @@ form.addEventListener("submit", async (event) => {
   uploadProgress.hidden = false;
   uploadProgress.value = 0;
   try {
-    const file = values.source === "conversation" ? await conversationExport(values.me) : values.file;
-    const created = await api.createChatbot({ ...values, file }, (fraction) => {
+    let { file, me } = values;
+    if (values.source === "conversation") {
+      // The export names the user this way, so the backend must be told the same.
+      me = me || "Me";
+      file = await conversationExport(me);
+    }
+    const created = await api.createChatbot({ ...values, me, file }, (fraction) => {
       uploadProgress.value = Math.round(fraction * 100);
     });
     const entry = await store.rememberChatbot({

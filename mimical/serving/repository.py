@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlparse
 
 from mimical.config import Settings
 from mimical.errors import NotFoundError
+from mimical.serving.batching import Batcher
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,13 @@ class LoadedModel:
     name: str
     version: int
     signatures: dict  # signature name -> concrete function
+    batchers: dict  # signature name -> Batcher running that function
     signature_defs: dict  # signature name -> SignatureDef proto
     saved_model: object  # keeps the loaded trackable (and its variables) alive
+
+    def close(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.close()
 
 
 def _version_number(part: str) -> int | None:
@@ -132,6 +138,7 @@ class ModelRepository:
             for name in set(self.loaded()) - set(available):
                 with self._lock:
                     model = self._models.pop(name)
+                model.close()
                 self._drop_cache(name, model.version)
                 log.info("unloaded model %s (its folder is gone)", name)
             return self.loaded()
@@ -148,12 +155,14 @@ class ModelRepository:
             self._failed[(name, version)] = time.monotonic()
             return False
         self._failed.pop((name, version), None)
-        model = LoadedModel(name, version, dict(saved_model.signatures), signature_defs,
-                            saved_model)
+        signatures = dict(saved_model.signatures)
+        batchers = {key: Batcher(function) for key, function in signatures.items()}
+        model = LoadedModel(name, version, signatures, batchers, signature_defs, saved_model)
         with self._lock:
             previous = self._models.get(name)
             self._models[name] = model
         if previous is not None:
+            previous.close()
             self._drop_cache(name, previous.version)
         log.info("loaded model %s version %s", name, version)
         return True
@@ -175,7 +184,9 @@ class ModelRepository:
 
     def close(self) -> None:
         with self._lock:
-            self._models.clear()
+            models, self._models = list(self._models.values()), {}
+        for model in models:
+            model.close()
         if self._cache_dir is not None:
             shutil.rmtree(self._cache_dir, ignore_errors=True)
 

@@ -77,11 +77,8 @@ def _servicers(repository: ModelRepository):
                     f"signature {signature_name!r} inputs: missing {missing}, unknown {unknown}",
                 )
             try:
-                inputs = {
-                    key: tf.constant(tf.make_ndarray(request.inputs[key]), dtype=spec.dtype)
-                    for key, spec in specs.items()
-                }
-                outputs = function(**inputs)
+                inputs = {key: tf.make_ndarray(request.inputs[key]) for key in specs}
+                outputs = model.batchers[signature_name](inputs)
             except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0])
             response = predict_pb2.PredictResponse()
@@ -89,7 +86,7 @@ def _servicers(repository: ModelRepository):
             wanted = set(request.output_filter) or set(outputs)
             for key, value in outputs.items():
                 if key in wanted:
-                    response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+                    response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
             return response
 
         def GetModelMetadata(self, request, context):  # noqa: N802
@@ -123,7 +120,10 @@ def _servicers(repository: ModelRepository):
 
 
 class ModelServer:
-    """A gRPC server for one model base, with a thread that polls it for changes."""
+    """A gRPC server for one model base, with a thread that polls it for changes.
+
+    `max_workers` bounds the calls in flight, and so the batch size of a signature.
+    """
 
     def __init__(
         self,
@@ -133,7 +133,7 @@ class ModelServer:
         port: int = 0,
         settings: Settings | None = None,
         poll_seconds: float = 2.0,
-        max_workers: int = 8,
+        max_workers: int = 32,
     ):
         self.repository = ModelRepository(model_base, settings)
         self.host = host

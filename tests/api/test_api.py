@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.api.conftest import wait_for_phase
@@ -172,3 +174,25 @@ def test_password_guessing_is_rate_limited_in_redis(make_app, settings, redis_ur
     # Another chatbot is limited separately, and the counters live in Redis.
     assert client.get("/api/chatbots/other/model").status_code == 404
     assert redis.Redis.from_url(redis_url).keys("*locked*")
+
+
+def test_delete_during_build_stops_it_and_keeps_nothing(app, client, export_zip, storage):
+    from mimical.web.resources import get_orchestrator
+
+    created = upload(client, export_zip, name="shortlived")
+    assert created.status_code == 202
+    with app.app_context():
+        assert get_orchestrator().busy("shortlived")
+    token = created.get_json()["owner_token"]
+    deleted = client.delete(
+        "/api/chatbots/shortlived", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert deleted.status_code == 200
+    with app.app_context():
+        orchestrator = get_orchestrator()
+        deadline = time.monotonic() + 30
+        while orchestrator.busy("shortlived") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not orchestrator.busy("shortlived")
+    assert storage.list("") == []
+    assert client.get("/api/chatbots/shortlived").status_code == 404

@@ -7,10 +7,6 @@ private chatbot, and checks status codes, content types and response schemas.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -19,38 +15,34 @@ from schemathesis.checks import positive_data_acceptance
 from mimical.config import Settings
 from mimical.registry import Phase
 from mimical.web import create_app
+from mimical.web.api_schemas import openapi_document
 from mimical.web.resources import close_resources, get_registry, get_storage
 from tests.api.conftest import TEST_CONFIG
 
 EXAMPLES_PER_OPERATION = 40
 
 
-def _conformance_app():
-    """The app under test, built at collection (schemathesis reads its document then)."""
-    home = Path(tempfile.mkdtemp(prefix="mimical-schemathesis-"))
-    app = create_app(
-        Settings(home=home, upload_max_bytes=1024 * 1024),
-        components=["api"],
-        test_config=TEST_CONFIG,
-    )
+# The document is static, so collection needs no app; each case calls the fixture's.
+schema = schemathesis.openapi.from_dict(openapi_document())
+
+
+@pytest.fixture(scope="module")
+def conformance_app(tmp_path_factory):
+    """One app holding a public and a private chatbot, that every generated case calls."""
+    settings = Settings(home=tmp_path_factory.mktemp("schemathesis"), upload_max_bytes=1024**2)
+    app = create_app(settings, components=["api"], test_config=TEST_CONFIG)
     with app.app_context():
         registry, storage = get_registry(), get_storage()
         for name, public, password in (("alice", True, None), ("bob", False, "pw")):
             registry.create(name, public=public, password=password)
             storage.put_bytes(f"models/{name}/1/saved_model.pb", b"graph")
             registry.update_status(name, phase=Phase.READY, model_version=1, add_version=1)
-    return app, home
+    yield app
+    close_resources(app)
 
 
-APP, HOME = _conformance_app()
-schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cleanup():
-    yield
-    close_resources(APP)
-    shutil.rmtree(HOME, ignore_errors=True)
+def test_served_document_is_the_tested_one(conformance_app):
+    assert conformance_app.test_client().get("/openapi.json").get_json() == openapi_document()
 
 
 @schema.parametrize()
@@ -59,10 +51,10 @@ def _cleanup():
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_api_conforms_to_its_openapi_document(case):
+def test_api_conforms_to_its_openapi_document(case, conformance_app):
     excluded = []
     if case.media_type == "multipart/form-data":
         # A schema can say "a file", not "a chat export": random bytes are rightly refused
         # (413/415/422), so "schema-valid data must be accepted" does not apply to uploads.
         excluded.append(positive_data_acceptance)
-    case.call_and_validate(excluded_checks=excluded)
+    case.call_and_validate(app=conformance_app, excluded_checks=excluded)

@@ -88,8 +88,10 @@ def test_create_trains_on_gpu_then_serves(operator, kubectl, storage):
     assert f'base_path: "{storage.root}models/alice"' in configmap["data"][MODEL_CONFIG_KEY]
     events = events_for(kubectl, "alice")
     assert {"Training", "Ready"} <= {e["reason"] for e in events}
-    for event in events:
-        kubernetes_validate.validate(event, K8S_VERSION, strict=True)
+    for event in events:  # kopf posts them to the core v1 events endpoint
+        kubernetes_validate.validate(
+            {"apiVersion": "v1", "kind": "Event", **event}, K8S_VERSION, strict=True
+        )
 
 
 def test_training_progress_reaches_the_status(operator, kubectl, storage):

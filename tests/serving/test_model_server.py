@@ -173,3 +173,27 @@ def test_serve_models_command(served_models, tmp_path):
     assert process.returncode == 0
     assert f"serving 2 model(s) from {served_models.model_base} on 127.0.0.1:{port}" in stderr
     assert "Traceback" not in stderr
+
+
+def test_concurrent_calls_are_batched_without_changing_replies(served_models, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mimical.serving.batching import Batcher
+
+    client, contexts = served_models.client, [f"message number {i}" for i in range(24)]
+    alone = [client.reply(PUBLIC, text, seed=i, max_chars=30) for i, text in enumerate(contexts)]
+    batch_sizes = []
+    run = Batcher.run
+
+    def counting_run(self, inputs):  # records batch sizes, then runs as usual
+        batch_sizes.append(len(inputs["context"]))
+        return run(self, inputs)
+
+    monkeypatch.setattr(Batcher, "run", counting_run)
+    with ThreadPoolExecutor(12) as pool:
+        together = list(pool.map(
+            lambda i: client.reply(PUBLIC, contexts[i], seed=i, max_chars=30),
+            range(len(contexts)),
+        ))
+    assert together == alone  # each reply depends only on its own inputs and seed
+    assert max(batch_sizes) > 1
