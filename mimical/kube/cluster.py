@@ -260,15 +260,23 @@ class Cluster:
     # The shared TF Serving model config -------------------------------------------------
 
     def set_serving_entry(self, chatbot: str, version: int | None, storage_root: str) -> None:
-        """Serve `chatbot` at `version` (None: stop serving it); idempotent."""
+        """Serve `chatbot` at `version` (None: stop serving it); idempotent.
+
+        Without the ConfigMap nothing is served, so stopping is done; serving needs it.
+        """
         name = self.settings.serving_configmap
         with self._serving_lock:
-            configmap = self._call(
-                f"ConfigMap {name} (install the chart first)",
-                self.core.read_namespaced_config_map,
-                name,
-                self.namespace,
-            )
+            try:
+                configmap = self._call(
+                    f"ConfigMap {name} (install the chart first)",
+                    self.core.read_namespaced_config_map,
+                    name,
+                    self.namespace,
+                )
+            except NotFoundError:
+                if version is None:
+                    return
+                raise
             entries = serving_entries(configmap.data)
             if version is None:
                 entries.pop(chatbot, None)

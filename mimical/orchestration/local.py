@@ -10,9 +10,10 @@ The worker reports phase and progress straight into the SQLite registry; the
 parent thread that waits for it calls `on_deployed(name, version)` (the embedded
 model server loads the version) and then marks the chatbot Ready.
 
-Run one build by hand (what the worker process does):
+Run one build by hand (what a worker process does), for an upload already in storage:
 
-    python -c "from mimical.orchestration.local import run_build; ..."
+    python -c "from mimical.config import Settings; from mimical.orchestration.local \\
+        import run_build; run_build(Settings.from_env(), 'alice', KEY, 1, None, {})"
 """
 
 from __future__ import annotations

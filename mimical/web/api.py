@@ -38,7 +38,7 @@ from mimical.registry import Chatbot, Phase
 from mimical.storage import model_prefix
 from mimical.web import api_schemas as schemas
 from mimical.web.metrics import init_metrics
-from mimical.web.resources import _resources, get_orchestrator, get_registry, get_storage
+from mimical.web.resources import app_resources, get_orchestrator, get_registry, get_storage
 from mimical.web.uploads import received_export, store_upload
 
 blueprint = Blueprint("api", __name__, template_folder="templates")
@@ -69,7 +69,7 @@ def init_app(app: Flask) -> None:
         key_prefix="mimical",
     )
     limiter.init_app(app)
-    _resources(app)["limiter"] = limiter
+    app_resources(app)["limiter"] = limiter
     init_metrics(app)
 
 
@@ -77,7 +77,7 @@ def _rate_limit(kind: str, *scope: str) -> None:
     """Count one hit of `kind` for this client (and scope); 429 past the configured limit."""
     from limits import parse_many
 
-    limiter: Limiter = _resources(current_app)["limiter"]
+    limiter: Limiter = app_resources(current_app)["limiter"]
     limit_string = current_app.config[f"MIMICAL_{kind.upper()}_RATE_LIMIT"]
     for limit in parse_many(limit_string):
         if not limiter.limiter.hit(limit, kind, get_remote_address(), *scope):

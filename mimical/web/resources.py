@@ -26,13 +26,13 @@ from mimical.storage import Storage, open_storage
 _lock = threading.RLock()
 
 
-def _resources(app: Flask) -> dict:
+def app_resources(app: Flask) -> dict:
     return app.extensions.setdefault("mimical", {})
 
 
 def _get(name: str, make):
     app = current_app._get_current_object()
-    resources = _resources(app)
+    resources = app_resources(app)
     if name not in resources:
         with _lock:
             if name not in resources:
@@ -67,6 +67,6 @@ def get_registry() -> Registry:
 
 def close_resources(app: Flask) -> None:
     """Stop builds and background threads this app started."""
-    orchestrator = _resources(app).pop("orchestrator", None)
+    orchestrator = app_resources(app).pop("orchestrator", None)
     if orchestrator is not None:
         orchestrator.close()
