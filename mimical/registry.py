@@ -2,9 +2,9 @@
 
 `Registry` is the interface every part uses. In embedded mode it is
 `SqliteRegistry`, one SQLite file (`<home>/registry.sqlite3`),
-shared safely by the web threads and the training worker processes: every call
-opens its own short connection, the database runs in WAL mode with a busy
-timeout, and each change is one transaction. In Kubernetes mode the `Chatbot`
+shared safely by the web threads and the training worker processes: each call
+is one transaction on a pooled connection, the database runs in WAL mode (readers
+never wait for writers) with a busy timeout. In Kubernetes mode the `Chatbot`
 custom resources play this role (see `mimical.orchestration`).
 
 Secrets never stay in clear: passwords are argon2id hashes (slow on purpose:
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import queue
 import re
 import secrets
 import sqlite3
@@ -53,7 +54,7 @@ class Phase(StrEnum):
     FAILED = "Failed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Chatbot:
     """A chatbot as the API shows it; secrets stay inside the registry."""
 
@@ -276,24 +277,37 @@ class SqliteRegistry(Registry):
         with closing(sqlite3.connect(self.path, timeout=30)) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+        # Idle connections for reuse: opening one costs more than a query, and web
+        # servers often run each request on a fresh thread.
+        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout=30000")
+        return db
 
     @contextmanager
-    def _connect(self):
-        """One connection per call, committed (or rolled back) as one transaction."""
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA busy_timeout=30000")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+    def _connect(self, write: bool = False):
+        """One transaction; writers take the write lock up front so they never deadlock."""
+        try:
+            db = self._idle.get_nowait()
+        except queue.Empty:
+            db = self._open()
+        db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
             db.execute("COMMIT")
+        finally:
+            self._idle.put(db)
 
     def insert(self, chatbot: Chatbot, password_hash: str | None, owner_token_hash: str) -> None:
         try:
-            with self._connect() as db:
+            with self._connect(write=True) as db:
                 db.execute(
                     "INSERT INTO chatbots (name, display_name, public, password_hash, "
                     "owner_token_hash, phase, me, created_at, updated_at) "
@@ -363,7 +377,7 @@ class SqliteRegistry(Registry):
             changes["model_version"] = model_version
         if metrics is not None:
             changes["metrics"] = orjson.dumps(metrics).decode()
-        with self._connect() as db:
+        with self._connect(write=True) as db:
             row = db.execute("SELECT versions FROM chatbots WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no chatbot named {name!r}")
@@ -378,7 +392,7 @@ class SqliteRegistry(Registry):
         return self.get(name)
 
     def delete(self, name: str) -> None:
-        with self._connect() as db:
+        with self._connect(write=True) as db:
             deleted = db.execute("DELETE FROM chatbots WHERE name = ?", (name,)).rowcount
         if not deleted:
             raise NotFoundError(f"no chatbot named {name!r}")

@@ -17,8 +17,6 @@ import threading
 from mimical.config import Settings
 from mimical.errors import InputError
 
-logger = logging.getLogger(__name__)
-
 
 def _configure_kopf(kopf_settings) -> None:
     """Where kopf keeps its own bookkeeping on Chatbots, and how it behaves."""

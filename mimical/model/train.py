@@ -111,7 +111,14 @@ def train_persona(
     curve: list[dict] = json.loads(curve_var.numpy())
     resumed_epoch = int(epoch_var.numpy())
 
-    @tf.function(reduce_retracing=True)
+    # One trace for every batch shape: (B, T) ids, targets and weights.
+    batch_signature = [
+        tf.TensorSpec([None, None], tf.int32),
+        tf.TensorSpec([None, None], tf.int32),
+        tf.TensorSpec([None, None], tf.float32),
+    ]
+
+    @tf.function(input_signature=batch_signature)
     def train_step(inputs, targets, weights):
         with tf.GradientTape() as tape:
             logits = model(inputs, training=True)  # (B, T, V)
@@ -121,7 +128,7 @@ def train_persona(
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         return loss
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=batch_signature)
     def nats_sum(inputs, targets, weights):
         logits = model(inputs, training=False)
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)

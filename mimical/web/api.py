@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+import orjson
 from flask import Blueprint, Flask, current_app, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -43,6 +44,7 @@ from mimical.web.uploads import received_export, store_upload
 
 blueprint = Blueprint("api", __name__, template_folder="templates")
 T = TypeVar("T", bound=BaseModel)
+JSON = "application/json"
 
 # Defaults for the rate limits (flask-limiter notation); override in app config.
 RATE_LIMIT_DEFAULTS = {
@@ -187,7 +189,7 @@ def create_chatbot():
 @blueprint.get("/getPublicChatbots")
 def list_chatbots():
     chatbots = [schemas.summary(chatbot) for chatbot in get_registry().list_public()]
-    return schemas.ChatbotList(chatbots=chatbots).model_dump(mode="json")
+    return current_app.response_class(orjson.dumps({"chatbots": chatbots}), mimetype=JSON)
 
 
 @blueprint.get("/api/chatbots/<name>")

@@ -103,19 +103,20 @@ class ErrorOut(BaseModel):
     message: str = Field(description="one human-readable line")
 
 
-def summary(chatbot: Chatbot) -> ChatbotSummary:
-    return ChatbotSummary(
-        name=chatbot.name,
-        display_name=chatbot.display_name,
-        password_protected=chatbot.has_password,
-        phase=chatbot.phase.value,
-        ready=chatbot.servable,
-    )
+def summary(chatbot: Chatbot) -> dict:
+    """A `ChatbotSummary` as a plain dict: lists of a thousand skip per-item validation."""
+    return {
+        "name": chatbot.name,
+        "display_name": chatbot.display_name,
+        "password_protected": chatbot.has_password,
+        "phase": chatbot.phase.value,
+        "ready": chatbot.servable,
+    }
 
 
 def detail(chatbot: Chatbot) -> ChatbotOut:
     return ChatbotOut(
-        **summary(chatbot).model_dump(),
+        **summary(chatbot),
         public=chatbot.public,
         progress=chatbot.progress,
         message=chatbot.message,

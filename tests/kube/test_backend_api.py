@@ -1,0 +1,64 @@
+"""The backend API in Kubernetes mode: upload → Chatbot resource → operator → Ready → delete."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from mimical.web import create_app
+from mimical.web.resources import close_resources
+from tests.kube.conftest import wait_for
+from tests.kube.test_operator import upload_model
+
+TEST_CONFIG = {
+    "TESTING": True,
+    "MIMICAL_PASSWORD_RATE_LIMIT": "1000/minute",
+    "MIMICAL_BUILD_RATE_LIMIT": "1000/minute",
+}
+
+
+@pytest.fixture
+def client(operator_settings, kubectl):
+    settings = operator_settings.with_overrides(orchestrator="kubernetes")
+    app = create_app(settings, components=("api",), test_config=TEST_CONFIG)
+    yield app.test_client()
+    close_resources(app)
+
+
+@pytest.fixture
+def export_zip(sample_export, tmp_path):
+    return shutil.make_archive(str(tmp_path / "messenger"), "zip", sample_export("messenger"))
+
+
+def test_upload_becomes_a_chatbot_the_operator_serves(
+    client, operator, kubectl, storage, export_zip
+):
+    with open(export_zip, "rb") as export:
+        data = {"name": "alice", "public": "true", "export": (export, "export.zip")}
+        response = client.post("/api/chatbots", data=data, content_type="multipart/form-data")
+    assert response.status_code == 202, response.get_json()
+    token = response.get_json()["owner_token"]
+
+    resource = kubectl.chatbot("alice")
+    upload = resource["spec"]["source"]
+    assert upload.startswith(storage.root + "uploads/alice/") and upload.endswith("export.zip")
+    job = wait_for("the training Job", lambda: kubectl.jobs("alice"))[0]
+    phase = client.get("/api/chatbots/alice").get_json()["phase"]
+    assert phase in ("Pending", "Importing")
+
+    upload_model(storage, "alice", 1)
+    kubectl.finish_job(job["metadata"]["name"], succeeded=True)
+    ready = wait_for(
+        "Ready in the API",
+        lambda: (body := client.get("/api/chatbots/alice").get_json())["phase"] == "Ready" and body,
+    )
+    assert ready["model_version"] == 1
+    listed = client.get("/api/chatbots").get_json()["chatbots"]
+    assert [c["name"] for c in listed] == ["alice"]
+
+    deleted = client.delete("/api/chatbots/alice", headers={"Authorization": f"Bearer {token}"})
+    assert deleted.status_code == 200
+    wait_for("the resource to go", lambda: kubectl.chatbot("alice") is None)
+    assert storage.list("uploads/alice/") == [] and storage.list("models/alice/") == []
+    assert client.get("/api/chatbots/alice").status_code == 404
