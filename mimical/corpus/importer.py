@@ -22,9 +22,9 @@ from typing import TypedDict
 
 from mimical.corpus.chat import SKIP_REASONS, clean_name
 from mimical.corpus.messenger import MessengerE2EEReader, MessengerReader
-from mimical.corpus.schema import write_corpus
+from mimical.corpus.schema import write_lines
 from mimical.corpus.scrub import KINDS, Scrubber
-from mimical.corpus.segment import GAP_THRESHOLD_SECONDS, SegmentCounts, segment_thread
+from mimical.corpus.segment import GAP_THRESHOLD_SECONDS, SegmentCounts, corpus_lines
 from mimical.corpus.sources import open_sources
 from mimical.corpus.telegram import TelegramReader
 from mimical.corpus.whatsapp import WhatsAppReader
@@ -103,7 +103,7 @@ def import_exports(
         total = sum(len(reader) for reader in readers)
         formats: set[str] = set()
 
-        def records() -> Iterator[dict]:
+        def lines() -> Iterator[bytes]:
             with _Progress(progress, total) as advance:
                 for reader in readers:
                     for thread in reader.threads(skipped):
@@ -117,14 +117,13 @@ def import_exports(
                         imported_threads.append(thread.id)
                         formats.add(thread.format)
                         participants.update(thread.participants)
-                        yield from segment_thread(
-                            thread, personas, counts, gap_seconds, scrubber if scrub else str
-                        )
+                        transform = scrubber.scrub_all if scrub else list
+                        yield corpus_lines(thread, personas, counts, gap_seconds, transform)
             # Still inside the write: raising here leaves no corpus file behind.
             _check_result(paths, counts, personas, participants, skipped)
 
         output.parent.mkdir(parents=True, exist_ok=True)
-        write_corpus(records(), output)
+        write_lines(lines(), output)
     except OSError as error:  # unreadable input, unwritable output, full disk
         raise InputError(f"{error.filename or output}: {error.strerror or error}") from None
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:

@@ -55,23 +55,34 @@ class Pair:
     starts: bool  # the reply opens the conversation
 
 
-def write_corpus(messages: Iterable[CorpusMessage | dict], path: Path) -> int:
-    """Write messages to `path` atomically (a partial file never appears); return the count.
+def write_corpus(messages: Iterable[CorpusMessage], path: Path) -> int:
+    """Write messages to `path` atomically (a partial file never appears); return the count."""
+    count = 0
 
-    Messages are `CorpusMessage`s or dicts with the same fields (the importer's fast path).
+    def lines() -> Iterator[bytes]:
+        nonlocal count
+        for message in messages:
+            yield orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)
+            count += 1
+
+    write_lines(lines(), path)
+    return count
+
+
+def write_lines(chunks: Iterable[bytes], path: Path) -> None:
+    """Write chunks of corpus lines to `path` atomically: a partial file never appears.
+
+    The importer writes a thread's lines at a time (`mimical.corpus.segment.corpus_lines`).
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
-    count = 0
     try:
         with tmp.open("wb", buffering=1024 * 1024) as out:
-            for message in messages:
-                out.write(orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE))
-                count += 1
+            for chunk in chunks:
+                out.write(chunk)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
-    return count
 
 
 def read_corpus(path: Path) -> Iterator[CorpusMessage]:

@@ -121,7 +121,7 @@ class DialogEngine:
         text = text.strip()
         command = " ".join(text.lower().split())
         session = self.sessions.load(key)
-        if command == "%restart" or session is None and not text:
+        if command == "%restart" or (session is None and not text):
             session = {"state": "choosing"}
             replies = [GREETING, SHOW_ALL_HINT]
         elif command == "%help":
@@ -140,8 +140,9 @@ class DialogEngine:
         choosing = {"state": "choosing"}
         if command == "%show all":
             return choosing, [self._list_public()]
-        name = text.lower()
-        persona = self._find(name) if name and not name.startswith("%") else None
+        if command.startswith("%"):
+            return choosing, [f'There is no command "{text}".', HELP]
+        persona = self._find(text.lower()) if text else None
         if persona is None:
             if greet:
                 return choosing, [GREETING, SHOW_ALL_HINT]

@@ -57,8 +57,11 @@ class _ProgressReporter:
             self._last = now
             self.registry.update_status(self.name, progress=progress, message=message)
 
-    def importing(self, done: int, total: int) -> None:
-        self(IMPORT_DONE * done / max(total, 1), f"importing: {done}/{total} chats")
+    def importing(self, done: int, total: int | None) -> None:
+        if total:
+            self(IMPORT_DONE * done / total, f"importing: {done}/{total} chats")
+        else:  # the export does not say how many chats it holds
+            self(0.0, f"importing: {done} chats")
 
     def training(self, update: dict) -> None:
         fraction = float(update.get("fraction") or 0.0)
@@ -67,7 +70,9 @@ class _ProgressReporter:
             for key in ("epoch", "loss")
             if update.get(key) is not None
         )
-        message = f"training ({update.get('phase', 'running')}{': ' + detail if detail else ''})"
+        step = update.get("phase", "training")
+        message = "training" + (f" ({step})" if step != "training" else "")
+        message += f": {detail}" if detail else ""
         self(IMPORT_DONE + (TRAIN_DONE - IMPORT_DONE) * fraction, message)
 
 

@@ -27,17 +27,20 @@ from flask import Blueprint, Flask, current_app, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from mimical.errors import (
     AuthError,
     ConflictError,
     InputError,
     MimicalError,
+    TooLargeError,
     UnsupportedFormatError,
 )
 from mimical.registry import Chatbot, Phase
 from mimical.storage import model_prefix
 from mimical.web import api_schemas as schemas
+from mimical.web import error_response
 from mimical.web.metrics import init_metrics
 from mimical.web.resources import app_resources, get_orchestrator, get_registry, get_storage
 from mimical.web.uploads import received_export, store_upload
@@ -73,6 +76,11 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
     app_resources(app)["limiter"] = limiter
     init_metrics(app)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return error_response(413, TooLargeError.code, f"the upload is larger than {limit} bytes")
 
 
 def _rate_limit(kind: str, *scope: str) -> None:

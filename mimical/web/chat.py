@@ -16,9 +16,10 @@ from __future__ import annotations
 import secrets
 
 from flask import Blueprint, Flask, jsonify, make_response, render_template, request
+from werkzeug.exceptions import TooManyRequests
 
 from mimical.errors import InputError
-from mimical.web.dialog_app import get_engine
+from mimical.web.dialog_app import get_engine, get_resource
 
 CHANNEL = "web"
 VISITOR_COOKIE = "mimical_chat"
@@ -34,7 +35,29 @@ blueprint = Blueprint(
 
 
 def init_app(app: Flask) -> None:
-    """Nothing to set up: the dialog engine starts on first use (`dialog_app`)."""
+    """Defaults for this component; the dialog engine starts on first use (`dialog_app`)."""
+    # Messages per visitor (`limits` notation): a person types far slower; a script
+    # looping on the model is cut off.
+    app.config.setdefault("MIMICAL_CHAT_RATE_LIMIT", "30 per minute")
+
+
+def _check_rate(visitor: str) -> None:
+    """Refuse with 429 past the rate limit, counted in Redis or memory like sessions."""
+
+    def make(app: Flask):
+        import limits
+        from limits.storage import storage_from_string
+        from limits.strategies import MovingWindowRateLimiter
+
+        storage = storage_from_string(app.config["MIMICAL_SETTINGS"].redis_url or "memory://")
+        return MovingWindowRateLimiter(storage), limits.parse(
+            app.config["MIMICAL_CHAT_RATE_LIMIT"]
+        )
+
+    limiter, limit = get_resource("chat_limiter", make)
+    # Per visitor, not per address: behind a proxy every visitor shares one address.
+    if not limiter.hit(limit, "chat", visitor):
+        raise TooManyRequests(f"too many messages, the limit is {limit}; try again soon")
 
 
 def _visitor() -> tuple[str, bool]:
@@ -70,6 +93,7 @@ def message():
     if not isinstance(body, dict) or not isinstance(body.get("text", ""), str):
         raise InputError('send JSON like {"text": "hello"}')
     visitor, new = _visitor()
+    _check_rate(visitor)
     engine = get_engine()
     replies = engine.handle(CHANNEL, visitor, body.get("text", ""))
     response = jsonify(replies=replies, state=engine.state(CHANNEL, visitor))

@@ -12,6 +12,7 @@ comes from `MIMICAL_*` variables (see `mimical.config`); Ctrl-C stops it.
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 
@@ -72,6 +73,10 @@ def close_app(app) -> None:
     close_dialog(app)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
@@ -96,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         f"(chat: /chat, API docs: /docs; storage {settings.storage_root})",
         file=sys.stderr,
     )
+    # `docker stop` and Kubernetes send SIGTERM: shut down as cleanly as on Ctrl-C, so
+    # build workers are stopped rather than orphaned.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

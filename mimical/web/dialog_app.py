@@ -20,7 +20,8 @@ def _resources(app: Flask) -> dict:
     return app.extensions.setdefault("mimical_dialog", {})
 
 
-def _get(name: str, make):
+def get_resource(name: str, make):
+    """This app's `name` resource, made once by `make(app)` (thread-safe)."""
     app = current_app._get_current_object()
     resources = _resources(app)
     if name not in resources:
@@ -34,7 +35,7 @@ def get_models():
     """The app's `ModelConnection` (`.client` is the gRPC `ModelClient`)."""
     from mimical.serving.connect import connect_models
 
-    return _get("models", lambda app: connect_models(app.config["MIMICAL_SETTINGS"]))
+    return get_resource("models", lambda app: connect_models(app.config["MIMICAL_SETTINGS"]))
 
 
 def get_engine():
@@ -44,7 +45,7 @@ def get_engine():
 
         return create_engine(app.config["MIMICAL_SETTINGS"], get_models().client, get_registry())
 
-    return _get("engine", make)
+    return get_resource("engine", make)
 
 
 def get_messenger():
@@ -58,7 +59,7 @@ def get_messenger():
             get_engine(), settings, workers=app.config["MIMICAL_WEBHOOK_WORKERS"]
         )
 
-    return _get("messenger", make)
+    return get_resource("messenger", make)
 
 
 def close_dialog(app: Flask) -> None:

@@ -71,6 +71,10 @@ class SendApi:
 
         self.url = graph_api_url.rstrip("/") + "/me/messages"
         self.session = requests.Session()
+        # Proxy settings from the environment, resolved once instead of on every call
+        # (requests re-reads os.environ per request, a measurable cost at 200 msg/s).
+        self.session.proxies = requests.utils.get_environ_proxies(self.url)
+        self.session.trust_env = False
         # The token goes in a header, not the URL, so no access log or debug line shows it.
         self.session.headers["Authorization"] = f"Bearer {page_access_token}"
         retry = Retry(

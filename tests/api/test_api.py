@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import time
 
 import pytest
@@ -196,3 +198,24 @@ def test_delete_during_build_stops_it_and_keeps_nothing(app, client, export_zip,
         assert not orchestrator.busy("shortlived")
     assert storage.list("") == []
     assert client.get("/api/chatbots/shortlived").status_code == 404
+
+
+def test_builds_are_rate_limited_per_client(make_app, settings):
+    client = make_app(settings, MIMICAL_BUILD_RATE_LIMIT="1/minute").test_client()
+
+    def attempt(name):
+        data = {"name": name, "public": "true", "export": (io.BytesIO(b"\0junk"), "x.bin")}
+        return client.post("/api/chatbots", data=data, content_type="multipart/form-data")
+
+    assert attempt("first").status_code == 415  # counted, then refused for its content
+    limited = attempt("second")
+    assert limited.status_code == 429 and limited.get_json()["error"] == "too_many_requests"
+
+
+def test_passwords_never_reach_the_logs(client, caplog, export_zip):
+    caplog.set_level(logging.DEBUG)
+    upload(client, export_zip, name="quiet", public="false", password="hunter2-secret")
+    client.get("/api/chatbots/quiet", headers={"X-Chatbot-Password": "wrong-secret-guess"})
+    client.post("/getModel", json={"name": "quiet", "password": "another-secret-guess"})
+    for secret in ("hunter2-secret", "wrong-secret-guess", "another-secret-guess"):
+        assert secret not in caplog.text

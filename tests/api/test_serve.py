@@ -37,7 +37,7 @@ def test_serve_runs_api_and_chat(tmp_path):
         with urllib.request.urlopen(f"{base}/chat") as response:
             assert response.status == 200
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     assert f"mimical serving on http://127.0.0.1:{port}" in stderr

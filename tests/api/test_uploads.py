@@ -72,7 +72,7 @@ HOSTILE = {
         "",
     ),
     "JSON that is no export": ("data.json", lambda: b'{"hello": "world"}', 415, "not a"),
-    "huge": ("export.zip", lambda: b"P" * (TEST_UPLOAD_MAX_BYTES + 1), 413, ""),
+    "huge": ("export.zip", lambda: b"P" * (TEST_UPLOAD_MAX_BYTES + 1), 413, "larger than"),
 }
 
 

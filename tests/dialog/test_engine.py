@@ -119,6 +119,10 @@ def test_help_explains_the_commands_and_keeps_the_state(engine):
     assert engine.state("test", user) == "chatting"
 
 
+def test_unknown_commands_get_the_help(engine):
+    assert transcript(engine, "hi", "%shw all")[1] == ['There is no command "%shw all".', HELP]
+
+
 def test_persona_still_building_is_not_ready(engine):
     assert transcript(engine, "hi", BUILDING) == [
         [GREETING, SHOW_ALL_HINT],

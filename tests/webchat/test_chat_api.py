@@ -47,3 +47,17 @@ def test_bad_requests_get_json_errors(client):
     assert response.status_code == 422
     assert "2000" in response.get_json()["message"]
     assert client.post("/chat/messages", json={"text": 5}).status_code == 422
+
+
+def test_message_rate_is_limited_per_visitor(chat_settings, personas):
+    from mimical.web import create_app
+    from mimical.web.dialog_app import close_dialog
+
+    app = create_app(chat_settings, components=["chat"],
+                     test_config={"TESTING": True, "MIMICAL_CHAT_RATE_LIMIT": "3 per minute"})
+    client = app.test_client()
+    assert [say(client, "%help").status_code for _ in range(3)] == [200] * 3
+    response = say(client, "%help")
+    assert response.status_code == 429
+    assert response.get_json()["error"] == "too_many_requests"
+    close_dialog(app)

@@ -23,6 +23,11 @@ class FakeGraphApi:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, like the real Graph API
+            # Headers and body go out in two writes; without TCP_NODELAY, Nagle's
+            # algorithm and delayed ACKs would add 40 ms to every answer.
+            disable_nagle_algorithm = True
+
             def do_POST(self):  # noqa: N802 (http.server's method name)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake._lock:
