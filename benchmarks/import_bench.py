@@ -6,9 +6,11 @@ Builds two Messenger DYI exports (Facebook's layout, mojibake escapes, 10,000-me
 pages, newest first) by cycling through the chitchat chats, then for each size:
 
 - reads every page with a bare `json.load` (the same-run baseline: the least any
-  importer must do) and times `import_exports` on the same files, best of three runs
-  each, alternating (the machine may be shared);
-- runs the import again in a fresh process to measure its peak RSS.
+  importer must do) and times `import_exports` on the same files, in one process
+  (`workers=1`) and as it runs by default (worker processes for large exports, one per
+  CPU), best of three runs each, alternating (the machine may be shared);
+- runs the default import again in a fresh process to measure its peak RSS, and that of
+  its largest worker.
 
 Goals: import speed >= 0.5x the bare `json.load` speed; peak RSS flat across sizes
 (threads are streamed one at a time).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -86,20 +89,23 @@ def time_json_load(root: Path) -> float:
     return time.perf_counter() - start
 
 
-def time_import(root: Path, output: Path) -> tuple[float, dict]:
+def time_import(root: Path, output: Path, workers: int | None) -> tuple[float, dict]:
     from mimical.corpus.importer import import_exports
 
     start = time.perf_counter()
-    stats = import_exports(root, output)
+    stats = import_exports(root, output, workers=workers)
     return time.perf_counter() - start, stats
 
 
-def peak_rss_mb(root: Path, output: Path) -> float:
+def peak_rss_mb(root: Path, output: Path) -> tuple[float, float]:
+    """Peak RSS of a default import in a fresh process, and of its largest worker (or 0)."""
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the (large) parent process.
+    # The workers are forked from the importer itself, so theirs is counted from there.
     code = (
-        "import sys; from mimical.corpus.importer import import_exports;"
+        "import sys, resource; from mimical.corpus.importer import import_exports;"
         "import_exports(sys.argv[1], sys.argv[2]);"
-        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')),"
+        " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code, str(root), str(output)],
@@ -107,7 +113,8 @@ def peak_rss_mb(root: Path, output: Path) -> float:
         capture_output=True,
         text=True,
     )
-    return int(result.stdout.strip()) / 1024
+    main, worker = result.stdout.split()
+    return int(main) / 1024, int(worker) / 1024
 
 
 def main() -> None:
@@ -125,13 +132,16 @@ def main() -> None:
             built = time.perf_counter() - started
             size = sum(p.stat().st_size for p in root.rglob("*.json")) / 1e6
             output = workdir / f"corpus-{total}.jsonl"
-            # Best of REPEATS, alternating, so both see the same machine load.
-            baseline = seconds = float("inf")
+            # Best of REPEATS, alternating, so all see the same machine load.
+            baseline = one_process = default = float("inf")
             for _ in range(REPEATS):
                 baseline = min(baseline, time_json_load(root))
-                elapsed, stats = time_import(root, output)
-                seconds = min(seconds, elapsed)
+                elapsed, stats = time_import(root, output, workers=1)
+                one_process = min(one_process, elapsed)
+                elapsed, stats = time_import(root, output, workers=None)
+                default = min(default, elapsed)
             assert stats["messages"] == total, stats
+            rss_mb, worker_rss_mb = peak_rss_mb(root, output)
             rows.append(
                 {
                     "messages": total,
@@ -139,22 +149,33 @@ def main() -> None:
                     "size_mb": size,
                     "build_s": built,
                     "json_load_s": baseline,
-                    "import_s": seconds,
-                    "rss_mb": peak_rss_mb(root, output),
+                    "one_process_s": one_process,
+                    "import_s": default,
+                    "rss_mb": rss_mb,
+                    "worker_rss_mb": worker_rss_mb,
                 }
             )
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+    from mimical.corpus.importer import MAX_WORKERS
+
+    workers = min(len(os.sched_getaffinity(0)), MAX_WORKERS)
     print("Messenger export import (json.load baseline measured in the same run)\n")
-    print("| messages | threads | JSON MB | json.load msg/s | import msg/s | ratio | peak RSS MB |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| messages | threads | JSON MB | json.load msg/s | import msg/s, 1 process | ratio"
+        f" | import msg/s, {workers} workers | ratio | peak RSS MB (largest worker) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         json_rate = row["messages"] / row["json_load_s"]
+        one_rate = row["messages"] / row["one_process_s"]
         import_rate = row["messages"] / row["import_s"]
         print(
             f"| {row['messages']:,} | {row['threads']} | {row['size_mb']:.0f} | {json_rate:,.0f}"
-            f" | {import_rate:,.0f} | {import_rate / json_rate:.2f}x | {row['rss_mb']:.0f} |"
+            f" | {one_rate:,.0f} | {one_rate / json_rate:.2f}x"
+            f" | {import_rate:,.0f} | {import_rate / json_rate:.2f}x"
+            f" | {row['rss_mb']:.0f} ({row['worker_rss_mb']:.0f}) |"
         )
     growth = rows[-1]["rss_mb"] / rows[0]["rss_mb"]
     print(

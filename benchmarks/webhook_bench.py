@@ -8,8 +8,9 @@ Everything runs on 127.0.0.1 as in production, one process each: redis-server,
 (werkzeug's threaded server, as `mimical serve` runs it) and, in this process, a
 fake Graph API that records every Send API call plus an open-loop load generator
 (aiohttp) posting signed webhook events at a fixed rate, 5% of them redeliveries of
-an earlier `mid`. It checks every unique message got exactly one answer, then
-prints a table:
+an earlier `mid`. Before each measured phase every user picks the persona (the
+unmeasured warm-up, which also opens the connections); the measured posts are chat
+messages. It checks every unique message got exactly one answer, then prints a table:
 
 - ack latency p50/p99 at the target rate, and the ratio to the same posts at
   10 req/s measured first in this run (the unloaded baseline; target p99 ≤ 50 ms);
@@ -52,7 +53,8 @@ APP_SECRET = "bench-secret"
 PERSONA = "bench"
 REPLY_CHARS = 100
 BASELINE_RATE = 10.0
-BASELINE_SECONDS = 5.0
+BASELINE_SECONDS = 10.0
+WARMUP_RATE = 50.0  # persona picks per second before each measured phase
 DUPLICATE_EVERY = 20  # every 20th post redelivers an earlier message
 
 
@@ -95,26 +97,27 @@ def serve_webhook(port: int) -> None:
     make_server("127.0.0.1", port, app, threaded=True).serve_forever()
 
 
-def plan_posts(rate: float, seconds: float, users: int, tag: str) -> list[dict]:
-    """The posts to send, in order: each user first picks the persona, then chats."""
-    posts, seen_users, unique = [], set(), []
+def make_post(tag: str, i: int, psid: str, text: str) -> dict:
+    mid = f"{tag}-m{i}"
+    event = {"sender": {"id": psid}, "recipient": {"id": "PAGE"}, "timestamp": i,
+             "message": {"mid": mid, "text": text}}
+    body = json.dumps({"object": "page", "entry": [{"id": "PAGE", "messaging": [event]}]}).encode()
+    signature = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {"psid": psid, "mid": mid, "chat": text != PERSONA, "body": body,
+            "signature": signature, "duplicate": False}
+
+
+def plan_posts(rate: float, seconds: float, users: int, tag: str) -> tuple[list, list]:
+    """Each user's persona pick (the warm-up), then the chat messages to measure."""
+    picks = [make_post(tag, -1 - u, f"{tag}-user-{u}", PERSONA) for u in range(users)]
+    chats = []
     for i in range(int(rate * seconds)):
-        if i and i % DUPLICATE_EVERY == 0:
-            posts.append({**unique[len(unique) // 2], "duplicate": True})
-            continue
-        psid = f"{tag}-user-{i % users}"
-        text = PERSONA if psid not in seen_users else f"hey, how was your weekend? ({i})"
-        seen_users.add(psid)
-        event = {"sender": {"id": psid}, "recipient": {"id": "PAGE"}, "timestamp": i,
-                 "message": {"mid": f"{tag}-m{i}", "text": text}}
-        body = json.dumps({"object": "page", "entry": [{"id": "PAGE", "messaging": [event]}]})
-        post = {"psid": psid, "mid": f"{tag}-m{i}", "chat": text != PERSONA,
-                "body": body.encode(), "duplicate": False}
-        post["signature"] = "sha256=" + hmac.new(
-            APP_SECRET.encode(), post["body"], hashlib.sha256).hexdigest()
-        posts.append(post)
-        unique.append(post)
-    return posts
+        if i and i % DUPLICATE_EVERY == 0:  # Messenger redelivering an earlier message
+            chats.append({**chats[len(chats) // 2], "duplicate": True})
+        else:
+            text = f"hey, how was your weekend? ({i})"
+            chats.append(make_post(tag, i, f"{tag}-user-{i % users}", text))
+    return picks, chats
 
 
 async def send_posts(url: str, posts: list[dict], rate: float) -> list[dict]:
@@ -216,33 +219,40 @@ def main() -> None:
 
         client = ModelClient(f"127.0.0.1:{model_port}")
         direct = []
-        for i in range(50):
+        for i in range(105):  # the first 5 warm the model up
             started = time.perf_counter()
             client.reply(PERSONA, f"hey, how was your weekend? ({i})", max_chars=REPLY_CHARS)
             direct.append(time.perf_counter() - started)
+        direct = direct[5:]
         client.close()
 
         url = f"http://127.0.0.1:{webhook_port}/webhook"
         roles = {"redis": processes[0], "model server": processes[1], "webhook": processes[2]}
         cpu = {role: psutil.Process(p.pid) for role, p in roles.items()}
         cpu["load + fake Graph"] = psutil.Process()
-        phases = {}
-        for tag, rate, seconds in (("baseline", BASELINE_RATE, BASELINE_SECONDS),
-                                   ("load", args.rate, args.duration)):
-            posts = plan_posts(rate, seconds, args.users, tag)
-            print(f"{tag}: {len(posts)} posts at {rate:g}/s...", file=sys.stderr)
+        phases, warmups, answers = {}, {}, 0
+        for tag, rate, seconds, users in (
+            ("baseline", BASELINE_RATE, BASELINE_SECONDS, 10),
+            ("load", args.rate, args.duration, args.users),
+        ):
+            picks, chats = plan_posts(rate, seconds, users, tag)
+            # Warm-up, not measured: every user picks the persona (and connections open).
+            warmups[tag] = asyncio.run(send_posts(url, picks, WARMUP_RATE))
+            answers += len(picks)
+            graph.wait_for_texts(answers, timeout=600)
+            print(f"{tag}: {len(chats)} posts at {rate:g}/s...", file=sys.stderr)
             cpu_before = {role: sum(p.cpu_times()[:2]) for role, p in cpu.items()}
-            results = asyncio.run(send_posts(url, posts, rate))
-            if any(r["status"] != 200 for r in results):
+            results = asyncio.run(send_posts(url, chats, rate))
+            if any(r["status"] != 200 for r in warmups[tag] + results):
                 raise SystemExit(f"{tag}: non-200 acks: {[r['status'] for r in results][:10]}")
             phases[tag] = results
-            answers = sum(not r["duplicate"] for rs in phases.values() for r in rs)
+            answers += sum(not r["duplicate"] for r in results)
             graph.wait_for_texts(answers, timeout=600)
             cpu_used = {role: sum(p.cpu_times()[:2]) - cpu_before[role]
                         for role, p in cpu.items()}
         time.sleep(1.0)  # let any (wrong) duplicate answer arrive before counting
-        check_and_measure(phases["baseline"], graph)
-        load_e2e, mean_length = check_and_measure(phases["load"], graph)
+        check_and_measure(warmups["baseline"] + phases["baseline"], graph)
+        load_e2e, mean_length = check_and_measure(warmups["load"] + phases["load"], graph)
 
         base_ack = [r["ack"] for r in phases["baseline"]]
         load_ack = [r["ack"] for r in phases["load"]]

@@ -21,7 +21,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from itertools import compress, repeat
-from operator import and_, eq, is_not, not_, or_
+from operator import and_, eq, is_not, le, not_, or_
 from pathlib import PurePosixPath
 
 import orjson
@@ -151,29 +151,41 @@ class MessengerReader:
             _, source, member = min(pages, key=lambda page: page[0])
             yield _participants(load_json(source, member))
 
+    def size(self) -> int:
+        """Bytes of JSON in all pages (large exports are imported in parallel)."""
+        return sum(
+            source.size(member) for pages in self.pages.values() for _, source, member in pages
+        )
+
+    def thread_ids(self) -> list[str]:
+        return list(self.pages)
+
     def threads(self, skipped: Counter) -> Iterator[ChatThread]:
-        for thread_id, pages in self.pages.items():
-            pages = sorted(pages, key=lambda page: page[0])  # message_1 (newest) first
-            thread = ChatThread(id=thread_id, title="", format=self.format)
-            newest_first = []
-            for _, source, member in pages:
-                data = load_json(source, member)
-                if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
-                    raise InputError(f"{source.where(member)}: no 'messages' list")
-                thread.participants |= _participants(data)
-                thread.title = thread.title or fix_mojibake(data.get("title") or "")
-                newest_first.extend(data["messages"])
-            try:
-                thread.messages = _messages(newest_first[::-1], skipped)
-            except (AttributeError, TypeError) as error:  # e.g. a message that is not an object
-                where = pages[0][1].where(pages[0][2])
-                raise InputError(f"{where}: unexpected message structure ({error})") from None
-            thread.messages.sort(key=by_time)
-            yield thread
+        for thread_id in self.thread_ids():
+            yield self.read_thread(thread_id, skipped)
+
+    def read_thread(self, thread_id: str, skipped: Counter) -> ChatThread:
+        """One thread, all its pages; threads are independent, so workers can share them out."""
+        pages = sorted(self.pages[thread_id], key=lambda page: page[0])  # message_1 (newest) first
+        thread = ChatThread(id=thread_id, title="", format=self.format)
+        newest_first = []
+        for _, source, member in pages:
+            data = load_json(source, member)
+            if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+                raise InputError(f"{source.where(member)}: no 'messages' list")
+            thread.participants |= _participants(data)
+            thread.title = thread.title or fix_mojibake(data.get("title") or "")
+            newest_first.extend(data["messages"])
+        try:
+            thread.messages = _messages(newest_first[::-1], skipped)
+        except (AttributeError, TypeError) as error:  # e.g. a message that is not an object
+            where = pages[0][1].where(pages[0][2])
+            raise InputError(f"{where}: unexpected message structure ({error})") from None
+        return thread
 
 
 def _messages(raws: list, skipped: Counter) -> list[ChatMessage]:
-    """Text messages, in the order given.
+    """Text messages, oldest first (`raws` are nearly so: pages can overlap).
 
     This runs for every message of the export, so it works a column at a time with `map`s
     that run in C: plain text messages (nearly all) are cleaned in bulk; the rest, and
@@ -185,7 +197,7 @@ def _messages(raws: list, skipped: Counter) -> list[ChatMessage]:
     contents = list(map(dict.get, raws, repeat("content")))
     kinds = map(dict.get, raws, repeat("type"), repeat("Generic"))
     plain = map(and_, map(SPECIAL_KEYS.isdisjoint, raws), map(eq, kinds, repeat("Generic")))
-    candidates = [content if ok else "" for content, ok in zip(contents, plain, strict=True)]
+    candidates = [c if ok and c else "" for c, ok in zip(contents, plain, strict=True)]
     texts = list(map(str.strip, fix_mojibake_all(candidates)))
     notices = map(str.startswith, texts, repeat(notice_prefixes))
     for index in compress(range(len(texts)), map(or_, map(not_, texts), notices)):
@@ -193,7 +205,10 @@ def _messages(raws: list, skipped: Counter) -> list[ChatMessage]:
     kept = list(map(is_not, texts, repeat(None)))
     times = [(raw.get("timestamp_ms") or 0) / 1000 for raw in compress(raws, kept)]
     senders = map(names.__getitem__, compress(raw_senders, kept))
-    return list(zip(senders, times, compress(texts, kept), strict=True))
+    messages = list(zip(senders, times, compress(texts, kept), strict=True))
+    if not all(map(le, times[:-1], times[1:])):
+        messages.sort(key=by_time)
+    return messages
 
 
 def _participants(data) -> set[str]:

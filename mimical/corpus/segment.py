@@ -18,8 +18,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import accumulate, repeat
-from operator import and_, floordiv, gt, mod, mul, ne, not_, or_, sub
+from itertools import accumulate, compress, repeat
+from operator import add, and_, floordiv, gt, mod, ne, or_, sub
 
 import orjson
 
@@ -27,8 +27,12 @@ from mimical.corpus.chat import ChatThread
 
 GAP_THRESHOLD_SECONDS = 3600
 
-# "MM:SS" of each second of an hour; the hour before it is formatted once per hour.
-MINUTES_SECONDS = [b"%02d:%02d" % divmod(second, 60) for second in range(3600)]
+# Pieces of the time: "MM:SSZ" of each second of an hour, with what follows it in a line,
+# and "HH:" of each hour of a day (the date is formatted once per day).
+SECONDS_OF_HOUR = [b'%02d:%02dZ","text":"' % divmod(second, 60) for second in range(3600)]
+HOURS_OF_DAY = [b"%02d:" % hour for hour in range(24)]
+# How a line ends, after its text: by whether the message's turn `starts` a conversation.
+LINE_ENDS = (b'","starts":false}\n', b'","starts":true}\n')
 
 
 @dataclass
@@ -40,15 +44,20 @@ class SegmentCounts:
     pairs: int = 0  # persona turns: each is the reply of one training pair
     persona_starts: int = 0
 
+    def add(self, other: SegmentCounts) -> None:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
 
 @dataclass
 class Segments:
-    """A thread's segmentation, one entry per message (columns, in message order)."""
+    """A thread's segmentation: its turns, and which turn each message is in."""
 
-    conversation: list[int]  # 0-based within the thread
-    turn: list[int]  # 0-based within the conversation
-    persona: list[bool]
-    starts: list[bool]  # the persona's messages in a turn that opens a conversation
+    message_turn: list[int]  # per message: its turn's index in the thread
+    conversation: list[int]  # per turn: 0-based within the thread
+    turn: list[int]  # per turn: 0-based within its conversation
+    sender: list[str]  # per turn
+    starts: list[bool]  # per turn: a persona turn that opens a conversation
 
 
 def segment(
@@ -59,23 +68,25 @@ def segment(
     gap_seconds: float = GAP_THRESHOLD_SECONDS,
 ) -> Segments:
     """Conversations and turns of chronological messages; adds them up in `counts`."""
-    new_conversation = [True, *map(gt, map(sub, times[1:], times[:-1]), repeat(gap_seconds))]
-    new_turn = [True, *map(or_, new_conversation[1:], map(ne, senders[1:], senders[:-1]))]
-    conversation = list(accumulate(new_conversation[1:], initial=0))
-    turn_number = list(accumulate(new_turn))  # 1-based, counted over the whole thread
-    # The turn number each conversation opens with (it only grows, so `max` carries it on).
-    first_turn = accumulate(map(mul, new_conversation, turn_number), max)
-    turn = list(map(sub, turn_number, first_turn))
-    persona = list(map(personas.__contains__, senders))
-    starts = list(map(and_, persona, map(not_, turn)))
-    persona_turns = list(map(and_, persona, new_turn))
+    opens_conversation = [True, *map(gt, map(sub, times[1:], times[:-1]), repeat(gap_seconds))]
+    opens_turn = [True, *map(or_, opens_conversation[1:], map(ne, senders[1:], senders[:-1]))]
+    message_turn = list(accumulate(opens_turn[1:], initial=0))
+    # From here on, one entry per turn.
+    turn_opens_conversation = list(compress(opens_conversation, opens_turn))
+    conversation = list(accumulate(turn_opens_conversation[1:], initial=0))
+    turns = range(len(conversation))
+    first_turn = list(compress(turns, turn_opens_conversation))  # of each conversation
+    turn = list(map(sub, turns, map(first_turn.__getitem__, conversation)))
+    sender = list(compress(senders, opens_turn))
+    persona = list(map(personas.__contains__, sender))
+    starts = list(map(and_, persona, turn_opens_conversation))
     counts.messages += len(senders)
-    counts.conversations += conversation[-1] + 1
-    counts.turns += turn_number[-1]
-    counts.persona_messages += sum(persona)
-    counts.pairs += sum(persona_turns)
-    counts.persona_starts += sum(map(and_, persona_turns, starts))
-    return Segments(conversation, turn, persona, starts)
+    counts.conversations += len(first_turn)
+    counts.turns += len(turns)
+    counts.persona_messages += sum(map(personas.__contains__, senders))
+    counts.pairs += sum(persona)
+    counts.persona_starts += sum(starts)
+    return Segments(message_turn, conversation, turn, sender, starts)
 
 
 def corpus_lines(
@@ -88,9 +99,9 @@ def corpus_lines(
     """The thread's corpus records as JSON Lines; `transform` (the PII scrubber's
     `scrub_all`) maps the list of texts.
 
-    Each line is put together from pieces: the JSON of everything but the text comes from
-    small per-thread tables (conversation and turn numbers, one piece per sender, one
-    per hour of the timestamps), the texts are JSON-encoded in one call.
+    A line is put together from five pieces: all fields up to the time (the same for every
+    message of a turn: made once per turn), the date and hour (made once per hour), the
+    minutes and seconds (from a table), the JSON-encoded text, and how the line ends.
     """
     if not thread.messages:
         return b""
@@ -103,28 +114,37 @@ def corpus_lines(
     sender_pieces = {
         sender: b',"sender":%s,"persona":%s,"time":"'
         % (orjson.dumps(sender), b"true" if sender in personas else b"false")
-        for sender in set(senders)
+        for sender in set(segments.sender)
     }
+    turn_heads = list(
+        map(
+            add,
+            map(add, map(conversation_heads.__getitem__, segments.conversation),
+                map(numbers.__getitem__, segments.turn)),
+            map(sender_pieces.__getitem__, segments.sender),
+        )
+    )  # fmt: skip
+    turn_ends = list(map(LINE_ENDS.__getitem__, segments.starts))
     seconds = list(map(int, times))
     hours = list(map(floordiv, seconds, repeat(3600)))
-    hour_pieces = {
-        hour: time.strftime("%Y-%m-%dT%H:", time.gmtime(hour * 3600)).encode()
-        for hour in set(hours)
-    }
-    pieces: list[bytes | None] = [None] * (9 * len(texts))
-    pieces[0::9] = map(conversation_heads.__getitem__, segments.conversation)
-    pieces[1::9] = map(numbers.__getitem__, segments.turn)
-    pieces[2::9] = map(sender_pieces.__getitem__, senders)
-    pieces[3::9] = map(hour_pieces.__getitem__, hours)
-    pieces[4::9] = map(MINUTES_SECONDS.__getitem__, map(mod, seconds, repeat(3600)))
-    pieces[5::9] = repeat(b'Z","text":"', len(texts))
-    pieces[6::9] = texts
-    pieces[7::9] = repeat(b'","starts":', len(texts))
-    pieces[8::9] = map(_STARTS.__getitem__, segments.starts)
+    days: dict[int, bytes] = {}
+    hour_pieces = {hour: _hour_piece(hour, days) for hour in set(hours)}
+    pieces: list[bytes | None] = [None] * (5 * len(texts))
+    pieces[0::5] = map(turn_heads.__getitem__, segments.message_turn)
+    pieces[1::5] = map(hour_pieces.__getitem__, hours)
+    pieces[2::5] = map(SECONDS_OF_HOUR.__getitem__, map(mod, seconds, repeat(3600)))
+    pieces[3::5] = texts
+    pieces[4::5] = map(turn_ends.__getitem__, segments.message_turn)
     return b"".join(pieces)
 
 
-_STARTS = (b"false}\n", b"true}\n")
+def _hour_piece(hour: int, days: dict[int, bytes]) -> bytes:
+    """`YYYY-MM-DDTHH:` of an hour since the epoch; `days` caches the dates."""
+    day, hour_of_day = divmod(hour, 24)
+    date = days.get(day)
+    if date is None:
+        date = days[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400)).encode()
+    return date + HOURS_OF_DAY[hour_of_day]
 
 
 def _json_strings(texts: list[str]) -> list[bytes]:
@@ -134,7 +154,8 @@ def _json_strings(texts: list[str]) -> list[bytes]:
     string every quote is escaped, so a split is wrong only right after a backslash; then
     (rarely) each text is encoded on its own.
     """
-    parts = orjson.dumps(texts)[2:-2].split(b'","')
-    if len(parts) != len(texts) or any(map(bytes.endswith, parts, repeat(b"\\"))):
+    encoded = orjson.dumps(texts)
+    parts = encoded[2:-2].split(b'","')
+    if len(parts) != len(texts) or b'\\","' in encoded:
         parts = [orjson.dumps(text)[1:-1] for text in texts]
     return parts

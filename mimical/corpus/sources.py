@@ -58,6 +58,9 @@ class Source:
     def close(self) -> None:
         pass
 
+    def reopen(self) -> None:
+        """Open own handles after a fork: a zip file's read offset would be shared."""
+
 
 class DirectorySource(Source):
     def __init__(self, root: Path):
@@ -128,6 +131,9 @@ class ZipSource(Source):
 
     def close(self) -> None:
         self.archive.close()
+
+    def reopen(self) -> None:
+        self.archive = zipfile.ZipFile(self.archive.filename)
 
 
 def check_zip(archive: zipfile.ZipFile, label: str) -> list[str]:

@@ -62,6 +62,8 @@ def chat_in_terminal(
         except EOFError:
             write("")
             return
+        if not line.strip():
+            continue
         try:
             replies = engine.handle(CHANNEL, user_id, line)
         except MimicalError as error:

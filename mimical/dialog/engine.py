@@ -124,6 +124,8 @@ class DialogEngine:
         if command == "%restart" or (session is None and not text):
             session = {"state": "choosing"}
             replies = [GREETING, SHOW_ALL_HINT]
+        elif not text:  # e.g. the web page reloaded: say where the user is
+            replies = self._where(session)
         elif command == "%help":
             session = session or {"state": "choosing"}
             replies = [HELP]
@@ -135,6 +137,14 @@ class DialogEngine:
             session, replies = self._chat(session, text)
         self.sessions.save(key, session)
         return replies
+
+    @staticmethod
+    def _where(session: dict) -> list[str]:
+        if session["state"] == "password":
+            return [PASSWORD_PROMPT]
+        if session["state"] == "chatting":
+            return [NOW_CHATTING.format(name=session["display_name"])]
+        return [GREETING, SHOW_ALL_HINT]
 
     def _choose(self, text: str, command: str, greet: bool) -> tuple[dict, list[str]]:
         choosing = {"state": "choosing"}
@@ -206,8 +216,6 @@ class DialogEngine:
 
     def _chat(self, session: dict, text: str) -> tuple[dict, list[str]]:
         name, display_name = session["persona"], session["display_name"]
-        if not text:
-            return session, []
         history = [*session["history"], text]
         context = "\n".join(history[-self.context_turns:])
         try:

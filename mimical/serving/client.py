@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 
 from mimical.errors import InputError, NotFoundError, UnavailableError
 
@@ -74,33 +73,22 @@ def _scalar_batch(dtype_name: str, value):
 
 
 class ModelClient:
-    """A channel to one model server; thread-safe and cheap to share."""
+    """A channel to one model server; thread-safe, made once and shared."""
 
     def __init__(self, target: str):
         import grpc
+
+        # Imported here, not at the first reply: these protos pull in TensorFlow, seconds
+        # of holding the GIL that would otherwise stall a serving process mid-traffic.
+        from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
         self.target = target
         self._channel = grpc.insecure_channel(
             target,
             options=[("grpc.enable_retries", 1), ("grpc.service_config", RETRY_SERVICE_CONFIG)],
         )
-        self._stubs: dict[str, object] = {}
-        self._lock = threading.Lock()
-
-    def _stub(self, kind: str):
-        with self._lock:
-            if kind not in self._stubs:
-                from tensorflow_serving.apis import (
-                    model_service_pb2_grpc,
-                    prediction_service_pb2_grpc,
-                )
-
-                stub_class = {
-                    "predict": prediction_service_pb2_grpc.PredictionServiceStub,
-                    "model": model_service_pb2_grpc.ModelServiceStub,
-                }[kind]
-                self._stubs[kind] = stub_class(self._channel)
-            return self._stubs[kind]
+        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._model_service = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
     def reply(
         self,
@@ -124,7 +112,7 @@ class ModelClient:
         # A fresh seed per call unless the caller wants a repeatable reply.
         seed = secrets.randbits(62) if seed is None else seed
         request.inputs["seed"].CopyFrom(_scalar_batch("DT_INT64", seed))
-        response = self._call(model, self._stub("predict").Predict, request, timeout)
+        response = self._call(model, self._predict.Predict, request, timeout)
         values = response.outputs["reply"].string_val
         if not values:
             raise UnavailableError(f"model {model!r} on {self.target} returned no reply")
@@ -136,7 +124,7 @@ class ModelClient:
 
         request = get_model_status_pb2.GetModelStatusRequest()
         request.model_spec.name = model
-        response = self._call(model, self._stub("model").GetModelStatus, request, timeout)
+        response = self._call(model, self._model_service.GetModelStatus, request, timeout)
         available = get_model_status_pb2.ModelVersionStatus.AVAILABLE
         versions = [s.version for s in response.model_version_status if s.state == available]
         if not versions:

@@ -22,7 +22,7 @@ import threading
 import zlib
 
 from mimical.config import Settings
-from mimical.errors import MimicalError
+from mimical.errors import InputError, MimicalError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ SEND_API_MAX_CHARS = 2000
 # Messenger retries deliveries for a while; a day covers its redelivery window.
 DEDUPE_TTL_SECONDS = 24 * 3600
 NOT_TEXT = "Sorry, I can only read text messages."
+TRY_AGAIN = "Sorry, something went wrong on our side. Please try again in a minute."
 
 
 def split_message(text: str, limit: int = SEND_API_MAX_CHARS) -> list[str]:
@@ -49,16 +50,26 @@ def split_message(text: str, limit: int = SEND_API_MAX_CHARS) -> list[str]:
     return pieces
 
 
-def is_user_message(event: dict) -> bool:
-    """A message a person sent to the page (not our own echo, a delivery or read receipt)."""
-    message = event.get("message")
-    return (
-        isinstance(message, dict)
-        and not message.get("is_echo")
-        and isinstance(message.get("mid"), str)
-        and isinstance(event.get("sender"), dict)
-        and isinstance(event["sender"].get("id"), str)
-    )
+def incoming(event: dict) -> tuple[str, str, str | None] | None:
+    """(sender id, dedupe id, text) of what a person sent the page, else None.
+
+    Messages count (text None for stickers, images...), and so do postbacks such as
+    the "Get Started" button, as an empty text: the dialog answers those with the
+    greeting, or where the user is. Our own echoes, deliveries and reads do not.
+    """
+    sender = event.get("sender")
+    if not isinstance(sender, dict) or not isinstance(sender.get("id"), str):
+        return None
+    message, postback = event.get("message"), event.get("postback")
+    if isinstance(message, dict) and not message.get("is_echo"):
+        if isinstance(message.get("mid"), str):
+            text = message.get("text")
+            return sender["id"], message["mid"], text if isinstance(text, str) else None
+    elif isinstance(postback, dict):
+        # Older postbacks carry no mid; the sender and timestamp identify a redelivery.
+        mid = postback.get("mid") or f"postback:{sender['id']}:{event.get('timestamp')}"
+        return sender["id"], str(mid), ""
+    return None
 
 
 class SendApi:
@@ -130,35 +141,35 @@ class MessengerWorker:
 
     def submit(self, event: dict) -> None:
         """Queue one messaging event; returns at once."""
-        if not is_user_message(event):
+        message = incoming(event)
+        if message is None:
             return
-        psid = event["sender"]["id"]
         # A stable hash keeps each user on one worker, so their messages stay in order.
-        self._queues[zlib.crc32(psid.encode()) % len(self._queues)].put(event)
+        self._queues[zlib.crc32(message[0].encode()) % len(self._queues)].put(message)
 
     def _run(self, events: queue.Queue) -> None:
-        while (event := events.get()) is not None:
+        while (message := events.get()) is not None:
             try:
-                self.process(event)
+                self.process(*message)
             except Exception:  # one bad event must not stop the worker
                 log.exception("cannot answer a Messenger message")
             finally:
                 events.task_done()
         events.task_done()
 
-    def process(self, event: dict) -> None:
-        message, psid = event["message"], event["sender"]["id"]
-        if not self.engine.sessions.claim(f"messenger:mid:{message['mid']}", DEDUPE_TTL_SECONDS):
-            return
-        text = message.get("text")
-        self.send_api.typing_on(psid)
-        if not isinstance(text, str):
-            replies = [NOT_TEXT]
-        else:
-            try:
-                replies = self.engine.handle(CHANNEL, psid, text)
-            except MimicalError as error:
-                replies = [str(error)]
+    def process(self, psid: str, mid: str, text: str | None) -> None:
+        """Answer one message (see `incoming`) unless its mid was answered already."""
+        try:
+            if not self.engine.sessions.claim(f"messenger:mid:{mid}", DEDUPE_TTL_SECONDS):
+                return
+            self.send_api.typing_on(psid)
+            # text is None for stickers, images, audio...
+            replies = [NOT_TEXT] if text is None else self.engine.handle(CHANNEL, psid, text)
+        except InputError as error:  # e.g. a message over the length limit
+            replies = [str(error)]
+        except MimicalError as error:  # Redis down: answer rather than stay silent
+            log.warning("cannot handle a Messenger message: %s", error)
+            replies = [TRY_AGAIN]
         for reply in replies:
             for piece in split_message(reply):
                 self.send_api.send_text(psid, piece)

@@ -247,3 +247,27 @@ def test_truncated_page_names_the_file(sample_export, tmp_path):
     with pytest.raises(InputError, match=f"{victim}: corrupt JSON"):
         import_exports(export, tmp_path / "out.jsonl")
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_worker_processes_write_the_same_corpus(sample_export, tmp_path):
+    export = sample_export("messenger")
+    archive = tmp_path / "facebook-me.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:  # workers must open their own handle
+        for path in sorted(export.rglob("*")):
+            if path.is_file():
+                zipped.write(path, path.relative_to(export).as_posix())
+    one = import_exports(archive, tmp_path / "one.jsonl", workers=1)
+    two = import_exports(archive, tmp_path / "two.jsonl", workers=2)
+    assert {**two, "output": ""} == {**one, "output": ""}
+    assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+
+
+def test_errors_in_worker_processes_reach_the_caller(tmp_path):
+    for number in range(1, 4):
+        thread = tmp_path / f"messages/inbox/bob{number}_1/message_1.json"
+        thread.parent.mkdir(parents=True)
+        thread.write_bytes(page([msg("Ann Lée", 1, content="hi"), msg("Bob Roe", 2, content="yo")]))
+    thread.write_bytes(b'{"messages": [')
+    with pytest.raises(InputError, match="bob3_1/message_1.json: corrupt JSON"):
+        import_exports(tmp_path, tmp_path / "out.jsonl", workers=2, me="Ann Lée")
+    assert not (tmp_path / "out.jsonl").exists()

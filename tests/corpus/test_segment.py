@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
+
 from mimical.corpus.chat import ChatMessage, ChatThread
 from mimical.corpus.gaps import gap_table
-from mimical.corpus.segment import GAP_THRESHOLD_SECONDS, SegmentCounts, segment_thread
+from mimical.corpus.segment import GAP_THRESHOLD_SECONDS, SegmentCounts, corpus_lines
 
 
 def thread(*messages) -> ChatThread:
@@ -25,7 +27,9 @@ def test_conversations_turns_and_starts():
         ("Bob", 50 + 3 * hour, "hey"),
     )
     counts = SegmentCounts()
-    rows = segment_thread(chat, frozenset({"Me"}), counts, transform=str.upper)
+    upper = lambda texts: [text.upper() for text in texts]  # noqa: E731
+    lines = corpus_lines(chat, frozenset({"Me"}), counts, transform=upper)
+    rows = [orjson.loads(line) for line in lines.splitlines()]
     assert [(r["conversation"], r["turn"], r["persona"], r["starts"]) for r in rows] == [
         (0, 0, False, False),
         (0, 0, False, False),
@@ -45,3 +49,23 @@ def test_default_gap_is_the_one_the_data_supports():
     rows = gap_table()
     best = min(rows, key=lambda row: row["misfiled"])
     assert best["threshold_s"] == GAP_THRESHOLD_SECONDS
+
+
+def test_lines_are_what_orjson_writes_for_each_record():
+    chat = thread(
+        ("Bob", 1_700_000_000.9, 'tricky "quotes", backslash \\'),
+        ("Bob", 1_700_000_061, "ends with a backslash \\"),
+        ("Me", 1_700_003_600, "caf\u00e9 \U0001f602 tab\tnew\nline"),
+        ("Me", -1.5, 'before 1970 ","'),
+    )
+    chat.messages.sort(key=lambda m: m.time)
+    lines = corpus_lines(chat, frozenset({"Me"}), SegmentCounts())
+    rows = [orjson.loads(line) for line in lines.splitlines()]
+    assert lines == b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
+    assert [row["time"] for row in rows] == [
+        "1969-12-31T23:59:59Z",
+        "2023-11-14T22:13:20Z",
+        "2023-11-14T22:14:21Z",
+        "2023-11-14T23:13:20Z",
+    ]
+    assert [row["text"] for row in rows] == [m.text for m in chat.messages]

@@ -119,6 +119,13 @@ def test_help_explains_the_commands_and_keeps_the_state(engine):
     assert engine.state("test", user) == "chatting"
 
 
+def test_empty_text_says_where_the_user_is(engine):
+    replies = transcript(engine, PRIVATE, "", "%restart", PUBLIC, "", "%restart", "")
+    assert replies[1] == [PASSWORD_PROMPT]
+    assert replies[4] == [NOW_CHATTING_TINY]
+    assert replies[6] == [GREETING, SHOW_ALL_HINT]
+
+
 def test_unknown_commands_get_the_help(engine):
     assert transcript(engine, "hi", "%shw all")[1] == ['There is no command "%shw all".', HELP]
 

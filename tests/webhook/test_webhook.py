@@ -104,6 +104,16 @@ def test_echoes_deliveries_and_reads_are_ignored(app, client, graph):
     assert graph.requests == []
 
 
+def test_get_started_postback_gets_the_greeting_once(app, client, graph):
+    psid = new_psid()
+    postback = {"sender": {"id": psid}, "recipient": {"id": "PAGE"}, "timestamp": 7,
+                "postback": {"title": "Get Started", "payload": "GET_STARTED"}}
+    for _ in range(2):  # a redelivery is dropped
+        post_signed(client, page_payload(postback))
+    wait_until_answered(app)
+    assert graph.texts(psid) == [GREETING, SHOW_ALL_HINT]
+
+
 def test_attachments_get_a_text_only_answer(app, client, graph):
     psid = new_psid()
     event = message_event(psid, None, attachments=[{"type": "image", "payload": {}}])
@@ -145,3 +155,15 @@ def test_bad_json_and_non_page_objects_get_json_errors(client):
     assert response.status_code == 400 and response.get_json()["error"] == "bad_request"
     response = post_signed(client, json.dumps({"object": "instagram"}).encode())
     assert response.status_code == 404
+
+
+def test_redis_down_still_gets_an_answer(make_app, graph):
+    from mimical.web.messenger import TRY_AGAIN
+    from tests.fixtures.services import free_port
+
+    app = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    psid = new_psid()
+    response = post_signed(app.test_client(), page_payload(message_event(psid, "hi")))
+    assert response.status_code == 200
+    wait_until_answered(app)
+    assert graph.texts(psid) == [TRY_AGAIN]
