@@ -300,7 +300,7 @@ class S3Storage(Storage):
     def _iter_keys(self, prefix: str) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
-        for page in self._call(self.url(prefix or "."), list, pages):
+        for page in self._call(self.url(prefix) if prefix else self.root, list, pages):
             for item in page.get("Contents", []):
                 yield item["Key"][len(self.prefix) :]
 

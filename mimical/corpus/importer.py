@@ -88,7 +88,7 @@ def import_exports(
     `progress` is True for a tqdm bar on stderr, or a callback `(threads_done, threads_total)`
     (the backend reports it as the import phase's progress); `threads_total` is None when
     it is not known up front (Telegram's chats are counted as they stream by).
-    `workers`: processes that read Messenger threads; by default one per CPU (at most
+    `workers`: processes that read Messenger threads; by default one per idle CPU (at most
     `MAX_WORKERS`) for exports of `PARALLEL_MIN_BYTES` or more, else none (see
     `mimical.corpus.workers`). The output is the same either way.
     """
@@ -133,6 +133,7 @@ def import_exports(
                     counts.add(thread.counts)
                     scrubbed.update(thread.scrubbed)
                     yield thread.lines
+                    del thread  # not kept alive while the next one is read
             # Still inside the write: raising here leaves no corpus file behind.
             _check_result(paths, counts, personas, participants, skipped)
 
@@ -224,12 +225,15 @@ def find_persona(readers: list, me: str | None) -> frozenset[str]:
 
 
 def _worker_count(readers: list) -> int:
-    """Workers for an import: only for a large export, and only from a process with no
-    other threads (forking copies one thread; another's held locks would stay held)."""
+    """Workers for an import: only for a large export, only from a process with no other
+    threads (forking copies one thread; another's held locks would stay held), and only as
+    many as there are idle CPUs: on a busy machine, more processes only add overhead."""
     size = sum(reader.size() for reader in readers if hasattr(reader, "read_thread"))
     if size < PARALLEL_MIN_BYTES or threading.active_count() > 1:
         return 1
-    return min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+    idle = len(os.sched_getaffinity(0)) - os.getloadavg()[0]
+    workers = min(round(idle), MAX_WORKERS)
+    return workers if workers > 1 else 1
 
 
 @contextlib.contextmanager

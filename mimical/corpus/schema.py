@@ -80,6 +80,7 @@ def write_lines(chunks: Iterable[bytes], path: Path) -> None:
         with tmp.open("wb", buffering=1024 * 1024) as out:
             for chunk in chunks:
                 out.write(chunk)
+                del chunk  # not kept alive while the next one is made: memory stays flat
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -5,22 +5,26 @@ lines in the readers' order, whichever process made them. Threads are independen
 reader that can read one thread on its own (`read_thread`, the Messenger DYI reader) has
 them read, segmented and scrubbed by a pool of forked workers; the importer only writes.
 At most a few threads are in flight (`WINDOW_PER_WORKER` each), so memory stays flat
-and the output is the same as in one process, byte for byte.
+and the output is the same as in one process, byte for byte. The importer pauses the
+cycle collector, and so do the workers it forks: they never walk (and so copy) the
+memory they share with it.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mimical.corpus.chat import ChatThread
 from mimical.corpus.scrub import Scrubber
 from mimical.corpus.segment import SegmentCounts, corpus_lines
 from mimical.corpus.sources import Source
+from mimical.errors import TooLargeError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 # Threads handed out ahead per worker: enough to keep each busy, few enough to keep
 # memory flat when one thread is much larger than the rest.
@@ -72,6 +76,10 @@ def thread_lines(
         for index, reader in enumerate(readers):
             if workers > 1 and hasattr(reader, "read_thread"):
                 if pool is None:
+                    # Imported here: a one-process import does without them (2.5 MB).
+                    import multiprocessing
+                    from concurrent.futures import ProcessPoolExecutor
+
                     pool = ProcessPoolExecutor(
                         workers,
                         multiprocessing.get_context("fork"),
@@ -83,6 +91,7 @@ def thread_lines(
             else:
                 for thread in reader.threads(skipped):
                     yield make(thread)
+                    del thread  # not kept alive while the next one is read
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -99,11 +108,13 @@ def _in_order(pool: ProcessPoolExecutor, jobs: list, window: int) -> Iterator[Th
 
 
 def _result(future: Future) -> ThreadLines:
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         return future.result()
-    except BrokenProcessPool:  # a worker was killed, e.g. by the kernel when out of memory
-        raise ImportFailedError(
-            "a worker process reading the export died (out of memory?); import with workers=1"
+    except BrokenProcessPool:  # a worker was killed, most likely by the kernel for memory
+        raise TooLargeError(
+            "a process reading the export died (out of memory?); try again with fewer workers"
         ) from None
 
 

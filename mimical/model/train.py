@@ -33,7 +33,8 @@ GPU_BATCH_SIZE = 256
 # Adam's learning rate: constant, then in the last quarter of the run (its epochs or its
 # time limit, whichever ends first) decaying linearly to a tenth, so that even a short
 # budget ends on small steps (the "warmup-stable-decay" shape, without the warmup).
-LEARNING_RATE = 3e-3
+# 5e-3 beat 3e-3 in a 4-minute budget (1.84 vs 1.86 held-out bits/char).
+LEARNING_RATE = 5e-3
 DECAY_FROM = 0.75
 MAX_EPOCHS = 30
 # Stop after this many epochs without a better held-out loss.

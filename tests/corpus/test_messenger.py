@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 
@@ -13,7 +14,7 @@ from mimical.corpus.messenger import fix_mojibake
 from mimical.corpus.sample_export import DEMO_PERSONA_NAME, build_sample, write_sample_export
 from mimical.corpus.sample_writers import mojibake_json
 from mimical.corpus.schema import read_corpus
-from mimical.errors import InputError
+from mimical.errors import InputError, TooLargeError
 
 
 def page(messages, participants=("Ann Lée", "Bob Roe"), title="Bob Roe") -> bytes:
@@ -269,5 +270,21 @@ def test_errors_in_worker_processes_reach_the_caller(tmp_path):
         thread.write_bytes(page([msg("Ann Lée", 1, content="hi"), msg("Bob Roe", 2, content="yo")]))
     thread.write_bytes(b'{"messages": [')
     with pytest.raises(InputError, match="bob3_1/message_1.json: corrupt JSON"):
+        import_exports(tmp_path, tmp_path / "out.jsonl", workers=2, me="Ann Lée")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def die(job):
+    os._exit(1)  # as if the kernel killed the worker for memory
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path, monkeypatch):
+    from mimical.corpus import workers
+
+    thread = tmp_path / "messages/inbox/bob_1/message_1.json"
+    thread.parent.mkdir(parents=True)
+    thread.write_bytes(page([msg("Ann Lée", 1, content="hi"), msg("Bob Roe", 2, content="yo")]))
+    monkeypatch.setattr(workers, "_read_thread", die)
+    with pytest.raises(TooLargeError, match="died"):
         import_exports(tmp_path, tmp_path / "out.jsonl", workers=2, me="Ann Lée")
     assert not (tmp_path / "out.jsonl").exists()
