@@ -27,7 +27,7 @@ from pathlib import PurePosixPath
 import orjson
 
 from mimical.corpus.chat import ChatMessage, ChatThread, by_time, clean_name
-from mimical.corpus.sources import Source, head
+from mimical.corpus.sources import Source, unclaimed_members
 from mimical.errors import InputError
 
 FOLDERS = ("inbox", "archived_threads", "filtered_threads", "message_requests", "e2ee_cutover")
@@ -270,16 +270,11 @@ class MessengerE2EEReader:
     @classmethod
     def detect(cls, sources: list[Source], claimed: set) -> MessengerE2EEReader | None:
         files = []
-        for source in sources:
-            for member in source.members():
-                if not member.lower().endswith(".json") or (id(source), member) in claimed:
-                    continue
-                sniff = head(source, member, 65536)
-                if b'"senderName"' in sniff or (
-                    b'"participants"' in sniff and b'"threadName"' in sniff
-                ):
-                    files.append((source, member))
-                    claimed.add((id(source), member))
+        for source, member, sniff in unclaimed_members(sources, claimed, ".json", 65536):
+            e2ee_thread = b'"participants"' in sniff and b'"threadName"' in sniff
+            if b'"senderName"' in sniff or e2ee_thread:
+                files.append((source, member))
+                claimed.add((id(source), member))
         return cls(files) if files else None
 
     def __len__(self) -> int:

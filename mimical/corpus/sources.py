@@ -252,3 +252,17 @@ def head(source: Source, member: str, size: int = 4096) -> bytes:
     """The first bytes of a member, to sniff its format without reading it all."""
     with source.open(member) as handle:
         return handle.read(size)
+
+
+def unclaimed_members(
+    sources: list[Source], claimed: set, suffix: str, sniff_size: int
+) -> Iterator[tuple[Source, str, bytes]]:
+    """Members ending in `suffix` that no earlier reader claimed, with their first bytes.
+
+    Readers detect their files in turn and add what they take to `claimed`, so one
+    file is never read as two formats.
+    """
+    for source in sources:
+        for member in source.members():
+            if member.lower().endswith(suffix) and (id(source), member) not in claimed:
+                yield source, member, head(source, member, sniff_size)

@@ -23,7 +23,7 @@ import ijson
 import orjson
 
 from mimical.corpus.chat import ChatMessage, ChatThread, by_time, clean_name
-from mimical.corpus.sources import Source, head
+from mimical.corpus.sources import Source, unclaimed_members
 from mimical.errors import InputError
 
 CONVERSATION_TYPES = {"personal_chat", "private_group", "private_supergroup", "public_supergroup"}
@@ -39,16 +39,12 @@ class TelegramReader:
     @classmethod
     def detect(cls, sources: list[Source], claimed: set) -> TelegramReader | None:
         files = []
-        for source in sources:
-            for member in source.members():
-                if not member.lower().endswith(".json") or (id(source), member) in claimed:
-                    continue
-                sniff = head(source, member, 65536)
-                full = b'"chats"' in sniff or b'"personal_information"' in sniff
-                single = b'"messages"' in sniff and b'"type"' in sniff and b'"date"' in sniff
-                if (full or single) and b'"senderName"' not in sniff:
-                    files.append((source, member, full))
-                    claimed.add((id(source), member))
+        for source, member, sniff in unclaimed_members(sources, claimed, ".json", 65536):
+            full = b'"chats"' in sniff or b'"personal_information"' in sniff
+            single = b'"messages"' in sniff and b'"type"' in sniff and b'"date"' in sniff
+            if (full or single) and b'"senderName"' not in sniff:
+                files.append((source, member, full))
+                claimed.add((id(source), member))
         return cls(files) if files else None
 
     def __len__(self) -> int:

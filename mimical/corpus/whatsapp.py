@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 from mimical.corpus.chat import ChatMessage, ChatThread, clean_name
-from mimical.corpus.sources import Source, head, read_text
+from mimical.corpus.sources import Source, read_text, unclaimed_members
 from mimical.errors import InputError
 
 _DATE = r"(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})"
@@ -109,14 +109,11 @@ class WhatsAppReader:
     @classmethod
     def detect(cls, sources: list[Source], claimed: set) -> WhatsAppReader | None:
         files = []
-        for source in sources:
-            for member in source.members():
-                if not member.lower().endswith(".txt") or (id(source), member) in claimed:
-                    continue
-                style = sniff_style(head(source, member, 8192))
-                if style:
-                    files.append((source, member, style))
-                    claimed.add((id(source), member))
+        for source, member, sniff in unclaimed_members(sources, claimed, ".txt", 8192):
+            style = sniff_style(sniff)
+            if style:
+                files.append((source, member, style))
+                claimed.add((id(source), member))
         return cls(files) if files else None
 
     def __len__(self) -> int:
