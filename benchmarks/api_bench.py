@@ -21,7 +21,6 @@ import argparse
 import http.client
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import psutil
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL_MB = 2
 BOUNDARY = uuid.uuid4().hex
 
@@ -51,25 +51,6 @@ def serve(port: int, home: Path) -> None:
         test_config={"MIMICAL_BUILD_RATE_LIMIT": "1000/minute"},
     )
     make_server("127.0.0.1", port, app, threaded=True).serve_forever()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
 
 
 def build_export(path: Path, megabytes: int) -> Path:
@@ -206,6 +187,10 @@ def main() -> int:
         serve(int(args.serve[0]), Path(args.serve[1]))
         return 0
 
+    # The suite's helpers for servers on loopback; not imported by the measured server.
+    sys.path.insert(0, str(ROOT))
+    from tests.fixtures.services import free_port, wait_for_port
+
     work = Path(tempfile.mkdtemp(prefix="api-bench-"))
     port = free_port()
     server = subprocess.Popen(
@@ -213,7 +198,7 @@ def main() -> int:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(port, server)
+        wait_for_port(port, server, timeout=60)
         small = build_export(work / "small-chat.txt", SMALL_MB)
         big = build_export(work / "big-chat.txt", args.mb)
 

@@ -58,7 +58,7 @@ def ensure_demo_persona(
 ):
     """The demo persona, trained and registered; reused when its model is already there."""
     from mimical.registry import Phase, open_registry
-    from mimical.storage import corpus_key, model_prefix, open_storage
+    from mimical.storage import SAVED_MODEL_FILE, corpus_key, model_prefix, open_storage
 
     registry = open_registry(settings)
     storage = open_storage(settings.storage_root, settings)
@@ -67,7 +67,7 @@ def ensure_demo_persona(
         chatbot is not None
         and chatbot.servable
         and not retrain
-        and storage.exists(model_prefix(DEMO_NAME, chatbot.model_version) + "saved_model.pb")
+        and storage.exists(model_prefix(DEMO_NAME, chatbot.model_version) + SAVED_MODEL_FILE)
     ):
         say(f"reusing {chatbot.display_name} (model version {chatbot.model_version})")
         return chatbot

@@ -55,6 +55,13 @@ class AuthError(MimicalError):
     code = "unauthorized"
 
 
+class RateLimitedError(MimicalError):
+    """Too many attempts (passwords, builds, chat messages) from one client; wait and retry."""
+
+    http_status = 429
+    code = "too_many_requests"
+
+
 class UnavailableError(MimicalError):
     """A backing service (model server, storage, Redis) cannot be reached right now."""
 

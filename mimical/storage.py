@@ -38,10 +38,16 @@ from mimical.errors import InputError, NotFoundError, TooLargeError, Unavailable
 # Uploads above this size go to S3 in parts of this size: bounded memory, resumable parts.
 MULTIPART_CHUNK_BYTES = 16 * 1024 * 1024
 COPY_BUFFER_BYTES = 1024 * 1024
+# A model version counts as stored once this file exists (TF Serving's marker).
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def upload_prefix(name: str) -> str:
+    return f"uploads/{name}/"
 
 
 def upload_key(name: str, upload_id: str, filename: str) -> str:
-    return f"uploads/{name}/{upload_id}/{filename}"
+    return f"{upload_prefix(name)}{upload_id}/{filename}"
 
 
 def corpus_key(name: str, version: int) -> str:
@@ -50,6 +56,11 @@ def corpus_key(name: str, version: int) -> str:
 
 def model_prefix(name: str, version: int | None = None) -> str:
     return f"models/{name}/" if version is None else f"models/{name}/{version}/"
+
+
+def chatbot_prefixes(name: str) -> list[str]:
+    """Every prefix of the layout above holding `name`'s data (deleted with the chatbot)."""
+    return [upload_prefix(name), f"corpora/{name}/", model_prefix(name)]
 
 
 def check_key(key: str) -> str:
@@ -129,7 +140,7 @@ class Storage(ABC):
         directory = Path(directory)
         files = sorted(
             (p for p in directory.rglob("*") if p.is_file()),
-            key=lambda p: (p.name == "saved_model.pb", p.as_posix()),
+            key=lambda p: (p.name == SAVED_MODEL_FILE, p.as_posix()),
         )
         for path in files:
             self.put_file(prefix + path.relative_to(directory).as_posix(), path)

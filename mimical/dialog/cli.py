@@ -52,7 +52,7 @@ def chat_in_terminal(
     """Read lines, print the engine's replies, until end of input; passwords are not echoed."""
     from mimical.errors import MimicalError
 
-    engine.sessions.delete(f"{CHANNEL}:{user_id}")  # every terminal chat starts afresh
+    engine.forget(CHANNEL, user_id)  # every terminal chat starts afresh
     for reply in engine.handle(CHANNEL, user_id, first_message or ""):
         write(reply)
     while True:

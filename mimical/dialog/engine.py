@@ -108,16 +108,24 @@ class DialogEngine:
         self.reply_timeout = reply_timeout
         self.reply_max_chars = reply_max_chars
 
+    @staticmethod
+    def _key(channel: str, user_id: str) -> str:
+        return f"{channel}:{user_id}"
+
     def state(self, channel: str, user_id: str) -> str:
         """`choosing`, `password` or `chatting` (what a UI may adapt to, e.g. hide input)."""
-        session = self.sessions.load(f"{channel}:{user_id}")
+        session = self.sessions.load(self._key(channel, user_id))
         return session["state"] if session else "choosing"
+
+    def forget(self, channel: str, user_id: str) -> None:
+        """Drop the user's session: their next message starts afresh."""
+        self.sessions.delete(self._key(channel, user_id))
 
     def handle(self, channel: str, user_id: str, text: str) -> list[str]:
         """Answer one incoming message; an empty text from a new user just gets the greeting."""
         if len(text) > MESSAGE_MAX_CHARS:
             raise InputError(f"message longer than {MESSAGE_MAX_CHARS} characters")
-        key = f"{channel}:{user_id}"
+        key = self._key(channel, user_id)
         text = text.strip()
         command = " ".join(text.lower().split())
         session = self.sessions.load(key)

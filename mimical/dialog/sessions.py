@@ -122,16 +122,21 @@ def open_session_store(settings: Settings) -> SessionStore:
     return RedisSessionStore(settings.redis_url) if settings.redis_url else MemorySessionStore()
 
 
+def moving_window_limiter(settings: Settings):
+    """A `limits` moving-window rate limiter counting in Redis, or in memory without it."""
+    from limits.storage import storage_from_string
+    from limits.strategies import MovingWindowRateLimiter
+
+    return MovingWindowRateLimiter(storage_from_string(settings.redis_url or "memory://"))
+
+
 class PasswordTries:
     """At most `limit` wrong passwords per (user, persona) per `per` moving window."""
 
     def __init__(self, settings: Settings, limit: int = 5, per: str = "15 minutes"):
         import limits
-        from limits.storage import storage_from_string
-        from limits.strategies import MovingWindowRateLimiter
 
-        storage = storage_from_string(settings.redis_url or "memory://")
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._limiter = moving_window_limiter(settings)
         self._item = limits.parse(f"{limit} per {per}")
 
     def seconds_locked(self, user: str, persona: str) -> int:

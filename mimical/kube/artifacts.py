@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 
 from mimical.errors import NotFoundError
-from mimical.storage import Storage, model_prefix
+from mimical.storage import SAVED_MODEL_FILE, Storage, model_prefix
+from mimical.storage import chatbot_prefixes as layout_prefixes
 
-SAVED_MODEL_FILE = "saved_model.pb"
 METRICS_FILE = "assets.extra/metrics.json"
 
 
@@ -29,12 +29,7 @@ def progress_key(chatbot: str, job_name: str) -> str:
 
 def chatbot_prefixes(chatbot: str) -> list[str]:
     """Every storage prefix holding this chatbot's data (deleted with it)."""
-    return [
-        f"uploads/{chatbot}/",
-        f"corpora/{chatbot}/",
-        model_prefix(chatbot),
-        f"training/{chatbot}/",
-    ]
+    return [*layout_prefixes(chatbot), f"training/{chatbot}/"]
 
 
 def read_json(storage: Storage, key: str) -> dict | None:

@@ -10,7 +10,6 @@ Try one: `python -m mimical.kube.manifests alice s3://bucket/exports/alice.zip`.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import dataclass, field
 
@@ -19,12 +18,12 @@ import yaml
 from mimical.config import Settings
 from mimical.errors import InputError
 from mimical.kube import GROUP
+from mimical.registry import NAME_PATTERN
 from mimical.storage import model_prefix
 
-# Chatbot names become Job names (`NAME-train-GEN`, max 63), pod labels and TF Serving
-# model names, so they must be short DNS labels.
+# Chatbot names (DNS labels, `mimical.registry.NAME_PATTERN`) become Job names
+# (`NAME-train-GEN`, max 63), pod labels and TF Serving model names, so they must be short.
 MAX_NAME_LENGTH = 40
-NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 LABEL_CHATBOT = f"{GROUP}/chatbot"
 LABEL_GENERATION = f"{GROUP}/generation"

@@ -121,16 +121,6 @@ def next_version(storage: Storage, chatbot: str) -> int:
     return max(stored, default=0) + 1
 
 
-def upload_model(storage: Storage, export_dir: Path, chatbot: str, version: int) -> int:
-    """Upload a SavedModel directory; `saved_model.pb` last, so a version appears whole."""
-    prefix = model_prefix(chatbot, version)
-    files = sorted(p for p in Path(export_dir).rglob("*") if p.is_file())
-    files.sort(key=lambda path: path.name == artifacts.SAVED_MODEL_FILE)
-    for path in files:
-        storage.put_file(prefix + path.relative_to(export_dir).as_posix(), path)
-    return len(files)
-
-
 def _scaled(report: Callable, step: str, start: float, end: float):
     """A callback mapping a fraction (0..1) of one step onto the overall percent range."""
 
@@ -176,7 +166,8 @@ def run(request: TrainingRequest, settings: Settings, progress: ProgressFile | N
             **train_options,
         )  # fmt: skip
         progress.report("uploading", TRAINED, f"version {version}")
-        files = upload_model(storage, result.export_dir, request.chatbot, version)
+        # put_tree writes saved_model.pb last, so the version appears whole.
+        files = storage.put_tree(model_prefix(request.chatbot, version), result.export_dir)
         progress.report("done", UPLOADED, f"version {version} uploaded")
     return {"version": version, "files": files, "import": stats, "metrics": result.metrics}
 

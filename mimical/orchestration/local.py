@@ -2,7 +2,7 @@
 
 Each build runs `run_build` in a fresh (spawned) process, so TensorFlow's memory
 and threads go away with it and a crash cannot take the web server down. Builds
-run one at a time (`max_parallel_builds`): training saturates the CPU anyway.
+run one at a time (`MAX_PARALLEL_BUILDS`): training saturates the CPU anyway.
 
     import → corpora/NAME/VERSION.jsonl → train → models/NAME/VERSION/ → Ready
 
@@ -32,11 +32,12 @@ from pathlib import Path, PurePosixPath
 from mimical.config import Settings
 from mimical.errors import MimicalError
 from mimical.orchestration import DeployedCallback, Orchestrator
-from mimical.registry import Phase, open_registry
-from mimical.storage import Storage, corpus_key, model_prefix, open_storage
+from mimical.registry import Phase, Registry, open_registry
+from mimical.storage import Storage, chatbot_prefixes, corpus_key, model_prefix, open_storage
 
 log = logging.getLogger(__name__)
 
+MAX_PARALLEL_BUILDS = 1
 # Share of a build's progress bar each phase ends at.
 IMPORT_DONE = 0.1
 TRAIN_DONE = 0.9
@@ -76,10 +77,24 @@ class _ProgressReporter:
         self(IMPORT_DONE + (TRAIN_DONE - IMPORT_DONE) * fraction, message)
 
 
-def _cleanup_failed_build(storage: Storage, name: str, version: int) -> None:
-    """Remove what a failed build stored, so nothing half-written stays behind."""
+def _mark_failed(
+    settings: Settings,
+    storage: Storage,
+    registry: Registry,
+    name: str,
+    version: int,
+    upload_key: str,
+    message: str,
+) -> None:
+    """Remove what a failed build stored (and its upload), then mark the chatbot Failed.
+
+    Nothing half-written stays behind; the previously served version keeps serving.
+    """
     storage.delete_prefix(corpus_key(name, version))
     storage.delete_prefix(model_prefix(name, version))
+    if not settings.keep_uploads:
+        storage.delete_prefix(upload_key)
+    registry.update_status(name, phase=Phase.FAILED, message=message)
 
 
 def _fetch_upload(storage: Storage, upload_key: str, scratch: Path) -> Path:
@@ -138,10 +153,7 @@ def run_build(
         storage.put_tree(model_prefix(name, version), Path(result.export_dir))
         registry.update_status(name, metrics=dict(result.metrics))
     except MimicalError as error:
-        _cleanup_failed_build(storage, name, version)
-        if not settings.keep_uploads:
-            storage.delete_prefix(upload_key)
-        registry.update_status(name, phase=Phase.FAILED, message=str(error))
+        _mark_failed(settings, storage, registry, name, version, upload_key, str(error))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -167,7 +179,6 @@ class LocalOrchestrator(Orchestrator):
         *,
         on_deployed: DeployedCallback | None = None,
         train_options: dict | None = None,
-        max_parallel_builds: int = 1,
     ):
         self.settings = settings
         self.storage = storage
@@ -176,7 +187,7 @@ class LocalOrchestrator(Orchestrator):
         self.train_options = dict(train_options or {})
         # Spawn, not fork: the parent runs web threads and maybe TensorFlow.
         self._context = multiprocessing.get_context("spawn")
-        self._executor = ThreadPoolExecutor(max_parallel_builds, thread_name_prefix="build")
+        self._executor = ThreadPoolExecutor(MAX_PARALLEL_BUILDS, thread_name_prefix="build")
         self._lock = threading.Lock()
         self._builds: dict[str, _Build] = {}
 
@@ -244,10 +255,15 @@ class LocalOrchestrator(Orchestrator):
     def _fail(self, build: _Build, message: str) -> None:
         if build.cancelled:
             return
-        _cleanup_failed_build(self.storage, build.name, build.version)
-        if not self.settings.keep_uploads:
-            self.storage.delete_prefix(build.upload_key)
-        self.registry.update_status(build.name, phase=Phase.FAILED, message=message)
+        _mark_failed(
+            self.settings,
+            self.storage,
+            self.registry,
+            build.name,
+            build.version,
+            build.upload_key,
+            message,
+        )
 
     def _cancel(self, build: _Build) -> None:
         """Stop a build: drop it from the queue, or end its worker process."""
@@ -264,7 +280,7 @@ class LocalOrchestrator(Orchestrator):
             build = self._builds.get(name)
         if build is not None:
             self._cancel(build)
-        for prefix in (f"uploads/{name}/", f"corpora/{name}/", model_prefix(name)):
+        for prefix in chatbot_prefixes(name):
             self.storage.delete_prefix(prefix)
 
     def close(self) -> None:

@@ -41,11 +41,11 @@ class ModelConnection:
         self.close()
 
 
-def connect_models(settings: Settings, *, poll_seconds: float = 2.0) -> ModelConnection:
+def connect_models(settings: Settings) -> ModelConnection:
     if settings.model_server:
         return ModelConnection(ModelClient(settings.model_server))
     from mimical.serving.server import ModelServer
 
-    server = ModelServer(model_base_for(settings), settings=settings, poll_seconds=poll_seconds)
+    server = ModelServer(model_base_for(settings), settings=settings)
     server.start()
     return ModelConnection(ModelClient(server.target), server)

@@ -28,10 +28,10 @@ from urllib.parse import unquote, urlparse
 from mimical.config import Settings
 from mimical.errors import NotFoundError
 from mimical.serving.batching import Batcher
+from mimical.storage import SAVED_MODEL_FILE, open_storage
 
 log = logging.getLogger(__name__)
 
-SAVED_MODEL_FILE = "saved_model.pb"
 # A version that failed to load (often: still being copied) is tried again after this.
 RETRY_FAILED_SECONDS = 10.0
 
@@ -76,8 +76,6 @@ class ModelRepository:
         self._prefix = ""
         self._cache_dir: Path | None = None
         if self._local_base is None:
-            from mimical.storage import open_storage
-
             # Storage is rooted one level up, so its keys read `models/NAME/VERSION/...`
             # as in mimical.storage's layout.
             root, _, last = model_base.rstrip("/").rpartition("/")

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from typing import TYPE_CHECKING
 
 from mimical.config import Settings
 from mimical.errors import MimicalError
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+# Flask is imported in the functions: `mimical --help` imports this package (for
+# `mimical.web.cli`) and should not pay for Flask.
 
 COMPONENTS = {
     "api": "mimical.web.api",
@@ -27,6 +31,8 @@ COMPONENTS = {
 
 def error_response(status: int, code: str, message: str):
     """The one error shape every endpoint answers with."""
+    from flask import jsonify
+
     return jsonify(error=code, message=message), status
 
 
@@ -35,6 +41,9 @@ def create_app(
     components: Iterable[str] = tuple(COMPONENTS),
     test_config: dict | None = None,
 ) -> Flask:
+    from flask import Flask
+    from werkzeug.exceptions import HTTPException
+
     app = Flask(__name__)
     app.config["MIMICAL_SETTINGS"] = settings or Settings.from_env()
     app.config["MAX_CONTENT_LENGTH"] = app.config["MIMICAL_SETTINGS"].upload_max_bytes

@@ -33,12 +33,12 @@ from mimical.errors import (
     AuthError,
     ConflictError,
     InputError,
-    MimicalError,
+    RateLimitedError,
     TooLargeError,
     UnsupportedFormatError,
 )
 from mimical.registry import Chatbot, Phase
-from mimical.storage import model_prefix
+from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
 from mimical.web import error_response
 from mimical.web.metrics import init_metrics
@@ -56,11 +56,6 @@ RATE_LIMIT_DEFAULTS = {
     # Creating or retraining (each starts a training run): per client.
     "MIMICAL_BUILD_RATE_LIMIT": "10/hour",
 }
-
-
-class RateLimitedError(MimicalError):
-    http_status = 429
-    code = "too_many_requests"
 
 
 def init_app(app: Flask) -> None:
@@ -99,8 +94,8 @@ def _bearer_token() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _require_owner(name: str) -> Chatbot:
-    chatbot = get_registry().get(name)
+def _check_owner(name: str) -> None:
+    """401 unless the request carries `name`'s owner token."""
     token = _bearer_token()
     if token is None:
         raise AuthError(f"changing {name!r} needs its owner token (Authorization: Bearer TOKEN)")
@@ -109,6 +104,12 @@ def _require_owner(name: str) -> Chatbot:
         # polls build status with it every few seconds while a chatbot trains.
         _rate_limit("password", name)
         raise AuthError(f"wrong owner token for {name!r}")
+
+
+def _require_owner(name: str) -> Chatbot:
+    """The chatbot (404 if unknown), once the request proved it owns it."""
+    chatbot = get_registry().get(name)
+    _check_owner(name)
     return chatbot
 
 
@@ -184,7 +185,7 @@ def create_chatbot():
             get_orchestrator().build(form.name, key, version=1, me=form.me)
         except BaseException:
             # Nothing half-made: no record without its upload, no upload without a record.
-            get_storage().delete_prefix(f"uploads/{form.name}/")
+            get_storage().delete_prefix(upload_prefix(form.name))
             registry.delete(form.name)
             raise
     body = schemas.CreatedChatbot(
@@ -204,9 +205,8 @@ def list_chatbots():
 def get_chatbot(name: str):
     chatbot = get_registry().get(name)
     if not chatbot.public:
-        token = _bearer_token()
-        if token is not None:
-            _require_owner(name)
+        if _bearer_token() is not None:
+            _check_owner(name)  # the extension polls with it while the chatbot builds
         else:
             _check_password(chatbot, request.headers.get("X-Chatbot-Password"))
     return schemas.detail(chatbot).model_dump(mode="json")
@@ -218,11 +218,11 @@ def retrain_chatbot(name: str):
     unknown = set(form) - {"me"}
     if unknown:
         raise InputError(f"unknown field {sorted(unknown)[0]!r}")
-    _require_owner(name)
+    chatbot = _require_owner(name)
     if get_orchestrator().busy(name):
         raise ConflictError(f"{name!r} is already being built; wait for it to finish")
     _rate_limit("build")
-    _start_build(name, form.get("me") or get_registry().get(name).me)
+    _start_build(name, form.get("me") or chatbot.me)
     return schemas.detail(get_registry().get(name)).model_dump(mode="json"), 202
 
 

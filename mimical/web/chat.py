@@ -16,9 +16,8 @@ from __future__ import annotations
 import secrets
 
 from flask import Blueprint, Flask, jsonify, make_response, render_template, request
-from werkzeug.exceptions import TooManyRequests
 
-from mimical.errors import InputError
+from mimical.errors import InputError, RateLimitedError
 from mimical.web.dialog_app import get_engine, get_resource
 
 CHANNEL = "web"
@@ -46,18 +45,16 @@ def _check_rate(visitor: str) -> None:
 
     def make(app: Flask):
         import limits
-        from limits.storage import storage_from_string
-        from limits.strategies import MovingWindowRateLimiter
 
-        storage = storage_from_string(app.config["MIMICAL_SETTINGS"].redis_url or "memory://")
-        return MovingWindowRateLimiter(storage), limits.parse(
-            app.config["MIMICAL_CHAT_RATE_LIMIT"]
-        )
+        from mimical.dialog.sessions import moving_window_limiter
+
+        limiter = moving_window_limiter(app.config["MIMICAL_SETTINGS"])
+        return limiter, limits.parse(app.config["MIMICAL_CHAT_RATE_LIMIT"])
 
     limiter, limit = get_resource("chat_limiter", make)
     # Per visitor, not per address: behind a proxy every visitor shares one address.
     if not limiter.hit(limit, "chat", visitor):
-        raise TooManyRequests(f"too many messages, the limit is {limit}; try again soon")
+        raise RateLimitedError(f"too many messages, the limit is {limit}; try again soon")
 
 
 def _visitor() -> tuple[str, bool]:

@@ -8,27 +8,16 @@ and one Messenger worker, created on first use and kept in
 
 from __future__ import annotations
 
-import threading
+from flask import Flask
 
-from flask import Flask, current_app
+from mimical.web.resources import app_resources, get_registry, shared_resource
 
-# Re-entrant: making one resource may get another (the messenger needs the engine).
-_lock = threading.RLock()
-
-
-def _resources(app: Flask) -> dict:
-    return app.extensions.setdefault("mimical_dialog", {})
+EXTENSION = "mimical_dialog"
 
 
 def get_resource(name: str, make):
-    """This app's `name` resource, made once by `make(app)` (thread-safe)."""
-    app = current_app._get_current_object()
-    resources = _resources(app)
-    if name not in resources:
-        with _lock:
-            if name not in resources:
-                resources[name] = make(app)
-    return resources[name]
+    """This app's `name` chat resource, made once by `make(app)` (thread-safe)."""
+    return shared_resource(name, make, EXTENSION)
 
 
 def get_models():
@@ -41,7 +30,6 @@ def get_models():
 def get_engine():
     def make(app: Flask):
         from mimical.dialog import create_engine
-        from mimical.web.resources import get_registry
 
         return create_engine(app.config["MIMICAL_SETTINGS"], get_models().client, get_registry())
 
@@ -64,7 +52,7 @@ def get_messenger():
 
 def close_dialog(app: Flask) -> None:
     """Finish queued Messenger work, then close the model connection."""
-    resources = _resources(app)
+    resources = app_resources(app, EXTENSION)
     messenger = resources.pop("messenger", None)
     if messenger is not None:
         messenger.close()

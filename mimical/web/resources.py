@@ -22,17 +22,23 @@ from mimical.orchestration import Orchestrator, open_orchestrator
 from mimical.registry import Registry
 from mimical.storage import Storage, open_storage
 
-# Reentrant: making the orchestrator makes the storage it needs.
+# Reentrant: making one resource may get another (the orchestrator needs the storage,
+# the dialog engine the registry).
 _lock = threading.RLock()
 
 
-def app_resources(app: Flask) -> dict:
-    return app.extensions.setdefault("mimical", {})
+def app_resources(app: Flask, extension: str = "mimical") -> dict:
+    return app.extensions.setdefault(extension, {})
 
 
-def _get(name: str, make):
+def shared_resource(name: str, make, extension: str = "mimical"):
+    """The current app's `name` resource, made once by `make(app)` (thread-safe).
+
+    `extension` names the `app.extensions` dict it is kept in, so each component
+    can close its own resources (`mimical.web.dialog_app` keeps its own).
+    """
     app = current_app._get_current_object()
-    resources = app_resources(app)
+    resources = app_resources(app, extension)
     if name not in resources:
         with _lock:
             if name not in resources:
@@ -45,7 +51,7 @@ def get_storage() -> Storage:
         settings = app.config["MIMICAL_SETTINGS"]
         return open_storage(settings.storage_root, settings)
 
-    return _get("storage", make)
+    return shared_resource("storage", make)
 
 
 def get_orchestrator() -> Orchestrator:
@@ -57,7 +63,7 @@ def get_orchestrator() -> Orchestrator:
             train_options=app.config.get("MIMICAL_TRAIN_OPTIONS"),
         )
 
-    return _get("orchestrator", make)
+    return shared_resource("orchestrator", make)
 
 
 def get_registry() -> Registry:

@@ -135,7 +135,7 @@ def _check_export(path: Path, label: str) -> None:
 
 
 @contextlib.contextmanager
-def received_export(upload: UploadedFile | None, scratch_root: Path | None = None):
+def received_export(upload: UploadedFile | None):
     """Save an uploaded file to a private temp dir and check it; yield its path.
 
     The temp dir is removed afterwards whatever happens.
@@ -143,7 +143,7 @@ def received_export(upload: UploadedFile | None, scratch_root: Path | None = Non
     if upload is None or not upload.filename:
         raise InputError("missing the 'export' file field (multipart/form-data)")
     filename = secure_filename(upload.filename) or "export"
-    scratch = Path(tempfile.mkdtemp(prefix="mimical-upload-", dir=scratch_root))
+    scratch = Path(tempfile.mkdtemp(prefix="mimical-upload-"))
     try:
         path = scratch / filename
         with path.open("wb") as out:
