@@ -39,8 +39,10 @@ import orjson
 from mimical.config import Settings
 from mimical.errors import ConflictError, InputError, NotFoundError
 
-# Kubernetes object names (DNS-1123 labels): the name is also the CR and model name.
-NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A DNS-1123 label, since the name is also the Chatbot resource and model name; at most
+# 40 characters so that the training Job's name (`NAME-train-GENERATION`) stays a label too.
+NAME_MAX_LENGTH = 40
+NAME_PATTERN = re.compile(rf"^[a-z0-9]([-a-z0-9]{{0,{NAME_MAX_LENGTH - 2}}}[a-z0-9])?$")
 DISPLAY_NAME_MAX = 100
 PASSWORD_MAX = 1024
 
@@ -82,7 +84,8 @@ class Chatbot:
 def validate_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise InputError(
-            f"invalid chatbot name {name!r}: use 1-63 lowercase letters, digits and '-', "
+            f"invalid chatbot name {name!r}: use 1-{NAME_MAX_LENGTH} lowercase letters, digits "
+            "and '-', "
             "starting and ending with a letter or digit"
         )
     return name

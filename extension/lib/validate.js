@@ -4,9 +4,10 @@
 // its own error (wrong file, too large, name taken) is what the user sees for
 // anything these checks let through. Pure functions: `node --test test/` covers them.
 
-// Persona names become Kubernetes resource names, so they follow DNS-1123 labels.
+// Persona names become Kubernetes resource names, so they follow DNS-1123 labels, short
+// enough (like the backend's `NAME_MAX_LENGTH`) to leave room for the training Job suffix.
 export const NAME_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-export const NAME_MAX_LENGTH = 63;
+export const NAME_MAX_LENGTH = 40;
 
 // File pickers offer these; the backend sniffs the content whatever the name says.
 export const EXPORT_ACCEPT = ".zip,.json,.txt";

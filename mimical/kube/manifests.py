@@ -18,12 +18,8 @@ import yaml
 from mimical.config import Settings
 from mimical.errors import InputError
 from mimical.kube import GROUP
-from mimical.registry import NAME_PATTERN
+from mimical.registry import NAME_MAX_LENGTH, NAME_PATTERN
 from mimical.storage import model_prefix
-
-# Chatbot names (DNS labels, `mimical.registry.NAME_PATTERN`) become Job names
-# (`NAME-train-GEN`, max 63), pod labels and TF Serving model names, so they must be short.
-MAX_NAME_LENGTH = 40
 
 LABEL_CHATBOT = f"{GROUP}/chatbot"
 LABEL_GENERATION = f"{GROUP}/generation"
@@ -82,9 +78,9 @@ class TrainingSpec:
 
 def check_chatbot(name: str, spec: dict) -> None:
     """Refuse what the CRD schema cannot express; `InvalidSpecError` names the problem."""
-    if len(name) > MAX_NAME_LENGTH or not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.match(name):
         raise InvalidSpecError(
-            f"chatbot name {name!r}: use at most {MAX_NAME_LENGTH} lowercase letters, digits "
+            f"chatbot name {name!r}: use at most {NAME_MAX_LENGTH} lowercase letters, digits "
             "and '-' (it names the training Job and the served model)"
         )
     source = spec.get("source")

@@ -13,12 +13,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from mimical.registry import DISPLAY_NAME_MAX, NAME_PATTERN, PASSWORD_MAX, Chatbot
+from mimical.registry import (
+    DISPLAY_NAME_MAX,
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    PASSWORD_MAX,
+    Chatbot,
+)
 
 NAME_FIELD = Field(
     pattern=NAME_PATTERN.pattern,
     min_length=1,
-    max_length=63,
+    max_length=NAME_MAX_LENGTH,
     description="DNS-1123 label: the chatbot's unique name (also its model name)",
 )
 PhaseName = Literal["Pending", "Importing", "Training", "Deploying", "Ready", "Failed"]
@@ -179,7 +185,7 @@ NAME_PARAM = {
     "name": "name",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": NAME_PATTERN.pattern, "maxLength": 63},
+    "schema": {"type": "string", "pattern": NAME_PATTERN.pattern, "maxLength": NAME_MAX_LENGTH},
 }
 PASSWORD_HEADER = {
     "name": "X-Chatbot-Password",

@@ -7,7 +7,7 @@ import multiprocessing
 import pytest
 
 from mimical.errors import ConflictError, InputError, NotFoundError
-from mimical.registry import Phase, SqliteRegistry
+from mimical.registry import NAME_MAX_LENGTH, Phase, SqliteRegistry
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_create_and_get(registry):
         registry.create("alice", public=True)
 
 
-@pytest.mark.parametrize("name", ["Alice", "-a", "a-", "a_b", "a" * 64, "", "../x"])
+@pytest.mark.parametrize("name", ["Alice", "-a", "a-", "a_b", "a" * 41, "", "../x"])
 def test_bad_names(registry, name):
     with pytest.raises(InputError):
         registry.create(name, public=True)
@@ -80,3 +80,8 @@ def test_concurrent_processes(registry):
         worker.join(30)
         assert worker.exitcode == 0
     assert registry.get("dave").versions == list(range(20))
+
+
+def test_longest_name_leaves_room_for_the_training_job_suffix(registry):
+    chatbot, _ = registry.create("a" * NAME_MAX_LENGTH, public=True)
+    assert len(f"{chatbot.name}-train-9999") <= 63  # still a DNS label as a Job name
