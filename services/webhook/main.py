@@ -8,13 +8,22 @@ Settings come from the environment (`MIMICAL_*`, `REDIS_URL`, `AWS_*`, see
 mimical/config.py); `WEB_CONCURRENCY` sets gunicorn's worker count.
 """
 
+import atexit
+
 from flask import Flask
 
 from mimical.web import create_app
+from mimical.web.dialog_app import close_dialog
 
 COMPONENTS = ["webhook", "chat"]
 
 
 def create_service_app() -> Flask:
-    """gunicorn calls this once per worker, so each worker owns its clients and pools."""
-    return create_app(components=COMPONENTS)
+    """gunicorn calls this once per worker, so each worker owns its clients and pools.
+
+    A worker that gunicorn stops (deploy, scale-down) first answers the Messenger
+    messages it already acknowledged: they would be lost otherwise.
+    """
+    app = create_app(components=COMPONENTS)
+    atexit.register(close_dialog, app)
+    return app
