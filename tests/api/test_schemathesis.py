@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
 from mimical.config import Settings
@@ -45,16 +45,27 @@ def test_served_document_is_the_tested_one(conformance_app):
     assert conformance_app.test_client().get("/openapi.json").get_json() == openapi_document()
 
 
-@schema.parametrize()
-@settings(
-    max_examples=EXAMPLES_PER_OPERATION,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
-def test_api_conforms_to_its_openapi_document(case, conformance_app):
-    excluded = []
-    if case.media_type == "multipart/form-data":
-        # A schema can say "a file", not "a chat export": random bytes are rightly refused
-        # (413/415/422), so "schema-valid data must be accepted" does not apply to uploads.
-        excluded.append(positive_data_acceptance)
-    case.call_and_validate(app=conformance_app, excluded_checks=excluded)
+# One test per operation, named after it ("GET /api/chatbots"): unique test ids, so
+# pytest-xdist schedules (and reports) every operation.
+OPERATIONS = [result.ok() for result in schema.get_all_operations()]
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.label)
+def test_api_conforms_to_its_openapi_document(operation, conformance_app):
+    @given(case=operation.as_strategy())
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(case):
+        excluded = []
+        if case.media_type == "multipart/form-data":
+            # A schema can say "a file", not "a chat export": random bytes are rightly
+            # refused (413/415/422), so "schema-valid data must be accepted" does not
+            # apply to uploads.
+            excluded.append(positive_data_acceptance)
+        case.call_and_validate(app=conformance_app, excluded_checks=excluded)
+
+    check()
