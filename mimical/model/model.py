@@ -50,7 +50,10 @@ class ModelConfig:
     # and its recurrent kernel stays in cache: a 100-character reply takes ~5 ms, not ~25.
     units: int = 256
     layers: int = 1
-    dropout: float = 0.0  # a 5-minute budget ends long before the network overfits
+    # Dropout on each GRU layer's output. Without it the demo persona overfits after 5
+    # epochs (held-out 1.93 bits/char, early stop); with 0.2 it is still improving at
+    # the 5-minute limit (1.86), and it recites fewer training phrases.
+    dropout: float = 0.2
     context_chars: int = 64  # how much of the friend's text the model reads
     reply_chars: int = 160  # longer replies are cut (without EOT) when training
     min_char_count: int = 3  # rarer characters become UNK
