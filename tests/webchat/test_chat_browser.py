@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mimical.dialog.engine import GREETING, PASSWORD_PROMPT
-from tests.serving.fixtures import PASSWORD, PRIVATE
+from mimical.dialog.engine import GREETING, NOW_CHATTING, PASSWORD_PROMPT
+from tests.serving.fixtures import PASSWORD, PRIVATE, PUBLIC
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -65,3 +65,18 @@ def test_chat_with_a_private_persona_in_chromium(page, live_url):
     if not docs_image.exists():  # the README's picture, refreshed by deleting it
         docs_image.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(screenshot, docs_image)
+
+
+@pytest.mark.slow
+def test_messages_typed_in_a_burst_are_answered_in_order(page, live_url):
+    """The dialog is a state machine: a name typed right after "%show all" must not overtake it."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{live_url}/chat")
+    bot = page.locator(".message.bot")
+    expect(bot.first).to_have_text(GREETING)
+    for text in ("%show all", PUBLIC):
+        page.fill("#text", text)
+        page.press("#text", "Enter")
+    expect(bot.last).to_have_text(NOW_CHATTING.format(name="Tiny"))
+    expect(bot.nth(-2)).to_contain_text("Public personas:")

@@ -42,6 +42,13 @@
     input.placeholder = body.state === "password" ? "Password" : "Type a message…";
   }
 
+  // One message at a time, in the order typed: the dialog is a state machine, so a
+  // persona name must be handled before the message typed right after it.
+  let pending = Promise.resolve();
+  function enqueue(text) {
+    pending = pending.then(() => send(text));
+  }
+
   composer.addEventListener("submit", function (event) {
     event.preventDefault();
     const text = input.value.trim();
@@ -50,8 +57,8 @@
     }
     show(input.type === "password" ? "••••••" : text, "me");
     input.value = "";
-    send(text);
+    enqueue(text);
   });
 
-  send("");
+  enqueue("");
 })();
