@@ -209,18 +209,20 @@ class DialogEngine:
         persona = self._find(session["persona"])
         if persona is None:  # deleted while we were asking
             return {"state": "choosing"}, [self._unknown(session["persona"])]
-        wait = self.password_tries.seconds_locked(key, persona.name)
-        if wait:
-            return session, [TOO_MANY_TRIES.format(name=persona.display_name,
-                                                   minutes=_wait_words(wait))]
+        locked = self._locked_out(key, persona)
+        if locked:
+            return session, [locked]
         if self.directory.verify_password(persona.name, password):
             return self._start_chat(persona)
         self.password_tries.record_failure(key, persona.name)
+        return session, [self._locked_out(key, persona) or WRONG_PASSWORD]
+
+    def _locked_out(self, key: str, persona: Persona) -> str | None:
+        """The wait message while this user has used up their password tries, else None."""
         wait = self.password_tries.seconds_locked(key, persona.name)
-        if wait:
-            return session, [TOO_MANY_TRIES.format(name=persona.display_name,
-                                                   minutes=_wait_words(wait))]
-        return session, [WRONG_PASSWORD]
+        if not wait:
+            return None
+        return TOO_MANY_TRIES.format(name=persona.display_name, minutes=_wait_words(wait))
 
     def _chat(self, session: dict, text: str) -> tuple[dict, list[str]]:
         name, display_name = session["persona"], session["display_name"]
