@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import NamedTuple
 
+# Joins many texts so one bulk operation (mojibake repair, the PII byte scan) covers them
+# all (ASCII "record separator"). A text can contain it too: callers check that splitting
+# gives back as many pieces as texts, and otherwise work text by text.
+RECORD_SEPARATOR = "\x1e"
+
 # Why a message was left out of the corpus (the keys of the `skipped` stats).
 SKIP_REASONS = (
     "media",  # photos, videos, GIFs, audio, files, locations, polls, contact cards

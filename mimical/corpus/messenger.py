@@ -26,7 +26,13 @@ from pathlib import PurePosixPath
 
 import orjson
 
-from mimical.corpus.chat import ChatMessage, ChatThread, by_time, clean_name
+from mimical.corpus.chat import (
+    RECORD_SEPARATOR,
+    ChatMessage,
+    ChatThread,
+    by_time,
+    clean_name,
+)
 from mimical.corpus.sources import Source, unclaimed_members
 from mimical.errors import InputError
 
@@ -37,8 +43,6 @@ MEDIA_KEYS = ("photos", "videos", "gifs", "audio_files", "files")
 SPECIAL_KEYS = frozenset((*MEDIA_KEYS, "sticker", "share", "call_duration", "is_unsent"))
 # How notices without a name in front begin (see BARE_NOTICE).
 BARE_PREFIXES = ("You ", "Say hi", "Messages and", "The ", "Reacted ")
-# Joins a page's texts to fix their mojibake in one go (ASCII "record separator").
-SEPARATOR = "\x1e"
 
 # Notices Messenger writes as messages, after the name of who did it (or "You").
 NOTICES = {
@@ -82,7 +86,8 @@ def fix_mojibake_all(texts: list[str]) -> list[str]:
     if all(map(str.isascii, texts)):
         return texts
     try:
-        fixed = SEPARATOR.join(texts).encode("latin-1").decode("utf-8").split(SEPARATOR)
+        joined = RECORD_SEPARATOR.join(texts).encode("latin-1").decode("utf-8")
+        fixed = joined.split(RECORD_SEPARATOR)
     except (UnicodeEncodeError, UnicodeDecodeError):
         fixed = []
     return fixed if len(fixed) == len(texts) else list(map(fix_mojibake, texts))

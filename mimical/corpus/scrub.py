@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 import phonenumbers
 from stdnum import iban, luhn
 
+from mimical.corpus.chat import RECORD_SEPARATOR
+
 KINDS = ("email", "phone", "url", "card", "iban")
 
 PATTERN = re.compile(
@@ -37,10 +39,9 @@ NEEDED_PATTERN = re.compile(r"://|www\.|@|[A-Z]{2}\d{2}|\d[\d ()./\-\u2011]{5,}\
 DIGITS = b"0123456789"
 # Every kind needs a digit, an "@", a "/" or a "www" (see `Scrubber.__call__`).
 NEEDED = DIGITS + b"@/"
-SEPARATOR = "\x1e"  # joins a thread's texts for one byte scan (ASCII "record separator")
 # All bytes but the separator and those a match needs: deleting them leaves, per text,
 # an empty chunk when the text cannot hold personal data.
-UNNEEDED = bytes(sorted(set(range(256)) - set(NEEDED) - set(SEPARATOR.encode())))
+UNNEEDED = bytes(sorted(set(range(256)) - set(NEEDED) - set(RECORD_SEPARATOR.encode())))
 URL_TAIL = ".,;:!?)]}'\""
 
 
@@ -68,8 +69,9 @@ class Scrubber:
         made once for all of them: join, delete every byte no pattern needs, and the texts
         whose chunk is left non-empty are the few to scrub.
         """
-        joined = SEPARATOR.join(texts).replace("www", "/")  # a "/" marks the text just as well
-        chunks = joined.encode().translate(None, UNNEEDED).split(SEPARATOR.encode())
+        # A "/" marks a text that may hold a URL just as well as "www" does.
+        joined = RECORD_SEPARATOR.join(texts).replace("www", "/")
+        chunks = joined.encode().translate(None, UNNEEDED).split(RECORD_SEPARATOR.encode())
         if len(chunks) != len(texts):  # a text holds the separator itself
             return list(map(self, texts))
         scrubbed = list(texts)
