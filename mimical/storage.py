@@ -63,6 +63,15 @@ def chatbot_prefixes(name: str) -> list[str]:
     return [upload_prefix(name), f"corpora/{name}/", model_prefix(name)]
 
 
+def stored_model_files(storage: Storage, name: str) -> Iterator[tuple[int, str]]:
+    """(version, path inside the version's folder) of every object under `models/NAME/`."""
+    prefix = model_prefix(name)
+    for key in storage.list(prefix):
+        version, _, rest = key[len(prefix) :].partition("/")
+        if version.isdigit():
+            yield int(version), rest
+
+
 def check_key(key: str) -> str:
     """Return `key` if it is a safe relative object key, else raise `InputError`."""
     parts = key.split("/")

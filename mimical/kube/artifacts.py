@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from mimical.errors import NotFoundError
-from mimical.storage import SAVED_MODEL_FILE, Storage, model_prefix
+from mimical.storage import SAVED_MODEL_FILE, Storage, model_prefix, stored_model_files
 from mimical.storage import chatbot_prefixes as layout_prefixes
 
 METRICS_FILE = "assets.extra/metrics.json"
@@ -52,13 +52,9 @@ def write_json(storage: Storage, key: str, value: dict) -> None:
 
 def model_versions(storage: Storage, chatbot: str) -> list[int]:
     """Complete model versions (those with a saved_model.pb), oldest first."""
-    prefix = model_prefix(chatbot)
-    versions = set()
-    for key in storage.list(prefix):
-        version, _, rest = key[len(prefix) :].partition("/")
-        if version.isdigit() and rest == SAVED_MODEL_FILE:
-            versions.add(int(version))
-    return sorted(versions)
+    return sorted(
+        {v for v, path in stored_model_files(storage, chatbot) if path == SAVED_MODEL_FILE}
+    )
 
 
 def model_metrics(storage: Storage, chatbot: str, version: int) -> dict:

@@ -34,7 +34,7 @@ from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
 from mimical.kube import artifacts
 from mimical.kube.status import now_iso
-from mimical.storage import Storage, corpus_key, model_prefix, open_storage
+from mimical.storage import Storage, corpus_key, model_prefix, open_storage, stored_model_files
 
 logger = logging.getLogger(__name__)
 
@@ -112,13 +112,7 @@ def fetch_source(source: str, directory: Path, settings: Settings) -> Path:
 
 def next_version(storage: Storage, chatbot: str) -> int:
     """Versions only grow: one more than the highest stored (complete or not)."""
-    prefix = model_prefix(chatbot)
-    stored = [
-        int(part)
-        for key in storage.list(prefix)
-        if (part := key[len(prefix) :].split("/", 1)[0]).isdigit()
-    ]
-    return max(stored, default=0) + 1
+    return max((version for version, _ in stored_model_files(storage, chatbot)), default=0) + 1
 
 
 def _scaled(report: Callable, step: str, start: float, end: float):
