@@ -75,6 +75,23 @@ class ExtensionBrowser:
         return f"chrome-extension://{self.extension_id}/{page}"
 
 
+
+def close_options_opened_on_install(context, timeout_ms: int = 15_000) -> None:
+    """Close the options tab background.js opens on install before any test opens a page.
+
+    Chromium may open it in the tab a test has just created and interrupt that tab's
+    navigation, so the tests start only once it is there and gone.
+    """
+    waiter = context.pages[0] if context.pages else context.new_page()
+    for _ in range(timeout_ms // 100):
+        opened = [page for page in context.pages if page.url.endswith("/options.html")]
+        if opened:
+            for page in opened:
+                page.close()
+            return
+        waiter.wait_for_timeout(100)  # lets Playwright take in Chromium's page events
+    pytest.fail("the extension did not open its options page on install")
+
 @pytest.fixture(scope="module")
 def extension_browser(tmp_path_factory) -> Iterator[ExtensionBrowser]:
     """Chromium (new headless mode) with extension/ loaded unpacked."""
@@ -101,6 +118,7 @@ def extension_browser(tmp_path_factory) -> Iterator[ExtensionBrowser]:
                 if context.service_workers
                 else context.wait_for_event("serviceworker", timeout=15_000)
             )
+            close_options_opened_on_install(context)
             # chrome-extension://<id>/background.js
             yield ExtensionBrowser(context, worker.url.split("/")[2])
         finally:
