@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import attrs
+import jsonpatch
 import jsonschema
 import kmock
 import yaml
@@ -118,7 +119,12 @@ class ApiServer(kmock.KubernetesEmulator):
                 )
             elif request.action == kmock.action.UPDATE:
                 self._update_metadata(request, data)
-        response = await super()._handle(request)
+        try:
+            response = await super()._handle(request)
+        except jsonpatch.JsonPatchTestFailed as error:
+            # kopf guards its JSON patches with a resourceVersion "test"; a real API server
+            # refuses a stale one with 422, which kopf takes as "newer changes are coming".
+            raise kmock.KubernetesError(status=422, reason="Invalid", message=str(error)) from None
         if request.action == kmock.action.CREATE and response.status == 200:
             response.set_status(201)  # what a real API server answers (clients check it)
         return response
