@@ -2,7 +2,7 @@
 
 The operator watches one namespace (`MIMICAL_NAMESPACE`), so a namespaced Role is
 enough. `charts/mimical/templates/operator-rbac.yaml` must grant exactly these
-rules; `tests/kube/test_rbac.py` checks that it does. Print them as YAML with
+rules; `tests/deploy/test_chart.py` checks that it does. Print them as YAML with
 `python -m mimical.kube.rbac`.
 """
 

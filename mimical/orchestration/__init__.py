@@ -6,7 +6,7 @@ Kubernetes. `Settings.orchestrator` picks the implementation:
 - `local` (`mimical.orchestration.local`): a worker process per build in this
   machine, a SQLite registry, models written to storage's `models/NAME/VERSION/`
   where the in-process model server picks them up.
-- `kubernetes` (`mimical.orchestration.kubernetes`, issue E): the registry is the
+- `kubernetes` (`mimical.orchestration.kubernetes`): the registry is the
   `Chatbot` custom resources (hashes in a Secret per chatbot); `build` sets the
   resource's spec so the operator runs the training Job, and phase/progress are
   read back from the resource's status.
