@@ -132,12 +132,23 @@ def main() -> None:
 
     n = args.chatbots
     rows = [
-        ("seconds to Training", f"{one_seconds:.2f} (1 chatbot)", f"{all_seconds:.2f}",
-         f"{all_seconds / one_seconds:.0f}x", f"<= {TARGET_SECONDS:.0f} s",
-         all_seconds <= TARGET_SECONDS),
-        ("operator RSS, MB", f"{idle_mb:.0f} (idle)", f"{peak_mb:.0f} (peak)",
-         f"{peak_mb / idle_mb:.2f}x", f"<= {TARGET_RSS_MB:.0f} MB", peak_mb <= TARGET_RSS_MB),
-    ]  # fmt: skip
+        (
+            "seconds to Training",
+            f"{one_seconds:.2f} (1 chatbot)",
+            f"{all_seconds:.2f}",
+            f"{all_seconds / one_seconds:.0f}x",
+            f"<= {TARGET_SECONDS:.0f} s",
+            all_seconds <= TARGET_SECONDS,
+        ),
+        (
+            "operator RSS, MB",
+            f"{idle_mb:.0f} (idle)",
+            f"{peak_mb:.0f} (peak)",
+            f"{peak_mb / idle_mb:.2f}x",
+            f"<= {TARGET_RSS_MB:.0f} MB",
+            peak_mb <= TARGET_RSS_MB,
+        ),
+    ]
     print(f"\nOperator with {n} Chatbots created at once ({created_seconds:.1f} s to create)")
     print(f"| metric | baseline | {n} chatbots | ratio | target | met |")
     print("| --- | --- | --- | --- | --- | --- |")
