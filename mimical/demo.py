@@ -32,8 +32,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="train the demo persona from a sample export and chat with it",
-        description=__doc__.split("\n\n")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build a sample export for the demo persona, train a model on it (once;"
+        " --retrain builds a new version) and chat with it in the terminal, or answer one"
+        " --message and exit.",
     )
     parser.add_argument("--message", help="send this one message, print the reply and exit")
     parser.add_argument(
