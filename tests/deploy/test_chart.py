@@ -19,7 +19,7 @@ from mimical.config import Settings
 from tests.deploy.conftest import CHART, VARIANTS, pod_specs, render
 
 # MIMICAL_* variables the chart sets that are read outside `Settings`: the
-# model-mirror sidecar's flags (mimical/model_mirror.py).
+# model-mirror sidecar's flags (mimical/kube/model_mirror.py).
 EXTRA_MIMICAL_ENV = {"MIMICAL_MIRROR_ENTRIES", "MIMICAL_MIRROR_DIR", "MIMICAL_MIRROR_INTERVAL"}
 
 
