@@ -23,9 +23,9 @@ import requests
 import yaml
 
 from tests.cluster.controlplane import ROOT, ControlPlane, binary_dir, missing_binaries
-from tests.deploy.conftest import CHART
 from tests.fixtures.services import free_port, stop_server, wait_for_port
 
+CHART = ROOT / "charts" / "mimical"
 RELEASE = "mimical"
 FULLNAME = "mimical"  # RELEASE-mimical collapses to the release name when it holds the chart name
 RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
