@@ -12,6 +12,7 @@ import sys
 
 from mimical.config import Settings
 from mimical.kube import GROUP, PLURAL
+from mimical.kube.operator import PEERING_NAME
 
 
 def operator_rules(settings: Settings | None = None) -> list[dict]:
@@ -32,6 +33,14 @@ def operator_rules(settings: Settings | None = None) -> list[dict]:
             "resources": ["configmaps"],
             "resourceNames": [settings.serving_configmap],
             "verbs": ["get", "patch"],
+        },
+        # kopf peering: replicas watch the peering object and patch their keep-alives into it.
+        {"apiGroups": ["kopf.dev"], "resources": ["kopfpeerings"], "verbs": ["list", "watch"]},
+        {
+            "apiGroups": ["kopf.dev"],
+            "resources": ["kopfpeerings"],
+            "resourceNames": [PEERING_NAME],
+            "verbs": ["patch"],
         },
         # Events on Chatbots (kopf posts them for handler outcomes, we for failures).
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
