@@ -105,7 +105,7 @@ def run_operator_bench(kubectl_factory, env: dict, n: int, log: Path) -> dict:
         except subprocess.TimeoutExpired:
             operator.kill()
     return {"one": one_seconds, "all": all_seconds, "created": created_seconds,
-            "idle_mb": idle_mb, "peak_mb": peak_mb, "cpu": operator_cpu}  # fmt: skip
+            "idle_mb": idle_mb, "peak_mb": peak_mb, "cpu": operator_cpu}
 
 
 def on_emulator(bucket: str, endpoint: str, n: int, workdir: Path) -> dict:
@@ -140,9 +140,9 @@ def on_real_api_server(bucket: str, endpoint: str, n: int, workdir: Path) -> dic
              f"--set=storage.bucket={bucket}", "--set=storage.prefix=mimical",
              f"--set=storage.endpoint={endpoint}"],
             check=True, capture_output=True,
-        )  # fmt: skip
+        )
         env = {**os.environ, **process_env(plane, Release(namespace, bucket, endpoint), "operator",
-                                           workdir / "operator")}  # fmt: skip
+                                           workdir / "operator")}
 
         def admin_kubectl():
             kubectl = Kubectl(plane.url, namespace)
@@ -193,7 +193,7 @@ def main() -> None:
             ("operator RSS, MB", f"{r['idle_mb']:.0f} (idle)", f"{r['peak_mb']:.0f} (peak)",
              f"{r['peak_mb'] / r['idle_mb']:.2f}x", f"<= {TARGET_RSS_MB:.0f} MB",
              r["peak_mb"] <= TARGET_RSS_MB),
-        ]  # fmt: skip
+        ]
         for *cells, met in rows:
             print("| " + " | ".join([api, *cells, "yes" if met else "NO"]) + " |")
     cpu = ", ".join(f"{api} {r['cpu']:.1f}" for api, r in results.items())

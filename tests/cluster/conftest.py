@@ -72,7 +72,7 @@ def restricted_namespace(control_plane: ControlPlane, prefix: str) -> str:
 def helm_install(control_plane, helm, namespace, values_files=(), **values) -> str:
     """`helm install --wait`-less: the chart's objects are created; returns helm's output."""
     args = [helm, "install", RELEASE, str(CHART), f"--namespace={namespace}",
-            f"--kubeconfig={control_plane.admin_kubeconfig}"]  # fmt: skip
+            f"--kubeconfig={control_plane.admin_kubeconfig}"]
     for values_file in values_files:
         args.append(f"--values={CHART / values_file}")
     for key, value in values.items():
@@ -107,7 +107,7 @@ def release(control_plane, helm_binary, s3_endpoint) -> Release:
     helm_install(
         control_plane, helm_binary, namespace,
         **{"storage.bucket": bucket, "storage.prefix": "mimical", "storage.endpoint": s3_endpoint},
-    )  # fmt: skip
+    )
     return Release(namespace, bucket, s3_endpoint)
 
 
@@ -126,7 +126,7 @@ def container_env(control_plane: ControlPlane, namespace: str, container: dict) 
             result = control_plane.kubectl(
                 "get", "secret", ref["name"], f"--namespace={namespace}",
                 f"--template={{{{index .data {ref['key']!r}}}}}", check=False,
-            )  # fmt: skip
+            )
             if result.returncode == 0:
                 import base64
 
@@ -179,7 +179,7 @@ class ServiceProcess:
         self.process = subprocess.Popen(
             self.args, env=self.env, cwd=ROOT, stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
         if self.port:
             wait_for_port(self.port, self.process, timeout=60)
         return self
@@ -218,7 +218,7 @@ def backend(control_plane, release, redis_url, tmp_path) -> Iterator[str]:
     port = free_port()
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     args = [gunicorn, "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT / "services" / "backend"),
-            "main:create_service_app()"]  # fmt: skip
+            "main:create_service_app()"]
     running = ServiceProcess(args, env, tmp_path / "backend.log", port).start()
     url = f"http://127.0.0.1:{port}"
     assert requests.get(f"{url}/healthz", timeout=10).ok

@@ -105,7 +105,7 @@ def _certificate(subject_key, common_name, issuer=None, *, organization=None, ca
                 key_agreement=False, encipher_only=False, decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
     else:
         usages = [ExtendedKeyUsageOID.SERVER_AUTH if sans else ExtendedKeyUsageOID.CLIENT_AUTH]
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
@@ -131,13 +131,13 @@ def make_pki(directory: Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     files = {name: directory / name for name in (
         "ca.crt", "server.crt", "server.key", "admin.crt", "admin.key", "sa.key", "sa.pub",
-    )}  # fmt: skip
+    )}
     ca_key = _key()
     ca_cert = _certificate(ca_key, "mimical-test-ca", ca=True)
     files["ca.crt"].write_bytes(_pem(ca_cert))
     server_key = _key()
     sans = ("127.0.0.1", "10.0.0.1", "localhost", "kubernetes", "kubernetes.default",
-            "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")  # fmt: skip
+            "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
     server = _certificate(server_key, "kube-apiserver", (ca_cert, ca_key), sans=sans)
     files["server.crt"].write_bytes(_pem(server))
     _write_key(server_key, files["server.key"])
@@ -223,7 +223,7 @@ class ControlPlane:
             f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
             f"--initial-cluster=test=http://127.0.0.1:{peer_port}",
             "--unsafe-no-fsync", "--log-level=warn",
-        ])  # fmt: skip
+        ])
         self._wait("etcd", etcd, lambda: requests.get(f"{etcd_url}/health", timeout=2).ok)
 
         apiserver = self._start("kube-apiserver", [
@@ -239,7 +239,7 @@ class ControlPlane:
             f"--service-account-key-file={pki['sa.pub']}",
             f"--service-account-signing-key-file={pki['sa.key']}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-        ])  # fmt: skip
+        ])
         admin = requests.Session()
         admin.verify = str(pki["ca.crt"])
         admin.cert = (str(pki["admin.crt"]), str(pki["admin.key"]))
@@ -249,7 +249,7 @@ class ControlPlane:
         write_kubeconfig(
             self.admin_kubeconfig, self.url, pki["ca.crt"],
             {"client-certificate": str(pki["admin.crt"]), "client-key": str(pki["admin.key"])},
-        )  # fmt: skip
+        )
 
         self._start("kube-controller-manager", [
             f"--kubeconfig={self.admin_kubeconfig}",
@@ -257,7 +257,7 @@ class ControlPlane:
             f"--service-account-private-key-file={pki['sa.key']}",
             f"--root-ca-file={pki['ca.crt']}",
             "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
-        ])  # fmt: skip
+        ])
         # The serviceaccount controller makes each namespace's `default` ServiceAccount.
         self.wait_for(
             "the controller manager (default ServiceAccount)",
@@ -284,13 +284,13 @@ class ControlPlane:
     # Clients ------------------------------------------------------------------------
 
     def kubectl(self, *args: str, kubeconfig: Path | None = None, check: bool = True,
-                stdin: str | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+                stdin: str | None = None) -> subprocess.CompletedProcess:
         """Run the matching kubectl (admin unless `kubeconfig` is given)."""
         result = subprocess.run(
             [str(self.binaries / "kubectl"), f"--kubeconfig={kubeconfig or self.admin_kubeconfig}",
              *args],
             input=stdin, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
         return result

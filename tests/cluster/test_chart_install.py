@@ -36,7 +36,7 @@ def test_every_workload_gets_admitted_pods(control_plane, helm_binary, variant):
         control_plane.kubectl(
             "create", "secret", "generic", secret, f"--namespace={namespace}",
             "--from-literal=AWS_ACCESS_KEY_ID=x", "--from-literal=FB_APP_SECRET=x",
-        )  # fmt: skip
+        )
     helm_install(control_plane, helm_binary, namespace, values)
 
     workloads = objects(control_plane, namespace, "deployments,statefulsets")

@@ -23,7 +23,7 @@ BACKEND_RULES = [
     {"apiGroups": ["mimical.dev"], "resources": ["chatbots"],
      "verbs": ["get", "list", "create", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch", "delete"]},
-]  # fmt: skip
+]
 # The webhook finds personas and checks passwords through the same registry, read-only.
 WEBHOOK_RULES = [
     {"apiGroups": ["mimical.dev"], "resources": ["chatbots"], "verbs": ["get", "list"]},

@@ -21,11 +21,11 @@ def namespace(control_plane, release) -> str:  # release: the chart installed th
 
 def apply(control_plane, namespace: str, name: str, spec: dict):
     body = {"apiVersion": "mimical.dev/v1alpha1", "kind": "Chatbot",
-            "metadata": {"name": name}, "spec": spec}  # fmt: skip
+            "metadata": {"name": name}, "spec": spec}
     return control_plane.kubectl(
         "apply", f"--namespace={namespace}", "--filename=-", stdin=yaml.safe_dump(body),
         check=False,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def apply(control_plane, namespace: str, name: str, spec: dict):
     ],
     ids=["public-not-boolean", "minutes-not-integer", "minutes-zero", "source-not-s3",
          "unknown-field", "name-too-long"],
-)  # fmt: skip
+)
 def test_malformed_chatbot_is_refused(control_plane, namespace, name, spec, message):
     result = apply(control_plane, namespace, name, spec)
     assert result.returncode != 0, result.stdout
