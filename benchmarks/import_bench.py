@@ -36,8 +36,8 @@ REPEATS = 3
 
 def build_export(root: Path, total: int) -> Path:
     """A Messenger export of `total` messages, every thread between PERSONA and one friend."""
-    from mimical.corpus.sample_export import load_chats
-    from mimical.corpus.sample_writers import mojibake_json
+    from mimical.samples.plan import load_chats
+    from mimical.samples.writers import mojibake_json
 
     chats = load_chats()
     profile = root / "personal_information/profile_information/profile_information.json"

@@ -4,7 +4,7 @@
     mimical demo --message "hey, how was your weekend?"  # print one reply and exit (CI)
 
 The first run builds a sample Messenger export for the demo persona (a real
-person's chats from the chitchat data set, see `mimical.corpus.sample_export`),
+person's chats from the chitchat data set, see `mimical.samples`),
 imports it, trains a persona model for a few minutes at most and registers the
 persona as public; later runs reuse that model (`--retrain` builds a new version).
 Then it starts the model server in-process and talks to the persona through the
@@ -73,8 +73,9 @@ def ensure_demo_persona(
         return chatbot
 
     from mimical.corpus.importer import import_exports
-    from mimical.corpus.sample_export import DEMO_PERSONA_NAME, write_sample_export
     from mimical.model.train import train_persona
+    from mimical.samples.export import write_sample_export
+    from mimical.samples.plan import DEMO_PERSONA_NAME
 
     if chatbot is None:
         chatbot, _ = registry.create(

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mimical.corpus.chat import ChatThread
+from mimical.corpus.schema import record_lines
 from mimical.corpus.scrub import Scrubber
-from mimical.corpus.segment import SegmentCounts, corpus_lines
+from mimical.corpus.segment import SegmentCounts, corpus_records
 from mimical.corpus.sources import Source
 from mimical.errors import TooLargeError
 
@@ -55,8 +56,9 @@ class LineMaker:
     def __call__(self, thread: ChatThread) -> ThreadLines:
         counts = SegmentCounts()
         scrubber = Scrubber()
-        transform = scrubber.scrub_all if self.scrub else list
-        lines = corpus_lines(thread, self.personas, counts, self.gap_seconds, transform)
+        scrub = scrubber.scrub_all if self.scrub else None
+        records = corpus_records(thread, self.personas, counts, self.gap_seconds, scrub)
+        lines = record_lines(records)
         return ThreadLines(
             thread.id, thread.format, thread.participants, lines, counts, scrubber.counts
         )

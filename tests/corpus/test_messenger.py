@@ -11,10 +11,11 @@ import pytest
 
 from mimical.corpus.importer import import_exports
 from mimical.corpus.messenger import fix_mojibake
-from mimical.corpus.sample_export import DEMO_PERSONA_NAME, build_sample, write_sample_export
-from mimical.corpus.sample_writers import mojibake_json
 from mimical.corpus.schema import read_corpus
 from mimical.errors import InputError, TooLargeError
+from mimical.samples.export import write_sample_export
+from mimical.samples.plan import DEMO_PERSONA_NAME, build_sample
+from mimical.samples.writers import mojibake_json
 
 
 def page(messages, participants=("Ann Lée", "Bob Roe"), title="Bob Roe") -> bytes:
