@@ -38,6 +38,14 @@ def register(subparsers) -> None:
         default=GAP_THRESHOLD_SECONDS / 60,
         help="silence that starts a new conversation (default: %(default)g)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes that read a Messenger export (default: 1; more helps only with large"
+        " exports on idle CPUs)",
+    )
     parser.add_argument("--json", action="store_true", help="print the stats as one JSON object")
     parser.set_defaults(func=run_import)
 
@@ -53,6 +61,7 @@ def run_import(args) -> int:
         scrub=args.scrub,
         progress=sys.stderr.isatty(),
         gap_seconds=args.gap_minutes * 60,
+        workers=args.workers,
     )
     if args.json:
         print(json.dumps(stats, ensure_ascii=False))

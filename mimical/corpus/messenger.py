@@ -154,12 +154,6 @@ class MessengerReader:
             _, source, member = min(pages, key=lambda page: page[0])
             yield _participants(load_json(source, member))
 
-    def size(self) -> int:
-        """Bytes of JSON in all pages (large exports are imported in parallel)."""
-        return sum(
-            source.size(member) for pages in self.pages.values() for _, source, member in pages
-        )
-
     def thread_ids(self) -> list[str]:
         return list(self.pages)
 

@@ -72,6 +72,8 @@ def test_human_summary_and_options(mimical_main, sample_export, tmp_path, capsys
                 DEMO_PERSONA_NAME,
                 "--format",
                 "telegram",
+                "--workers",
+                "2",  # only Messenger DYI threads are shared out: this runs in one process
             ]
         )
         == 0

@@ -264,6 +264,24 @@ def test_worker_processes_write_the_same_corpus(sample_export, tmp_path):
     assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
 
 
+def test_where_fork_does_not_exist_workers_read_in_this_process(
+    sample_export, tmp_path, monkeypatch
+):
+    import multiprocessing
+
+    from mimical.corpus import workers
+
+    # As on Windows (no fork) and macOS (no sched_getaffinity); a worker would die here.
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(workers, "_read_thread", die)
+    export = sample_export("messenger")
+    default = import_exports(export, tmp_path / "default.jsonl")
+    asked = import_exports(export, tmp_path / "asked.jsonl", workers=2)
+    assert {**asked, "output": ""} == {**default, "output": ""}
+    assert (tmp_path / "asked.jsonl").read_bytes() == (tmp_path / "default.jsonl").read_bytes()
+
+
 def test_errors_in_worker_processes_reach_the_caller(tmp_path):
     for number in range(1, 4):
         thread = tmp_path / f"messages/inbox/bob{number}_1/message_1.json"
