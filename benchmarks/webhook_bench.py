@@ -68,8 +68,8 @@ def train_bench_model(workdir: Path) -> Path:
     from dataclasses import replace
 
     from mimical.corpus.importer import import_exports
-    from mimical.corpus.sample_export import write_sample_export
     from mimical.model.train import tiny_config, train_persona
+    from mimical.samples.export import write_sample_export
 
     export = write_sample_export("messenger", workdir / "export", max_conversations=20)
     corpus = workdir / "corpus.jsonl"

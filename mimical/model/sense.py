@@ -312,7 +312,7 @@ def _rounded(value):
 
 
 def _held_out_conversation(senders: Iterable[str]) -> bool:
-    from mimical.corpus.sample_export import DEMO_PERSONA
+    from mimical.samples.plan import DEMO_PERSONA
 
     return any(
         s == DEMO_PERSONA or hashlib.sha256(s.encode()).hexdigest().startswith(("b", "c"))
@@ -323,7 +323,7 @@ def _held_out_conversation(senders: Iterable[str]) -> bool:
 def chitchat_turns() -> Iterator[list[str]]:
     """The turns (one sender's messages, joined by newlines) of each chitchat conversation
     that the base model may learn from: no held-out person, no demo persona."""
-    from mimical.corpus.sample_export import load_chats
+    from mimical.samples.plan import load_chats
 
     for chat in load_chats():
         if _held_out_conversation({sender for sender, _, _ in chat["messages"]}):

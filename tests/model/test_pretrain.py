@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from mimical.corpus.sample_export import DEMO_PERSONA
+from mimical.samples.plan import DEMO_PERSONA
 from mimical.model.pretrain import held_out_conversation, is_held_out
 
 
