@@ -143,6 +143,7 @@ def table_row(run: dict) -> list[str]:
     two_sample = sense["two_sample_accuracy"]
     words, distinct = sense["non_word_rate"], sense["distinct_2"]
     relevance = sense["context_relevance"]["relevance"]
+    stderr = sense["context_relevance"]["relevance_stderr"]
     ratio = evaluation["bits_per_char"] / evaluation["baseline_5gram_bits_per_char"]
     verbatim = evaluation["verbatim_rate"]
     return [
@@ -152,7 +153,7 @@ def table_row(run: dict) -> list[str]:
         "n/a" if two_sample is None else f"{two_sample:.2f}{_mark(two_sample <= 0.60)}",
         f"{words['model']:.1%} ({words['persona']:.1%})"
         + _mark(words["model"] <= 1.5 * words["persona"]),
-        "n/a" if relevance is None else f"{relevance:.2f}{_mark(relevance >= 0.3)}",
+        "n/a" if relevance is None else f"{relevance:.2f} ± {stderr:.2f}{_mark(relevance >= 0.3)}",
         f"{verbatim:.1%}{_mark(verbatim <= 0.02)}",
         f"{distinct['model']:.2f} ({distinct['persona']:.2f})"
         + _mark(distinct["model"] >= 0.8 * distinct["persona"]),
