@@ -52,8 +52,9 @@ CONTEXTS = [
 @functools.cache
 def held_out_replies() -> dict[str, int]:
     """Held-out chitchat senders → their turns in two-person chats (their replies)."""
+    from mimical.model.pretrain import is_held_out
+
     from mimical.corpus.sample_export import load_chats
-    from mimical.model.sense import is_held_out
 
     turns: Counter = Counter()
     for chat in load_chats():

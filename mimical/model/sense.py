@@ -313,22 +313,11 @@ def _rounded(value):
 # ---------------------------------------------------------------- the chitchat reference
 
 
-def is_held_out(sender_id: str) -> bool:
-    """A held-out person: never in the base model's data, so fair to evaluate on."""
-    return hashlib.sha256(sender_id.encode()).hexdigest().startswith(("b", "c"))
-
-
-def held_out_conversation(sender_ids: Iterable[str]) -> bool:
-    """A conversation the base model leaves out: a held-out person or the demo persona."""
-    from mimical.corpus.sample_export import DEMO_PERSONA
-
-    return any(s == DEMO_PERSONA or is_held_out(s) for s in sender_ids)
-
-
 def chitchat_turns() -> Iterator[list[str]]:
     """The turns (one sender's messages, joined by newlines) of each chitchat conversation
     that the base model may learn from: no held-out person, no demo persona."""
     from mimical.corpus.sample_export import load_chats
+    from mimical.model.pretrain import held_out_conversation
 
     for chat in load_chats():
         if held_out_conversation({sender for sender, _, _ in chat["messages"]}):
@@ -347,8 +336,10 @@ def cache_dir() -> Path:
 @functools.cache
 def chitchat_reference() -> Reference:
     """The reference learned from chitchat minus held-out conversations (disk-cached)."""
-    recipe = (REFERENCE_FORMAT, metadata.version("chitchat-dataset"), VOCABULARY_MIN_COUNT,
-              ASSOCIATION_MIN_COUNT, PMI_SMOOTHING)  # fmt: skip
+    from mimical.model.pretrain import HELD_OUT_RULE
+
+    recipe = (REFERENCE_FORMAT, metadata.version("chitchat-dataset"), HELD_OUT_RULE,
+              VOCABULARY_MIN_COUNT, ASSOCIATION_MIN_COUNT, PMI_SMOOTHING)  # fmt: skip
     digest = hashlib.sha256(repr(recipe).encode()).hexdigest()[:12]
     path = cache_dir() / f"sense-reference-{digest}.npz"
     if path.exists():
