@@ -52,9 +52,8 @@ CONTEXTS = [
 @functools.cache
 def held_out_replies() -> dict[str, int]:
     """Held-out chitchat senders → their turns in two-person chats (their replies)."""
-    from mimical.model.pretrain import is_held_out
-
     from mimical.corpus.sample_export import load_chats
+    from mimical.model.pretrain import is_held_out
 
     turns: Counter = Counter()
     for chat in load_chats():
@@ -91,11 +90,12 @@ def reply_latencies(model_base: Path, name: str, repeats: int) -> list[float]:
     server = ModelServer(str(model_base)).start()
     client = ModelClient(server.target)
     try:
-        client.reply(name, CONTEXTS[0], max_chars=REPLY_CHARS, seed=0)
+        # The first call loads and traces the model: minutes on a busy machine.
+        client.reply(name, CONTEXTS[0], max_chars=REPLY_CHARS, seed=0, timeout=600)
         times = []
         for i, context in zip(range(repeats), itertools.cycle(CONTEXTS), strict=False):
             started = time.perf_counter()
-            client.reply(name, context, max_chars=REPLY_CHARS, seed=i)
+            client.reply(name, context, max_chars=REPLY_CHARS, seed=i, timeout=60)
             times.append(time.perf_counter() - started)
         return times
     finally:
