@@ -184,16 +184,22 @@ def print_table(runs: list[dict]) -> None:
 
 
 def print_samples(runs: list[dict], count: int = 5) -> None:
-    """Friend → real → each method's reply, for the same held-out exchanges."""
+    """Friend → real → each method's reply, for held-out exchanges both methods sampled."""
     for person in dict.fromkeys(r["person"] for r in runs):
-        by_method = {r["method"]: r["evaluation"]["samples"] for r in runs if r["person"] == person}
-        first = next(iter(by_method.values()))
+        replies = {
+            r["method"]: {(e["context"], e["real"]): e["model"] for e in r["evaluation"]["samples"]}
+            for r in runs
+            if r["person"] == person
+        }
+        shared = [
+            key for key in next(iter(replies.values())) if all(key in m for m in replies.values())
+        ]
         print(f"\nsample exchanges, {person}:")
-        for i, exchange in enumerate(first[:count]):
-            print(f"  friend: {exchange['context'][-120:]!r}")
-            print(f"  real:   {exchange['real'][:120]!r}")
-            for method, samples in by_method.items():
-                print(f"  {method + ':':<8}{samples[i]['model'][:120]!r}")
+        for context, real in shared[:count]:
+            print(f"  friend:  {context[-120:]!r}")
+            print(f"  real:    {real[:120]!r}")
+            for method, by_exchange in replies.items():
+                print(f"  {method + ':':<9}{by_exchange[context, real][:120]!r}")
             print()
 
 
