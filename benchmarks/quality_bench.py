@@ -53,6 +53,7 @@ CONTEXTS = [
 def held_out_replies() -> dict[str, int]:
     """Held-out chitchat senders → their turns in two-person chats (their replies)."""
     from mimical.corpus.sample_export import load_chats
+
     from mimical.model.pretrain import is_held_out
 
     turns: Counter = Counter()
@@ -72,8 +73,9 @@ def pick_person(person: str) -> str | None:
 
 
 def build_corpus(person: str, workdir: Path) -> Path:
-    from mimical.corpus.importer import import_exports
     from mimical.corpus.sample_export import write_sample_export
+
+    from mimical.corpus.importer import import_exports
 
     corpus = workdir / f"{person}.jsonl"
     if not corpus.exists():

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mimical.web.resources import app_resources, get_registry, shared_resource
+from mimical.web.resources import (
+    app_resources,
+    get_password_tries,
+    get_registry,
+    shared_resource,
+)
 
 EXTENSION = "mimical_dialog"
 
@@ -32,7 +37,12 @@ def get_engine():
     def make(app: Flask):
         from mimical.dialog import create_engine
 
-        return create_engine(app.config["MIMICAL_SETTINGS"], get_models().client, get_registry())
+        return create_engine(
+            app.config["MIMICAL_SETTINGS"],
+            get_models().client,
+            get_registry(),
+            password_tries=get_password_tries(),
+        )
 
     return get_resource("engine", make)
 
