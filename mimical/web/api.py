@@ -41,6 +41,7 @@ from mimical.registry import Chatbot, Phase
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
 from mimical.web import error_response
+from mimical.web.health import add_readiness_check
 from mimical.web.metrics import init_metrics
 from mimical.web.resources import app_resources, get_orchestrator, get_registry, get_storage
 from mimical.web.uploads import received_export, store_upload
@@ -71,6 +72,7 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
     app_resources(app)["limiter"] = limiter
     init_metrics(app)
+    add_readiness_check(app, _backing_services_problem)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(error):
@@ -276,20 +278,11 @@ def get_model_alias():
 # ---------------------------------------------------------------- operations
 
 
-@blueprint.get("/healthz")
-def healthz():
-    return {"status": "ok"}
+def _backing_services_problem() -> None:
+    """Ready when the registry and the storage answer (`/readyz`, `mimical.web.health`)."""
+    get_registry().find("readyz-probe")
+    get_storage().exists("readyz-probe")
 
-
-@blueprint.get("/readyz")
-def readyz():
-    try:
-        get_registry().find("readyz-probe")
-        get_storage().exists("readyz-probe")
-    except Exception as error:  # any backing-service failure means "not ready"
-        current_app.logger.warning("not ready: %s", error)
-        return {"error": "unavailable", "message": f"not ready: {type(error).__name__}"}, 503
-    return {"status": "ok"}
 
 
 @blueprint.get("/openapi.json")
