@@ -42,8 +42,12 @@ def get_messenger():
     def make(app: Flask):
         from mimical.web.messenger import MessengerMetrics, MessengerWorker
 
+        def engine():
+            with app.app_context():
+                return get_engine()
+
         return MessengerWorker(
-            get_engine(),
+            engine,
             app.config["MIMICAL_SETTINGS"],
             workers=app.config["MIMICAL_WEBHOOK_WORKERS"],
             metrics=MessengerMetrics(app.extensions.get("mimical_metrics")),

@@ -9,10 +9,11 @@ one user at a time, in order, and answer each `mid` once:
    limit), are stored under the `mid` before the first piece goes out, so an event
    redelivered after a crash resends the same replies instead of asking the model
    (and moving the session) again;
-3. each piece is marked "in flight" before its POST and "sent" after it. A piece
-   found in flight on redelivery, like a POST whose outcome is unknown (a 5xx
-   without a Graph error, a read timeout), is not sent again: Graph has no
-   idempotency key, and we prefer a rare lost piece to a duplicated one. The
+3. before each piece's POST the stored state names it "in flight" (one write after
+   each piece marks it sent and names the next). A piece found in flight on
+   redelivery, like a POST whose outcome is unknown (a 5xx without a Graph error,
+   a read timeout), is not sent again: Graph has no idempotency key, and we prefer
+   a rare lost piece to a duplicated one. The
    `mimical_messenger_sends_total{outcome="ambiguous"}` counter shows how rare.
 
 Graph errors are handled by kind (`mimical.web.graph`): temporary ones are retried
@@ -25,7 +26,7 @@ as quick replies.
 
 Usage (what `mimical.web.webhook` does):
 
-    worker = MessengerWorker(engine, settings)
+    worker = MessengerWorker(lambda: engine, settings)
     worker.submit(events)   # entries of a webhook payload's `messaging` lists
 """
 
@@ -124,6 +125,10 @@ class MessengerMetrics:
 class MessengerWorker:
     """Background threads that turn queued Messenger events into dialog replies.
 
+    `engine` returns the `DialogEngine`; it is called at the first event, not before,
+    because connecting to the model server loads TensorFlow (seconds): storing events
+    and acknowledging them needs only the queue.
+
     `queue_options` go to `RedisEventQueue` (`prefix`, `lease_seconds`,
     `claim_idle_seconds`); `graph_options` to `GraphApi` (`attempts`, backoff).
     """
@@ -138,7 +143,8 @@ class MessengerWorker:
         queue_options: dict | None = None,
         graph_options: dict | None = None,
     ):
-        self.engine = engine
+        self._make_engine = engine
+        self._engine = None
         self.metrics = metrics or MessengerMetrics()
         self.graph = GraphApi(
             settings.graph_api_url,
@@ -179,34 +185,41 @@ class MessengerWorker:
                     log.exception("the Messenger worker cannot take events")
                 self._stopping.wait(min(0.1 * 2**failures, 5.0))
 
+    @property
+    def engine(self):
+        if self._engine is None:
+            self._engine = self._make_engine()  # made once: the maker is thread-safe
+        return self._engine
+
     def process(self, event: Event, keep_alive=lambda: None) -> None:
         """Answer one event, resuming where an earlier (killed) attempt stopped."""
         sessions = self.engine.sessions
         key = f"messenger:reply:{event.mid}"
         state = sessions.load(key)
-        if state is None:
+        resumed = state is not None
+        if not resumed:
             self._action(event.user, "mark_seen")
             if event.text:
                 self._action(event.user, "typing_on")
             replies, quick = self._answer(event)
             pieces = [piece for reply in replies for piece in split_message(reply)]
-            state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": None}
+            # `in_flight` names the piece about to go out; saved before its POST.
+            state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": 0}
             sessions.save(key, state, DEDUPE_TTL_SECONDS)
         pieces = state["pieces"]
         while state["next"] < len(pieces):
             index = state["next"]
-            if state["in_flight"] == index:  # a killed attempt may have sent it
+            if resumed and state["in_flight"] == index:  # a killed attempt may have sent it
                 self.metrics.sends.labels("ambiguous").inc()
+                delivered = True
             else:
                 keep_alive()
-                state["in_flight"] = index
-                sessions.save(key, state, DEDUPE_TTL_SECONDS)
-                last = index == len(pieces) - 1
-                quick = state["quick"] if last else []
-                if not self._send(event.user, pieces[index], quick, keep_alive):
-                    state["next"] = len(pieces)  # the rest cannot arrive either
-            state["next"] = max(state["next"], index + 1)
-            state["in_flight"] = None
+                quick = state["quick"] if index == len(pieces) - 1 else []
+                delivered = self._send(event.user, pieces[index], quick, keep_alive)
+            resumed = False
+            # Undeliverable: the rest cannot arrive either.
+            state["next"] = index + 1 if delivered else len(pieces)
+            state["in_flight"] = state["next"]
             sessions.save(key, state, DEDUPE_TTL_SECONDS)
 
     def _answer(self, event: Event) -> tuple[list[str], list[str]]:

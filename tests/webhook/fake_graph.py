@@ -161,9 +161,9 @@ class FakeGraphApi:
                 if r["recipient"]["id"] == psid
             ]
 
-    def wait_for_texts(self, count: int, timeout: float = 30.0) -> None:
+    def wait_for_texts(self, count: int, timeout: float = 30.0) -> bool:
         with self._changed:
-            self._changed.wait_for(
+            return self._changed.wait_for(
                 lambda: sum("message" in r for r in self.requests) >= count, timeout
             )
 

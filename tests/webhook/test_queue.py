@@ -80,10 +80,10 @@ def start_replica(chat_settings, personas, graph, redis_url, queue_prefix):
     }
     config = {
         "MIMICAL_WEBHOOK_WORKERS": 2,
-        # A killed replica's users are taken over after about two seconds, not a minute.
+        # A killed replica's users are taken over after about five seconds, not twenty.
         "MIMICAL_MESSENGER_QUEUE_OPTIONS": {
             "prefix": queue_prefix,
-            "lease_seconds": 2,
+            "lease_seconds": 5,
             "claim_idle_seconds": 1,
         },
     }
@@ -129,7 +129,7 @@ def test_a_killed_worker_loses_nothing_it_acknowledged(start_replica, graph):
     for text in conversation:
         for psid in users:
             assert post(url, page_payload(message_event(psid, text))) == 200
-    graph.wait_for_texts(4)
+    assert graph.wait_for_texts(4, timeout=120)
     assert graph.wait_holding_action()
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait()
@@ -138,7 +138,7 @@ def test_a_killed_worker_loses_nothing_it_acknowledged(start_replica, graph):
 
     start_replica()  # claims the dead replica's pending events
     graph.action_delay = 0.0
-    graph.wait_for_texts(len(users) * len(expected), timeout=120)
+    assert graph.wait_for_texts(len(users) * len(expected), timeout=120)
     time.sleep(1.0)  # let any (wrong) duplicate arrive
     for psid in users:
         texts = graph.texts(psid)
