@@ -13,6 +13,9 @@ from collections.abc import Callable
 
 from flask import Flask, current_app
 
+from mimical.web.api_schemas import Health
+from mimical.web.openapi import documented
+
 EXTENSION = "mimical_readiness"
 
 
@@ -22,9 +25,16 @@ def init_health(app: Flask) -> list:
         return app.extensions[EXTENSION]
     checks = app.extensions[EXTENSION] = []
 
+    @documented("Liveness", ok={200: ("alive", Health)})
     def healthz():
         return {"status": "ok"}
 
+    @documented(
+        "Readiness: the backing services of every component (registry and storage; "
+        "for Messenger, a page token Graph accepts)",
+        ok={200: ("ready", Health)},
+        errors=[503],
+    )
     def readyz():
         for check in checks:
             try:

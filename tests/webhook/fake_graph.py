@@ -74,7 +74,7 @@ class FakeGraphApi:
                     fake.proofs.update(query.get("appsecret_proof", [""]))
                 return url.path.removeprefix(f"/{VERSION}"), query
 
-            def do_GET(self):  # noqa: N802 (http.server's method name)
+            def do_GET(self):  # http.server calls it by this name
                 path, _query = self._route()
                 if fake.bad_token:
                     self._answer(*graph_error(400, 190))
@@ -86,7 +86,7 @@ class FakeGraphApi:
                 else:
                     self._answer(*graph_error(404, 803))
 
-            def do_POST(self):  # noqa: N802 (http.server's method name)
+            def do_POST(self):  # http.server calls it by this name
                 path, _query = self._route()
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if fake.bad_token:
