@@ -52,9 +52,8 @@ CONTEXTS = [
 @functools.cache
 def held_out_replies() -> dict[str, int]:
     """Held-out chitchat senders → their turns in two-person chats (their replies)."""
-    from mimical.corpus.sample_export import load_chats
-
     from mimical.model.pretrain import is_held_out
+    from mimical.samples.plan import load_chats
 
     turns: Counter = Counter()
     for chat in load_chats():
@@ -73,9 +72,8 @@ def pick_person(person: str) -> str | None:
 
 
 def build_corpus(person: str, workdir: Path) -> Path:
-    from mimical.corpus.sample_export import write_sample_export
-
     from mimical.corpus.importer import import_exports
+    from mimical.samples.export import write_sample_export
 
     corpus = workdir / f"{person}.jsonl"
     if not corpus.exists():

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "mimical.serving.cli",  # serve-models
     "mimical.dialog.cli",  # chat
     "mimical.web.cli",  # serve
+    "mimical.web.messenger_cli",  # messenger setup
     "mimical.demo",  # demo
 )
 

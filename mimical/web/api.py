@@ -41,6 +41,7 @@ from mimical.errors import (
 from mimical.registry import Chatbot
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
+from mimical.web.health import add_readiness_check
 from mimical.web.metrics import init_metrics
 from mimical.web.openapi import (
     OWNER_TOKEN,
@@ -87,6 +88,7 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
     app_resources(app)["limiter"] = limiter
     init_metrics(app)
+    add_readiness_check(app, _backing_services_problem)
 
 
 # Routes that receive an export: their bodies may be as large as the upload limit
@@ -389,26 +391,10 @@ def get_model_alias():
 # ---------------------------------------------------------------- operations
 
 
-@documented("Liveness", ok={200: ("alive", schemas.Health)})
-@blueprint.get("/healthz")
-def healthz():
-    return {"status": "ok"}
-
-
-@documented(
-    "Readiness: registry and storage reachable",
-    ok={200: ("ready", schemas.Health)},
-    errors=[503],
-)
-@blueprint.get("/readyz")
-def readyz():
-    try:
-        get_registry().find("readyz-probe")
-        get_storage().exists("readyz-probe")
-    except Exception as error:  # any backing-service failure means "not ready"
-        current_app.logger.warning("not ready: %s", error)
-        return {"error": "unavailable", "message": f"not ready: {type(error).__name__}"}, 503
-    return {"status": "ok"}
+def _backing_services_problem() -> None:
+    """Ready when the registry and the storage answer (`/readyz`, `mimical.web.health`)."""
+    get_registry().find("readyz-probe")
+    get_storage().exists("readyz-probe")
 
 
 @blueprint.get("/openapi.json")

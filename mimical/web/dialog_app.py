@@ -51,11 +51,19 @@ def get_messenger():
     """The background worker answering Messenger events through the Send API."""
 
     def make(app: Flask):
-        from mimical.web.messenger import MessengerWorker
+        from mimical.web.messenger import MessengerMetrics, MessengerWorker
 
-        settings = app.config["MIMICAL_SETTINGS"]
+        def engine():
+            with app.app_context():
+                return get_engine()
+
         return MessengerWorker(
-            get_engine(), settings, workers=app.config["MIMICAL_WEBHOOK_WORKERS"]
+            engine,
+            app.config["MIMICAL_SETTINGS"],
+            workers=app.config["MIMICAL_WEBHOOK_WORKERS"],
+            metrics=MessengerMetrics(app.extensions.get("mimical_metrics")),
+            queue_options=app.config["MIMICAL_MESSENGER_QUEUE_OPTIONS"],
+            graph_options=app.config["MIMICAL_MESSENGER_GRAPH_OPTIONS"],
         )
 
     return get_resource("messenger", make)
