@@ -42,7 +42,7 @@ def test_export_on_s3_becomes_a_versioned_model(operator_settings, storage, expo
     assert result.version == 1 and result.import_stats["pairs"] > 0
     assert model_versions(storage, "alice") == [1]
     assert storage.exists("corpora/alice/1.jsonl")
-    assert artifacts.model_metrics(storage, "alice", 1)  # B's metrics.json travels along
+    assert artifacts.model_metrics(storage, "alice", 1)  # the training metrics travel along
     progress = artifacts.read_json(storage, progress_key("alice", "alice-train-1"))
     assert (progress["step"], progress["percent"], progress["imported"]) == ("done", 100, True)
     assert next_version(storage, "alice") == 2
