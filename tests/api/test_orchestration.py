@@ -73,10 +73,14 @@ def test_open_orchestrator_picks_by_settings(tmp_path):
 
 def test_one_phase_enum_for_the_api_and_the_operator():
     import yaml
+    from flask import Flask
 
-    from mimical.web.api_schemas import openapi_document
+    from mimical.web import api
+    from mimical.web.openapi import openapi_document
 
-    published = openapi_document()["components"]["schemas"]["Phase"]["enum"]
+    routes = Flask(__name__)
+    routes.register_blueprint(api.blueprint)
+    published = openapi_document(routes)["components"]["schemas"]["Phase"]["enum"]
     assert published == [phase.value for phase in Phase]
     crd_file = Path(__file__).parents[2] / "charts/mimical/crds/chatbots.mimical.dev.yaml"
     crd = yaml.safe_load(crd_file.read_text())
