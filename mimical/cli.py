@@ -18,11 +18,13 @@ from mimical.quiet import quiet_tensorflow
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = (
-    "mimical.corpus.cli",  # import, sample-export
+    "mimical.corpus.cli",  # import
+    "mimical.samples.cli",  # sample-export
     "mimical.model.cli",  # train, evaluate
     "mimical.serving.cli",  # serve-models
     "mimical.dialog.cli",  # chat
     "mimical.web.cli",  # serve
+    "mimical.web.messenger_cli",  # messenger setup
     "mimical.demo",  # demo
 )
 

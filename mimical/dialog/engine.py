@@ -126,8 +126,14 @@ class DialogEngine:
         """Drop the user's session: their next message starts afresh."""
         self.sessions.delete(self._key(channel, user_id))
 
-    def handle(self, channel: str, user_id: str, text: str) -> list[str]:
-        """Answer one incoming message; an empty text from a new user just gets the greeting."""
+    def handle(
+        self, channel: str, user_id: str, text: str, client: str | None = None
+    ) -> list[str]:
+        """Answer one incoming message; an empty text from a new user just gets the greeting.
+
+        `client` is who wrong passwords are counted against (the web chat: the visitor's
+        address, which a fresh cookie does not change); by default the user.
+        """
         if len(text) > MESSAGE_MAX_CHARS:
             raise InputError(f"message longer than {MESSAGE_MAX_CHARS} characters")
         key = self._key(channel, user_id)
@@ -148,7 +154,7 @@ class DialogEngine:
         elif session is None or session["state"] == "choosing":
             session, replies = self._choose(text, command, greet=session is None)
         elif session["state"] == "password":
-            session, replies = self._unlock(key, session, text)
+            session, replies = self._unlock(client or key, session, text)
         else:
             session, replies = self._chat(session, text)
         self.sessions.save(key, session)
@@ -172,7 +178,9 @@ class DialogEngine:
                 return choosing, [GREETING, SHOW_ALL_HINT]
             return choosing, [self._unknown(text)]
         if not persona.servable:
-            return choosing, [NOT_READY.format(name=persona.display_name, phase=persona.phase)]
+            # Before the password, a protected persona is known only by the name typed.
+            name = persona.name if persona.has_password else persona.display_name
+            return choosing, [NOT_READY.format(name=name, phase=persona.phase)]
         if persona.has_password:
             return {"state": "password", "persona": persona.name}, [PASSWORD_PROMPT]
         return self._start_chat(persona)
@@ -215,24 +223,24 @@ class DialogEngine:
         }
         return session, [NOW_CHATTING.format(name=persona.display_name)]
 
-    def _unlock(self, key: str, session: dict, password: str) -> tuple[dict, list[str]]:
+    def _unlock(self, client: str, session: dict, password: str) -> tuple[dict, list[str]]:
         persona = self._find(session["persona"])
         if persona is None:  # deleted while we were asking
             return {"state": "choosing"}, [self._unknown(session["persona"])]
-        locked = self._locked_out(key, persona)
+        locked = self._locked_out(client, persona)
         if locked:
             return session, [locked]
         if self.directory.verify_password(persona.name, password):
             return self._start_chat(persona)
-        self.password_tries.record_failure(key, persona.name)
-        return session, [self._locked_out(key, persona) or WRONG_PASSWORD]
+        self.password_tries.record_failure(client, persona.name)
+        return session, [self._locked_out(client, persona) or WRONG_PASSWORD]
 
-    def _locked_out(self, key: str, persona: Persona) -> str | None:
-        """The wait message while this user has used up their password tries, else None."""
-        wait = self.password_tries.seconds_locked(key, persona.name)
+    def _locked_out(self, client: str, persona: Persona) -> str | None:
+        """The wait message while this client (or everyone) used up the tries, else None."""
+        wait = self.password_tries.seconds_locked(client, persona.name)
         if not wait:
             return None
-        return TOO_MANY_TRIES.format(name=persona.display_name, minutes=_wait_words(wait))
+        return TOO_MANY_TRIES.format(name=persona.name, minutes=_wait_words(wait))
 
     def _chat(self, session: dict, text: str) -> tuple[dict, list[str]]:
         name, display_name = session["persona"], session["display_name"]

@@ -34,7 +34,7 @@ try:
 except Exception as error:
     fail(progress, str(error))
     sys.exit(2)
-print("version", result["version"])
+print("version", result.version)
 """
 
 
@@ -51,8 +51,12 @@ def now() -> str:
 def bind(core, pod: dict) -> None:
     """What the scheduler does: put the pod on a node."""
     meta = pod["metadata"]
-    body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta["name"]},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": meta["name"]},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": NODE},
+    }
     core.create_namespaced_pod_binding(
         meta["name"], meta["namespace"], body, _preload_content=False
     )
@@ -113,11 +117,17 @@ def run_training_pod(control_plane: ControlPlane, pod: dict, workdir: Path, extr
         "PATH": os.environ["PATH"],
         **pod_env(control_plane, namespace, pod),
         # The pod's /tmp is its scratch emptyDir.
-        "HOME": str(workdir), "TMPDIR": str(workdir), "MIMICAL_HOME": str(workdir / "mimical"),
+        "HOME": str(workdir),
+        "TMPDIR": str(workdir),
+        "MIMICAL_HOME": str(workdir / "mimical"),
         **extra_env,
     }
     finished = subprocess.run(
-        [sys.executable, "-c", TRAINING], env=env, cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-c", TRAINING],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
     report_exit(core, pod, finished.returncode, started, finished.stderr)

@@ -98,7 +98,7 @@ def test_five_wrong_passwords_lock_that_user_and_persona(engine):
     user = uuid.uuid4().hex
     replies = transcript(engine, PRIVATE, *["nope"] * 5, PASSWORD, user=user)
     assert replies[1:5] == [[WRONG_PASSWORD]] * 4
-    locked = "Too many wrong passwords for Secret Agent. Please wait 15 minutes and try again."
+    locked = f"Too many wrong passwords for {PRIVATE}. Please wait 15 minutes and try again."
     assert replies[5] == [locked]
     # Even the right password waits now; another user is not affected.
     assert replies[6] == [locked]
