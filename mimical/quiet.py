@@ -43,7 +43,7 @@ def quiet_tensorflow() -> None:
     os.environ[QUIET_ENV] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules:
-        return  # too late for the start-up lines; the log level still applies
+        return  # too late: it printed its start-up lines and read its log level
     if not any(isinstance(finder, QuietImportFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, QuietImportFinder())
 
