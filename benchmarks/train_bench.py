@@ -1,4 +1,4 @@
-"""Benchmark the persona model on the default demo persona against issue B's targets.
+"""Benchmark the persona model on the default demo persona against its quality and speed targets.
 
     .venv/bin/python benchmarks/train_bench.py [--minutes 5] [--corpus corpus.jsonl]
 

@@ -212,9 +212,10 @@ def _messages(raws: list, skipped: Counter) -> list[ChatMessage]:
 
 def _participants(data) -> set[str]:
     names = set()
-    for participant in data.get("participants") or () if isinstance(data, dict) else ():
+    participants = data.get("participants") if isinstance(data, dict) else None
+    for participant in participants if isinstance(participants, list) else ():
         name = participant.get("name") if isinstance(participant, dict) else participant
-        if name:
+        if isinstance(name, str) and name:
             names.add(clean_name(fix_mojibake(name)))
     return names
 
@@ -294,31 +295,39 @@ class MessengerE2EEReader:
 
     def threads(self, skipped: Counter) -> Iterator[ChatThread]:
         for source, member in self.files:
-            data = self._load(source, member)
-            stem = PurePosixPath(member).stem
-            thread = ChatThread(
-                id=f"messenger-e2ee:{stem}",
-                title=data.get("threadName") or stem,
-                format=self.format,
-                participants=_e2ee_participants(data),
-            )
-            for raw in data["messages"]:
-                if not isinstance(raw, dict):
-                    raise InputError(f"{source.where(member)}: unexpected message {raw!r:.40}")
-                text = e2ee_text(raw, skipped)
-                if text is not None:
-                    sender = clean_name(raw.get("senderName"))
-                    thread.messages.append(
-                        ChatMessage(sender, (raw.get("timestamp") or 0) / 1000, text)
-                    )
-            thread.messages.sort(key=by_time)
-            yield thread
+            try:
+                yield self._thread(source, member, skipped)
+            except (AttributeError, TypeError, ValueError) as error:  # e.g. a number as text
+                where = source.where(member)
+                raise InputError(f"{where}: unexpected message structure ({error})") from None
+
+    def _thread(self, source: Source, member: str, skipped: Counter) -> ChatThread:
+        data = self._load(source, member)
+        stem = PurePosixPath(member).stem
+        thread = ChatThread(
+            id=f"messenger-e2ee:{stem}",
+            title=data.get("threadName") or stem,
+            format=self.format,
+            participants=_e2ee_participants(data),
+        )
+        for raw in data["messages"]:
+            if not isinstance(raw, dict):
+                raise InputError(f"{source.where(member)}: unexpected message {raw!r:.40}")
+            text = e2ee_text(raw, skipped)
+            if text is not None:
+                sender = clean_name(raw.get("senderName"))
+                thread.messages.append(
+                    ChatMessage(sender, (raw.get("timestamp") or 0) / 1000, text)
+                )
+        thread.messages.sort(key=by_time)
+        return thread
 
 
 def _e2ee_participants(data: dict) -> set[str]:
+    participants = data.get("participants")
     names = {
-        clean_name(p if isinstance(p, str) else (p or {}).get("name"))
-        for p in data.get("participants") or ()
+        clean_name(p if isinstance(p, str) else p.get("name") if isinstance(p, dict) else "")
+        for p in (participants if isinstance(participants, list) else ())
     }
     names.discard("")
     return names

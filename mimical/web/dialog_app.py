@@ -1,7 +1,8 @@
 """Per-app chat resources shared by the `webhook` and `chat` components.
 
 Each Flask app gets one model connection (the configured model server, or one
-started in-process in embedded mode), one `DialogEngine` on the app's registry,
+started in-process in embedded mode), one `DialogEngine` on the app's registry
+(`resources.get_registry()`, which builds no orchestrator),
 and one Messenger worker, created on first use and kept in
 `app.extensions["mimical_dialog"]`. `close_dialog(app)` stops them (tests, shutdown).
 """
@@ -10,7 +11,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mimical.web.resources import app_resources, get_registry, shared_resource
+from mimical.web.resources import (
+    app_resources,
+    get_password_tries,
+    get_registry,
+    shared_resource,
+)
 
 EXTENSION = "mimical_dialog"
 
@@ -31,7 +37,12 @@ def get_engine():
     def make(app: Flask):
         from mimical.dialog import create_engine
 
-        return create_engine(app.config["MIMICAL_SETTINGS"], get_models().client, get_registry())
+        return create_engine(
+            app.config["MIMICAL_SETTINGS"],
+            get_models().client,
+            get_registry(),
+            password_tries=get_password_tries(),
+        )
 
     return get_resource("engine", make)
 
@@ -40,11 +51,19 @@ def get_messenger():
     """The background worker answering Messenger events through the Send API."""
 
     def make(app: Flask):
-        from mimical.web.messenger import MessengerWorker
+        from mimical.web.messenger import MessengerMetrics, MessengerWorker
 
-        settings = app.config["MIMICAL_SETTINGS"]
+        def engine():
+            with app.app_context():
+                return get_engine()
+
         return MessengerWorker(
-            get_engine(), settings, workers=app.config["MIMICAL_WEBHOOK_WORKERS"]
+            engine,
+            app.config["MIMICAL_SETTINGS"],
+            workers=app.config["MIMICAL_WEBHOOK_WORKERS"],
+            metrics=MessengerMetrics(app.extensions.get("mimical_metrics")),
+            queue_options=app.config["MIMICAL_MESSENGER_QUEUE_OPTIONS"],
+            graph_options=app.config["MIMICAL_MESSENGER_GRAPH_OPTIONS"],
         )
 
     return get_resource("messenger", make)
