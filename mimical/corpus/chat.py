@@ -36,9 +36,9 @@ SKIP_REASONS = (
 
 
 class ChatMessage(NamedTuple):
-    """A plain tuple, so a reader may build a thread's messages with `zip(senders, times,
-    texts)` (the Messenger reader does, a column at a time) and segmentation can take
-    them apart the same way."""
+    """A plain tuple, so a reader may build one as `(sender, time, text)` (the Messenger
+    reader does: a NamedTuple's constructor costs as much as reading the message) and
+    segmentation can take a thread's messages apart with `zip(*messages)`."""
 
     sender: str
     time: float  # seconds since the Unix epoch, UTC
