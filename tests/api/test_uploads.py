@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from tests.api.conftest import TEST_UPLOAD_MAX_BYTES
-from tests.hostile.cases import LONG_FILENAME, UPLOADS, Upload
+from tests.api.conftest import TEST_UPLOAD_MAX_BYTES, wait_for_phase
+from tests.hostile.cases import BUILD_FAILURES, LONG_FILENAME, UPLOADS, Upload
 
 # The hostile corpus, plus what only the HTTP layer refuses.
 HOSTILE = {
@@ -55,3 +55,16 @@ def test_a_300_character_file_name_is_shortened_not_a_500(client, export_zip):
             content_type="multipart/form-data",
         )
     assert response.status_code == 202, response.get_json()
+
+
+def test_impossible_telegram_time_fails_the_build_cleanly(client):
+    data, words = BUILD_FAILURES["Telegram date_unixtime 1e400"]
+    response = client.post(
+        "/api/chatbots",
+        data={"name": "timey", "public": "true", "export": (io.BytesIO(data), "result.json")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 202, response.get_json()
+    body = wait_for_phase(client, "timey", {"Failed", "Ready"})
+    assert body["phase"] == "Failed"
+    assert words in body["message"] and "Traceback" not in body["message"]
