@@ -1,4 +1,4 @@
-"""Benchmark the persona model on the default demo persona against issue B's targets.
+"""Benchmark the persona model on the default demo persona against its quality and speed targets.
 
     .venv/bin/python benchmarks/train_bench.py [--minutes 5] [--corpus corpus.jsonl]
 
@@ -34,7 +34,7 @@ CONTEXTS = [
 
 def demo_corpus(workdir: Path) -> Path:
     from mimical.corpus.importer import import_exports
-    from mimical.corpus.sample_export import write_sample_export
+    from mimical.samples.export import write_sample_export
 
     export = write_sample_export("messenger", workdir / "export")
     corpus = workdir / "demo.jsonl"

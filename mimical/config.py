@@ -49,8 +49,9 @@ class Settings:
     training_gpu_resource: str = "nvidia.com/gpu"
     training_gpu_node_selector: str = ""
     training_gpu_tolerations: str = ""
-    # Messenger Platform.
-    graph_api_url: str = "https://graph.facebook.com/v21.0"
+    # Messenger Platform. The Graph API version is part of the URL; each version works
+    # for about two years (v26.0, July 2026, is the latest as of this writing).
+    graph_api_url: str = "https://graph.facebook.com/v26.0"
     fb_app_secret: str = ""
     fb_verify_token: str = ""
     fb_page_access_token: str = ""

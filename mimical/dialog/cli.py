@@ -21,8 +21,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "chat",
         help="chat with a persona in the terminal",
-        description=__doc__.split("\n\n")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Pick a persona ("%show all" lists them) and chat with it; with NAME,'
+        " go straight to that persona. Ctrl-D or Ctrl-C ends the chat.",
     )
     parser.add_argument("name", nargs="?", help="the persona to talk to")
     parser.set_defaults(func=run)
@@ -31,11 +31,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from mimical.config import Settings
     from mimical.dialog import create_engine
+    from mimical.registry import open_registry
     from mimical.serving.connect import connect_models
 
     settings = Settings.from_env()
     with connect_models(settings) as models:
-        engine = create_engine(settings, models.client)
+        engine = create_engine(settings, models.client, open_registry(settings))
         chat_in_terminal(engine, getpass.getuser(), args.name)
     return 0
 

@@ -5,6 +5,11 @@ One state machine per (channel, user), kept in a `SessionStore`:
     choosing  --name of a public persona-->          chatting
     choosing  --name of a password-protected one-->  password --right password--> chatting
     any state --"%restart"-->                        choosing (greeting again)
+    any state --"%show all" or "%help"-->            the same state (the list, the help)
+
+The three commands work in every state, so they never reach a persona as chat
+text or count as a password try; any other text starting with "%" is a command
+only while choosing (a password or a chat message may start with "%").
 
 `handle()` takes one incoming text and returns the texts to send back, so the
 Messenger webhook, the web chat and the terminal only move strings around. The
@@ -41,7 +46,7 @@ NOT_READY = "{name} is still being built ({phase}). Please try again later."
 NO_PUBLIC_PERSONAS = "There are no public personas yet."
 HELP = "\n".join(
     [
-        "Commands:",
+        "Commands (they work at any time, also while chatting):",
         '"%show all" lists all available public personas.',
         '"%restart" ends the current chat so you can pick a new persona.',
         '"%help" shows this help.',
@@ -143,6 +148,9 @@ class DialogEngine:
         elif command == "%help":
             session = session or {"state": "choosing"}
             replies = [HELP]
+        elif command == "%show all":
+            session = session or {"state": "choosing"}
+            replies = [self._list_public()]
         elif session is None or session["state"] == "choosing":
             session, replies = self._choose(text, command, greet=session is None)
         elif session["state"] == "password":
@@ -162,8 +170,6 @@ class DialogEngine:
 
     def _choose(self, text: str, command: str, greet: bool) -> tuple[dict, list[str]]:
         choosing = {"state": "choosing"}
-        if command == "%show all":
-            return choosing, [self._list_public()]
         if command.startswith("%"):
             return choosing, [f'There is no command "{text}".', HELP]
         persona = self._find(text.lower()) if text else None
@@ -209,8 +215,12 @@ class DialogEngine:
         return f'I don\'t know anyone called "{text}". {SHOW_ALL_HINT}'
 
     def _start_chat(self, persona: Persona) -> tuple[dict, list[str]]:
-        session = {"state": "chatting", "persona": persona.name,
-                   "display_name": persona.display_name, "history": []}
+        session = {
+            "state": "chatting",
+            "persona": persona.name,
+            "display_name": persona.display_name,
+            "history": [],
+        }
         return session, [NOW_CHATTING.format(name=persona.display_name)]
 
     def _unlock(self, client: str, session: dict, password: str) -> tuple[dict, list[str]]:
@@ -235,15 +245,18 @@ class DialogEngine:
     def _chat(self, session: dict, text: str) -> tuple[dict, list[str]]:
         name, display_name = session["persona"], session["display_name"]
         history = [*session["history"], text]
-        context = "\n".join(history[-self.context_turns:])
+        context = "\n".join(history[-self.context_turns :])
         try:
             reply = self.models.reply(
-                name, context, temperature=REPLY_TEMPERATURE, max_chars=self.reply_max_chars,
+                name,
+                context,
+                temperature=REPLY_TEMPERATURE,
+                max_chars=self.reply_max_chars,
                 timeout=self.reply_timeout,
             )
         except (UnavailableError, NotFoundError, InputError) as error:
             log.warning("no reply from %s: %s", name, error)
             return session, [NOT_AVAILABLE.format(name=display_name)]
         reply = reply.strip() or "..."
-        session = {**session, "history": [*history, reply][-2 * self.context_turns:]}
+        session = {**session, "history": [*history, reply][-2 * self.context_turns :]}
         return session, [reply]

@@ -38,10 +38,18 @@ from mimical.errors import (
     RateLimitedError,
     UnsupportedFormatError,
 )
-from mimical.registry import Chatbot, Phase
+from mimical.registry import Chatbot
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
+from mimical.web.health import add_readiness_check
 from mimical.web.metrics import init_metrics
+from mimical.web.openapi import (
+    OWNER_TOKEN,
+    PASSWORD_HEADER,
+    UploadForm,
+    documented,
+    openapi_document,
+)
 from mimical.web.resources import (
     app_resources,
     client_address,
@@ -80,6 +88,7 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
     app_resources(app)["limiter"] = limiter
     init_metrics(app)
+    add_readiness_check(app, _backing_services_problem)
 
 
 # Routes that receive an export: their bodies may be as large as the upload limit
@@ -190,19 +199,27 @@ def _multipart_form() -> dict:
 
 
 def _start_build(name: str, me: str | None) -> None:
-    """Store the checked upload and start building the next version of `name`."""
+    """Store the checked upload and start building `name`; 409 if a build is running."""
     settings = current_app.config["MIMICAL_SETTINGS"]
-    registry = get_registry()
+    storage = get_storage()
     with received_export(request.files.get("export")) as path:
-        key = store_upload(get_storage(), name, path, settings.upload_max_bytes)
-    version = registry.next_version(name)
-    registry.update_status(name, phase=Phase.PENDING, progress=0.0, message="queued")
-    get_orchestrator().build(name, key, version=version, me=me)
+        key = store_upload(storage, name, path, settings.upload_max_bytes)
+    try:
+        get_orchestrator().build(name, key, me=me)
+    except BaseException:
+        storage.delete_prefix(key)  # a refused build keeps no upload
+        raise
 
 
 # ---------------------------------------------------------------- chatbots
 
 
+@documented(
+    "Create a chatbot from a chat export; starts the build",
+    ok={202: ("accepted; poll GET /api/chatbots/{name}", schemas.CreatedChatbot)},
+    errors=[400, 409, 413, 415, 422, 429],
+    body=UploadForm(schemas.CreateForm),
+)
 @blueprint.post("/api/chatbots")
 def create_chatbot():
     form = _parse(schemas.CreateForm, _multipart_form())
@@ -223,7 +240,7 @@ def create_chatbot():
         try:
             settings = current_app.config["MIMICAL_SETTINGS"]
             key = store_upload(get_storage(), form.name, path, settings.upload_max_bytes)
-            get_orchestrator().build(form.name, key, version=1, me=form.me)
+            get_orchestrator().build(form.name, key, me=form.me)
         except BaseException:
             # Nothing half-made: no record without its upload, no upload without a record.
             get_storage().delete_prefix(upload_prefix(form.name))
@@ -236,13 +253,29 @@ def create_chatbot():
     return body.model_dump(mode="json"), 202
 
 
+@documented("List public chatbots", ok={200: ("public chatbots", schemas.ChatbotList)})
 @blueprint.get("/api/chatbots")
-@blueprint.get("/getPublicChatbots")
 def list_chatbots():
     chatbots = [schemas.summary(chatbot) for chatbot in get_registry().list_public()]
     return current_app.response_class(orjson.dumps({"chatbots": chatbots}), mimetype=JSON)
 
 
+@documented(
+    "Alias of GET /api/chatbots (the product's original name)",
+    ok={200: ("public chatbots", schemas.ChatbotList)},
+)
+@blueprint.get("/getPublicChatbots")
+def list_chatbots_alias():
+    return list_chatbots()
+
+
+@documented(
+    "Build status of a chatbot (protected ones need password or token)",
+    ok={200: ("the chatbot", schemas.ChatbotOut)},
+    errors=[401, 404, 429],
+    headers=[PASSWORD_HEADER],
+    security=[{}, *OWNER_TOKEN],
+)
 @blueprint.get("/api/chatbots/<name>")
 def get_chatbot(name: str):
     chatbot = get_registry().get(name)
@@ -254,6 +287,13 @@ def get_chatbot(name: str):
     return schemas.detail(chatbot).model_dump(mode="json")
 
 
+@documented(
+    "Train a new model version from a new export",
+    ok={202: ("accepted", schemas.ChatbotOut)},
+    errors=[400, 401, 404, 409, 413, 415, 422, 429],
+    body=UploadForm(schemas.CreateForm, fields=("me",)),
+    security=OWNER_TOKEN,
+)
 @blueprint.post("/api/chatbots/<name>/retrain")
 def retrain_chatbot(name: str):
     chatbot = _require_owner(name)  # before the body is read: strangers' uploads are not
@@ -269,6 +309,12 @@ def retrain_chatbot(name: str):
     return schemas.detail(get_registry().get(name)).model_dump(mode="json"), 202
 
 
+@documented(
+    "Delete a chatbot and everything stored for it",
+    ok={200: ("deleted", schemas.Deleted)},
+    errors=[401, 404],
+    security=OWNER_TOKEN,
+)
 @blueprint.delete("/api/chatbots/<name>")
 def delete_chatbot(name: str):
     _require_owner(name)
@@ -295,21 +341,47 @@ def _model_location(name: str, password: str | None):
     return location.model_dump(mode="json")
 
 
+MODEL_LOCATION = {200: ("where the model is", schemas.ModelLocation)}
+
+
+@documented(
+    "Model location of a chatbot (password header for protected ones)",
+    ok=MODEL_LOCATION,
+    errors=[401, 404, 409, 429],
+    headers=[PASSWORD_HEADER],
+)
 @blueprint.get("/api/chatbots/<name>/model")
 def get_model(name: str):
     return _model_location(name, request.headers.get("X-Chatbot-Password"))
 
 
+@documented(
+    "Model location, password in the JSON body",
+    ok=MODEL_LOCATION,
+    errors=[400, 401, 404, 409, 415, 422, 429],
+    body=schemas.PasswordBody,
+)
 @blueprint.post("/api/chatbots/<name>/model")
 def post_model(name: str):
     return _model_location(name, _json_body(schemas.PasswordBody).password)
 
 
+@documented(
+    "Alias: model location of a chatbot without a password",
+    ok=MODEL_LOCATION,
+    errors=[401, 404, 409, 429],
+)
 @blueprint.get("/getPublicModel/<name>")
 def get_public_model(name: str):
     return _model_location(name, None)
 
 
+@documented(
+    "Alias: model location, name and password in the JSON body",
+    ok=MODEL_LOCATION,
+    errors=[400, 401, 404, 409, 415, 422, 429],
+    body=schemas.GetModelBody,
+)
 @blueprint.post("/getModel")
 def get_model_alias():
     body = _json_body(schemas.GetModelBody)
@@ -319,27 +391,17 @@ def get_model_alias():
 # ---------------------------------------------------------------- operations
 
 
-@blueprint.get("/healthz")
-def healthz():
-    return {"status": "ok"}
-
-
-@blueprint.get("/readyz")
-def readyz():
-    try:
-        get_registry().find("readyz-probe")
-        get_storage().exists("readyz-probe")
-    except Exception as error:  # any backing-service failure means "not ready"
-        current_app.logger.warning("not ready: %s", error)
-        return {"error": "unavailable", "message": f"not ready: {type(error).__name__}"}, 503
-    return {"status": "ok"}
+def _backing_services_problem() -> None:
+    """Ready when the registry and the storage answer (`/readyz`, `mimical.web.health`)."""
+    get_registry().find("readyz-probe")
+    get_storage().exists("readyz-probe")
 
 
 @blueprint.get("/openapi.json")
 def openapi():
-    return schemas.openapi_document(request.script_root or "/")
+    return openapi_document(current_app, request.script_root or "/")
 
 
 @blueprint.get("/docs")
 def docs():
-    return render_template("api/docs.html", document=schemas.openapi_document())
+    return render_template("api/docs.html", document=openapi_document(current_app))

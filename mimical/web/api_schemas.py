@@ -1,8 +1,9 @@
-"""Request and response schemas of the backend API, and its OpenAPI 3.1 document.
+"""Request and response schemas of the backend API.
 
-The pydantic models are the single source: views validate with them and
-`openapi_document()` turns them into `components/schemas`, so the document
-served at `/openapi.json` cannot drift from what the code accepts and returns.
+The pydantic models are the single source: views validate with them, and each
+view's `@documented(...)` names them, from which `mimical.web.openapi` builds
+`components/schemas`, so the document served at `/openapi.json` cannot drift
+from what the code accepts and returns.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import models_json_schema
 
 from mimical.registry import (
     DISPLAY_NAME_MAX,
@@ -19,6 +19,7 @@ from mimical.registry import (
     NAME_PATTERN,
     PASSWORD_MAX,
     Chatbot,
+    Phase,
 )
 
 NAME_FIELD = Field(
@@ -27,7 +28,6 @@ NAME_FIELD = Field(
     max_length=NAME_MAX_LENGTH,
     description="DNS-1123 label: the chatbot's unique name (also its model name)",
 )
-PhaseName = Literal["Pending", "Importing", "Training", "Deploying", "Ready", "Failed"]
 
 
 class Strict(BaseModel):
@@ -63,7 +63,7 @@ class ChatbotSummary(BaseModel):
     name: str
     display_name: str
     password_protected: bool
-    phase: PhaseName
+    phase: Phase
     ready: bool = Field(description="a model version is serving")
 
 
@@ -132,232 +132,3 @@ def detail(chatbot: Chatbot) -> ChatbotOut:
         created_at=datetime.fromtimestamp(chatbot.created_at, UTC),
         updated_at=datetime.fromtimestamp(chatbot.updated_at, UTC),
     )
-
-
-# ---------------------------------------------------------------- OpenAPI document
-
-_MODELS = [
-    CreateForm,
-    PasswordBody,
-    GetModelBody,
-    ChatbotSummary,
-    ChatbotOut,
-    ChatbotList,
-    CreatedChatbot,
-    ModelLocation,
-    Deleted,
-    Health,
-    ErrorOut,
-]
-_ERRORS = {
-    400: "malformed request",
-    401: "missing or wrong password / owner token",
-    403: "not allowed",
-    404: "no such chatbot",
-    409: "name taken, build running, or no model yet",
-    413: "upload too large (or a zip bomb)",
-    415: "not a chat export / wrong content type",
-    422: "invalid field or broken export",
-    429: "rate limited",
-}
-
-
-def _ref(model: type[BaseModel]) -> dict:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-
-def _json(model: type[BaseModel]) -> dict:
-    return {"application/json": {"schema": _ref(model)}}
-
-
-def _responses(ok: dict[int, tuple[str, type[BaseModel] | None]], errors: list[int]) -> dict:
-    responses = {}
-    for status, (description, model) in ok.items():
-        responses[str(status)] = {"description": description}
-        if model is not None:
-            responses[str(status)]["content"] = _json(model)
-    for status in errors:
-        responses[str(status)] = {"description": _ERRORS[status], "content": _json(ErrorOut)}
-    return responses
-
-
-NAME_PARAM = {
-    "name": "name",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": NAME_PATTERN.pattern, "maxLength": NAME_MAX_LENGTH},
-}
-PASSWORD_HEADER = {
-    "name": "X-Chatbot-Password",
-    "in": "header",
-    "required": False,
-    "description": "password of a password-protected chatbot (never put it in the URL)",
-    "schema": {"type": "string", "maxLength": PASSWORD_MAX},
-}
-
-
-def _upload_form(fields: dict, required: list[str]) -> dict:
-    """A multipart body: the `export` file plus `fields`, nothing else."""
-    export = {
-        "type": "string",
-        "contentMediaType": "application/octet-stream",
-        "description": "the export: .zip, .json or .txt",
-    }
-    return {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["export", *required],
-                "properties": {"export": export, **fields},
-                "additionalProperties": False,
-            },
-            "encoding": {"export": {"contentType": "application/octet-stream"}},
-        }
-    }
-
-
-def _form_fields(model: type[BaseModel]) -> tuple[dict, list[str]]:
-    """Form fields of `model`: a multipart field is a value or absent, never null."""
-    schema = model.model_json_schema()
-    fields = {}
-    for name, field in schema["properties"].items():
-        options = [option for option in field.get("anyOf", []) if option.get("type") != "null"]
-        if options:
-            field = {
-                **{k: v for k, v in field.items() if k not in ("anyOf", "default")},
-                **options[0],
-            }
-        fields[name] = field
-    return fields, schema["required"]
-
-
-_CREATE_FIELDS, _CREATE_REQUIRED = _form_fields(CreateForm)
-EXPORT_FORM = _upload_form(_CREATE_FIELDS, _CREATE_REQUIRED)
-RETRAIN_FORM = _upload_form({"me": _CREATE_FIELDS["me"]}, [])
-OWNER = [{"ownerToken": []}]
-
-
-def openapi_document(server_url: str = "/") -> dict:
-    _, definitions = models_json_schema(
-        [(model, "serialization") for model in _MODELS],
-        ref_template="#/components/schemas/{model}",
-    )
-    get_model = {
-        "summary": "Model location of a chatbot (password header for protected ones)",
-        "parameters": [NAME_PARAM, PASSWORD_HEADER],
-        "responses": _responses({200: ("where the model is", ModelLocation)}, [401, 404, 409, 429]),
-    }
-    paths = {
-        "/api/chatbots": {
-            "get": {
-                "summary": "List public chatbots",
-                "responses": _responses({200: ("public chatbots", ChatbotList)}, []),
-            },
-            "post": {
-                "summary": "Create a chatbot from a chat export; starts the build",
-                "requestBody": {"required": True, "content": EXPORT_FORM},
-                "responses": _responses(
-                    {202: ("accepted; poll GET /api/chatbots/{name}", CreatedChatbot)},
-                    [400, 409, 413, 415, 422, 429],
-                ),
-            },
-        },
-        "/api/chatbots/{name}": {
-            "get": {
-                "summary": "Build status of a chatbot (protected ones need password or token)",
-                "parameters": [NAME_PARAM, PASSWORD_HEADER],
-                "security": [{}, *OWNER],
-                "responses": _responses({200: ("the chatbot", ChatbotOut)}, [401, 404, 429]),
-            },
-            "delete": {
-                "summary": "Delete a chatbot and everything stored for it",
-                "parameters": [NAME_PARAM],
-                "security": OWNER,
-                "responses": _responses({200: ("deleted", Deleted)}, [401, 404]),
-            },
-        },
-        "/api/chatbots/{name}/model": {
-            "get": get_model,
-            "post": {
-                **get_model,
-                "summary": "Model location, password in the JSON body",
-                "parameters": [NAME_PARAM],
-                "requestBody": {"required": True, "content": _json(PasswordBody)},
-                "responses": _responses(
-                    {200: ("where the model is", ModelLocation)},
-                    [400, 401, 404, 409, 415, 422, 429],
-                ),
-            },
-        },
-        "/api/chatbots/{name}/retrain": {
-            "post": {
-                "summary": "Train a new model version from a new export",
-                "parameters": [NAME_PARAM],
-                "security": OWNER,
-                "requestBody": {"required": True, "content": RETRAIN_FORM},
-                "responses": _responses(
-                    {202: ("accepted", ChatbotOut)}, [400, 401, 404, 409, 413, 415, 422, 429]
-                ),
-            }
-        },
-        "/getPublicChatbots": {
-            "get": {
-                "summary": "Alias of GET /api/chatbots (the product's original name)",
-                "responses": _responses({200: ("public chatbots", ChatbotList)}, []),
-            }
-        },
-        "/getPublicModel/{name}": {
-            "get": {
-                "summary": "Alias: model location of a chatbot without a password",
-                "parameters": [NAME_PARAM],
-                "responses": _responses(
-                    {200: ("where the model is", ModelLocation)}, [401, 404, 409, 429]
-                ),
-            }
-        },
-        "/getModel": {
-            "post": {
-                "summary": "Alias: model location, name and password in the JSON body",
-                "requestBody": {"required": True, "content": _json(GetModelBody)},
-                "responses": _responses(
-                    {200: ("where the model is", ModelLocation)},
-                    [400, 401, 404, 409, 415, 422, 429],
-                ),
-            }
-        },
-        "/healthz": {
-            "get": {
-                "summary": "Liveness",
-                "responses": _responses({200: ("alive", Health)}, []),
-            }
-        },
-        "/readyz": {
-            "get": {
-                "summary": "Readiness: registry and storage reachable",
-                "responses": {
-                    **_responses({200: ("ready", Health)}, []),
-                    "503": {"description": "not ready", "content": _json(ErrorOut)},
-                },
-            }
-        },
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "mimical backend API",
-            "version": "1",
-            "description": "Create chatbots from chat exports and find their models.",
-        },
-        "servers": [{"url": server_url}],
-        "paths": paths,
-        "components": {
-            "schemas": definitions["$defs"],
-            "securitySchemes": {
-                "ownerToken": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "the owner token returned once by POST /api/chatbots",
-                }
-            },
-        },
-    }

@@ -25,8 +25,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run the API, web chat, webhook and model server in one process",
-        description=__doc__.split("\n\n")[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve the backend API, the web chat (/chat) and the Messenger webhook in"
+        " one process, with the model server in-process and builds in worker processes."
+        " Configuration comes from MIMICAL_* variables; Ctrl-C stops it.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on")

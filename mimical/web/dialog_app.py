@@ -1,7 +1,8 @@
 """Per-app chat resources shared by the `webhook` and `chat` components.
 
 Each Flask app gets one model connection (the configured model server, or one
-started in-process in embedded mode), one `DialogEngine` on the app's registry,
+started in-process in embedded mode), one `DialogEngine` on the app's registry
+(`resources.get_registry()`, which builds no orchestrator),
 and one Messenger worker, created on first use and kept in
 `app.extensions["mimical_dialog"]`. `close_dialog(app)` stops them (tests, shutdown).
 """
@@ -50,11 +51,19 @@ def get_messenger():
     """The background worker answering Messenger events through the Send API."""
 
     def make(app: Flask):
-        from mimical.web.messenger import MessengerWorker
+        from mimical.web.messenger import MessengerMetrics, MessengerWorker
 
-        settings = app.config["MIMICAL_SETTINGS"]
+        def engine():
+            with app.app_context():
+                return get_engine()
+
         return MessengerWorker(
-            get_engine(), settings, workers=app.config["MIMICAL_WEBHOOK_WORKERS"]
+            engine,
+            app.config["MIMICAL_SETTINGS"],
+            workers=app.config["MIMICAL_WEBHOOK_WORKERS"],
+            metrics=MessengerMetrics(app.extensions.get("mimical_metrics")),
+            queue_options=app.config["MIMICAL_MESSENGER_QUEUE_OPTIONS"],
+            graph_options=app.config["MIMICAL_MESSENGER_GRAPH_OPTIONS"],
         )
 
     return get_resource("messenger", make)

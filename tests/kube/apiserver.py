@@ -27,7 +27,6 @@ import jsonpatch
 import jsonschema
 import kmock
 import yaml
-from kmock._internal import dicts
 
 CRD_PATH = Path(__file__).parents[2] / "charts" / "mimical" / "crds" / "chatbots.mimical.dev.yaml"
 
@@ -134,13 +133,23 @@ class ApiServer(kmock.KubernetesEmulator):
         if key not in self.objects or self.objects[key].deleted:
             return
         current = self.objects[key].raw
+        expected = (data.get("metadata") or {}).get("resourceVersion")
+        if expected and expected != current["metadata"].get("resourceVersion"):
+            # Optimistic locking: a write based on a stale read is refused, as a real API
+            # server does.
+            raise kmock.KubernetesError(
+                status=409, reason="Conflict", message="the object has been modified"
+            )
         has_status = "status" in self.resources[request.resource].subresources
         if request.subresource == "status":
             for field in [f for f in data if f != "status"]:  # only status changes there
                 del data[field]
         elif has_status:
             data.pop("status", None)  # ...and never through the main resource
-        merged = dicts.patch_dict(copy.deepcopy(current), copy.deepcopy(data))
+        # kmock's own merge-patch semantics (None deletes a key), on a copy of the object.
+        patched = kmock.Object(current)
+        patched.patch(copy.deepcopy(data))
+        merged = patched.raw
         self._validate(request, merged)
         meta = data.setdefault("metadata", {})
         if merged.get("spec") != current.get("spec"):

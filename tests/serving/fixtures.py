@@ -1,7 +1,7 @@
 """Fixtures for the chat side (serving, dialog, webhook, web chat), imported by their conftests.
 
 `served_models` is one real model server per test session (per xdist worker) over a
-model base holding B's `tiny_model` under the persona names the tests use; each
+model base holding the model fixtures' `tiny_model` under the persona names the tests use; each
 test gets its own registry (`personas`) in a temporary home.
 """
 
@@ -33,8 +33,13 @@ def served_models(tmp_path_factory, tiny_model):
         shutil.copytree(tiny_model.export_dir, model_base / name / "1")
     server = ModelServer(str(model_base), poll_seconds=0.2).start()
     client = ModelClient(server.target)
-    yield SimpleNamespace(server=server, client=client, model_base=model_base,
-                          target=server.target, export_dir=tiny_model.export_dir)
+    yield SimpleNamespace(
+        server=server,
+        client=client,
+        model_base=model_base,
+        target=server.target,
+        export_dir=tiny_model.export_dir,
+    )
     client.close()
     server.stop()
 
