@@ -6,7 +6,7 @@ measures what a new user would get. The rule, in one place for training and eval
 - a sender is held out when the sha256 hex digest of its chitchat sender id starts
   with 'b' or 'c' (about 1/8 of the senders);
 - a conversation is left out of the base when any of its senders is held out or is the
-  demo persona (`mimical.corpus.sample_export.DEMO_PERSONA`).
+  demo persona (`mimical.samples.plan.DEMO_PERSONA`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from mimical.corpus.sample_export import DEMO_PERSONA
+from mimical.samples.plan import DEMO_PERSONA
 
 HELD_OUT_DIGEST_PREFIXES = ("b", "c")
 HELD_OUT_RULE = (
