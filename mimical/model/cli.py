@@ -99,7 +99,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
           "(0.5 = cannot tell model from real)")  # fmt: skip
     print(f"non-word rate:         {sense['non_word_rate']['model']:.1%} vs "
           f"{sense['non_word_rate']['persona']:.1%} real")  # fmt: skip
-    print(f"context relevance:     {_figure(relevance, '.2f')} (0 = random, 1 = as real)")
+    stderr = sense["context_relevance"]["relevance_stderr"]
+    print(f"context relevance:     {_figure(relevance, '.2f')} ± {_figure(stderr, '.2f')} "
+          "(0 = random, 1 = as real)")  # fmt: skip
     if args.report:
         print(f"report:                {args.report}", file=sys.stderr)
     return 0

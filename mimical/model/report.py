@@ -79,12 +79,15 @@ def sense_rows(sense: dict) -> str:
     """Table rows: measure, the person's real replies, the model's, how to read it."""
     words, distinct = sense["non_word_rate"], sense["distinct_2"]
     relevance = sense["context_relevance"]
+    relevance_cell = _number(relevance["relevance"])
+    if relevance["relevance_stderr"] is not None:
+        relevance_cell += f" ± {relevance['relevance_stderr']:.2f}"
     rows = [
         ("two-sample accuracy", "0.50", _number(sense["two_sample_accuracy"]),
          "a classifier telling model from real replies; 0.50 = cannot tell"),
         ("non-word rate", _share(words["persona"]), _share(words["model"]),
          "words no one in other people's chats wrote"),
-        ("context relevance", "1.00", _number(relevance["relevance"]),
+        ("context relevance", "1.00", relevance_cell,
          f"fit with own context vs others', over {relevance['exchanges']} exchanges; "
          "0 = random"),
         ("distinct-2", _number(distinct["persona"]), _number(distinct["model"]),

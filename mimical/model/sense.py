@@ -242,20 +242,17 @@ def association_scores(contexts: list[str], replies: list[str], reference: Refer
     return scores
 
 
-def relevance_gain(contexts: list[str], replies: list[str], reference: Reference) -> float | None:
-    """How much better replies go with their own context than with the others: the mean
-    share of other contexts ranked below the own one (ties count half), minus 0.5.
+def relevance_gains(contexts: list[str], replies: list[str], reference: Reference) -> np.ndarray:
+    """Per reply, how much better it goes with its own context than with the others: the
+    share of other contexts ranked below its own (ties count half), minus 0.5.
 
     Ranks rather than raw scores, so a few replies full of strongly associated words do
-    not outweigh the rest; 0 is chance, 0.5 a perfect match every time. None with fewer
-    than 2 exchanges.
+    not outweigh the rest; 0 is chance, 0.5 a perfect match.
     """
-    if len(replies) < 2:
-        return None
     scores = association_scores(contexts, replies, reference)
     own = np.diag(scores)
     below = (scores < own).sum(axis=0) + 0.5 * ((scores == own).sum(axis=0) - 1)
-    return float((below / (len(replies) - 1)).mean() - 0.5)
+    return below / (len(replies) - 1) - 0.5
 
 
 def context_relevance(
@@ -263,20 +260,25 @@ def context_relevance(
 ) -> dict:
     """Relevance of `generated` replies, scaled so the person's `real` replies score 1.
 
-    Exchanges without a context (openers) are skipped. `relevance` is None when the
-    real replies themselves go no better with their contexts than with others (or there
-    are fewer than 2 exchanges).
+    `model_gain` and `persona_gain` are the mean `relevance_gains`; `relevance_stderr`
+    is the standard error from the spread of the model's (the real replies' mean taken
+    as exact). Exchanges without a context (openers) are skipped. `relevance` is None
+    when the real replies go no better with their contexts than with others, and
+    everything is None with fewer than 2 exchanges.
     """
     kept = [i for i, context in enumerate(contexts) if context.strip()]
+    result = {"relevance": None, "relevance_stderr": None, "model_gain": None,
+              "persona_gain": None, "exchanges": len(kept)}  # fmt: skip
+    if len(kept) < 2:
+        return result
     contexts = [contexts[i] for i in kept]
-    model_gain = relevance_gain(contexts, [generated[i] for i in kept], reference)
-    persona_gain = relevance_gain(contexts, [real[i] for i in kept], reference)
-    return {
-        "relevance": model_gain / persona_gain if persona_gain and persona_gain > 0 else None,
-        "model_gain": model_gain,
-        "persona_gain": persona_gain,
-        "exchanges": len(kept),
-    }
+    model = relevance_gains(contexts, [generated[i] for i in kept], reference)
+    persona_gain = float(relevance_gains(contexts, [real[i] for i in kept], reference).mean())
+    result |= {"model_gain": float(model.mean()), "persona_gain": persona_gain}
+    if persona_gain > 0:
+        result["relevance"] = float(model.mean()) / persona_gain
+        result["relevance_stderr"] = float(model.std() / np.sqrt(len(model))) / persona_gain
+    return result
 
 
 def sense_measures(
@@ -311,22 +313,14 @@ def _rounded(value):
 # ---------------------------------------------------------------- the chitchat reference
 
 
-def _held_out_conversation(senders: Iterable[str]) -> bool:
-    from mimical.corpus.sample_export import DEMO_PERSONA
-
-    return any(
-        s == DEMO_PERSONA or hashlib.sha256(s.encode()).hexdigest().startswith(("b", "c"))
-        for s in senders
-    )
-
-
 def chitchat_turns() -> Iterator[list[str]]:
     """The turns (one sender's messages, joined by newlines) of each chitchat conversation
     that the base model may learn from: no held-out person, no demo persona."""
-    from mimical.corpus.sample_export import load_chats
+    from mimical.model.pretrain import held_out_conversation
+    from mimical.samples.plan import load_chats
 
     for chat in load_chats():
-        if _held_out_conversation({sender for sender, _, _ in chat["messages"]}):
+        if held_out_conversation({sender for sender, _, _ in chat["messages"]}):
             continue
         yield [
             "\n".join(text for _, _, text in messages)
@@ -342,8 +336,10 @@ def cache_dir() -> Path:
 @functools.cache
 def chitchat_reference() -> Reference:
     """The reference learned from chitchat minus held-out conversations (disk-cached)."""
-    recipe = (REFERENCE_FORMAT, metadata.version("chitchat-dataset"), VOCABULARY_MIN_COUNT,
-              ASSOCIATION_MIN_COUNT, PMI_SMOOTHING)  # fmt: skip
+    from mimical.model.pretrain import HELD_OUT_RULE
+
+    recipe = (REFERENCE_FORMAT, metadata.version("chitchat-dataset"), HELD_OUT_RULE,
+              VOCABULARY_MIN_COUNT, ASSOCIATION_MIN_COUNT, PMI_SMOOTHING)  # fmt: skip
     digest = hashlib.sha256(repr(recipe).encode()).hexdigest()[:12]
     path = cache_dir() / f"sense-reference-{digest}.npz"
     if path.exists():

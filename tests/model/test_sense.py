@@ -93,6 +93,7 @@ def test_relevance_is_one_for_real_replies_and_zero_for_unrelated(reference):
     real = [answer for _, answer in TOPICS.values()]
     as_real = context_relevance(contexts, real, list(real), reference)
     assert as_real["relevance"] == pytest.approx(1.0) and as_real["persona_gain"] > 0.4
+    assert as_real["relevance_stderr"] == 0  # each reply ranks its own context first
     gibberish = context_relevance(contexts, real, ["xq zzv"] * len(real), reference)
     assert gibberish["relevance"] == 0 and gibberish["exchanges"] == len(real)
     swapped = context_relevance(contexts, real, real[1:] + real[:1], reference)
@@ -103,9 +104,8 @@ def test_openers_are_skipped_and_too_few_exchanges_give_none(reference):
     relevance = context_relevance(
         ["", "do you like pizza"], ["hi", "pizza!"], ["a", "b"], reference
     )
-    assert relevance == {
-        "relevance": None, "model_gain": None, "persona_gain": None, "exchanges": 1,
-    }  # fmt: skip
+    assert relevance == {"relevance": None, "relevance_stderr": None, "model_gain": None,
+                         "persona_gain": None, "exchanges": 1}  # fmt: skip
 
 
 def test_distinct_n():
