@@ -38,7 +38,7 @@ import time
 
 from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
-from mimical.web.event_queue import DEDUPE_TTL_SECONDS, Event, open_event_queue
+from mimical.web.event_queue import Event, open_event_queue
 from mimical.web.graph import QUICK_REPLIES_MAX, GraphApi, GraphError
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,10 @@ CHANNEL = "messenger"
 SEND_API_MAX_CHARS = 2000
 NOT_TEXT = "Sorry, I can only read text messages."
 TRY_AGAIN = "Sorry, something went wrong on our side. Please try again in a minute."
+# How long a message's replies and sending progress are kept: long enough for a
+# killed worker's events to be taken over (seconds to minutes), short enough that
+# Redis does not hold a day of replies.
+REPLY_STATE_TTL_SECONDS = 3600
 # How often `/readyz` may ask Graph whether a page token reported bad works again.
 TOKEN_RECHECK_SECONDS = 30.0
 # How long an idle worker thread waits for work before checking whether to stop.
@@ -205,7 +209,7 @@ class MessengerWorker:
             pieces = [piece for reply in replies for piece in split_message(reply)]
             # `in_flight` names the piece about to go out; saved before its POST.
             state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": 0}
-            sessions.save(key, state, DEDUPE_TTL_SECONDS)
+            sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
         pieces = state["pieces"]
         while state["next"] < len(pieces):
             index = state["next"]
@@ -220,7 +224,7 @@ class MessengerWorker:
             # Undeliverable: the rest cannot arrive either.
             state["next"] = index + 1 if delivered else len(pieces)
             state["in_flight"] = state["next"]
-            sessions.save(key, state, DEDUPE_TTL_SECONDS)
+            sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
 
     def _answer(self, event: Event) -> tuple[list[str], list[str]]:
         """The dialog's replies, and the quick replies to offer with the last one."""
