@@ -7,9 +7,9 @@
 For each person and method, in the same run and with the same training budget:
 
 1. builds the person's corpus as a user would: a Messenger sample export of their
-   chitchat chats, imported (`demo` is the demo persona; 200/1000/5000 pick the held-out
-   person with the nearest number of replies: `sha256(sender id)` starts with b or c,
-   so the base model never saw them);
+   chitchat chats, imported (`demo` is the demo persona; 200/1000/5000 pick a held-out
+   person with about that many replies, see `pick_person`: `sha256(sender id)` starts
+   with b or c, so the base model never saw them);
 2. trains for `--minutes` (`scratch`: the character model learned from nothing;
    `finetune`: the shipped base adapted to the person);
 3. evaluates on the held-out conversations (`mimical.model.evaluate`): two-sample
@@ -40,6 +40,8 @@ from pathlib import Path
 METHODS = ("scratch", "finetune")
 PEOPLE = ("demo", "200", "1000", "5000")
 REPLY_CHARS = 100
+# Below this many held-out replies the sense figures are noise.
+FEW_HELD_OUT = 50
 CONTEXTS = [
     "hey! how was your weekend?",
     "do you want to grab dinner tonight?",
@@ -50,25 +52,38 @@ CONTEXTS = [
 
 
 @functools.cache
-def held_out_replies() -> dict[str, int]:
-    """Held-out chitchat senders → their turns in two-person chats (their replies)."""
+def held_out_people() -> dict[str, tuple[int, int]]:
+    """Held-out chitchat senders → (replies, chats), over their two-person chats."""
     from mimical.model.pretrain import is_held_out
     from mimical.samples.plan import load_chats
 
-    turns: Counter = Counter()
+    replies: Counter = Counter()
+    chats: Counter = Counter()
     for chat in load_chats():
-        if len({sender for sender, _, _ in chat["messages"]}) == 2:
+        senders = {sender for sender, _, _ in chat["messages"]}
+        if len(senders) == 2:
+            chats.update(senders)
             for sender, _ in itertools.groupby(chat["messages"], key=lambda m: m[0]):
-                turns[sender] += 1
-    return {sender: count for sender, count in turns.items() if is_held_out(sender)}
+                replies[sender] += 1
+    return {sender: (replies[sender], chats[sender]) for sender in chats if is_held_out(sender)}
 
 
 def pick_person(person: str) -> str | None:
-    """The chitchat sender id for `person` (None: the demo persona)."""
+    """The chitchat sender id for `person` (None: the demo persona).
+
+    Among held-out people within 40% of the wanted number of replies, the one with the
+    most chats: the model holds out whole conversations, so more of them leave more
+    replies to evaluate on. Nobody that close: the nearest.
+    """
     if person == "demo":
         return None
-    replies = held_out_replies()
-    return min(replies, key=lambda sender: (abs(replies[sender] - int(person)), sender))
+    people, wanted = held_out_people(), int(person)
+    close = [
+        sender for sender, (replies, _) in people.items() if abs(replies - wanted) <= 0.4 * wanted
+    ]
+    if close:
+        return max(close, key=lambda sender: (people[sender][1], sender))
+    return min(people, key=lambda sender: (abs(people[sender][0] - wanted), sender))
 
 
 def build_corpus(person: str, workdir: Path) -> Path:
@@ -181,6 +196,9 @@ def print_table(runs: list[dict]) -> None:
             print("  ".join("-" * width for width in widths))
     senders = {r["person"]: r["sender"] for r in runs}
     print("\npeople: " + "; ".join(f"{p} = {s}" for p, s in senders.items()))
+    few = sorted({r["person"] for r in runs if r["evaluation"]["held_out_replies"] < FEW_HELD_OUT})
+    if few:
+        print(f"too few held-out replies (< {FEW_HELD_OUT}) to judge the figures of: {few}")
 
 
 def print_samples(runs: list[dict], count: int = 5) -> None:

@@ -23,6 +23,7 @@ few MB under the user's cache directory.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -31,8 +32,9 @@ import os
 import re
 import tempfile
 import unicodedata
+import zipfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -333,6 +335,29 @@ def cache_dir() -> Path:
     return Path(cache_home) / "mimical"
 
 
+def cached_reference(path: Path, build: Callable[[], Reference]) -> Reference:
+    """The reference stored at `path`, else `build()` it and store it there.
+
+    A damaged file is rebuilt; a cache that cannot be written (read-only home) only
+    costs rebuilding next time.
+    """
+    with contextlib.suppress(OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return Reference.load(path)  # else missing or damaged: rebuilt, then replaced
+    reference = build()
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        reference.save(path)
+    return reference
+
+
+def build_chitchat_reference() -> Reference:
+    conversations = list(chitchat_turns())
+    return Reference.fit(
+        (turn for turns in conversations for turn in turns),
+        ((turn, reply) for turns in conversations for turn, reply in itertools.pairwise(turns)),
+    )
+
+
 @functools.cache
 def chitchat_reference() -> Reference:
     """The reference learned from chitchat minus held-out conversations (disk-cached)."""
@@ -341,17 +366,4 @@ def chitchat_reference() -> Reference:
     recipe = (REFERENCE_FORMAT, metadata.version("chitchat-dataset"), HELD_OUT_RULE,
               VOCABULARY_MIN_COUNT, ASSOCIATION_MIN_COUNT, PMI_SMOOTHING)  # fmt: skip
     digest = hashlib.sha256(repr(recipe).encode()).hexdigest()[:12]
-    path = cache_dir() / f"sense-reference-{digest}.npz"
-    if path.exists():
-        return Reference.load(path)
-    conversations = list(chitchat_turns())
-    reference = Reference.fit(
-        (turn for turns in conversations for turn in turns),
-        ((turn, reply) for turns in conversations for turn, reply in itertools.pairwise(turns)),
-    )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        reference.save(path)
-    except OSError:
-        pass  # a read-only home only costs rebuilding next time
-    return reference
+    return cached_reference(cache_dir() / f"sense-reference-{digest}.npz", build_chitchat_reference)

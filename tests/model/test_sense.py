@@ -10,6 +10,7 @@ import pytest
 from mimical.model.sense import (
     Reference,
     association_scores,
+    cached_reference,
     context_relevance,
     distinct_n,
     non_word_rate,
@@ -132,3 +133,20 @@ def test_reference_round_trips_through_a_file(reference, tmp_path):
     loaded = Reference.load(path)
     assert loaded.words == reference.words
     assert (loaded.associations != reference.associations).nnz == 0
+
+
+def test_a_damaged_or_unwritable_cache_is_rebuilt(reference, tmp_path):
+    builds = []
+
+    def build():
+        builds.append(1)
+        return reference
+
+    path = tmp_path / "cache" / "reference.npz"
+    assert cached_reference(path, build).words == reference.words and path.is_file()
+    assert cached_reference(path, build).words == reference.words and len(builds) == 1
+    path.write_bytes(b"not a zip file")
+    assert cached_reference(path, build).words == reference.words and len(builds) == 2
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert cached_reference(blocked / "reference.npz", build).words == reference.words
