@@ -9,8 +9,8 @@ one user at a time, in order, and answer each `mid` once:
    limit), are stored under the `mid` before the first piece goes out, so an event
    redelivered after a crash resends the same replies instead of asking the model
    (and moving the session) again;
-3. before each piece's POST the stored state names it "in flight" (one write after
-   each piece marks it sent and names the next). A piece found in flight on
+3. each piece is marked "in flight" before its POST (after checking this worker
+   still holds the user) and "sent" after it. A piece found in flight on
    redelivery, like a POST whose outcome is unknown (a 5xx without a Graph error,
    a read timeout), is not sent again: Graph has no idempotency key, and we prefer
    a rare lost piece to a duplicated one. The
@@ -200,30 +200,29 @@ class MessengerWorker:
         sessions = self.engine.sessions
         key = f"messenger:reply:{event.mid}"
         state = sessions.load(key)
-        resumed = state is not None
-        if not resumed:
+        if state is None:
             self._action(event.user, "mark_seen")
             if event.text:
                 self._action(event.user, "typing_on")
             replies, quick = self._answer(event)
             pieces = [piece for reply in replies for piece in split_message(reply)]
-            # `in_flight` names the piece about to go out; saved before its POST.
-            state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": 0}
+            state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": None}
             sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
         pieces = state["pieces"]
         while state["next"] < len(pieces):
             index = state["next"]
-            if resumed and state["in_flight"] == index:  # a killed attempt may have sent it
+            if state["in_flight"] == index:  # a killed attempt may have sent it
                 self.metrics.sends.labels("ambiguous").inc()
                 delivered = True
             else:
-                keep_alive()
+                keep_alive()  # still this user's worker: only then name the piece in flight
+                state["in_flight"] = index
+                sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
                 quick = state["quick"] if index == len(pieces) - 1 else []
                 delivered = self._send(event.user, pieces[index], quick, keep_alive)
-            resumed = False
             # Undeliverable: the rest cannot arrive either.
             state["next"] = index + 1 if delivered else len(pieces)
-            state["in_flight"] = state["next"]
+            state["in_flight"] = None
             sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
 
     def _answer(self, event: Event) -> tuple[list[str], list[str]]:
