@@ -21,9 +21,12 @@ Two kinds of tokens (`ModelConfig.tokens`):
 
 Decoding: `candidates` replies per request are sampled as one batch (top-k, then the
 nucleus of `top_p` of it) and the one with the best length-normalised
-log p(reply | context) − `anti_lm_weight` · log p(reply | empty context) is returned:
-maximum mutual information (Li et al. 2016) against bland replies that fit any context.
-The empty-context rows run in the same batch, so both terms cost one loop.
+log p(reply | context) − `anti_lm_weight` · log p(reply) is returned: maximum mutual
+information (Li et al. 2016) against bland replies that fit any context. log p(reply)
+comes from the same network read as a language model of chat text (what it learnt from
+the context positions), from its start state; not from the opener state after a lone
+SEP, which would favour whatever a person does not open chats with. Those rows run in
+the same batch as the candidates, so both terms cost one loop.
 
 Try it: `python -m mimical.model.train corpus.jsonl /tmp/models` trains and exports.
 """
@@ -338,13 +341,11 @@ def _reply_generator_class():
             batch = tf.shape(context)[0]
             rows = batch * n  # candidate c of context b is row b·n + c
             max_chars = tf.clip_by_value(max_chars, 0, MAX_REPLY_CHARS)
-            # With context, then without: the anti-language-model rows in the same batch.
+            # Rows with the context, then the language-model rows in the same batch: the
+            # reply read as chat text from the start state, with nothing before it (as
+            # the context positions were trained), for log p(reply) without a context.
             with_context = [tf.repeat(s, n, axis=0) for s in self.read_context(context)]
-            without = [
-                tf.repeat(s, rows, axis=0)
-                for s in self.advance(tf.constant([SEP]), self.initial_state(1))
-            ]
-            states = [tf.concat(pair, 0) for pair in zip(with_context, without, strict=True)]
+            states = [tf.concat([s, tf.zeros_like(s)], 0) for s in with_context]
             row_max_chars = tf.repeat(max_chars, n)
             scale = tf.repeat(temperature, n)[:, None]
             greedy = scale <= 0.0
@@ -364,7 +365,7 @@ def _reply_generator_class():
             gumbel = tf.reshape(-tf.math.log(-tf.math.log(uniform)), [rows, steps, config.top_k])
             gumbel = tf.where(greedy[:, :, None], 0.0, gumbel)
 
-            def sample_steps(t, states, done, chars, lengths, log_p, log_p_empty, tokens):
+            def sample_steps(t, states, done, chars, lengths, log_p, log_p_text, tokens):
                 for k in range(UNROLL):
                     log_probs = tf.nn.log_softmax(self.logits(states) + self.forbidden)
                     conditional, unconditional = log_probs[:rows], log_probs[rows:]  # (R, V)
@@ -377,17 +378,21 @@ def _reply_generator_class():
                     token = tf.gather(top_ids, choice, batch_dims=1)  # (R,)
                     counts = tf.cast(~done, tf.float32)
                     log_p += counts * tf.gather(conditional, token, batch_dims=1)
-                    log_p_empty += counts * tf.gather(unconditional, token, batch_dims=1)
-                    lengths += tf.cast(~done, tf.int32)
                     ended = tf.equal(token, EOT)
+                    # The language model skips the end of a turn (not chat text) and the
+                    # first token: from the start state any first token is a surprise,
+                    # which would reward short replies, whose first token weighs most.
+                    text_counts = counts * tf.cast(~ended & (lengths > 0), tf.float32)
+                    log_p_text += text_counts * tf.gather(unconditional, token, batch_dims=1)
+                    lengths += tf.cast(~done, tf.int32)
                     tokens = tokens.write(t + k, tf.where(done | ended, PAD, token))
                     chars += tf.where(done, 0, tf.gather(self.tokens.token_chars, token))
                     done = done | ended | (chars >= row_max_chars)
                     states = self.advance(tf.concat([token, token], 0), states)
-                return t + UNROLL, states, done, chars, lengths, log_p, log_p_empty, tokens
+                return t + UNROLL, states, done, chars, lengths, log_p, log_p_text, tokens
 
             zeros = tf.zeros([rows])
-            _, _, _, _, lengths, log_p, log_p_empty, tokens = tf.while_loop(
+            _, _, _, _, lengths, log_p, log_p_text, tokens = tf.while_loop(
                 # At least one step, so that the token array is never empty.
                 lambda t, _s, done, *_: (t < steps) & (~tf.reduce_all(done) | tf.equal(t, 0)),
                 sample_steps,
@@ -403,7 +408,7 @@ def _reply_generator_class():
                 ),
             )
             # Rerank: mutual information with the context, per token.
-            per_token = (log_p - config.anti_lm_weight * log_p_empty) / tf.cast(
+            per_token = (log_p - config.anti_lm_weight * log_p_text) / tf.cast(
                 tf.maximum(lengths, 1), tf.float32
             )
             best = tf.argmax(tf.reshape(per_token, [batch, n]), axis=1, output_type=tf.int32)

@@ -118,7 +118,8 @@ def conversation_pairs(turns: list[tuple[str, str]], offset: int | None = None) 
 def pretrain(
     output: Path = BASE_DIR,
     *,
-    max_minutes: float = 30.0,
+    max_minutes: float = 45.0,
+    passes: int = 3,
     vocab_size: int = 4096,
     seed: int = 0,
     version: int = 1,
@@ -144,10 +145,13 @@ def pretrain(
 
     tokenizer = Tokenizer.train((text for c in train for _, text in c["turns"]), vocab_size)
     say(f"tokenizer: {tokenizer.size} tokens ({time.monotonic() - started:.0f}s)")
+    # Each pass reads every turn once, a different quarter of them as replies.
     rng = random.Random(seed)
-    train_pairs = [
-        p for c in train for p in conversation_pairs(c["turns"], rng.randrange(CONTEXT_TURNS + 1))
-    ]
+    train_pairs = []
+    for conversation in train:
+        first = rng.randrange(CONTEXT_TURNS + 1)
+        for offset in range(first, first + passes):
+            train_pairs += conversation_pairs(conversation["turns"], offset % (CONTEXT_TURNS + 1))
     validation_pairs = [p for c in validation for p in conversation_pairs(c["turns"])]
     validation_pairs = rng.sample(validation_pairs, min(VALIDATION_PAIRS, len(validation_pairs)))
     with tempfile.TemporaryDirectory() as checkpoints:
@@ -171,7 +175,8 @@ def pretrain(
         "format": BASE_FORMAT,
         "version": version,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": f"mimical pretrain --max-minutes {max_minutes:g} --seed {seed}",
+        "command": f"mimical pretrain --max-minutes {max_minutes:g} --passes {passes} "
+        f"--vocab-size {vocab_size} --seed {seed} --base-version {version}",
         "data": "chitchat-dataset (PyPI), both speakers' (context turns → turn) pairs",
         "held_out_rule": HELD_OUT_RULE,
         "conversations": {
