@@ -11,7 +11,9 @@ demo: bootstrap
 ## Run the whole test suite (what CI runs).
 test: bootstrap
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 	.venv/bin/pytest -n 2 --dist loadgroup
 
 lint: bootstrap
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .

@@ -3,29 +3,34 @@
     mimical demo                                       # train once, then chat in the terminal
     mimical demo --message "hey, how was your weekend?"  # print one reply and exit (CI)
 
-The first run builds a sample Messenger export for the demo persona (a real
+The first run writes a sample Messenger export for the demo persona (a real
 person's chats from the chitchat data set, see `mimical.corpus.sample_export`),
-imports it, trains a persona model for a few minutes at most and registers the
-persona as public; later runs reuse that model (`--retrain` builds a new version).
-Then it starts the model server in-process and talks to the persona through the
-same dialog engine as Messenger and the web chat. Everything lives under
-`MIMICAL_HOME` (default ~/.local/share/mimical).
+registers the persona as public and builds it the way `mimical serve` builds any
+upload: the local orchestrator imports it and trains a model for a few minutes at
+most. Later runs reuse that model (`--retrain` builds a new version). Then it starts
+the model server in-process and talks to the persona through the same dialog engine
+as Messenger and the web chat. Everything lives under `MIMICAL_HOME` (default
+~/.local/share/mimical).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import shutil
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
 from mimical.config import Settings
-from mimical.errors import UnavailableError
+from mimical.errors import MimicalError, UnavailableError
+from mimical.registry import Phase
 
 DEMO_NAME = "alex"  # the registry (and model) name of the demo persona
 DEFAULT_MAX_MINUTES = 3.0
+POLL_SECONDS = 0.25
 
 
 def register(subparsers) -> None:
@@ -37,11 +42,15 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--message", help="send this one message, print the reply and exit")
     parser.add_argument(
-        "--max-minutes", type=float, default=DEFAULT_MAX_MINUTES,
+        "--max-minutes",
+        type=float,
+        default=DEFAULT_MAX_MINUTES,
         help=f"bound the training loop (default {DEFAULT_MAX_MINUTES:g} minutes)",
     )
     parser.add_argument(
-        "--max-conversations", type=int, default=None,
+        "--max-conversations",
+        type=int,
+        default=None,
         help="use only this many of the persona's chats (faster, less like them)",
     )
     parser.add_argument("--retrain", action="store_true", help="train a new version first")
@@ -56,9 +65,10 @@ def say(text: str) -> None:
 def ensure_demo_persona(
     settings: Settings, *, max_minutes: float, max_conversations: int | None, retrain: bool
 ):
-    """The demo persona, trained and registered; reused when its model is already there."""
-    from mimical.registry import Phase, open_registry
-    from mimical.storage import SAVED_MODEL_FILE, corpus_key, model_prefix, open_storage
+    """The demo persona, built and registered; reused when its model is already there."""
+    from mimical.orchestration import open_orchestrator
+    from mimical.registry import open_registry
+    from mimical.storage import SAVED_MODEL_FILE, model_prefix, open_storage
 
     registry = open_registry(settings)
     storage = open_storage(settings.storage_root, settings)
@@ -72,60 +82,94 @@ def ensure_demo_persona(
         say(f"reusing {chatbot.display_name} (model version {chatbot.model_version})")
         return chatbot
 
-    from mimical.corpus.importer import import_exports
-    from mimical.corpus.sample_export import DEMO_PERSONA_NAME, write_sample_export
-    from mimical.model.train import train_persona
+    from mimical.corpus.sample_export import DEMO_PERSONA_NAME
 
     if chatbot is None:
-        chatbot, _ = registry.create(
+        registry.create(
             DEMO_NAME, public=True, display_name=DEMO_PERSONA_NAME, me=DEMO_PERSONA_NAME
         )
-    interactive = sys.stderr.isatty()
-    with tempfile.TemporaryDirectory(prefix="mimical-demo-") as scratch:
-        scratch = Path(scratch)
-        say(f"1/3 writing a sample Messenger export of {DEMO_PERSONA_NAME}'s chats")
-        registry.update_status(DEMO_NAME, phase=Phase.IMPORTING, progress=0.0, message="")
-        export = write_sample_export(
-            "messenger", scratch / "export", max_conversations=max_conversations
-        )
-        say("2/3 importing it")
-        corpus = scratch / "corpus.jsonl"
-        stats = import_exports(export, corpus, me=DEMO_PERSONA_NAME, progress=interactive)
-        say(f"    {stats['pairs']} replies of {stats['persona']} in {stats['threads']} threads")
-        say(f"3/3 training (at most {max_minutes:g} minutes)")
-        registry.update_status(DEMO_NAME, phase=Phase.TRAINING)
-        local_models = storage.local_path("models")
-        model_base = local_models if local_models is not None else scratch / "models"
-        result = train_persona(
-            corpus, model_base, DEMO_NAME, max_minutes=max_minutes, progress=interactive,
-            on_progress=lambda p: registry.update_status(
-                DEMO_NAME, progress=float(p.get("fraction") or 0.0)
-            ),
-        )
-        if local_models is None:  # s3:// storage: upload the export where servers look
-            storage.put_tree(model_prefix(DEMO_NAME, result.version), result.export_dir)
-        storage.put_file(corpus_key(DEMO_NAME, result.version), corpus)
-    say(f"trained model version {result.version}")
-    return registry.update_status(
-        DEMO_NAME, phase=Phase.READY, progress=1.0, model_version=result.version,
-        add_version=result.version, metrics=result.metrics,
+    say(f"1/3 writing a sample Messenger export of {DEMO_PERSONA_NAME}'s chats")
+    key = store_sample_export(storage, max_conversations)
+    orchestrator = open_orchestrator(
+        settings, storage, registry, train_options={"max_minutes": max_minutes}
     )
+    try:
+        orchestrator.build(DEMO_NAME, key, me=DEMO_PERSONA_NAME)
+        chatbot = follow_build(registry, orchestrator, max_minutes)
+    finally:
+        orchestrator.close()
+    if chatbot.phase != Phase.READY:
+        raise MimicalError(f"building {DEMO_NAME} failed: {chatbot.message}")
+    say(f"trained model version {chatbot.model_version}")
+    return chatbot
+
+
+def store_sample_export(storage, max_conversations: int | None) -> str:
+    """Write the sample export, zipped as people download it, to the demo's upload key."""
+    from mimical.corpus.sample_export import write_sample_export
+    from mimical.storage import upload_key
+
+    with tempfile.TemporaryDirectory(prefix="mimical-demo-") as scratch:
+        export = write_sample_export(
+            "messenger", Path(scratch) / "export", max_conversations=max_conversations
+        )
+        archive = shutil.make_archive(str(Path(scratch) / "messenger-export"), "zip", export)
+        key = upload_key(DEMO_NAME, uuid.uuid4().hex, Path(archive).name)
+        storage.put_file(key, Path(archive))
+    return key
+
+
+def follow_build(registry, orchestrator, max_minutes: float):
+    """Wait for the build, with one line per phase and a progress bar on a terminal."""
+    from tqdm import tqdm
+
+    from mimical.build import BUILD_PHASES
+
+    steps = {
+        Phase.IMPORTING: "2/3 importing it",
+        Phase.TRAINING: f"3/3 training (at most {max_minutes:g} minutes)",
+    }
+    announced = 0  # phases of BUILD_PHASES already announced
+    bar = tqdm(
+        total=100,
+        file=sys.stderr,
+        disable=not sys.stderr.isatty(),
+        leave=False,
+        bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}",
+    )
+    with bar:
+        while True:
+            chatbot = registry.get(DEMO_NAME)
+            if chatbot.phase in BUILD_PHASES:
+                # A short phase may pass between two looks: announce every one reached.
+                while announced <= BUILD_PHASES.index(chatbot.phase):
+                    if BUILD_PHASES[announced] in steps:
+                        bar.write(f"mimical demo: {steps[BUILD_PHASES[announced]]}", sys.stderr)
+                    announced += 1
+                bar.set_description_str(chatbot.message[:40], refresh=False)
+                bar.update(round(100 * chatbot.progress) - bar.n)
+            if not orchestrator.busy(DEMO_NAME):
+                return registry.get(DEMO_NAME)
+            time.sleep(POLL_SECONDS)
 
 
 def run(args: argparse.Namespace) -> int:
     from mimical.dialog import create_engine
     from mimical.dialog.cli import chat_in_terminal
     from mimical.dialog.engine import NOT_AVAILABLE, NOW_CHATTING
+    from mimical.registry import open_registry
     from mimical.serving.connect import connect_models
 
-    # The demo always serves its own freshly trained model from local storage.
-    settings = Settings.from_env().with_overrides(model_server="")
+    # The demo always builds locally and serves its own model from local storage.
+    settings = Settings.from_env().with_overrides(model_server="", orchestrator="local")
     chatbot = ensure_demo_persona(
-        settings, max_minutes=args.max_minutes, max_conversations=args.max_conversations,
+        settings,
+        max_minutes=args.max_minutes,
+        max_conversations=args.max_conversations,
         retrain=args.retrain,
     )
     with connect_models(settings) as models:
-        engine = create_engine(settings, models.client)
+        engine = create_engine(settings, models.client, open_registry(settings))
         if args.message is None:
             say(f'chatting with {chatbot.display_name}; Ctrl-D ends, "%restart" picks another')
             chat_in_terminal(engine, getpass.getuser(), DEMO_NAME)

@@ -5,7 +5,9 @@
 shared safely by the web threads and the training worker processes: each call
 is one transaction on a pooled connection, the database runs in WAL mode (readers
 never wait for writers) with a busy timeout. In Kubernetes mode the `Chatbot`
-custom resources play this role (see `mimical.orchestration`).
+custom resources play this role (`mimical.kube.registry`). `open_registry(settings)`
+picks the one `Settings.orchestrator` names, so a process that only chats (a
+webhook pod) gets its registry without building an orchestrator.
 
 Secrets never stay in clear: passwords are argon2id hashes (slow on purpose:
 people choose guessable passwords); owner tokens are 256 random bits handed out
@@ -48,6 +50,12 @@ PASSWORD_MAX = 1024
 
 
 class Phase(StrEnum):
+    """Where a chatbot's build is; the API, the dialog and the operator's status share it.
+
+    The operator's `status.phase` uses Pending/Training/Ready/Failed; the API also shows
+    Importing and Deploying, read from the training Job's progress.
+    """
+
     PENDING = "Pending"
     IMPORTING = "Importing"
     TRAINING = "Training"
@@ -226,10 +234,6 @@ class Registry(ABC):
         _, token_hash = self.secrets(name)
         return bool(token) and hmac.compare_digest(token_hash, hash_owner_token(token))
 
-    def next_version(self, name: str) -> int:
-        """The version number the next build of `name` gets (versions only grow)."""
-        return max(self.get(name).versions, default=0) + 1
-
     @abstractmethod
     def insert(self, chatbot: Chatbot, password_hash: str | None, owner_token_hash: str) -> None:
         """Store a new record; `ConflictError` if the name is taken."""
@@ -268,6 +272,10 @@ class Registry(ABC):
     @abstractmethod
     def delete(self, name: str) -> None:
         """Forget `name`; `NotFoundError` if unknown."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections (shutdown, tests)."""
 
 
 class SqliteRegistry(Registry):
@@ -400,12 +408,25 @@ class SqliteRegistry(Registry):
         if not deleted:
             raise NotFoundError(f"no chatbot named {name!r}")
 
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
 
 def open_registry(settings: Settings | None = None) -> Registry:
-    """The embedded (SQLite) registry under `settings.home`.
+    """The registry of `settings.orchestrator`'s mode.
 
-    In Kubernetes mode use the orchestrator's `registry` instead (see
-    `mimical.orchestration.open_orchestrator`).
+    `local`: the SQLite file under `settings.home`; `kubernetes`: the Chatbot resources
+    of `settings.namespace` (`mimical.kube.registry`, needs the `kubernetes` client).
     """
     settings = settings or Settings.from_env()
+    if settings.orchestrator == "kubernetes":
+        from mimical.kube.registry import KubernetesRegistry
+
+        return KubernetesRegistry.connect(settings)
+    if settings.orchestrator != "local":
+        raise InputError(f"unknown orchestrator {settings.orchestrator!r}: use local or kubernetes")
     return SqliteRegistry(Path(settings.home) / "registry.sqlite3")

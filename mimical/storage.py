@@ -7,7 +7,13 @@ this layout, so a bucket can be inspected, backed up or wiped by prefix:
                                 `keep_uploads`)
     corpora/NAME/VERSION.jsonl  the imported corpus each model version was trained on
     models/NAME/VERSION/...     SavedModels in TF Serving's layout; TF Serving's
-                                model base path is `ROOT/models`
+                                model base path is `ROOT/models`; a version counts
+                                once its `saved_model.pb` exists
+    training/NAME/JOB.json      a Kubernetes training Job's progress (see
+                                `mimical.kube.training_job`)
+
+Version numbers only grow and storage decides them: a new build of NAME gets one
+more than the highest version stored under `models/NAME/` (`next_version`).
 
 Keys are relative, `/`-separated paths; `..`, empty and absolute parts are refused
 so a key built from user input can never escape the root. Writes are atomic: a
@@ -42,6 +48,9 @@ COPY_BUFFER_BYTES = 1024 * 1024
 SAVED_MODEL_FILE = "saved_model.pb"
 
 
+MODELS_PREFIX = "models/"
+
+
 def upload_prefix(name: str) -> str:
     return f"uploads/{name}/"
 
@@ -55,21 +64,77 @@ def corpus_key(name: str, version: int) -> str:
 
 
 def model_prefix(name: str, version: int | None = None) -> str:
-    return f"models/{name}/" if version is None else f"models/{name}/{version}/"
+    return f"{MODELS_PREFIX}{name}/" if version is None else f"{MODELS_PREFIX}{name}/{version}/"
+
+
+def training_prefix(name: str) -> str:
+    return f"training/{name}/"
+
+
+def progress_key(name: str, job_name: str) -> str:
+    """Where the training Job `job_name` of `name` records its progress."""
+    return f"{training_prefix(name)}{job_name}.json"
 
 
 def chatbot_prefixes(name: str) -> list[str]:
     """Every prefix of the layout above holding `name`'s data (deleted with the chatbot)."""
-    return [upload_prefix(name), f"corpora/{name}/", model_prefix(name)]
+    return [upload_prefix(name), f"corpora/{name}/", model_prefix(name), training_prefix(name)]
 
 
-def stored_model_files(storage: Storage, name: str) -> Iterator[tuple[int, str]]:
-    """(version, path inside the version's folder) of every object under `models/NAME/`."""
-    prefix = model_prefix(name)
-    for key in storage.list(prefix):
-        version, _, rest = key[len(prefix) :].partition("/")
-        if version.isdigit():
-            yield int(version), rest
+def stored_model_files(
+    storage: Storage, name: str = "", base: str = MODELS_PREFIX
+) -> Iterator[tuple[str, int, str]]:
+    """(model name, version, path inside the version) of every object under `base`.
+
+    `name` narrows the listing to one model. `base` is the models folder's prefix:
+    `models/` under the storage root, or "" for a storage rooted at a model base path.
+    """
+    for key in storage.list(f"{base}{name}/" if name else base):
+        model, _, rest = key[len(base) :].partition("/")
+        version, _, path = rest.partition("/")
+        if version.isdigit() and path:
+            yield model, int(version), path
+
+
+def complete_model_versions(storage: Storage, base: str = MODELS_PREFIX) -> dict[str, list[int]]:
+    """Complete versions (those with a `saved_model.pb`) of every model, ascending."""
+    found: dict[str, set[int]] = {}
+    for model, version, path in stored_model_files(storage, base=base):
+        if path == SAVED_MODEL_FILE:
+            found.setdefault(model, set()).add(version)
+    return {model: sorted(versions) for model, versions in found.items()}
+
+
+def model_versions(storage: Storage, name: str) -> list[int]:
+    """Complete versions of `name`'s model, ascending."""
+    return sorted(
+        {
+            version
+            for _, version, path in stored_model_files(storage, name)
+            if path == SAVED_MODEL_FILE
+        }
+    )
+
+
+def next_version(storage: Storage, name: str) -> int:
+    """The version a new build of `name` gets: one more than the highest stored, complete or not."""
+    return max((version for _, version, _ in stored_model_files(storage, name)), default=0) + 1
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """(bucket, key or prefix) of `s3://BUCKET/KEY`; `InputError` if `url` is not one."""
+    parsed = urlparse(url)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise InputError(f"{url!r}: expected an s3://BUCKET/... URL")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def object_location(url: str) -> tuple[str, str]:
+    """(bucket URL, key) of the single object `s3://BUCKET/KEY`; `InputError` otherwise."""
+    bucket, key = parse_s3_url(url)
+    if not key or key.endswith("/"):
+        raise InputError(f"{url!r}: expected s3://BUCKET/KEY of one object")
+    return f"s3://{bucket}", check_key(key)
 
 
 def check_key(key: str) -> str:
@@ -354,16 +419,16 @@ class S3Storage(Storage):
 
 
 def open_storage(url: str | None = None, settings: Settings | None = None) -> Storage:
-    """Storage for `url` (default: `settings.storage_root`): `file:///dir` or `s3://bucket/prefix`."""
+    """Storage for `url` (default: `settings.storage_root`): `file:///dir`, a local path or
+    `s3://bucket/prefix`."""
     settings = settings or Settings.from_env()
     url = url or settings.storage_root
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return FileStorage(Path(unquote(parsed.path)))
     if parsed.scheme == "s3":
-        if not parsed.netloc:
-            raise InputError(f"storage URL {url!r} names no bucket")
-        return S3Storage(parsed.netloc, parsed.path, settings)
+        bucket, prefix = parse_s3_url(url)
+        return S3Storage(bucket, prefix, settings)
     if not parsed.scheme:
         return FileStorage(Path(url).expanduser())
     raise InputError(f"storage URL {url!r}: use file:///path or s3://bucket/prefix")

@@ -1,7 +1,9 @@
 """The dialog shared by every channel (`engine`), its state (`sessions`) and `mimical chat`.
 
-`create_engine(settings, models)` wires the engine to the registry and to Redis or
-memory as `Settings` say.
+`create_engine(settings, models, directory)` wires the engine to a persona directory
+(the registry: `mimical.registry.open_registry(settings)`) and to Redis or memory as
+`Settings` say. The dialog knows the registry only through its `PersonaDirectory`
+protocol (`mimical.dialog.engine`).
 """
 
 from __future__ import annotations
@@ -9,19 +11,10 @@ from __future__ import annotations
 from mimical.config import Settings
 
 
-def create_engine(settings: Settings, models, directory=None):
-    """A `DialogEngine` with sessions in Redis or memory per `settings`.
-
-    `directory` is the persona registry of this mode (the web passes the
-    orchestrator's); by default the embedded SQLite registry.
-    """
+def create_engine(settings: Settings, models, directory):
+    """A `DialogEngine` over `directory` (a `PersonaDirectory`) with sessions in Redis or
+    memory per `settings`."""
     from mimical.dialog.engine import DialogEngine
     from mimical.dialog.sessions import PasswordTries, open_session_store
-    from mimical.registry import open_registry
 
-    return DialogEngine(
-        directory if directory is not None else open_registry(settings),
-        models,
-        open_session_store(settings),
-        PasswordTries(settings),
-    )
+    return DialogEngine(directory, models, open_session_store(settings), PasswordTries(settings))

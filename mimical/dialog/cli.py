@@ -31,11 +31,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from mimical.config import Settings
     from mimical.dialog import create_engine
+    from mimical.registry import open_registry
     from mimical.serving.connect import connect_models
 
     settings = Settings.from_env()
     with connect_models(settings) as models:
-        engine = create_engine(settings, models.client)
+        engine = create_engine(settings, models.client, open_registry(settings))
         chat_in_terminal(engine, getpass.getuser(), args.name)
     return 0
 

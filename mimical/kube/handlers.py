@@ -26,10 +26,6 @@ from mimical.kube.manifests import (
     training_job_name,
 )
 from mimical.kube.status import (
-    FAILED,
-    PENDING,
-    READY,
-    TRAINING,
     now_iso,
     spec_invalid,
     training_failed,
@@ -37,7 +33,8 @@ from mimical.kube.status import (
     training_succeeded,
     waiting_for_source,
 )
-from mimical.storage import model_prefix
+from mimical.registry import Phase
+from mimical.storage import chatbot_prefixes, model_prefix, model_versions, progress_key
 
 CHATBOTS = (GROUP, VERSION, PLURAL)
 FINALIZER = f"{GROUP}/cleanup"
@@ -58,7 +55,7 @@ def _temporary(function, *args, **kwargs):
 def start_training(body, meta, spec, status, name, patch, memo: kopf.Memo, logger, **_) -> None:
     """Make sure the current generation has its training Job; record it in status."""
     generation = int(meta.get("generation") or 1)
-    done = (READY, FAILED, PENDING)
+    done = (Phase.READY, Phase.FAILED, Phase.PENDING)
     if status.get("observedGeneration") == generation and status.get("phase") in done:
         logger.debug("generation %s is already %s", generation, status.get("phase"))
         return
@@ -80,7 +77,7 @@ def start_training(body, meta, spec, status, name, patch, memo: kopf.Memo, logge
         stale = _temporary(memo.cluster.delete_jobs, name, keep=job_name)
         if stale:
             logger.info("stopped stale training Jobs %s", ", ".join(stale))
-    if not (status.get("phase") == TRAINING and status.get("trainingJob") == job_name):
+    if not (status.get("phase") == Phase.TRAINING and status.get("trainingJob") == job_name):
         patch.status.update(training_started(dict(status), generation, job_name))
     if created:
         kopf.event(body, type="Normal", reason="Training", message=f"created Job {job_name}")
@@ -112,12 +109,12 @@ def record_outcome(body: dict, memo: kopf.Memo, logger) -> None:
     if chatbot is None or chatbot["metadata"].get("deletionTimestamp"):
         return
     current = chatbot.get("status") or {}
-    if current.get("trainingJob") != job_name or current.get("phase") != TRAINING:
+    if current.get("trainingJob") != job_name or current.get("phase") != Phase.TRAINING:
         return  # a stale Job, or this outcome is already recorded
     kind, reason, message = outcome
     storage = memo.storage
     if kind == "Complete":
-        versions = _temporary(artifacts.model_versions, storage, name)
+        versions = _temporary(model_versions, storage, name)
         if not versions:
             kind, reason = "Failed", "NoModel"
             message = f"Job {job_name} succeeded but left no model under {model_prefix(name)}"
@@ -135,7 +132,7 @@ def record_outcome(body: dict, memo: kopf.Memo, logger) -> None:
         kopf.event(chatbot, type="Normal", reason="Ready", message=message)
         logger.info("chatbot %s serves version %s", name, version)
         return
-    progress = _temporary(artifacts.read_json, storage, artifacts.progress_key(name, job_name))
+    progress = _temporary(artifacts.read_json, storage, progress_key(name, job_name))
     progress = progress or {}
     if progress.get("message") and progress.get("step") == "failed":
         message = f"{message}: {progress['message']}" if message else progress["message"]
@@ -146,7 +143,7 @@ def record_outcome(body: dict, memo: kopf.Memo, logger) -> None:
 
 
 def is_training(status, **_) -> bool:
-    return status.get("phase") == TRAINING
+    return status.get("phase") == Phase.TRAINING
 
 
 def poll_progress(name, status, patch, memo: kopf.Memo, logger, **_) -> None:
@@ -158,7 +155,7 @@ def poll_progress(name, status, patch, memo: kopf.Memo, logger, **_) -> None:
     job_name = status.get("trainingJob")
     if not job_name:
         return
-    progress = _temporary(artifacts.read_json, memo.storage, artifacts.progress_key(name, job_name))
+    progress = _temporary(artifacts.read_json, memo.storage, progress_key(name, job_name))
     if not progress:
         return
     if progress.get("step") in ("done", "failed"):
@@ -181,8 +178,7 @@ def clean_up(name, namespace, memo: kopf.Memo, logger, **_) -> None:
     _temporary(memo.cluster.delete_jobs, name)
     _temporary(memo.cluster.set_serving_entry, name, None, memo.storage.root)
     deleted = sum(
-        _temporary(memo.storage.delete_prefix, prefix)
-        for prefix in artifacts.chatbot_prefixes(name)
+        _temporary(memo.storage.delete_prefix, prefix) for prefix in chatbot_prefixes(name)
     )
     logger.info("deleted %d stored objects of chatbot %s/%s", deleted, namespace, name)
 

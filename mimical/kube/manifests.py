@@ -19,7 +19,7 @@ from mimical.config import Settings
 from mimical.errors import InputError
 from mimical.kube import GROUP
 from mimical.registry import NAME_MAX_LENGTH, NAME_PATTERN
-from mimical.storage import model_prefix
+from mimical.storage import model_prefix, object_location
 
 LABEL_CHATBOT = f"{GROUP}/chatbot"
 LABEL_GENERATION = f"{GROUP}/generation"
@@ -84,8 +84,13 @@ def check_chatbot(name: str, spec: dict) -> None:
             "and '-' (it names the training Job and the served model)"
         )
     source = spec.get("source")
-    if source is not None and (not source.startswith("s3://") or "/" not in source[5:]):
-        raise InvalidSpecError(f"spec.source {source!r}: expected s3://BUCKET/KEY of an export")
+    if source is not None:
+        try:
+            object_location(source)
+        except InputError:
+            raise InvalidSpecError(
+                f"spec.source {source!r}: expected s3://BUCKET/KEY of an export"
+            ) from None
 
 
 def training_job_name(name: str, generation: int) -> str:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 
 from mimical.config import Settings
 from mimical.errors import InputError
+
+# The KopfPeering object the chart creates (charts/mimical/templates/operator-peering.yaml).
+PEERING_NAME = "mimical"
 
 
 def _configure_kopf(kopf_settings) -> None:
@@ -37,6 +41,12 @@ def _configure_kopf(kopf_settings) -> None:
     kopf_settings.watching.server_timeout = 300
     kopf_settings.networking.request_timeout = 60
     kopf_settings.execution.max_workers = 8
+    # Replicas coordinate through the chart's KopfPeering object: the highest priority works,
+    # the others pause. Random priorities, since equal ones would pause everyone. Without the
+    # peering object (a bare API server, the tests' mock) the operator runs standalone.
+    kopf_settings.peering.name = PEERING_NAME
+    kopf_settings.peering.mandatory = False
+    kopf_settings.peering.priority = random.randint(1, 2**31 - 1)
 
 
 def build_registry(mimical_settings: Settings, progress_interval: float | None = None):
@@ -100,7 +110,6 @@ def run_operator(
         kopf.operator(
             registry=registry,
             memo=memo,
-            standalone=True,  # one replica; no peering objects, no extra RBAC
             namespaces=[settings.namespace],
             clusterwide=False,
             stop_flag=stop_flag,

@@ -2,7 +2,7 @@
 
 The operator watches one namespace (`MIMICAL_NAMESPACE`), so a namespaced Role is
 enough. `charts/mimical/templates/operator-rbac.yaml` must grant exactly these
-rules; `tests/kube/test_rbac.py` checks that it does. Print them as YAML with
+rules; `tests/deploy/test_chart.py` checks that it does. Print them as YAML with
 `python -m mimical.kube.rbac`.
 """
 
@@ -12,6 +12,7 @@ import sys
 
 from mimical.config import Settings
 from mimical.kube import GROUP, PLURAL
+from mimical.kube.operator import PEERING_NAME
 
 
 def operator_rules(settings: Settings | None = None) -> list[dict]:
@@ -32,6 +33,14 @@ def operator_rules(settings: Settings | None = None) -> list[dict]:
             "resources": ["configmaps"],
             "resourceNames": [settings.serving_configmap],
             "verbs": ["get", "patch"],
+        },
+        # kopf peering: replicas watch the peering object and patch their keep-alives into it.
+        {"apiGroups": ["kopf.dev"], "resources": ["kopfpeerings"], "verbs": ["list", "watch"]},
+        {
+            "apiGroups": ["kopf.dev"],
+            "resources": ["kopfpeerings"],
+            "resourceNames": [PEERING_NAME],
+            "verbs": ["patch"],
         },
         # Events on Chatbots (kopf posts them for handler outcomes, we for failures).
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},

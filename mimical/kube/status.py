@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime
 
-PENDING, TRAINING, READY, FAILED = "Pending", "Training", "Ready", "Failed"
+from mimical.registry import Phase
+
 CONDITION_TYPES = ("Imported", "Trained", "Ready")
 
 
@@ -58,7 +59,7 @@ def _ready_condition(status: dict) -> dict:
 
 def training_started(status: dict, generation: int, job_name: str) -> dict:
     return {
-        "phase": TRAINING,
+        "phase": Phase.TRAINING,
         "observedGeneration": generation,
         "trainingJob": job_name,
         "progress": {
@@ -84,7 +85,7 @@ def training_succeeded(
 ) -> dict:
     served = {**status, "modelVersion": version}
     return {
-        "phase": READY,
+        "phase": Phase.READY,
         "observedGeneration": generation,
         "modelVersion": version,
         "modelURI": model_uri,
@@ -123,7 +124,7 @@ def training_failed(
             else condition("Imported", "False", reason, message),
         )
     return {
-        "phase": FAILED,
+        "phase": Phase.FAILED,
         "observedGeneration": generation,
         "progress": {
             **(status.get("progress") or {}),
@@ -137,7 +138,7 @@ def training_failed(
 
 def waiting_for_source(status: dict, generation: int) -> dict:
     return {
-        "phase": PENDING,
+        "phase": Phase.PENDING,
         "observedGeneration": generation,
         "progress": {"step": "waiting", "percent": 0, "message": "no spec.source yet",
                      "updated": now_iso()},

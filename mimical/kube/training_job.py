@@ -1,4 +1,4 @@
-"""What one training Job runs: fetch the export, import, train, upload a new model version.
+"""What one training Job runs: the build pipeline (`mimical.build`) for one new version.
 
     python training_image/entrypoint.py          # in the training image, env set by the Job
     python -m mimical.kube.training_job          # the same, from a checkout
@@ -12,9 +12,14 @@ MIMICAL_STORAGE_URL and the S3 credentials.
 Results go to storage (layout in `mimical.storage`): the corpus to
 `corpora/NAME/VERSION.jsonl`, the SavedModel to `models/NAME/VERSION/` with
 `saved_model.pb` written last (a version counts once that file exists), and
-progress to `training/NAME/JOB.json` (see `mimical.kube.artifacts`). VERSION is one
-more than the highest version already stored. A bad export exits with status 2 and
-its one-line reason in the progress file and the pod's termination message.
+progress to `training/NAME/JOB.json`:
+
+    {"step": "importing" | "training" | "deploying" | "done" | "failed",
+     "percent": 0-100, "message": "...", "imported": bool, "updated": ISO time}
+
+which the operator copies into `status.progress`. VERSION is one more than the
+highest version already stored. A bad export exits with status 2 and its one-line
+reason in the progress file and the pod's termination message.
 """
 
 from __future__ import annotations
@@ -23,24 +28,27 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
+from mimical.build import BuildResult, build_chatbot, step_name
 from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
 from mimical.kube import artifacts
 from mimical.kube.status import now_iso
-from mimical.storage import Storage, corpus_key, model_prefix, open_storage, stored_model_files
+from mimical.registry import Phase
+from mimical.storage import (
+    Storage,
+    next_version,
+    object_location,
+    open_storage,
+    progress_key,
+)
 
 logger = logging.getLogger(__name__)
 
 TERMINATION_LOG = Path("/dev/termination-log")
-# Share of the progress bar each step ends at.
-FETCHED, IMPORTED, TRAINED, UPLOADED = 5, 20, 90, 100
 
 
 @dataclass(frozen=True)
@@ -80,10 +88,15 @@ class ProgressFile:
 
     def __init__(self, storage: Storage, request: TrainingRequest):
         self.storage = storage
-        self.key = artifacts.progress_key(request.chatbot, request.job_name)
+        self.key = progress_key(request.chatbot, request.job_name)
         self.imported = False
         self.percent = 0
         self._last: tuple | None = None
+
+    def __call__(self, phase: Phase, fraction: float, message: str) -> None:
+        """The build pipeline's progress callback."""
+        self.imported = self.imported or phase != Phase.IMPORTING
+        self.report(step_name(phase), 100 * fraction, message)
 
     def report(self, step: str, percent: float, message: str = "") -> None:
         """Record progress; within one step, at most every `MIN_INTERVAL_SECONDS`."""
@@ -95,75 +108,39 @@ class ProgressFile:
                 return
         self._last = (step, now)
         logger.info("%s %d%% %s", step, int(percent), message)
-        value = {"step": step, "percent": int(percent), "message": message,
-                 "imported": self.imported, "updated": now_iso()}  # fmt: skip
+        value = {
+            "step": step,
+            "percent": int(percent),
+            "message": message,
+            "imported": self.imported,
+            "updated": now_iso(),
+        }
         artifacts.write_json(self.storage, self.key, value)
 
 
-def fetch_source(source: str, directory: Path, settings: Settings) -> Path:
-    """Download the s3:// object `source` into `directory`; return its local path."""
-    parsed = urlparse(source)
-    key = parsed.path.lstrip("/")
-    if parsed.scheme != "s3" or not parsed.netloc or not key or key.endswith("/"):
-        raise InputError(f"{source}: expected s3://BUCKET/KEY of an export or corpus")
-    bucket = open_storage(f"s3://{parsed.netloc}", settings)
-    return bucket.get_file(key, directory / Path(key).name)
-
-
-def next_version(storage: Storage, chatbot: str) -> int:
-    """Versions only grow: one more than the highest stored (complete or not)."""
-    return max((version for version, _ in stored_model_files(storage, chatbot)), default=0) + 1
-
-
-def _scaled(report: Callable, step: str, start: float, end: float):
-    """A callback mapping a fraction (0..1) of one step onto the overall percent range."""
-
-    def callback(fraction: float, message: str = "") -> None:
-        report(step, start + (end - start) * max(0.0, min(1.0, fraction)), message)
-
-    return callback
-
-
-def run(request: TrainingRequest, settings: Settings, progress: ProgressFile | None = None,
-        **train_options) -> dict:  # fmt: skip
-    """Fetch → import → train → upload; return what was stored. Raises `MimicalError`."""
-    from mimical.corpus.importer import import_exports
-    from mimical.model.train import train_persona
-
+def run(
+    request: TrainingRequest,
+    settings: Settings,
+    progress: ProgressFile | None = None,
+    **train_options,
+) -> BuildResult:
+    """Build the next version of the chatbot from `request.source`. Raises `MimicalError`."""
     storage = open_storage(settings.storage_url, settings)
     progress = progress or ProgressFile(storage, request)
-    with tempfile.TemporaryDirectory(prefix="mimical-train-") as scratch:
-        scratch = Path(scratch)
-        progress.report("fetching", 0, f"downloading {request.source}")
-        source = fetch_source(request.source, scratch / "source", settings)
-        if source.suffix == ".jsonl":
-            corpus, stats = source, {}
-        else:
-            importing = _scaled(progress.report, "importing", FETCHED, IMPORTED)
-            corpus = scratch / "corpus.jsonl"
-            stats = import_exports(
-                [source],
-                corpus,
-                me=request.me,
-                progress=lambda done, total: importing(done / max(total, 1), f"{done}/{total}"),
-            )
-            source.unlink()  # the raw export is no longer needed on this disk
-        progress.imported = True
-        version = next_version(storage, request.chatbot)
-        storage.put_file(corpus_key(request.chatbot, version), corpus)
-
-        training = _scaled(progress.report, "training", IMPORTED, TRAINED)
-        result = train_persona(
-            corpus, scratch / "models", request.chatbot,
-            max_minutes=request.max_minutes, epochs=request.epochs,
-            on_progress=lambda p: training(p.get("fraction", 0.0), p.get("phase", "")),
-            **train_options,
-        )  # fmt: skip
-        progress.report("uploading", TRAINED, f"version {version}")
-        # put_tree writes saved_model.pb last, so the version appears whole.
-        files = storage.put_tree(model_prefix(request.chatbot, version), result.export_dir)
-        progress.report("done", UPLOADED, f"version {version} uploaded")
-    return {"version": version, "files": files, "import": stats, "metrics": result.metrics}
+    bucket, key = object_location(request.source)
+    result = build_chatbot(
+        storage,
+        request.chatbot,
+        key,
+        next_version(storage, request.chatbot),
+        progress,
+        source_storage=open_storage(bucket, settings),
+        me=request.me,
+        train_options={"max_minutes": request.max_minutes, "epochs": request.epochs}
+        | train_options,
+    )
+    progress.report("done", 100, f"version {result.version} stored")
+    return result
 
 
 def main(env: dict[str, str] | None = None) -> int:
@@ -181,7 +158,7 @@ def main(env: dict[str, str] | None = None) -> int:
         logger.exception("training failed")
         fail(progress, f"unexpected error: {error!r}")
         return 1
-    print(f"mimical training: {request.chatbot} version {result['version']} uploaded")
+    print(f"mimical training: {request.chatbot} version {result.version} stored")
     return 0
 
 

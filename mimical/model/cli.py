@@ -134,6 +134,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
           f"{style_real['length_median']} real")  # fmt: skip
     print(f"distinct-1/2:          {style_model['distinct_1']}/{style_model['distinct_2']} vs "
           f"{style_real['distinct_1']}/{style_real['distinct_2']} real")  # fmt: skip
+    sense = result["sense"]
+    relevance = sense["context_relevance"]["relevance"]
+    print(f"two-sample accuracy:   {_figure(sense['two_sample_accuracy'], '.2f')} "
+          "(0.5 = cannot tell model from real)")  # fmt: skip
+    print(f"non-word rate:         {sense['non_word_rate']['model']:.1%} vs "
+          f"{sense['non_word_rate']['persona']:.1%} real")  # fmt: skip
+    stderr = sense["context_relevance"]["relevance_stderr"]
+    print(f"context relevance:     {_figure(relevance, '.2f')} ± {_figure(stderr, '.2f')} "
+          "(0 = random, 1 = as real)")  # fmt: skip
     if args.report:
         print(f"report:                {args.report}", file=sys.stderr)
     return 0
+
+
+def _figure(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)

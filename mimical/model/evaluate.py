@@ -10,31 +10,41 @@ corpus must be the one the model was trained on. Reported:
   the model, next to a character 5-gram Kneser–Ney model fit on the training replies;
 - verbatim rate: the share of sampled replies containing a ≥ 6-word span of some
   training message (a public persona must not recite private messages);
-- style statistics of sampled vs real replies, and distinct-1/2 of each.
+- style statistics of sampled vs real replies, and distinct-1/2 of each;
+- whether the sampled replies make sense (`mimical.model.sense`): a two-sample test
+  against the real replies, non-word rate, context relevance and distinct-2, each next to
+  the person's own figure.
 """
 
 from __future__ import annotations
 
 import collections
 import math
-import re
 import statistics
 import sys
-import unicodedata
 from pathlib import Path
 
 from mimical.corpus.schema import Pair, read_corpus, training_pairs
 from mimical.errors import InputError
 from mimical.model.export import EXTRA_DIR, load_export, read_extra, resolve_export
 from mimical.model.ngram import CharNgramModel, bits_per_char
+from mimical.model.sense import (
+    TOKEN,
+    Reference,
+    chitchat_reference,
+    distinct_n,
+    is_emoji,
+    sense_measures,
+)
 
 VERBATIM_WORDS = 6
 # Replies longer than this are cut for scoring, by both models alike.
 SCORE_CHARS = 400
 SAMPLE_TEMPERATURE = 0.8
 SAMPLE_MAX_CHARS = 200
+# Exchanges shown side by side in the report (friend → real → model).
+SHOWN_EXCHANGES = 10
 UNKNOWN = "\x01"
-WORD = re.compile(r"[\w']+")
 
 
 def held_out_split(export_dir: Path, corpus_path: Path) -> tuple[list[Pair], list[Pair]]:
@@ -85,20 +95,14 @@ def sample_replies(model, contexts: list[str], seed: int = 0) -> list[str]:
 
 
 def word_ngrams(text: str, n: int = VERBATIM_WORDS) -> set[tuple[str, ...]]:
-    words = WORD.findall(text.lower())
+    words = TOKEN.findall(text.lower())
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
-
-
-def is_emoji(char: str) -> bool:
-    return unicodedata.category(char) == "So" or 0x1F000 <= ord(char) <= 0x1FAFF
 
 
 def style(replies: list[str]) -> dict:
     """How replies look: length, emoji, capitals, punctuation, top words, distinct-n."""
     n = max(len(replies), 1)
-    tokenized = [WORD.findall(r.lower()) for r in replies]
-    words = [w for ws in tokenized for w in ws]
-    bigrams = [pair for ws in tokenized for pair in zip(ws, ws[1:], strict=False)]
+    words = [w for r in replies for w in TOKEN.findall(r.lower())]
     lengths = [len(r) for r in replies] or [0]
     return {
         "replies": len(replies),
@@ -112,13 +116,23 @@ def style(replies: list[str]) -> dict:
         ),
         "question_rate": round(sum("?" in r for r in replies) / n, 3),
         "top_words": [w for w, _ in collections.Counter(words).most_common(10)],
-        "distinct_1": round(len(set(words)) / max(len(words), 1), 3),
-        "distinct_2": round(len(set(bigrams)) / max(len(bigrams), 1), 3),
+        "distinct_1": round(distinct_n(replies, 1), 3),
+        "distinct_2": round(distinct_n(replies, 2), 3),
     }
 
 
-def evaluate_model(export_dir: Path, corpus_path: Path, samples: int = 200, seed: int = 0) -> dict:
-    """All evaluation numbers (a JSON-ready dict) plus sample exchanges for the report."""
+def evaluate_model(
+    export_dir: Path,
+    corpus_path: Path,
+    samples: int = 200,
+    seed: int = 0,
+    reference: Reference | None = None,
+) -> dict:
+    """All evaluation numbers (a JSON-ready dict) plus sample exchanges for the report.
+
+    `reference` is what the sense measures compare with: by default other people's chats
+    (`mimical.model.sense.chitchat_reference`).
+    """
     export_dir = resolve_export(export_dir)
     model = load_export(export_dir)
     train, held_out = held_out_split(export_dir, corpus_path)
@@ -144,6 +158,10 @@ def evaluate_model(export_dir: Path, corpus_path: Path, samples: int = 200, seed
         for message in (*pair.context.split("\n"), *pair.reply.split("\n")):
             training_spans |= word_ngrams(message)
     verbatim = [r for r in generated if word_ngrams(r) & training_spans]
+    real = [p.reply for p in sampled_pairs]
+    sense = sense_measures(
+        [p.context for p in sampled_pairs], real, generated, reference or chitchat_reference(), seed
+    )
     return {
         "model": str(export_dir),
         "held_out_replies": len(held_out),
@@ -153,13 +171,14 @@ def evaluate_model(export_dir: Path, corpus_path: Path, samples: int = 200, seed
         "verbatim_rate": round(len(verbatim) / max(len(generated), 1), 4),
         "style": {
             "model": style(generated),
-            "persona": style([p.reply for p in sampled_pairs]),
+            "persona": style(real),
         },
+        "sense": sense,
         "training": read_extra(export_dir, "metrics.json"),
         "curve": read_extra(export_dir, "curve.json"),
         "samples": [
             {"context": p.context, "real": p.reply, "model": g}
-            for p, g in zip(sampled_pairs[:20], generated, strict=False)
+            for p, g in zip(sampled_pairs[:SHOWN_EXCHANGES], generated, strict=False)
         ],
     }
 

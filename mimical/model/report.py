@@ -67,6 +67,38 @@ def _text(value: str) -> str:
     return html.escape(value).replace("\n", "<br>") or "<i>(opens the conversation)</i>"
 
 
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def sense_rows(sense: dict) -> str:
+    """Table rows: measure, the person's real replies, the model's, how to read it."""
+    words, distinct = sense["non_word_rate"], sense["distinct_2"]
+    relevance = sense["context_relevance"]
+    relevance_cell = _number(relevance["relevance"])
+    if relevance["relevance_stderr"] is not None:
+        relevance_cell += f" ± {relevance['relevance_stderr']:.2f}"
+    rows = [
+        ("two-sample accuracy", "0.50", _number(sense["two_sample_accuracy"]),
+         "a classifier telling model from real replies; 0.50 = cannot tell"),
+        ("non-word rate", _share(words["persona"]), _share(words["model"]),
+         "words no one in other people's chats wrote"),
+        ("context relevance", "1.00", relevance_cell,
+         f"fit with own context vs others', over {relevance['exchanges']} exchanges; "
+         "0 = random"),
+        ("distinct-2", _number(distinct["persona"]), _number(distinct["model"]),
+         "unique word pairs / all word pairs"),
+    ]  # fmt: skip
+    return "\n".join(
+        f"<tr><th>{label}</th><td>{real}</td><td>{model}</td><td>{html.escape(note)}</td></tr>"
+        for label, real, model, note in rows
+    )
+
+
 def render_report(result: dict) -> str:
     png = base64.b64encode(curve_png(result["curve"])).decode("ascii")
     persona, model = result["style"]["persona"], result["style"]["model"]
@@ -99,6 +131,10 @@ td, th {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertic
 <tr><th>training</th><td>{training["epochs"]} epochs ({html.escape(training["stop_reason"])}),
 {training["training_seconds"]:.0f} s on {training["device"]}</td></tr>
 </table>
+<h2>Do the replies make sense?</h2>
+<table><tr><th></th><th>persona (real)</th><th>model</th><th>how to read it</th></tr>
+{sense_rows(result["sense"])}
+</table>
 <h2>Training curve</h2>
 <img alt="training curve" src="data:image/png;base64,{png}">
 <h2>Style</h2>
@@ -106,7 +142,7 @@ td, th {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertic
 {style_rows}
 </table>
 <h2>Sample exchanges</h2>
-<table><tr><th>context</th><th>real reply</th><th>model reply</th></tr>
+<table><tr><th>friend (context)</th><th>real reply</th><th>model reply</th></tr>
 {samples}
 </table>
 </body></html>

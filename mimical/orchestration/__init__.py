@@ -1,38 +1,46 @@
 """Orchestrators build chatbots: import → train → deploy, reporting into the registry.
 
 The API only talks to this interface, so the same endpoints work embedded and on
-Kubernetes. `Settings.orchestrator` picks the implementation:
+Kubernetes. `Settings.orchestrator` picks the implementation; the registry comes
+from `mimical.registry.open_registry(settings)` and is handed in:
 
 - `local` (`mimical.orchestration.local`): a worker process per build in this
-  machine, a SQLite registry, models written to storage's `models/NAME/VERSION/`
-  where the in-process model server picks them up.
-- `kubernetes` (`mimical.orchestration.kubernetes`, issue E): the registry is the
-  `Chatbot` custom resources (hashes in a Secret per chatbot); `build` sets the
-  resource's spec so the operator runs the training Job, and phase/progress are
-  read back from the resource's status.
+  machine runs the build pipeline (`mimical.build`), a SQLite registry, models
+  written to storage's `models/NAME/VERSION/` where the in-process model server
+  picks them up.
+- `kubernetes` (`mimical.orchestration.kubernetes`): the registry is the `Chatbot`
+  custom resources (hashes in a Secret per chatbot); `build` sets the resource's
+  spec so the operator runs the training Job (the same pipeline), and
+  phase/progress are read back from the resource's status.
 
 Contract for every implementation:
 
-- `registry` is the `mimical.registry.Registry` the API uses for this mode.
-- `build(name, upload_key, version=..., me=...)` returns at once. The upload is
-  already in storage at `upload_key` (layout: `mimical.storage`). The build moves
-  the chatbot through Importing → Training → Deploying → Ready, updating
-  `progress` (0..1 within the build) and `message`; on Ready it sets
-  `model_version=version` and `add_version=version` and stores metrics. A failure
-  sets phase Failed with a one-line message (the importer's message for bad
-  exports) and removes what that build stored (its corpus and model version);
-  the previously served version, if any, keeps serving.
+- `registry` is the `mimical.registry.Registry` it was given.
+- `build(name, upload_key, me=...)` returns at once, or raises `ConflictError` when
+  a build of `name` is already running: checking and starting are one step, so of
+  several simultaneous requests exactly one starts a build. The upload is already in
+  storage at `upload_key` (layout: `mimical.storage`). The build moves the chatbot
+  through Importing → Training → Deploying → Ready, updating `progress` (0..1 within
+  the build, `mimical.build`'s scale) and `message`; the version is one more than
+  the highest stored (`mimical.storage.next_version`); on Ready it sets
+  `model_version` and `add_version` and stores metrics. A failure sets phase Failed
+  with a one-line message that names files only within the export (never a server
+  path) and removes what that build stored (its corpus and model version); the
+  previously served version, if any, keeps serving.
 - `delete(name)` stops a running build of `name` and removes every object stored
   for it (uploads, corpora, models) and anything it deployed; the API then drops
   the registry record.
-- `busy(name)` says whether a build of `name` is running (a second build → 409).
-- `close()` stops background work (tests and shutdown).
+- `busy(name)` says whether a build of `name` is running (a quick check before an
+  upload; `build` decides).
+- `close()` stops background work (tests and shutdown); the registry is closed by
+  whoever opened it.
 
 Usage:
 
-    orchestrator = open_orchestrator(settings, storage)
-    chatbot, token = orchestrator.registry.create("alice", public=True)
-    orchestrator.build("alice", "uploads/alice/1/export.zip", version=1)
+    registry = open_registry(settings)
+    orchestrator = open_orchestrator(settings, storage, registry)
+    chatbot, token = registry.create("alice", public=True)
+    orchestrator.build("alice", "uploads/alice/1/export.zip")
 """
 
 from __future__ import annotations
@@ -56,11 +64,27 @@ DeployedCallback = Callable[[str, int], None]
 
 
 class Orchestrator(ABC):
-    registry: Registry
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        registry: Registry,
+        *,
+        on_deployed: DeployedCallback | None = None,
+        train_options: dict | None = None,
+    ):
+        self.settings = settings
+        self.storage = storage
+        self.registry = registry
+        self.on_deployed = on_deployed
+        self.train_options = dict(train_options or {})
 
     @abstractmethod
-    def build(self, name: str, upload_key: str, *, version: int, me: str | None = None) -> None:
-        """Start building `version` of `name` from the export at `upload_key`; return at once."""
+    def build(self, name: str, upload_key: str, *, me: str | None = None) -> None:
+        """Start building `name` from the export at `upload_key` and return at once.
+
+        `ConflictError` if a build of `name` is already running.
+        """
 
     @abstractmethod
     def delete(self, name: str) -> None:
@@ -78,6 +102,7 @@ class Orchestrator(ABC):
 def open_orchestrator(
     settings: Settings,
     storage: Storage,
+    registry: Registry,
     *,
     on_deployed: DeployedCallback | None = None,
     train_options: dict | None = None,
@@ -94,4 +119,6 @@ def open_orchestrator(
         )
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(settings, storage, on_deployed=on_deployed, train_options=train_options or {})
+    return cls(
+        settings, storage, registry, on_deployed=on_deployed, train_options=train_options or {}
+    )

@@ -1,223 +1,88 @@
 """The Kubernetes orchestrator: chatbots are `Chatbot` resources, built by the operator.
 
-With `MIMICAL_ORCHESTRATOR=kubernetes` the backend API keeps no database:
+With `MIMICAL_ORCHESTRATOR=kubernetes` the backend API keeps no database: its registry
+is the Chatbot resources (`mimical.kube.registry`, from `open_registry(settings)`).
 
-- the registry is the Chatbot resources of `MIMICAL_NAMESPACE`; the password's
-  argon2id hash and the owner token's digest live in a Secret per chatbot
-  (`NAME-secrets`, owned by the Chatbot so it goes with it);
 - `build` points `spec.source` at the uploaded export; the spec change makes the
-  operator (`mimical.kube.handlers`) run a training Job, and phase, progress,
-  metrics and the served version are read back from the resource's status;
+  operator (`mimical.kube.handlers`) run a training Job (the build pipeline of
+  `mimical.build`), and phase, progress, metrics and the served version are read back
+  from the resource's status. The Job numbers the version (storage decides).
 - deleting the resource runs the operator's finalizer, which stops training, stops
   serving and deletes the chatbot's objects in storage.
 
-The operator gives a new build one more than the highest version stored, which is
-the `version` the API passes to `build` (`Registry.next_version`).
-
-    orchestrator = open_orchestrator(Settings(orchestrator="kubernetes", ...), storage)
+    registry = open_registry(settings)           # Settings(orchestrator="kubernetes", ...)
+    orchestrator = open_orchestrator(settings, storage, registry)
 """
 
 from __future__ import annotations
 
-import base64
-import datetime
 import logging
 
 from mimical.config import Settings
-from mimical.errors import ConflictError, InputError, NotFoundError, UnavailableError
-from mimical.kube import API_VERSION, KIND
-from mimical.kube.cluster import Cluster
-from mimical.kube.manifests import chatbot_labels
-from mimical.orchestration import DeployedCallback, Orchestrator
-from mimical.registry import Chatbot, Phase, Registry
+from mimical.errors import ConflictError, InputError, NotFoundError
+from mimical.kube.registry import KubernetesRegistry
+from mimical.orchestration import Orchestrator
+from mimical.registry import Phase, Registry
 from mimical.storage import Storage
 
 log = logging.getLogger(__name__)
 
-PASSWORD_KEY = "passwordHash"
-OWNER_TOKEN_KEY = "ownerTokenHash"
-# status.progress.step of a Training chatbot → the API's finer phases.
-STEP_PHASES = {
-    "scheduled": Phase.IMPORTING,
-    "fetching": Phase.IMPORTING,
-    "importing": Phase.IMPORTING,
-    "training": Phase.TRAINING,
-    "uploading": Phase.DEPLOYING,
-}
 
-
-def secret_name(chatbot: str) -> str:
-    return f"{chatbot}-secrets"
-
-
-def _epoch(timestamp: str | None) -> float:
-    if not timestamp:
-        return 0.0
-    return datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-
-
-def chatbot_from_resource(resource: dict) -> Chatbot:
-    """The API's view of a Chatbot resource."""
-    meta, spec = resource["metadata"], resource.get("spec") or {}
+def _building(resource: dict) -> bool:
+    """A build is queued (spec not yet seen by the operator) or its Job is running."""
     status = resource.get("status") or {}
-    progress = status.get("progress") or {}
-    phase = Phase(status.get("phase") or Phase.PENDING)
-    message = progress.get("message", "")
-    if meta.get("generation", 1) != status.get("observedGeneration", 0):
-        phase, message = Phase.PENDING, "queued"  # the operator has not seen this spec yet
-    elif phase == Phase.TRAINING:
-        phase = STEP_PHASES.get(progress.get("step"), Phase.TRAINING)
-    elif phase == Phase.FAILED:
-        trained = [c for c in status.get("conditions", []) if c["type"] == "Trained"]
-        message = trained[0].get("message", message) if trained else message
-    version = status.get("modelVersion")
-    return Chatbot(
-        name=meta["name"],
-        display_name=spec.get("displayName") or meta["name"],
-        public=bool(spec.get("public")),
-        has_password=bool(spec.get("passwordSecretRef")),
-        phase=phase,
-        progress=(progress.get("percent") or 0) / 100,
-        message=message,
-        model_version=version,
-        versions=[version] if version else [],
-        metrics=dict(status.get("metrics") or {}),
-        me=spec.get("me"),
-        created_at=_epoch(meta.get("creationTimestamp")),
-        updated_at=_epoch(progress.get("updated") or meta.get("creationTimestamp")),
-    )
-
-
-class KubernetesRegistry(Registry):
-    """Chatbot resources as the registry; secrets in one Secret per chatbot."""
-
-    def __init__(self, cluster: Cluster):
-        self.cluster = cluster
-
-    def insert(self, chatbot: Chatbot, password_hash: str | None, owner_token_hash: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
-        spec: dict = {"displayName": chatbot.display_name, "public": chatbot.public}
-        if chatbot.me:
-            spec["me"] = chatbot.me
-        if password_hash:
-            spec["passwordSecretRef"] = {"name": secret_name(chatbot.name), "key": PASSWORD_KEY}
-        body = {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": {"name": chatbot.name, "labels": chatbot_labels(chatbot.name, "chatbot")},
-            "spec": spec,
-        }
-        try:
-            created = self.cluster.create_chatbot(body)
-        except ApiException as error:
-            if error.status == 409:
-                raise ConflictError(f"a chatbot named {chatbot.name!r} already exists") from None
-            raise
-        data = {OWNER_TOKEN_KEY: owner_token_hash}
-        if password_hash:
-            data[PASSWORD_KEY] = password_hash
-        owner = {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "name": chatbot.name,
-            "uid": created["metadata"]["uid"],
-        }
-        self.cluster.apply_secret(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {
-                    "name": secret_name(chatbot.name),
-                    "labels": chatbot_labels(chatbot.name, "chatbot"),
-                    "ownerReferences": [owner],
-                },
-                "type": "Opaque",
-                "data": {
-                    key: base64.b64encode(value.encode()).decode() for key, value in data.items()
-                },
-            }
-        )
-
-    def find(self, name: str) -> Chatbot | None:
-        resource = self.cluster.get_chatbot(name)
-        if resource is None or resource["metadata"].get("deletionTimestamp"):
-            return None
-        return chatbot_from_resource(resource)
-
-    def list_all(self) -> list[Chatbot]:
-        resources = [
-            r for r in self.cluster.list_chatbots() if not r["metadata"].get("deletionTimestamp")
-        ]
-        return sorted((chatbot_from_resource(r) for r in resources), key=lambda c: c.name)
-
-    def list_public(self) -> list[Chatbot]:
-        return [chatbot for chatbot in self.list_all() if chatbot.public]
-
-    def secrets(self, name: str) -> tuple[str | None, str]:
-        chatbot = self.find(name)
-        if chatbot is None:
-            raise NotFoundError(f"no chatbot named {name!r}")
-        try:
-            data = self.cluster.read_secret(secret_name(name))
-        except NotFoundError:
-            data = {}
-        password_hash = data.get(PASSWORD_KEY)
-        if chatbot.has_password and not password_hash:
-            # Fail closed: a protected persona whose hash is missing opens for nobody.
-            raise UnavailableError(f"chatbot {name!r}: Secret {secret_name(name)} has no hash")
-        return password_hash, data.get(OWNER_TOKEN_KEY, "")
-
-    def update_status(self, name: str, **_changes) -> Chatbot:
-        """Status belongs to the operator here; a spec change is what moves a chatbot on."""
-        return self.get(name)
-
-    def delete(self, name: str) -> None:
-        """Delete the resource; the operator's finalizer removes what it built and stored."""
-        self.cluster.delete_chatbot(name)
-        self.cluster.delete_secret(secret_name(name))
+    queued = resource["metadata"].get("generation") != status.get("observedGeneration")
+    has_source = bool((resource.get("spec") or {}).get("source"))
+    return has_source and (queued or status.get("phase") == Phase.TRAINING)
 
 
 class KubernetesOrchestrator(Orchestrator):
-    def __init__(
-        self,
-        settings: Settings,
-        storage: Storage,
-        *,
-        on_deployed: DeployedCallback | None = None,
-        train_options: dict | None = None,
-    ):
+    def __init__(self, settings: Settings, storage: Storage, registry: Registry, **options):
+        """`options` (training options, deploy hook) belong to the operator's side here."""
         if not storage.root.startswith("s3://"):
             raise InputError(
                 f"storage {storage.root!r}: the kubernetes orchestrator needs s3:// storage "
                 "(training Jobs and TF Serving read it)"
             )
-        # Training options and deploy hooks belong to the operator's side in this mode.
-        del on_deployed, train_options
-        self.settings = settings
-        self.storage = storage
-        self.cluster = Cluster(settings)
-        self.registry = KubernetesRegistry(self.cluster)
+        if not isinstance(registry, KubernetesRegistry):
+            raise InputError("the kubernetes orchestrator needs the Chatbot resources' registry")
+        super().__init__(settings, storage, registry, **options)
+        self.cluster = registry.cluster
 
-    def build(self, name: str, upload_key: str, *, version: int, me: str | None = None) -> None:
+    def build(self, name: str, upload_key: str, *, me: str | None = None) -> None:
+        """Point `spec.source` at the upload, unless a build is already under way.
+
+        The patch carries the resourceVersion the check saw, so two requests racing
+        for the same chatbot cannot both start a build: the API server refuses the
+        second with 409.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        resource = self.cluster.get_chatbot(name)
+        if resource is None or resource["metadata"].get("deletionTimestamp"):
+            raise NotFoundError(f"no chatbot named {name!r}")
+        if _building(resource):
+            raise ConflictError(f"{name!r} is already being built; wait for it to finish")
         spec: dict = {"source": self.storage.url(upload_key)}
         if me:
             spec["me"] = me
-        self.cluster.patch_chatbot(name, {"spec": spec})
-        log.info("chatbot %s: version %s requested from %s", name, version, spec["source"])
+        patch = {"metadata": {"resourceVersion": resource["metadata"]["resourceVersion"]}}
+        try:
+            self.cluster.patch_chatbot(name, {**patch, "spec": spec})
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            raise ConflictError(
+                f"{name!r} changed while starting its build (another build?); try again"
+            ) from None
+        log.info("chatbot %s: build requested from %s", name, spec["source"])
 
     def busy(self, name: str) -> bool:
-        """A build is queued (spec not yet seen by the operator) or its Job is running."""
         resource = self.cluster.get_chatbot(name)
-        if resource is None:
-            return False
-        status = resource.get("status") or {}
-        queued = resource["metadata"].get("generation") != status.get("observedGeneration")
-        has_source = bool((resource.get("spec") or {}).get("source"))
-        return has_source and (queued or status.get("phase") == "Training")
+        return resource is not None and _building(resource)
 
     def delete(self, name: str) -> None:
         """Nothing to do up front: deleting the resource (`registry.delete`) cleans up."""
 
     def close(self) -> None:
-        self.cluster.api.close()
+        """The cluster connection is the registry's; it closes it."""

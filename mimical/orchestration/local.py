@@ -1,8 +1,11 @@
 """The embedded orchestrator: builds chatbots in worker processes on this machine.
 
-Each build runs `run_build` in a fresh (spawned) process, so TensorFlow's memory
-and threads go away with it and a crash cannot take the web server down. Builds
-run one at a time (`MAX_PARALLEL_BUILDS`): training saturates the CPU anyway.
+Each build runs `run_build` (the pipeline of `mimical.build`) in a fresh (spawned)
+process, so TensorFlow's memory and threads go away with it and a crash cannot take
+the web server down. Builds run one at a time (`MAX_PARALLEL_BUILDS`): training
+saturates the CPU anyway. One build per chatbot: `build` checks and claims under one
+lock, so of simultaneous requests for the same chatbot only the first starts one (the
+orchestrator lives in the serving process).
 
     import → corpora/NAME/VERSION.jsonl → train → models/NAME/VERSION/ → Ready
 
@@ -20,61 +23,40 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
-from pathlib import Path, PurePosixPath
 
+from mimical.build import build_chatbot, remove_build
 from mimical.config import Settings
-from mimical.errors import MimicalError
-from mimical.orchestration import DeployedCallback, Orchestrator
+from mimical.errors import ConflictError, MimicalError
+from mimical.orchestration import Orchestrator
 from mimical.registry import Phase, Registry, open_registry
-from mimical.storage import Storage, chatbot_prefixes, corpus_key, model_prefix, open_storage
+from mimical.storage import Storage, chatbot_prefixes, next_version, open_storage
 
 log = logging.getLogger(__name__)
 
 MAX_PARALLEL_BUILDS = 1
-# Share of a build's progress bar each phase ends at.
-IMPORT_DONE = 0.1
-TRAIN_DONE = 0.9
 
 
-class _ProgressReporter:
-    """Writes build progress to the registry, at most once a second (SQLite is shared)."""
+class RegistryProgress:
+    """Writes build progress to the registry: each new phase at once, else at most once
+    per `interval` seconds (SQLite is shared with the web threads)."""
 
-    def __init__(self, registry, name: str, interval: float = 1.0):
+    def __init__(self, registry: Registry, name: str, interval: float = 1.0):
         self.registry = registry
         self.name = name
         self.interval = interval
         self._last = 0.0
+        self._phase: Phase | None = None
 
-    def __call__(self, progress: float, message: str) -> None:
+    def __call__(self, phase: Phase, fraction: float, message: str) -> None:
         now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._last = now
-            self.registry.update_status(self.name, progress=progress, message=message)
-
-    def importing(self, done: int, total: int | None) -> None:
-        if total:
-            self(IMPORT_DONE * done / total, f"importing: {done}/{total} chats")
-        else:  # the export does not say how many chats it holds
-            self(0.0, f"importing: {done} chats")
-
-    def training(self, update: dict) -> None:
-        fraction = float(update.get("fraction") or 0.0)
-        detail = ", ".join(
-            f"{key} {update[key]:.3g}" if isinstance(update[key], float) else f"{key} {update[key]}"
-            for key in ("epoch", "loss")
-            if update.get(key) is not None
-        )
-        step = update.get("phase", "training")
-        message = "training" + (f" ({step})" if step != "training" else "")
-        message += f": {detail}" if detail else ""
-        self(IMPORT_DONE + (TRAIN_DONE - IMPORT_DONE) * fraction, message)
+        if phase != self._phase or now - self._last >= self.interval:
+            self._last, self._phase = now, phase
+            self.registry.update_status(self.name, phase=phase, progress=fraction, message=message)
 
 
 def _mark_failed(
@@ -90,18 +72,10 @@ def _mark_failed(
 
     Nothing half-written stays behind; the previously served version keeps serving.
     """
-    storage.delete_prefix(corpus_key(name, version))
-    storage.delete_prefix(model_prefix(name, version))
+    remove_build(storage, name, version)
     if not settings.keep_uploads:
         storage.delete_prefix(upload_key)
     registry.update_status(name, phase=Phase.FAILED, message=message)
-
-
-def _fetch_upload(storage: Storage, upload_key: str, scratch: Path) -> Path:
-    local = storage.local_path(upload_key)
-    if local is not None:
-        return local
-    return storage.get_file(upload_key, scratch / "upload" / PurePosixPath(upload_key).name)
 
 
 def run_build(
@@ -112,50 +86,29 @@ def run_build(
     me: str | None,
     train_options: dict,
 ) -> None:
-    """Import, train and store one version of `name`; on bad input mark it Failed.
+    """Run the build pipeline for one version of `name`; on bad input mark it Failed.
 
     Runs in the worker process. Leaves the chatbot in Deploying with its metrics
     stored; the parent marks it Ready once the model server has the version.
     """
-    from mimical.corpus.importer import import_exports
-
     storage = open_storage(settings.storage_root, settings)
     registry = open_registry(settings)
-    scratch = Path(tempfile.mkdtemp(prefix=f"mimical-build-{name}-"))
-    report = _ProgressReporter(registry, name)
     try:
-        upload_name = PurePosixPath(upload_key).name
-        registry.update_status(
-            name, phase=Phase.IMPORTING, progress=0.0, message=f"importing {upload_name}"
-        )
-        export = _fetch_upload(storage, upload_key, scratch)
-        corpus = scratch / "corpus.jsonl"
-        stats = import_exports([export], corpus, me=me, progress=report.importing)
-        storage.put_file(corpus_key(name, version), corpus)
-        if not settings.keep_uploads:
-            storage.delete_prefix(upload_key)
-
-        from mimical.model.train import train_persona  # TensorFlow: only once import worked
-
-        registry.update_status(
+        result = build_chatbot(
+            storage,
             name,
-            phase=Phase.TRAINING,
-            progress=IMPORT_DONE,
-            message=f"training on {stats['pairs']} examples from {stats['format']}",
+            upload_key,
+            version,
+            RegistryProgress(registry, name),
+            me=me,
+            delete_source=not settings.keep_uploads,
+            train_options=train_options,
         )
-        result = train_persona(
-            corpus, scratch / "models", name, on_progress=report.training, **train_options
-        )
-
-        registry.update_status(
-            name, phase=Phase.DEPLOYING, progress=TRAIN_DONE, message="storing the model"
-        )
-        storage.put_tree(model_prefix(name, version), Path(result.export_dir))
-        registry.update_status(name, metrics=dict(result.metrics))
+        registry.update_status(name, metrics=result.metrics)
     except MimicalError as error:
-        _mark_failed(settings, storage, registry, name, version, upload_key, str(error))
+        registry.update_status(name, phase=Phase.FAILED, message=str(error))
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        registry.close()
 
 
 @dataclass(eq=False)
@@ -172,19 +125,8 @@ class _Build:
 
 
 class LocalOrchestrator(Orchestrator):
-    def __init__(
-        self,
-        settings: Settings,
-        storage: Storage,
-        *,
-        on_deployed: DeployedCallback | None = None,
-        train_options: dict | None = None,
-    ):
-        self.settings = settings
-        self.storage = storage
-        self.registry = open_registry(settings)
-        self.on_deployed = on_deployed
-        self.train_options = dict(train_options or {})
+    def __init__(self, settings: Settings, storage: Storage, registry: Registry, **options):
+        super().__init__(settings, storage, registry, **options)
         # Spawn, not fork: the parent runs web threads and maybe TensorFlow.
         self._context = multiprocessing.get_context("spawn")
         self._executor = ThreadPoolExecutor(MAX_PARALLEL_BUILDS, thread_name_prefix="build")
@@ -195,9 +137,12 @@ class LocalOrchestrator(Orchestrator):
         with self._lock:
             return name in self._builds
 
-    def build(self, name: str, upload_key: str, *, version: int, me: str | None = None) -> None:
-        build = _Build(name, upload_key, version, me)
+    def build(self, name: str, upload_key: str, *, me: str | None = None) -> None:
         with self._lock:
+            if name in self._builds:
+                raise ConflictError(f"{name!r} is already being built; wait for it to finish")
+            build = _Build(name, upload_key, next_version(self.storage, name), me)
+            self.registry.update_status(name, phase=Phase.PENDING, progress=0.0, message="queued")
             self._builds[name] = build
             build.future = self._executor.submit(self._run, build)
 

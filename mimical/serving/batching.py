@@ -77,8 +77,7 @@ class Batcher:
         if len(batch) > 1:
             try:
                 merged = {
-                    key: np.concatenate([inputs[key] for inputs, _ in batch])
-                    for key in batch[0][0]
+                    key: np.concatenate([inputs[key] for inputs, _ in batch]) for key in batch[0][0]
                 }
                 outputs = self.run(merged)
                 ends = np.cumsum([_batch_size(inputs) for inputs, _ in batch])[:-1]
@@ -86,12 +85,12 @@ class Batcher:
                 for i, (_, future) in enumerate(batch):
                     future.set_result({key: part[i] for key, part in parts.items()})
                 return
-            except Exception:  # noqa: BLE001 - one bad request must not fail its neighbours
+            except Exception:  # one bad request must not fail its neighbours
                 pass
         for inputs, future in batch:
             try:
                 future.set_result(self.run(inputs))
-            except Exception as error:  # noqa: BLE001 - handed to the caller's thread
+            except Exception as error:  # handed to the caller's thread
                 future.set_exception(error)
 
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
 The model base follows TF Serving's layout, `BASE/NAME/VERSION/saved_model.pb`, in a
 local folder or under an `s3://` URL (downloaded to a local cache first, since
-TensorFlow loads SavedModels from files). `refresh()` compares what is there with
+TensorFlow loads SavedModels from files); either way it is read as a `mimical.storage`
+rooted at the base, listed by storage's one model listing. `refresh()` compares what is there with
 what is loaded: it loads new models and newer versions, and unloads models whose
 folders are gone. A version that fails to load (say, still being written) is
 retried on the next refresh while the previous version keeps answering.
@@ -23,12 +24,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from mimical.config import Settings
 from mimical.errors import NotFoundError
 from mimical.serving.batching import Batcher
-from mimical.storage import SAVED_MODEL_FILE, open_storage
+from mimical.storage import SAVED_MODEL_FILE, complete_model_versions, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -52,37 +52,15 @@ class LoadedModel:
             batcher.close()
 
 
-def _version_number(part: str) -> int | None:
-    return int(part) if part.isdigit() else None
-
-
-def local_model_base(model_base: str) -> Path | None:
-    """The folder for a local path or `file://` URL; None for `s3://`."""
-    parsed = urlparse(model_base)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    if parsed.scheme in ("", "local"):
-        return Path(model_base).expanduser()
-    return None
-
-
 class ModelRepository:
     """Thread-safe map of model name to its loaded newest version."""
 
     def __init__(self, model_base: str, settings: Settings | None = None):
         self.model_base = model_base
-        self._local_base = local_model_base(model_base)
-        self._storage = None
-        self._prefix = ""
+        # Keys under the base read `NAME/VERSION/...`: storage's models/ folder itself.
+        self._storage = open_storage(model_base, settings or Settings.from_env())
         self._cache_dir: Path | None = None
-        if self._local_base is None:
-            # Storage is rooted one level up, so its keys read `models/NAME/VERSION/...`
-            # as in mimical.storage's layout.
-            root, _, last = model_base.rstrip("/").rpartition("/")
-            if root.endswith("/"):  # s3://bucket: models at the bucket's top
-                root, last = model_base, ""
-            self._prefix = f"{last}/" if last else ""
-            self._storage = open_storage(root, settings or Settings.from_env())
+        if self._storage.local_path() is None:
             self._cache_dir = Path(tempfile.mkdtemp(prefix="mimical-models-"))
         self._models: dict[str, LoadedModel] = {}
         self._failed: dict[tuple[str, int], float] = {}
@@ -103,21 +81,7 @@ class ModelRepository:
 
     def available(self) -> dict[str, list[int]]:
         """Complete versions per model name found under the model base, ascending."""
-        found: dict[str, set[int]] = {}
-        if self._local_base is not None:
-            if self._local_base.is_dir():
-                for marker in self._local_base.glob(f"*/*/{SAVED_MODEL_FILE}"):
-                    version = _version_number(marker.parent.name)
-                    if version is not None:
-                        found.setdefault(marker.parent.parent.name, set()).add(version)
-        else:
-            for key in self._storage.list(self._prefix):
-                parts = key.removeprefix(self._prefix).split("/")
-                if len(parts) == 3 and parts[2] == SAVED_MODEL_FILE:
-                    version = _version_number(parts[1])
-                    if version is not None:
-                        found.setdefault(parts[0], set()).add(version)
-        return {name: sorted(versions) for name, versions in found.items()}
+        return complete_model_versions(self._storage, base="")
 
     def refresh(self) -> dict[str, int]:
         """Load new models and versions, unload deleted ones; return what is loaded."""
@@ -166,12 +130,14 @@ class ModelRepository:
         return True
 
     def _fetch(self, name: str, version: int) -> Path:
-        if self._local_base is not None:
-            return self._local_base / name / str(version)
+        prefix = f"{name}/{version}/"
+        local = self._storage.local_path(prefix)
+        if local is not None:
+            return local
         target = self._cache_dir / name / str(version)
         if not target.exists():
             partial = Path(tempfile.mkdtemp(dir=self._cache_dir))
-            self._storage.get_tree(f"{self._prefix}{name}/{version}/", partial)
+            self._storage.get_tree(prefix, partial)
             target.parent.mkdir(parents=True, exist_ok=True)
             partial.rename(target)
         return target

@@ -1,6 +1,6 @@
 """The Flask app factory behind every HTTP service.
 
-One factory, several components: `api` (the backend, issue D), `webhook`
+One factory, several components: `api` (the backend), `webhook`
 (Messenger) and `chat` (the web chat page). The embedded `mimical serve` runs all
 of them in one process; in Kubernetes `services/backend` and `services/webhook`
 each run the factory with their own subset. Each component module exposes a

@@ -37,7 +37,7 @@ from mimical.errors import (
     TooLargeError,
     UnsupportedFormatError,
 )
-from mimical.registry import Chatbot, Phase
+from mimical.registry import Chatbot
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
 from mimical.web import error_response
@@ -149,14 +149,16 @@ def _multipart_form() -> dict:
 
 
 def _start_build(name: str, me: str | None) -> None:
-    """Store the checked upload and start building the next version of `name`."""
+    """Store the checked upload and start building `name`; 409 if a build is running."""
     settings = current_app.config["MIMICAL_SETTINGS"]
-    registry = get_registry()
+    storage = get_storage()
     with received_export(request.files.get("export")) as path:
-        key = store_upload(get_storage(), name, path, settings.upload_max_bytes)
-    version = registry.next_version(name)
-    registry.update_status(name, phase=Phase.PENDING, progress=0.0, message="queued")
-    get_orchestrator().build(name, key, version=version, me=me)
+        key = store_upload(storage, name, path, settings.upload_max_bytes)
+    try:
+        get_orchestrator().build(name, key, me=me)
+    except BaseException:
+        storage.delete_prefix(key)  # a refused build keeps no upload
+        raise
 
 
 # ---------------------------------------------------------------- chatbots
@@ -182,7 +184,7 @@ def create_chatbot():
         try:
             settings = current_app.config["MIMICAL_SETTINGS"]
             key = store_upload(get_storage(), form.name, path, settings.upload_max_bytes)
-            get_orchestrator().build(form.name, key, version=1, me=form.me)
+            get_orchestrator().build(form.name, key, me=form.me)
         except BaseException:
             # Nothing half-made: no record without its upload, no upload without a record.
             get_storage().delete_prefix(upload_prefix(form.name))

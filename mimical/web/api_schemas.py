@@ -19,6 +19,7 @@ from mimical.registry import (
     NAME_PATTERN,
     PASSWORD_MAX,
     Chatbot,
+    Phase,
 )
 
 NAME_FIELD = Field(
@@ -27,7 +28,6 @@ NAME_FIELD = Field(
     max_length=NAME_MAX_LENGTH,
     description="DNS-1123 label: the chatbot's unique name (also its model name)",
 )
-PhaseName = Literal["Pending", "Importing", "Training", "Deploying", "Ready", "Failed"]
 
 
 class Strict(BaseModel):
@@ -63,7 +63,7 @@ class ChatbotSummary(BaseModel):
     name: str
     display_name: str
     password_protected: bool
-    phase: PhaseName
+    phase: Phase
     ready: bool = Field(description="a model version is serving")
 
 

@@ -1,7 +1,8 @@
 """Per-app chat resources shared by the `webhook` and `chat` components.
 
 Each Flask app gets one model connection (the configured model server, or one
-started in-process in embedded mode), one `DialogEngine` on the app's registry,
+started in-process in embedded mode), one `DialogEngine` on the app's registry
+(`resources.get_registry()`, which builds no orchestrator),
 and one Messenger worker, created on first use and kept in
 `app.extensions["mimical_dialog"]`. `close_dialog(app)` stops them (tests, shutdown).
 """

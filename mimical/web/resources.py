@@ -1,9 +1,11 @@
-"""Per-app shared resources: storage, orchestrator (and its registry), rate limiter.
+"""Per-app shared resources: storage, registry, orchestrator, rate limiter.
 
 Every Flask app made by `create_app` gets its own instances, created on first use
 and kept in `app.extensions["mimical"]` (nothing global, so tests can run several
 apps side by side). Any component may call these helpers inside a request or an
-app context; `close_resources(app)` stops background work at shutdown.
+app context; `close_resources(app)` stops background work at shutdown. The registry
+comes from `open_registry` on its own: an app that only chats (the webhook pods)
+never builds an orchestrator.
 
 App config knobs (set through `create_app(test_config=...)`):
 
@@ -19,7 +21,7 @@ import threading
 from flask import Flask, current_app
 
 from mimical.orchestration import Orchestrator, open_orchestrator
-from mimical.registry import Registry
+from mimical.registry import Registry, open_registry
 from mimical.storage import Storage, open_storage
 
 # Reentrant: making one resource may get another (the orchestrator needs the storage,
@@ -54,11 +56,17 @@ def get_storage() -> Storage:
     return shared_resource("storage", make)
 
 
+def get_registry() -> Registry:
+    """The chatbot registry of this app's mode (SQLite embedded, Chatbot resources on k8s)."""
+    return shared_resource("registry", lambda app: open_registry(app.config["MIMICAL_SETTINGS"]))
+
+
 def get_orchestrator() -> Orchestrator:
     def make(app: Flask) -> Orchestrator:
         return open_orchestrator(
             app.config["MIMICAL_SETTINGS"],
             get_storage(),
+            get_registry(),
             on_deployed=app.config.get("MIMICAL_ON_DEPLOYED"),
             train_options=app.config.get("MIMICAL_TRAIN_OPTIONS"),
         )
@@ -66,13 +74,12 @@ def get_orchestrator() -> Orchestrator:
     return shared_resource("orchestrator", make)
 
 
-def get_registry() -> Registry:
-    """The chatbot registry of this app's mode (SQLite embedded, Chatbot resources on k8s)."""
-    return get_orchestrator().registry
-
-
 def close_resources(app: Flask) -> None:
-    """Stop builds and background threads this app started."""
-    orchestrator = app_resources(app).pop("orchestrator", None)
+    """Stop builds and background threads this app started, then close the registry."""
+    resources = app_resources(app)
+    orchestrator = resources.pop("orchestrator", None)
     if orchestrator is not None:
         orchestrator.close()
+    registry = resources.pop("registry", None)
+    if registry is not None:
+        registry.close()

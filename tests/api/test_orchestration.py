@@ -1,19 +1,15 @@
-"""The orchestrator interface and the local orchestrator's progress reporting."""
+"""The orchestrator interface, the build pipeline's progress scale and its registry reports."""
 
 from __future__ import annotations
 
 import pytest
 
+from mimical.build import PHASE_ENDS, import_message, overall, training_message
 from mimical.config import Settings
 from mimical.errors import InputError
 from mimical.orchestration import open_orchestrator
-from mimical.orchestration.local import (
-    IMPORT_DONE,
-    TRAIN_DONE,
-    LocalOrchestrator,
-    _ProgressReporter,
-)
-from mimical.registry import SqliteRegistry
+from mimical.orchestration.local import LocalOrchestrator, RegistryProgress
+from mimical.registry import Phase, SqliteRegistry, open_registry
 from mimical.storage import open_storage
 
 
@@ -21,39 +17,46 @@ from mimical.storage import open_storage
 def registry(tmp_path):
     registry = SqliteRegistry(tmp_path / "registry.sqlite3")
     registry.create("alice", public=True)
-    return registry
+    yield registry
+    registry.close()
 
 
-def test_import_progress_with_and_without_a_total(registry):
-    report = _ProgressReporter(registry, "alice", interval=0)
-    report.importing(5, 10)
-    assert registry.get("alice").progress == pytest.approx(IMPORT_DONE / 2)
-    report.importing(7, None)  # some exports do not say how many chats they hold
-    assert registry.get("alice").message == "importing: 7 chats"
+def test_each_phase_fills_its_share_of_one_scale():
+    imported, trained = PHASE_ENDS[Phase.IMPORTING], PHASE_ENDS[Phase.TRAINING]
+    assert overall(Phase.IMPORTING, 0.5) == pytest.approx(imported / 2)
+    assert overall(Phase.TRAINING, 0.5) == pytest.approx((imported + trained) / 2)
+    assert overall(Phase.DEPLOYING, 1.0) == 1.0
+    assert overall(Phase.TRAINING, 7.0) == pytest.approx(trained)  # clamped
 
 
-def test_training_progress_maps_into_its_share(registry):
-    report = _ProgressReporter(registry, "alice", interval=0)
-    report.training({"phase": "training", "fraction": 0.5, "epoch": 2, "loss": 3.14159})
-    chatbot = registry.get("alice")
-    assert chatbot.progress == pytest.approx((IMPORT_DONE + TRAIN_DONE) / 2)
-    assert chatbot.message == "training: epoch 2, loss 3.14"
-    report.training({"phase": "preparing", "fraction": 0.0})
-    assert registry.get("alice").message == "training (preparing)"
+def test_progress_messages_say_what_is_going_on():
+    assert import_message(5, 10) == "importing: 5/10 chats"
+    assert import_message(7, None) == "importing: 7 chats"  # Telegram does not say up front
+    update = {"phase": "training", "fraction": 0.5, "epoch": 2, "loss": 3.14159}
+    assert training_message(update) == "training: epoch 2, loss 3.14"
+    assert training_message({"phase": "preparing", "fraction": 0.0}) == "training (preparing)"
 
 
-def test_reports_are_throttled(registry):
-    report = _ProgressReporter(registry, "alice", interval=60)
-    report.importing(1, 10)
-    report.importing(9, 10)  # within the interval: not written
+def test_registry_reports_write_new_phases_at_once_and_throttle_the_rest(registry):
+    report = RegistryProgress(registry, "alice", interval=60)
+    report(Phase.IMPORTING, 0.01, import_message(1, 10))
+    report(Phase.IMPORTING, 0.09, import_message(9, 10))  # within the interval: not written
     assert registry.get("alice").message == "importing: 1/10 chats"
+    report(Phase.TRAINING, 0.1, "training on 40 examples from messenger")
+    chatbot = registry.get("alice")
+    assert (chatbot.phase, chatbot.progress) == (Phase.TRAINING, pytest.approx(0.1))
 
 
 def test_open_orchestrator_picks_by_settings(tmp_path):
     settings = Settings(home=tmp_path)
     storage = open_storage(settings.storage_root, settings)
-    orchestrator = open_orchestrator(settings, storage)
-    assert isinstance(orchestrator, LocalOrchestrator)
+    registry = open_registry(settings)
+    orchestrator = open_orchestrator(settings, storage, registry)
+    assert isinstance(orchestrator, LocalOrchestrator) and orchestrator.registry is registry
     orchestrator.close()
+    cron = settings.with_overrides(orchestrator="cron")
     with pytest.raises(InputError, match="unknown orchestrator"):
-        open_orchestrator(settings.with_overrides(orchestrator="cron"), storage)
+        open_orchestrator(cron, storage, registry)
+    with pytest.raises(InputError, match="unknown orchestrator"):
+        open_registry(cron)
+    registry.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mimical.config import Settings
-from mimical.model_mirror import CONFIG_FILE, mirror_once, read_entries
+from mimical.kube.model_mirror import CONFIG_FILE, mirror_once, read_entries
 from mimical.storage import model_prefix, open_storage
 
 
@@ -108,7 +108,7 @@ def run_mirror(tmp_path: Path, storage_url: str, endpoint: str, *args: str):
         "MIMICAL_MIRROR_DIR": str(tmp_path / "models-cache"),
     }
     return subprocess.run(
-        [sys.executable, "-m", "mimical.model_mirror", *args],
+        [sys.executable, "-m", "mimical.kube.model_mirror", *args],
         capture_output=True,
         text=True,
         env=env,

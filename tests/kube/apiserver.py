@@ -27,7 +27,6 @@ import jsonpatch
 import jsonschema
 import kmock
 import yaml
-from kmock._internal import dicts
 
 CRD_PATH = Path(__file__).parents[2] / "charts" / "mimical" / "crds" / "chatbots.mimical.dev.yaml"
 
@@ -140,7 +139,10 @@ class ApiServer(kmock.KubernetesEmulator):
                 del data[field]
         elif has_status:
             data.pop("status", None)  # ...and never through the main resource
-        merged = dicts.patch_dict(copy.deepcopy(current), copy.deepcopy(data))
+        # kmock's own merge-patch semantics (None deletes a key), on a copy of the object.
+        patched = kmock.Object(current)
+        patched.patch(copy.deepcopy(data))
+        merged = patched.raw
         self._validate(request, merged)
         meta = data.setdefault("metadata", {})
         if merged.get("spec") != current.get("spec"):

@@ -7,7 +7,7 @@ controller does; the operator does the rest on its own.
 
 from __future__ import annotations
 
-import time
+import logging
 
 import kubernetes_validate
 
@@ -231,7 +231,17 @@ def test_chatbot_without_source_waits_pending_until_one_is_set(operator, kubectl
     assert env["MIMICAL_ME"] == "Ivy"
 
 
-def test_an_outcome_the_job_event_could_not_record_is_recorded_later(operator, kubectl, storage):
+def handler_failed(caplog, handler_id: str) -> bool:
+    """Whether kopf logged that the handler `handler_id` failed (it retries or gives up)."""
+    return any(
+        record.levelno >= logging.ERROR and f"Handler '{handler_id}' failed" in record.getMessage()
+        for record in list(caplog.records)
+    )
+
+
+def test_an_outcome_the_job_event_could_not_record_is_recorded_later(
+    operator, kubectl, storage, caplog
+):
     # Without the serving ConfigMap (chart not fully installed) the Job's event fails...
     configmap = kubectl.get("v1", "configmaps", operator.settings.serving_configmap)
     kubectl.delete("v1", "configmaps", operator.settings.serving_configmap)
@@ -240,7 +250,7 @@ def test_an_outcome_the_job_event_could_not_record_is_recorded_later(operator, k
     upload_model(storage, "jack", 1)
     storage.put_bytes("training/jack/jack-train-1.json", b'{"step": "done", "percent": 100}')
     kubectl.finish_job("jack-train-1", succeeded=True)
-    time.sleep(0.5)
+    wait_for("the Job event handler to fail", lambda: handler_failed(caplog, "training-job"))
     assert kubectl.chatbot("jack")["status"]["phase"] == "Training"
 
     # ...and the progress timer records it once the ConfigMap is back.

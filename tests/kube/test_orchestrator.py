@@ -8,7 +8,8 @@ import pytest
 from mimical.errors import ConflictError, InputError, UnavailableError
 from mimical.kube import API_VERSION
 from mimical.orchestration import open_orchestrator
-from mimical.registry import Phase
+from mimical.registry import Phase, open_registry
+from mimical.storage import next_version
 from tests.kube.conftest import wait_for
 from tests.kube.test_operator import upload_model
 
@@ -16,9 +17,11 @@ from tests.kube.test_operator import upload_model
 @pytest.fixture
 def orchestrator(operator_settings, storage, kubectl):
     settings = operator_settings.with_overrides(orchestrator="kubernetes")
-    orchestrator = open_orchestrator(settings, storage)
+    registry = open_registry(settings)
+    orchestrator = open_orchestrator(settings, storage, registry)
     yield orchestrator
     orchestrator.close()
+    registry.close()
 
 
 def test_registry_keeps_chatbots_as_resources_and_hashes_in_secrets(orchestrator, kubectl):
@@ -53,8 +56,8 @@ def test_build_runs_through_the_operator_to_ready(orchestrator, operator, kubect
     registry.create("carol", public=True)
     key = "uploads/carol/1/export.zip"
     storage.put_bytes(key, b"zip")
-    version = registry.next_version("carol")
-    orchestrator.build("carol", key, version=version, me="Carol")
+    version = next_version(storage, "carol")
+    orchestrator.build("carol", key, me="Carol")
 
     assert kubectl.chatbot("carol")["spec"]["source"] == storage.url(key)
     assert orchestrator.busy("carol")
@@ -67,7 +70,7 @@ def test_build_runs_through_the_operator_to_ready(orchestrator, operator, kubect
     assert ready.model_version == version and ready.servable
     assert ready.metrics == {"loss": 1.5}
     assert not orchestrator.busy("carol")
-    assert registry.next_version("carol") == version + 1
+    assert next_version(storage, "carol") == version + 1
 
     orchestrator.delete("carol")
     registry.delete("carol")
@@ -81,5 +84,5 @@ def test_local_storage_is_refused(operator_settings, tmp_path):
 
     settings = operator_settings.with_overrides(orchestrator="kubernetes")
     with pytest.raises(InputError, match="needs s3://"):
-        open_orchestrator(settings, open_storage(tmp_path.as_uri(), settings))
+        open_orchestrator(settings, open_storage(tmp_path.as_uri(), settings), registry=None)
     assert API_VERSION == "mimical.dev/v1alpha1"

@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from mimical.kube import artifacts
-from mimical.kube.training_job import TrainingRequest, main, next_version, run
+from mimical.kube.training_job import TrainingRequest, main, run
+from mimical.storage import model_versions, next_version, progress_key
 
 
 @pytest.fixture
@@ -38,11 +39,11 @@ def test_export_on_s3_becomes_a_versioned_model(operator_settings, storage, expo
 
     result = run(request, operator_settings, config=tiny_config())
 
-    assert result["version"] == 1 and result["import"]["pairs"] > 0
-    assert artifacts.model_versions(storage, "alice") == [1]
+    assert result.version == 1 and result.import_stats["pairs"] > 0
+    assert model_versions(storage, "alice") == [1]
     assert storage.exists("corpora/alice/1.jsonl")
-    assert artifacts.model_metrics(storage, "alice", 1)  # B's metrics.json travels along
-    progress = artifacts.read_json(storage, artifacts.progress_key("alice", "alice-train-1"))
+    assert artifacts.model_metrics(storage, "alice", 1)  # the training metrics travel along
+    progress = artifacts.read_json(storage, progress_key("alice", "alice-train-1"))
     assert (progress["step"], progress["percent"], progress["imported"]) == ("done", 100, True)
     assert next_version(storage, "alice") == 2
 
@@ -59,7 +60,7 @@ def test_bad_export_fails_with_its_reason_and_stores_no_model(
 
     message = capsys.readouterr().err
     assert message.startswith("mimical training: error: ") and "export.zip" in message
-    progress = artifacts.read_json(storage, artifacts.progress_key("alice", "alice-train-1"))
+    progress = artifacts.read_json(storage, progress_key("alice", "alice-train-1"))
     assert progress["step"] == "failed" and progress["imported"] is False
     assert "export.zip" in progress["message"]
     assert storage.list("models/alice/") == []

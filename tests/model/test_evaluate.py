@@ -25,6 +25,20 @@ def test_evaluation_compares_with_the_5gram_baseline(evaluation, tiny_model):
     assert 0 <= evaluation["verbatim_rate"] <= 1
     assert evaluation["style"]["model"]["replies"] == 30
     assert {"context", "real", "model"} <= set(evaluation["samples"][0])
+    assert len(evaluation["samples"]) == 10
+
+
+def test_evaluation_says_whether_replies_make_sense(evaluation):
+    sense = evaluation["sense"]
+    # The tiny model writes gibberish: easy to tell apart, many non-words.
+    assert sense["two_sample_accuracy"] > 0.7
+    assert sense["non_word_rate"]["persona"] < 0.1 < sense["non_word_rate"]["model"]
+    relevance = sense["context_relevance"]
+    assert relevance["exchanges"] > 20 and relevance["persona_gain"] > 0
+    assert relevance["relevance"] < 0.5
+    assert sense["distinct_2"]["persona"] == pytest.approx(
+        evaluation["style"]["persona"]["distinct_2"], abs=1e-3
+    )
 
 
 def test_style_statistics():
@@ -48,7 +62,13 @@ def test_report_renders_in_a_browser(evaluation, tmp_path):
         page.goto(report.as_uri())
         assert page.locator("img").evaluate("img => img.naturalWidth") > 100
         assert page.locator("h2", has_text="Sample exchanges").count() == 1
-        assert page.locator("table").nth(2).locator("tr").count() == len(evaluation["samples"]) + 1
+        sense_table = page.locator("h2", has_text="make sense").locator("xpath=following::table[1]")
+        assert sense_table.locator("tr").count() == 5
+        assert "two-sample accuracy" in sense_table.inner_text()
+        samples = page.locator("h2", has_text="Sample exchanges").locator(
+            "xpath=following::table[1]"
+        )
+        assert samples.locator("tr").count() == len(evaluation["samples"]) + 1
         browser.close()
 
 
@@ -57,3 +77,12 @@ def test_evaluate_needs_the_training_corpus(tiny_model, tmp_path):
     other.write_text(tiny_model.corpus.read_text().replace('"thread":"', '"thread":"x'))
     with pytest.raises(InputError, match="held-out conversations"):
         evaluate_model(tiny_model.export_dir, other)
+
+
+def test_cli_evaluate_prints_the_sense_measures(tiny_model, capsys):
+    from mimical.cli import main
+
+    argv = ["evaluate", str(tiny_model.export_dir), str(tiny_model.corpus), "--samples", "20"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "two-sample accuracy" in out and "non-word rate" in out and "context relevance" in out

@@ -1,7 +1,7 @@
 """Fixtures for the chat side (serving, dialog, webhook, web chat), imported by their conftests.
 
 `served_models` is one real model server per test session (per xdist worker) over a
-model base holding B's `tiny_model` under the persona names the tests use; each
+model base holding the model fixtures' `tiny_model` under the persona names the tests use; each
 test gets its own registry (`personas`) in a temporary home.
 """
 

@@ -89,17 +89,15 @@ def test_missing_inputs_are_invalid_argument(served_models):
     channel.close()
 
 
-def test_unknown_signature_is_refused(served_models):
-    client = ModelClient(served_models.target)
+def test_unknown_signature_is_refused(served_models, monkeypatch):
     from mimical.serving import client as client_module
 
-    original = client_module.REPLY_SIGNATURE
-    client_module.REPLY_SIGNATURE = "nope"
+    monkeypatch.setattr(client_module, "REPLY_SIGNATURE", "nope")
+    client = ModelClient(served_models.target)
     try:
         with pytest.raises(InputError, match="no signature 'nope'"):
             client.reply(PUBLIC, "hi")
     finally:
-        client_module.REPLY_SIGNATURE = original
         client.close()
 
 
@@ -109,10 +107,11 @@ def test_new_versions_and_models_load_and_deleted_ones_unload(tmp_path, served_m
     with ModelServer(str(tmp_path), poll_seconds=0.1).start() as server:
         client = ModelClient(server.target)
         assert client.status("alice") == 1
-        # A half-written version (no saved_model.pb yet) is not picked up.
+        # A half-written version (no saved_model.pb yet) is not picked up: a scan
+        # that sees it (this one, or the poller's) keeps version 1.
         (tmp_path / "alice" / "2").mkdir()
         shutil.copytree(export / "variables", tmp_path / "alice" / "2" / "variables")
-        time.sleep(0.3)
+        assert server.repository.refresh() == {"alice": 1}
         assert client.status("alice") == 1
         shutil.rmtree(tmp_path / "alice" / "2")
         # A complete new version and a new model are served without a restart.

@@ -8,7 +8,17 @@ import pytest
 
 from mimical.config import Settings
 from mimical.errors import InputError, NotFoundError, TooLargeError
-from mimical.storage import FileStorage, S3Storage, open_storage
+from mimical.storage import (
+    FileStorage,
+    S3Storage,
+    chatbot_prefixes,
+    complete_model_versions,
+    model_versions,
+    next_version,
+    object_location,
+    open_storage,
+    progress_key,
+)
 
 
 @pytest.fixture(params=["file", "s3"])
@@ -81,3 +91,45 @@ def test_urls(tmp_path, s3_endpoint):
     assert local.local_path() == (tmp_path / "storage").resolve()
     with pytest.raises(InputError):
         open_storage("ftp://x/y", settings)
+
+
+def test_versions_come_from_what_is_stored(storage):
+    assert next_version(storage, "alice") == 1
+    storage.put_bytes("models/alice/1/saved_model.pb", b"graph")
+    storage.put_bytes("models/alice/2/variables/variables.index", b"half-written")
+    storage.put_bytes("models/alicia/7/saved_model.pb", b"other")
+    storage.put_bytes("models/alice/notes.txt", b"not a version")
+    assert model_versions(storage, "alice") == [1]  # version 2 has no saved_model.pb yet
+    assert next_version(storage, "alice") == 3  # ...but its number is taken
+    assert complete_model_versions(storage) == {"alice": [1], "alicia": [7]}
+
+
+def test_every_prefix_of_a_chatbot_is_in_the_layout(storage):
+    keys = [
+        "uploads/alice/1/export.zip",
+        "corpora/alice/1.jsonl",
+        "models/alice/1/saved_model.pb",
+        progress_key("alice", "alice-train-1"),
+    ]
+    for key in [*keys, "models/alicia/1/saved_model.pb"]:
+        storage.put_bytes(key, b"x")
+    assert sorted(k for p in chatbot_prefixes("alice") for k in storage.list(p)) == sorted(keys)
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        ("s3://bucket/uploads/a/1/export.zip", ("s3://bucket", "uploads/a/1/export.zip")),
+        ("s3://bucket/x.jsonl", ("s3://bucket", "x.jsonl")),
+    ],
+)
+def test_object_urls(url, location):
+    assert object_location(url) == location
+
+
+@pytest.mark.parametrize(
+    "url", ["s3://bucket", "s3://bucket/", "s3://bucket/dir/", "s3:///key", "file:///x", "x"]
+)
+def test_object_urls_refused(url):
+    with pytest.raises(InputError):
+        object_location(url)

@@ -28,7 +28,7 @@ class FakeGraphApi:
             # algorithm and delayed ACKs would add 40 ms to every answer.
             disable_nagle_algorithm = True
 
-            def do_POST(self):  # noqa: N802 (http.server's method name)
+            def do_POST(self):  # http.server calls it by this name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake._lock:
                     fake.attempts += 1
@@ -58,14 +58,16 @@ class FakeGraphApi:
     def texts(self, psid: str | None = None) -> list[str]:
         with self._lock:
             return [
-                r["message"]["text"] for r in self.requests
+                r["message"]["text"]
+                for r in self.requests
                 if "message" in r and (psid is None or r["recipient"]["id"] == psid)
             ]
 
     def actions(self, psid: str) -> list[str]:
         with self._lock:
             return [
-                r.get("sender_action") or "text" for r in self.requests
+                r.get("sender_action") or "text"
+                for r in self.requests
                 if r["recipient"]["id"] == psid
             ]
 

@@ -12,8 +12,8 @@ are deleted one pass later, once TF Serving has let go of them.
 
 Run (the chart's TF Serving pod does; storage settings come from the usual env):
 
-    python -m mimical.model_mirror --entries /etc/mimical/serving/models.json --dir /models
-    python -m mimical.model_mirror --once ...   # one pass, e.g. as an init container
+    python -m mimical.kube.model_mirror --entries /etc/mimical/serving/models.json --dir /models
+    python -m mimical.kube.model_mirror --once ...   # one pass, e.g. as an init container
 
 Each flag can also be set as env `MIMICAL_MIRROR_ENTRIES` / `_DIR` / `_INTERVAL`.
 """
@@ -33,7 +33,7 @@ from mimical.config import Settings
 from mimical.errors import MimicalError
 from mimical.storage import Storage, model_prefix, open_storage
 
-log = logging.getLogger("mimical.model_mirror")
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "models.config"
 STAGING_DIR = ".staging"
@@ -139,7 +139,9 @@ def run(entries_path: Path, directory: Path, interval: float, once: bool) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     env = os.environ
-    parser = argparse.ArgumentParser(prog="python -m mimical.model_mirror", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m mimical.kube.model_mirror", description=__doc__
+    )
     parser.add_argument(
         "--entries",
         type=Path,

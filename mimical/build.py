@@ -1,0 +1,177 @@
+"""The build pipeline: fetch → import → store corpus → train → store model.
+
+Every way a chatbot gets built runs `build_chatbot`: the local orchestrator's worker
+process (`mimical serve`, `mimical demo`) and the Kubernetes training Job
+(`mimical.kube.training_job`). Results land in storage's layout (`mimical.storage`):
+
+    source                        an export (file or zip) or a corpus (.jsonl) in storage
+    corpora/NAME/VERSION.jsonl    the imported corpus
+    models/NAME/VERSION/          the SavedModel, `saved_model.pb` written last
+
+The caller picks the version with `mimical.storage.next_version` (one more than the
+highest stored: storage decides) and gets progress on one scale: the build's phase
+(Importing → Training → Deploying) and the fraction of the whole build done (0..1),
+with a short message.
+
+A `MimicalError` (a bad export, too small a corpus, storage down) leaves nothing
+behind: the corpus and model version this build stored are deleted, and the error is
+raised again with this machine's paths removed, so it names files only within the
+export (`export.zip:inbox/a/message_1.json: corrupt JSON`): failure messages of
+public chatbots are readable by anyone.
+
+    result = build_chatbot(storage, "alice", "uploads/alice/1/export.zip",
+                           next_version(storage, "alice"), print)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from mimical.errors import MimicalError
+from mimical.registry import Phase
+from mimical.storage import Storage, corpus_key, model_prefix
+
+# The phases a build goes through, and the share of the whole build each ends at.
+BUILD_PHASES = (Phase.IMPORTING, Phase.TRAINING, Phase.DEPLOYING)
+PHASE_ENDS = {Phase.IMPORTING: 0.1, Phase.TRAINING: 0.9, Phase.DEPLOYING: 1.0}
+CORPUS_SUFFIX = ".jsonl"
+
+# (phase, fraction of the whole build done, message)
+ProgressCallback = Callable[[Phase, float, str], None]
+
+
+def step_name(phase: Phase) -> str:
+    """A phase as the training Job's progress file spells it (`importing`, ...)."""
+    return phase.value.lower()
+
+
+def overall(phase: Phase, fraction: float) -> float:
+    """Map `fraction` (0..1) of `phase` onto the whole build's 0..1."""
+    index = BUILD_PHASES.index(phase)
+    start = PHASE_ENDS[BUILD_PHASES[index - 1]] if index else 0.0
+    return start + (PHASE_ENDS[phase] - start) * min(1.0, max(0.0, fraction))
+
+
+def import_message(done: int, total: int | None) -> str:
+    # Some exports (Telegram) do not say up front how many chats they hold.
+    return f"importing: {done}/{total} chats" if total else f"importing: {done} chats"
+
+
+def training_message(update: dict) -> str:
+    """`train_persona`'s progress dict in a few words: `training: epoch 2, loss 3.14`."""
+    detail = ", ".join(
+        f"{key} {update[key]:.3g}" if isinstance(update[key], float) else f"{key} {update[key]}"
+        for key in ("epoch", "loss")
+        if update.get(key) is not None
+    )
+    step = update.get("phase", "training")
+    message = "training" + (f" ({step})" if step != "training" else "")
+    return message + (f": {detail}" if detail else "")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    version: int
+    files: int  # objects stored under models/NAME/VERSION/
+    import_stats: dict  # `import_exports`' stats; empty for a corpus source
+    metrics: dict
+
+
+def build_chatbot(
+    storage: Storage,
+    name: str,
+    source_key: str,
+    version: int,
+    on_progress: ProgressCallback,
+    *,
+    source_storage: Storage | None = None,
+    me: str | None = None,
+    delete_source: bool = False,
+    train_options: dict | None = None,
+) -> BuildResult:
+    """Build `version` of `name` from the export or corpus at `source_key`.
+
+    `source_storage` holds the source when it is not `storage` (a Job's `s3://` source
+    in another bucket); `delete_source` removes it once imported (and on failure), so
+    raw exports do not outlive their import. `train_options` go to `train_persona`.
+    Raises `MimicalError` after cleaning up (see the module docstring).
+    """
+    source_storage = source_storage or storage
+    scratch = Path(tempfile.mkdtemp(prefix=f"mimical-build-{name}-"))
+    source_name = PurePosixPath(source_key).name
+    local_source = source_storage.local_path(source_key)
+    # Where the source sits on this machine or in storage: cut from error messages.
+    source_folder = source_storage.url(source_key)[: -len(source_name)]
+    private = [f"{scratch}{os.sep}", source_folder]
+    if local_source is not None:
+        private.append(f"{local_source.parent}{os.sep}")
+    try:
+        on_progress(Phase.IMPORTING, 0.0, f"importing {source_name}")
+        source = local_source or source_storage.get_file(
+            source_key, scratch / "source" / source_name
+        )
+        if source.suffix == CORPUS_SUFFIX:
+            corpus, stats = source, {}
+        else:
+            corpus = scratch / "corpus.jsonl"
+            stats = _import(source, corpus, me, on_progress)
+        storage.put_file(corpus_key(name, version), corpus)
+        if delete_source:
+            source_storage.delete_prefix(source_key)
+        if stats:
+            message = f"training on {stats['pairs']} examples from {stats['format']}"
+        else:
+            message = f"training on {source_name}"
+        on_progress(Phase.TRAINING, overall(Phase.TRAINING, 0.0), message)
+        result = _train(corpus, scratch / "models", name, on_progress, train_options or {})
+        on_progress(Phase.DEPLOYING, overall(Phase.DEPLOYING, 0.0), f"storing version {version}")
+        files = storage.put_tree(model_prefix(name, version), Path(result.export_dir))
+        on_progress(Phase.DEPLOYING, 1.0, f"version {version} stored")
+        return BuildResult(version, files, dict(stats), dict(result.metrics))
+    except MimicalError as error:
+        remove_build(storage, name, version)
+        if delete_source:
+            source_storage.delete_prefix(source_key)
+        raise type(error)(without_prefixes(str(error), private)) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove_build(storage: Storage, name: str, version: int) -> None:
+    """Delete what a build of `version` stored: nothing half-made stays behind."""
+    storage.delete_prefix(corpus_key(name, version))
+    storage.delete_prefix(model_prefix(name, version))
+
+
+def without_prefixes(message: str, prefixes: list[str]) -> str:
+    """`message` with the given folder prefixes cut off the paths it names."""
+    for prefix in prefixes:
+        message = message.replace(prefix, "")
+    return message
+
+
+def _import(export: Path, corpus: Path, me: str | None, on_progress: ProgressCallback) -> dict:
+    from mimical.corpus.importer import import_exports
+
+    def importing(done: int, total: int | None) -> None:
+        fraction = done / total if total else 0.0
+        on_progress(
+            Phase.IMPORTING, overall(Phase.IMPORTING, fraction), import_message(done, total)
+        )
+
+    return dict(import_exports([export], corpus, me=me, progress=importing))
+
+
+def _train(corpus: Path, model_base: Path, name: str, on_progress, options: dict):
+    from mimical.model.train import train_persona  # TensorFlow: only once import worked
+
+    def training(update: dict) -> None:
+        fraction = float(update.get("fraction") or 0.0)
+        on_progress(Phase.TRAINING, overall(Phase.TRAINING, fraction), training_message(update))
+
+    return train_persona(corpus, model_base, name, on_progress=training, **options)

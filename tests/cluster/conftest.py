@@ -1,0 +1,226 @@
+"""Fixtures of the cluster tier: one real control plane per test session, real clients only.
+
+`control_plane` starts etcd + kube-apiserver + kube-controller-manager once (see
+`controlplane.py`); every test of this directory runs in one xdist group so they share
+it. `release` helm-installs the chart into a namespace that enforces the restricted Pod
+Security profile, with storage on the moto S3 server; `operator_process` and
+`backend_process` run our services as processes with the chart's own environment and
+their own ServiceAccount tokens (never admin).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.cluster.controlplane import ROOT, ControlPlane, binary_dir, missing_binaries
+from tests.fixtures.services import free_port, stop_server, wait_for_port
+
+CHART = ROOT / "charts" / "mimical"
+RELEASE = "mimical"
+FULLNAME = "mimical"  # RELEASE-mimical collapses to the release name when it holds the chart name
+RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+
+
+def pytest_collection_modifyitems(items):
+    """All cluster tests share one control plane: keep them on one xdist worker."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.xdist_group("cluster"))
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory) -> Iterator[ControlPlane]:
+    binaries = binary_dir()
+    if missing := missing_binaries(binaries):
+        pytest.fail(
+            f"{', '.join(missing)} not built in {binaries}: run scripts/install-control-plane"
+        )
+    plane = ControlPlane(binaries, tmp_path_factory.mktemp("control-plane"))
+    try:
+        yield plane.start()
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def helm_binary() -> str:
+    binary = Path(sys.executable).with_name("helm")
+    if not binary.exists():
+        pytest.fail("helm is not installed: run scripts/install-helm")
+    return str(binary)
+
+
+def restricted_namespace(control_plane: ControlPlane, prefix: str) -> str:
+    """A fresh namespace whose pods must meet the restricted Pod Security profile."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl("create", "namespace", name)
+    control_plane.kubectl("label", "namespace", name, RESTRICTED)
+    return name
+
+
+def helm_install(control_plane, helm, namespace, values_files=(), **values) -> str:
+    """`helm install --wait`-less: the chart's objects are created; returns helm's output."""
+    args = [helm, "install", RELEASE, str(CHART), f"--namespace={namespace}",
+            f"--kubeconfig={control_plane.admin_kubeconfig}"]  # fmt: skip
+    for values_file in values_files:
+        args.append(f"--values={CHART / values_file}")
+    for key, value in values.items():
+        args.append(f"--set={key}={value}")
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@dataclass
+class Release:
+    """The chart installed for the operator/backend tests, and where its storage is."""
+
+    namespace: str
+    bucket: str
+    s3_endpoint: str
+
+    @property
+    def storage_url(self) -> str:
+        return f"s3://{self.bucket}/mimical"
+
+
+@pytest.fixture(scope="session")
+def release(control_plane, helm_binary, s3_endpoint) -> Release:
+    import boto3
+
+    bucket = f"cluster-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
+    namespace = restricted_namespace(control_plane, "flow")
+    helm_install(
+        control_plane, helm_binary, namespace,
+        **{"storage.bucket": bucket, "storage.prefix": "mimical", "storage.endpoint": s3_endpoint},
+    )  # fmt: skip
+    return Release(namespace, bucket, s3_endpoint)
+
+
+def container_env(control_plane: ControlPlane, namespace: str, container: dict) -> dict[str, str]:
+    """A container's environment as the kubelet would resolve it (values, fieldRefs, Secrets)."""
+    env = {}
+    for variable in container.get("env", []):
+        source = variable.get("valueFrom")
+        if source is None:
+            env[variable["name"]] = variable.get("value", "")
+        elif "fieldRef" in source:
+            assert source["fieldRef"]["fieldPath"] == "metadata.namespace", source
+            env[variable["name"]] = namespace
+        elif "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            result = control_plane.kubectl(
+                "get", "secret", ref["name"], f"--namespace={namespace}",
+                f"--template={{{{index .data {ref['key']!r}}}}}", check=False,
+            )  # fmt: skip
+            if result.returncode == 0:
+                import base64
+
+                env[variable["name"]] = base64.b64decode(result.stdout).decode()
+            else:
+                assert ref.get("optional"), f"Secret {ref['name']} missing: {result.stderr}"
+        else:
+            raise AssertionError(f"unexpected env source {source}")
+    return env
+
+
+def deployment_container(control_plane, namespace: str, component: str) -> dict:
+    name = f"{FULLNAME}-{component}"
+    deployment = yaml.safe_load(
+        control_plane.kubectl(
+            "get", "deployment", name, f"--namespace={namespace}", "-o=yaml"
+        ).stdout
+    )
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def process_env(control_plane, release: Release, component: str, workdir: Path) -> dict:
+    """Our service's environment: the chart's env for it, its own token, the test's S3 keys."""
+    container = deployment_container(control_plane, release.namespace, component)
+    env = container_env(control_plane, release.namespace, container)
+    kubeconfig = control_plane.service_account_kubeconfig(
+        release.namespace, f"{FULLNAME}-{component}"
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    return {
+        "PATH": os.environ["PATH"],
+        **env,
+        "KUBECONFIG": str(kubeconfig),
+        "HOME": str(workdir),
+        "MIMICAL_HOME": str(workdir / "mimical"),
+        # The chart leaves S3 keys to the node role when no Secret is named; moto takes any.
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+
+class ServiceProcess:
+    """One of our services as a child process, its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict, log: Path, port: int | None = None):
+        self.args, self.env, self.log, self.port = args, env, log, port
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> ServiceProcess:
+        self.process = subprocess.Popen(
+            self.args, env=self.env, cwd=ROOT, stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        if self.port:
+            wait_for_port(self.port, self.process, timeout=60)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, as when a node dies."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            stop_server(self.process)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def operator_process(control_plane, release: Release, workdir: Path) -> ServiceProcess:
+    env = process_env(control_plane, release, "operator", workdir)
+    args = [sys.executable, str(ROOT / "operator" / "main.py")]
+    return ServiceProcess(args, env, workdir / "operator.log")
+
+
+@pytest.fixture
+def operator(control_plane, release, tmp_path) -> Iterator[ServiceProcess]:
+    running = operator_process(control_plane, release, tmp_path / "operator").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def backend(control_plane, release, redis_url, tmp_path) -> Iterator[str]:
+    """The backend API (gunicorn, `services/backend`) as a process; yields its base URL."""
+    env = process_env(control_plane, release, "backend", tmp_path / "backend")
+    env.update(REDIS_URL=redis_url, WEB_CONCURRENCY="1", TMPDIR=str(tmp_path / "backend"))
+    port = free_port()
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    args = [gunicorn, "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT / "services" / "backend"),
+            "main:create_service_app()"]  # fmt: skip
+    running = ServiceProcess(args, env, tmp_path / "backend.log", port).start()
+    url = f"http://127.0.0.1:{port}"
+    assert requests.get(f"{url}/healthz", timeout=10).ok
+    yield url
+    running.stop()

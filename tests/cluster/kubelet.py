@@ -1,0 +1,130 @@
+"""The kubelet's part, played by the tests: there are no nodes in the test control plane.
+
+`run_training_pod` does what a node would do with a training Job's pod: bind it, run the
+container's work with the pod's own environment (as the kubelet resolves it), then report
+the container's exit in the pod's status. The real Job controller takes it from there.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.cluster.controlplane import ROOT, ControlPlane
+
+NODE = "test-node"
+
+# The training image's work (training_image/entrypoint.py → mimical.kube.training_job), with
+# the tiny model configuration so it takes seconds: the pod's env says what and where.
+TRAINING = """
+import sys
+from mimical.config import Settings
+from mimical.kube.training_job import ProgressFile, TrainingRequest, fail, run
+from mimical.model.train import tiny_config
+from mimical.storage import open_storage
+
+settings = Settings.from_env()
+request = TrainingRequest.from_env()
+progress = ProgressFile(open_storage(settings.storage_url, settings), request)
+try:
+    result = run(request, settings, progress, config=tiny_config(), epochs=1)
+except Exception as error:
+    fail(progress, str(error))
+    sys.exit(2)
+print("version", result["version"])
+"""
+
+
+def admin_client(control_plane: ControlPlane):
+    from kubernetes import config
+
+    return config.new_client_from_config(config_file=str(control_plane.admin_kubeconfig))
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bind(core, pod: dict) -> None:
+    """What the scheduler does: put the pod on a node."""
+    meta = pod["metadata"]
+    body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta["name"]},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}}  # fmt: skip
+    core.create_namespaced_pod_binding(
+        meta["name"], meta["namespace"], body, _preload_content=False
+    )
+
+
+def report_exit(core, pod: dict, exit_code: int, started: str, message: str = "") -> None:
+    """What the kubelet writes when the pod's only container has exited."""
+    container = pod["spec"]["containers"][0]
+    terminated = {
+        "exitCode": exit_code,
+        "reason": "Completed" if exit_code == 0 else "Error",
+        "startedAt": started,
+        "finishedAt": now(),
+        "message": message[-4000:],
+    }
+    status = {
+        "phase": "Succeeded" if exit_code == 0 else "Failed",
+        "startTime": started,
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "PodCompleted",
+                "lastTransitionTime": now(),
+            },
+        ],  # fmt: skip
+        "containerStatuses": [
+            {
+                "name": container["name"],
+                "image": container["image"],
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "started": False,
+                "state": {"terminated": terminated},
+            },
+        ],  # fmt: skip
+    }
+    meta = pod["metadata"]
+    core.patch_namespaced_pod_status(meta["name"], meta["namespace"], {"status": status})
+
+
+def pod_env(control_plane: ControlPlane, namespace: str, pod: dict) -> dict[str, str]:
+    from tests.cluster.conftest import container_env
+
+    return container_env(control_plane, namespace, pod["spec"]["containers"][0])
+
+
+def run_training_pod(control_plane: ControlPlane, pod: dict, workdir: Path, extra_env: dict):
+    """Bind, run, and report the exit of a training pod; returns the finished process."""
+    core = _core(control_plane)
+    namespace = pod["metadata"]["namespace"]
+    bind(core, pod)
+    started = now()
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        **pod_env(control_plane, namespace, pod),
+        # The pod's /tmp is its scratch emptyDir.
+        "HOME": str(workdir), "TMPDIR": str(workdir), "MIMICAL_HOME": str(workdir / "mimical"),
+        **extra_env,
+    }  # fmt: skip
+    finished = subprocess.run(
+        [sys.executable, "-c", TRAINING], env=env, cwd=ROOT, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    report_exit(core, pod, finished.returncode, started, finished.stderr)
+    return finished
+
+
+def _core(control_plane: ControlPlane):
+    from kubernetes import client
+
+    return client.CoreV1Api(admin_client(control_plane))

@@ -1,0 +1,127 @@
+"""A chatbot's whole life on a real API server, driven through the backend API.
+
+The operator and the backend run as processes with the chart's environment and their own
+ServiceAccount tokens; the Job controller turns the operator's Job into a pod, which the
+test runs as a kubelet would (see `kubelet.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import boto3
+import pytest
+import requests
+
+from tests.cluster.conftest import FULLNAME
+from tests.cluster.kubelet import run_training_pod
+
+NODE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@pytest.fixture
+def export_zip(sample_export, tmp_path):
+    return shutil.make_archive(str(tmp_path / "messenger"), "zip", sample_export("messenger"))
+
+
+def get_json(control_plane, namespace: str, *what: str, check: bool = True) -> dict | None:
+    result = control_plane.kubectl("get", *what, f"--namespace={namespace}", "-o=json", check=check)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def chatbot_phase(control_plane, namespace: str, name: str) -> str | None:
+    chatbot = get_json(control_plane, namespace, "chatbot", name, check=False) or {}
+    return chatbot.get("status", {}).get("phase")
+
+
+def training_pod(control_plane, namespace: str, job: str) -> dict | None:
+    pods = get_json(control_plane, namespace, "pods", f"--selector=job-name={job}")["items"]
+    return pods[0] if pods else None
+
+
+def served_models(control_plane, namespace: str) -> dict:
+    configmap = get_json(control_plane, namespace, "configmap", f"{FULLNAME}-tfserving-models")
+    return json.loads(configmap["data"].get("models.json") or "{}")
+
+
+def stored_keys(release, name: str) -> list[str]:
+    s3 = boto3.client("s3", endpoint_url=release.s3_endpoint, region_name="us-east-1")
+    listing = s3.list_objects_v2(Bucket=release.bucket)
+    return [o["Key"] for o in listing.get("Contents", []) if f"/{name}/" in o["Key"]]
+
+
+def create_chatbot(backend: str, name: str, export_zip: str) -> str:
+    with open(export_zip, "rb") as export:
+        response = requests.post(
+            f"{backend}/api/chatbots",
+            data={"name": name, "public": "true"},
+            files={"export": ("export.zip", export, "application/zip")},
+            timeout=60,
+        )
+    assert response.status_code == 202, response.text
+    return response.json()["owner_token"]
+
+
+def train(control_plane, release, name: str, job: str, tmp_path) -> None:
+    """Wait for the Job's pod, then be its kubelet: run it and report it Succeeded."""
+    namespace = release.namespace
+    pod = control_plane.wait_for(
+        f"the pod of Job {job}", lambda: training_pod(control_plane, namespace, job)
+    )
+    finished = run_training_pod(control_plane, pod, tmp_path / "pod", NODE_CREDENTIALS)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+
+def test_chatbot_from_upload_to_ready_to_deleted(
+    control_plane, release, operator, backend, export_zip, tmp_path
+):
+    namespace, name = release.namespace, "alice"
+    token = create_chatbot(backend, name, export_zip)
+    job = f"{name}-train-1"
+    control_plane.wait_for(
+        f"Job {job}",
+        lambda: get_json(control_plane, namespace, "job", job, check=False),
+        timeout=60,
+    )
+    assert chatbot_phase(control_plane, namespace, name) == "Training"
+    train(control_plane, release, name, job, tmp_path)
+
+    control_plane.wait_for(
+        "the Job controller to complete the Job",
+        lambda: any(
+            c["type"] == "Complete" and c["status"] == "True"
+            for c in get_json(control_plane, namespace, "job", job)["status"].get("conditions", [])
+        ),
+    )
+    control_plane.wait_for(
+        "phase Ready", lambda: chatbot_phase(control_plane, namespace, name) == "Ready"
+    )
+    assert served_models(control_plane, namespace) == {name: 1}
+    api_view = requests.get(f"{backend}/api/chatbots/{name}", timeout=10).json()
+    assert (api_view["phase"], api_view["model_version"]) == ("Ready", 1)
+
+    listing = control_plane.kubectl("get", "chatbots", f"--namespace={namespace}").stdout
+    header, row = listing.splitlines()
+    assert header.split() == ["NAME", "PUBLIC", "PHASE", "VERSION", "AGE"]
+    assert row.split()[:4] == [name, "true", "Ready", "1"]
+
+    deleted = requests.delete(
+        f"{backend}/api/chatbots/{name}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    assert deleted.status_code == 200, deleted.text
+    control_plane.wait_for(
+        "the Chatbot to go",
+        lambda: get_json(control_plane, namespace, "chatbot", name, check=False) is None,
+    )
+    assert stored_keys(release, name) == []
+    assert served_models(control_plane, namespace) == {}
+    # Its Secret and Job were owned by the Chatbot: the garbage collector removes them.
+    control_plane.wait_for(
+        "the Chatbot's Secret and Job to be collected",
+        lambda: (
+            get_json(control_plane, namespace, "secret", f"{name}-secrets", check=False) is None
+            and get_json(control_plane, namespace, "job", job, check=False) is None
+        ),
+    )
+    assert requests.get(f"{backend}/api/chatbots/{name}", timeout=10).status_code == 404

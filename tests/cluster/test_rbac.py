@@ -1,0 +1,95 @@
+"""Each ServiceAccount of the chart may do exactly what its code uses: nothing missing (the
+flow tests pass with these tokens), nothing broader.
+
+What a ServiceAccount may do is asked the way an admin would, `kubectl auth can-i --list`
+with the account's own token; what every account may do anyway (self reviews, discovery)
+is measured on the namespace's `default` account and set aside.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from mimical.config import Settings
+from mimical.kube.rbac import operator_rules
+from tests.cluster.conftest import FULLNAME
+
+ROW = re.compile(r"^(\S+)\s+\[(.*?)\]\s+\[(.*?)\]\s+\[(.*?)\]\s*$")
+
+# What mimical/orchestration/kubernetes.py calls (through mimical.kube.cluster.Cluster).
+BACKEND_RULES = [
+    {"apiGroups": ["mimical.dev"], "resources": ["chatbots"],
+     "verbs": ["get", "list", "create", "patch", "delete"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch", "delete"]},
+]  # fmt: skip
+# The webhook finds personas and checks passwords through the same registry, read-only.
+WEBHOOK_RULES = [
+    {"apiGroups": ["mimical.dev"], "resources": ["chatbots"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+]
+
+
+def permissions(rules: list[dict]) -> set[tuple[str, str, str]]:
+    """(resource as kubectl prints it, resource names, verb) for every rule."""
+    granted = set()
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                printed = f"{resource}.{group}" if group else resource
+                names = " ".join(rule.get("resourceNames", []))
+                granted |= {(printed, names, verb) for verb in rule["verbs"]}
+    return granted
+
+
+def can_i_list(control_plane, namespace: str, account: str) -> set[tuple[str, str, str]]:
+    kubeconfig = control_plane.service_account_kubeconfig(namespace, account)
+    output = control_plane.kubectl(
+        "auth", "can-i", "--list", f"--namespace={namespace}", kubeconfig=kubeconfig
+    ).stdout
+    granted = set()
+    for line in output.splitlines()[1:]:
+        match = ROW.match(line)
+        assert match, f"unexpected can-i row {line!r}"
+        resource, urls, names, verbs = match.groups()
+        if urls:
+            continue  # non-resource URLs (discovery, health) every account may read
+        granted |= {(resource, names, verb) for verb in verbs.split()}
+    return granted
+
+
+@pytest.fixture(scope="module")
+def baseline(control_plane, release) -> set[tuple[str, str, str]]:
+    return can_i_list(control_plane, release.namespace, "default")
+
+
+def expected_rules(component: str) -> list[dict]:
+    settings = Settings(serving_configmap=f"{FULLNAME}-tfserving-models")
+    return {
+        "operator": operator_rules(settings),
+        "backend": BACKEND_RULES,
+        "webhook": WEBHOOK_RULES,
+        "tfserving": [],
+    }[component]
+
+
+@pytest.mark.parametrize("component", ["operator", "backend", "webhook", "tfserving"])
+def test_service_account_may_do_exactly_what_its_code_uses(
+    control_plane, release, baseline, component
+):
+    granted = can_i_list(control_plane, release.namespace, f"{FULLNAME}-{component}") - baseline
+    assert granted == permissions(expected_rules(component))
+    assert not any(verb == "*" or resource.startswith("*") for resource, _, verb in granted)
+
+
+@pytest.mark.parametrize("component", ["operator", "backend", "webhook", "tfserving"])
+def test_no_service_account_reads_secrets_elsewhere(control_plane, release, component):
+    kubeconfig = control_plane.service_account_kubeconfig(
+        release.namespace, f"{FULLNAME}-{component}"
+    )
+    for where in ("--all-namespaces", "--namespace=kube-system", "--namespace=default"):
+        answer = control_plane.kubectl(
+            "auth", "can-i", "get", "secrets", where, kubeconfig=kubeconfig, check=False
+        )
+        assert answer.stdout.strip() == "no", (where, answer.stdout)
