@@ -80,7 +80,7 @@ class ModelConfig:
     candidates: int = 4
     top_k: int = 40
     top_p: float = 0.9
-    anti_lm_weight: float = 0.3
+    anti_lm_weight: float = 0.5
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -113,12 +113,16 @@ def test_fine_tuning_the_shipped_base_replies_with_real_words(short_corpus, tmp_
     import tensorflow as tf
 
     known = {w for m in read_corpus(short_corpus) for w in re.findall(r"[a-z']+", m.text.lower())}
-    replies = load_export(result.export_dir).signatures["reply"](
-        context=tf.constant(["hey! how was your weekend?", "do you like music?"]),
-        temperature=tf.constant([0.0, 0.7]),
-        max_chars=tf.constant([80, 80]),
-        seed=tf.constant([1, 2], tf.int64),
-    )["reply"].numpy()
+    replies = (
+        load_export(result.export_dir)
+        .signatures["reply"](
+            context=tf.constant(["hey! how was your weekend?", "do you like music?"]),
+            temperature=tf.constant([0.0, 0.7]),
+            max_chars=tf.constant([80, 80]),
+            seed=tf.constant([1, 2], tf.int64),
+        )["reply"]
+        .numpy()
+    )
     words = [w for r in replies for w in re.findall(r"[a-z']+", r.decode().lower())]
     assert len(words) >= 3
     assert sum(w in known for w in words) / len(words) >= 0.8
