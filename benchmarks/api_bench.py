@@ -55,7 +55,7 @@ def serve(port: int, home: Path) -> None:
 
 def build_export(path: Path, megabytes: int) -> Path:
     """A WhatsApp .txt export of about `megabytes` MB: one sample chat, repeated."""
-    from mimical.corpus.sample_export import write_sample_export
+    from mimical.samples.export import write_sample_export
 
     sample_dir = Path(tempfile.mkdtemp(prefix="api-bench-sample-"))
     try:

@@ -54,8 +54,8 @@ CONTEXTS = [
 @functools.cache
 def held_out_people() -> dict[str, tuple[int, int]]:
     """Held-out chitchat senders → (replies, chats), over their two-person chats."""
-    from mimical.corpus.sample_export import load_chats
     from mimical.model.pretrain import is_held_out
+    from mimical.samples.plan import load_chats
 
     replies: Counter = Counter()
     chats: Counter = Counter()
@@ -88,7 +88,7 @@ def pick_person(person: str) -> str | None:
 
 def build_corpus(person: str, workdir: Path) -> Path:
     from mimical.corpus.importer import import_exports
-    from mimical.corpus.sample_export import write_sample_export
+    from mimical.samples.export import write_sample_export
 
     corpus = workdir / f"{person}.jsonl"
     if not corpus.exists():

@@ -34,7 +34,7 @@ CONTEXTS = [
 
 def demo_corpus(workdir: Path) -> Path:
     from mimical.corpus.importer import import_exports
-    from mimical.corpus.sample_export import write_sample_export
+    from mimical.samples.export import write_sample_export
 
     export = write_sample_export("messenger", workdir / "export")
     corpus = workdir / "demo.jsonl"

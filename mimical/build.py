@@ -106,15 +106,14 @@ def build_chatbot(
     source_name = PurePosixPath(source_key).name
     local_source = source_storage.local_path(source_key)
     # Where the source sits on this machine or in storage: cut from error messages.
+    download = scratch / "source"
     source_folder = source_storage.url(source_key)[: -len(source_name)]
-    private = [f"{scratch}{os.sep}", source_folder]
+    private = [f"{download}{os.sep}", f"{scratch}{os.sep}", source_folder]
     if local_source is not None:
         private.append(f"{local_source.parent}{os.sep}")
     try:
         on_progress(Phase.IMPORTING, 0.0, f"importing {source_name}")
-        source = local_source or source_storage.get_file(
-            source_key, scratch / "source" / source_name
-        )
+        source = local_source or source_storage.get_file(source_key, download / source_name)
         if source.suffix == CORPUS_SUFFIX:
             corpus, stats = source, {}
         else:

@@ -14,14 +14,17 @@ import sys
 
 from mimical import __version__
 from mimical.errors import MimicalError
+from mimical.quiet import quiet_tensorflow
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = (
-    "mimical.corpus.cli",  # import, sample-export
+    "mimical.corpus.cli",  # import
+    "mimical.samples.cli",  # sample-export
     "mimical.model.cli",  # train, evaluate
     "mimical.serving.cli",  # serve-models
     "mimical.dialog.cli",  # chat
     "mimical.web.cli",  # serve
+    "mimical.web.messenger_cli",  # messenger setup
     "mimical.demo",  # demo
 )
 
@@ -31,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mimical", description="A chatbot that sounds like you, trained on your chat history."
     )
     parser.add_argument("--version", action="version", version=f"mimical {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log debug details, and TensorFlow's own start-up lines, to stderr",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
@@ -41,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.verbose:
+        quiet_tensorflow()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

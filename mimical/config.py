@@ -49,13 +49,20 @@ class Settings:
     training_gpu_resource: str = "nvidia.com/gpu"
     training_gpu_node_selector: str = ""
     training_gpu_tolerations: str = ""
-    # Messenger Platform.
-    graph_api_url: str = "https://graph.facebook.com/v21.0"
+    # Messenger Platform. The Graph API version is part of the URL; each version works
+    # for about two years (v26.0, July 2026, is the latest as of this writing).
+    graph_api_url: str = "https://graph.facebook.com/v26.0"
     fb_app_secret: str = ""
     fb_verify_token: str = ""
     fb_page_access_token: str = ""
     # Uploads larger than this are refused with 413; raw uploads are deleted after import.
     upload_max_bytes: int = 512 * 1024 * 1024
+    # Every other request body (webhook events, chat messages, JSON): 413 past this, read
+    # no further.
+    body_max_bytes: int = 256 * 1024
+    # Reverse proxies in front of the web services whose X-Forwarded-For/-Proto to trust
+    # (the ingress: 1). 0 trusts none: the client is the socket's peer.
+    trusted_proxy_hops: int = 0
     keep_uploads: bool = False
     # Public base URL of the web chat, used in links handed to users.
     public_url: str = "http://127.0.0.1:8080"

@@ -4,7 +4,7 @@
     mimical demo --message "hey, how was your weekend?"  # print one reply and exit (CI)
 
 The first run writes a sample Messenger export for the demo persona (a real
-person's chats from the chitchat data set, see `mimical.corpus.sample_export`),
+person's chats from the chitchat data set, see `mimical.samples`),
 registers the persona as public and builds it the way `mimical serve` builds any
 upload: the local orchestrator imports it and trains a model for a few minutes at
 most. Later runs reuse that model (`--retrain` builds a new version). Then it starts
@@ -37,8 +37,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="train the demo persona from a sample export and chat with it",
-        description=__doc__.split("\n\n")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build a sample export for the demo persona, train a model on it (once;"
+        " --retrain builds a new version) and chat with it in the terminal, or answer one"
+        " --message and exit.",
     )
     parser.add_argument("--message", help="send this one message, print the reply and exit")
     parser.add_argument(
@@ -82,7 +83,7 @@ def ensure_demo_persona(
         say(f"reusing {chatbot.display_name} (model version {chatbot.model_version})")
         return chatbot
 
-    from mimical.corpus.sample_export import DEMO_PERSONA_NAME
+    from mimical.samples.plan import DEMO_PERSONA_NAME
 
     if chatbot is None:
         registry.create(
@@ -106,7 +107,7 @@ def ensure_demo_persona(
 
 def store_sample_export(storage, max_conversations: int | None) -> str:
     """Write the sample export, zipped as people download it, to the demo's upload key."""
-    from mimical.corpus.sample_export import write_sample_export
+    from mimical.samples.export import write_sample_export
     from mimical.storage import upload_key
 
     with tempfile.TemporaryDirectory(prefix="mimical-demo-") as scratch:

@@ -6,8 +6,27 @@ server). Corpus and model fixtures build small real artefacts from the
 chitchat data set.
 """
 
+import os
+import sys
+
+import pytest
+
+from mimical.quiet import QUIET_ENV
+
 pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.corpus",
     "tests.fixtures.model",
 ]
+
+
+@pytest.fixture(autouse=True)
+def cli_quiet_mode_ends_with_the_test(monkeypatch):
+    """Tests call `mimical.cli.main` in-process, which quiets TensorFlow for the whole
+    process (environment and import hook): undo that after each test."""
+    for name in (QUIET_ENV, "TF_CPP_MIN_LOG_LEVEL"):
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])  # restored as it is now
+        else:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))

@@ -1,6 +1,5 @@
-"""`mimical import` and `mimical sample-export`.
+"""`mimical import`.
 
-mimical sample-export --format whatsapp-ios --out /tmp/wa --max-conversations 100
 mimical import /tmp/wa --me "Sam Rivera" -o corpus.jsonl --json
 """
 
@@ -8,8 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-
-from mimical.corpus.sample_export import DEMO_PERSONA, SAMPLE_FORMATS
 
 
 def register(subparsers) -> None:
@@ -41,26 +38,16 @@ def register(subparsers) -> None:
         default=GAP_THRESHOLD_SECONDS / 60,
         help="silence that starts a new conversation (default: %(default)g)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes that read a Messenger export (default: 1; more helps only with large"
+        " exports on idle CPUs)",
+    )
     parser.add_argument("--json", action="store_true", help="print the stats as one JSON object")
     parser.set_defaults(func=run_import)
-
-    sample = subparsers.add_parser(
-        "sample-export",
-        help="write a realistic sample export from the chitchat data set",
-        description="Write a chat export in a real format, with its quirks, built from the"
-        " chitchat data set: for tests and the demo.",
-    )
-    sample.add_argument("--format", required=True, choices=SAMPLE_FORMATS)
-    sample.add_argument("--out", required=True, metavar="DIR")
-    sample.add_argument(
-        "--persona",
-        default=DEMO_PERSONA,
-        metavar="SENDER_ID",
-        help="chitchat sender id of the exporting user (default: the most prolific sender)",
-    )
-    sample.add_argument("--max-conversations", type=int, metavar="N", help="use at most N chats")
-    sample.add_argument("--legacy-layout", action="store_true", help="Messenger's pre-2024 layout")
-    sample.set_defaults(func=run_sample_export)
 
 
 def run_import(args) -> int:
@@ -74,6 +61,7 @@ def run_import(args) -> int:
         scrub=args.scrub,
         progress=sys.stderr.isatty(),
         gap_seconds=args.gap_minutes * 60,
+        workers=args.workers,
     )
     if args.json:
         print(json.dumps(stats, ensure_ascii=False))
@@ -88,23 +76,4 @@ def run_import(args) -> int:
         f"Scrubbed: {scrubbed or 'nothing'}. Skipped: {skipped or 'nothing'}.\n"
         f"Wrote {stats['output']}"
     )
-    return 0
-
-
-def run_sample_export(args) -> int:
-    from mimical.corpus.sample_export import write_sample_export
-
-    try:
-        path = write_sample_export(
-            args.format,
-            args.out,
-            args.persona,
-            args.max_conversations,
-            legacy_layout=args.legacy_layout,
-        )
-    except ValueError as error:
-        from mimical.errors import InputError
-
-        raise InputError(str(error)) from None
-    print(path)
     return 0

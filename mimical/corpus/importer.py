@@ -15,7 +15,6 @@ import gc
 import os
 import re
 import sys
-import threading
 import zipfile
 import zlib
 from collections import Counter
@@ -51,9 +50,6 @@ FORMATS = tuple(READERS) + tuple(FORMAT_ALIASES)
 HTML_EXPORT = re.compile(r"(?:^|/)(?:message_\d+|messages\d*)\.html$")
 
 Progress = bool | Callable[[int, int], None]
-# Messenger pages this large (JSON bytes, ~80k messages) are read by worker processes.
-PARALLEL_MIN_BYTES = 16 * 1024**2
-MAX_WORKERS = 4
 
 
 class ImportStats(TypedDict):
@@ -81,16 +77,17 @@ def import_exports(
     scrub: bool = True,
     progress: Progress = False,
     gap_seconds: float = GAP_THRESHOLD_SECONDS,
-    workers: int | None = None,
+    workers: int = 1,
 ) -> ImportStats:
     """Import every export under `paths` into the corpus file `output`; return the stats.
 
     `progress` is True for a tqdm bar on stderr, or a callback `(threads_done, threads_total)`
     (the backend reports it as the import phase's progress); `threads_total` is None when
     it is not known up front (Telegram's chats are counted as they stream by).
-    `workers`: processes that read Messenger threads; by default one per idle CPU (at most
-    `MAX_WORKERS`) for exports of `PARALLEL_MIN_BYTES` or more, else none (see
-    `mimical.corpus.workers`). The output is the same either way.
+    `workers`: processes that read Messenger DYI threads; 1 (the default) reads them in
+    this process. More is opt-in and pays only for a large export on idle CPUs (see
+    `mimical.corpus.workers`, which falls back to one process where it cannot fork). The
+    output is the same either way.
     """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
@@ -106,7 +103,6 @@ def import_exports(
         readers = detect(opened.sources, format, paths)
         personas = find_persona(readers, me)
         make = LineMaker(personas, gap_seconds, scrub)
-        workers = _worker_count(readers) if workers is None else workers
         skipped: Counter = Counter()
         counts = SegmentCounts()
         scrubbed: Counter = Counter({kind: 0 for kind in KINDS})
@@ -222,18 +218,6 @@ def find_persona(readers: list, me: str | None) -> frozenset[str]:
         f"cannot tell who exported these chats: nobody is in every thread; pass --me NAME"
         f" (most frequent: {frequent or 'none'})"
     )
-
-
-def _worker_count(readers: list) -> int:
-    """Workers for an import: only for a large export, only from a process with no other
-    threads (forking copies one thread; another's held locks would stay held), and only as
-    many as there are idle CPUs: on a busy machine, more processes only add overhead."""
-    size = sum(reader.size() for reader in readers if hasattr(reader, "read_thread"))
-    if size < PARALLEL_MIN_BYTES or threading.active_count() > 1:
-        return 1
-    idle = len(os.sched_getaffinity(0)) - os.getloadavg()[0]
-    workers = min(round(idle), MAX_WORKERS)
-    return workers if workers > 1 else 1
 
 
 @contextlib.contextmanager

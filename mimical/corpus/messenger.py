@@ -20,8 +20,6 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from itertools import compress, repeat
-from operator import and_, eq, is_not, le, not_, or_
 from pathlib import PurePosixPath
 
 import orjson
@@ -156,12 +154,6 @@ class MessengerReader:
             _, source, member = min(pages, key=lambda page: page[0])
             yield _participants(load_json(source, member))
 
-    def size(self) -> int:
-        """Bytes of JSON in all pages (large exports are imported in parallel)."""
-        return sum(
-            source.size(member) for pages in self.pages.values() for _, source, member in pages
-        )
-
     def thread_ids(self) -> list[str]:
         return list(self.pages)
 
@@ -192,35 +184,38 @@ class MessengerReader:
 def _messages(raws: list, skipped: Counter) -> list[ChatMessage]:
     """Text messages, oldest first (`raws` are nearly so: pages can overlap).
 
-    This runs for every message of the export, so it works a column at a time with `map`s
-    that run in C: plain text messages (nearly all) are cleaned in bulk; the rest, and
-    texts that may be notices ("Ann sent a photo."), go through `dyi_text` one by one.
+    Nearly every message is plain text (no media, share, call...): their mojibake is fixed
+    all at once (`fix_mojibake_all`). Only the rest, and texts that may be notices ("Ann
+    sent a photo."), go through `dyi_text` one by one.
     """
-    raw_senders = list(map(dict.get, raws, repeat("sender_name")))
-    names = {raw: clean_name(fix_mojibake(raw or "")) for raw in set(raw_senders)}
+    raw_names = {raw.get("sender_name") for raw in raws}
+    names = {raw_name: clean_name(fix_mojibake(raw_name or "")) for raw_name in raw_names}
     notice_prefixes = (*{name + " " for name in names.values()}, *BARE_PREFIXES)
-    contents = list(map(dict.get, raws, repeat("content")))
-    kinds = map(dict.get, raws, repeat("type"), repeat("Generic"))
-    plain = map(and_, map(SPECIAL_KEYS.isdisjoint, raws), map(eq, kinds, repeat("Generic")))
-    candidates = [c if ok and c else "" for c, ok in zip(contents, plain, strict=True)]
-    texts = list(map(str.strip, fix_mojibake_all(candidates)))
-    notices = map(str.startswith, texts, repeat(notice_prefixes))
-    for index in compress(range(len(texts)), map(or_, map(not_, texts), notices)):
-        texts[index] = dyi_text(raws[index], skipped)
-    kept = list(map(is_not, texts, repeat(None)))
-    times = [(raw.get("timestamp_ms") or 0) / 1000 for raw in compress(raws, kept)]
-    senders = map(names.__getitem__, compress(raw_senders, kept))
-    messages = list(zip(senders, times, compress(texts, kept), strict=True))
-    if not all(map(le, times[:-1], times[1:])):
-        messages.sort(key=by_time)
+    plain_contents = [
+        raw.get("content") or ""
+        if raw.get("type", "Generic") == "Generic" and SPECIAL_KEYS.isdisjoint(raw)
+        else ""
+        for raw in raws
+    ]
+    texts = [text.strip() for text in fix_mojibake_all(plain_contents)]
+    for index, text in enumerate(texts):
+        if not text or text.startswith(notice_prefixes):
+            texts[index] = dyi_text(raws[index], skipped)
+    messages = [
+        (names[raw.get("sender_name")], (raw.get("timestamp_ms") or 0) / 1000, text)
+        for raw, text in zip(raws, texts, strict=True)
+        if text is not None
+    ]
+    messages.sort(key=by_time)  # nearly sorted already: a linear pass
     return messages
 
 
 def _participants(data) -> set[str]:
     names = set()
-    for participant in data.get("participants") or () if isinstance(data, dict) else ():
+    participants = data.get("participants") if isinstance(data, dict) else None
+    for participant in participants if isinstance(participants, list) else ():
         name = participant.get("name") if isinstance(participant, dict) else participant
-        if name:
+        if isinstance(name, str) and name:
             names.add(clean_name(fix_mojibake(name)))
     return names
 
@@ -300,31 +295,39 @@ class MessengerE2EEReader:
 
     def threads(self, skipped: Counter) -> Iterator[ChatThread]:
         for source, member in self.files:
-            data = self._load(source, member)
-            stem = PurePosixPath(member).stem
-            thread = ChatThread(
-                id=f"messenger-e2ee:{stem}",
-                title=data.get("threadName") or stem,
-                format=self.format,
-                participants=_e2ee_participants(data),
-            )
-            for raw in data["messages"]:
-                if not isinstance(raw, dict):
-                    raise InputError(f"{source.where(member)}: unexpected message {raw!r:.40}")
-                text = e2ee_text(raw, skipped)
-                if text is not None:
-                    sender = clean_name(raw.get("senderName"))
-                    thread.messages.append(
-                        ChatMessage(sender, (raw.get("timestamp") or 0) / 1000, text)
-                    )
-            thread.messages.sort(key=by_time)
-            yield thread
+            try:
+                yield self._thread(source, member, skipped)
+            except (AttributeError, TypeError, ValueError) as error:  # e.g. a number as text
+                where = source.where(member)
+                raise InputError(f"{where}: unexpected message structure ({error})") from None
+
+    def _thread(self, source: Source, member: str, skipped: Counter) -> ChatThread:
+        data = self._load(source, member)
+        stem = PurePosixPath(member).stem
+        thread = ChatThread(
+            id=f"messenger-e2ee:{stem}",
+            title=data.get("threadName") or stem,
+            format=self.format,
+            participants=_e2ee_participants(data),
+        )
+        for raw in data["messages"]:
+            if not isinstance(raw, dict):
+                raise InputError(f"{source.where(member)}: unexpected message {raw!r:.40}")
+            text = e2ee_text(raw, skipped)
+            if text is not None:
+                sender = clean_name(raw.get("senderName"))
+                thread.messages.append(
+                    ChatMessage(sender, (raw.get("timestamp") or 0) / 1000, text)
+                )
+        thread.messages.sort(key=by_time)
+        return thread
 
 
 def _e2ee_participants(data: dict) -> set[str]:
+    participants = data.get("participants")
     names = {
-        clean_name(p if isinstance(p, str) else (p or {}).get("name"))
-        for p in data.get("participants") or ()
+        clean_name(p if isinstance(p, str) else p.get("name") if isinstance(p, dict) else "")
+        for p in (participants if isinstance(participants, list) else ())
     }
     names.discard("")
     return names

@@ -37,11 +37,9 @@ PATTERN = re.compile(
 # search for than PATTERN, which tries four alternatives at every position.
 NEEDED_PATTERN = re.compile(r"://|www\.|@|[A-Z]{2}\d{2}|\d[\d ()./\-\u2011]{5,}\d")
 DIGITS = b"0123456789"
-# Every kind needs a digit, an "@", a "/" or a "www" (see `Scrubber.__call__`).
-NEEDED = DIGITS + b"@/"
-# All bytes but the separator and those a match needs: deleting them leaves, per text,
-# an empty chunk when the text cannot hold personal data.
-UNNEEDED = bytes(sorted(set(range(256)) - set(NEEDED) - set(RECORD_SEPARATOR.encode())))
+# All bytes but the separator, the digits, "@" and "/": deleting them from the joined texts
+# leaves, per text, an empty chunk when the text holds none of those (see `scrub_all`).
+UNNEEDED = bytes(sorted(set(range(256)) - set(DIGITS + b"@/") - set(RECORD_SEPARATOR.encode())))
 URL_TAIL = ".,;:!?)]}'\""
 
 
@@ -66,16 +64,20 @@ class Scrubber:
         """Scrub many texts (a thread's) at once; same result as one call per text.
 
         The test in `__call__` costs as much per text as the rest of the import, so it is
-        made once for all of them: join, delete every byte no pattern needs, and the texts
-        whose chunk is left non-empty are the few to scrub.
+        made once for all of them: join, delete every byte but digits, "@" and "/", and the
+        texts whose chunk is left non-empty, or that hold a "www", are the few to scrub.
         """
-        # A "/" marks a text that may hold a URL just as well as "www" does.
-        joined = RECORD_SEPARATOR.join(texts).replace("www", "/")
+        joined = RECORD_SEPARATOR.join(texts)
         chunks = joined.encode().translate(None, UNNEEDED).split(RECORD_SEPARATOR.encode())
         if len(chunks) != len(texts):  # a text holds the separator itself
             return list(map(self, texts))
+        may_hold_data = list(map(bool, chunks))
+        if "www" in joined:  # a link may start with "www." and hold no digit and no "/"
+            may_hold_data = [
+                may or "www" in text for may, text in zip(may_hold_data, texts, strict=True)
+            ]
         scrubbed = list(texts)
-        for index in compress(range(len(texts)), chunks):
+        for index in compress(range(len(texts)), may_hold_data):
             scrubbed[index] = self._scrub(texts[index])
         return scrubbed
 

@@ -7,16 +7,24 @@ Exports arrive as the service hands them out: Facebook's multi-part zips, WhatsA
 Zips are never extracted. Before any member is read, the archive is checked for unsafe
 member names (absolute paths, `..`, drive letters) and for zip bombs: a limit on the total
 uncompressed size and on each member's compression ratio. `zipfile` itself never returns
-more bytes than a member's declared size, so checking the declared sizes is enough.
+more bytes than a member's declared size, so checking the declared sizes is enough. A
+member that fails its CRC or does not decompress is an `InputError` naming it, whenever
+it is read.
+
+JSON streamed with ijson goes through `json_events`, which refuses nesting deeper than
+`MAX_JSON_DEPTH`: ijson's prefixed events grow with the depth, so `[` x 100,000 would
+otherwise take memory quadratic in it (orjson, used for whole files, stops at 1024 levels).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -30,6 +38,11 @@ MAX_UNCOMPRESSED_BYTES = 8 * 1024**3
 MAX_COMPRESSION_RATIO = 200
 # Members smaller than this are not ratio-checked (tiny files have meaningless ratios).
 RATIO_CHECK_MIN_BYTES = 1024 * 1024
+# Real exports nest a few levels (Telegram's text entities: 6); this much is hostile.
+MAX_JSON_DEPTH = 64
+# What reading a damaged zip member raises: a failed CRC, a corrupt deflate stream, a
+# member cut short, a header zipfile cannot follow.
+ZIP_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, zipfile.LargeZipFile)
 
 
 class Source:
@@ -118,13 +131,20 @@ class ZipSource(Source):
         return self._members
 
     def open(self, member: str) -> BinaryIO:
-        return self.archive.open(member)
+        try:
+            stream = self.archive.open(member)
+        except ZIP_MEMBER_ERRORS as error:
+            raise self._corrupt(member, error) from None
+        return io.BufferedReader(_CheckedMember(stream, lambda error: self._corrupt(member, error)))
 
     def read(self, member: str) -> bytes:
         try:
             return self.archive.read(member)
-        except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile) as error:
-            raise InputError(f"{self.where(member)}: corrupt zip member ({error})") from None
+        except ZIP_MEMBER_ERRORS as error:
+            raise self._corrupt(member, error) from None
+
+    def _corrupt(self, member: str, error: BaseException) -> InputError:
+        return InputError(f"{self.where(member)}: corrupt zip member ({error})")
 
     def size(self, member: str) -> int:
         return self.archive.getinfo(member).file_size
@@ -134,6 +154,72 @@ class ZipSource(Source):
 
     def reopen(self) -> None:
         self.archive = zipfile.ZipFile(self.archive.filename)
+
+
+class _CheckedMember(io.RawIOBase):
+    """A zip member stream whose read errors become the `InputError` naming the member."""
+
+    def __init__(self, stream: BinaryIO, corrupt):
+        self._stream = stream
+        self._corrupt = corrupt
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            return self._stream.readinto(buffer)
+        except ZIP_MEMBER_ERRORS as error:
+            raise self._corrupt(error) from None
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def json_events(handle: BinaryIO, where: str) -> Iterator[tuple]:
+    """ijson's prefixed events for a JSON stream, refusing nesting past `MAX_JSON_DEPTH`.
+
+    Feed the result to `ijson.items(events, prefix)`. Raises `InputError` naming `where`
+    for corrupt or too deeply nested JSON.
+    """
+    import ijson
+
+    try:
+        yield from ijson.parse(_bounded_depth(ijson.basic_parse(handle, use_float=True), where))
+    except (ijson.JSONError, UnicodeDecodeError) as error:
+        raise InputError(f"{where}: corrupt JSON ({_first_line(error)})") from None
+
+
+def _bounded_depth(events: Iterable[tuple], where: str) -> Iterator[tuple]:
+    depth = 0
+    for event in events:
+        kind = event[0]
+        if kind == "start_map" or kind == "start_array":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise InputError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        elif kind == "end_map" or kind == "end_array":
+            depth -= 1
+        yield event
+
+
+def check_json(handle: BinaryIO, where: str) -> None:
+    """Parse a JSON stream to its end in bounded memory; `InputError` if it is not valid."""
+    import ijson
+
+    try:
+        for _ in _bounded_depth(ijson.basic_parse(handle, use_float=True), where):
+            pass
+    except (ijson.JSONError, UnicodeDecodeError) as error:
+        raise InputError(f"{where}: truncated or invalid JSON ({_first_line(error)})") from None
+
+
+def _first_line(error: Exception) -> str:
+    detail = error.args[0] if error.args else type(error).__name__
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", errors="replace")
+    return str(detail).splitlines()[0] if str(detail) else type(error).__name__
 
 
 def check_zip(archive: zipfile.ZipFile, label: str) -> list[str]:

@@ -9,11 +9,14 @@ A message's `text` is a string, or a list of strings and entity objects
 (`{"type": "bold", "text": ...}`) that concatenate to the text. Service messages
 (joins, calls, pins), stickers, media without a caption and forwarded messages (someone
 else's words) are skipped; channels, bots and "Saved Messages" are not conversations.
-Times come from `date_unixtime` (UTC); `date` is the exporter's local time.
+Times come from `date_unixtime` (UTC); `date` is the exporter's local time. A time that
+is not a finite number of seconds in a plausible range ("1e400", "nan") is an `InputError`
+naming the file, never a crash further down the build.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,10 +26,12 @@ import ijson
 import orjson
 
 from mimical.corpus.chat import ChatMessage, ChatThread, by_time, clean_name
-from mimical.corpus.sources import Source, unclaimed_members
+from mimical.corpus.sources import Source, json_events, unclaimed_members
 from mimical.errors import InputError
 
 CONVERSATION_TYPES = {"personal_chat", "private_group", "private_supergroup", "public_supergroup"}
+# Telegram began in 2013; a message time past 2100 is not a real one.
+LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
 MEDIA_KEYS = ("photo", "file", "media_type", "poll", "location_information", "contact_information")
 
 
@@ -56,12 +61,11 @@ class TelegramReader:
             if not full:
                 continue
             with source.open(member) as handle:
-                try:
-                    info = next(ijson.items(handle, "personal_information", use_float=True), None)
-                except ijson.JSONError as error:
-                    raise InputError(f"{source.where(member)}: corrupt JSON ({error})") from None
-            if info:
-                name = " ".join(filter(None, (info.get("first_name"), info.get("last_name"))))
+                events = json_events(handle, source.where(member))
+                info = next(ijson.items(events, "personal_information"), None)
+            if isinstance(info, dict):
+                parts = (info.get("first_name"), info.get("last_name"))
+                name = " ".join(part for part in parts if isinstance(part, str) and part)
                 return clean_name(name), f"user{info.get('user_id')}"
         return None
 
@@ -77,7 +81,7 @@ class TelegramReader:
         user = self._user()
         for source, member, full in self.files:
             for chat in self._chats(source, member, full):
-                if chat.get("type") not in CONVERSATION_TYPES:
+                if not isinstance(chat.get("type"), str) or chat["type"] not in CONVERSATION_TYPES:
                     skipped["thread"] += 1
                     continue
                 try:
@@ -101,7 +105,7 @@ class TelegramReader:
                 return
             for prefix in ("chats.list.item", "left_chats.list.item"):
                 with source.open(member) as handle:
-                    for chat in ijson.items(handle, prefix, use_float=True):
+                    for chat in ijson.items(json_events(handle, where), prefix):
                         if not isinstance(chat, dict):
                             raise InputError(f"{where}: unexpected chat {chat!r:.40}")
                         yield chat
@@ -154,8 +158,12 @@ def message_text(message: dict, skipped: Counter) -> str | None:
 
 
 def _time(message: dict) -> float:
+    """Seconds since the epoch; `ValueError` for a time no real message has."""
     if message.get("date_unixtime"):
-        return float(message["date_unixtime"])
+        seconds = float(message["date_unixtime"])
+        if not (math.isfinite(seconds) and 0 <= seconds < LATEST_TIMESTAMP):
+            raise ValueError(f"date_unixtime {message['date_unixtime']!r} is not a message time")
+        return seconds
     try:
         return datetime.fromisoformat(message["date"]).replace(tzinfo=UTC).timestamp()
     except (KeyError, TypeError, ValueError):

@@ -1,25 +1,33 @@
-"""Turn threads into corpus lines, in worker processes when the export is large.
+"""Turn threads into corpus lines, in worker processes when the caller asks for them.
 
 Used by `mimical.corpus.importer`: `thread_lines(readers, ...)` yields every thread's
-lines in the readers' order, whichever process made them. Threads are independent, so a
-reader that can read one thread on its own (`read_thread`, the Messenger DYI reader) has
-them read, segmented and scrubbed by a pool of forked workers; the importer only writes.
-At most a few threads are in flight (`WINDOW_PER_WORKER` each), so memory stays flat
-and the output is the same as in one process, byte for byte. The importer pauses the
-cycle collector, and so do the workers it forks: they never walk (and so copy) the
-memory they share with it.
+lines in the readers' order, whichever process made them. Threads are independent, so
+with `workers` > 1 a reader that can read one thread on its own (`read_thread`, the
+Messenger DYI reader) has them read, segmented and scrubbed by a pool of forked workers;
+the importer only writes. At most a few threads are in flight (`WINDOW_PER_WORKER`
+each), so memory stays flat and the output is the same as in one process, byte for byte.
+The importer pauses the cycle collector, and so do the workers it forks: they never walk
+(and so copy) the memory they share with it.
+
+Workers are opt-in: they pay only for a large export (tens of MB) on idle CPUs; on a
+busy machine the extra processes only add overhead. They are forked, so they inherit the
+open readers: where `fork` does not exist (Windows), or from a process running other
+threads (a fork copies only the calling thread, so locks held by the others would stay
+held), the import runs in one process instead.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mimical.corpus.chat import ChatThread
+from mimical.corpus.schema import record_lines
 from mimical.corpus.scrub import Scrubber
-from mimical.corpus.segment import SegmentCounts, corpus_lines
+from mimical.corpus.segment import SegmentCounts, corpus_records
 from mimical.corpus.sources import Source
 from mimical.errors import TooLargeError
 
@@ -55,8 +63,9 @@ class LineMaker:
     def __call__(self, thread: ChatThread) -> ThreadLines:
         counts = SegmentCounts()
         scrubber = Scrubber()
-        transform = scrubber.scrub_all if self.scrub else list
-        lines = corpus_lines(thread, self.personas, counts, self.gap_seconds, transform)
+        scrub = scrubber.scrub_all if self.scrub else None
+        records = corpus_records(thread, self.personas, counts, self.gap_seconds, scrub)
+        lines = record_lines(records)
         return ThreadLines(
             thread.id, thread.format, thread.participants, lines, counts, scrubber.counts
         )
@@ -71,6 +80,8 @@ def thread_lines(
 ) -> Iterator[ThreadLines]:
     """Every thread of every reader, in order; with `workers` > 1, threads of readers that
     have `read_thread` are made in that many forked processes (which inherit `readers`)."""
+    if workers > 1 and not can_fork():
+        workers = 1
     pool = None
     try:
         for index, reader in enumerate(readers):
@@ -95,6 +106,13 @@ def thread_lines(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+def can_fork() -> bool:
+    """Whether worker processes can be forked from here (see the module docstring)."""
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
 def _in_order(pool: ProcessPoolExecutor, jobs: list, window: int) -> Iterator[ThreadLines]:

@@ -21,8 +21,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "chat",
         help="chat with a persona in the terminal",
-        description=__doc__.split("\n\n")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Pick a persona ("%show all" lists them) and chat with it; with NAME,'
+        " go straight to that persona. Ctrl-D or Ctrl-C ends the chat.",
     )
     parser.add_argument("name", nargs="?", help="the persona to talk to")
     parser.set_defaults(func=run)

@@ -5,6 +5,11 @@ One state machine per (channel, user), kept in a `SessionStore`:
     choosing  --name of a public persona-->          chatting
     choosing  --name of a password-protected one-->  password --right password--> chatting
     any state --"%restart"-->                        choosing (greeting again)
+    any state --"%show all" or "%help"-->            the same state (the list, the help)
+
+The three commands work in every state, so they never reach a persona as chat
+text or count as a password try; any other text starting with "%" is a command
+only while choosing (a password or a chat message may start with "%").
 
 `handle()` takes one incoming text and returns the texts to send back, so the
 Messenger webhook, the web chat and the terminal only move strings around. The
@@ -41,7 +46,7 @@ NOT_READY = "{name} is still being built ({phase}). Please try again later."
 NO_PUBLIC_PERSONAS = "There are no public personas yet."
 HELP = "\n".join(
     [
-        "Commands:",
+        "Commands (they work at any time, also while chatting):",
         '"%show all" lists all available public personas.',
         '"%restart" ends the current chat so you can pick a new persona.',
         '"%help" shows this help.',
@@ -121,8 +126,14 @@ class DialogEngine:
         """Drop the user's session: their next message starts afresh."""
         self.sessions.delete(self._key(channel, user_id))
 
-    def handle(self, channel: str, user_id: str, text: str) -> list[str]:
-        """Answer one incoming message; an empty text from a new user just gets the greeting."""
+    def handle(
+        self, channel: str, user_id: str, text: str, client: str | None = None
+    ) -> list[str]:
+        """Answer one incoming message; an empty text from a new user just gets the greeting.
+
+        `client` is who wrong passwords are counted against (the web chat: the visitor's
+        address, which a fresh cookie does not change); by default the user.
+        """
         if len(text) > MESSAGE_MAX_CHARS:
             raise InputError(f"message longer than {MESSAGE_MAX_CHARS} characters")
         key = self._key(channel, user_id)
@@ -137,10 +148,13 @@ class DialogEngine:
         elif command == "%help":
             session = session or {"state": "choosing"}
             replies = [HELP]
+        elif command == "%show all":
+            session = session or {"state": "choosing"}
+            replies = [self._list_public()]
         elif session is None or session["state"] == "choosing":
             session, replies = self._choose(text, command, greet=session is None)
         elif session["state"] == "password":
-            session, replies = self._unlock(key, session, text)
+            session, replies = self._unlock(client or key, session, text)
         else:
             session, replies = self._chat(session, text)
         self.sessions.save(key, session)
@@ -156,8 +170,6 @@ class DialogEngine:
 
     def _choose(self, text: str, command: str, greet: bool) -> tuple[dict, list[str]]:
         choosing = {"state": "choosing"}
-        if command == "%show all":
-            return choosing, [self._list_public()]
         if command.startswith("%"):
             return choosing, [f'There is no command "{text}".', HELP]
         persona = self._find(text.lower()) if text else None
@@ -166,7 +178,9 @@ class DialogEngine:
                 return choosing, [GREETING, SHOW_ALL_HINT]
             return choosing, [self._unknown(text)]
         if not persona.servable:
-            return choosing, [NOT_READY.format(name=persona.display_name, phase=persona.phase)]
+            # Before the password, a protected persona is known only by the name typed.
+            name = persona.name if persona.has_password else persona.display_name
+            return choosing, [NOT_READY.format(name=name, phase=persona.phase)]
         if persona.has_password:
             return {"state": "password", "persona": persona.name}, [PASSWORD_PROMPT]
         return self._start_chat(persona)
@@ -201,41 +215,48 @@ class DialogEngine:
         return f'I don\'t know anyone called "{text}". {SHOW_ALL_HINT}'
 
     def _start_chat(self, persona: Persona) -> tuple[dict, list[str]]:
-        session = {"state": "chatting", "persona": persona.name,
-                   "display_name": persona.display_name, "history": []}
+        session = {
+            "state": "chatting",
+            "persona": persona.name,
+            "display_name": persona.display_name,
+            "history": [],
+        }
         return session, [NOW_CHATTING.format(name=persona.display_name)]
 
-    def _unlock(self, key: str, session: dict, password: str) -> tuple[dict, list[str]]:
+    def _unlock(self, client: str, session: dict, password: str) -> tuple[dict, list[str]]:
         persona = self._find(session["persona"])
         if persona is None:  # deleted while we were asking
             return {"state": "choosing"}, [self._unknown(session["persona"])]
-        locked = self._locked_out(key, persona)
+        locked = self._locked_out(client, persona)
         if locked:
             return session, [locked]
         if self.directory.verify_password(persona.name, password):
             return self._start_chat(persona)
-        self.password_tries.record_failure(key, persona.name)
-        return session, [self._locked_out(key, persona) or WRONG_PASSWORD]
+        self.password_tries.record_failure(client, persona.name)
+        return session, [self._locked_out(client, persona) or WRONG_PASSWORD]
 
-    def _locked_out(self, key: str, persona: Persona) -> str | None:
-        """The wait message while this user has used up their password tries, else None."""
-        wait = self.password_tries.seconds_locked(key, persona.name)
+    def _locked_out(self, client: str, persona: Persona) -> str | None:
+        """The wait message while this client (or everyone) used up the tries, else None."""
+        wait = self.password_tries.seconds_locked(client, persona.name)
         if not wait:
             return None
-        return TOO_MANY_TRIES.format(name=persona.display_name, minutes=_wait_words(wait))
+        return TOO_MANY_TRIES.format(name=persona.name, minutes=_wait_words(wait))
 
     def _chat(self, session: dict, text: str) -> tuple[dict, list[str]]:
         name, display_name = session["persona"], session["display_name"]
         history = [*session["history"], text]
-        context = "\n".join(history[-self.context_turns:])
+        context = "\n".join(history[-self.context_turns :])
         try:
             reply = self.models.reply(
-                name, context, temperature=REPLY_TEMPERATURE, max_chars=self.reply_max_chars,
+                name,
+                context,
+                temperature=REPLY_TEMPERATURE,
+                max_chars=self.reply_max_chars,
                 timeout=self.reply_timeout,
             )
         except (UnavailableError, NotFoundError, InputError) as error:
             log.warning("no reply from %s: %s", name, error)
             return session, [NOT_AVAILABLE.format(name=display_name)]
         reply = reply.strip() or "..."
-        session = {**session, "history": [*history, reply][-2 * self.context_turns:]}
+        session = {**session, "history": [*history, reply][-2 * self.context_turns :]}
         return session, [reply]

@@ -3,10 +3,14 @@
 With `REDIS_URL` set everything lives in Redis, so any number of webhook or web
 processes share it and a restart loses nothing; without it, in this process's
 memory (embedded mode, terminal chat). Sessions expire after `SESSION_TTL_SECONDS`
-of silence, which is also how abandoned password prompts are forgotten.
+of silence, which is also how abandoned password prompts are forgotten; Redis
+drops them itself (every key has that TTL), memory keeps at most
+`MEMORY_SESSIONS_MAX` and forgets the least recently used first, so a client
+minting sessions cannot grow the process without bound.
 
-Wrong passwords are counted per (user, persona) in a moving window by the
-`limits` library (the engine behind flask-limiter), in the same Redis or memory.
+Wrong passwords are counted per (client, persona) and per persona in moving
+windows by the `limits` library (the engine behind flask-limiter), in the same
+Redis or memory; every channel (web chat, Messenger, API) shares the counts.
 
 Usage:
 
@@ -20,12 +24,15 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from typing import Protocol
 
 from mimical.config import Settings
 from mimical.errors import UnavailableError
 
 SESSION_TTL_SECONDS = 24 * 3600
+# ~7 KB each (a chat's recent turns): at most ~70 MB for one process.
+MEMORY_SESSIONS_MAX = 10_000
 KEY_PREFIX = "mimical:"
 
 
@@ -42,11 +49,15 @@ class SessionStore(Protocol):
 
 
 class MemorySessionStore:
-    """A dict with expiry times; for one process."""
+    """A least-recently-used dict with expiry times and at most `max_items`; one process."""
 
-    def __init__(self):
-        self._items: dict[str, tuple[float, object]] = {}
+    def __init__(self, max_items: int = MEMORY_SESSIONS_MAX):
+        self._items: OrderedDict[str, tuple[float, object]] = OrderedDict()
+        self._max_items = max_items
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def _get(self, key: str):
         entry = self._items.get(key)
@@ -56,7 +67,14 @@ class MemorySessionStore:
         if expires_at < time.monotonic():
             del self._items[key]
             return None
+        self._items.move_to_end(key)
         return value
+
+    def _put(self, key: str, ttl: int, value: object) -> None:
+        self._items[key] = (time.monotonic() + ttl, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self._max_items:
+            self._items.popitem(last=False)
 
     def _purge_expired(self) -> None:
         now = time.monotonic()
@@ -73,7 +91,7 @@ class MemorySessionStore:
         with self._lock:
             if len(self._items) % 1024 == 0:
                 self._purge_expired()
-            self._items[key] = (time.monotonic() + ttl, json.dumps(session))
+            self._put(key, ttl, json.dumps(session))
 
     def delete(self, key: str) -> None:
         with self._lock:
@@ -83,7 +101,7 @@ class MemorySessionStore:
         with self._lock:
             if self._get(key) is not None:
                 return False
-            self._items[key] = (time.monotonic() + ttl, "1")
+            self._put(key, ttl, "1")
             return True
 
 
@@ -130,21 +148,49 @@ def moving_window_limiter(settings: Settings):
     return MovingWindowRateLimiter(storage_from_string(settings.redis_url or "memory://"))
 
 
-class PasswordTries:
-    """At most `limit` wrong passwords per (user, persona) per `per` moving window."""
+# Wrong passwords allowed (`limits` notation; README "Passwords"). Per client: one
+# address (API, web chat) or Messenger user, whatever cookie or channel it uses. Per
+# persona: every client together, so guessing from many addresses stops too.
+CLIENT_PASSWORD_LIMIT = "5 per 15 minutes"
+PERSONA_PASSWORD_LIMIT = "30 per hour"
 
-    def __init__(self, settings: Settings, limit: int = 5, per: str = "15 minutes"):
+
+class PasswordTries:
+    """Wrong passwords per (client, persona) and per persona, in moving windows.
+
+    The counts live in Redis when configured (every process and channel shares them),
+    else in this process. A client or persona past its limit is locked out until the
+    window moves on, even with the right password: a guesser must learn nothing.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        per_client: str = CLIENT_PASSWORD_LIMIT,
+        per_persona: str = PERSONA_PASSWORD_LIMIT,
+    ):
         import limits
 
         self._limiter = moving_window_limiter(settings)
-        self._item = limits.parse(f"{limit} per {per}")
+        self._windows = [
+            *((item, "client") for item in limits.parse_many(per_client)),
+            *((item, "persona") for item in limits.parse_many(per_persona)),
+        ]
 
-    def seconds_locked(self, user: str, persona: str) -> int:
-        """0 if `user` may try a password for `persona` now, else seconds until they may."""
-        if self._limiter.test(self._item, "password", user, persona):
-            return 0
-        reset_time = self._limiter.get_window_stats(self._item, "password", user, persona)[0]
-        return max(1, int(reset_time - time.time()) + 1)
+    def _counters(self, client: str, persona: str):
+        for item, scope in self._windows:
+            keys = ("password", client, persona) if scope == "client" else ("password-all", persona)
+            yield item, keys
 
-    def record_failure(self, user: str, persona: str) -> None:
-        self._limiter.hit(self._item, "password", user, persona)
+    def seconds_locked(self, client: str, persona: str) -> int:
+        """0 if `client` may try a password for `persona` now, else seconds until they may."""
+        wait = 0
+        for item, keys in self._counters(client, persona):
+            if not self._limiter.test(item, *keys):
+                reset_time = self._limiter.get_window_stats(item, *keys)[0]
+                wait = max(wait, int(reset_time - time.time()) + 1, 1)
+        return wait
+
+    def record_failure(self, client: str, persona: str) -> None:
+        for item, keys in self._counters(client, persona):
+            self._limiter.hit(item, *keys)

@@ -148,7 +148,7 @@ def waiting_for_source(status: dict, generation: int) -> dict:
              _ready_condition(status)],
             generation,
         ),
-    }  # fmt: skip
+    }
 
 
 def spec_invalid(status: dict, generation: int, message: str) -> dict:

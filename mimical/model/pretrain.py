@@ -14,7 +14,7 @@ measures what a new user would get. The rule, in one place for training and eval
 - a sender is held out when the sha256 hex digest of its chitchat sender id starts
   with 'b' or 'c' (about 1/8 of the senders);
 - a conversation is left out of the base when any of its senders is held out or is the
-  demo persona (`mimical.corpus.sample_export.DEMO_PERSONA`).
+  demo persona (`mimical.samples.plan.DEMO_PERSONA`).
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mimical.corpus.sample_export import DEMO_PERSONA
 from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS as CONTEXT_TURNS
 from mimical.corpus.schema import Pair
 from mimical.errors import InputError, NotFoundError
 from mimical.model.model import ModelConfig
 from mimical.model.tokenizer import Tokenizer
+from mimical.samples.plan import DEMO_PERSONA
 
 BASE_DIR = Path(__file__).with_name("base")
 BASE_FORMAT = "mimical-base-model"

@@ -318,8 +318,8 @@ def _rounded(value):
 def chitchat_turns() -> Iterator[list[str]]:
     """The turns (one sender's messages, joined by newlines) of each chitchat conversation
     that the base model may learn from: no held-out person, no demo persona."""
-    from mimical.corpus.sample_export import load_chats
     from mimical.model.pretrain import held_out_conversation
+    from mimical.samples.plan import load_chats
 
     for chat in load_chats():
         if held_out_conversation({sender for sender, _, _ in chat["messages"]}):

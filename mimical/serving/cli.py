@@ -18,8 +18,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve-models",
         help="serve persona models over TF Serving's gRPC API",
-        description=__doc__.split("\n\n")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve the newest version of every model under a TF Serving model base"
+        " (BASE/NAME/VERSION/) over gRPC, picking up new models and versions without a restart.",
     )
     parser.add_argument(
         "--model-base",
@@ -41,13 +41,17 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     model_base = args.model_base or model_base_for(settings)
     server = ModelServer(
-        model_base, host=args.host, port=args.port, settings=settings,
+        model_base,
+        host=args.host,
+        port=args.port,
+        settings=settings,
         poll_seconds=args.poll_seconds,
     ).start()
     loaded = server.repository.loaded()
     print(
         f"serving {len(loaded)} model(s) from {model_base} on {server.target}",
-        file=sys.stderr, flush=True,
+        file=sys.stderr,
+        flush=True,
     )
     # SIGTERM (Kubernetes, `kill`) stops like Ctrl-C: finish calls in flight, then exit.
     signal.signal(signal.SIGTERM, lambda *_: server.stop(grace=5.0))

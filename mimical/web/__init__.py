@@ -5,6 +5,15 @@ One factory, several components: `api` (the backend), `webhook`
 of them in one process; in Kubernetes `services/backend` and `services/webhook`
 each run the factory with their own subset. Each component module exposes a
 `blueprint` and an `init_app(app)` that creates its per-app resources.
+
+What every component gets from the factory:
+
+- request bodies are capped at `Settings.body_max_bytes` (413 JSON, read no
+  further, connection closed); upload routes raise their own cap to
+  `upload_max_bytes` (`mimical.web.api`);
+- security headers on every response, and a Content-Security-Policy on HTML pages;
+- client addresses from `Settings.trusted_proxy_hops` reverse proxies (werkzeug's
+  `ProxyFix`), so rate limits count real clients behind an ingress.
 """
 
 from __future__ import annotations
@@ -28,6 +37,26 @@ COMPONENTS = {
     "chat": "mimical.web.chat",
 }
 
+# Pages load only our own scripts and styles (the docs page has one inline <style>),
+# talk only to us, and may not be framed (clickjacking a password prompt).
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
 
 def error_response(status: int, code: str, message: str):
     """The one error shape every endpoint answers with."""
@@ -41,13 +70,35 @@ def create_app(
     components: Iterable[str] = tuple(COMPONENTS),
     test_config: dict | None = None,
 ) -> Flask:
-    from flask import Flask
-    from werkzeug.exceptions import HTTPException
+    from flask import Flask, request
+    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+    from werkzeug.middleware.proxy_fix import ProxyFix
 
     app = Flask(__name__)
-    app.config["MIMICAL_SETTINGS"] = settings or Settings.from_env()
-    app.config["MAX_CONTENT_LENGTH"] = app.config["MIMICAL_SETTINGS"].upload_max_bytes
+    settings = app.config["MIMICAL_SETTINGS"] = settings or Settings.from_env()
+    app.config["MAX_CONTENT_LENGTH"] = settings.body_max_bytes
     app.config.update(test_config or {})
+    if settings.trusted_proxy_hops:
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+
+    @app.after_request
+    def add_security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def handle_too_large(error):
+        limit = request.max_content_length
+        response, status = error_response(
+            413, "too_large", f"the request body is larger than {limit} bytes"
+        )
+        # The rest of the body is never read: close rather than drain it for keep-alive.
+        response.headers["Connection"] = "close"
+        return response, status
 
     @app.errorhandler(MimicalError)
     def handle_mimical_error(error: MimicalError):

@@ -13,9 +13,11 @@ readable page at `/docs`):
     GET    /healthz /readyz /metrics
 
 Passwords travel in the `X-Chatbot-Password` header or a JSON body, never in the
-URL; owner tokens as `Authorization: Bearer TOKEN`. Password checks are rate
-limited per client and chatbot (flask-limiter's storage: Redis when `REDIS_URL`
-is set). Run it with `mimical serve` (embedded) or `services/backend`.
+URL; owner tokens as `Authorization: Bearer TOKEN`. Wrong passwords are limited
+per client and chatbot and per chatbot from everyone, counted together with the
+chat channels' (`mimical.dialog.sessions.PasswordTries`); wrong owner tokens per
+client; builds per client, counting only those that start (Redis when
+`REDIS_URL` is set). Run it with `mimical serve` (embedded) or `services/backend`.
 """
 
 from __future__ import annotations
@@ -27,22 +29,35 @@ from flask import Blueprint, Flask, current_app, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import RequestEntityTooLarge
 
+from mimical.dialog.sessions import CLIENT_PASSWORD_LIMIT, PERSONA_PASSWORD_LIMIT
 from mimical.errors import (
     AuthError,
     ConflictError,
     InputError,
     RateLimitedError,
-    TooLargeError,
     UnsupportedFormatError,
 )
 from mimical.registry import Chatbot
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
-from mimical.web import error_response
+from mimical.web.health import add_readiness_check
 from mimical.web.metrics import init_metrics
-from mimical.web.resources import app_resources, get_orchestrator, get_registry, get_storage
+from mimical.web.openapi import (
+    OWNER_TOKEN,
+    PASSWORD_HEADER,
+    UploadForm,
+    documented,
+    openapi_document,
+)
+from mimical.web.resources import (
+    app_resources,
+    client_address,
+    get_orchestrator,
+    get_password_tries,
+    get_registry,
+    get_storage,
+)
 from mimical.web.uploads import received_export, store_upload
 
 blueprint = Blueprint("api", __name__, template_folder="templates")
@@ -51,8 +66,10 @@ JSON = "application/json"
 
 # Defaults for the rate limits (flask-limiter notation); override in app config.
 RATE_LIMIT_DEFAULTS = {
-    # Guessing a password: per client and chatbot.
-    "MIMICAL_PASSWORD_RATE_LIMIT": "20/minute;200/hour",
+    # Wrong passwords (and owner tokens): per client and chatbot.
+    "MIMICAL_PASSWORD_RATE_LIMIT": CLIENT_PASSWORD_LIMIT,
+    # Wrong passwords: per chatbot, from every client and channel together.
+    "MIMICAL_PASSWORD_PERSONA_RATE_LIMIT": PERSONA_PASSWORD_LIMIT,
     # Creating or retraining (each starts a training run): per client.
     "MIMICAL_BUILD_RATE_LIMIT": "10/hour",
 }
@@ -71,22 +88,44 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
     app_resources(app)["limiter"] = limiter
     init_metrics(app)
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(error):
-        limit = app.config["MAX_CONTENT_LENGTH"]
-        return error_response(413, TooLargeError.code, f"the upload is larger than {limit} bytes")
+    add_readiness_check(app, _backing_services_problem)
 
 
-def _rate_limit(kind: str, *scope: str) -> None:
-    """Count one hit of `kind` for this client (and scope); 429 past the configured limit."""
+# Routes that receive an export: their bodies may be as large as the upload limit
+# (werkzeug spools the file to disk as it arrives); every other body stays small.
+UPLOAD_ENDPOINTS = {"api.create_chatbot", "api.retrain_chatbot"}
+
+
+@blueprint.before_request
+def allow_upload_bodies() -> None:
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        request.max_content_length = current_app.config["MIMICAL_SETTINGS"].upload_max_bytes
+
+
+def _rate_limit(kind: str, *scope: str, count: bool = True) -> None:
+    """429 if this client (and scope) used up `kind`'s limit; else count one use.
+
+    With `count=False` only check: the caller counts (`_count`) once the attempt
+    succeeded, so a refused upload does not use up the client's builds.
+    """
     from limits import parse_many
 
     limiter: Limiter = app_resources(current_app)["limiter"]
     limit_string = current_app.config[f"MIMICAL_{kind.upper()}_RATE_LIMIT"]
     for limit in parse_many(limit_string):
-        if not limiter.limiter.hit(limit, kind, get_remote_address(), *scope):
+        keys = (limit, kind, get_remote_address(), *scope)
+        allowed = limiter.limiter.hit(*keys) if count else limiter.limiter.test(*keys)
+        if not allowed:
             raise RateLimitedError(f"too many {kind} attempts; limit is {limit}, try again later")
+
+
+def _count(kind: str) -> None:
+    """Count one use of `kind` for this client, after `_rate_limit(kind, count=False)`."""
+    from limits import parse_many
+
+    limiter: Limiter = app_resources(current_app)["limiter"]
+    for limit in parse_many(current_app.config[f"MIMICAL_{kind.upper()}_RATE_LIMIT"]):
+        limiter.limiter.hit(limit, kind, get_remote_address())
 
 
 def _bearer_token() -> str | None:
@@ -114,12 +153,23 @@ def _require_owner(name: str) -> Chatbot:
 
 
 def _check_password(chatbot: Chatbot, password: str | None) -> None:
+    """401 unless `password` opens `chatbot`; 429 while wrong ones are locked out.
+
+    Wrong passwords count with the chat channels' (`get_password_tries`): per client
+    address and per chatbot from everyone.
+    """
     if not chatbot.has_password:
         return
     if not password:
         raise AuthError(f"{chatbot.name!r} is password protected: send its password")
-    _rate_limit("password", chatbot.name)
+    tries, client = get_password_tries(), client_address()
+    wait = tries.seconds_locked(client, chatbot.name)
+    if wait:
+        raise RateLimitedError(
+            f"too many wrong passwords for {chatbot.name!r}; try again in {wait} seconds"
+        )
     if not get_registry().verify_password(chatbot.name, password):
+        tries.record_failure(client, chatbot.name)
         raise AuthError(f"wrong password for {chatbot.name!r}")
 
 
@@ -164,6 +214,12 @@ def _start_build(name: str, me: str | None) -> None:
 # ---------------------------------------------------------------- chatbots
 
 
+@documented(
+    "Create a chatbot from a chat export; starts the build",
+    ok={202: ("accepted; poll GET /api/chatbots/{name}", schemas.CreatedChatbot)},
+    errors=[400, 409, 413, 415, 422, 429],
+    body=UploadForm(schemas.CreateForm),
+)
 @blueprint.post("/api/chatbots")
 def create_chatbot():
     form = _parse(schemas.CreateForm, _multipart_form())
@@ -172,7 +228,7 @@ def create_chatbot():
     registry = get_registry()
     if registry.find(form.name) is not None:
         raise ConflictError(f"a chatbot named {form.name!r} already exists")
-    _rate_limit("build")
+    _rate_limit("build", count=False)
     with received_export(request.files.get("export")) as path:
         chatbot, token = registry.create(
             form.name,
@@ -190,19 +246,36 @@ def create_chatbot():
             get_storage().delete_prefix(upload_prefix(form.name))
             registry.delete(form.name)
             raise
+    _count("build")
     body = schemas.CreatedChatbot(
         chatbot=schemas.detail(registry.get(chatbot.name)), owner_token=token
     )
     return body.model_dump(mode="json"), 202
 
 
+@documented("List public chatbots", ok={200: ("public chatbots", schemas.ChatbotList)})
 @blueprint.get("/api/chatbots")
-@blueprint.get("/getPublicChatbots")
 def list_chatbots():
     chatbots = [schemas.summary(chatbot) for chatbot in get_registry().list_public()]
     return current_app.response_class(orjson.dumps({"chatbots": chatbots}), mimetype=JSON)
 
 
+@documented(
+    "Alias of GET /api/chatbots (the product's original name)",
+    ok={200: ("public chatbots", schemas.ChatbotList)},
+)
+@blueprint.get("/getPublicChatbots")
+def list_chatbots_alias():
+    return list_chatbots()
+
+
+@documented(
+    "Build status of a chatbot (protected ones need password or token)",
+    ok={200: ("the chatbot", schemas.ChatbotOut)},
+    errors=[401, 404, 429],
+    headers=[PASSWORD_HEADER],
+    security=[{}, *OWNER_TOKEN],
+)
 @blueprint.get("/api/chatbots/<name>")
 def get_chatbot(name: str):
     chatbot = get_registry().get(name)
@@ -214,20 +287,34 @@ def get_chatbot(name: str):
     return schemas.detail(chatbot).model_dump(mode="json")
 
 
+@documented(
+    "Train a new model version from a new export",
+    ok={202: ("accepted", schemas.ChatbotOut)},
+    errors=[400, 401, 404, 409, 413, 415, 422, 429],
+    body=UploadForm(schemas.CreateForm, fields=("me",)),
+    security=OWNER_TOKEN,
+)
 @blueprint.post("/api/chatbots/<name>/retrain")
 def retrain_chatbot(name: str):
+    chatbot = _require_owner(name)  # before the body is read: strangers' uploads are not
     form = _multipart_form()
     unknown = set(form) - {"me"}
     if unknown:
         raise InputError(f"unknown field {sorted(unknown)[0]!r}")
-    chatbot = _require_owner(name)
     if get_orchestrator().busy(name):
         raise ConflictError(f"{name!r} is already being built; wait for it to finish")
-    _rate_limit("build")
+    _rate_limit("build", count=False)
     _start_build(name, form.get("me") or chatbot.me)
+    _count("build")
     return schemas.detail(get_registry().get(name)).model_dump(mode="json"), 202
 
 
+@documented(
+    "Delete a chatbot and everything stored for it",
+    ok={200: ("deleted", schemas.Deleted)},
+    errors=[401, 404],
+    security=OWNER_TOKEN,
+)
 @blueprint.delete("/api/chatbots/<name>")
 def delete_chatbot(name: str):
     _require_owner(name)
@@ -254,21 +341,47 @@ def _model_location(name: str, password: str | None):
     return location.model_dump(mode="json")
 
 
+MODEL_LOCATION = {200: ("where the model is", schemas.ModelLocation)}
+
+
+@documented(
+    "Model location of a chatbot (password header for protected ones)",
+    ok=MODEL_LOCATION,
+    errors=[401, 404, 409, 429],
+    headers=[PASSWORD_HEADER],
+)
 @blueprint.get("/api/chatbots/<name>/model")
 def get_model(name: str):
     return _model_location(name, request.headers.get("X-Chatbot-Password"))
 
 
+@documented(
+    "Model location, password in the JSON body",
+    ok=MODEL_LOCATION,
+    errors=[400, 401, 404, 409, 415, 422, 429],
+    body=schemas.PasswordBody,
+)
 @blueprint.post("/api/chatbots/<name>/model")
 def post_model(name: str):
     return _model_location(name, _json_body(schemas.PasswordBody).password)
 
 
+@documented(
+    "Alias: model location of a chatbot without a password",
+    ok=MODEL_LOCATION,
+    errors=[401, 404, 409, 429],
+)
 @blueprint.get("/getPublicModel/<name>")
 def get_public_model(name: str):
     return _model_location(name, None)
 
 
+@documented(
+    "Alias: model location, name and password in the JSON body",
+    ok=MODEL_LOCATION,
+    errors=[400, 401, 404, 409, 415, 422, 429],
+    body=schemas.GetModelBody,
+)
 @blueprint.post("/getModel")
 def get_model_alias():
     body = _json_body(schemas.GetModelBody)
@@ -278,27 +391,17 @@ def get_model_alias():
 # ---------------------------------------------------------------- operations
 
 
-@blueprint.get("/healthz")
-def healthz():
-    return {"status": "ok"}
-
-
-@blueprint.get("/readyz")
-def readyz():
-    try:
-        get_registry().find("readyz-probe")
-        get_storage().exists("readyz-probe")
-    except Exception as error:  # any backing-service failure means "not ready"
-        current_app.logger.warning("not ready: %s", error)
-        return {"error": "unavailable", "message": f"not ready: {type(error).__name__}"}, 503
-    return {"status": "ok"}
+def _backing_services_problem() -> None:
+    """Ready when the registry and the storage answer (`/readyz`, `mimical.web.health`)."""
+    get_registry().find("readyz-probe")
+    get_storage().exists("readyz-probe")
 
 
 @blueprint.get("/openapi.json")
 def openapi():
-    return schemas.openapi_document(request.script_root or "/")
+    return openapi_document(current_app, request.script_root or "/")
 
 
 @blueprint.get("/docs")
 def docs():
-    return render_template("api/docs.html", document=schemas.openapi_document())
+    return render_template("api/docs.html", document=openapi_document(current_app))

@@ -2,9 +2,11 @@
 
 The page posts each line to `POST /chat/messages` (`{"text": ...}`) and shows the
 `replies`; an empty text asks for the greeting. A visitor is an anonymous random
-id in an HttpOnly, SameSite=Strict cookie, so the session (and its password
-tries) belongs to that browser. Only JSON requests are accepted, which together
-with the SameSite cookie keeps other sites from posting on a visitor's behalf.
+id in an HttpOnly, SameSite=Strict cookie, so the session belongs to that
+browser; wrong passwords count against the visitor's address and the persona
+(shared with the API), so a fresh cookie starts no new count. Only JSON requests
+are accepted, which together with the SameSite cookie keeps other sites from
+posting on a visitor's behalf.
 
 Run it with the other components through `mimical serve`, or alone:
 
@@ -19,6 +21,7 @@ from flask import Blueprint, Flask, jsonify, make_response, render_template, req
 
 from mimical.errors import InputError, RateLimitedError
 from mimical.web.dialog_app import get_engine, get_resource
+from mimical.web.resources import client_address
 
 CHANNEL = "web"
 VISITOR_COOKIE = "mimical_chat"
@@ -92,6 +95,6 @@ def message():
     visitor, new = _visitor()
     _check_rate(visitor)
     engine = get_engine()
-    replies = engine.handle(CHANNEL, visitor, body.get("text", ""))
+    replies = engine.handle(CHANNEL, visitor, body.get("text", ""), client=client_address())
     response = jsonify(replies=replies, state=engine.state(CHANNEL, visitor))
     return _with_visitor(response, visitor, new)

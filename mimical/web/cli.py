@@ -3,16 +3,20 @@
     mimical serve                       # http://127.0.0.1:8080: API, /chat, /webhook, /docs
     mimical serve --host 0.0.0.0 --port 9000 --max-minutes 5
 
-One process serves the backend API, the web chat and the Messenger webhook,
+One server serves the backend API, the web chat and the Messenger webhook,
 runs the model server in-process over the storage's `models/` folder, and
 builds chatbots in worker processes (the local orchestrator). Configuration
 comes from `MIMICAL_*` variables (see `mimical.config`); Ctrl-C stops it.
+
+The HTTP server is gunicorn, as in the images (`services/*/main.py`): one worker
+process (sessions, password tries, the model server and the builds live in it)
+with a pool of threads that slow clients cannot tie up (`mimical.web.server`),
+and the app built inside the worker, so its threads start after the fork.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import socket
 import sys
 
@@ -21,8 +25,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run the API, web chat, webhook and model server in one process",
-        description=__doc__.split("\n\n")[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve the backend API, the web chat (/chat) and the Messenger webhook in"
+        " one process, with the model server in-process and builds in worker processes."
+        " Configuration comes from MIMICAL_* variables; Ctrl-C stops it.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on")
@@ -73,15 +78,12 @@ def close_app(app) -> None:
     close_dialog(app)
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
+    from gunicorn.app.base import BaseApplication
 
     from mimical.config import Settings
     from mimical.errors import UnavailableError
+    from mimical.web.server import BodyReadTimeout, gunicorn_options
 
     settings = Settings.from_env()
     train_options = {
@@ -89,27 +91,38 @@ def run(args: argparse.Namespace) -> int:
         for key, value in (("max_minutes", args.max_minutes), ("epochs", args.epochs))
         if value is not None
     }
-    app = build_app(settings, train_options)
     try:
-        # Bind ourselves: werkzeug would print its own message and exit 1 on a busy port.
+        # Bind ourselves: gunicorn would retry a busy port, then exit with its own message.
         listener = socket.create_server((args.host, args.port))
     except OSError as error:
         raise UnavailableError(f"cannot listen on {args.host}:{args.port}: {error}") from None
-    server = make_server(args.host, args.port, app, threaded=True, fd=listener.fileno())
+    port = listener.getsockname()[1]
+    options = gunicorn_options(listener.detach())  # gunicorn closes it when it stops
+    apps = []  # the one built in the worker, closed when the worker exits
+
+    def load():
+        apps.append(build_app(settings, train_options))
+        return BodyReadTimeout(apps[0])
+
+    def worker_exit(server, worker) -> None:
+        # Stop builds (their processes) and the model server, as Ctrl-C always did.
+        for app in apps:
+            close_app(app)
+
+    class EmbeddedServer(BaseApplication):
+        def load_config(self):
+            for key, value in {**options, "worker_exit": worker_exit}.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return load()
+
     print(
-        f"mimical serving on http://{args.host}:{server.port} "
+        f"mimical serving on http://{args.host}:{port} "
         f"(chat: /chat, API docs: /docs; storage {settings.storage_root})",
         file=sys.stderr,
     )
-    # `docker stop` and Kubernetes send SIGTERM: shut down as cleanly as on Ctrl-C, so
-    # build workers are stopped rather than orphaned.
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        listener.close()
-        close_app(app)
+    # SIGTERM (`docker stop`, Kubernetes) and Ctrl-C stop the worker gracefully; the
+    # arbiter then exits this process.
+    EmbeddedServer().run()
     return 0

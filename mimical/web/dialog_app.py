@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mimical.web.resources import app_resources, get_registry, shared_resource
+from mimical.web.resources import (
+    app_resources,
+    get_password_tries,
+    get_registry,
+    shared_resource,
+)
 
 EXTENSION = "mimical_dialog"
 
@@ -32,7 +37,12 @@ def get_engine():
     def make(app: Flask):
         from mimical.dialog import create_engine
 
-        return create_engine(app.config["MIMICAL_SETTINGS"], get_models().client, get_registry())
+        return create_engine(
+            app.config["MIMICAL_SETTINGS"],
+            get_models().client,
+            get_registry(),
+            password_tries=get_password_tries(),
+        )
 
     return get_resource("engine", make)
 
@@ -41,11 +51,19 @@ def get_messenger():
     """The background worker answering Messenger events through the Send API."""
 
     def make(app: Flask):
-        from mimical.web.messenger import MessengerWorker
+        from mimical.web.messenger import MessengerMetrics, MessengerWorker
 
-        settings = app.config["MIMICAL_SETTINGS"]
+        def engine():
+            with app.app_context():
+                return get_engine()
+
         return MessengerWorker(
-            get_engine(), settings, workers=app.config["MIMICAL_WEBHOOK_WORKERS"]
+            engine,
+            app.config["MIMICAL_SETTINGS"],
+            workers=app.config["MIMICAL_WEBHOOK_WORKERS"],
+            metrics=MessengerMetrics(app.extensions.get("mimical_metrics")),
+            queue_options=app.config["MIMICAL_MESSENGER_QUEUE_OPTIONS"],
+            graph_options=app.config["MIMICAL_MESSENGER_GRAPH_OPTIONS"],
         )
 
     return get_resource("messenger", make)

@@ -1,37 +1,56 @@
-"""Messenger's side of the chat: answer webhook events through the Send API.
+"""Messenger's side of the chat: answer queued webhook events through the Send API.
 
-The webhook acknowledges at once and hands events here. Workers process them in
-the background: each message `mid` only once (claimed in Redis, or memory without
-it, because Messenger redelivers when it thinks a webhook was slow), one user's
-messages in order (a user always lands on the same worker), and each answer goes
-out with a typing indicator first and in pieces of at most 2,000 characters (the
-Send API's limit). Send API calls retry 429 and 5xx answers with backoff
-(urllib3's `Retry`, honouring `Retry-After`).
+The webhook stores each event in the queue (`mimical.web.event_queue`: a Redis
+Stream, or memory without Redis) and answers 200; worker threads here take them
+one user at a time, in order, and answer each `mid` once:
+
+1. `mark_seen`, then `typing_on` while the dialog thinks;
+2. the dialog's replies, cut into pieces of at most 2,000 characters (the Send API's
+   limit), are stored under the `mid` before the first piece goes out, so an event
+   redelivered after a crash resends the same replies instead of asking the model
+   (and moving the session) again;
+3. before each piece's POST the stored state names it "in flight" (one write after
+   each piece marks it sent and names the next). A piece found in flight on
+   redelivery, like a POST whose outcome is unknown (a 5xx without a Graph error,
+   a read timeout), is not sent again: Graph has no idempotency key, and we prefer
+   a rare lost piece to a duplicated one. The
+   `mimical_messenger_sends_total{outcome="ambiguous"}` counter shows how rare.
+
+Graph errors are handled by kind (`mimical.web.graph`): temporary ones are retried
+with backoff; an unreachable user (blocked the page, outside the 24-hour window)
+is dropped and counted; a bad page token is logged once as an error, counted, and
+fails `/readyz` until a send (or a token check from `/readyz`) succeeds.
+
+While the user is choosing a persona, the last piece offers the public personas
+as quick replies.
 
 Usage (what `mimical.web.webhook` does):
 
-    worker = MessengerWorker(engine, settings)
-    worker.submit(event)   # one entry of a webhook payload's `messaging` list
+    worker = MessengerWorker(lambda: engine, settings)
+    worker.submit(events)   # entries of a webhook payload's `messaging` lists
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-import zlib
+import time
 
 from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
+from mimical.web.event_queue import DEDUPE_TTL_SECONDS, Event, open_event_queue
+from mimical.web.graph import QUICK_REPLIES_MAX, GraphApi, GraphError
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "messenger"
 SEND_API_MAX_CHARS = 2000
-# Messenger retries deliveries for a while; a day covers its redelivery window.
-DEDUPE_TTL_SECONDS = 24 * 3600
 NOT_TEXT = "Sorry, I can only read text messages."
 TRY_AGAIN = "Sorry, something went wrong on our side. Please try again in a minute."
+# How often `/readyz` may ask Graph whether a page token reported bad works again.
+TOKEN_RECHECK_SECONDS = 30.0
+# How long an idle worker thread waits for work before checking whether to stop.
+POLL_SECONDS = 1.0
 
 
 def split_message(text: str, limit: int = SEND_API_MAX_CHARS) -> list[str]:
@@ -50,11 +69,12 @@ def split_message(text: str, limit: int = SEND_API_MAX_CHARS) -> list[str]:
     return pieces
 
 
-def incoming(event: dict) -> tuple[str, str, str | None] | None:
-    """(sender id, dedupe id, text) of what a person sent the page, else None.
+def incoming(event: dict) -> Event | None:
+    """What a person sent the page, else None.
 
-    Messages count (text None for stickers, images...), and so do postbacks such as
-    the "Get Started" button, as an empty text: the dialog answers those with the
+    Messages count (text None for stickers, images...; a tapped quick reply's
+    payload stands for its shortened title), and so do postbacks such as the
+    "Get Started" button, as an empty text: the dialog answers those with the
     greeting, or where the user is. Our own echoes, deliveries and reads do not.
     """
     sender = event.get("sender")
@@ -64,124 +84,237 @@ def incoming(event: dict) -> tuple[str, str, str | None] | None:
     if isinstance(message, dict) and not message.get("is_echo"):
         if isinstance(message.get("mid"), str):
             text = message.get("text")
-            return sender["id"], message["mid"], text if isinstance(text, str) else None
+            quick_reply = message.get("quick_reply")
+            if isinstance(quick_reply, dict) and isinstance(quick_reply.get("payload"), str):
+                text = quick_reply["payload"]
+            return Event(sender["id"], message["mid"], text if isinstance(text, str) else None)
     elif isinstance(postback, dict):
         # Older postbacks carry no mid; the sender and timestamp identify a redelivery.
         mid = postback.get("mid") or f"postback:{sender['id']}:{event.get('timestamp')}"
-        return sender["id"], str(mid), ""
+        return Event(sender["id"], str(mid), "")
     return None
 
 
-class SendApi:
-    """The Graph API's `/me/messages` for one page, with retries on 429 and 5xx."""
+class MessengerMetrics:
+    """Counters for `/metrics`, on the app's Prometheus registry."""
 
-    def __init__(self, graph_api_url: str, page_access_token: str, *, retries: int = 4):
-        import requests
-        from requests.adapters import HTTPAdapter
-        from urllib3.util.retry import Retry
+    def __init__(self, registry=None):
+        from prometheus_client import CollectorRegistry, Counter, Gauge
 
-        self.url = graph_api_url.rstrip("/") + "/me/messages"
-        self.session = requests.Session()
-        # Proxy settings from the environment, resolved once instead of on every call
-        # (requests re-reads os.environ per request, a measurable cost at 200 msg/s).
-        self.session.proxies = requests.utils.get_environ_proxies(self.url)
-        self.session.trust_env = False
-        # The token goes in a header, not the URL, so no access log or debug line shows it.
-        self.session.headers["Authorization"] = f"Bearer {page_access_token}"
-        retry = Retry(
-            total=retries,
-            backoff_factor=0.2,
-            status_forcelist=(429, 500, 502, 503, 504),
-            allowed_methods=None,  # the Send API is POST-only
-            respect_retry_after_header=True,
-            raise_on_status=False,
+        registry = registry or CollectorRegistry()
+        self.events = Counter(
+            "mimical_messenger_events",
+            "Messenger events by outcome (queued, duplicate)",
+            ["outcome"],
+            registry=registry,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-
-    def _post(self, body: dict) -> bool:
-        import requests
-
-        try:
-            response = self.session.post(self.url, json=body, timeout=10)
-        except requests.RequestException as error:
-            log.warning("Send API unreachable: %s", type(error).__name__)
-            return False
-        if response.status_code >= 400:
-            log.warning("Send API answered %s: %s", response.status_code, response.text[:200])
-            return False
-        return True
-
-    def typing_on(self, psid: str) -> bool:
-        return self._post({"recipient": {"id": psid}, "sender_action": "typing_on"})
-
-    def send_text(self, psid: str, text: str) -> bool:
-        return self._post(
-            {"recipient": {"id": psid}, "messaging_type": "RESPONSE", "message": {"text": text}}
+        self.sends = Counter(
+            "mimical_messenger_sends",
+            "Reply pieces by outcome (sent, unreachable, bad_token, ambiguous, failed)",
+            ["outcome"],
+            registry=registry,
         )
-
-    def close(self) -> None:
-        self.session.close()
+        self.token_ok = Gauge(
+            "mimical_messenger_page_token_ok",
+            "0 after Graph rejected the page token",
+            registry=registry,
+        )
+        self.token_ok.set(1)
 
 
 class MessengerWorker:
-    """Background threads that turn Messenger events into dialog replies."""
+    """Background threads that turn queued Messenger events into dialog replies.
 
-    def __init__(self, engine, settings: Settings, *, workers: int = 8):
-        self.engine = engine
-        self.send_api = SendApi(settings.graph_api_url, settings.fb_page_access_token)
-        self._queues = [queue.Queue() for _ in range(workers)]
+    `engine` returns the `DialogEngine`; it is called at the first event, not before,
+    because connecting to the model server loads TensorFlow (seconds): storing events
+    and acknowledging them needs only the queue.
+
+    `queue_options` go to `RedisEventQueue` (`prefix`, `lease_seconds`,
+    `claim_idle_seconds`); `graph_options` to `GraphApi` (`attempts`, backoff).
+    """
+
+    def __init__(
+        self,
+        engine,
+        settings: Settings,
+        *,
+        workers: int = 8,
+        metrics: MessengerMetrics | None = None,
+        queue_options: dict | None = None,
+        graph_options: dict | None = None,
+    ):
+        self._make_engine = engine
+        self._engine = None
+        self.metrics = metrics or MessengerMetrics()
+        self.graph = GraphApi(
+            settings.graph_api_url,
+            settings.fb_page_access_token,
+            settings.fb_app_secret,
+            **(graph_options or {}),
+        )
+        self.queue = open_event_queue(settings, workers, **(queue_options or {}))
+        self._token_ok = True
+        self._token_checked_at = 0.0
+        self._token_lock = threading.Lock()
+        self._stopping = threading.Event()
         self._threads = [
-            threading.Thread(target=self._run, args=(q,), name=f"messenger-{i}", daemon=True)
-            for i, q in enumerate(self._queues)
+            threading.Thread(target=self._run, args=(i,), name=f"messenger-{i}", daemon=True)
+            for i in range(workers)
         ]
         for thread in self._threads:
             thread.start()
 
-    def submit(self, event: dict) -> None:
-        """Queue one messaging event; returns at once."""
-        message = incoming(event)
-        if message is None:
+    def submit(self, events: list[dict]) -> None:
+        """Queue a payload's messaging events; returns once they are stored."""
+        parsed = [event for event in map(incoming, events) if event is not None]
+        if not parsed:
             return
-        # A stable hash keeps each user on one worker, so their messages stay in order.
-        self._queues[zlib.crc32(message[0].encode()) % len(self._queues)].put(message)
+        new = self.queue.put(parsed)
+        self.metrics.events.labels("queued").inc(new)
+        self.metrics.events.labels("duplicate").inc(len(parsed) - new)
 
-    def _run(self, events: queue.Queue) -> None:
-        while (message := events.get()) is not None:
+    def _run(self, worker: int) -> None:
+        failures = 0
+        while not self._stopping.is_set():
             try:
-                self.process(*message)
-            except Exception:  # one bad event must not stop the worker
-                log.exception("cannot answer a Messenger message")
-            finally:
-                events.task_done()
-        events.task_done()
+                self.queue.serve_once(worker, self.process, POLL_SECONDS)
+                failures = 0
+            except Exception:  # Redis down, say: keep trying, a little slower each time
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    log.exception("the Messenger worker cannot take events")
+                self._stopping.wait(min(0.1 * 2**failures, 5.0))
 
-    def process(self, psid: str, mid: str, text: str | None) -> None:
-        """Answer one message (see `incoming`) unless its mid was answered already."""
+    @property
+    def engine(self):
+        if self._engine is None:
+            self._engine = self._make_engine()  # made once: the maker is thread-safe
+        return self._engine
+
+    def process(self, event: Event, keep_alive=lambda: None) -> None:
+        """Answer one event, resuming where an earlier (killed) attempt stopped."""
+        sessions = self.engine.sessions
+        key = f"messenger:reply:{event.mid}"
+        state = sessions.load(key)
+        resumed = state is not None
+        if not resumed:
+            self._action(event.user, "mark_seen")
+            if event.text:
+                self._action(event.user, "typing_on")
+            replies, quick = self._answer(event)
+            pieces = [piece for reply in replies for piece in split_message(reply)]
+            # `in_flight` names the piece about to go out; saved before its POST.
+            state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": 0}
+            sessions.save(key, state, DEDUPE_TTL_SECONDS)
+        pieces = state["pieces"]
+        while state["next"] < len(pieces):
+            index = state["next"]
+            if resumed and state["in_flight"] == index:  # a killed attempt may have sent it
+                self.metrics.sends.labels("ambiguous").inc()
+                delivered = True
+            else:
+                keep_alive()
+                quick = state["quick"] if index == len(pieces) - 1 else []
+                delivered = self._send(event.user, pieces[index], quick, keep_alive)
+            resumed = False
+            # Undeliverable: the rest cannot arrive either.
+            state["next"] = index + 1 if delivered else len(pieces)
+            state["in_flight"] = state["next"]
+            sessions.save(key, state, DEDUPE_TTL_SECONDS)
+
+    def _answer(self, event: Event) -> tuple[list[str], list[str]]:
+        """The dialog's replies, and the quick replies to offer with the last one."""
         try:
-            if not self.engine.sessions.claim(f"messenger:mid:{mid}", DEDUPE_TTL_SECONDS):
-                return
-            self.send_api.typing_on(psid)
             # text is None for stickers, images, audio...
-            replies = [NOT_TEXT] if text is None else self.engine.handle(CHANNEL, psid, text)
+            if event.text is None:
+                return [NOT_TEXT], []
+            replies = self.engine.handle(CHANNEL, event.user, event.text)
+            if self.engine.state(CHANNEL, event.user) != "choosing":
+                return replies, []
+            personas = [p.name for p in self.engine.directory.list_public() if p.servable]
+            return replies, personas[:QUICK_REPLIES_MAX]
         except InputError as error:  # e.g. a message over the length limit
-            replies = [str(error)]
-        except MimicalError as error:  # Redis down: answer rather than stay silent
+            return [str(error)], []
+        except MimicalError as error:  # the model or Redis is down: answer, not silence
             log.warning("cannot handle a Messenger message: %s", error)
-            replies = [TRY_AGAIN]
-        for reply in replies:
-            for piece in split_message(reply):
-                self.send_api.send_text(psid, piece)
+            return [TRY_AGAIN], []
 
-    def join(self) -> None:
+    def _action(self, psid: str, action: str) -> None:
+        try:
+            self.graph.sender_action(psid, action)
+        except GraphError as error:
+            self._note_failure(error)
+
+    def _send(self, psid: str, text: str, quick_replies: list[str], keep_alive) -> bool:
+        """Send one piece; False if the user (or the page) cannot be reached at all."""
+        try:
+            self.graph.send_text(psid, text, quick_replies, before_retry=keep_alive)
+        except GraphError as error:
+            self._note_failure(error)
+            self.metrics.sends.labels(
+                error.kind if error.kind in ("unreachable", "bad_token", "ambiguous") else "failed"
+            ).inc()
+            return error.kind not in ("unreachable", "bad_token")
+        self.metrics.sends.labels("sent").inc()
+        self._token_works()
+        return True
+
+    def _note_failure(self, error: GraphError) -> None:
+        if error.kind == "bad_token":
+            with self._token_lock:
+                alarm, self._token_ok = self._token_ok, False
+            if alarm:  # once per outage, not once per message
+                log.error(
+                    "Graph rejected the page access token; Messenger users get no "
+                    "answers until MIMICAL_FB_PAGE_ACCESS_TOKEN is replaced (%s)",
+                    error,
+                )
+                self.metrics.token_ok.set(0)
+        else:
+            log.warning("Send API: %s", error)
+
+    def _token_works(self) -> None:
+        if not self._token_ok:
+            with self._token_lock:
+                self._token_ok = True
+            log.warning("Graph accepts the page access token again")
+            self.metrics.token_ok.set(1)
+
+    def readiness_problem(self) -> str | None:
+        """Why this webhook cannot answer Messenger, or None.
+
+        After a bad-token error it asks Graph again (`GET /me`) at most every
+        `TOKEN_RECHECK_SECONDS`, so a replica taken out of service by its failing
+        probe comes back by itself once the token works again.
+        """
+        if self._token_ok:
+            return None
+        with self._token_lock:
+            due = time.monotonic() - self._token_checked_at >= TOKEN_RECHECK_SECONDS
+            if due:
+                self._token_checked_at = time.monotonic()
+        if due:
+            try:
+                self.graph.check_token()
+            except GraphError as error:
+                self._note_failure(error)
+            else:
+                self._token_works()
+                return None
+        return "Graph rejects the page access token"
+
+    def join(self, timeout: float = 60.0) -> None:
         """Wait until every queued event is answered (tests, benchmarks)."""
-        for events in self._queues:
-            events.join()
+        deadline = time.monotonic() + timeout
+        while not self.queue.idle() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def close(self) -> None:
-        for events in self._queues:
-            events.put(None)
+        """Stop taking events; without Redis, answer what was queued first (it is
+        nowhere else). With Redis the rest waits there for another worker."""
+        self.queue.drain()
+        self._stopping.set()
         for thread in self._threads:
             thread.join()
-        self.send_api.close()
+        self.queue.close()
+        self.graph.close()

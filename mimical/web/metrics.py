@@ -14,7 +14,11 @@ import time
 from flask import Flask, Response, g, request
 
 
-def init_metrics(app: Flask) -> None:
+def init_metrics(app: Flask):
+    """Serve `/metrics` for this app (once, whichever component asks first); returns the
+    registry so components can add their own metrics."""
+    if "mimical_metrics" in app.extensions:
+        return app.extensions["mimical_metrics"]
     from prometheus_client import (
         CONTENT_TYPE_LATEST,
         CollectorRegistry,
@@ -24,7 +28,7 @@ def init_metrics(app: Flask) -> None:
     )
     from prometheus_client.core import GaugeMetricFamily
 
-    registry = CollectorRegistry()
+    registry = app.extensions["mimical_metrics"] = CollectorRegistry()
     requests = Counter(
         "mimical_http_requests",
         "HTTP requests answered",
@@ -70,3 +74,4 @@ def init_metrics(app: Flask) -> None:
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
     app.add_url_rule("/metrics", "metrics", metrics)
+    return registry

@@ -1,4 +1,4 @@
-"""Per-app shared resources: storage, registry, orchestrator, rate limiter.
+"""Per-app shared resources: storage, registry, orchestrator, password tries.
 
 Every Flask app made by `create_app` gets its own instances, created on first use
 and kept in `app.extensions["mimical"]` (nothing global, so tests can run several
@@ -12,14 +12,18 @@ App config knobs (set through `create_app(test_config=...)`):
 - `MIMICAL_TRAIN_OPTIONS`: keyword arguments for `train_persona` (tests: tiny epochs).
 - `MIMICAL_ON_DEPLOYED`: `callable(name, version)` run when a version is stored
   (`mimical serve` points it at the in-process model server).
+- `MIMICAL_PASSWORD_RATE_LIMIT`, `MIMICAL_PASSWORD_PERSONA_RATE_LIMIT`: wrong
+  passwords allowed per client and persona, and per persona from everyone
+  (`limits` notation; defaults in `mimical.dialog.sessions`).
 """
 
 from __future__ import annotations
 
 import threading
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
+from mimical.dialog.sessions import CLIENT_PASSWORD_LIMIT, PERSONA_PASSWORD_LIMIT, PasswordTries
 from mimical.orchestration import Orchestrator, open_orchestrator
 from mimical.registry import Registry, open_registry
 from mimical.storage import Storage, open_storage
@@ -72,6 +76,26 @@ def get_orchestrator() -> Orchestrator:
         )
 
     return shared_resource("orchestrator", make)
+
+
+def get_password_tries() -> PasswordTries:
+    """Wrong-password counts shared by the API and every chat channel of this app."""
+
+    def make(app: Flask) -> PasswordTries:
+        return PasswordTries(
+            app.config["MIMICAL_SETTINGS"],
+            per_client=app.config.get("MIMICAL_PASSWORD_RATE_LIMIT", CLIENT_PASSWORD_LIMIT),
+            per_persona=app.config.get(
+                "MIMICAL_PASSWORD_PERSONA_RATE_LIMIT", PERSONA_PASSWORD_LIMIT
+            ),
+        )
+
+    return shared_resource("password_tries", make)
+
+
+def client_address() -> str:
+    """Who sent this request, for counting: the peer, or the client `ProxyFix` trusted."""
+    return f"address:{request.remote_addr}"
 
 
 def close_resources(app: Flask) -> None:

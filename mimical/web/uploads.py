@@ -10,7 +10,10 @@ memory:
   bombs (413) — the zip checks are the importer's own (`mimical.corpus.sources`);
 - content sniffing (415): a zip, a JSON document or UTF-8 text, else not an export;
 - every JSON member must parse to the end (422 for truncated JSON; ijson streams
-  it) and every text member must be UTF-8 (422).
+  it, and nesting past `MAX_JSON_DEPTH` is refused, so memory stays bounded) and
+  every text member must be UTF-8 (422); a zip member failing its CRC or not
+  decompressing is a 422 naming it;
+- the file name is made safe and shortened to `FILENAME_MAX_CHARS`.
 
 The full import (threads, senders, scrubbing) runs later in the build; its
 errors mark the chatbot Failed.
@@ -37,25 +40,13 @@ EXPORT_SUFFIXES = (".json", ".txt")
 JSON_STARTS = (b"{", b"[")
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# File systems allow 255 bytes per name; exports are named like "result.json".
+FILENAME_MAX_CHARS = 100
 
 
 def _chunks(stream, size: int = CHUNK_BYTES) -> Iterator[bytes]:
     while chunk := stream.read(size):
         yield chunk
-
-
-def _check_json(stream, where: str) -> None:
-    import ijson
-
-    try:
-        for _ in ijson.parse(stream, use_float=True):
-            pass
-    except (ijson.JSONError, UnicodeDecodeError) as error:
-        detail = error.args[0] if error.args else type(error).__name__
-        if isinstance(detail, bytes):
-            detail = detail.decode("utf-8", errors="replace")
-        message = str(detail).splitlines()[0]
-        raise InputError(f"{where}: truncated or invalid JSON ({message})") from None
 
 
 def _check_text(stream, where: str) -> None:
@@ -104,7 +95,7 @@ def check_export(path: Path, label: str) -> None:
 
 def _check_export(path: Path, label: str) -> None:
     from mimical.corpus.importer import detect
-    from mimical.corpus.sources import FileSource, open_sources
+    from mimical.corpus.sources import FileSource, check_json, open_sources
 
     if path.stat().st_size == 0:
         raise InputError(f"{label}: the file is empty")
@@ -126,12 +117,20 @@ def _check_export(path: Path, label: str) -> None:
                     )
                 with source.open(member) as stream:
                     if kind == "json":
-                        _check_json(stream, where)
+                        check_json(stream, where)
                     else:
                         _check_text(stream, where)
         detect(opened.sources, None, [label])  # 415 unless some reader recognises it
     finally:
         opened.close()
+
+
+def _short_name(filename: str) -> str:
+    """`filename` cut to `FILENAME_MAX_CHARS`, keeping its extension (readers sniff it)."""
+    if len(filename) <= FILENAME_MAX_CHARS:
+        return filename
+    suffix = PurePosixPath(filename).suffix[:16]
+    return filename[: FILENAME_MAX_CHARS - len(suffix)] + suffix
 
 
 @contextlib.contextmanager
@@ -142,7 +141,7 @@ def received_export(upload: UploadedFile | None):
     """
     if upload is None or not upload.filename:
         raise InputError("missing the 'export' file field (multipart/form-data)")
-    filename = secure_filename(upload.filename) or "export"
+    filename = _short_name(secure_filename(upload.filename) or "export")
     scratch = Path(tempfile.mkdtemp(prefix="mimical-upload-"))
     try:
         path = scratch / filename

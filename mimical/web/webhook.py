@@ -1,10 +1,14 @@
 """The Messenger webhook: `GET /webhook` (verification) and `POST /webhook` (events).
 
 Messenger signs every POST with the app secret (`X-Hub-Signature-256: sha256=HMAC`
-of the raw body); anything unsigned or wrongly signed gets 403 and is not looked
-at. Valid events are queued for `mimical.web.messenger.MessengerWorker` and the
-request answers 200 at once, because Messenger retries (and eventually disables)
-webhooks that answer slowly.
+of the raw body); anything unsigned, malformed or wrongly signed gets 403 and is not
+looked at. Valid events are stored in the Messenger queue (a Redis Stream with
+`REDIS_URL`, see `mimical.web.event_queue`) and the request answers 200 at once,
+because Messenger retries (and eventually disables) webhooks that answer slowly;
+`mimical.web.messenger.MessengerWorker` answers them. If the queue cannot store
+them the answer is 503, and Messenger delivers them again later.
+
+`/readyz` fails while Graph rejects the page token (see `MessengerWorker`).
 
 Run it with the other components through `mimical serve`, or alone:
 
@@ -16,11 +20,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 
 from flask import Blueprint, Flask, request
 
 from mimical.web import error_response, get_settings
-from mimical.web.dialog_app import get_messenger
+from mimical.web.dialog_app import EXTENSION, get_messenger
+from mimical.web.health import add_readiness_check
+from mimical.web.metrics import init_metrics
+from mimical.web.resources import app_resources
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +40,30 @@ def init_app(app: Flask) -> None:
 
     Whoever runs the app calls `mimical.web.dialog_app.close_dialog(app)` at shutdown.
     """
-    # Background threads answering Messenger; a user's messages always share one.
+    # Background threads answering Messenger (one user is answered by one at a time).
     app.config.setdefault("MIMICAL_WEBHOOK_WORKERS", 8)
+    # Options of the Redis queue (`RedisEventQueue`: prefix, lease_seconds,
+    # claim_idle_seconds) and of the Graph client (`GraphApi`: attempts, backoff).
+    app.config.setdefault("MIMICAL_MESSENGER_QUEUE_OPTIONS", {})
+    app.config.setdefault("MIMICAL_MESSENGER_GRAPH_OPTIONS", {})
+    init_metrics(app)
+
+    def messenger_problem() -> str | None:
+        messenger = app_resources(app, EXTENSION).get("messenger")
+        return messenger.readiness_problem() if messenger is not None else None
+
+    add_readiness_check(app, messenger_problem)
+
+
+SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
 
 
 def valid_signature(app_secret: str, body: bytes, header: str | None) -> bool:
-    if not app_secret or not header or not header.startswith("sha256="):
+    # Checked for shape first: compare_digest refuses non-ASCII text with a TypeError.
+    if not app_secret or not header or not SIGNATURE.fullmatch(header.lower()):
         return False
     expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256="))
+    return hmac.compare_digest(expected, header.lower().removeprefix("sha256="))
 
 
 @blueprint.get("/webhook")
@@ -72,9 +95,14 @@ def receive():
         return error_response(400, "bad_request", "the body is not JSON")
     if not isinstance(payload, dict) or payload.get("object") != "page":
         return error_response(404, "not_found", "only page subscriptions are handled")
-    messenger = get_messenger()
-    for entry in payload.get("entry") or []:
-        for event in (entry.get("messaging") or []) if isinstance(entry, dict) else []:
-            if isinstance(event, dict):
-                messenger.submit(event)
+    entries = payload.get("entry")
+    events = [
+        event
+        for entry in (entries if isinstance(entries, list) else [])
+        if isinstance(entry, dict) and isinstance(entry.get("messaging"), list)
+        for event in entry["messaging"]
+        if isinstance(event, dict)
+    ]
+    if events:
+        get_messenger().submit(events)  # UnavailableError (503) if it cannot store them
     return "EVENT_RECEIVED", 200, {"Content-Type": "text/plain"}

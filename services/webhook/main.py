@@ -13,7 +13,7 @@ import atexit
 from flask import Flask
 
 from mimical.web import create_app
-from mimical.web.dialog_app import close_dialog
+from mimical.web.dialog_app import close_dialog, get_messenger
 
 COMPONENTS = ["webhook", "chat"]
 
@@ -21,9 +21,13 @@ COMPONENTS = ["webhook", "chat"]
 def create_service_app() -> Flask:
     """gunicorn calls this once per worker, so each worker owns its clients and pools.
 
-    A worker that gunicorn stops (deploy, scale-down) first answers the Messenger
-    messages it already acknowledged: they would be lost otherwise.
+    The Messenger workers start at once: with Redis they take over events a killed
+    replica left pending without waiting for a first request. A worker that gunicorn
+    stops (deploy, scale-down) finishes the event it is answering; the rest wait in
+    Redis for the other replicas.
     """
     app = create_app(components=COMPONENTS)
+    with app.app_context():
+        get_messenger()
     atexit.register(close_dialog, app)
     return app

@@ -200,15 +200,20 @@ def test_delete_during_build_stops_it_and_keeps_nothing(app, client, export_zip,
     assert client.get("/api/chatbots/shortlived").status_code == 404
 
 
-def test_builds_are_rate_limited_per_client(make_app, settings):
+def test_builds_are_rate_limited_per_client_and_refused_uploads_are_free(
+    make_app, settings, export_zip
+):
     client = make_app(settings, MIMICAL_BUILD_RATE_LIMIT="1/minute").test_client()
 
-    def attempt(name):
+    def junk(name):
         data = {"name": name, "public": "true", "export": (io.BytesIO(b"\0junk"), "x.bin")}
         return client.post("/api/chatbots", data=data, content_type="multipart/form-data")
 
-    assert attempt("first").status_code == 415  # counted, then refused for its content
-    limited = attempt("second")
+    # Refused uploads do not use up the quota...
+    assert [junk("first").status_code, junk("second").status_code] == [415, 415]
+    # ...one that starts a build does (`me` names nobody: the build fails at once).
+    assert upload(client, export_zip, name="third", me="Nobody In This Chat").status_code == 202
+    limited = upload(client, export_zip, name="fourth")
     assert limited.status_code == 429 and limited.get_json()["error"] == "too_many_requests"
 
 

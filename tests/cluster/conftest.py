@@ -71,8 +71,14 @@ def restricted_namespace(control_plane: ControlPlane, prefix: str) -> str:
 
 def helm_install(control_plane, helm, namespace, values_files=(), **values) -> str:
     """`helm install --wait`-less: the chart's objects are created; returns helm's output."""
-    args = [helm, "install", RELEASE, str(CHART), f"--namespace={namespace}",
-            f"--kubeconfig={control_plane.admin_kubeconfig}"]  # fmt: skip
+    args = [
+        helm,
+        "install",
+        RELEASE,
+        str(CHART),
+        f"--namespace={namespace}",
+        f"--kubeconfig={control_plane.admin_kubeconfig}",
+    ]
     for values_file in values_files:
         args.append(f"--values={CHART / values_file}")
     for key, value in values.items():
@@ -105,9 +111,11 @@ def release(control_plane, helm_binary, s3_endpoint) -> Release:
     )
     namespace = restricted_namespace(control_plane, "flow")
     helm_install(
-        control_plane, helm_binary, namespace,
+        control_plane,
+        helm_binary,
+        namespace,
         **{"storage.bucket": bucket, "storage.prefix": "mimical", "storage.endpoint": s3_endpoint},
-    )  # fmt: skip
+    )
     return Release(namespace, bucket, s3_endpoint)
 
 
@@ -124,9 +132,13 @@ def container_env(control_plane: ControlPlane, namespace: str, container: dict) 
         elif "secretKeyRef" in source:
             ref = source["secretKeyRef"]
             result = control_plane.kubectl(
-                "get", "secret", ref["name"], f"--namespace={namespace}",
-                f"--template={{{{index .data {ref['key']!r}}}}}", check=False,
-            )  # fmt: skip
+                "get",
+                "secret",
+                ref["name"],
+                f"--namespace={namespace}",
+                f"--template={{{{index .data {ref['key']!r}}}}}",
+                check=False,
+            )
             if result.returncode == 0:
                 import base64
 
@@ -177,9 +189,12 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         self.process = subprocess.Popen(
-            self.args, env=self.env, cwd=ROOT, stdout=self.log.open("ab"),
+            self.args,
+            env=self.env,
+            cwd=ROOT,
+            stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
         if self.port:
             wait_for_port(self.port, self.process, timeout=60)
         return self
@@ -217,8 +232,14 @@ def backend(control_plane, release, redis_url, tmp_path) -> Iterator[str]:
     env.update(REDIS_URL=redis_url, WEB_CONCURRENCY="1", TMPDIR=str(tmp_path / "backend"))
     port = free_port()
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    args = [gunicorn, "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT / "services" / "backend"),
-            "main:create_service_app()"]  # fmt: skip
+    args = [
+        gunicorn,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(ROOT / "services" / "backend"),
+        "main:create_service_app()",
+    ]
     running = ServiceProcess(args, env, tmp_path / "backend.log", port).start()
     url = f"http://127.0.0.1:{port}"
     assert requests.get(f"{url}/healthz", timeout=10).ok

@@ -29,16 +29,16 @@ INSTALLER = ROOT / "scripts" / "install-control-plane"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
 SERVICE_CIDR = "10.0.0.0/24"
 CONTROLLERS = (
-    "job",
-    "replicaset",
-    "deployment",
-    "statefulset",
-    "garbage-collector",
-    "serviceaccount",
-    "serviceaccount-token",
-    "root-ca-certificate-publisher",
-    "namespace",
-    "ttl-after-finished",
+    "job-controller",
+    "replicaset-controller",
+    "deployment-controller",
+    "statefulset-controller",
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "ttl-after-finished-controller",
 )
 
 
@@ -100,12 +100,18 @@ def _certificate(subject_key, common_name, issuer=None, *, organization=None, ca
     if ca:
         builder = builder.add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
     else:
         usages = [ExtendedKeyUsageOID.SERVER_AUTH if sans else ExtendedKeyUsageOID.CLIENT_AUTH]
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
@@ -129,15 +135,31 @@ def make_pki(directory: Path) -> dict[str, Path]:
     from cryptography.hazmat.primitives import serialization
 
     directory.mkdir(parents=True, exist_ok=True)
-    files = {name: directory / name for name in (
-        "ca.crt", "server.crt", "server.key", "admin.crt", "admin.key", "sa.key", "sa.pub",
-    )}  # fmt: skip
+    files = {
+        name: directory / name
+        for name in (
+            "ca.crt",
+            "server.crt",
+            "server.key",
+            "admin.crt",
+            "admin.key",
+            "sa.key",
+            "sa.pub",
+        )
+    }
     ca_key = _key()
     ca_cert = _certificate(ca_key, "mimical-test-ca", ca=True)
     files["ca.crt"].write_bytes(_pem(ca_cert))
     server_key = _key()
-    sans = ("127.0.0.1", "10.0.0.1", "localhost", "kubernetes", "kubernetes.default",
-            "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")  # fmt: skip
+    sans = (
+        "127.0.0.1",
+        "10.0.0.1",
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    )
     server = _certificate(server_key, "kube-apiserver", (ca_cert, ca_key), sans=sans)
     files["server.crt"].write_bytes(_pem(server))
     _write_key(server_key, files["server.key"])
@@ -216,30 +238,42 @@ class ControlPlane:
         pki = self.pki
         client_port, peer_port = free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{client_port}"
-        etcd = self._start("etcd", [
-            "--name=test", f"--data-dir={self.workdir / 'etcd'}",
-            f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-            f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
-            f"--initial-cluster=test=http://127.0.0.1:{peer_port}",
-            "--unsafe-no-fsync", "--log-level=warn",
-        ])  # fmt: skip
+        etcd = self._start(
+            "etcd",
+            [
+                "--name=test",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-cluster=test=http://127.0.0.1:{peer_port}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
         self._wait("etcd", etcd, lambda: requests.get(f"{etcd_url}/health", timeout=2).ok)
 
-        apiserver = self._start("kube-apiserver", [
-            f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={self.port}", f"--cert-dir={self.workdir / 'certs'}",
-            f"--tls-cert-file={pki['server.crt']}", f"--tls-private-key-file={pki['server.key']}",
-            f"--client-ca-file={pki['ca.crt']}",
-            "--authorization-mode=RBAC",
-            "--enable-admission-plugins=PodSecurity,ServiceAccount,NamespaceLifecycle",
-            "--allow-privileged=false",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={pki['sa.pub']}",
-            f"--service-account-signing-key-file={pki['sa.key']}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-        ])  # fmt: skip
+        apiserver = self._start(
+            "kube-apiserver",
+            [
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.port}",
+                f"--cert-dir={self.workdir / 'certs'}",
+                f"--tls-cert-file={pki['server.crt']}",
+                f"--tls-private-key-file={pki['server.key']}",
+                f"--client-ca-file={pki['ca.crt']}",
+                "--authorization-mode=RBAC",
+                "--enable-admission-plugins=PodSecurity,ServiceAccount,NamespaceLifecycle",
+                "--allow-privileged=false",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki['sa.pub']}",
+                f"--service-account-signing-key-file={pki['sa.key']}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+            ],
+        )
         admin = requests.Session()
         admin.verify = str(pki["ca.crt"])
         admin.cert = (str(pki["admin.crt"]), str(pki["admin.key"]))
@@ -247,17 +281,24 @@ class ControlPlane:
             "kube-apiserver", apiserver, lambda: admin.get(f"{self.url}/readyz", timeout=5).ok
         )
         write_kubeconfig(
-            self.admin_kubeconfig, self.url, pki["ca.crt"],
+            self.admin_kubeconfig,
+            self.url,
+            pki["ca.crt"],
             {"client-certificate": str(pki["admin.crt"]), "client-key": str(pki["admin.key"])},
-        )  # fmt: skip
+        )
 
-        self._start("kube-controller-manager", [
-            f"--kubeconfig={self.admin_kubeconfig}",
-            f"--controllers={','.join(CONTROLLERS)}",
-            f"--service-account-private-key-file={pki['sa.key']}",
-            f"--root-ca-file={pki['ca.crt']}",
-            "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
-        ])  # fmt: skip
+        self._start(
+            "kube-controller-manager",
+            [
+                f"--kubeconfig={self.admin_kubeconfig}",
+                f"--controllers={','.join(CONTROLLERS)}",
+                f"--service-account-private-key-file={pki['sa.key']}",
+                f"--root-ca-file={pki['ca.crt']}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+            ],
+        )
         # The serviceaccount controller makes each namespace's `default` ServiceAccount.
         self.wait_for(
             "the controller manager (default ServiceAccount)",
@@ -283,14 +324,25 @@ class ControlPlane:
 
     # Clients ------------------------------------------------------------------------
 
-    def kubectl(self, *args: str, kubeconfig: Path | None = None, check: bool = True,
-                stdin: str | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    def kubectl(
+        self,
+        *args: str,
+        kubeconfig: Path | None = None,
+        check: bool = True,
+        stdin: str | None = None,
+    ) -> subprocess.CompletedProcess:
         """Run the matching kubectl (admin unless `kubeconfig` is given)."""
         result = subprocess.run(
-            [str(self.binaries / "kubectl"), f"--kubeconfig={kubeconfig or self.admin_kubeconfig}",
-             *args],
-            input=stdin, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                str(self.binaries / "kubectl"),
+                f"--kubeconfig={kubeconfig or self.admin_kubeconfig}",
+                *args,
+            ],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
         return result

@@ -34,7 +34,7 @@ try:
 except Exception as error:
     fail(progress, str(error))
     sys.exit(2)
-print("version", result["version"])
+print("version", result.version)
 """
 
 
@@ -51,8 +51,12 @@ def now() -> str:
 def bind(core, pod: dict) -> None:
     """What the scheduler does: put the pod on a node."""
     meta = pod["metadata"]
-    body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta["name"]},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}}  # fmt: skip
+    body = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": meta["name"]},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": NODE},
+    }
     core.create_namespaced_pod_binding(
         meta["name"], meta["namespace"], body, _preload_content=False
     )
@@ -79,7 +83,7 @@ def report_exit(core, pod: dict, exit_code: int, started: str, message: str = ""
                 "reason": "PodCompleted",
                 "lastTransitionTime": now(),
             },
-        ],  # fmt: skip
+        ],
         "containerStatuses": [
             {
                 "name": container["name"],
@@ -90,7 +94,7 @@ def report_exit(core, pod: dict, exit_code: int, started: str, message: str = ""
                 "started": False,
                 "state": {"terminated": terminated},
             },
-        ],  # fmt: skip
+        ],
     }
     meta = pod["metadata"]
     core.patch_namespaced_pod_status(meta["name"], meta["namespace"], {"status": status})
@@ -113,13 +117,19 @@ def run_training_pod(control_plane: ControlPlane, pod: dict, workdir: Path, extr
         "PATH": os.environ["PATH"],
         **pod_env(control_plane, namespace, pod),
         # The pod's /tmp is its scratch emptyDir.
-        "HOME": str(workdir), "TMPDIR": str(workdir), "MIMICAL_HOME": str(workdir / "mimical"),
+        "HOME": str(workdir),
+        "TMPDIR": str(workdir),
+        "MIMICAL_HOME": str(workdir / "mimical"),
         **extra_env,
-    }  # fmt: skip
+    }
     finished = subprocess.run(
-        [sys.executable, "-c", TRAINING], env=env, cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-c", TRAINING],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=600,
-    )  # fmt: skip
+    )
     report_exit(core, pod, finished.returncode, started, finished.stderr)
     return finished
 

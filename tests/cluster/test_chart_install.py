@@ -34,9 +34,14 @@ def test_every_workload_gets_admitted_pods(control_plane, helm_binary, variant):
     # The external values name Secrets the cluster admin creates before installing.
     for secret in ("mimical-s3", "mimical-messenger") if variant == "external" else ():
         control_plane.kubectl(
-            "create", "secret", "generic", secret, f"--namespace={namespace}",
-            "--from-literal=AWS_ACCESS_KEY_ID=x", "--from-literal=FB_APP_SECRET=x",
-        )  # fmt: skip
+            "create",
+            "secret",
+            "generic",
+            secret,
+            f"--namespace={namespace}",
+            "--from-literal=AWS_ACCESS_KEY_ID=x",
+            "--from-literal=FB_APP_SECRET=x",
+        )
     helm_install(control_plane, helm_binary, namespace, values)
 
     workloads = objects(control_plane, namespace, "deployments,statefulsets")

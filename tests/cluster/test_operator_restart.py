@@ -26,10 +26,15 @@ def upload_corpus(release, name: str, corpus) -> str:
 
 
 def apply_chatbot(control_plane, namespace: str, name: str, source: str) -> None:
-    body = {"apiVersion": "mimical.dev/v1alpha1", "kind": "Chatbot",
-            "metadata": {"name": name}, "spec": {"source": source, "public": True}}  # fmt: skip
-    control_plane.kubectl("apply", f"--namespace={namespace}", "--filename=-",
-                          stdin=yaml.safe_dump(body))  # fmt: skip
+    body = {
+        "apiVersion": "mimical.dev/v1alpha1",
+        "kind": "Chatbot",
+        "metadata": {"name": name},
+        "spec": {"source": source, "public": True},
+    }
+    control_plane.kubectl(
+        "apply", f"--namespace={namespace}", "--filename=-", stdin=yaml.safe_dump(body)
+    )
 
 
 def jobs_of(control_plane, namespace: str, name: str) -> list[str]:

@@ -20,10 +20,13 @@ ROW = re.compile(r"^(\S+)\s+\[(.*?)\]\s+\[(.*?)\]\s+\[(.*?)\]\s*$")
 
 # What mimical/orchestration/kubernetes.py calls (through mimical.kube.cluster.Cluster).
 BACKEND_RULES = [
-    {"apiGroups": ["mimical.dev"], "resources": ["chatbots"],
-     "verbs": ["get", "list", "create", "patch", "delete"]},
+    {
+        "apiGroups": ["mimical.dev"],
+        "resources": ["chatbots"],
+        "verbs": ["get", "list", "create", "patch", "delete"],
+    },
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch", "delete"]},
-]  # fmt: skip
+]
 # The webhook finds personas and checks passwords through the same registry, read-only.
 WEBHOOK_RULES = [
     {"apiGroups": ["mimical.dev"], "resources": ["chatbots"], "verbs": ["get", "list"]},

@@ -20,35 +20,58 @@ def namespace(control_plane, release) -> str:  # release: the chart installed th
 
 
 def apply(control_plane, namespace: str, name: str, spec: dict):
-    body = {"apiVersion": "mimical.dev/v1alpha1", "kind": "Chatbot",
-            "metadata": {"name": name}, "spec": spec}  # fmt: skip
+    body = {
+        "apiVersion": "mimical.dev/v1alpha1",
+        "kind": "Chatbot",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
     return control_plane.kubectl(
-        "apply", f"--namespace={namespace}", "--filename=-", stdin=yaml.safe_dump(body),
+        "apply",
+        f"--namespace={namespace}",
+        "--filename=-",
+        stdin=yaml.safe_dump(body),
         check=False,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(
     ("name", "spec", "message"),
     [
-        ("alice", {"source": SOURCE, "public": "yes"},
-         'spec.public: Invalid value: "string": spec.public in body must be of type boolean'),
-        ("alice", {"source": SOURCE, "training": {"maxMinutes": "ten"}},
-         'spec.training.maxMinutes: Invalid value: "string": '
-         "spec.training.maxMinutes in body must be of type integer"),
-        ("alice", {"source": SOURCE, "training": {"maxMinutes": 0}},
-         "spec.training.maxMinutes: Invalid value: 0: "
-         "spec.training.maxMinutes in body should be greater than or equal to 1"),
-        ("alice", {"source": "http://example.com/export.zip"},
-         "spec.source in body should match '^s3://"),
-        ("alice", {"source": SOURCE, "trainng": {"epochs": 3}},
-         'unknown field "spec.trainng"'),
-        ("a" * 41, {"source": SOURCE},
-         "a Chatbot name has at most 40 characters"),
+        (
+            "alice",
+            {"source": SOURCE, "public": "yes"},
+            'spec.public: Invalid value: "string": spec.public in body must be of type boolean',
+        ),
+        (
+            "alice",
+            {"source": SOURCE, "training": {"maxMinutes": "ten"}},
+            'spec.training.maxMinutes: Invalid value: "string": '
+            "spec.training.maxMinutes in body must be of type integer",
+        ),
+        (
+            "alice",
+            {"source": SOURCE, "training": {"maxMinutes": 0}},
+            "spec.training.maxMinutes: Invalid value: 0: "
+            "spec.training.maxMinutes in body should be greater than or equal to 1",
+        ),
+        (
+            "alice",
+            {"source": "http://example.com/export.zip"},
+            "spec.source in body should match '^s3://",
+        ),
+        ("alice", {"source": SOURCE, "trainng": {"epochs": 3}}, 'unknown field "spec.trainng"'),
+        ("a" * 41, {"source": SOURCE}, "a Chatbot name has at most 40 characters"),
     ],
-    ids=["public-not-boolean", "minutes-not-integer", "minutes-zero", "source-not-s3",
-         "unknown-field", "name-too-long"],
-)  # fmt: skip
+    ids=[
+        "public-not-boolean",
+        "minutes-not-integer",
+        "minutes-zero",
+        "source-not-s3",
+        "unknown-field",
+        "name-too-long",
+    ],
+)
 def test_malformed_chatbot_is_refused(control_plane, namespace, name, spec, message):
     result = apply(control_plane, namespace, name, spec)
     assert result.returncode != 0, result.stdout

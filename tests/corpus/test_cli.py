@@ -9,13 +9,14 @@ import sys
 import pytest
 
 import mimical.cli
-from mimical.corpus.sample_export import DEMO_PERSONA_NAME
+from mimical.samples.plan import DEMO_PERSONA_NAME
 
 
 @pytest.fixture
 def mimical_main(monkeypatch):
     """`mimical.cli.main` with only this area's commands (others import heavy libraries)."""
-    monkeypatch.setattr(mimical.cli, "COMMAND_MODULES", ("mimical.corpus.cli",))
+    modules = ("mimical.corpus.cli", "mimical.samples.cli")
+    monkeypatch.setattr(mimical.cli, "COMMAND_MODULES", modules)
     return mimical.cli.main
 
 
@@ -71,6 +72,8 @@ def test_human_summary_and_options(mimical_main, sample_export, tmp_path, capsys
                 DEMO_PERSONA_NAME,
                 "--format",
                 "telegram",
+                "--workers",
+                "2",  # only Messenger DYI threads are shared out: this runs in one process
             ]
         )
         == 0

@@ -11,10 +11,11 @@ import pytest
 
 from mimical.corpus.importer import import_exports
 from mimical.corpus.messenger import fix_mojibake
-from mimical.corpus.sample_export import DEMO_PERSONA_NAME, build_sample, write_sample_export
-from mimical.corpus.sample_writers import mojibake_json
 from mimical.corpus.schema import read_corpus
 from mimical.errors import InputError, TooLargeError
+from mimical.samples.export import write_sample_export
+from mimical.samples.plan import DEMO_PERSONA_NAME, build_sample
+from mimical.samples.writers import mojibake_json
 
 
 def page(messages, participants=("Ann Lée", "Bob Roe"), title="Bob Roe") -> bytes:
@@ -261,6 +262,24 @@ def test_worker_processes_write_the_same_corpus(sample_export, tmp_path):
     two = import_exports(archive, tmp_path / "two.jsonl", workers=2)
     assert {**two, "output": ""} == {**one, "output": ""}
     assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+
+
+def test_where_fork_does_not_exist_workers_read_in_this_process(
+    sample_export, tmp_path, monkeypatch
+):
+    import multiprocessing
+
+    from mimical.corpus import workers
+
+    # As on Windows (no fork) and macOS (no sched_getaffinity); a worker would die here.
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(workers, "_read_thread", die)
+    export = sample_export("messenger")
+    default = import_exports(export, tmp_path / "default.jsonl")
+    asked = import_exports(export, tmp_path / "asked.jsonl", workers=2)
+    assert {**asked, "output": ""} == {**default, "output": ""}
+    assert (tmp_path / "asked.jsonl").read_bytes() == (tmp_path / "default.jsonl").read_bytes()
 
 
 def test_errors_in_worker_processes_reach_the_caller(tmp_path):

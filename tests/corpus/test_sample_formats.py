@@ -8,14 +8,14 @@ import orjson
 import pytest
 
 from mimical.corpus.importer import import_exports
-from mimical.corpus.sample_export import (
+from mimical.corpus.schema import read_corpus, training_pairs
+from mimical.corpus.segment import GAP_THRESHOLD_SECONDS
+from mimical.samples.plan import (
     DEMO_PERSONA_NAME,
     SAMPLE_FORMATS,
     SamplePlan,
     build_sample,
 )
-from mimical.corpus.schema import read_corpus, training_pairs
-from mimical.corpus.segment import GAP_THRESHOLD_SECONDS
 from tests.fixtures.corpus import SMALL_EXPORT_CONVERSATIONS
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 
 from mimical.corpus.chat import ChatMessage, ChatThread
-from mimical.corpus.gaps import gap_table
-from mimical.corpus.segment import GAP_THRESHOLD_SECONDS, SegmentCounts, corpus_lines
+from mimical.corpus.schema import CorpusMessage, record_lines
+from mimical.corpus.segment import GAP_THRESHOLD_SECONDS, SegmentCounts, corpus_records
+from mimical.samples.gaps import gap_table
 
 
 def thread(*messages) -> ChatThread:
@@ -28,8 +29,8 @@ def test_conversations_turns_and_starts():
     )
     counts = SegmentCounts()
     upper = lambda texts: [text.upper() for text in texts]  # noqa: E731
-    lines = corpus_lines(chat, frozenset({"Me"}), counts, transform=upper)
-    rows = [orjson.loads(line) for line in lines.splitlines()]
+    records = corpus_records(chat, frozenset({"Me"}), counts, scrub=upper)
+    rows = [orjson.loads(line) for line in record_lines(records).splitlines()]
     assert [(r["conversation"], r["turn"], r["persona"], r["starts"]) for r in rows] == [
         (0, 0, False, False),
         (0, 0, False, False),
@@ -51,7 +52,7 @@ def test_default_gap_is_the_one_the_data_supports():
     assert best["threshold_s"] == GAP_THRESHOLD_SECONDS
 
 
-def test_lines_are_what_orjson_writes_for_each_record():
+def test_lines_are_the_records_fields_in_order():
     chat = thread(
         ("Bob", 1_700_000_000.9, 'tricky "quotes", backslash \\'),
         ("Bob", 1_700_000_061, "ends with a backslash \\"),
@@ -59,8 +60,9 @@ def test_lines_are_what_orjson_writes_for_each_record():
         ("Me", -1.5, 'before 1970 ","'),
     )
     chat.messages.sort(key=lambda m: m.time)
-    lines = corpus_lines(chat, frozenset({"Me"}), SegmentCounts())
+    lines = record_lines(corpus_records(chat, frozenset({"Me"}), SegmentCounts()))
     rows = [orjson.loads(line) for line in lines.splitlines()]
+    assert [list(row) for row in rows] == [list(CorpusMessage.__dataclass_fields__)] * 4
     assert lines == b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
     assert [row["time"] for row in rows] == [
         "1969-12-31T23:59:59Z",

@@ -98,7 +98,7 @@ def test_five_wrong_passwords_lock_that_user_and_persona(engine):
     user = uuid.uuid4().hex
     replies = transcript(engine, PRIVATE, *["nope"] * 5, PASSWORD, user=user)
     assert replies[1:5] == [[WRONG_PASSWORD]] * 4
-    locked = "Too many wrong passwords for Secret Agent. Please wait 15 minutes and try again."
+    locked = f"Too many wrong passwords for {PRIVATE}. Please wait 15 minutes and try again."
     assert replies[5] == [locked]
     # Even the right password waits now; another user is not affected.
     assert replies[6] == [locked]
@@ -117,6 +117,40 @@ def test_help_explains_the_commands_and_keeps_the_state(engine):
     replies = transcript(engine, PUBLIC, "%help", user=user)
     assert replies[1] == [HELP]
     assert engine.state("test", user) == "chatting"
+
+
+# The lines that bring a new user to each state.
+TO_STATE = {"choosing": ["hi"], "password": [PRIVATE], "chatting": [PUBLIC]}
+
+
+@pytest.mark.parametrize("state", TO_STATE)
+def test_commands_work_in_every_state(engine, state):
+    """Commands are never chat text for the persona, nor a password try."""
+    user = uuid.uuid4().hex
+    transcript(engine, *TO_STATE[state], user=user)
+    assert engine.state("test", user) == state
+    [listing] = engine.handle("test", user, " %Show  ALL ")
+    assert listing.startswith("Public personas:") and PRIVATE not in listing
+    assert engine.state("test", user) == state
+    assert engine.handle("test", user, "%help") == [HELP]
+    assert engine.state("test", user) == state
+    assert engine.handle("test", user, "%restart") == [GREETING, SHOW_ALL_HINT]
+    assert engine.state("test", user) == "choosing"
+
+
+def test_show_all_while_chatting_keeps_the_chat(engine):
+    replies = transcript(engine, PUBLIC, "%show all", "hello")
+    assert replies[1][0].startswith("Public personas:")
+    assert len(replies[2]) == 1 and replies[2][0] != NOT_AVAILABLE.format(name="Tiny")
+
+
+def test_show_all_is_no_password_try(engine):
+    tries = ["%show all"] * 6
+    replies = transcript(engine, PRIVATE, *tries, PASSWORD)
+    assert all(reply[0].startswith("Public personas:") for reply in replies[1:-1])
+    assert replies[-1] == [
+        'You are now chatting with Secret Agent. Type "%restart" to pick a new persona.'
+    ]
 
 
 def test_empty_text_says_where_the_user_is(engine):
@@ -139,16 +173,22 @@ def test_persona_still_building_is_not_ready(engine):
 
 def test_model_server_down_gets_a_friendly_message(personas):
     client = ModelClient(f"127.0.0.1:{free_port()}")
-    engine = DialogEngine(personas, client, MemorySessionStore(), PasswordTries(Settings()),
-                          reply_timeout=2.0)
+    engine = DialogEngine(
+        personas, client, MemorySessionStore(), PasswordTries(Settings()), reply_timeout=2.0
+    )
     replies = transcript(engine, PUBLIC, "hello?")
     assert replies[1] == [NOT_AVAILABLE.format(name="Tiny")]
     client.close()
 
 
 def test_slow_model_gets_a_friendly_message(personas, served_models):
-    engine = DialogEngine(personas, served_models.client, MemorySessionStore(),
-                          PasswordTries(Settings()), reply_timeout=0.0001)
+    engine = DialogEngine(
+        personas,
+        served_models.client,
+        MemorySessionStore(),
+        PasswordTries(Settings()),
+        reply_timeout=0.0001,
+    )
     assert transcript(engine, PUBLIC, "hello?")[1] == [NOT_AVAILABLE.format(name="Tiny")]
 
 
@@ -159,8 +199,12 @@ def test_overlong_message_is_refused(engine):
 
 def test_redis_sessions_survive_a_restart_and_expire(personas, served_models, redis_url):
     def new_engine():
-        return DialogEngine(personas, served_models.client, RedisSessionStore(redis_url),
-                            PasswordTries(Settings(redis_url=redis_url)))
+        return DialogEngine(
+            personas,
+            served_models.client,
+            RedisSessionStore(redis_url),
+            PasswordTries(Settings(redis_url=redis_url)),
+        )
 
     user = uuid.uuid4().hex
     transcript(new_engine(), PUBLIC, user=user)

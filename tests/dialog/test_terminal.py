@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from mimical.cli import main
 from mimical.dialog.cli import chat_in_terminal
 from mimical.dialog.engine import GREETING, PASSWORD_PROMPT, SHOW_ALL_HINT, DialogEngine
 from mimical.dialog.sessions import MemorySessionStore, PasswordTries
-from tests.serving.fixtures import PASSWORD, PRIVATE
+from mimical.quiet import NATIVE_LOG_LINE
+from tests.serving.fixtures import PASSWORD, PRIVATE, PUBLIC
 
 
 def scripted(lines):
@@ -26,8 +33,9 @@ def scripted(lines):
 
 
 def test_terminal_chat_reads_passwords_without_echo(personas, served_models, chat_settings):
-    engine = DialogEngine(personas, served_models.client, MemorySessionStore(),
-                          PasswordTries(chat_settings))
+    engine = DialogEngine(
+        personas, served_models.client, MemorySessionStore(), PasswordTries(chat_settings)
+    )
     read, prompts = scripted([PASSWORD, "hello there", "%restart"])
     written = []
     chat_in_terminal(engine, "me", PRIVATE, read=read, read_secret=read, write=written.append)
@@ -55,8 +63,15 @@ def test_chat_command_talks_to_the_configured_model_server(
 def test_demo_message_trains_once_then_reuses_the_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MIMICAL_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MIMICAL_MODEL_SERVER", raising=False)
-    argv = ["demo", "--message", "hey, how was your weekend?", "--max-minutes", "0.05",
-            "--max-conversations", "12"]
+    argv = [
+        "demo",
+        "--message",
+        "hey, how was your weekend?",
+        "--max-minutes",
+        "0.05",
+        "--max-conversations",
+        "12",
+    ]
     assert main(argv) == 0
     first = capsys.readouterr()
     assert first.out.strip()
@@ -67,3 +82,33 @@ def test_demo_message_trains_once_then_reuses_the_model(tmp_path, monkeypatch, c
     assert second.out.strip()
     assert "reusing Alex Chen (model version 1)" in second.err
     assert "training" not in second.err
+
+
+def run_chat(home, *options: str) -> subprocess.CompletedProcess:
+    """`mimical [OPTIONS] chat tiny` in a fresh process, saying hello, with its own model server."""
+    env = {**os.environ, "MIMICAL_HOME": str(home)}
+    for name in ("MIMICAL_MODEL_SERVER", "TF_CPP_MIN_LOG_LEVEL", "MIMICAL_QUIET_TENSORFLOW"):
+        env.pop(name, None)
+    command = [str(Path(sys.executable).with_name("mimical")), *options, "chat", PUBLIC]
+    return subprocess.run(
+        command, input=b"hello\n", capture_output=True, env=env, timeout=300, check=True
+    )
+
+
+def native_log_lines(stderr: bytes) -> list[bytes]:
+    return [line for line in stderr.splitlines(keepends=True) if NATIVE_LOG_LINE.match(line)]
+
+
+@pytest.mark.slow
+def test_tensorflow_start_up_lines_show_only_with_verbose(personas, served_models, chat_settings):
+    # The chat's in-process model server loads and runs the model: TensorFlow starts up.
+    models = chat_settings.home / "storage" / "models"
+    shutil.copytree(served_models.export_dir, models / PUBLIC / "1")
+
+    quiet = run_chat(chat_settings.home)
+    assert b"You are now chatting with Tiny" in quiet.stdout
+    assert native_log_lines(quiet.stderr) == [] and b"cuInit" not in quiet.stderr
+
+    verbose = run_chat(chat_settings.home, "--verbose")
+    assert b"You are now chatting with Tiny" in verbose.stdout
+    assert native_log_lines(verbose.stderr)  # what the quiet run hid

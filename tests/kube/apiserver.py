@@ -133,6 +133,13 @@ class ApiServer(kmock.KubernetesEmulator):
         if key not in self.objects or self.objects[key].deleted:
             return
         current = self.objects[key].raw
+        expected = (data.get("metadata") or {}).get("resourceVersion")
+        if expected and expected != current["metadata"].get("resourceVersion"):
+            # Optimistic locking: a write based on a stale read is refused, as a real API
+            # server does.
+            raise kmock.KubernetesError(
+                status=409, reason="Conflict", message="the object has been modified"
+            )
         has_status = "status" in self.resources[request.resource].subresources
         if request.subresource == "status":
             for field in [f for f in data if f != "status"]:  # only status changes there

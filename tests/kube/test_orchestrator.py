@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import kubernetes_validate
 import pytest
 
@@ -86,3 +89,32 @@ def test_local_storage_is_refused(operator_settings, tmp_path):
     with pytest.raises(InputError, match="needs s3://"):
         open_orchestrator(settings, open_storage(tmp_path.as_uri(), settings), registry=None)
     assert API_VERSION == "mimical.dev/v1alpha1"
+
+
+def test_simultaneous_builds_start_one(orchestrator, kubectl, storage):
+    registry = orchestrator.registry
+    registry.create("dora", public=True)
+    key = "uploads/dora/1/export.zip"
+    storage.put_bytes(key, b"zip")
+    start = threading.Barrier(4)
+
+    def build(_) -> str:
+        start.wait()
+        try:
+            orchestrator.build("dora", key)
+        except ConflictError:
+            return "refused"
+        return "started"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = sorted(pool.map(build, range(4)))
+    assert outcomes == ["refused"] * 3 + ["started"]
+    assert kubectl.chatbot("dora")["metadata"]["generation"] == 2  # one spec change
+    with pytest.raises(ConflictError, match="already being built"):
+        orchestrator.build("dora", key)
+
+
+def test_status_is_the_operators(orchestrator):
+    orchestrator.registry.create("erin", public=True)
+    with pytest.raises(NotImplementedError, match="the operator writes status"):
+        orchestrator.registry.update_status("erin", phase=Phase.READY)

@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from mimical.corpus.sample_export import DEMO_PERSONA
 from mimical.model.pretrain import held_out_conversation, is_held_out
+from mimical.samples.plan import DEMO_PERSONA
 
 
 def test_held_out_people_are_those_whose_id_digest_starts_with_b_or_c():

@@ -7,10 +7,11 @@ import re
 
 import pytest
 
-from mimical.corpus.schema import CorpusMessage, read_corpus, write_corpus
+from mimical.corpus.schema import CorpusMessage, read_corpus
 from mimical.errors import InputError
 from mimical.model.data import MIN_REPLIES, load_split
 from mimical.model.train import tiny_config, train_persona
+from tests.fixtures.corpus import write_corpus
 
 
 def tiny_train(corpus, model_base, **options):

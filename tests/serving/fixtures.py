@@ -33,8 +33,13 @@ def served_models(tmp_path_factory, tiny_model):
         shutil.copytree(tiny_model.export_dir, model_base / name / "1")
     server = ModelServer(str(model_base), poll_seconds=0.2).start()
     client = ModelClient(server.target)
-    yield SimpleNamespace(server=server, client=client, model_base=model_base,
-                          target=server.target, export_dir=tiny_model.export_dir)
+    yield SimpleNamespace(
+        server=server,
+        client=client,
+        model_base=model_base,
+        target=server.target,
+        export_dir=tiny_model.export_dir,
+    )
     client.close()
     server.stop()
 

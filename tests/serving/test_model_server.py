@@ -27,12 +27,10 @@ def wait_for(condition, timeout: float = 30.0):
 
 
 def test_reply_returns_text_within_max_chars(served_models):
-    reply = served_models.client.reply(PUBLIC, "hey\nhow was your weekend?", max_chars=40,
-                                       seed=7)
+    reply = served_models.client.reply(PUBLIC, "hey\nhow was your weekend?", max_chars=40, seed=7)
     assert isinstance(reply, str) and 0 < len(reply) <= 40
     # The same seed gives the same reply: the sampling is seeded in the graph.
-    again = served_models.client.reply(PUBLIC, "hey\nhow was your weekend?", max_chars=40,
-                                       seed=7)
+    again = served_models.client.reply(PUBLIC, "hey\nhow was your weekend?", max_chars=40, seed=7)
     assert again == reply
 
 
@@ -143,8 +141,9 @@ def test_models_load_from_s3(s3_endpoint, s3_bucket, served_models):
     settings = Settings(s3_endpoint_url=s3_endpoint)
     storage = open_storage(f"s3://{s3_bucket}/root", settings)
     storage.put_tree("models/alice/4/", served_models.export_dir)
-    with ModelServer(f"s3://{s3_bucket}/root/models", settings=settings,
-                     poll_seconds=0.2).start() as server:
+    with ModelServer(
+        f"s3://{s3_bucket}/root/models", settings=settings, poll_seconds=0.2
+    ).start() as server:
         client = ModelClient(server.target)
         assert client.status("alice") == 4
         assert client.reply("alice", "hi", max_chars=10)
@@ -157,9 +156,18 @@ def test_models_load_from_s3(s3_endpoint, s3_bucket, served_models):
 def test_serve_models_command(served_models, tmp_path):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mimical.cli", "serve-models", "--model-base",
-         str(served_models.model_base), "--port", str(port)],
-        stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mimical.cli",
+            "serve-models",
+            "--model-base",
+            str(served_models.model_base),
+            "--port",
+            str(port),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_for_port(port, process, timeout=60)
@@ -190,9 +198,11 @@ def test_concurrent_calls_are_batched_without_changing_replies(served_models, mo
 
     monkeypatch.setattr(Batcher, "run", counting_run)
     with ThreadPoolExecutor(12) as pool:
-        together = list(pool.map(
-            lambda i: client.reply(PUBLIC, contexts[i], seed=i, max_chars=30),
-            range(len(contexts)),
-        ))
+        together = list(
+            pool.map(
+                lambda i: client.reply(PUBLIC, contexts[i], seed=i, max_chars=30),
+                range(len(contexts)),
+            )
+        )
     assert together == alone  # each reply depends only on its own inputs and seed
     assert max(batch_sizes) > 1

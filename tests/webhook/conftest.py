@@ -29,18 +29,36 @@ def graph():
 @pytest.fixture
 def webhook_settings(chat_settings, graph, redis_url):
     return chat_settings.with_overrides(
-        redis_url=redis_url, graph_api_url=graph.url, fb_app_secret=APP_SECRET,
-        fb_verify_token=VERIFY_TOKEN, fb_page_access_token=PAGE_TOKEN,
+        redis_url=redis_url,
+        graph_api_url=graph.url,
+        fb_app_secret=APP_SECRET,
+        fb_verify_token=VERIFY_TOKEN,
+        fb_page_access_token=PAGE_TOKEN,
     )
 
 
 @pytest.fixture
-def make_app(webhook_settings, personas):
+def queue_prefix() -> str:
+    """This test's own Redis keys for the Messenger queue (shared by its app replicas)."""
+    return f"test-{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+def make_app(webhook_settings, personas, queue_prefix):
     apps = []
 
     def make(**overrides):
-        app = create_app(webhook_settings.with_overrides(**overrides), components=["webhook"],
-                         test_config={"TESTING": True, "MIMICAL_WEBHOOK_WORKERS": 2})
+        app = create_app(
+            webhook_settings.with_overrides(**overrides),
+            components=["webhook"],
+            test_config={
+                "TESTING": True,
+                "MIMICAL_WEBHOOK_WORKERS": 2,
+                "MIMICAL_MESSENGER_QUEUE_OPTIONS": {"prefix": queue_prefix},
+                # Retries in milliseconds, not seconds.
+                "MIMICAL_MESSENGER_GRAPH_OPTIONS": {"backoff_seconds": 0.01},
+            },
+        )
         apps.append(app)
         return app
 
@@ -71,13 +89,18 @@ def message_event(psid: str, text: str | None = "hi", mid: str | None = None, **
 
 
 def page_payload(*events: dict) -> bytes:
-    return json.dumps({"object": "page", "entry": [{"id": "PAGE", "time": 1,
-                                                     "messaging": list(events)}]}).encode()
+    return json.dumps(
+        {"object": "page", "entry": [{"id": "PAGE", "time": 1, "messaging": list(events)}]}
+    ).encode()
 
 
 def post_signed(client, body: bytes, secret: str = APP_SECRET):
-    return client.post("/webhook", data=body, content_type="application/json",
-                       headers={"X-Hub-Signature-256": signature(body, secret)})
+    return client.post(
+        "/webhook",
+        data=body,
+        content_type="application/json",
+        headers={"X-Hub-Signature-256": signature(body, secret)},
+    )
 
 
 def wait_until_answered(app) -> None:

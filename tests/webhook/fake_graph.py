@@ -1,7 +1,15 @@
-"""A stand-in for the Graph API's Send API on loopback that records what it receives.
+"""A stand-in for the Graph API on loopback that records what it receives.
 
-Not a mock of our code: the webhook talks real HTTP to it. `fail_next` makes the
-next answers fail with the given statuses (to test retries).
+Not a mock of our code: the webhook talks real HTTP to it. It answers the Send API
+(`POST /me/messages`), the Messenger Profile API (`GET`/`POST /me/messenger_profile`)
+and `GET /me`, with Graph's error shape when told to fail:
+
+- `fail_next`: the next message sends (not sender actions) fail, each given as an
+  HTTP status (an empty body) or `(status, code[, subcode])` (a Graph error body);
+- `fail_recipients`: `{psid: (status, code, subcode)}`, every send to them fails;
+- `bad_token = True`: every call fails with code 190, as with an expired token;
+- `action_delay`: seconds to hold each sender action before answering
+  (`wait_holding_action` waits until one is held: a worker is then mid-event).
 """
 
 from __future__ import annotations
@@ -10,14 +18,36 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+VERSION = "v26.0"
+
+
+def graph_error(status: int, code: int, subcode: int | None = None) -> tuple[int, dict]:
+    error = {
+        "message": f"fake Graph error {code}",
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "fake",
+    }
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return status, {"error": error}
 
 
 class FakeGraphApi:
     def __init__(self):
-        self.requests: list[dict] = []  # every accepted body, with its arrival time
-        self.attempts = 0
-        self.fail_next: list[int] = []
+        self.requests: list[dict] = []  # every accepted Send API body, with its arrival time
+        self.attempts = 0  # Send API calls, failed ones included
+        self.fail_next: list = []
+        self.fail_recipients: dict[str, tuple] = {}
+        self.bad_token = False
+        self.action_delay = 0.0
+        self.holding = 0  # sender actions being held right now
+        self.profile: dict = {}
+        self.profile_posts = 0
         self.authorizations: set[str] = set()
+        self.proofs: set[str] = set()  # appsecret_proof of every call
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         fake = self
@@ -28,28 +58,80 @@ class FakeGraphApi:
             # algorithm and delayed ACKs would add 40 ms to every answer.
             disable_nagle_algorithm = True
 
-            def do_POST(self):  # http.server calls it by this name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with fake._lock:
-                    fake.attempts += 1
-                    status = fake.fail_next.pop(0) if fake.fail_next else 200
-                    if status == 200 and self.path == "/v21.0/me/messages":
-                        fake.requests.append({**body, "received_at": time.perf_counter()})
-                        fake.authorizations.add(self.headers.get("Authorization", ""))
-                        fake._changed.notify_all()
-                answer = b'{"recipient_id": "1", "message_id": "m"}' if status == 200 else b"{}"
+            def _answer(self, status: int, body: dict) -> None:
+                answer = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
 
+            def _route(self) -> tuple[str, dict]:
+                url = urlsplit(self.path)
+                query = parse_qs(url.query)
+                with fake._lock:
+                    fake.authorizations.add(self.headers.get("Authorization", ""))
+                    fake.proofs.update(query.get("appsecret_proof", [""]))
+                return url.path.removeprefix(f"/{VERSION}"), query
+
+            def do_GET(self):  # http.server calls it by this name
+                path, _query = self._route()
+                if fake.bad_token:
+                    self._answer(*graph_error(400, 190))
+                elif path == "/me":
+                    self._answer(200, {"id": "PAGE"})
+                elif path == "/me/messenger_profile":
+                    with fake._lock:
+                        self._answer(200, {"data": [dict(fake.profile)] if fake.profile else []})
+                else:
+                    self._answer(*graph_error(404, 803))
+
+            def do_POST(self):  # http.server calls it by this name
+                path, _query = self._route()
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if fake.bad_token:
+                    self._answer(*graph_error(400, 190))
+                elif path == "/me/messenger_profile":
+                    with fake._lock:
+                        fake.profile.update(body)
+                        fake.profile_posts += 1
+                    self._answer(200, {"result": "success"})
+                elif path == "/me/messages":
+                    self._send_api(body)
+                else:
+                    self._answer(*graph_error(404, 803))
+
+            def _send_api(self, body: dict) -> None:
+                action = "sender_action" in body
+                if action and fake.action_delay:
+                    with fake._lock:
+                        fake.holding += 1
+                        fake._changed.notify_all()
+                    time.sleep(fake.action_delay)
+                    with fake._lock:
+                        fake.holding -= 1
+                with fake._lock:
+                    fake.attempts += 1
+                    failure = fake.fail_next.pop(0) if fake.fail_next and not action else None
+                    failure = failure or fake.fail_recipients.get(body["recipient"]["id"])
+                    if failure is None:
+                        fake.requests.append({**body, "received_at": time.perf_counter()})
+                        fake._changed.notify_all()
+                if failure is None:
+                    self._answer(
+                        200, {"recipient_id": body["recipient"]["id"], "message_id": "m_fake"}
+                    )
+                elif isinstance(failure, int):
+                    self._answer(failure, {})
+                else:
+                    self._answer(*graph_error(*failure))
+
             def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v21.0"
+        self.url = f"http://127.0.0.1:{self.server.server_port}/{VERSION}"
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -63,6 +145,14 @@ class FakeGraphApi:
                 if "message" in r and (psid is None or r["recipient"]["id"] == psid)
             ]
 
+    def messages(self, psid: str) -> list[dict]:
+        with self._lock:
+            return [
+                r["message"]
+                for r in self.requests
+                if "message" in r and r["recipient"]["id"] == psid
+            ]
+
     def actions(self, psid: str) -> list[str]:
         with self._lock:
             return [
@@ -71,11 +161,15 @@ class FakeGraphApi:
                 if r["recipient"]["id"] == psid
             ]
 
-    def wait_for_texts(self, count: int, timeout: float = 30.0) -> None:
+    def wait_for_texts(self, count: int, timeout: float = 30.0) -> bool:
         with self._changed:
-            self._changed.wait_for(
+            return self._changed.wait_for(
                 lambda: sum("message" in r for r in self.requests) >= count, timeout
             )
+
+    def wait_holding_action(self, timeout: float = 30.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.holding > 0, timeout)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -1,7 +1,7 @@
 """Render a `SamplePlan` in each export format, with the format's real-world quirks.
 
-Used by `mimical.corpus.sample_export.write_sample_export`; see the reader modules
-(`messenger`, `whatsapp`, `telegram`) for what each quirk is.
+Used by `mimical.samples.export.write_sample_export`; see the reader modules
+(`mimical.corpus.messenger`, `whatsapp`, `telegram`) for what each quirk is.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import orjson
 
-from mimical.corpus import sample_whatsapp
-from mimical.corpus.sample_export import (
+from mimical.samples import whatsapp
+from mimical.samples.plan import (
     SampleMessage,
     SamplePlan,
     SampleThread,
@@ -265,7 +265,7 @@ def write_telegram(plan: SamplePlan, out: Path, rng: random.Random, legacy: bool
 WRITERS = {
     "messenger": write_messenger,
     "messenger-e2ee": write_messenger_e2ee,
-    "whatsapp-android": sample_whatsapp.write_whatsapp_android,
-    "whatsapp-ios": sample_whatsapp.write_whatsapp_ios,
+    "whatsapp-android": whatsapp.write_whatsapp_android,
+    "whatsapp-ios": whatsapp.write_whatsapp_ios,
     "telegram": write_telegram,
 }

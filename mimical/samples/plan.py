@@ -1,7 +1,4 @@
-"""Realistic chat exports built from the chitchat data set, for tests and the demo.
-
-    mimical sample-export --format whatsapp-ios --out /tmp/wa --max-conversations 50
-    python -m mimical.corpus.sample_export messenger /tmp/fb
+"""The plan of a sample export: which chats, threads, quirks, and what an import must count.
 
 The PyPI `chitchat-dataset` holds 7,168 real two-person chats (258k messages) with
 timestamps and anonymous sender ids. One sender is the persona; each chat partner
@@ -11,13 +8,12 @@ from the sender ids, some with accents so encodings get exercised.
 
 `build_sample` makes the format's plan: the messages with the quirks each format really
 has (skipped kinds, multi-line and non-ASCII texts, personal data to scrub) and the
-numbers an import must report. `write_sample_export` renders it (see
-`mimical.corpus.sample_writers`).
+numbers an import must report. `mimical.samples.export.write_sample_export` renders it
+in the format's files (`mimical.samples.writers`).
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import random
@@ -316,40 +312,3 @@ def _slug(text: str, separator: str = "") -> str:
     return separator.join(
         "".join(c for c in word if c.isalnum()) for word in ascii_text.lower().split()
     )
-
-
-def write_sample_export(
-    format: str,
-    out_dir: str | Path,
-    persona: str | None = None,
-    max_conversations: int | None = None,
-    *,
-    seed: int = 0,
-    legacy_layout: bool = False,
-) -> Path:
-    """Write a sample export of `format` under `out_dir` (created); return `out_dir`.
-
-    `persona` is a chitchat sender id (default `DEMO_PERSONA`); `max_conversations` caps the
-    chitchat chats used (the demo persona has 656 two-person chats). `legacy_layout` writes
-    Messenger's pre-2024 layout (`messages/` at the root, `type` fields).
-    """
-    from mimical.corpus import sample_writers
-
-    plan = build_sample(format, persona, max_conversations, seed)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sample_writers.WRITERS[format](plan, out_dir, random.Random(seed), legacy_layout)
-    return out_dir
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("format", choices=SAMPLE_FORMATS)
-    parser.add_argument("out")
-    parser.add_argument("--max-conversations", type=int)
-    args = parser.parse_args(argv)
-    print(write_sample_export(args.format, args.out, max_conversations=args.max_conversations))
-
-
-if __name__ == "__main__":
-    main()

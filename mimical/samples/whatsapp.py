@@ -1,6 +1,6 @@
 """Sample WhatsApp "Export chat" files (Android .txt or .zip, iOS .zip with `_chat.txt`).
 
-Used by `mimical.corpus.sample_writers`; the quirks are the ones `mimical.corpus.whatsapp`
+Used by `mimical.samples.writers`; the quirks are the ones `mimical.corpus.whatsapp`
 reads: three date/clock styles per platform, German texts, U+202F before AM/PM, U+200E
 marks on iOS, "~ Name" senders, BOM, CRLF, media/deleted/call/notice lines.
 """
@@ -12,7 +12,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from mimical.corpus.sample_export import SamplePlan, SampleThread, other_member, stable_number
+from mimical.samples.plan import SamplePlan, SampleThread, other_member, stable_number
 
 # (header format, 12-hour clock, localized texts) per style; files cycle through them.
 ANDROID_STYLES = (

@@ -1,4 +1,4 @@
-"""Where the default conversation gap comes from: `python -m mimical.corpus.gaps`.
+"""Where the default conversation gap comes from: `python -m mimical.samples.gaps`.
 
 The chitchat data set marks conversations explicitly, so it tells us which silences are
 inside a conversation and which separate two conversations of the same pair of people.
@@ -20,7 +20,7 @@ CANDIDATES = (300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600, 86
 
 
 def gap_table(candidates=CANDIDATES) -> list[dict]:
-    from mimical.corpus.sample_export import load_chats
+    from mimical.samples.plan import load_chats
 
     inside: list[float] = []
     spans: dict[frozenset, list[tuple[float, float]]] = defaultdict(list)

@@ -1,0 +1,322 @@
+"""Where acknowledged Messenger events wait for an answer: a Redis Stream, or memory.
+
+Once the webhook has answered 200, Messenger never sends the event again, so with
+Redis the event is stored before that answer and stays stored until its reply went
+out. Several webhook replicas (and threads) share the work:
+
+- `put` does, in one Lua script, what must not be split: claim the message id for
+  a day (redeliveries are dropped here), `XADD` a doorbell `{user}` to the stream,
+  and `RPUSH` the event to the user's own list (`<prefix>user:<psid>`).
+- A worker reads doorbells through a consumer group (`XREADGROUP`). For a doorbell
+  of user U it takes U's lock (`SET NX PX`, a lease it renews while working) and
+  answers U's list from the head, oldest first, until it is empty; each answered
+  event is popped, `XACK`ed and `XDEL`ed in one script. Whoever reads a doorbell
+  while another worker holds U's lock leaves it pending: the holder answers that
+  event too, and releases the lock only if U's list is empty (one script), so a
+  message arriving meanwhile is never stranded. So one user's messages are
+  answered one at a time, in order, across replicas, and a `%restart` is never
+  overtaken by a slow reply to the message before it.
+- A worker killed mid-answer (`kill -9`, OOM) leaves its doorbells pending and its
+  lock to expire; another worker takes them over with `XAUTOCLAIM` once they have
+  been idle for `claim_idle_seconds`, and resumes the user's list.
+
+Redis must persist (AOF or RDB) for events to survive a Redis restart; keys live
+in one Redis (no Cluster hash tags).
+
+Without Redis (embedded mode, tests) `MemoryEventQueue` keeps the same order per
+user in one process, but it is not durable: a crash loses what was queued.
+
+Usage (what `mimical.web.messenger.MessengerWorker` does):
+
+    events = open_event_queue(settings, workers=8)
+    events.put([Event(psid, mid, text)])
+    events.serve_once(worker_index, handle)   # in each worker thread, in a loop
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
+
+from mimical.config import Settings
+from mimical.errors import UnavailableError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "mimical:messenger:"
+GROUP = "responders"
+# Messenger redelivers for hours when it thinks a webhook failed; a day covers it.
+DEDUPE_TTL_SECONDS = 24 * 3600
+MEMORY_DEDUPE_MAX = 100_000
+
+ENQUEUE = """
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return 0 end
+local id = redis.call('XADD', KEYS[1], '*', 'user', ARGV[1])
+redis.call('RPUSH', KEYS[3], '{"id":"' .. id .. '",' .. string.sub(ARGV[2], 2))
+return 1
+"""
+FINISH = """
+if redis.call('LINDEX', KEYS[2], 0) == ARGV[3] then redis.call('LPOP', KEYS[2]) end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+"""
+RELEASE_IF_DRAINED = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Event(NamedTuple):
+    user: str  # the Messenger PSID: events of one user are answered in order
+    mid: str  # the message id: each is answered once
+    text: str | None  # None for stickers, images...
+
+
+class LeaseLost(Exception):
+    """This worker's lock on a user expired (it stalled); another worker took over."""
+
+
+Handler = Callable[[Event, Callable[[], None]], None]
+
+
+class EventQueue(Protocol):
+    def put(self, events: list[Event]) -> int:
+        """Store events (durably, with Redis) before the webhook acknowledges them;
+        returns how many were new (the rest were redeliveries)."""
+        ...
+
+    def serve_once(self, worker: int, handle: Handler, block_seconds: float) -> None:
+        """Wait up to `block_seconds` for work; answer it with `handle(event, keep_alive)`.
+
+        `handle` calls `keep_alive()` before each slow step; it raises `LeaseLost`
+        when another worker has taken the user over.
+        """
+        ...
+
+    def idle(self) -> bool:
+        """Whether every event put so far has been answered (tests, benchmarks)."""
+        ...
+
+    def drain(self) -> None:
+        """Before a clean shutdown: answer what would be lost otherwise."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class RedisEventQueue:
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        lease_seconds: float = 20.0,
+        claim_idle_seconds: float = 15.0,
+    ):
+        import redis
+
+        self._redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self.redis = redis.Redis.from_url(
+            redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+        )
+        self.prefix = prefix
+        self.stream = prefix + "events"
+        self.lease_ms = int(lease_seconds * 1000)
+        self.claim_idle_ms = int(claim_idle_seconds * 1000)
+        # Unique per process start: a restarted worker must not inherit a dead one's name.
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._enqueue = self.redis.register_script(ENQUEUE)
+        self._finish = self.redis.register_script(FINISH)
+        self._release_if_drained = self.redis.register_script(RELEASE_IF_DRAINED)
+        self._renew = self.redis.register_script(RENEW)
+        self._release = self.redis.register_script(RELEASE)
+        self._claim_lock = threading.Lock()
+        self._next_claim_at = 0.0
+        self._claim_cursor = "0-0"
+        self._group_ready = False
+
+    def _user_key(self, user: str) -> str:
+        return f"{self.prefix}user:{user}"
+
+    def _lock_key(self, user: str) -> str:
+        return f"{self.prefix}lock:{user}"
+
+    def _ensure_group(self) -> None:
+        import redis
+
+        if self._group_ready:
+            return
+        try:
+            # From the stream's start: events stored before the group existed count too.
+            self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except redis.exceptions.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+        self._group_ready = True
+
+    def put(self, events: list[Event]) -> int:
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for event in events:
+                    self._enqueue(
+                        keys=[
+                            self.stream,
+                            f"{self.prefix}mid:{event.mid}",
+                            self._user_key(event.user),
+                        ],
+                        args=[
+                            event.user,
+                            json.dumps({"mid": event.mid, "text": event.text}),
+                            DEDUPE_TTL_SECONDS,
+                        ],
+                        client=pipe,
+                    )
+                return sum(pipe.execute())
+        except self._redis_errors as error:
+            raise UnavailableError(f"the Messenger queue (Redis) is unreachable: {error}") from None
+
+    def serve_once(self, worker: int, handle: Handler, block_seconds: float) -> None:
+        self._ensure_group()
+        consumer = f"{self.consumer}-{worker}"
+        doorbells = self._claim_idle(consumer)
+        if not doorbells:
+            answer = self.redis.xreadgroup(
+                GROUP,
+                consumer,
+                {self.stream: ">"},
+                count=1,
+                block=max(1, int(block_seconds * 1000)),
+            )
+            doorbells = answer[0][1] if answer else []
+        for _entry_id, fields in doorbells:
+            self._serve_user(fields[b"user"].decode(), handle)
+
+    def _claim_idle(self, consumer: str) -> list:
+        """Doorbells a dead (or stalled) worker left pending, at most every half idle time."""
+        with self._claim_lock:
+            if time.monotonic() < self._next_claim_at:
+                return []
+            self._next_claim_at = time.monotonic() + self.claim_idle_ms / 2000
+            cursor = self._claim_cursor
+        answer = self.redis.xautoclaim(
+            self.stream, GROUP, consumer, self.claim_idle_ms, start_id=cursor, count=16
+        )
+        with self._claim_lock:
+            self._claim_cursor = answer[0]
+        return answer[1]
+
+    def _serve_user(self, user: str, handle: Handler) -> None:
+        lock, pending = self._lock_key(user), self._user_key(user)
+        token = uuid.uuid4().hex
+        if not self.redis.set(lock, token, nx=True, px=self.lease_ms):
+            return  # the holder answers this user's events, ours included
+
+        def keep_alive() -> None:
+            if not self._renew(keys=[lock], args=[token, self.lease_ms]):
+                raise LeaseLost(user)
+
+        try:
+            while True:
+                raw = self.redis.lindex(pending, 0)
+                if raw is None:
+                    if self._release_if_drained(keys=[lock, pending], args=[token]) != 0:
+                        return
+                    continue  # an event arrived after the read: answer it too
+                event = json.loads(raw)
+                keep_alive()
+                handle(Event(user, event["mid"], event["text"]), keep_alive)
+                self._finish(keys=[self.stream, pending], args=[GROUP, event["id"], raw])
+        except LeaseLost:
+            log.warning("lost the lease on a Messenger user; another worker took over")
+        except BaseException:
+            # The event stays at the head of the list and its doorbell pending: retried.
+            self._release(keys=[lock], args=[token])
+            raise
+
+    def idle(self) -> bool:
+        return self.redis.xlen(self.stream) == 0
+
+    def drain(self) -> None:
+        pass  # what is queued stays in Redis for the other workers
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+class MemoryEventQueue:
+    """One in-process queue per worker thread; a user always lands on the same one.
+
+    Not durable: events queued here are lost if the process dies.
+    """
+
+    def __init__(self, workers: int):
+        self._queues = [queue.Queue() for _ in range(workers)]
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._seen_lock = threading.Lock()
+
+    def _first_time(self, mid: str) -> bool:
+        now = time.monotonic()
+        with self._seen_lock:
+            if mid in self._seen and self._seen[mid] > now:
+                return False
+            self._seen[mid] = now + DEDUPE_TTL_SECONDS
+            self._seen.move_to_end(mid)
+            while len(self._seen) > MEMORY_DEDUPE_MAX:  # bounded: forget the oldest
+                self._seen.popitem(last=False)
+            return True
+
+    def put(self, events: list[Event]) -> int:
+        new = 0
+        for event in events:
+            if self._first_time(event.mid):
+                # A stable hash keeps each user on one worker, so their messages stay in order.
+                self._queues[zlib.crc32(event.user.encode()) % len(self._queues)].put(event)
+                new += 1
+        return new
+
+    def serve_once(self, worker: int, handle: Handler, block_seconds: float) -> None:
+        try:
+            event = self._queues[worker].get(timeout=block_seconds)
+        except queue.Empty:
+            return
+        try:
+            handle(event, lambda: None)
+        finally:
+            self._queues[worker].task_done()
+
+    def idle(self) -> bool:
+        return all(q.unfinished_tasks == 0 for q in self._queues)
+
+    def drain(self) -> None:
+        for events in self._queues:
+            events.join()
+
+    def close(self) -> None:
+        pass
+
+
+def open_event_queue(settings: Settings, workers: int, **redis_options) -> EventQueue:
+    if settings.redis_url:
+        return RedisEventQueue(settings.redis_url, **redis_options)
+    return MemoryEventQueue(workers)

@@ -1,0 +1,143 @@
+"""The HTTP server of `mimical serve`: gunicorn's threaded worker, hardened against slow clients.
+
+gunicorn's `gthread` worker hands a connection to a thread as soon as it is
+readable, and the thread then blocks until the whole request has arrived: 500
+clients that send half a request each hold a thread, and nobody else is served.
+`BoundedThreadWorker` gives a connection a thread only once its request head
+(and a small body: up to `SMALL_BODY_BYTES`) is all there, peeking at the socket
+without blocking; until then the connection waits in the worker's poller, and
+one that has not finished its request `REQUEST_ARRIVAL_SECONDS` after it began
+is closed. Bodies too large to wait for (uploads) are read by the thread with a
+`BODY_READ_TIMEOUT_SECONDS` timeout on each read (408 past it).
+
+    gunicorn_options(listener_fd)  # settings for gunicorn.app.base.BaseApplication
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+from gunicorn.workers.gthread import _DEFER, ThreadWorker
+from werkzeug.exceptions import RequestTimeout
+
+# Threads serving requests in the one worker; each answer waits on the model at most
+# ~10 s (`mimical.dialog.engine.REPLY_TIMEOUT_SECONDS`).
+SERVER_THREADS = 16
+# Seconds gunicorn lets the worker go silent before replacing it, an idle keep-alive
+# connection stay open, and a stopping worker finish what it started.
+WORKER_TIMEOUT_SECONDS = 120
+KEEPALIVE_SECONDS = 5
+GRACEFUL_TIMEOUT_SECONDS = 30
+# A request whose head (and small body) has not all arrived this long after its first
+# byte is from a client too slow or hostile to serve.
+REQUEST_ARRIVAL_SECONDS = 10.0
+# Bodies up to this size must have arrived before a thread takes the request (a
+# socket's receive buffer holds them); larger ones stream to the app.
+SMALL_BODY_BYTES = 64 * 1024
+# Bytes peeked at: a request head (gunicorn refuses heads past its own limits) plus
+# a small body.
+PEEK_BYTES = 2 * SMALL_BODY_BYTES
+BODY_READ_TIMEOUT_SECONDS = 30.0
+
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+
+
+def request_arrived(data: bytes) -> bool:
+    """True once `data` (the start of what a client sent) holds a request to serve.
+
+    That is: the head is complete and so is a small body, or the client sent more
+    than we peek at (gunicorn parses and judges it), or nothing (it closed).
+    """
+    if not data or len(data) >= PEEK_BYTES:
+        return True
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0:
+        return False
+    length = _CONTENT_LENGTH.search(data, 0, head_end + 2)
+    if length is None or int(length.group(1)) > SMALL_BODY_BYTES:
+        return True
+    return len(data) - (head_end + 4) >= int(length.group(1))
+
+
+class BoundedThreadWorker(ThreadWorker):
+    """gthread, but a connection gets a thread only once its request has arrived."""
+
+    def handle(self, conn):
+        buffered = conn.parser is not None and conn.parser.unreader.buf.getvalue()
+        if not buffered:
+            try:
+                data = conn.sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                data = None  # nothing yet
+            except OSError:
+                data = b""  # reset: let gunicorn see it and close
+            if data is None or not request_arrived(data):
+                started = conn.__dict__.setdefault("request_started", time.monotonic())
+                if time.monotonic() - started > REQUEST_ARRIVAL_SECONDS:
+                    return False  # close: too slow
+                return _DEFER  # back to the poller; no thread waits for it
+        conn.__dict__.pop("request_started", None)
+        return super().handle(conn)
+
+
+class BodyReadTimeout:
+    """WSGI middleware: a body read that waits past the timeout is a 408, not a held thread."""
+
+    def __init__(self, app, seconds: float = BODY_READ_TIMEOUT_SECONDS):
+        self.app = app
+        self.seconds = seconds
+
+    def __call__(self, environ, start_response):
+        client = environ.get("gunicorn.socket")
+        if client is not None:
+            client.settimeout(self.seconds)
+            environ["wsgi.input"] = _TimedInput(environ["wsgi.input"])
+        return self.app(environ, start_response)
+
+
+class _TimedInput:
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _call(self, method, *args):
+        try:
+            return method(*args)
+        except TimeoutError:
+            raise RequestTimeout("the request body stopped arriving") from None
+
+    def read(self, *args):
+        return self._call(self._stream.read, *args)
+
+    def readline(self, *args):
+        return self._call(self._stream.readline, *args)
+
+    def readlines(self, *args):
+        return self._call(self._stream.readlines, *args)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+def gunicorn_options(listener_fd: int) -> dict:
+    """gunicorn settings for the embedded server on a listening socket (gunicorn owns it)."""
+    return {
+        "bind": [f"fd://{listener_fd}"],
+        # One process: sessions, password tries, the model server and builds live in it.
+        "workers": 1,
+        "worker_class": f"{__name__}.BoundedThreadWorker",
+        "threads": SERVER_THREADS,
+        "timeout": WORKER_TIMEOUT_SECONDS,
+        "keepalive": KEEPALIVE_SECONDS,
+        "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
+        # Our own line says where we listen; gunicorn reports only problems.
+        "loglevel": "warning",
+        "accesslog": None,
+    }

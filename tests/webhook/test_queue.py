@@ -1,0 +1,158 @@
+"""The durable Messenger queue: order per user across replicas, nothing lost to kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from mimical.dialog.engine import GREETING, HELP, NOW_CHATTING, SHOW_ALL_HINT
+from tests.fixtures.services import free_port, stop_server, wait_for_port
+from tests.serving.fixtures import PUBLIC
+from tests.webhook.conftest import (
+    APP_SECRET,
+    PAGE_TOKEN,
+    message_event,
+    page_payload,
+    post_signed,
+    signature,
+    wait_until_answered,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CHATTING = NOW_CHATTING.format(name="Tiny")
+
+
+def new_psid() -> str:
+    return uuid.uuid4().hex
+
+
+def test_one_users_messages_are_answered_in_order_across_replicas(make_app, graph):
+    """A `%restart` sent to replica B while replica A still computes a model reply for the
+    message before it is answered after that reply, and is not undone by it."""
+    first, second = make_app(), make_app()  # two webhook processes sharing one Redis
+    users = [new_psid() for _ in range(4)]
+    for text, replica in (
+        ("tiny", first),
+        ("how was your weekend?", first),
+        ("%restart", second),
+        ("%help", second),
+    ):
+        for psid in users:
+            assert (
+                post_signed(
+                    replica.test_client(), page_payload(message_event(psid, text))
+                ).status_code
+                == 200
+            )
+    for app in (first, second):
+        wait_until_answered(app)
+    for psid in users:
+        texts = graph.texts(psid)
+        assert len(texts) == 5, texts
+        assert texts[0] == CHATTING and texts[2:] == [GREETING, SHOW_ALL_HINT, HELP]
+        assert texts[1] not in (GREETING, SHOW_ALL_HINT, HELP, CHATTING)
+    with first.app_context():
+        from mimical.web.dialog_app import get_engine
+
+        assert {get_engine().state("messenger", psid) for psid in users} == {"choosing"}
+
+
+@pytest.fixture
+def start_replica(chat_settings, personas, graph, redis_url, queue_prefix):
+    """`start()` runs a webhook replica in its own process; all are stopped at the end."""
+    processes = []
+    env = {
+        **os.environ,
+        "MIMICAL_HOME": str(chat_settings.home),
+        "REDIS_URL": redis_url,
+        "MIMICAL_MODEL_SERVER": chat_settings.model_server,
+        "MIMICAL_GRAPH_API_URL": graph.url,
+        "MIMICAL_FB_APP_SECRET": APP_SECRET,
+        "MIMICAL_FB_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+    }
+    config = {
+        "MIMICAL_WEBHOOK_WORKERS": 2,
+        # A killed replica's users are taken over after about five seconds, not twenty.
+        "MIMICAL_MESSENGER_QUEUE_OPTIONS": {
+            "prefix": queue_prefix,
+            "lease_seconds": 5,
+            "claim_idle_seconds": 1,
+        },
+    }
+
+    def start() -> tuple[subprocess.Popen, str]:
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.webhook.webhook_process", str(port), json.dumps(config)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        processes.append(process)
+        wait_for_port(port, process, timeout=120)
+        return process, f"http://127.0.0.1:{port}/webhook"
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            stop_server(process)
+
+
+def post(url: str, body: bytes) -> int:
+    request = urllib.request.Request(
+        url,
+        data=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature(body)},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status
+
+
+def test_a_killed_worker_loses_nothing_it_acknowledged(start_replica, graph):
+    """kill -9 a replica in the middle of its queue: another one answers every
+    acknowledged message exactly once, each user's in order."""
+    conversation = ["hi", "%help", PUBLIC, "how are you?", "%restart", "%help"]
+    expected = [GREETING, SHOW_ALL_HINT, HELP, CHATTING, None, GREETING, SHOW_ALL_HINT, HELP]
+    users = [new_psid() for _ in range(3)]
+    doomed, url = start_replica()
+    # Each sender action is held a while, so the replica is mid-queue when killed.
+    graph.action_delay = 0.2
+    for text in conversation:
+        for psid in users:
+            assert post(url, page_payload(message_event(psid, text))) == 200
+    assert graph.wait_for_texts(4, timeout=120)
+    assert graph.wait_holding_action()
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait()
+    answered_before = len(graph.texts())
+    assert answered_before < len(users) * len(expected)  # work was left to take over
+
+    start_replica()  # claims the dead replica's pending events
+    graph.action_delay = 0.0
+    assert graph.wait_for_texts(len(users) * len(expected), timeout=120)
+    time.sleep(1.0)  # let any (wrong) duplicate arrive
+    for psid in users:
+        texts = graph.texts(psid)
+        assert len(texts) == len(expected), texts
+        for text, want in zip(texts, expected, strict=True):
+            assert text == want if want is not None else text not in expected
+
+
+def test_redelivered_events_are_claimed_once_even_after_their_answer(make_app, graph):
+    app = make_app()
+    psid, mid = new_psid(), f"m_{uuid.uuid4().hex}"
+    body = page_payload(message_event(psid, "%help", mid=mid))
+    post_signed(app.test_client(), body)
+    wait_until_answered(app)
+    post_signed(app.test_client(), body)  # Messenger thought we were slow
+    wait_until_answered(app)
+    assert graph.texts(psid) == [HELP]

@@ -1,0 +1,54 @@
+"""`mimical messenger setup` against the fake Graph API's Messenger Profile."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from mimical.cli import main
+from tests.webhook.conftest import APP_SECRET, PAGE_TOKEN
+
+
+@pytest.fixture
+def page_env(monkeypatch, graph):
+    monkeypatch.setenv("MIMICAL_GRAPH_API_URL", graph.url)
+    monkeypatch.setenv("MIMICAL_FB_PAGE_ACCESS_TOKEN", PAGE_TOKEN)
+    monkeypatch.setenv("MIMICAL_FB_APP_SECRET", APP_SECRET)
+
+
+def test_setup_sets_get_started_and_greeting_once(page_env, graph, capsys):
+    assert main(["messenger", "setup", "--greeting", "Hi {{user_first_name}}!"]) == 0
+    assert graph.profile == {
+        "get_started": {"payload": "GET_STARTED"},
+        "greeting": [{"locale": "default", "text": "Hi {{user_first_name}}!"}],
+    }
+    assert "Set the page's Get Started button" in capsys.readouterr().err
+    # Again: nothing to change, nothing posted.
+    assert main(["messenger", "setup", "--greeting", "Hi {{user_first_name}}!"]) == 0
+    assert graph.profile_posts == 1
+    assert "already set" in capsys.readouterr().err
+    proof = hmac.new(APP_SECRET.encode(), PAGE_TOKEN.encode(), hashlib.sha256).hexdigest()
+    assert graph.proofs == {proof}
+
+
+def test_setup_without_a_token_says_which_variable(page_env, monkeypatch, capsys):
+    monkeypatch.delenv("MIMICAL_FB_PAGE_ACCESS_TOKEN")
+    assert main(["messenger", "setup"]) == 2
+    err = capsys.readouterr().err
+    assert "MIMICAL_FB_PAGE_ACCESS_TOKEN is not set" in err and "Traceback" not in err
+
+
+def test_setup_with_an_expired_token_is_a_clear_error(page_env, graph, capsys):
+    graph.bad_token = True
+    assert main(["messenger", "setup"]) == 2
+    err = capsys.readouterr().err
+    assert "Graph rejected the page access token" in err and "code 190" in err
+    assert PAGE_TOKEN not in err
+
+
+def test_setup_refuses_an_overlong_greeting(page_env, graph, capsys):
+    assert main(["messenger", "setup", "--greeting", "x" * 161]) == 2
+    assert "--greeting must have 1 to 160 characters" in capsys.readouterr().err
+    assert graph.profile_posts == 0
