@@ -183,9 +183,44 @@ def load_network_weights(keras_model, config: ModelConfig, weights: dict) -> Non
     keras_model.get_layer("logits").bias.assign(weights["logits_bias"])
 
 
-def reply_generator(weights: dict, tokenizer, config: ModelConfig):
-    """A `ReplyGenerator` (tf.Module) over `weights` (see `network_weights`)."""
-    return _reply_generator_class()(weights, tokenizer, config)
+def reply_generator(weights: dict, tokenizer, config: ModelConfig, spans=()):
+    """A `ReplyGenerator` (tf.Module) over `weights` (see `network_weights`).
+
+    `spans`: fingerprints of the training messages' word spans (`span_fingerprints`),
+    which replies must not repeat.
+    """
+    return _reply_generator_class()(weights, tokenizer, config, spans)
+
+
+# A reply repeating this many words of a training message in a row is a recital.
+VERBATIM_WORDS = 6
+SPAN_BUCKETS = 2**62
+
+
+def word_spans(texts):
+    """Fingerprints (int64) of every VERBATIM_WORDS-word span of each text: (B, None) ragged.
+
+    Words are runs of letters, digits, `_` and `'`, lowercased, as `mimical evaluate`'s
+    verbatim rate counts them; the same TensorFlow ops at export and in the graph.
+    """
+    import tensorflow as tf
+
+    words = tf.strings.split(
+        tf.strings.strip(tf.strings.regex_replace(tf.strings.lower(texts), r"[^\w']+", " "))
+    )
+    spans = tf.strings.ngrams(words, VERBATIM_WORDS, separator=" ")
+    return tf.strings.to_hash_bucket_fast(spans, SPAN_BUCKETS)
+
+
+def span_fingerprints(messages: list[str]) -> list[int]:
+    """The distinct span fingerprints of `messages` (each message on its own)."""
+    import numpy as np
+    import tensorflow as tf
+
+    found = set()
+    for start in range(0, len(messages), 4096):
+        found.update(word_spans(tf.constant(messages[start : start + 4096])).flat_values.numpy())
+    return sorted(int(f) for f in np.asarray(list(found), dtype=np.int64))
 
 
 def graph_tokens(tokenizer):
@@ -240,8 +275,14 @@ def _reply_generator_class():
         so stock `tensorflow_model_server` can run the exported `reply` signature.
         """
 
-        def __init__(self, weights: dict, tokenizer, config: ModelConfig):
+        def __init__(self, weights: dict, tokenizer, config: ModelConfig, spans=()):
             super().__init__(name="persona")
+            # Training span fingerprint → 1 (fingerprints are ≥ 0, so -1 matches nothing).
+            keys = tf.constant(list(spans) or [-1], tf.int64)
+            self.spans = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)),
+                default_value=0,
+            )
             self.config = config
             self.tokens = graph_tokens(tokenizer)
             self.vocab_size = tokenizer.size
@@ -286,6 +327,12 @@ def _reply_generator_class():
                 candidate = tf.tanh(x_h + r * r_h)
                 new_states.append(z * h + (1.0 - z) * candidate)  # (B, U)
             return new_states
+
+        def recites(self, texts):
+            """(B,) bool: the text repeats a word span of a training message."""
+            spans = word_spans(texts)  # (B, None)
+            found = spans.with_flat_values(self.spans.lookup(spans.flat_values))
+            return tf.reduce_max(found, axis=1) > 0  # an empty row's max is the lowest int
 
         def logits(self, states):
             x = states[-1]
@@ -411,13 +458,14 @@ def _reply_generator_class():
             per_token = (log_p - config.anti_lm_weight * log_p_text) / tf.cast(
                 tf.maximum(lengths, 1), tf.float32
             )
-            best = tf.argmax(tf.reshape(per_token, [batch, n]), axis=1, output_type=tf.int32)
-            best_rows = tf.range(batch) * n + best  # (B,)
             tokens = tf.reshape(tf.transpose(tokens.stack()), [rows, -1])  # (R, T)
-            chosen = tf.gather(tokens, best_rows)  # (B, T)
-            lengths = tf.reduce_sum(tf.cast(chosen > 0, tf.int32), axis=1)
             # Tokens are only ever written before a row ends, so they are left-aligned.
-            text = self.tokens.decode(chosen, lengths)
+            candidates = self.tokens.decode(tokens, tf.reduce_sum(tf.cast(tokens > 0, tf.int32), 1))
+            # The verbatim guard: a candidate that repeats a span of the training
+            # messages loses to any that does not.
+            per_token -= tf.where(self.recites(candidates), 1e6, 0.0)
+            best = tf.argmax(tf.reshape(per_token, [batch, n]), axis=1, output_type=tf.int32)
+            text = tf.gather(candidates, tf.range(batch) * n + best)  # (B,)
             # The last piece may overshoot `max_chars`; the client asked for at most that.
             return {
                 "reply": tf.strings.substr(

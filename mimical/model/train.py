@@ -27,7 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from mimical.model.data import batches, build_vocabulary, encode, load_split
-from mimical.model.model import ModelConfig, build_keras_model, network_weights, reply_generator
+from mimical.model.model import (
+    ModelConfig,
+    build_keras_model,
+    network_weights,
+    reply_generator,
+    span_fingerprints,
+)
 
 # Batch size per device kind: a GPU is fastest with much larger batches. On CPU, 64
 # processes ~15% more characters per second than 32.
@@ -159,7 +165,9 @@ def train_persona(
     }
     vocabulary_file = "tokenizer.json" if config.tokens == "pieces" else "vocabulary.json"
     export_dir = export_generator(
-        reply_generator(fit_result.weights, tokenizer, config),
+        reply_generator(
+            fit_result.weights, tokenizer, config, span_fingerprints(training_messages(split))
+        ),
         model_base,
         name,
         extras={
@@ -184,6 +192,11 @@ def train_persona(
             file=sys.stderr,
         )
     return TrainResult(int(export_dir.name), export_dir, metrics)
+
+
+def training_messages(split) -> list[str]:
+    """Every message of the training pairs, the friends' too: replies must recite none."""
+    return sorted({m for p in split.train for m in (*p.context.split("\n"), *p.reply.split("\n"))})
 
 
 def fit(

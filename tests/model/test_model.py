@@ -71,3 +71,23 @@ def test_in_graph_context_reading_matches_python(vocab):
         for token in example_tokens(vocab, config, text, "")[:-1]:  # up to and with SEP
             expected = generator.advance(tf.constant([token]), expected)
         np.testing.assert_allclose(states[0].numpy()[row], expected[0].numpy()[0], atol=1e-6)
+
+
+def test_the_verbatim_guard_spots_training_spans_as_evaluate_counts_them(vocab):
+    """`recites` flags a text that repeats 6 words of a training message in a row, with
+    the words `mimical evaluate` counts (case and punctuation aside), and nothing else."""
+    import tensorflow as tf
+
+    from mimical.model.model import span_fingerprints
+
+    config = ModelConfig(units=8, embedding_dim=4)
+    model = build_keras_model(config, vocab.size)
+    spans = span_fingerprints(["we could go to the beach on sunday", "short one"])
+    generator = reply_generator(network_weights(model, config), vocab, config, spans)
+    texts = [
+        "Well, we could go to the BEACH!",
+        "we could go to a beach",
+        "short one",
+        "",
+    ]
+    assert generator.recites(tf.constant(texts)).numpy().tolist() == [True, False, False, False]
