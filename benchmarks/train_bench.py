@@ -1,17 +1,17 @@
-"""Benchmark the persona model on the default demo persona against its quality and speed targets.
+"""Benchmark training and replies: the base fine-tuned vs today's character model.
 
     .venv/bin/python benchmarks/train_bench.py [--minutes 5] [--corpus corpus.jsonl]
 
 1. Builds the demo persona corpus (a Messenger sample export, imported), unless given.
-2. Trains for `--minutes` on this machine (CPU unless a GPU is present).
-3. Evaluates: held-out bits/char next to the character 5-gram baseline fit on the same
-   split (the ratio is the target), and the verbatim rate of sampled replies.
-4. Times replies of exactly 100 characters (end-of-turn disabled for the timing), in
-   the graph (`reply`, one call) and with a per-token Python loop over the same
-   weights, in the same run, and the exported signature as served (natural lengths).
+2. Trains it twice for `--minutes` on this machine: fine-tuned from the shipped base,
+   and from scratch (the character model: the same-run baseline).
+3. Evaluates both: held-out bits/char next to the character 5-gram baseline fit on the
+   same split, and the verbatim rate of sampled replies.
+4. Times replies over gRPC (our model server, a real socket): exactly 100 characters
+   (each model re-exported with end-of-turn forbidden, for the timing only), and as
+   served (natural lengths, at most 100 characters).
 
-Targets: bits/char ≥ 10% below the baseline; verbatim ≤ 2%; in-graph p50 ≤ 60 ms;
-in-graph ≥ 10× faster than the Python loop.
+Targets: bits/char ≥ 10% below the 5-gram; verbatim ≤ 2%; 100-char reply p50 ≤ 60 ms.
 """
 
 from __future__ import annotations
@@ -42,50 +42,52 @@ def demo_corpus(workdir: Path) -> Path:
     return corpus
 
 
-def timed(function, repeats: int) -> list[float]:
-    function()  # warm up (tracing, caches)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return times
-
-
-def latencies(export_dir: Path, repeats: int) -> dict[str, list[float]]:
+def export_without_end(export_dir: Path, model_base: Path, name: str) -> None:
+    """Re-export a model's weights with end-of-turn forbidden: every reply is full length."""
     import tensorflow as tf
 
-    from mimical.model.export import load_export, load_generator
-    from mimical.model.model import EOT
+    from mimical.model.export import EXTRA_DIR, export_generator, load_export
+    from mimical.model.model import EOT, ModelConfig, Vocabulary, reply_generator
+    from mimical.model.tokenizer import Tokenizer
 
-    generator = load_generator(export_dir)
-    # Never stop early, so every timed reply is exactly REPLY_CHARS long in both loops.
+    loaded = load_export(export_dir)
+    config = ModelConfig.from_json((export_dir / EXTRA_DIR / "config.json").read_text())
+    if config.tokens == "pieces":
+        tokenizer = Tokenizer.from_json((export_dir / EXTRA_DIR / "tokenizer.json").read_text())
+    else:
+        tokenizer = Vocabulary.from_json((export_dir / EXTRA_DIR / "vocabulary.json").read_text())
+    weights = {"embedding": loaded.embedding.numpy()}
+    for layer, variables in enumerate(loaded.gru):
+        for part, variable in zip(("kernel", "recurrent_kernel", "bias"), variables, strict=True):
+            weights[f"gru_{layer}_{part}"] = variable.numpy()
+    for part in ("projection_kernel", "projection_bias", "logits_kernel", "logits_bias"):
+        if hasattr(loaded, part):
+            weights[part] = getattr(loaded, part).numpy()
+    generator = reply_generator(weights, tokenizer, config)
     generator.forbidden = generator.forbidden + tf.one_hot(EOT, generator.vocab_size, -1e9)
-    contexts = iter(CONTEXTS * (repeats + 1))
+    export_generator(generator, model_base, name, extras={})
 
-    def in_graph():
-        reply = generator.reply(
-            tf.constant([next(contexts)]), tf.constant([0.0]), tf.constant([REPLY_CHARS]),
-            tf.constant([0], tf.int64),
-        )["reply"]  # fmt: skip
-        assert len(reply.numpy()[0].decode()) == REPLY_CHARS
 
-    def python_loop():
-        assert len(generator.reply_by_python_loop(next(contexts), REPLY_CHARS)) == REPLY_CHARS
+def grpc_latencies(model_base: Path, names: list[str], repeats: int) -> dict[str, list]:
+    """{name: [(seconds, reply)]} for replies of at most REPLY_CHARS over gRPC."""
+    from mimical.serving.client import ModelClient
+    from mimical.serving.server import ModelServer
 
-    served = load_export(export_dir).signatures["reply"]
-
-    def as_served():
-        served(
-            context=tf.constant([next(contexts)]), temperature=tf.constant([0.8]),
-            max_chars=tf.constant([REPLY_CHARS]), seed=tf.constant([1], tf.int64),
-        )  # fmt: skip
-
-    return {
-        "in_graph": timed(in_graph, repeats),
-        "python_loop": timed(python_loop, max(3, repeats // 5)),
-        "as_served": timed(as_served, repeats),
-    }
+    results = {}
+    with ModelServer(str(model_base)).start() as server:
+        client = ModelClient(server.target)
+        for name in names:
+            client.reply(name, CONTEXTS[0], max_chars=REPLY_CHARS, seed=0)  # warm up
+            timings = []
+            for i in range(repeats):
+                started = time.perf_counter()
+                reply = client.reply(
+                    name, CONTEXTS[i % len(CONTEXTS)], max_chars=REPLY_CHARS, seed=i
+                )
+                timings.append((time.perf_counter() - started, reply))
+            results[name] = timings
+        client.close()
+    return results
 
 
 def main() -> None:
@@ -98,42 +100,59 @@ def main() -> None:
     from mimical.model.evaluate import evaluate_model
     from mimical.model.train import train_persona
 
+    runs = {"fine-tuned base": False, "char GRU from scratch": True}
+    rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         corpus = args.corpus or demo_corpus(workdir)
-        started = time.monotonic()
-        result = train_persona(
-            corpus, workdir / "models", "demo", max_minutes=args.minutes, progress=True
-        )
-        wall = time.monotonic() - started
-        evaluation = evaluate_model(result.export_dir, corpus)
-        times = latencies(result.export_dir, args.repeats)
+        for label, from_scratch in runs.items():
+            name = "scratch" if from_scratch else "base"
+            started = time.monotonic()
+            result = train_persona(
+                corpus, workdir / "models", name, max_minutes=args.minutes, progress=True,
+                from_scratch=from_scratch,
+            )  # fmt: skip
+            wall = time.monotonic() - started
+            export_without_end(result.export_dir, workdir / "models", f"{name}-full")
+            rows[label] = {
+                "name": name, "result": result, "wall": wall,
+                "evaluation": evaluate_model(result.export_dir, corpus),
+            }  # fmt: skip
+        names = [n for r in rows.values() for n in (r["name"], f"{r['name']}-full")]
+        timings = grpc_latencies(workdir / "models", names, args.repeats)
 
-    def p50_ms(key):
-        return statistics.median(times[key]) * 1000
+    def p50_ms(name):
+        return statistics.median(t for t, _ in timings[name]) * 1000
 
-    bpc, baseline = evaluation["bits_per_char"], evaluation["baseline_5gram_bits_per_char"]
-    speedup = p50_ms("python_loop") / p50_ms("in_graph")
-    rows = [
-        ("held-out bits/char, model", f"{bpc:.3f}", ""),
-        ("held-out bits/char, 5-gram KN baseline", f"{baseline:.3f}", ""),
-        ("model / baseline", f"{bpc / baseline:.3f}", "≤ 0.900"),
-        ("verbatim rate (≥ 6 words)", f"{evaluation['verbatim_rate']:.1%}", "≤ 2%"),
-        ("training + export wall time", f"{wall / 60:.1f} min", f"{args.minutes:g} min loop"),
-        ("epochs (stop reason)",
-         f"{result.metrics['epochs']} ({result.metrics['stop_reason']})", ""),
-        (f"in-graph reply, {REPLY_CHARS} chars, p50", f"{p50_ms('in_graph'):.1f} ms", "≤ 60 ms"),
-        (f"Python per-token loop, {REPLY_CHARS} chars, p50",
-         f"{p50_ms('python_loop'):.1f} ms", ""),
-        ("in-graph speed-up over Python loop", f"{speedup:.1f}×", "≥ 10×"),
-        ("exported signature as served (≤ 100 chars, T=0.8), p50",
-         f"{p50_ms('as_served'):.1f} ms", ""),
-        ("parameters", f"{result.metrics['parameters']:,}", ""),
-    ]  # fmt: skip
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure':<{width}}  {'value':>14}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>14}  {target}")
+    table = [("measure", *rows, "target")]
+    for row in rows.values():
+        full = [len(reply) for _, reply in timings[f"{row['name']}-full"]]
+        row["full_chars"] = statistics.median(full)
+        row["served_chars"] = statistics.median(len(r) for _, r in timings[row["name"]])
+
+    def line(measure, value, target=""):
+        table.append((measure, *(value(r) for r in rows.values()), target))
+
+    line("held-out bits/char, model", lambda r: f"{r['evaluation']['bits_per_char']:.3f}")
+    line("held-out bits/char, 5-gram KN", lambda r: f"{_baseline(r):.3f}")
+    line("model / 5-gram", lambda r: f"{r['evaluation']['bits_per_char'] / _baseline(r):.3f}",
+         "≤ 0.900")  # fmt: skip
+    line("verbatim rate (≥ 6 words)", lambda r: f"{r['evaluation']['verbatim_rate']:.1%}", "≤ 2%")
+    line("training + export wall time", lambda r: f"{r['wall'] / 60:.1f} min")
+    line("steps (stop reason)", lambda r: "{steps} ({stop_reason})".format(**r["result"].metrics))
+    line(f"gRPC reply, {REPLY_CHARS} chars, p50",
+         lambda r: f"{p50_ms(r['name'] + '-full'):.1f} ms ({r['full_chars']:.0f} ch)",
+         "≤ 60 ms")  # fmt: skip
+    line(f"gRPC reply as served (≤ {REPLY_CHARS} chars, T=0.8), p50",
+         lambda r: f"{p50_ms(r['name']):.1f} ms ({r['served_chars']:.0f} ch)")  # fmt: skip
+    line("parameters", lambda r: f"{r['result'].metrics['parameters']:,}")
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False)))
+
+
+def _baseline(row) -> float:
+    return row["evaluation"]["baseline_5gram_bits_per_char"]
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def train_bench_model(workdir: Path) -> Path:
     corpus = workdir / "corpus.jsonl"
     import_exports(export, corpus)
     model_base = workdir / "models"
-    config = replace(tiny_config(), reply_chars=128)
+    config = replace(tiny_config(), reply_tokens=128)
     train_persona(corpus, model_base, PERSONA, epochs=1, config=config)
     return model_base
 

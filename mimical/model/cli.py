@@ -1,6 +1,8 @@
-"""`mimical train` and `mimical evaluate`.
+"""`mimical train`, `mimical pretrain` and `mimical evaluate`.
 
 mimical train corpus.jsonl -o MODEL_BASE [--name NAME] [--max-minutes M] [--epochs N] [--seed S]
+              [--from-scratch]
+mimical pretrain [-o DIR] [--max-minutes 45] [--passes 3] [--vocab-size 4096]
 mimical evaluate MODEL_DIR corpus.jsonl [--json] [--report report.html]
 """
 
@@ -35,8 +37,26 @@ def register(subparsers) -> None:
         "--size", choices=("default", "tiny"), default="default",
         help="network size; 'tiny' trains in seconds with gibberish replies (smoke tests)",
     )  # fmt: skip
+    train.add_argument(
+        "--from-scratch", action="store_true",
+        help="learn a character model from this corpus alone instead of fine-tuning the base",
+    )  # fmt: skip
     train.add_argument("--json", action="store_true", help="print the result as JSON")
     train.set_defaults(func=run_train)
+
+    pretrain = subparsers.add_parser(
+        "pretrain",
+        help="pretrain the base model on the chitchat data set (minus held-out people)",
+        description="Learn the subword tokenizer and the base conversational model that "
+        "`mimical train` fine-tunes, and write the base artifact.",
+    )
+    pretrain.add_argument("-o", "--output", type=Path, help="artifact dir (default: the package's)")
+    pretrain.add_argument("--max-minutes", type=float, default=45.0, help="time limit (45)")
+    pretrain.add_argument("--passes", type=int, default=3, help="passes over the data (3)")
+    pretrain.add_argument("--vocab-size", type=int, default=4096, help="tokens (4096)")
+    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--base-version", type=int, default=1, help="version to record (1)")
+    pretrain.set_defaults(func=run_pretrain)
 
     evaluate = subparsers.add_parser(
         "evaluate",
@@ -63,11 +83,32 @@ def run_train(args: argparse.Namespace) -> int:
     result = train_persona(
         args.corpus, args.output, name, max_minutes=args.max_minutes, epochs=args.epochs,
         seed=args.seed, progress=not args.json,
-        config=tiny_config() if args.size == "tiny" else None,
+        config=tiny_config() if args.size == "tiny" else None, from_scratch=args.from_scratch,
     )  # fmt: skip
     if args.json:
         print(json.dumps({"version": result.version, "export_dir": str(result.export_dir),
                           "metrics": result.metrics}))  # fmt: skip
+    return 0
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from mimical.model.pretrain import BASE_DIR, pretrain
+
+    if args.max_minutes <= 0:
+        raise InputError("--max-minutes must be positive")
+    if args.passes < 1:
+        raise InputError("--passes must be at least 1")
+    if not 260 < args.vocab_size <= 65536:
+        raise InputError("--vocab-size must be between 261 and 65536")
+    output = args.output or BASE_DIR
+    info = pretrain(
+        output, max_minutes=args.max_minutes, passes=args.passes, vocab_size=args.vocab_size,
+        seed=args.seed, version=args.base_version, progress=True,
+    )  # fmt: skip
+    metrics = info["metrics"]
+    print(f"base v{info['version']} → {output}: held-out people "
+          f"{metrics['held_out_people_bits_per_char']:.3f} bits/char, "
+          f"{metrics['pretrain_seconds']}s")  # fmt: skip
     return 0
 
 

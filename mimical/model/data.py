@@ -8,6 +8,7 @@ other, so a message-level split would leak and flatter the held-out numbers.
 
 from __future__ import annotations
 
+import collections
 import random
 import sys
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from mimical.model.model import SEP, ModelConfig, Vocabulary, example_tokens
 MIN_REPLIES = 50
 MIN_CONVERSATIONS = 5
 HELD_OUT_FRACTION = 0.1
+MAX_HELD_OUT_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Split:
 
 
 def load_split(corpus_path: Path, seed: int = 0) -> Split:
-    """Read the corpus and hold out ~10% of its conversations (chosen by `seed`)."""
+    """Read the corpus and hold out conversations with ~10% of its replies (by `seed`)."""
     pairs = [p for p in training_pairs(read_corpus(corpus_path)) if p.reply.strip()]
     if not pairs:
         raise InputError(f"{corpus_path}: the corpus has no persona replies to learn from")
@@ -44,12 +46,29 @@ def load_split(corpus_path: Path, seed: int = 0) -> Split:
             f"{len(conversations)} conversations; need at least {MIN_REPLIES} replies "
             f"in {MIN_CONVERSATIONS} conversations"
         )
-    random.Random(seed).shuffle(conversations)
-    held_out = set(conversations[: max(1, round(len(conversations) * HELD_OUT_FRACTION))])
+    held_out = _held_out_conversations(pairs, conversations, seed)
     return Split(
         train=[p for p in pairs if (p.thread, p.conversation) not in held_out],
         held_out=[p for p in pairs if (p.thread, p.conversation) in held_out],
     )
+
+
+def _held_out_conversations(pairs: list[Pair], conversations: list, seed: int) -> set:
+    """Whole conversations, in an order chosen by `seed`, until they hold ~10% of the
+    replies: conversation sizes vary a lot (one person's 10 conversations held 2 to 300
+    replies), so a share of the conversations could hold out almost nothing."""
+    sizes = collections.Counter((p.thread, p.conversation) for p in pairs)
+    order = list(conversations)
+    random.Random(seed).shuffle(order)
+    target, cap = HELD_OUT_FRACTION * len(pairs), MAX_HELD_OUT_FRACTION * len(pairs)
+    held_out, count = set(), 0
+    for key in order:
+        if count >= target:
+            break
+        if count + sizes[key] <= cap and len(held_out) + 1 < len(conversations):
+            held_out.add(key)
+            count += sizes[key]
+    return held_out or {min(order, key=lambda key: sizes[key])}
 
 
 def build_vocabulary(pairs: list[Pair], config: ModelConfig) -> Vocabulary:

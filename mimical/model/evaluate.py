@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mimical.corpus.schema import Pair, read_corpus, training_pairs
 from mimical.errors import InputError
-from mimical.model.export import load_export, read_extra, resolve_export
+from mimical.model.export import EXTRA_DIR, load_export, read_extra, resolve_export
 from mimical.model.ngram import CharNgramModel, bits_per_char
 from mimical.model.sense import (
     TOKEN,
@@ -64,11 +64,12 @@ def held_out_split(export_dir: Path, corpus_path: Path) -> tuple[list[Pair], lis
 
 
 def model_bits_per_char(model, pairs: list[Pair], batch_size: int = 128) -> float:
-    """Bits/char of each real reply given its context, in length-sorted batches."""
+    """Bits/char of the real replies given their contexts (each turn's end counts as a
+    character), in length-sorted batches; `model` is an export or a ReplyGenerator."""
     import tensorflow as tf
 
     ordered = sorted(pairs, key=lambda p: len(p.reply))
-    nats, tokens = 0.0, 0
+    nats, characters = 0.0, 0
     for start in range(0, len(ordered), batch_size):
         batch = ordered[start : start + batch_size]
         scored = model.score(
@@ -76,8 +77,8 @@ def model_bits_per_char(model, pairs: list[Pair], batch_size: int = 128) -> floa
             tf.constant([p.reply[:SCORE_CHARS] for p in batch]),
         )
         nats += float(tf.reduce_sum(scored["nats"]))
-        tokens += int(tf.reduce_sum(scored["tokens"]))
-    return nats / tokens / math.log(2)
+        characters += int(tf.reduce_sum(scored["characters"]))
+    return nats / characters / math.log(2)
 
 
 def sample_replies(model, contexts: list[str], seed: int = 0) -> list[str]:
@@ -134,11 +135,17 @@ def evaluate_model(
     """
     export_dir = resolve_export(export_dir)
     model = load_export(export_dir)
-    codepoints = set(read_extra(export_dir, "vocabulary.json")["codepoints"])
     train, held_out = held_out_split(export_dir, corpus_path)
+    if (export_dir / EXTRA_DIR / "vocabulary.json").is_file():
+        # A character model: both models see its unknown characters alike.
+        codepoints = set(read_extra(export_dir, "vocabulary.json")["codepoints"])
 
-    def in_vocabulary(text: str) -> str:  # both models see unknown characters alike
-        return "".join(c if ord(c) in codepoints else UNKNOWN for c in text)
+        def in_vocabulary(text: str) -> str:
+            return "".join(c if ord(c) in codepoints else UNKNOWN for c in text)
+    else:  # subword pieces with byte fallback: every character is known
+
+        def in_vocabulary(text: str) -> str:
+            return text
 
     baseline = CharNgramModel(order=5).fit(in_vocabulary(p.reply) for p in train)
     baseline_bpc = bits_per_char(baseline, (in_vocabulary(p.reply[:SCORE_CHARS]) for p in held_out))

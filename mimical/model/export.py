@@ -2,7 +2,8 @@
 
 `MODEL_BASE/NAME/VERSION/` holds `saved_model.pb` + `variables/` with the signatures
 `reply` and `serving_default`, and `assets.extra/` (ignored by TF Serving) with
-`metrics.json`, `curve.json`, `config.json` and `vocabulary.json`. A version appears
+`metrics.json`, `curve.json`, `config.json`, `split.json` and the tokens
+(`tokenizer.json` for subword models, `vocabulary.json` for character ones). A version appears
 atomically: it is written under a hidden name and renamed, so a server watching the
 base path never loads half a model.
 
@@ -86,24 +87,6 @@ def load_export(export_dir: Path):
     import tensorflow as tf
 
     return tf.saved_model.load(str(resolve_export(export_dir)))
-
-
-def load_generator(export_dir: Path):
-    """Rebuild the Python `ReplyGenerator` (with `step`) from an export's weights."""
-    from mimical.model.model import ModelConfig, Vocabulary, build_keras_model, reply_generator
-
-    export_dir = resolve_export(export_dir)
-    config = ModelConfig(**read_extra(export_dir, "config.json"))
-    vocab = Vocabulary(tuple(read_extra(export_dir, "vocabulary.json")["codepoints"]))
-    keras_model = build_keras_model(config, vocab.size)
-    loaded = load_export(export_dir)
-    keras_model.get_layer("embedding").embeddings.assign(loaded.embedding)
-    for layer, weights in enumerate(loaded.gru):
-        for mine, saved in zip(keras_model.get_layer(f"gru_{layer}").weights, weights, strict=True):
-            mine.assign(saved)
-    keras_model.get_layer("logits").kernel.assign(loaded.logits_kernel)
-    keras_model.get_layer("logits").bias.assign(loaded.logits_bias)
-    return reply_generator(keras_model, vocab, config)
 
 
 def graph_op_types(export_dir: Path) -> set[str]:

@@ -1,24 +1,32 @@
-"""The persona model: a character-level GRU that reads a context and writes a reply.
+"""The persona model: a GRU language model that reads a context and writes a reply.
 
-One file, top to bottom: the vocabulary, the config dataclass, the Keras model that
-training fits, and `ReplyGenerator`, the same weights as plain TensorFlow ops with the
-whole reply loop (tokenize → read context → sample until end-of-turn → detokenize)
-in one graph, which is what gets exported for TensorFlow Serving.
+One file, top to bottom: the character vocabulary, the config dataclass, the Keras model
+that training fits, and `ReplyGenerator`, the same weights as plain TensorFlow ops with
+the whole reply path in one graph (tokenize → read the context → sample candidates →
+rerank → detokenize), which is what gets exported for TensorFlow Serving.
 
 A training example is one token sequence:
 
-    [context characters (last `context_chars`)] SEP [reply characters] EOT
+    [context tokens (of its last `context_chars`, at most `context_tokens`)] SEP [reply] EOT
 
 The loss counts the predictions after SEP fully (the persona's voice, given what the
 friend said) and the context's at `context_loss_weight`. Openers have an empty context.
 
-Why characters: chat text is short, misspelt and full of emoji. A vocabulary of the
-Unicode code points seen at least `min_char_count` times (106 on the demo persona,
-covering all but 0.001% of its characters) makes an emoji one token where bytes would
-take four, so sampling can never emit half a character, and it needs no subword
-training. In the graph it is just `unicode_decode`, a `searchsorted` over the sorted
-code points, and `unicode_encode`. (Subwords would shorten sequences ~3×, but their
-tokenizer would have to run in the graph with core ops only.)
+Two kinds of tokens (`ModelConfig.tokens`):
+- "pieces": the subword vocabulary of the shipped base model (`mimical.model.tokenizer`),
+  which `mimical train` fine-tunes by default (`mimical.model.base`);
+- "chars": the Unicode code points seen at least `min_char_count` times in one persona's
+  corpus, for a small network learned from scratch (`--from-scratch`, the tests' tiny
+  model). In the graph that is `unicode_decode`, a `searchsorted` and `unicode_encode`.
+
+Decoding: `candidates` replies per request are sampled as one batch (top-k, then the
+nucleus of `top_p` of it) and the one with the best length-normalised
+log p(reply | context) − `anti_lm_weight` · log p(reply) is returned: maximum mutual
+information (Li et al. 2016) against bland replies that fit any context. log p(reply)
+comes from the same network read as a language model of chat text (what it learnt from
+the context positions), from its start state; not from the opener state after a lone
+SEP, which would favour whatever a person does not open chats with. Those rows run in
+the same batch as the candidates, so both terms cost one loop.
 
 Try it: `python -m mimical.model.train corpus.jsonl /tmp/models` trains and exports.
 """
@@ -29,9 +37,9 @@ import collections
 import functools
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
-# Token ids below FIRST_CHAR_ID are special; characters follow in code point order.
+# Token ids below FIRST_CHAR_ID are special; characters (or byte pieces) follow.
 PAD, UNK, SEP, EOT = 0, 1, 2, 3
 FIRST_CHAR_ID = 4
 # Hard cap on one generated reply, whatever the client asks for.
@@ -42,8 +50,12 @@ UNROLL = 4
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything that defines the network's shape; saved with every checkpoint."""
+    """Everything that defines the network and its decoding; saved with every model.
 
+    The defaults are the character model learned from scratch on one persona.
+    """
+
+    tokens: str = "chars"  # "chars" or "pieces" (see the module docstring)
     embedding_dim: int = 64
     # GRU width. Measured on the demo persona, 4 minutes on 2 shared CPU cores: 512 and
     # 384 units get through too few epochs (1.95 held-out bits/char); 256 reaches 1.84,
@@ -54,19 +66,29 @@ class ModelConfig:
     # epochs (held-out 1.93 bits/char, early stop); with 0.2 it is still improving at
     # the 5-minute limit (1.86), and it recites fewer training phrases.
     dropout: float = 0.2
-    context_chars: int = 64  # how much of the friend's text the model reads
-    reply_chars: int = 160  # longer replies are cut (without EOT) when training
-    min_char_count: int = 3  # rarer characters become UNK
+    # A linear bottleneck between the GRU and the logits (0: none): with many tokens,
+    # units × vocabulary would cost more than the GRU itself.
+    projection_dim: int = 0
+    context_chars: int = 64  # how much of the friend's text the model reads...
+    context_tokens: int = 64  # ...and at most this many of its tokens
+    reply_tokens: int = 160  # longer replies are cut (without EOT) when training
+    min_char_count: int = 3  # rarer characters become UNK ("chars" only)
     # Also learn to predict the friend's text, at this weight: more signal per step, and
     # the persona's replies alone are too few characters for a network not to overfit.
     context_loss_weight: float = 1.0
+    # Decoding (see the module docstring).
+    candidates: int = 4
+    top_k: int = 40
+    top_p: float = 0.9
+    anti_lm_weight: float = 0.5
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
-        return cls(**json.loads(text))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -105,12 +127,13 @@ class Vocabulary:
         return cls(tuple(json.loads(text)["codepoints"]))
 
 
-def example_tokens(vocab: Vocabulary, config: ModelConfig, context: str, reply: str) -> list[int]:
+def example_tokens(tokenizer, config: ModelConfig, context: str, reply: str) -> list[int]:
     """The token sequence of one (context → reply) example; see the module docstring."""
-    context_ids = vocab.encode(context[-config.context_chars :]) if config.context_chars else []
-    reply_ids = vocab.encode(reply[: config.reply_chars])
-    end = [EOT] if len(reply) <= config.reply_chars else []
-    return [*context_ids, SEP, *reply_ids, *end]
+    context = context[-config.context_chars :] if config.context_chars else ""
+    context_ids = tokenizer.encode(context)[-config.context_tokens :] if context else []
+    reply_ids = tokenizer.encode(reply)
+    end = [EOT] if len(reply_ids) <= config.reply_tokens else []
+    return [*context_ids, SEP, *reply_ids[: config.reply_tokens], *end]
 
 
 def build_keras_model(config: ModelConfig, vocab_size: int):
@@ -124,54 +147,169 @@ def build_keras_model(config: ModelConfig, vocab_size: int):
         # exact math ReplyGenerator reimplements with plain ops.
         x = keras.layers.GRU(config.units, return_sequences=True, name=f"gru_{layer}")(x)
         x = keras.layers.Dropout(config.dropout)(x)
+    if config.projection_dim:
+        x = keras.layers.Dense(config.projection_dim, name="projection")(x)  # (B, T, P)
     logits = keras.layers.Dense(vocab_size, name="logits")(x)  # (B, T, V)
     return keras.Model(ids, logits, name="persona")
 
 
+def network_weights(keras_model, config: ModelConfig) -> dict:
+    """The Keras model's weights by the names `ReplyGenerator` and the base artifact use."""
+    weights = {"embedding": keras_model.get_layer("embedding").embeddings.numpy()}
+    for layer in range(config.layers):
+        kernel, recurrent_kernel, bias = keras_model.get_layer(f"gru_{layer}").weights
+        weights[f"gru_{layer}_kernel"] = kernel.numpy()
+        weights[f"gru_{layer}_recurrent_kernel"] = recurrent_kernel.numpy()
+        weights[f"gru_{layer}_bias"] = bias.numpy()
+    if config.projection_dim:
+        weights["projection_kernel"] = keras_model.get_layer("projection").kernel.numpy()
+        weights["projection_bias"] = keras_model.get_layer("projection").bias.numpy()
+    weights["logits_kernel"] = keras_model.get_layer("logits").kernel.numpy()
+    weights["logits_bias"] = keras_model.get_layer("logits").bias.numpy()
+    return weights
+
+
+def load_network_weights(keras_model, config: ModelConfig, weights: dict) -> None:
+    """The inverse of `network_weights`: fine-tuning starts from the base's weights."""
+    keras_model.get_layer("embedding").embeddings.assign(weights["embedding"])
+    for layer in range(config.layers):
+        gru = keras_model.get_layer(f"gru_{layer}").weights
+        for variable, part in zip(gru, ("kernel", "recurrent_kernel", "bias"), strict=True):
+            variable.assign(weights[f"gru_{layer}_{part}"])
+    if config.projection_dim:
+        keras_model.get_layer("projection").kernel.assign(weights["projection_kernel"])
+        keras_model.get_layer("projection").bias.assign(weights["projection_bias"])
+    keras_model.get_layer("logits").kernel.assign(weights["logits_kernel"])
+    keras_model.get_layer("logits").bias.assign(weights["logits_bias"])
+
+
+def reply_generator(weights: dict, tokenizer, config: ModelConfig, spans=()):
+    """A `ReplyGenerator` (tf.Module) over `weights` (see `network_weights`).
+
+    `spans`: fingerprints of the training messages' word spans (`span_fingerprints`),
+    which replies must not repeat.
+    """
+    return _reply_generator_class()(weights, tokenizer, config, spans)
+
+
+# A reply repeating this many words of a training message in a row is a recital.
+VERBATIM_WORDS = 6
+SPAN_BUCKETS = 2**62
+
+
+def word_spans(texts):
+    """Fingerprints (int64) of every VERBATIM_WORDS-word span of each text: (B, None) ragged.
+
+    Words are runs of letters, digits, `_` and `'`, lowercased, as `mimical evaluate`'s
+    verbatim rate counts them; the same TensorFlow ops at export and in the graph.
+    """
+    import tensorflow as tf
+
+    words = tf.strings.split(
+        tf.strings.strip(tf.strings.regex_replace(tf.strings.lower(texts), r"[^\w']+", " "))
+    )
+    spans = tf.strings.ngrams(words, VERBATIM_WORDS, separator=" ")
+    return tf.strings.to_hash_bucket_fast(spans, SPAN_BUCKETS)
+
+
+def span_fingerprints(messages: list[str]) -> list[int]:
+    """The distinct span fingerprints of `messages` (each message on its own)."""
+    import numpy as np
+    import tensorflow as tf
+
+    found = set()
+    for start in range(0, len(messages), 4096):
+        found.update(word_spans(tf.constant(messages[start : start + 4096])).flat_values.numpy())
+    return sorted(int(f) for f in np.asarray(list(found), dtype=np.int64))
+
+
+def graph_tokens(tokenizer):
+    """The in-graph twin of a `Vocabulary` or a subword `Tokenizer`."""
+    if isinstance(tokenizer, Vocabulary):
+        return _graph_vocabulary_class()(tokenizer)
+    from mimical.model.tokenizer import graph_tokenizer
+
+    return graph_tokenizer(tokenizer)
+
+
+@functools.cache
+def _graph_vocabulary_class():
+    import tensorflow as tf
+
+    class GraphVocabulary(tf.Module):
+        """`Vocabulary.encode`/`decode` with core ops, same interface as GraphTokenizer."""
+
+        def __init__(self, vocab: Vocabulary):
+            super().__init__(name="vocabulary")
+            self.codepoints = tf.constant(vocab.codepoints or (0,), dtype=tf.int32)
+            # id → code point; specials decode to nothing because replies are cut at EOT.
+            self.id_to_codepoint = tf.constant((0,) * FIRST_CHAR_ID + vocab.codepoints, tf.int32)
+            self.token_chars = tf.constant([0] * FIRST_CHAR_ID + [1] * len(vocab.codepoints))
+
+        def encode(self, texts):
+            chars = tf.strings.unicode_decode(texts, "UTF-8", errors="replace")
+            flat = chars.flat_values
+            index = tf.minimum(tf.searchsorted(self.codepoints, flat), tf.size(self.codepoints) - 1)
+            known = tf.equal(tf.gather(self.codepoints, index), flat)
+            ragged = chars.with_flat_values(tf.where(known, index + FIRST_CHAR_ID, UNK))
+            return ragged.to_tensor(default_value=PAD), tf.cast(ragged.row_lengths(), tf.int32)
+
+        def decode(self, ids, lengths):
+            chars = tf.RaggedTensor.from_tensor(
+                tf.gather(self.id_to_codepoint, ids), lengths=lengths
+            )
+            return tf.strings.unicode_encode(chars, "UTF-8")
+
+    return GraphVocabulary
+
+
+@functools.cache
 def _reply_generator_class():
     """Define ReplyGenerator lazily so importing this module does not import TensorFlow."""
     import tensorflow as tf
 
     class ReplyGenerator(tf.Module):
-        """The trained weights as tf.Variables plus an in-graph sampling loop.
+        """The trained weights as tf.Variables plus the in-graph reply path.
 
-        Only core ops (MatMul, Sigmoid, While, UnicodeDecode, LowerBound, ...), so stock
-        `tensorflow_model_server` can run the exported `reply` signature.
+        Only core ops (MatMul, Sigmoid, While, TopKV2, LookupTableFindV2, Substr, ...),
+        so stock `tensorflow_model_server` can run the exported `reply` signature.
         """
 
-        def __init__(self, keras_model, vocab: Vocabulary, config: ModelConfig):
+        def __init__(self, weights: dict, tokenizer, config: ModelConfig, spans=()):
             super().__init__(name="persona")
-            # The export describes itself: config and vocabulary travel with the weights.
-            self.config_json = tf.constant(config.to_json())
-            self.vocabulary_json = tf.constant(vocab.to_json())
-            self.context_chars = config.context_chars
-            self.layers = config.layers
-            self.units = config.units
-            self.vocab_size = vocab.size
-            self.embedding = tf.Variable(keras_model.get_layer("embedding").embeddings)
-            self.gru = []
-            for layer in range(config.layers):
-                kernel, recurrent_kernel, bias = keras_model.get_layer(f"gru_{layer}").weights
-                self.gru.append(
-                    (tf.Variable(kernel), tf.Variable(recurrent_kernel), tf.Variable(bias))
+            # Training span fingerprint → 1 (fingerprints are ≥ 0, so -1 matches nothing).
+            keys = tf.constant(list(spans) or [-1], tf.int64)
+            self.spans = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)),
+                default_value=0,
+            )
+            self.config = config
+            self.tokens = graph_tokens(tokenizer)
+            self.vocab_size = tokenizer.size
+            self.embedding = tf.Variable(weights["embedding"], dtype=tf.float32)
+            self.gru = [
+                tuple(
+                    tf.Variable(weights[f"gru_{layer}_{part}"], dtype=tf.float32)
+                    for part in ("kernel", "recurrent_kernel", "bias")
                 )
-            dense = keras_model.get_layer("logits")
-            self.logits_kernel = tf.Variable(dense.kernel)
-            self.logits_bias = tf.Variable(dense.bias)
+                for layer in range(config.layers)
+            ]
+            if config.projection_dim:
+                self.projection_kernel = tf.Variable(weights["projection_kernel"], dtype=tf.float32)
+                self.projection_bias = tf.Variable(weights["projection_bias"], dtype=tf.float32)
+            self.logits_kernel = tf.Variable(weights["logits_kernel"], dtype=tf.float32)
+            self.logits_bias = tf.Variable(weights["logits_bias"], dtype=tf.float32)
             # The first layer's input projection of every token, precomputed: one gather
             # per step instead of a gather and a matmul (the loop is latency-bound).
             kernel, _, bias = self.gru[0]
             self.input_table = tf.Variable(tf.matmul(self.embedding, kernel) + bias[0])  # (V, 3U)
-            self.codepoints = tf.constant(vocab.codepoints or (0,), dtype=tf.int32)
-            # id → code point; specials decode to nothing because replies are cut at EOT.
-            self.id_to_codepoint = tf.constant((0,) * FIRST_CHAR_ID + vocab.codepoints, tf.int32)
             # Sampling never emits padding, UNK or SEP.
             self.forbidden = tf.constant(
-                [-1e9 if i in (PAD, UNK, SEP) else 0.0 for i in range(vocab.size)], tf.float32
+                [-1e9 if i in (PAD, UNK, SEP) else 0.0 for i in range(self.vocab_size)]
             )
 
         def initial_state(self, batch):
-            return [tf.zeros([batch, self.units]) for _ in range(self.layers)]
+            return [tf.zeros([batch, self.config.units]) for _ in range(self.config.layers)]
 
         def advance(self, ids, states):
             """Feed one token per row: (B,) ids, [(B, U)] states → the next states."""
@@ -190,31 +328,38 @@ def _reply_generator_class():
                 new_states.append(z * h + (1.0 - z) * candidate)  # (B, U)
             return new_states
 
-        def encode(self, texts, last_chars=None):
-            """(B,) strings → (B, T) right-padded ids (of the last chars only), (B,) lengths."""
-            chars = tf.strings.unicode_decode(texts, "UTF-8", errors="replace")
-            if last_chars is not None:
-                chars = chars[:, -last_chars:] if last_chars else chars[:, :0]
-            flat = chars.flat_values
-            index = tf.minimum(tf.searchsorted(self.codepoints, flat), tf.size(self.codepoints) - 1)
-            known = tf.equal(tf.gather(self.codepoints, index), flat)
-            ids = tf.where(known, index + FIRST_CHAR_ID, UNK)
-            ragged = chars.with_flat_values(ids)
-            return ragged.to_tensor(default_value=PAD), tf.cast(ragged.row_lengths(), tf.int32)
+        def recites(self, texts):
+            """(B,) bool: the text repeats a word span of a training message."""
+            spans = word_spans(texts)  # (B, None)
+            found = spans.with_flat_values(self.spans.lookup(spans.flat_values))
+            return tf.reduce_max(found, axis=1) > 0  # an empty row's max is the lowest int
 
         def logits(self, states):
-            return tf.matmul(states[-1], self.logits_kernel) + self.logits_bias  # (B, V)
+            x = states[-1]
+            if self.config.projection_dim:
+                x = tf.matmul(x, self.projection_kernel) + self.projection_bias  # (B, P)
+            return tf.matmul(x, self.logits_kernel) + self.logits_bias  # (B, V)
 
         def read_context(self, context):
-            """Run the GRU over each row's context and then SEP: the state a reply starts from."""
-            ids, lengths = self.encode(context, self.context_chars)
+            """Run the GRU over each row's context tokens, then SEP: where a reply starts.
+
+            The same cut as `example_tokens`: the last `context_chars` characters, then
+            at most the last `context_tokens` of their tokens.
+            """
+            chars = tf.strings.length(context, unit="UTF8_CHAR")
+            keep = tf.minimum(chars, self.config.context_chars)
+            context = tf.strings.substr(context, chars - keep, keep, unit="UTF8_CHAR")
+            ids, lengths = self.tokens.encode(context)  # (B, T), (B,)
+            start = tf.maximum(lengths - self.config.context_tokens, 0)
+            lengths -= start
             batch = tf.shape(ids)[0]
-            # Pad to whole unrolled iterations; padding is masked like a short row's tail.
-            ids = tf.pad(ids, [[0, 0], [0, -tf.shape(ids)[1] % UNROLL]])
+            # Pad so that every row can read whole unrolled iterations from its start.
+            ids = tf.pad(ids, [[0, 0], [0, UNROLL]])
 
             def read_steps(t, states):
                 for k in range(UNROLL):
-                    new_states = self.advance(ids[:, t + k], states)
+                    token = tf.gather(ids, start + t + k, batch_dims=1)  # (B,)
+                    new_states = self.advance(token, states)
                     still_reading = (t + k < lengths)[:, None]  # shorter rows keep their state
                     states = [
                         tf.where(still_reading, n, s)
@@ -223,7 +368,7 @@ def _reply_generator_class():
                 return t + UNROLL, states
 
             _, states = tf.while_loop(
-                lambda t, _: t < tf.shape(ids)[1],
+                lambda t, _: t < tf.reduce_max(lengths),
                 read_steps,
                 (tf.constant(0), self.initial_state(batch)),
             )
@@ -238,69 +383,95 @@ def _reply_generator_class():
             ]
         )
         def reply(self, context, temperature, max_chars, seed):
-            """Sample one reply per row until EOT or `max_chars`; temperature ≤ 0 is greedy."""
-            states = self.read_context(context)
+            """One reply per row, until EOT or `max_chars`; temperature ≤ 0 is greedy."""
+            config, n = self.config, self.config.candidates
             batch = tf.shape(context)[0]
+            rows = batch * n  # candidate c of context b is row b·n + c
             max_chars = tf.clip_by_value(max_chars, 0, MAX_REPLY_CHARS)
-            steps = tf.reduce_max(tf.concat([max_chars, [1]], 0))  # ≥ 1: one step ends all
+            # Rows with the context, then the language-model rows in the same batch: the
+            # reply read as chat text from the start state, with nothing before it (as
+            # the context positions were trained), for log p(reply) without a context.
+            with_context = [tf.repeat(s, n, axis=0) for s in self.read_context(context)]
+            states = [tf.concat([s, tf.zeros_like(s)], 0) for s in with_context]
+            row_max_chars = tf.repeat(max_chars, n)
+            scale = tf.repeat(temperature, n)[:, None]
+            greedy = scale <= 0.0
+            scale = tf.where(greedy, 1.0, scale)
+            # One token per character at most (a piece is ≥ 1 byte): the step budget.
+            steps = tf.reduce_max(tf.concat([max_chars, [1]], 0))
             steps += -steps % UNROLL
-            # Gumbel-max sampling: argmax(logits / T + g) = argmax(logits + T·g). The noise
-            # is drawn up front from each row's own seed, so a reply depends only on its own
-            # inputs; folding the bias and the forbidden tokens into it leaves one matmul
-            # and one add per step before the argmax.
+            # Gumbel-max sampling among the top-k: noise drawn up front from each row's
+            # own seed, so a reply depends only on its own inputs.
             uniform = tf.map_fn(
                 lambda s: tf.random.stateless_uniform(
-                    [steps, self.vocab_size], tf.stack([s, 0]), minval=1e-9, maxval=1.0
+                    [n, steps, config.top_k], tf.stack([s, 0]), minval=1e-9, maxval=1.0
                 ),
                 seed,
                 fn_output_signature=tf.float32,
-            )  # (B, steps, V)
-            gumbel = -tf.math.log(-tf.math.log(uniform))
-            scale = tf.maximum(temperature, 0.0)[:, None, None]
-            offsets = scale * gumbel + (self.logits_bias + self.forbidden)
+            )  # (B, N, steps, K)
+            gumbel = tf.reshape(-tf.math.log(-tf.math.log(uniform)), [rows, steps, config.top_k])
+            gumbel = tf.where(greedy[:, :, None], 0.0, gumbel)
 
-            def sample_steps(t, states, done, lengths, tokens):
+            def sample_steps(t, states, done, chars, lengths, log_p, log_p_text, tokens):
                 for k in range(UNROLL):
-                    scores = tf.matmul(states[-1], self.logits_kernel) + offsets[:, t + k]
-                    token = tf.argmax(scores, axis=-1, output_type=tf.int32)  # (B,)
-                    done = done | tf.equal(token, EOT) | (t + k >= max_chars)
-                    lengths = lengths + tf.cast(~done, tf.int32)
-                    tokens = tokens.write(t + k, token)
-                    states = self.advance(token, states)
-                return t + UNROLL, states, done, lengths, tokens
+                    log_probs = tf.nn.log_softmax(self.logits(states) + self.forbidden)
+                    conditional, unconditional = log_probs[:rows], log_probs[rows:]  # (R, V)
+                    top, top_ids = tf.math.top_k(conditional, config.top_k)  # (R, K)
+                    tempered = top / scale
+                    # The nucleus: the most likely tokens up to `top_p` of the mass.
+                    before = tf.cumsum(tf.nn.softmax(tempered), axis=-1, exclusive=True)
+                    tempered = tf.where(before < config.top_p, tempered, -1e9)
+                    choice = tf.argmax(tempered + gumbel[:, t + k], axis=-1, output_type=tf.int32)
+                    token = tf.gather(top_ids, choice, batch_dims=1)  # (R,)
+                    counts = tf.cast(~done, tf.float32)
+                    log_p += counts * tf.gather(conditional, token, batch_dims=1)
+                    ended = tf.equal(token, EOT)
+                    # The language model skips the end of a turn (not chat text) and the
+                    # first token: from the start state any first token is a surprise,
+                    # which would reward short replies, whose first token weighs most.
+                    text_counts = counts * tf.cast(~ended & (lengths > 0), tf.float32)
+                    log_p_text += text_counts * tf.gather(unconditional, token, batch_dims=1)
+                    lengths += tf.cast(~done, tf.int32)
+                    tokens = tokens.write(t + k, tf.where(done | ended, PAD, token))
+                    chars += tf.where(done, 0, tf.gather(self.tokens.token_chars, token))
+                    done = done | ended | (chars >= row_max_chars)
+                    states = self.advance(tf.concat([token, token], 0), states)
+                return t + UNROLL, states, done, chars, lengths, log_p, log_p_text, tokens
 
-            _, _, _, lengths, tokens = tf.while_loop(
-                lambda t, _s, done, _n, _a: (t < steps) & ~tf.reduce_all(done),
+            zeros = tf.zeros([rows])
+            _, _, _, _, lengths, log_p, log_p_text, tokens = tf.while_loop(
+                # At least one step, so that the token array is never empty.
+                lambda t, _s, done, *_: (t < steps) & (~tf.reduce_all(done) | tf.equal(t, 0)),
                 sample_steps,
                 (
                     tf.constant(0),
                     states,
-                    tf.zeros([batch], tf.bool),
-                    tf.zeros([batch], tf.int32),
+                    row_max_chars <= 0,
+                    tf.zeros([rows], tf.int32),
+                    tf.zeros([rows], tf.int32),
+                    zeros,
+                    zeros,
                     tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
                 ),
             )
-            tokens = tf.transpose(tokens.stack())[:, : tf.reduce_max(lengths)]  # (B, T)
-            tokens = tf.reshape(tokens, [batch, -1])
-            chars = tf.RaggedTensor.from_tensor(
-                tf.gather(self.id_to_codepoint, tokens), lengths=lengths
+            # Rerank: mutual information with the context, per token.
+            per_token = (log_p - config.anti_lm_weight * log_p_text) / tf.cast(
+                tf.maximum(lengths, 1), tf.float32
             )
-            return {"reply": tf.strings.unicode_encode(chars, "UTF-8")}
-
-        def reply_by_python_loop(self, context: str, max_chars: int) -> str:
-            """Greedy reply with one Python call per token: the in-graph loop's reference.
-
-            Tests check `reply` (temperature 0) against it; the benchmark times both.
-            """
-            states = self.read_context(tf.constant([context]))
-            tokens = []
-            for _ in range(max_chars):
-                token = int(tf.argmax(self.logits(states)[0] + self.forbidden))
-                if token == EOT:
-                    break
-                tokens.append(token)
-                states = self.advance(tf.constant([token]), states)
-            return "".join(chr(int(self.id_to_codepoint[t])) for t in tokens)
+            tokens = tf.reshape(tf.transpose(tokens.stack()), [rows, -1])  # (R, T)
+            # Tokens are only ever written before a row ends, so they are left-aligned.
+            candidates = self.tokens.decode(tokens, tf.reduce_sum(tf.cast(tokens > 0, tf.int32), 1))
+            # The verbatim guard: a candidate that repeats a span of the training
+            # messages loses to any that does not.
+            per_token -= tf.where(self.recites(candidates), 1e6, 0.0)
+            best = tf.argmax(tf.reshape(per_token, [batch, n]), axis=1, output_type=tf.int32)
+            text = tf.gather(candidates, tf.range(batch) * n + best)  # (B,)
+            # The last piece may overshoot `max_chars`; the client asked for at most that.
+            return {
+                "reply": tf.strings.substr(
+                    text, tf.zeros_like(max_chars), max_chars, unit="UTF8_CHAR"
+                )
+            }
 
         @tf.function(
             input_signature=[
@@ -309,12 +480,13 @@ def _reply_generator_class():
             ]
         )
         def score(self, context, reply):
-            """Log-likelihood of each reply (its characters, then EOT) given its context.
+            """Log-likelihood of each reply (its tokens, then EOT) given its context.
 
-            Returns `nats` (B,) and `tokens` (B,): evaluation divides one by the other.
+            Returns `nats` (B,) and `characters` (B,): the reply's characters plus one for
+            the end of the turn, so that bits per character compare across tokenizers.
             """
             states = self.read_context(context)
-            targets, lengths = self.encode(reply)
+            targets, lengths = self.tokens.encode(reply)
             targets = tf.concat([targets, tf.zeros_like(targets[:, :1])], axis=1)
             lengths = lengths + 1  # the EOT ending the turn
             targets = tf.tensor_scatter_nd_update(
@@ -335,11 +507,6 @@ def _reply_generator_class():
                 body,
                 (tf.constant(0), states, tf.zeros(tf.shape(lengths), tf.float32)),
             )
-            return {"nats": nats, "tokens": lengths}
+            return {"nats": nats, "characters": tf.strings.length(reply, unit="UTF8_CHAR") + 1}
 
     return ReplyGenerator
-
-
-def reply_generator(keras_model, vocab: Vocabulary, config: ModelConfig):
-    """A `ReplyGenerator` (tf.Module) holding a copy of `keras_model`'s weights."""
-    return _reply_generator_class()(keras_model, vocab, config)

@@ -1,12 +1,15 @@
 """Train a persona model on a corpus and export it for TensorFlow Serving.
 
-One flat loop, top to bottom: split → vocabulary → model → epochs of batches with a
-held-out check after each → early stopping → export of the best weights. A checkpoint
-after every epoch (weights, optimizer, epoch, curve, best weights) lets an
-interrupted run resume where it stopped; it is deleted once the model is exported.
+By default the shipped base model (`mimical.model.pretrain`) is fine-tuned on the
+persona's (context → reply) pairs; `from_scratch=True` learns today's small character
+model instead. Either way the same loop, `fit`, top to bottom: batches → a step → every
+`eval_every` steps (and at the end) a held-out check that keeps the best weights →
+early stopping or the time limit. A checkpoint after each check (weights, optimizer,
+step, curve, best weights) lets an interrupted run resume where it stopped; it is
+deleted once the model is exported.
 
     python -m mimical.model.train corpus.jsonl MODEL_BASE [NAME]
-    mimical train corpus.jsonl -o MODEL_BASE --name NAME --max-minutes 5
+    mimical train corpus.jsonl -o MODEL_BASE --name NAME --max-minutes 5 [--from-scratch]
 """
 
 from __future__ import annotations
@@ -24,25 +27,48 @@ from pathlib import Path
 import numpy as np
 
 from mimical.model.data import batches, build_vocabulary, encode, load_split
-from mimical.model.model import ModelConfig, build_keras_model, reply_generator
+from mimical.model.model import (
+    ModelConfig,
+    build_keras_model,
+    network_weights,
+    reply_generator,
+    span_fingerprints,
+)
 
 # Batch size per device kind: a GPU is fastest with much larger batches. On CPU, 64
-# processes ~15% more characters per second than 32; with a higher learning rate it
-# learnt as much per minute (1.854 vs 1.857 held-out bits/char in 5 minutes).
+# processes ~15% more characters per second than 32.
 CPU_BATCH_SIZE = 64
 GPU_BATCH_SIZE = 256
-# Adam's learning rate: constant, then from half-way through the run (its epochs or its
-# time limit, whichever ends first) decaying linearly to a tenth, so that even a short
-# budget ends on small steps (the "warmup-stable-decay" shape, without the warmup).
-# Measured in 5 minutes on the demo persona (with dropout): decaying over the last half
-# beat a linear decay from the start (1.857 vs 1.891 bits/char).
-LEARNING_RATE = 8e-3
-DECAY_FROM = 0.5
 MAX_EPOCHS = 30
-# Stop after this many epochs without a better held-out loss, counted only once the
-# learning rate decays: at the constant rate the held-out loss plateaus and then drops
-# again with the decay (counting from the start stopped a 5-minute run at 2.5 minutes).
-PATIENCE = 2
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Adam's learning rate: constant, then from `decay_from` of the run (its epochs or
+    its time limit, whichever ends first) decaying linearly to a tenth, so that even a
+    short budget ends on small steps ("warmup-stable-decay" without the warmup)."""
+
+    learning_rate: float
+    decay_from: float = 0.5
+    # Stop after this many held-out checks without improvement, counted only from
+    # `patience_from` of the run: from scratch, at the constant rate the held-out loss
+    # plateaus and then drops again with the decay.
+    patience: int = 2
+    patience_from: float = 0.5
+
+    def rate(self, run_fraction: float) -> float:
+        decay = min(max(run_fraction - self.decay_from, 0.0) / (1 - self.decay_from), 1.0)
+        return self.learning_rate * (1 - 0.9 * decay)
+
+
+# From scratch, measured in 5 minutes on the demo persona (with dropout): decaying over
+# the last half beat a linear decay from the start (1.857 vs 1.891 bits/char).
+FROM_SCRATCH = Schedule(learning_rate=8e-3)
+# Fine-tuning the base: a smaller rate keeps what the base learnt of the language (the
+# ULMFiT lesson); patience from the start, as a small persona overfits within epochs.
+FINE_TUNE = Schedule(learning_rate=1.5e-3, decay_from=0.3, patience=3, patience_from=0.0)
+# Pretraining the base: one long constant-then-decay run over many people's chats.
+PRETRAIN = Schedule(learning_rate=6e-3, decay_from=0.6, patience=3, patience_from=0.6)
 
 
 @dataclass(frozen=True)
@@ -52,10 +78,24 @@ class TrainResult:
     metrics: dict
 
 
-def corpus_fingerprint(corpus_path: Path, config: ModelConfig, seed: int) -> str:
+@dataclass
+class FitResult:
+    weights: dict  # the best weights by held-out loss (`network_weights` names)
+    curve: list[dict]
+    best_bits: float
+    epochs: int
+    steps: int
+    stop_reason: str
+    parameters: int
+    device: str
+    batch_size: int
+    resumed_from_step: int
+
+
+def corpus_fingerprint(corpus_path: Path, config: ModelConfig, seed: int, base: str) -> str:
     """Identifies a training run; a checkpoint only resumes the same run."""
     digest = hashlib.sha256(Path(corpus_path).read_bytes())
-    digest.update(f"{config.to_json()}|{seed}".encode())
+    digest.update(f"{config.to_json()}|{seed}|{base}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -70,58 +110,211 @@ def train_persona(
     progress: bool = False,
     config: ModelConfig | None = None,
     on_progress: Callable[[dict], None] | None = None,
+    from_scratch: bool = False,
 ) -> TrainResult:
     """Train on `corpus_path` and export `model_base/name/<next version>/`.
 
-    `max_minutes` bounds the training loop (the export comes after); `epochs` bounds
-    the passes over the data; early stopping may end sooner. `on_progress` receives
-    `{"phase", "fraction", "epoch", "loss", "eta_seconds"}` dicts for APIs and UIs.
+    Fine-tunes the shipped base unless `from_scratch` or a `config` is given (a config
+    describes a new network, so it is learned from scratch). `max_minutes` bounds the
+    training loop (the export comes after); `epochs` bounds the passes over the data;
+    early stopping may end sooner. `on_progress` receives `{"phase", "fraction",
+    "epoch", "loss", "eta_seconds"}` dicts for APIs and UIs.
     """
-    import keras
-    import tensorflow as tf
-    from tqdm import tqdm
-
     from mimical.model.export import export_generator
+    from mimical.model.pretrain import load_base
 
     started = time.monotonic()
     report = on_progress or (lambda _: None)
     report({"phase": "preparing", "fraction": 0.0})
-    config = config or ModelConfig()
     split = load_split(corpus_path, seed)
-    vocab = build_vocabulary(split.train, config)
-    train_examples = encode(split.train, vocab, config)
-    held_out_examples = encode(split.held_out, vocab, config)
+    if config is None and not from_scratch:
+        base = load_base()
+        config, tokenizer, initial, schedule = base.config, base.tokenizer, base.weights, FINE_TUNE
+        base_id = f"base v{base.version}"
+    else:
+        config = config or ModelConfig()
+        tokenizer, initial, schedule = build_vocabulary(split.train, config), None, FROM_SCRATCH
+        base_id = "from scratch"
+    fit_result = fit(
+        config, tokenizer.size,
+        encode(split.train, tokenizer, config), encode(split.held_out, tokenizer, config),
+        held_out_chars=sum(len(p.reply) + 1 for p in split.held_out),
+        initial_weights=initial, schedule=schedule, started=started,
+        max_minutes=max_minutes, epochs=epochs, seed=seed, label=f"training {name}",
+        checkpoint_dir=Path(model_base) / ".checkpoints" / name,
+        run_id=corpus_fingerprint(corpus_path, config, seed, base_id),
+        progress=progress, report=report,
+    )  # fmt: skip
+
+    report({"phase": "exporting", "fraction": 0.99})
+    metrics = {
+        "held_out_bits_per_char": fit_result.best_bits,
+        "epochs": fit_result.epochs,
+        "steps": fit_result.steps,
+        "stop_reason": fit_result.stop_reason,
+        "started_from": base_id,
+        "train_replies": len(split.train),
+        "held_out_replies": len(split.held_out),
+        "vocabulary_size": tokenizer.size,
+        "parameters": fit_result.parameters,
+        "device": fit_result.device,
+        "batch_size": fit_result.batch_size,
+        "seed": seed,
+        "training_seconds": round(time.monotonic() - started, 1),
+        "resumed_from_step": fit_result.resumed_from_step,
+    }
+    vocabulary_file = "tokenizer.json" if config.tokens == "pieces" else "vocabulary.json"
+    export_dir = export_generator(
+        reply_generator(
+            fit_result.weights, tokenizer, config, span_fingerprints(training_messages(split))
+        ),
+        model_base,
+        name,
+        extras={
+            "metrics.json": metrics,
+            "curve.json": fit_result.curve,
+            "config.json": json.loads(config.to_json()),
+            vocabulary_file: json.loads(tokenizer.to_json()),
+            "split.json": {
+                "seed": seed,
+                "held_out": sorted({(p.thread, p.conversation) for p in split.held_out}),
+            },
+        },
+    )
+    shutil.rmtree(Path(model_base) / ".checkpoints" / name, ignore_errors=True)
+    report({"phase": "done", "fraction": 1.0})
+    if progress:
+        print(
+            f"trained {name} v{export_dir.name} ({base_id}): held-out "
+            f"{metrics['held_out_bits_per_char']:.3f} bits/char after {fit_result.steps} steps "
+            f"({fit_result.stop_reason}), {metrics['training_seconds']:.0f}s on "
+            f"{metrics['device']} → {export_dir}",
+            file=sys.stderr,
+        )
+    return TrainResult(int(export_dir.name), export_dir, metrics)
+
+
+def training_messages(split) -> list[str]:
+    """Every message of the training pairs, the friends' too: replies must recite none."""
+    return sorted({m for p in split.train for m in (*p.context.split("\n"), *p.reply.split("\n"))})
+
+
+def fit(
+    config: ModelConfig,
+    vocab_size: int,
+    train_examples: list[np.ndarray],
+    held_out_examples: list[np.ndarray],
+    *,
+    held_out_chars: int,
+    initial_weights: dict | None,
+    schedule: Schedule,
+    started: float,
+    max_minutes: float | None,
+    epochs: int | None,
+    seed: int,
+    label: str,
+    checkpoint_dir: Path,
+    run_id: str,
+    progress: bool = False,
+    report: Callable[[dict], None] = lambda _: None,
+    eval_every: int = 300,
+) -> FitResult:
+    """The training loop: the network learns `train_examples`, keeping its best weights
+    by bits per character of the held-out replies (`held_out_chars` characters, each
+    turn's end counted as one)."""
+    import keras
+    import tensorflow as tf
+
+    from mimical.model.model import load_network_weights
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     batch_size = GPU_BATCH_SIZE if gpu else CPU_BATCH_SIZE
     keras.utils.set_random_seed(seed)
-    model = build_keras_model(config, vocab.size)
-    optimizer = keras.optimizers.Adam(LEARNING_RATE, clipnorm=1.0)
+    model = build_keras_model(config, vocab_size)
+    if initial_weights is not None:
+        load_network_weights(model, config, initial_weights)
+    optimizer = keras.optimizers.Adam(schedule.learning_rate, clipnorm=1.0)
     optimizer.build(model.trainable_variables)
+    train_step, held_out_nats = _step_functions(model, optimizer)
 
     # Everything needed to resume lives in the checkpoint; plain values as variables.
-    epoch_var = tf.Variable(0, dtype=tf.int64)
-    best_loss_var = tf.Variable(math.inf, dtype=tf.float64)
+    step_var = tf.Variable(0, dtype=tf.int64)
+    best_var = tf.Variable(math.inf, dtype=tf.float64)
     stale_var = tf.Variable(0, dtype=tf.int64)
     curve_var = tf.Variable("[]")
     best_weights = [tf.Variable(w, trainable=False) for w in model.weights]
     checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=optimizer, epoch=epoch_var, best_loss=best_loss_var,
-        stale=stale_var, curve=curve_var, best_weights=best_weights,
+        model=model, optimizer=optimizer, step=step_var, best=best_var, stale=stale_var,
+        curve=curve_var, best_weights=best_weights,
     )  # fmt: skip
-    checkpoint_dir = Path(model_base) / ".checkpoints" / name
-    run_id = corpus_fingerprint(corpus_path, config, seed)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir / run_id, max_to_keep=1)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)
     curve: list[dict] = json.loads(curve_var.numpy())
-    resumed_epoch = int(epoch_var.numpy())
+    resumed_step = int(step_var.numpy())
 
-    # One trace for every batch shape: (B, T) ids, targets and weights.
+    steps_per_epoch = math.ceil(len(train_examples) / batch_size)
+    total_steps = steps_per_epoch * (epochs or MAX_EPOCHS)
+    eval_every = min(eval_every, steps_per_epoch)
+    clock = Clock(started, max_minutes, total_steps, resumed_step, label, progress)
+    stop_reason, running = "epochs", []
+    for step, (inputs, targets, weights) in _training_batches(
+        train_examples, batch_size, seed, config.context_loss_weight, resumed_step, total_steps
+    ):
+        optimizer.learning_rate.assign(schedule.rate(clock.run_fraction(step)))
+        running.append(float(train_step(inputs, targets, weights)))
+        clock.tick(
+            step, report, loss=float(np.mean(running[-50:])), epoch=step // steps_per_epoch + 1
+        )
+        last = step + 1 == total_steps
+        out_of_time = clock.out_of_time()
+        if (step + 1) % eval_every and not (last or out_of_time):
+            continue
+        # The held-out check: keep the best weights, count checks without improvement.
+        bits = _bits_per_char(held_out_nats, held_out_examples, batch_size * 2, held_out_chars)
+        curve.append({
+            "step": step + 1, "epoch": round((step + 1) / steps_per_epoch, 2),
+            "train_loss": float(np.mean(running)), "held_out_bits_per_char": bits,
+            "elapsed_seconds": round(time.monotonic() - started, 1),
+        })  # fmt: skip
+        running = []
+        if bits < best_var.numpy():
+            best_var.assign(bits)
+            stale_var.assign(0)
+            for saved, current in zip(best_weights, model.weights, strict=True):
+                saved.assign(current)
+        elif clock.run_fraction(step) >= schedule.patience_from:
+            stale_var.assign_add(1)
+        step_var.assign(step + 1)
+        curve_var.assign(json.dumps(curve))
+        manager.save()
+        if out_of_time:
+            stop_reason = "time limit"
+            break
+        if stale_var.numpy() >= schedule.patience:
+            stop_reason = "early stopping"
+            break
+    clock.close()
+
+    for current, saved in zip(model.weights, best_weights, strict=True):
+        current.assign(saved)
+    steps = int(step_var.numpy())
+    return FitResult(
+        weights=network_weights(model, config), curve=curve, best_bits=float(best_var.numpy()),
+        epochs=math.ceil(steps / steps_per_epoch), steps=steps, stop_reason=stop_reason,
+        parameters=int(model.count_params()), device="GPU" if gpu else "CPU",
+        batch_size=batch_size, resumed_from_step=resumed_step,
+    )  # fmt: skip
+
+
+def _step_functions(model, optimizer):
+    """The compiled training step and held-out scoring, one trace for every batch shape."""
+    import tensorflow as tf
+
     batch_signature = [
-        tf.TensorSpec([None, None], tf.int32),
-        tf.TensorSpec([None, None], tf.int32),
-        tf.TensorSpec([None, None], tf.float32),
+        tf.TensorSpec([None, None], tf.int32),  # (B, T) inputs
+        tf.TensorSpec([None, None], tf.int32),  # (B, T) targets
+        tf.TensorSpec([None, None], tf.float32),  # (B, T) loss weights
     ]
 
     @tf.function(input_signature=batch_signature)
@@ -135,128 +328,79 @@ def train_persona(
         return loss
 
     @tf.function(input_signature=batch_signature)
-    def nats_sum(inputs, targets, weights):
+    def held_out_nats(inputs, targets, weights):
         logits = model(inputs, training=False)
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
-        return tf.reduce_sum(losses * weights), tf.reduce_sum(weights)
+        return tf.reduce_sum(losses * weights)
 
-    def held_out_bits_per_char() -> float:
-        total, count = 0.0, 0.0
-        for inputs, targets, weights in batches(held_out_examples, batch_size * 2):
-            nats, n = nats_sum(inputs, targets, weights)
-            total, count = total + float(nats), count + float(n)
-        return total / count / math.log(2)
+    return train_step, held_out_nats
 
-    max_epochs = epochs or MAX_EPOCHS
-    deadline = started + max_minutes * 60 if max_minutes else math.inf
-    steps_per_epoch = math.ceil(len(train_examples) / batch_size)
-    bar = tqdm(
-        total=steps_per_epoch * max_epochs, initial=steps_per_epoch * resumed_epoch,
-        desc=f"training {name}", unit="batch", disable=not (progress and sys.stderr.isatty()),
-    )  # fmt: skip
-    loop_started, stop_reason = time.monotonic(), "epochs"
-    for epoch in range(resumed_epoch, max_epochs):
-        rng = np.random.default_rng([seed, epoch])
-        running, out_of_time = [], False
-        epoch_batches = batches(train_examples, batch_size, rng, config.context_loss_weight)
-        for step, (inputs, targets, weights) in enumerate(epoch_batches):
-            now = time.monotonic()
-            run_fraction = max(
-                (epoch * steps_per_epoch + step) / (max_epochs * steps_per_epoch),
-                (now - loop_started) / (deadline - loop_started),
-            )
-            decay = min(max(run_fraction - DECAY_FROM, 0.0) / (1 - DECAY_FROM), 1.0)
-            optimizer.learning_rate.assign(LEARNING_RATE * (1 - 0.9 * decay))
-            running.append(float(train_step(inputs, targets, weights)))
-            done = (epoch - resumed_epoch) * steps_per_epoch + step + 1
-            per_step = (time.monotonic() - loop_started) / done
-            eta = min(
-                per_step * (steps_per_epoch * (max_epochs - epoch) - step - 1),
-                max(0.0, deadline - time.monotonic()),
-            )
-            bar.total = bar.n + 1 + round(eta / per_step)  # the time limit shortens the bar
-            bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(running[-50:]):.3f}")
-            if step % 10 == 0:
-                report({
-                    "phase": "training", "epoch": epoch + 1, "loss": float(np.mean(running[-50:])),
-                    "fraction": 1 - eta / max(eta + time.monotonic() - started, 1e-9),
-                    "eta_seconds": round(eta),
-                })  # fmt: skip
-            if time.monotonic() > deadline:
-                out_of_time = True
-                break
-        held_out_bpc = held_out_bits_per_char()
-        curve.append({
-            "epoch": epoch + 1, "steps": len(running), "train_loss": float(np.mean(running)),
-            "held_out_bits_per_char": held_out_bpc,
-            "elapsed_seconds": round(time.monotonic() - started, 1),
-        })  # fmt: skip
-        if held_out_bpc < best_loss_var.numpy():
-            best_loss_var.assign(held_out_bpc)
-            stale_var.assign(0)
-            for saved, current in zip(best_weights, model.weights, strict=True):
-                saved.assign(current)
-        elif decay > 0:
-            stale_var.assign_add(1)
-        epoch_var.assign(epoch + 1)
-        curve_var.assign(json.dumps(curve))
-        manager.save()
-        if out_of_time:
-            stop_reason = "time limit"
-            break
-        if stale_var.numpy() >= PATIENCE:
-            stop_reason = "early stopping"
-            break
-    bar.close()
 
-    report({"phase": "exporting", "fraction": 0.99})
-    for current, saved in zip(model.weights, best_weights, strict=True):
-        current.assign(saved)
-    metrics = {
-        "held_out_bits_per_char": float(best_loss_var.numpy()),
-        "epochs": int(epoch_var.numpy()),
-        "stop_reason": stop_reason,
-        "train_replies": len(split.train),
-        "held_out_replies": len(split.held_out),
-        "vocabulary_size": vocab.size,
-        "parameters": int(model.count_params()),
-        "device": "GPU" if gpu else "CPU",
-        "batch_size": batch_size,
-        "seed": seed,
-        "training_seconds": round(time.monotonic() - started, 1),
-        "resumed_from_epoch": resumed_epoch,
-    }
-    export_dir = export_generator(
-        reply_generator(model, vocab, config),
-        model_base,
-        name,
-        extras={
-            "metrics.json": metrics,
-            "curve.json": curve,
-            "config.json": json.loads(config.to_json()),
-            "vocabulary.json": json.loads(vocab.to_json()),
-            "split.json": {
-                "seed": seed,
-                "held_out": sorted({(p.thread, p.conversation) for p in split.held_out}),
-            },
-        },
-    )
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    report({"phase": "done", "fraction": 1.0})
-    if progress:
-        print(
-            f"trained {name} v{export_dir.name}: held-out {metrics['held_out_bits_per_char']:.3f}"
-            f" bits/char after {metrics['epochs']} epochs ({stop_reason}), "
-            f"{metrics['training_seconds']:.0f}s on {metrics['device']} → {export_dir}",
-            file=sys.stderr,
+def _training_batches(examples, batch_size, seed, context_weight, first_step, total_steps):
+    """(step, batch) from `first_step` on: epoch after epoch, each shuffled by its number."""
+    steps_per_epoch = math.ceil(len(examples) / batch_size)
+    step = first_step - first_step % steps_per_epoch
+    while step < total_steps:
+        rng = np.random.default_rng([seed, step // steps_per_epoch])
+        for batch in batches(examples, batch_size, rng, context_weight):
+            if first_step <= step < total_steps:
+                yield step, batch
+            step += 1
+
+
+def _bits_per_char(held_out_nats, examples, batch_size: int, characters: int) -> float:
+    """Held-out bits per character: the replies' nats (context weighted 0) / characters."""
+    nats = sum(float(held_out_nats(*batch)) for batch in batches(examples, batch_size))
+    return nats / max(characters, 1) / math.log(2)
+
+
+class Clock:
+    """Where the run is (by steps or by its time limit), its ETA, and the progress bar."""
+
+    def __init__(self, started, max_minutes, total_steps, first_step, label, progress):
+        from tqdm import tqdm
+
+        self.started, self.loop_started = started, time.monotonic()
+        self.deadline = self.loop_started + max_minutes * 60 if max_minutes else math.inf
+        self.total_steps, self.first_step = total_steps, first_step
+        self.bar = tqdm(
+            total=total_steps, initial=first_step, desc=label, unit="batch",
+            disable=not (progress and sys.stderr.isatty()),
+        )  # fmt: skip
+
+    def run_fraction(self, step: int) -> float:
+        """How far the run is: by steps or by time, whichever is further."""
+        now = time.monotonic()
+        return max(
+            step / self.total_steps, (now - self.loop_started) / (self.deadline - self.loop_started)
         )
-    return TrainResult(int(export_dir.name), export_dir, metrics)
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    def tick(self, step: int, report, *, loss: float, epoch: int) -> None:
+        now = time.monotonic()
+        per_step = (now - self.loop_started) / (step + 1 - self.first_step)
+        eta = min(per_step * (self.total_steps - step - 1), max(0.0, self.deadline - now))
+        self.bar.total = self.bar.n + 1 + round(eta / per_step)  # the time limit shortens it
+        self.bar.update()
+        self.bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
+        if step % 10 == 0:
+            report({
+                "phase": "training", "epoch": epoch, "loss": loss, "eta_seconds": round(eta),
+                "fraction": 1 - eta / max(eta + now - self.started, 1e-9),
+            })  # fmt: skip
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def tiny_config() -> ModelConfig:
-    """A model small enough to train in seconds, for tests and smoke runs."""
-    return replace(ModelConfig(), units=48, embedding_dim=16, context_chars=32, reply_chars=64)
+    """A model small enough to train in seconds, for tests and smoke runs (from scratch)."""
+    return replace(
+        ModelConfig(), units=48, embedding_dim=16, context_chars=32, context_tokens=32,
+        reply_tokens=64, candidates=2,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

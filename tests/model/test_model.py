@@ -13,6 +13,7 @@ from mimical.model.model import (
     Vocabulary,
     build_keras_model,
     example_tokens,
+    network_weights,
     reply_generator,
 )
 
@@ -24,13 +25,13 @@ def vocab() -> Vocabulary:
     return Vocabulary.from_texts([TEXT])
 
 
-@pytest.mark.parametrize("layers", [1, 2])
-def test_generator_step_reproduces_the_keras_model(vocab, layers):
+@pytest.mark.parametrize(("layers", "projection_dim"), [(1, 0), (2, 0), (1, 6)])
+def test_generator_step_reproduces_the_keras_model(vocab, layers, projection_dim):
     import tensorflow as tf
 
-    config = ModelConfig(units=24, embedding_dim=8, layers=layers)
+    config = ModelConfig(units=24, embedding_dim=8, layers=layers, projection_dim=projection_dim)
     model = build_keras_model(config, vocab.size)
-    generator = reply_generator(model, vocab, config)
+    generator = reply_generator(network_weights(model, config), vocab, config)
     tokens = example_tokens(vocab, config, "hi there", "hello 😀")
     expected = model(np.array([tokens]), training=False).numpy()[0]  # (T, V)
     states, got = generator.initial_state(1), []
@@ -47,20 +48,46 @@ def test_vocabulary_round_trip_and_unknown_characters(vocab):
 
 
 def test_example_tokens_mark_context_reply_and_end(vocab):
-    config = ModelConfig(context_chars=3, reply_chars=5)
+    config = ModelConfig(context_chars=3, reply_tokens=5)
     tokens = example_tokens(vocab, config, "hey you", "hi")
     assert tokens == [*vocab.encode("you"), SEP, *vocab.encode("hi"), EOT]
     cut = example_tokens(vocab, config, "", "what's up")
     assert cut == [SEP, *vocab.encode("what'")]  # too long: cut, no end of turn
+    few_tokens = ModelConfig(context_chars=10, context_tokens=2)
+    assert example_tokens(vocab, few_tokens, "hey you", "")[:2] == vocab.encode("ou")
 
 
-def test_in_graph_tokenizer_matches_python(vocab):
+def test_in_graph_context_reading_matches_python(vocab):
+    """The graph reads the same context tokens as training: its state after them agrees."""
     import tensorflow as tf
 
-    config = ModelConfig(units=8, embedding_dim=4, context_chars=6)
-    generator = reply_generator(build_keras_model(config, vocab.size), vocab, config)
+    config = ModelConfig(units=8, embedding_dim=4, context_chars=6, context_tokens=4)
+    model = build_keras_model(config, vocab.size)
+    generator = reply_generator(network_weights(model, config), vocab, config)
     texts = ["hey 😀§ you", "", "up?"]
-    ids, lengths = generator.encode(tf.constant(texts), config.context_chars)
+    states = generator.read_context(tf.constant(texts))
     for row, text in enumerate(texts):
-        expected = vocab.encode(text[-6:])
-        assert ids.numpy()[row, : lengths.numpy()[row]].tolist() == expected
+        expected = generator.initial_state(1)
+        for token in example_tokens(vocab, config, text, "")[:-1]:  # up to and with SEP
+            expected = generator.advance(tf.constant([token]), expected)
+        np.testing.assert_allclose(states[0].numpy()[row], expected[0].numpy()[0], atol=1e-6)
+
+
+def test_the_verbatim_guard_spots_training_spans_as_evaluate_counts_them(vocab):
+    """`recites` flags a text that repeats 6 words of a training message in a row, with
+    the words `mimical evaluate` counts (case and punctuation aside), and nothing else."""
+    import tensorflow as tf
+
+    from mimical.model.model import span_fingerprints
+
+    config = ModelConfig(units=8, embedding_dim=4)
+    model = build_keras_model(config, vocab.size)
+    spans = span_fingerprints(["we could go to the beach on sunday", "short one"])
+    generator = reply_generator(network_weights(model, config), vocab, config, spans)
+    texts = [
+        "Well, we could go to the BEACH!",
+        "we could go to a beach",
+        "short one",
+        "",
+    ]
+    assert generator.recites(tf.constant(texts)).numpy().tolist() == [True, False, False, False]
