@@ -260,6 +260,8 @@ class ControlPlane:
                 f"--etcd-servers={etcd_url}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
+                # No endpoints for the kubernetes Service: it would need a non-loopback address.
+                "--endpoint-reconciler-type=none",
                 f"--secure-port={self.port}",
                 f"--cert-dir={self.workdir / 'certs'}",
                 f"--tls-cert-file={pki['server.crt']}",
