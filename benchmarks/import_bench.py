@@ -8,7 +8,8 @@ pages, newest first) by cycling through the chitchat chats, then for each size:
 - reads every page with a bare `json.load` (the same-run baseline: the least any
   importer must do) and times `import_exports` on the same files, in one process (the
   default) and with one worker process per CPU (`workers=N`, opt-in), best of three runs
-  each, alternating (the machine may be shared);
+  each, alternating (the machine may be shared; the CPU-time ratio of the one-process
+  import says more than wall time when it is busy);
 - runs both imports again in fresh processes to measure their peak RSS (and that of
   the largest worker).
 
@@ -81,20 +82,22 @@ def build_export(root: Path, total: int) -> Path:
     return root
 
 
-def time_json_load(root: Path) -> float:
-    start = time.perf_counter()
+def time_json_load(root: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of a bare `json.load` of every page."""
+    start, cpu = time.perf_counter(), time.process_time()
     for path in sorted(root.rglob("message_*.json")):
         with path.open(encoding="utf-8") as handle:
             json.load(handle)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def time_import(root: Path, output: Path, workers: int) -> tuple[float, dict]:
+def time_import(root: Path, output: Path, workers: int) -> tuple[float, float, dict]:
+    """Wall and CPU seconds (of this process: not the workers') of an import, its stats."""
     from mimical.corpus.importer import import_exports
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     stats = import_exports(root, output, workers=workers)
-    return time.perf_counter() - start, stats
+    return time.perf_counter() - start, time.process_time() - cpu, stats
 
 
 def peak_rss_mb(root: Path, output: Path, workers: int) -> tuple[float, float]:
@@ -135,11 +138,13 @@ def main() -> None:
             output = workdir / f"corpus-{total}.jsonl"
             # Best of REPEATS, alternating, so all see the same machine load.
             baseline = one_process = parallel = float("inf")
+            baseline_cpu = one_process_cpu = float("inf")
             for _ in range(REPEATS):
-                baseline = min(baseline, time_json_load(root))
-                elapsed, stats = time_import(root, output, workers=1)
-                one_process = min(one_process, elapsed)
-                elapsed, stats = time_import(root, output, workers=workers)
+                elapsed, cpu = time_json_load(root)
+                baseline, baseline_cpu = min(baseline, elapsed), min(baseline_cpu, cpu)
+                elapsed, cpu, stats = time_import(root, output, workers=1)
+                one_process, one_process_cpu = min(one_process, elapsed), min(one_process_cpu, cpu)
+                elapsed, _, stats = time_import(root, output, workers=workers)
                 parallel = min(parallel, elapsed)
             assert stats["messages"] == total, stats
             rss_mb, _ = peak_rss_mb(root, output, 1)
@@ -152,6 +157,7 @@ def main() -> None:
                     "build_s": built,
                     "json_load_s": baseline,
                     "one_process_s": one_process,
+                    "cpu_ratio": baseline_cpu / one_process_cpu,
                     "parallel_s": parallel,
                     "rss_mb": rss_mb,
                     "parallel_rss_mb": parallel_rss_mb,
@@ -164,17 +170,18 @@ def main() -> None:
     print("Messenger export import (json.load baseline measured in the same run)\n")
     print(
         "| messages | threads | JSON MB | json.load msg/s | import msg/s, 1 process | ratio"
-        f" | peak RSS MB | import msg/s, {workers} workers | ratio"
+        f" | ratio of CPU times | peak RSS MB | import msg/s, {workers} workers | ratio"
         " | peak RSS MB (largest worker) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         json_rate = row["messages"] / row["json_load_s"]
         one_rate = row["messages"] / row["one_process_s"]
         parallel_rate = row["messages"] / row["parallel_s"]
         print(
             f"| {row['messages']:,} | {row['threads']} | {row['size_mb']:.0f} | {json_rate:,.0f}"
-            f" | {one_rate:,.0f} | {one_rate / json_rate:.2f}x | {row['rss_mb']:.0f}"
+            f" | {one_rate:,.0f} | {one_rate / json_rate:.2f}x | {row['cpu_ratio']:.2f}x"
+            f" | {row['rss_mb']:.0f}"
             f" | {parallel_rate:,.0f} | {parallel_rate / json_rate:.2f}x"
             f" | {row['parallel_rss_mb']:.0f} ({row['worker_rss_mb']:.0f}) |"
         )
@@ -183,7 +190,7 @@ def main() -> None:
     print(
         f"\npeak RSS growth {rows[0]['messages']:,} -> {rows[-1]['messages']:,} messages:"
         f" {growth:.2f}x in one process, {parallel_growth:.2f}x with workers (goal: ~1x);"
-        " speed goal: ratio >= 0.2x in one process"
+        " speed goal: ratio >= 0.2x in one process (by CPU time on a busy machine)"
     )
 
 

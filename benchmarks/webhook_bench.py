@@ -72,6 +72,8 @@ BASELINE_SECONDS = 10.0
 WARMUP_RATE = 50.0  # persona picks per second before each measured phase
 DUPLICATE_EVERY = 20  # every 20th post redelivers an earlier message
 ACK_TIMEOUT_SECONDS = 60.0
+# TensorFlow's import alone takes a minute or more on a busy 2-core machine.
+STARTUP_TIMEOUT_SECONDS = 600.0
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -268,7 +270,7 @@ def main() -> None:
                 stderr=subprocess.STDOUT,
             )
         )
-        wait_for_port(model_port, processes[-1], timeout=120)
+        wait_for_port(model_port, processes[-1], timeout=STARTUP_TIMEOUT_SECONDS)
         processes.append(
             start_webhook(
                 webhook_port,
@@ -277,7 +279,7 @@ def main() -> None:
                 {"MIMICAL_WEBHOOK_WORKERS": 8, "reply_max_chars": REPLY_CHARS},
             )
         )
-        wait_for_port(webhook_port, processes[-1], timeout=120)
+        wait_for_port(webhook_port, processes[-1], timeout=STARTUP_TIMEOUT_SECONDS)
 
         client = ModelClient(f"127.0.0.1:{model_port}")
         direct = []

@@ -15,7 +15,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from webhook_bench import WARMUP_RATE, make_post, percentile, start_webhook
+from webhook_bench import (
+    STARTUP_TIMEOUT_SECONDS,
+    WARMUP_RATE,
+    make_post,
+    percentile,
+    start_webhook,
+)
 
 from tests.fixtures.services import free_port, stop_server, wait_for_port
 from tests.webhook.fake_graph import FakeGraphApi
@@ -135,7 +141,7 @@ def chaos_run(args, env: dict, workdir: Path, graph: FakeGraphApi) -> None:
     )
     try:
         for port, replica in zip(ports, replicas, strict=True):
-            wait_for_port(port, replica, timeout=120)
+            wait_for_port(port, replica, timeout=STARTUP_TIMEOUT_SECONDS)
         results = {}
         for tag, seconds, kills in (
             ("no kills", CHAOS_BASELINE_SECONDS, False),

@@ -114,11 +114,14 @@ def build_chatbot(
     try:
         on_progress(Phase.IMPORTING, 0.0, f"importing {source_name}")
         source = local_source or source_storage.get_file(source_key, download / source_name)
+        corpus = scratch / "corpus.jsonl"
         if source.suffix == CORPUS_SUFFIX:
-            corpus, stats = source, {}
+            stats = {}
+            shutil.copyfile(source, corpus)  # the source may be deleted below
         else:
-            corpus = scratch / "corpus.jsonl"
             stats = _import(source, corpus, me, on_progress)
+        if local_source is None:
+            source.unlink()  # a downloaded export is not needed on this disk any more
         storage.put_file(corpus_key(name, version), corpus)
         if delete_source:
             source_storage.delete_prefix(source_key)

@@ -43,12 +43,12 @@ def quiet_tensorflow() -> None:
     os.environ[QUIET_ENV] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules:
-        return  # too late for the start-up lines; the log level still applies
-    if not any(isinstance(finder, _QuietImportFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _QuietImportFinder())
+        return  # too late: it printed its start-up lines and read its log level
+    if not any(isinstance(finder, QuietImportFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, QuietImportFinder())
 
 
-class _QuietImportFinder(importlib.abc.MetaPathFinder):
+class QuietImportFinder(importlib.abc.MetaPathFinder):
     """Wraps the loader of the first `import tensorflow` in `_native_stderr_filtered`."""
 
     def find_spec(self, fullname, path, target=None):

@@ -252,7 +252,6 @@ class Registry(ABC):
     def secrets(self, name: str) -> tuple[str | None, str]:
         """(password hash or None, owner token hash); `NotFoundError` if unknown."""
 
-    @abstractmethod
     def update_status(
         self,
         name: str,
@@ -268,6 +267,22 @@ class Registry(ABC):
 
         `add_version` records a newly built version in `versions`.
         """
+        changes: dict[str, object] = {}
+        if phase is not None:
+            changes["phase"] = Phase(phase).value
+        if progress is not None:
+            changes["progress"] = min(1.0, max(0.0, float(progress)))
+        if message is not None:
+            changes["message"] = message
+        if model_version is not None:
+            changes["model_version"] = model_version
+        if metrics is not None:
+            changes["metrics"] = metrics
+        return self.write_status(name, changes, add_version)
+
+    @abstractmethod
+    def write_status(self, name: str, changes: dict, add_version: int | None) -> Chatbot:
+        """Store checked status `changes` (column → value) and a new version, if any."""
 
     @abstractmethod
     def delete(self, name: str) -> None:
@@ -366,28 +381,9 @@ class SqliteRegistry(Registry):
             raise NotFoundError(f"no chatbot named {name!r}")
         return row[0], row[1]
 
-    def update_status(
-        self,
-        name: str,
-        *,
-        phase: Phase | str | None = None,
-        progress: float | None = None,
-        message: str | None = None,
-        model_version: int | None = None,
-        metrics: dict | None = None,
-        add_version: int | None = None,
-    ) -> Chatbot:
-        changes: dict[str, object] = {}
-        if phase is not None:
-            changes["phase"] = Phase(phase).value
-        if progress is not None:
-            changes["progress"] = min(1.0, max(0.0, float(progress)))
-        if message is not None:
-            changes["message"] = message
-        if model_version is not None:
-            changes["model_version"] = model_version
-        if metrics is not None:
-            changes["metrics"] = orjson.dumps(metrics).decode()
+    def write_status(self, name: str, changes: dict, add_version: int | None) -> Chatbot:
+        if "metrics" in changes:
+            changes["metrics"] = orjson.dumps(changes["metrics"]).decode()
         with self._connect(write=True) as db:
             row = db.execute("SELECT versions FROM chatbots WHERE name = ?", (name,)).fetchone()
             if row is None:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from mimical.quiet import QUIET_ENV
+from mimical.quiet import QUIET_ENV, QuietImportFinder
 
 pytest_plugins = [
     "tests.fixtures.services",
@@ -29,4 +29,6 @@ def cli_quiet_mode_ends_with_the_test(monkeypatch):
             monkeypatch.setenv(name, os.environ[name])  # restored as it is now
         else:
             monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    yield
+    # Remove only our finder: other libraries (six) add theirs for good while a test runs.
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, QuietImportFinder)]

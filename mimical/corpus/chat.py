@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -36,9 +37,9 @@ SKIP_REASONS = (
 
 
 class ChatMessage(NamedTuple):
-    """A plain tuple, so a reader may build a thread's messages with `zip(senders, times,
-    texts)` (the Messenger reader does, a column at a time) and segmentation can take
-    them apart the same way."""
+    """A plain tuple, so a reader may build one as `(sender, time, text)` (the Messenger
+    reader does: a NamedTuple's constructor costs as much as reading the message) and
+    segmentation can take a thread's messages apart with `zip(*messages)`."""
 
     sender: str
     time: float  # seconds since the Unix epoch, UTC
@@ -56,6 +57,18 @@ class ChatThread:
 
 # Sort key: exports are mostly but not always in order (pages, edits, clock skew).
 by_time = itemgetter(1)  # ChatMessage.time
+
+# No chat app is that old or that new: a message time outside this is not a real one (and
+# past it the corpus's ISO time would not be defined).
+EARLIEST_TIMESTAMP = datetime(1900, 1, 1, tzinfo=UTC).timestamp()
+LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
+
+
+def times_in_range(messages: list[ChatMessage]) -> bool:
+    """Whether every time of chronological `messages` is a real one (see above)."""
+    if not messages:
+        return True
+    return by_time(messages[0]) >= EARLIEST_TIMESTAMP and by_time(messages[-1]) < LATEST_TIMESTAMP
 
 
 def clean_name(name: str | None) -> str:

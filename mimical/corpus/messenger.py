@@ -30,6 +30,7 @@ from mimical.corpus.chat import (
     ChatThread,
     by_time,
     clean_name,
+    times_in_range,
 )
 from mimical.corpus.sources import Source, unclaimed_members
 from mimical.errors import InputError
@@ -173,11 +174,13 @@ class MessengerReader:
             thread.participants |= _participants(data)
             thread.title = thread.title or fix_mojibake(data.get("title") or "")
             newest_first.extend(data["messages"])
+        where = pages[0][1].where(pages[0][2])
         try:
             thread.messages = _messages(newest_first[::-1], skipped)
         except (AttributeError, TypeError) as error:  # e.g. a message that is not an object
-            where = pages[0][1].where(pages[0][2])
             raise InputError(f"{where}: unexpected message structure ({error})") from None
+        if not times_in_range(thread.messages):
+            raise InputError(f"{where}: a timestamp_ms that is not a message time")
         return thread
 
 
@@ -320,6 +323,8 @@ class MessengerE2EEReader:
                     ChatMessage(sender, (raw.get("timestamp") or 0) / 1000, text)
                 )
         thread.messages.sort(key=by_time)
+        if not times_in_range(thread.messages):
+            raise InputError(f"{source.where(member)}: a timestamp that is not a message time")
         return thread
 
 

@@ -18,6 +18,7 @@ them back with `read_corpus` and makes (context → reply) pairs with `training_
 from __future__ import annotations
 
 import functools
+import io
 import itertools
 import time
 from collections.abc import Iterable, Iterator
@@ -76,8 +77,15 @@ def _hour_prefix(hour: int) -> str:
 
 
 def record_lines(records: Iterable[CorpusMessage]) -> bytes:
-    """The records as corpus lines (JSON Lines), as `read_corpus` reads them back."""
-    return b"".join([orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE) for record in records])
+    """The records as corpus lines (JSON Lines), as `read_corpus` reads them back.
+
+    Each line is copied out as soon as it is made: orjson gives every line a buffer of a
+    few kB, and a thread's lines kept until one `join` would hold that much per message.
+    """
+    lines = io.BytesIO()
+    for record in records:
+        lines.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+    return lines.getvalue()
 
 
 def write_lines(chunks: Iterable[bytes], path: Path) -> None:

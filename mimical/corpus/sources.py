@@ -57,9 +57,6 @@ class Source:
     def open(self, member: str) -> BinaryIO:
         raise NotImplementedError
 
-    def size(self, member: str) -> int:
-        raise NotImplementedError
-
     def where(self, member: str) -> str:
         """A human name for one member, e.g. `export.zip:inbox/a/message_1.json`."""
         return f"{self.label}:{member}" if member else self.label
@@ -91,9 +88,6 @@ class DirectorySource(Source):
     def open(self, member: str) -> BinaryIO:
         return (self.root / member).open("rb")
 
-    def size(self, member: str) -> int:
-        return (self.root / member).stat().st_size
-
     def where(self, member: str) -> str:
         return str(self.root / member)
 
@@ -110,9 +104,6 @@ class FileSource(Source):
 
     def open(self, member: str) -> BinaryIO:
         return self.path.open("rb")
-
-    def size(self, member: str) -> int:
-        return self.path.stat().st_size
 
     def where(self, member: str) -> str:
         return self.label
@@ -145,9 +136,6 @@ class ZipSource(Source):
 
     def _corrupt(self, member: str, error: BaseException) -> InputError:
         return InputError(f"{self.where(member)}: corrupt zip member ({error})")
-
-    def size(self, member: str) -> int:
-        return self.archive.getinfo(member).file_size
 
     def close(self) -> None:
         self.archive.close()

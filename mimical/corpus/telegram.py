@@ -25,13 +25,11 @@ from pathlib import PurePosixPath
 import ijson
 import orjson
 
-from mimical.corpus.chat import ChatMessage, ChatThread, by_time, clean_name
+from mimical.corpus.chat import LATEST_TIMESTAMP, ChatMessage, ChatThread, by_time, clean_name
 from mimical.corpus.sources import Source, json_events, unclaimed_members
 from mimical.errors import InputError
 
 CONVERSATION_TYPES = {"personal_chat", "private_group", "private_supergroup", "public_supergroup"}
-# Telegram began in 2013; a message time past 2100 is not a real one.
-LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
 MEDIA_KEYS = ("photo", "file", "media_type", "poll", "location_information", "contact_information")
 
 

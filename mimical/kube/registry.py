@@ -157,7 +157,7 @@ class KubernetesRegistry(Registry):
             raise UnavailableError(f"chatbot {name!r}: Secret {secret_name(name)} has no hash")
         return password_hash, data.get(OWNER_TOKEN_KEY, "")
 
-    def update_status(self, name: str, **changes) -> Chatbot:
+    def write_status(self, name: str, changes: dict, add_version: int | None) -> Chatbot:
         """Refused: the operator alone writes a Chatbot's status; change its spec instead."""
         raise NotImplementedError(
             f"chatbot {name!r}: the Kubernetes registry cannot set {', '.join(changes)}; "

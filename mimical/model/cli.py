@@ -141,8 +141,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(f"non-word rate:         {sense['non_word_rate']['model']:.1%} vs "
           f"{sense['non_word_rate']['persona']:.1%} real")  # fmt: skip
     stderr = sense["context_relevance"]["relevance_stderr"]
-    print(f"context relevance:     {_figure(relevance, '.2f')} ± {_figure(stderr, '.2f')} "
-          "(0 = random, 1 = as real)")  # fmt: skip
+    spread = "" if stderr is None else f" ± {stderr:.2f}"
+    print(f"context relevance:     {_figure(relevance, '.2f')}{spread} (0 = random, 1 = as real)")
     if args.report:
         print(f"report:                {args.report}", file=sys.stderr)
     return 0

@@ -23,7 +23,7 @@ from mimical.errors import ConflictError, InputError, NotFoundError
 from mimical.kube.registry import KubernetesRegistry
 from mimical.orchestration import Orchestrator
 from mimical.registry import Phase, Registry
-from mimical.storage import Storage
+from mimical.storage import S3Storage, Storage
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _building(resource: dict) -> bool:
 class KubernetesOrchestrator(Orchestrator):
     def __init__(self, settings: Settings, storage: Storage, registry: Registry, **options):
         """`options` (training options, deploy hook) belong to the operator's side here."""
-        if not storage.root.startswith("s3://"):
+        if not isinstance(storage, S3Storage):
             raise InputError(
                 f"storage {storage.root!r}: the kubernetes orchestrator needs s3:// storage "
                 "(training Jobs and TF Serving read it)"

@@ -41,7 +41,7 @@ from mimical.errors import (
 from mimical.registry import Chatbot
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
-from mimical.web.health import add_readiness_check
+from mimical.web.health import add_readiness_check, readiness_problem
 from mimical.web.metrics import init_metrics
 from mimical.web.openapi import (
     OWNER_TOKEN,
@@ -392,9 +392,30 @@ def get_model_alias():
 
 
 def _backing_services_problem() -> None:
-    """Ready when the registry and the storage answer (`/readyz`, `mimical.web.health`)."""
+    """Ready when the registry and the storage answer (raising otherwise)."""
     get_registry().find("readyz-probe")
     get_storage().exists("readyz-probe")
+
+
+@documented("Liveness", ok={200: ("alive", schemas.Health)})
+@blueprint.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+@documented(
+    "Readiness: registry and storage reachable (with the webhook: the page token works)",
+    ok={200: ("ready", schemas.Health)},
+    errors=[503],
+)
+@blueprint.get("/readyz")
+def readyz():
+    """Runs every component's check (`mimical.web.health`)."""
+    problem = readiness_problem(current_app)
+    if problem:
+        current_app.logger.warning("not ready: %s", problem)
+        return {"error": "unavailable", "message": f"not ready: {problem}"}, 503
+    return {"status": "ok"}
 
 
 @blueprint.get("/openapi.json")

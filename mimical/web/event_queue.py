@@ -48,6 +48,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
+import redis
+
 from mimical.config import Settings
 from mimical.errors import UnavailableError
 
@@ -58,6 +60,7 @@ GROUP = "responders"
 # Messenger redelivers for hours when it thinks a webhook failed; a day covers it.
 DEDUPE_TTL_SECONDS = 24 * 3600
 MEMORY_DEDUPE_MAX = 100_000
+STALE_CONSUMER_MS = 24 * 3600 * 1000
 
 ENQUEUE = """
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return 0 end
@@ -134,8 +137,6 @@ class RedisEventQueue:
         lease_seconds: float = 20.0,
         claim_idle_seconds: float = 15.0,
     ):
-        import redis
-
         self._redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self.redis = redis.Redis.from_url(
             redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
@@ -163,8 +164,6 @@ class RedisEventQueue:
         return f"{self.prefix}lock:{user}"
 
     def _ensure_group(self) -> None:
-        import redis
-
         if self._group_ready:
             return
         try:
@@ -261,6 +260,16 @@ class RedisEventQueue:
         pass  # what is queued stays in Redis for the other workers
 
     def close(self) -> None:
+        """Forget this process's consumers, and those of replicas killed a day ago or
+        more, once they hold nothing pending (their names are never reused)."""
+        try:
+            for consumer in self.redis.xinfo_consumers(self.stream, GROUP):
+                name = consumer["name"].decode()
+                gone = name.startswith(self.consumer) or consumer["idle"] > STALE_CONSUMER_MS
+                if gone and consumer["pending"] == 0:
+                    self.redis.xgroup_delconsumer(self.stream, GROUP, name)
+        except (*self._redis_errors, redis.exceptions.ResponseError):
+            pass  # Redis down or the stream never made: nothing to tidy
         self.redis.close()
 
 

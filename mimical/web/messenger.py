@@ -9,8 +9,8 @@ one user at a time, in order, and answer each `mid` once:
    limit), are stored under the `mid` before the first piece goes out, so an event
    redelivered after a crash resends the same replies instead of asking the model
    (and moving the session) again;
-3. before each piece's POST the stored state names it "in flight" (one write after
-   each piece marks it sent and names the next). A piece found in flight on
+3. each piece is marked "in flight" before its POST (after checking this worker
+   still holds the user) and "sent" after it. A piece found in flight on
    redelivery, like a POST whose outcome is unknown (a 5xx without a Graph error,
    a read timeout), is not sent again: Graph has no idempotency key, and we prefer
    a rare lost piece to a duplicated one. The
@@ -38,7 +38,7 @@ import time
 
 from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
-from mimical.web.event_queue import DEDUPE_TTL_SECONDS, Event, open_event_queue
+from mimical.web.event_queue import Event, open_event_queue
 from mimical.web.graph import QUICK_REPLIES_MAX, GraphApi, GraphError
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,10 @@ CHANNEL = "messenger"
 SEND_API_MAX_CHARS = 2000
 NOT_TEXT = "Sorry, I can only read text messages."
 TRY_AGAIN = "Sorry, something went wrong on our side. Please try again in a minute."
+# How long a message's replies and sending progress are kept: long enough for a
+# killed worker's events to be taken over (seconds to minutes), short enough that
+# Redis does not hold a day of replies.
+REPLY_STATE_TTL_SECONDS = 3600
 # How often `/readyz` may ask Graph whether a page token reported bad works again.
 TOKEN_RECHECK_SECONDS = 30.0
 # How long an idle worker thread waits for work before checking whether to stop.
@@ -196,31 +200,30 @@ class MessengerWorker:
         sessions = self.engine.sessions
         key = f"messenger:reply:{event.mid}"
         state = sessions.load(key)
-        resumed = state is not None
-        if not resumed:
+        if state is None:
             self._action(event.user, "mark_seen")
             if event.text:
                 self._action(event.user, "typing_on")
             replies, quick = self._answer(event)
             pieces = [piece for reply in replies for piece in split_message(reply)]
-            # `in_flight` names the piece about to go out; saved before its POST.
-            state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": 0}
-            sessions.save(key, state, DEDUPE_TTL_SECONDS)
+            state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": None}
+            sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
         pieces = state["pieces"]
         while state["next"] < len(pieces):
             index = state["next"]
-            if resumed and state["in_flight"] == index:  # a killed attempt may have sent it
+            if state["in_flight"] == index:  # a killed attempt may have sent it
                 self.metrics.sends.labels("ambiguous").inc()
                 delivered = True
             else:
-                keep_alive()
+                keep_alive()  # still this user's worker: only then name the piece in flight
+                state["in_flight"] = index
+                sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
                 quick = state["quick"] if index == len(pieces) - 1 else []
                 delivered = self._send(event.user, pieces[index], quick, keep_alive)
-            resumed = False
             # Undeliverable: the rest cannot arrive either.
             state["next"] = index + 1 if delivered else len(pieces)
-            state["in_flight"] = state["next"]
-            sessions.save(key, state, DEDUPE_TTL_SECONDS)
+            state["in_flight"] = None
+            sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
 
     def _answer(self, event: Event) -> tuple[list[str], list[str]]:
         """The dialog's replies, and the quick replies to offer with the last one."""

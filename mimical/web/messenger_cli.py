@@ -33,8 +33,9 @@ def register(subparsers) -> None:
     setup = commands.add_parser(
         "setup",
         help="set the page's Get Started button and greeting (safe to repeat)",
-        description=__doc__.split("\n\n")[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Set the page's greeting and Get Started button through the Messenger"
+        " Profile API, so a person opening the page's chat sees them; the webhook answers the"
+        " button with the persona choice. Changes nothing when the page already has them.",
     )
     setup.add_argument(
         "--greeting",

@@ -101,9 +101,7 @@ def client_address() -> str:
 def close_resources(app: Flask) -> None:
     """Stop builds and background threads this app started, then close the registry."""
     resources = app_resources(app)
-    orchestrator = resources.pop("orchestrator", None)
-    if orchestrator is not None:
-        orchestrator.close()
-    registry = resources.pop("registry", None)
-    if registry is not None:
-        registry.close()
+    for name in ("orchestrator", "registry"):  # the orchestrator uses the registry
+        resource = resources.pop(name, None)
+        if resource is not None:
+            resource.close()

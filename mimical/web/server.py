@@ -4,7 +4,7 @@ gunicorn's `gthread` worker hands a connection to a thread as soon as it is
 readable, and the thread then blocks until the whole request has arrived: 500
 clients that send half a request each hold a thread, and nobody else is served.
 `BoundedThreadWorker` gives a connection a thread only once its request head
-(and a small body: up to `SMALL_BODY_BYTES`) is all there, peeking at the socket
+(and a small body: up to `SMALL_BODY_BYTES`) is all there, reading what arrived
 without blocking; until then the connection waits in the worker's poller, and
 one that has not finished its request `REQUEST_ARRIVAL_SECONDS` after it began
 is closed. Bodies too large to wait for (uploads) are read by the thread with a
@@ -36,8 +36,8 @@ REQUEST_ARRIVAL_SECONDS = 10.0
 # Bodies up to this size must have arrived before a thread takes the request (a
 # socket's receive buffer holds them); larger ones stream to the app.
 SMALL_BODY_BYTES = 64 * 1024
-# Bytes peeked at: a request head (gunicorn refuses heads past its own limits) plus
-# a small body.
+# Bytes read before a thread takes over: a request head (gunicorn refuses heads past
+# its own limits) plus a small body.
 PEEK_BYTES = 2 * SMALL_BODY_BYTES
 BODY_READ_TIMEOUT_SECONDS = 30.0
 
@@ -48,9 +48,9 @@ def request_arrived(data: bytes) -> bool:
     """True once `data` (the start of what a client sent) holds a request to serve.
 
     That is: the head is complete and so is a small body, or the client sent more
-    than we peek at (gunicorn parses and judges it), or nothing (it closed).
+    than we wait for (gunicorn parses and judges it).
     """
-    if not data or len(data) >= PEEK_BYTES:
+    if len(data) >= PEEK_BYTES:
         return True
     head_end = data.find(b"\r\n\r\n")
     if head_end < 0:
@@ -62,23 +62,31 @@ def request_arrived(data: bytes) -> bool:
 
 
 class BoundedThreadWorker(ThreadWorker):
-    """gthread, but a connection gets a thread only once its request has arrived."""
+    """gthread, but a connection gets a thread only once its request has arrived.
+
+    What arrives early is read off the socket into the connection (so the poller
+    wakes it only for new bytes), then handed to gunicorn's parser in one piece.
+    """
 
     def handle(self, conn):
-        buffered = conn.parser is not None and conn.parser.unreader.buf.getvalue()
-        if not buffered:
+        conn.init()  # the parser (idempotent); early bytes go back into its buffer
+        if not conn.parser.unreader.buf.getvalue():  # else gunicorn already holds a request
+            early = conn.__dict__.setdefault("early_bytes", bytearray())
             try:
-                data = conn.sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                chunk = conn.sock.recv(PEEK_BYTES - len(early), socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
-                data = None  # nothing yet
+                chunk = None  # nothing new yet
             except OSError:
-                data = b""  # reset: let gunicorn see it and close
-            if data is None or not request_arrived(data):
+                chunk = b""  # reset: gunicorn sees the end and closes
+            early += chunk or b""
+            if chunk is None or (chunk and not request_arrived(bytes(early))):
                 started = conn.__dict__.setdefault("request_started", time.monotonic())
                 if time.monotonic() - started > REQUEST_ARRIVAL_SECONDS:
                     return False  # close: too slow
                 return _DEFER  # back to the poller; no thread waits for it
-        conn.__dict__.pop("request_started", None)
+            conn.parser.unreader.unread(bytes(early))
+            del conn.early_bytes
+            conn.__dict__.pop("request_started", None)
         return super().handle(conn)
 
 

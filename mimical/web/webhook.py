@@ -8,7 +8,9 @@ because Messenger retries (and eventually disables) webhooks that answer slowly;
 `mimical.web.messenger.MessengerWorker` answers them. If the queue cannot store
 them the answer is 503, and Messenger delivers them again later.
 
-`/readyz` fails while Graph rejects the page token (see `MessengerWorker`).
+While Graph rejects the page token, `/readyz` (served by the `api` component, so in
+`mimical serve`) fails, and `mimical_messenger_page_token_ok` is 0 in `/metrics`
+(see `MessengerWorker`).
 
 Run it with the other components through `mimical serve`, or alone:
 

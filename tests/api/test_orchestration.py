@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from mimical.build import PHASE_ENDS, import_message, overall, training_message
+from mimical.build import (
+    BUILD_PHASES,
+    PHASE_ENDS,
+    build_chatbot,
+    import_message,
+    overall,
+    training_message,
+)
 from mimical.config import Settings
 from mimical.errors import InputError
 from mimical.orchestration import open_orchestrator
 from mimical.orchestration.local import LocalOrchestrator, RegistryProgress
 from mimical.registry import Phase, SqliteRegistry, open_registry
-from mimical.storage import open_storage
+from mimical.storage import model_versions, next_version, open_storage
 
 
 @pytest.fixture
@@ -60,3 +69,49 @@ def test_open_orchestrator_picks_by_settings(tmp_path):
     with pytest.raises(InputError, match="unknown orchestrator"):
         open_registry(cron)
     registry.close()
+
+
+def test_one_phase_enum_for_the_api_and_the_operator():
+    import yaml
+    from flask import Flask
+
+    from mimical.web import api
+    from mimical.web.openapi import openapi_document
+
+    routes = Flask(__name__)
+    routes.register_blueprint(api.blueprint)
+    published = openapi_document(routes)["components"]["schemas"]["Phase"]["enum"]
+    assert published == [phase.value for phase in Phase]
+    crd_file = Path(__file__).parents[2] / "charts/mimical/crds/chatbots.mimical.dev.yaml"
+    crd = yaml.safe_load(crd_file.read_text())
+    status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert set(status["properties"]["phase"]["enum"]) <= set(published)
+
+
+@pytest.mark.slow
+def test_a_corpus_builds_the_next_version_on_one_progress_scale(tmp_path, small_corpus):
+    from mimical.model.train import tiny_config
+
+    storage = open_storage(tmp_path.as_uri())
+    storage.put_bytes("models/alice/4/saved_model.pb", b"an older version")
+    storage.put_file("uploads/alice/1/corpus.jsonl", small_corpus)
+    reports = []
+
+    result = build_chatbot(
+        storage,
+        "alice",
+        "uploads/alice/1/corpus.jsonl",
+        next_version(storage, "alice"),
+        lambda phase, fraction, message: reports.append((phase, fraction)),
+        delete_source=True,
+        train_options={"epochs": 1, "config": tiny_config()},
+    )
+
+    assert result.version == 5 and model_versions(storage, "alice") == [4, 5]
+    assert storage.exists("corpora/alice/5.jsonl")
+    assert storage.list("uploads/") == []  # the source went once it was stored
+    phases = [phase for phase, _ in reports]
+    assert sorted(set(phases), key=phases.index) == list(BUILD_PHASES)
+    # Each phase stays in its share of the one 0..1 scale.
+    assert all(overall(phase, 0.0) <= f <= overall(phase, 1.0) for phase, f in reports)
+    assert reports[-1] == (Phase.DEPLOYING, 1.0)

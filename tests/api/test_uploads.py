@@ -3,91 +3,32 @@
 from __future__ import annotations
 
 import io
-import zipfile
 
 import pytest
 
-from tests.api.conftest import TEST_UPLOAD_MAX_BYTES
+from tests.api.conftest import TEST_UPLOAD_MAX_BYTES, wait_for_phase
+from tests.hostile.cases import BUILD_FAILURES, LONG_FILENAME, UPLOADS, Upload
 
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def zip_bomb() -> bytes:
-    """20 MB of zeros deflated to ~20 kB: far past the importer's ratio limit."""
-    buffer = io.BytesIO()
-    with (
-        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
-        archive.open("messages/inbox/a/message_1.json", "w") as member,
-    ):
-        for _ in range(20):
-            member.write(b"\0" * 1024 * 1024)
-    return buffer.getvalue()
-
-
-MESSENGER_JSON = (
-    b'{"participants": [{"name": "A"}, {"name": "B"}], "messages": '
-    b'[{"sender_name": "A", "timestamp_ms": 1, "content": "hi"}'
-)
-
+# The hostile corpus, plus what only the HTTP layer refuses.
 HOSTILE = {
-    "empty": ("export.zip", lambda: b"", 422, "empty"),
-    "zip bomb": ("export.zip", zip_bomb, 413, "zip bomb"),
-    "dot-dot member": (
-        "export.zip",
-        lambda: zip_bytes({"../../etc/cron.d/evil.json": b"{}"}),
-        422,
-        "unsafe member",
-    ),
-    "absolute member": (
-        "export.zip",
-        lambda: zip_bytes({"/etc/passwd.json": b"{}"}),
-        422,
-        "unsafe member",
-    ),
-    "truncated JSON in zip": (
-        "export.zip",
-        lambda: zip_bytes({"messages/inbox/a_1/message_1.json": MESSENGER_JSON}),
-        422,
-        "truncated or invalid JSON",
-    ),
-    "truncated JSON file": ("result.json", lambda: MESSENGER_JSON, 422, "truncated or invalid"),
-    "non-UTF-8 text": (
-        "chat.txt",
-        lambda: "12/01/2024, 10:00 - Zoé: déjà vu\n".encode("latin-1") * 50,
-        422,
-        "not UTF-8",
-    ),
-    "truncated zip": ("export.zip", lambda: zip_bytes({"a.json": b"{}" * 999})[:60], 422, "zip"),
-    "binary junk": ("photo.png", lambda: b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" * 20, 415, "not a chat"),
-    "zip of photos": (
-        "export.zip",
-        lambda: zip_bytes({"photos/1.jpg": b"\xff\xd8\xff\0" * 10}),
-        415,
-        "",
-    ),
-    "JSON that is no export": ("data.json", lambda: b'{"hello": "world"}', 415, "not a"),
-    "huge": ("export.zip", lambda: b"P" * (TEST_UPLOAD_MAX_BYTES + 1), 413, "larger than"),
+    **UPLOADS,
+    "huge": Upload("export.zip", lambda: b"P" * (TEST_UPLOAD_MAX_BYTES + 1), 413, "larger than"),
 }
 
 
 @pytest.mark.parametrize("case", list(HOSTILE), ids=list(HOSTILE))
 def test_hostile_upload_refused_and_nothing_stored(client, storage, registry, case):
-    filename, make, status, words = HOSTILE[case]
+    upload = HOSTILE[case]
+    export = (io.BytesIO(upload.make()), upload.filename)
     response = client.post(
         "/api/chatbots",
-        data={"name": "victim", "public": "true", "export": (io.BytesIO(make()), filename)},
+        data={"name": "victim", "public": "true", "export": export},
         content_type="multipart/form-data",
     )
     body = response.get_json()
-    assert response.status_code == status, body
+    assert response.status_code == upload.status, body
     assert set(body) == {"error", "message"}
-    assert words.lower() in body["message"].lower()
+    assert upload.words.lower() in body["message"].lower()
     assert "/tmp" not in body["message"]  # names the upload, not our scratch path
     assert storage.list("") == []
     assert registry.find("victim") is None
@@ -98,3 +39,32 @@ def test_not_multipart_is_415(client, storage):
     assert response.status_code == 415
     assert response.get_json()["error"] == "unsupported_format"
     assert storage.list("") == []
+
+
+def test_a_300_character_file_name_is_shortened_not_a_500(client, export_zip):
+    with export_zip.open("rb") as export:
+        response = client.post(
+            "/api/chatbots",
+            # `me` names nobody: the build fails at once instead of training.
+            data={
+                "name": "longname",
+                "public": "true",
+                "me": "Nobody In This Chat",
+                "export": (export, LONG_FILENAME[:-5] + ".zip"),
+            },
+            content_type="multipart/form-data",
+        )
+    assert response.status_code == 202, response.get_json()
+
+
+def test_impossible_telegram_time_fails_the_build_cleanly(client):
+    data, words = BUILD_FAILURES["Telegram date_unixtime 1e400"]
+    response = client.post(
+        "/api/chatbots",
+        data={"name": "timey", "public": "true", "export": (io.BytesIO(data), "result.json")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 202, response.get_json()
+    body = wait_for_phase(client, "timey", {"Failed", "Ready"})
+    assert body["phase"] == "Failed"
+    assert words in body["message"] and "Traceback" not in body["message"]

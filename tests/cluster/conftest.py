@@ -10,6 +10,7 @@ their own ServiceAccount tokens (never admin).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -136,7 +137,7 @@ def container_env(control_plane: ControlPlane, namespace: str, container: dict) 
                 "secret",
                 ref["name"],
                 f"--namespace={namespace}",
-                f"--template={{{{index .data {ref['key']!r}}}}}",
+                f"--output=go-template={{{{index .data {json.dumps(ref['key'])}}}}}",
                 check=False,
             )
             if result.returncode == 0:

@@ -84,7 +84,9 @@ def test_chatbot_from_upload_to_ready_to_deleted(
         lambda: get_json(control_plane, namespace, "job", job, check=False),
         timeout=60,
     )
-    assert chatbot_phase(control_plane, namespace, name) == "Training"
+    control_plane.wait_for(
+        "phase Training", lambda: chatbot_phase(control_plane, namespace, name) == "Training"
+    )
     train(control_plane, release, name, job, tmp_path)
 
     control_plane.wait_for(

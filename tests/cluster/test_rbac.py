@@ -16,7 +16,8 @@ from mimical.config import Settings
 from mimical.kube.rbac import operator_rules
 from tests.cluster.conftest import FULLNAME
 
-ROW = re.compile(r"^(\S+)\s+\[(.*?)\]\s+\[(.*?)\]\s+\[(.*?)\]\s*$")
+# Resources, Non-Resource URLs, Resource Names, Verbs (Resources is empty on URL rows).
+ROW = re.compile(r"^(\S*)\s*\[(.*?)\]\s+\[(.*?)\]\s+\[(.*?)\]\s*$")
 
 # What mimical/orchestration/kubernetes.py calls (through mimical.kube.cluster.Cluster).
 BACKEND_RULES = [
@@ -40,7 +41,11 @@ def permissions(rules: list[dict]) -> set[tuple[str, str, str]]:
     for rule in rules:
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
-                printed = f"{resource}.{group}" if group else resource
+                # kubectl's CombineResourceGroup: chatbots/status in mimical.dev is
+                # "chatbots.mimical.dev/status".
+                base, _, subresource = resource.partition("/")
+                printed = f"{base}.{group}" if group else base
+                printed += f"/{subresource}" if subresource else ""
                 names = " ".join(rule.get("resourceNames", []))
                 granted |= {(printed, names, verb) for verb in rule["verbs"]}
     return granted

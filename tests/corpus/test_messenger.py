@@ -307,3 +307,16 @@ def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path, monkeypatch):
     with pytest.raises(TooLargeError, match="died"):
         import_exports(tmp_path, tmp_path / "out.jsonl", workers=2, me="Ann Lée")
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("timestamp_ms", [1e22, -1e14])
+def test_a_time_that_is_no_message_time_names_the_file(tmp_path, timestamp_ms):
+    thread = tmp_path / "messages/inbox/bob_1/message_1.json"
+    thread.parent.mkdir(parents=True)
+    thread.write_bytes(page([msg("Ann Lée", 1, content="hi"), msg("Bob Roe", 0, content="yo")]))
+    thread.write_bytes(
+        thread.read_bytes().replace(b'"timestamp_ms": 0', b'"timestamp_ms": %r' % timestamp_ms)
+    )
+    with pytest.raises(InputError, match=f"{thread}: a timestamp_ms that is not a message time"):
+        import_exports(tmp_path, tmp_path / "out.jsonl", me="Ann Lée")
+    assert not (tmp_path / "out.jsonl").exists()

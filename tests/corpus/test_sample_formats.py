@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -114,3 +116,13 @@ def test_small_corpus_fixture(small_corpus):
         "text",
         "starts",
     }
+
+
+def test_the_importer_does_without_the_sample_generators():
+    code = (
+        "import sys, mimical.corpus.importer, mimical.corpus.cli;"
+        "print([name for name in sys.modules if name.startswith('mimical.samples')])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from mimical.corpus.chat import ChatMessage, ChatThread
-from mimical.corpus.schema import CorpusMessage, record_lines
+from mimical.corpus.schema import CorpusMessage, read_corpus, record_lines, write_lines
 from mimical.corpus.segment import GAP_THRESHOLD_SECONDS, SegmentCounts, corpus_records
 from mimical.samples.gaps import gap_table
 
@@ -52,7 +52,7 @@ def test_default_gap_is_the_one_the_data_supports():
     assert best["threshold_s"] == GAP_THRESHOLD_SECONDS
 
 
-def test_lines_are_the_records_fields_in_order():
+def test_lines_are_the_records_fields_in_order(tmp_path):
     chat = thread(
         ("Bob", 1_700_000_000.9, 'tricky "quotes", backslash \\'),
         ("Bob", 1_700_000_061, "ends with a backslash \\"),
@@ -60,7 +60,10 @@ def test_lines_are_the_records_fields_in_order():
         ("Me", -1.5, 'before 1970 ","'),
     )
     chat.messages.sort(key=lambda m: m.time)
-    lines = record_lines(corpus_records(chat, frozenset({"Me"}), SegmentCounts()))
+    records = list(corpus_records(chat, frozenset({"Me"}), SegmentCounts()))
+    lines = record_lines(records)
+    write_lines([lines], tmp_path / "corpus.jsonl")
+    assert list(read_corpus(tmp_path / "corpus.jsonl")) == records
     rows = [orjson.loads(line) for line in lines.splitlines()]
     assert [list(row) for row in rows] == [list(CorpusMessage.__dataclass_fields__)] * 4
     assert lines == b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)

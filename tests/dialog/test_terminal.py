@@ -14,7 +14,7 @@ from mimical.cli import main
 from mimical.dialog.cli import chat_in_terminal
 from mimical.dialog.engine import GREETING, PASSWORD_PROMPT, SHOW_ALL_HINT, DialogEngine
 from mimical.dialog.sessions import MemorySessionStore, PasswordTries
-from mimical.quiet import NATIVE_LOG_LINE
+from mimical.quiet import NATIVE_LOG_LINE, QUIET_ENV
 from tests.serving.fixtures import PASSWORD, PRIVATE, PUBLIC
 
 
@@ -87,7 +87,7 @@ def test_demo_message_trains_once_then_reuses_the_model(tmp_path, monkeypatch, c
 def run_chat(home, *options: str) -> subprocess.CompletedProcess:
     """`mimical [OPTIONS] chat tiny` in a fresh process, saying hello, with its own model server."""
     env = {**os.environ, "MIMICAL_HOME": str(home)}
-    for name in ("MIMICAL_MODEL_SERVER", "TF_CPP_MIN_LOG_LEVEL", "MIMICAL_QUIET_TENSORFLOW"):
+    for name in ("MIMICAL_MODEL_SERVER", "TF_CPP_MIN_LOG_LEVEL", QUIET_ENV):
         env.pop(name, None)
     command = [str(Path(sys.executable).with_name("mimical")), *options, "chat", PUBLIC]
     return subprocess.run(

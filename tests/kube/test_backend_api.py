@@ -62,3 +62,26 @@ def test_upload_becomes_a_chatbot_the_operator_serves(
     wait_for("the resource to go", lambda: kubectl.chatbot("alice") is None)
     assert storage.list("uploads/alice/") == [] and storage.list("models/alice/") == []
     assert client.get("/api/chatbots/alice").status_code == 404
+
+
+def test_chat_only_app_reads_chatbots_without_building_an_orchestrator(
+    operator_settings, kubectl, tmp_path
+):
+    from mimical.web.dialog_app import close_dialog
+    from mimical.web.resources import get_registry
+
+    # On file:// storage a Kubernetes orchestrator refuses to start: the chat never makes one.
+    settings = operator_settings.with_overrides(
+        orchestrator="kubernetes", storage_url=tmp_path.as_uri(), model_server="127.0.0.1:9"
+    )
+    app = create_app(settings, components=("chat",), test_config={"TESTING": True})
+    try:
+        with app.app_context():
+            get_registry().create("zoe", public=True)
+        replies = app.test_client().post("/chat/messages", json={"text": "%show all"})
+        assert any("zoe" in reply for reply in replies.get_json()["replies"])
+        assert kubectl.chatbot("zoe") is not None  # the registry is the Chatbot resources
+        assert "orchestrator" not in app.extensions["mimical"]
+    finally:
+        close_dialog(app)
+        close_resources(app)

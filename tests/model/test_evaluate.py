@@ -86,3 +86,13 @@ def test_cli_evaluate_prints_the_sense_measures(tiny_model, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "two-sample accuracy" in out and "non-word rate" in out and "context relevance" in out
+
+
+def test_one_sample_leaves_the_sense_figures_empty_not_broken(tiny_model, tmp_path, capsys):
+    from mimical.cli import main
+
+    argv = ["evaluate", str(tiny_model.export_dir), str(tiny_model.corpus), "--samples", "1",
+            "--report", str(tmp_path / "r.html")]  # fmt: skip
+    assert main(argv) == 0
+    assert "two-sample accuracy:   n/a" in capsys.readouterr().out
+    assert "n/a" in (tmp_path / "r.html").read_text()

