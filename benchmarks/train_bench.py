@@ -77,12 +77,13 @@ def grpc_latencies(model_base: Path, names: list[str], repeats: int) -> dict[str
     with ModelServer(str(model_base)).start() as server:
         client = ModelClient(server.target)
         for name in names:
-            client.reply(name, CONTEXTS[0], max_chars=REPLY_CHARS, seed=0)  # warm up
+            # Warm up: loading and tracing may take minutes on a busy machine.
+            client.reply(name, CONTEXTS[0], max_chars=REPLY_CHARS, seed=0, timeout=900)
             timings = []
             for i in range(repeats):
                 started = time.perf_counter()
                 reply = client.reply(
-                    name, CONTEXTS[i % len(CONTEXTS)], max_chars=REPLY_CHARS, seed=i
+                    name, CONTEXTS[i % len(CONTEXTS)], max_chars=REPLY_CHARS, seed=i, timeout=60
                 )
                 timings.append((time.perf_counter() - started, reply))
             results[name] = timings
