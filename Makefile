@@ -1,5 +1,5 @@
 # The two commands the README opens with. Each sets itself up first.
-.PHONY: demo test lint bootstrap
+.PHONY: demo test test-cluster lint bootstrap
 
 bootstrap:
 	@scripts/bootstrap
@@ -17,3 +17,8 @@ test: bootstrap
 lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+
+## The tier on a real Kubernetes control plane (built from Go modules on first use).
+test-cluster:
+	MIMICAL_CLUSTER_TESTS=1 scripts/bootstrap
+	MIMICAL_CLUSTER_TESTS=1 .venv/bin/pytest -n 2 --dist loadgroup tests/cluster

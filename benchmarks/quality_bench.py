@@ -128,9 +128,14 @@ def run(person: str, method: str, args, workdir: Path) -> dict:
     print(f"\n== {person} / {method}: training {args.minutes:g} min on {corpus.name}", flush=True)
     started = time.monotonic()
     trained = train_persona(
-        corpus, model_base, name, max_minutes=args.minutes, seed=args.seed,
-        from_scratch=method == "scratch", progress=True,
-    )  # fmt: skip
+        corpus,
+        model_base,
+        name,
+        max_minutes=args.minutes,
+        seed=args.seed,
+        from_scratch=method == "scratch",
+        progress=True,
+    )
     wall = time.monotonic() - started
     evaluation = evaluate_model(trained.export_dir, corpus, samples=args.samples, seed=args.seed)
     latencies = reply_latencies(model_base, name, args.repeats)
@@ -181,10 +186,18 @@ def table_row(run: dict) -> list[str]:
 
 
 HEADER = [
-    "person", "replies (held-out)", "method", "2-sample ≤.60", "non-words (real) ≤1.5×",
-    "relevance ≥.3", "verbatim ≤2%", "distinct-2 (real) ≥.8×", "bits/char vs 5-gram ≤.90",
-    "train s", "p50 ms ≤60",
-]  # fmt: skip
+    "person",
+    "replies (held-out)",
+    "method",
+    "2-sample ≤.60",
+    "non-words (real) ≤1.5×",
+    "relevance ≥.3",
+    "verbatim ≤2%",
+    "distinct-2 (real) ≥.8×",
+    "bits/char vs 5-gram ≤.90",
+    "train s",
+    "p50 ms ≤60",
+]
 
 
 def print_table(runs: list[dict]) -> None:

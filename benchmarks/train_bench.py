@@ -110,15 +110,21 @@ def main() -> None:
             name = "scratch" if from_scratch else "base"
             started = time.monotonic()
             result = train_persona(
-                corpus, workdir / "models", name, max_minutes=args.minutes, progress=True,
+                corpus,
+                workdir / "models",
+                name,
+                max_minutes=args.minutes,
+                progress=True,
                 from_scratch=from_scratch,
-            )  # fmt: skip
+            )
             wall = time.monotonic() - started
             export_without_end(result.export_dir, workdir / "models", f"{name}-full")
             rows[label] = {
-                "name": name, "result": result, "wall": wall,
+                "name": name,
+                "result": result,
+                "wall": wall,
                 "evaluation": evaluate_model(result.export_dir, corpus),
-            }  # fmt: skip
+            }
         names = [n for r in rows.values() for n in (r["name"], f"{r['name']}-full")]
         timings = grpc_latencies(workdir / "models", names, args.repeats)
 
@@ -136,16 +142,23 @@ def main() -> None:
 
     line("held-out bits/char, model", lambda r: f"{r['evaluation']['bits_per_char']:.3f}")
     line("held-out bits/char, 5-gram KN", lambda r: f"{_baseline(r):.3f}")
-    line("model / 5-gram", lambda r: f"{r['evaluation']['bits_per_char'] / _baseline(r):.3f}",
-         "≤ 0.900")  # fmt: skip
+    line(
+        "model / 5-gram",
+        lambda r: f"{r['evaluation']['bits_per_char'] / _baseline(r):.3f}",
+        "≤ 0.900",
+    )
     line("verbatim rate (≥ 6 words)", lambda r: f"{r['evaluation']['verbatim_rate']:.1%}", "≤ 2%")
     line("training + export wall time", lambda r: f"{r['wall'] / 60:.1f} min")
     line("steps (stop reason)", lambda r: "{steps} ({stop_reason})".format(**r["result"].metrics))
-    line(f"gRPC reply, {REPLY_CHARS} chars, p50",
-         lambda r: f"{p50_ms(r['name'] + '-full'):.1f} ms ({r['full_chars']:.0f} ch)",
-         "≤ 60 ms")  # fmt: skip
-    line(f"gRPC reply as served (≤ {REPLY_CHARS} chars, T=0.8), p50",
-         lambda r: f"{p50_ms(r['name']):.1f} ms ({r['served_chars']:.0f} ch)")  # fmt: skip
+    line(
+        f"gRPC reply, {REPLY_CHARS} chars, p50",
+        lambda r: f"{p50_ms(r['name'] + '-full'):.1f} ms ({r['full_chars']:.0f} ch)",
+        "≤ 60 ms",
+    )
+    line(
+        f"gRPC reply as served (≤ {REPLY_CHARS} chars, T=0.8), p50",
+        lambda r: f"{p50_ms(r['name']):.1f} ms ({r['served_chars']:.0f} ch)",
+    )
     line("parameters", lambda r: f"{r['result'].metrics['parameters']:,}")
     widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
     for row in table:

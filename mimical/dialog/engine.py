@@ -126,9 +126,7 @@ class DialogEngine:
         """Drop the user's session: their next message starts afresh."""
         self.sessions.delete(self._key(channel, user_id))
 
-    def handle(
-        self, channel: str, user_id: str, text: str, client: str | None = None
-    ) -> list[str]:
+    def handle(self, channel: str, user_id: str, text: str, client: str | None = None) -> list[str]:
         """Answer one incoming message; an empty text from a new user just gets the greeting.
 
         `client` is who wrong passwords are counted against (the web chat: the visitor's

@@ -140,12 +140,18 @@ def waiting_for_source(status: dict, generation: int) -> dict:
     return {
         "phase": Phase.PENDING,
         "observedGeneration": generation,
-        "progress": {"step": "waiting", "percent": 0, "message": "no spec.source yet",
-                     "updated": now_iso()},
+        "progress": {
+            "step": "waiting",
+            "percent": 0,
+            "message": "no spec.source yet",
+            "updated": now_iso(),
+        },
         "conditions": merge_conditions(
             status.get("conditions"),
-            [condition("Imported", "False", "NoSource", "spec.source names no export yet"),
-             _ready_condition(status)],
+            [
+                condition("Imported", "False", "NoSource", "spec.source names no export yet"),
+                _ready_condition(status),
+            ],
             generation,
         ),
     }

@@ -34,13 +34,16 @@ def register(subparsers) -> None:
     train.add_argument("--epochs", type=int, help="at most this many passes over the data")
     train.add_argument("--seed", type=int, default=0, help="same seed, same model (default 0)")
     train.add_argument(
-        "--size", choices=("default", "tiny"), default="default",
+        "--size",
+        choices=("default", "tiny"),
+        default="default",
         help="network size; 'tiny' trains in seconds with gibberish replies (smoke tests)",
-    )  # fmt: skip
+    )
     train.add_argument(
-        "--from-scratch", action="store_true",
+        "--from-scratch",
+        action="store_true",
         help="learn a character model from this corpus alone instead of fine-tuning the base",
-    )  # fmt: skip
+    )
     train.add_argument("--json", action="store_true", help="print the result as JSON")
     train.set_defaults(func=run_train)
 
@@ -81,13 +84,26 @@ def run_train(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise InputError("--epochs must be at least 1")
     result = train_persona(
-        args.corpus, args.output, name, max_minutes=args.max_minutes, epochs=args.epochs,
-        seed=args.seed, progress=not args.json,
-        config=tiny_config() if args.size == "tiny" else None, from_scratch=args.from_scratch,
-    )  # fmt: skip
+        args.corpus,
+        args.output,
+        name,
+        max_minutes=args.max_minutes,
+        epochs=args.epochs,
+        seed=args.seed,
+        progress=not args.json,
+        config=tiny_config() if args.size == "tiny" else None,
+        from_scratch=args.from_scratch,
+    )
     if args.json:
-        print(json.dumps({"version": result.version, "export_dir": str(result.export_dir),
-                          "metrics": result.metrics}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "version": result.version,
+                    "export_dir": str(result.export_dir),
+                    "metrics": result.metrics,
+                }
+            )
+        )
     return 0
 
 
@@ -102,13 +118,20 @@ def run_pretrain(args: argparse.Namespace) -> int:
         raise InputError("--vocab-size must be between 261 and 65536")
     output = args.output or BASE_DIR
     info = pretrain(
-        output, max_minutes=args.max_minutes, passes=args.passes, vocab_size=args.vocab_size,
-        seed=args.seed, version=args.base_version, progress=True,
-    )  # fmt: skip
+        output,
+        max_minutes=args.max_minutes,
+        passes=args.passes,
+        vocab_size=args.vocab_size,
+        seed=args.seed,
+        version=args.base_version,
+        progress=True,
+    )
     metrics = info["metrics"]
-    print(f"base v{info['version']} → {output}: held-out people "
-          f"{metrics['held_out_people_bits_per_char']:.3f} bits/char, "
-          f"{metrics['pretrain_seconds']}s")  # fmt: skip
+    print(
+        f"base v{info['version']} → {output}: held-out people "
+        f"{metrics['held_out_people_bits_per_char']:.3f} bits/char, "
+        f"{metrics['pretrain_seconds']}s"
+    )
     return 0
 
 
@@ -126,20 +149,30 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 0
     style_model, style_real = result["style"]["model"], result["style"]["persona"]
     print(f"held-out replies:      {result['held_out_replies']}")
-    print(f"bits/char:             {result['bits_per_char']:.3f} "
-          f"(5-gram baseline {result['baseline_5gram_bits_per_char']:.3f}, "
-          f"{result['improvement_over_baseline']:+.1%})")  # fmt: skip
+    print(
+        f"bits/char:             {result['bits_per_char']:.3f} "
+        f"(5-gram baseline {result['baseline_5gram_bits_per_char']:.3f}, "
+        f"{result['improvement_over_baseline']:+.1%})"
+    )
     print(f"verbatim rate:         {result['verbatim_rate']:.1%}")
-    print(f"reply length (median): {style_model['length_median']} vs "
-          f"{style_real['length_median']} real")  # fmt: skip
-    print(f"distinct-1/2:          {style_model['distinct_1']}/{style_model['distinct_2']} vs "
-          f"{style_real['distinct_1']}/{style_real['distinct_2']} real")  # fmt: skip
+    print(
+        f"reply length (median): {style_model['length_median']} vs "
+        f"{style_real['length_median']} real"
+    )
+    print(
+        f"distinct-1/2:          {style_model['distinct_1']}/{style_model['distinct_2']} vs "
+        f"{style_real['distinct_1']}/{style_real['distinct_2']} real"
+    )
     sense = result["sense"]
     relevance = sense["context_relevance"]["relevance"]
-    print(f"two-sample accuracy:   {_figure(sense['two_sample_accuracy'], '.2f')} "
-          "(0.5 = cannot tell model from real)")  # fmt: skip
-    print(f"non-word rate:         {sense['non_word_rate']['model']:.1%} vs "
-          f"{sense['non_word_rate']['persona']:.1%} real")  # fmt: skip
+    print(
+        f"two-sample accuracy:   {_figure(sense['two_sample_accuracy'], '.2f')} "
+        "(0.5 = cannot tell model from real)"
+    )
+    print(
+        f"non-word rate:         {sense['non_word_rate']['model']:.1%} vs "
+        f"{sense['non_word_rate']['persona']:.1%} real"
+    )
     stderr = sense["context_relevance"]["relevance_stderr"]
     spread = "" if stderr is None else f" ± {stderr:.2f}"
     print(f"context relevance:     {_figure(relevance, '.2f')}{spread} (0 = random, 1 = as real)")

@@ -44,9 +44,16 @@ BASE_FORMAT = "mimical-base-model"
 WEIGHTS_FILE = "weights.npz"
 # The base network; its decoding settings travel to every persona fine-tuned from it.
 BASE_CONFIG = ModelConfig(
-    tokens="pieces", embedding_dim=128, units=384, projection_dim=128, dropout=0.1,
-    context_chars=200, context_tokens=48, reply_tokens=64, min_char_count=1,
-)  # fmt: skip
+    tokens="pieces",
+    embedding_dim=128,
+    units=384,
+    projection_dim=128,
+    dropout=0.1,
+    context_chars=200,
+    context_tokens=48,
+    reply_tokens=64,
+    min_char_count=1,
+)
 HELD_OUT_EVAL_PAIRS = 1000
 VALIDATION_PAIRS = 500
 
@@ -157,14 +164,23 @@ def pretrain(
     with tempfile.TemporaryDirectory() as checkpoints:
         result = fit(
             # No dropout while the network underfits; the config's is for fine-tuning.
-            replace(config, dropout=0.0), tokenizer.size,
-            encode(train_pairs, tokenizer, config), encode(validation_pairs, tokenizer, config),
+            replace(config, dropout=0.0),
+            tokenizer.size,
+            encode(train_pairs, tokenizer, config),
+            encode(validation_pairs, tokenizer, config),
             held_out_chars=sum(len(p.reply) + 1 for p in validation_pairs),
-            initial_weights=None, schedule=PRETRAIN, started=time.monotonic(),
-            max_minutes=max_minutes, epochs=1, seed=seed, label="pretraining",
-            checkpoint_dir=Path(checkpoints), run_id="base", progress=progress,
+            initial_weights=None,
+            schedule=PRETRAIN,
+            started=time.monotonic(),
+            max_minutes=max_minutes,
+            epochs=1,
+            seed=seed,
+            label="pretraining",
+            checkpoint_dir=Path(checkpoints),
+            run_id="base",
+            progress=progress,
             eval_every=100,
-        )  # fmt: skip
+        )
     pretrain_seconds = time.monotonic() - started
 
     # The base's own metrics: on the held-out people, every one of their turns.
@@ -183,7 +199,7 @@ def pretrain(
             "train": len(train),
             "validation": len(validation),
             "held_out": len(held_out),
-        },  # fmt: skip
+        },
         "train_pairs": len(train_pairs),
         "metrics": {
             "held_out_people_bits_per_char": round(model_bits_per_char(generator, test_pairs), 4),

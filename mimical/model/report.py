@@ -83,16 +83,31 @@ def sense_rows(sense: dict) -> str:
     if relevance["relevance_stderr"] is not None:
         relevance_cell += f" ± {relevance['relevance_stderr']:.2f}"
     rows = [
-        ("two-sample accuracy", "0.50", _number(sense["two_sample_accuracy"]),
-         "a classifier telling model from real replies; 0.50 = cannot tell"),
-        ("non-word rate", _share(words["persona"]), _share(words["model"]),
-         "words no one in other people's chats wrote"),
-        ("context relevance", "1.00", relevance_cell,
-         f"fit with own context vs others', over {relevance['exchanges']} exchanges; "
-         "0 = random"),
-        ("distinct-2", _number(distinct["persona"]), _number(distinct["model"]),
-         "unique word pairs / all word pairs"),
-    ]  # fmt: skip
+        (
+            "two-sample accuracy",
+            "0.50",
+            _number(sense["two_sample_accuracy"]),
+            "a classifier telling model from real replies; 0.50 = cannot tell",
+        ),
+        (
+            "non-word rate",
+            _share(words["persona"]),
+            _share(words["model"]),
+            "words no one in other people's chats wrote",
+        ),
+        (
+            "context relevance",
+            "1.00",
+            relevance_cell,
+            f"fit with own context vs others', over {relevance['exchanges']} exchanges; 0 = random",
+        ),
+        (
+            "distinct-2",
+            _number(distinct["persona"]),
+            _number(distinct["model"]),
+            "unique word pairs / all word pairs",
+        ),
+    ]
     return "\n".join(
         f"<tr><th>{label}</th><td>{real}</td><td>{model}</td><td>{html.escape(note)}</td></tr>"
         for label, real, model, note in rows

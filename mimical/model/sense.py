@@ -122,13 +122,19 @@ def two_sample_accuracy(real: list[str], generated: list[str], seed: int = 0) ->
     labels = np.array([0] * len(real) + [1] * len(generated))
     features = FeatureUnion(
         [
-            ("words", TfidfVectorizer(token_pattern=r"[\w']+", ngram_range=(1, 2),
-                                      sublinear_tf=True)),
-            ("chars", TfidfVectorizer(analyzer="char", ngram_range=(1, 4), lowercase=False,
-                                      sublinear_tf=True)),
+            (
+                "words",
+                TfidfVectorizer(token_pattern=r"[\w']+", ngram_range=(1, 2), sublinear_tf=True),
+            ),
+            (
+                "chars",
+                TfidfVectorizer(
+                    analyzer="char", ngram_range=(1, 4), lowercase=False, sublinear_tf=True
+                ),
+            ),
             ("style", make_pipeline(FunctionTransformer(style_features), StandardScaler())),
         ]
-    )  # fmt: skip
+    )
     classifier = make_pipeline(features, LogisticRegression(solver="liblinear"))
     # A text found on both sides stays in one fold: the classifier must tell replies it
     # has not seen, or two identical sets would look different (each copy votes against
@@ -200,9 +206,12 @@ class Reference:
         matrix = self.associations
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as file:
             np.savez_compressed(
-                file, words=np.frombuffer("\n".join(self.words).encode(), dtype=np.uint8),
-                data=matrix.data, indices=matrix.indices, indptr=matrix.indptr,
-            )  # fmt: skip
+                file,
+                words=np.frombuffer("\n".join(self.words).encode(), dtype=np.uint8),
+                data=matrix.data,
+                indices=matrix.indices,
+                indptr=matrix.indptr,
+            )
         os.replace(file.name, path)
 
     @classmethod
@@ -269,8 +278,13 @@ def context_relevance(
     everything is None with fewer than 2 exchanges.
     """
     kept = [i for i, context in enumerate(contexts) if context.strip()]
-    result = {"relevance": None, "relevance_stderr": None, "model_gain": None,
-              "persona_gain": None, "exchanges": len(kept)}  # fmt: skip
+    result = {
+        "relevance": None,
+        "relevance_stderr": None,
+        "model_gain": None,
+        "persona_gain": None,
+        "exchanges": len(kept),
+    }
     if len(kept) < 2:
         return result
     contexts = [contexts[i] for i in kept]
@@ -363,7 +377,13 @@ def chitchat_reference() -> Reference:
     """The reference learned from chitchat minus held-out conversations (disk-cached)."""
     from mimical.model.pretrain import HELD_OUT_RULE
 
-    recipe = (REFERENCE_FORMAT, metadata.version("chitchat-dataset"), HELD_OUT_RULE,
-              VOCABULARY_MIN_COUNT, ASSOCIATION_MIN_COUNT, PMI_SMOOTHING)  # fmt: skip
+    recipe = (
+        REFERENCE_FORMAT,
+        metadata.version("chitchat-dataset"),
+        HELD_OUT_RULE,
+        VOCABULARY_MIN_COUNT,
+        ASSOCIATION_MIN_COUNT,
+        PMI_SMOOTHING,
+    )
     digest = hashlib.sha256(repr(recipe).encode()).hexdigest()[:12]
     return cached_reference(cache_dir() / f"sense-reference-{digest}.npz", build_chitchat_reference)

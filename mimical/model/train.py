@@ -136,15 +136,23 @@ def train_persona(
         tokenizer, initial, schedule = build_vocabulary(split.train, config), None, FROM_SCRATCH
         base_id = "from scratch"
     fit_result = fit(
-        config, tokenizer.size,
-        encode(split.train, tokenizer, config), encode(split.held_out, tokenizer, config),
+        config,
+        tokenizer.size,
+        encode(split.train, tokenizer, config),
+        encode(split.held_out, tokenizer, config),
         held_out_chars=sum(len(p.reply) + 1 for p in split.held_out),
-        initial_weights=initial, schedule=schedule, started=started,
-        max_minutes=max_minutes, epochs=epochs, seed=seed, label=f"training {name}",
+        initial_weights=initial,
+        schedule=schedule,
+        started=started,
+        max_minutes=max_minutes,
+        epochs=epochs,
+        seed=seed,
+        label=f"training {name}",
         checkpoint_dir=Path(model_base) / ".checkpoints" / name,
         run_id=corpus_fingerprint(corpus_path, config, seed, base_id),
-        progress=progress, report=report,
-    )  # fmt: skip
+        progress=progress,
+        report=report,
+    )
 
     report({"phase": "exporting", "fraction": 0.99})
     metrics = {
@@ -244,9 +252,14 @@ def fit(
     curve_var = tf.Variable("[]")
     best_weights = [tf.Variable(w, trainable=False) for w in model.weights]
     checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=optimizer, step=step_var, best=best_var, stale=stale_var,
-        curve=curve_var, best_weights=best_weights,
-    )  # fmt: skip
+        model=model,
+        optimizer=optimizer,
+        step=step_var,
+        best=best_var,
+        stale=stale_var,
+        curve=curve_var,
+        best_weights=best_weights,
+    )
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir / run_id, max_to_keep=1)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)
@@ -272,11 +285,15 @@ def fit(
             continue
         # The held-out check: keep the best weights, count checks without improvement.
         bits = _bits_per_char(held_out_nats, held_out_examples, batch_size * 2, held_out_chars)
-        curve.append({
-            "step": step + 1, "epoch": round((step + 1) / steps_per_epoch, 2),
-            "train_loss": float(np.mean(running)), "held_out_bits_per_char": bits,
-            "elapsed_seconds": round(time.monotonic() - started, 1),
-        })  # fmt: skip
+        curve.append(
+            {
+                "step": step + 1,
+                "epoch": round((step + 1) / steps_per_epoch, 2),
+                "train_loss": float(np.mean(running)),
+                "held_out_bits_per_char": bits,
+                "elapsed_seconds": round(time.monotonic() - started, 1),
+            }
+        )
         running = []
         if bits < best_var.numpy():
             best_var.assign(bits)
@@ -300,11 +317,17 @@ def fit(
         current.assign(saved)
     steps = int(step_var.numpy())
     return FitResult(
-        weights=network_weights(model, config), curve=curve, best_bits=float(best_var.numpy()),
-        epochs=math.ceil(steps / steps_per_epoch), steps=steps, stop_reason=stop_reason,
-        parameters=int(model.count_params()), device="GPU" if gpu else "CPU",
-        batch_size=batch_size, resumed_from_step=resumed_step,
-    )  # fmt: skip
+        weights=network_weights(model, config),
+        curve=curve,
+        best_bits=float(best_var.numpy()),
+        epochs=math.ceil(steps / steps_per_epoch),
+        steps=steps,
+        stop_reason=stop_reason,
+        parameters=int(model.count_params()),
+        device="GPU" if gpu else "CPU",
+        batch_size=batch_size,
+        resumed_from_step=resumed_step,
+    )
 
 
 def _step_functions(model, optimizer):
@@ -364,9 +387,12 @@ class Clock:
         self.deadline = self.loop_started + max_minutes * 60 if max_minutes else math.inf
         self.total_steps, self.first_step = total_steps, first_step
         self.bar = tqdm(
-            total=total_steps, initial=first_step, desc=label, unit="batch",
+            total=total_steps,
+            initial=first_step,
+            desc=label,
+            unit="batch",
             disable=not (progress and sys.stderr.isatty()),
-        )  # fmt: skip
+        )
 
     def run_fraction(self, step: int) -> float:
         """How far the run is: by steps or by time, whichever is further."""
@@ -386,10 +412,15 @@ class Clock:
         self.bar.update()
         self.bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
         if step % 10 == 0:
-            report({
-                "phase": "training", "epoch": epoch, "loss": loss, "eta_seconds": round(eta),
-                "fraction": 1 - eta / max(eta + now - self.started, 1e-9),
-            })  # fmt: skip
+            report(
+                {
+                    "phase": "training",
+                    "epoch": epoch,
+                    "loss": loss,
+                    "eta_seconds": round(eta),
+                    "fraction": 1 - eta / max(eta + now - self.started, 1e-9),
+                }
+            )
 
     def close(self) -> None:
         self.bar.close()
@@ -398,14 +429,21 @@ class Clock:
 def tiny_config() -> ModelConfig:
     """A model small enough to train in seconds, for tests and smoke runs (from scratch)."""
     return replace(
-        ModelConfig(), units=48, embedding_dim=16, context_chars=32, context_tokens=32,
-        reply_tokens=64, candidates=2,
-    )  # fmt: skip
+        ModelConfig(),
+        units=48,
+        embedding_dim=16,
+        context_chars=32,
+        context_tokens=32,
+        reply_tokens=64,
+        candidates=2,
+    )
 
 
 if __name__ == "__main__":
     result = train_persona(
-        Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "persona",
+        Path(sys.argv[1]),
+        Path(sys.argv[2]),
+        sys.argv[3] if len(sys.argv) > 3 else "persona",
         progress=True,
-    )  # fmt: skip
+    )
     print(result)

@@ -9,8 +9,16 @@ from mimical.cli import main
 
 def test_cli_evaluate_prints_json(tiny_model, tmp_path, capsys):
     report = tmp_path / "r.html"
-    argv = ["evaluate", str(tiny_model.model_base / tiny_model.name), str(tiny_model.corpus),
-            "--json", "--samples", "5", "--report", str(report)]  # fmt: skip
+    argv = [
+        "evaluate",
+        str(tiny_model.model_base / tiny_model.name),
+        str(tiny_model.corpus),
+        "--json",
+        "--samples",
+        "5",
+        "--report",
+        str(report),
+    ]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["style"]["model"]["replies"] == 5 and report.is_file()
@@ -26,8 +34,19 @@ def test_cli_train_errors_are_one_line_with_exit_2(tmp_path, capsys):
 
 
 def test_cli_train_exports_a_version(small_corpus, tmp_path, capsys):
-    argv = ["train", str(small_corpus), "-o", str(tmp_path), "--name", "cli", "--size", "tiny",
-            "--epochs", "1", "--json"]  # fmt: skip
+    argv = [
+        "train",
+        str(small_corpus),
+        "-o",
+        str(tmp_path),
+        "--name",
+        "cli",
+        "--size",
+        "tiny",
+        "--epochs",
+        "1",
+        "--json",
+    ]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["version"] == 1 and (tmp_path / "cli" / "1" / "saved_model.pb").is_file()

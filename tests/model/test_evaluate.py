@@ -9,9 +9,13 @@ from mimical.model.evaluate import evaluate_model, style
 from mimical.model.report import write_report
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +95,15 @@ def test_cli_evaluate_prints_the_sense_measures(tiny_model, capsys):
 def test_one_sample_leaves_the_sense_figures_empty_not_broken(tiny_model, tmp_path, capsys):
     from mimical.cli import main
 
-    argv = ["evaluate", str(tiny_model.export_dir), str(tiny_model.corpus), "--samples", "1",
-            "--report", str(tmp_path / "r.html")]  # fmt: skip
+    argv = [
+        "evaluate",
+        str(tiny_model.export_dir),
+        str(tiny_model.corpus),
+        "--samples",
+        "1",
+        "--report",
+        str(tmp_path / "r.html"),
+    ]
     assert main(argv) == 0
     assert "two-sample accuracy:   n/a" in capsys.readouterr().out
     assert "n/a" in (tmp_path / "r.html").read_text()

@@ -105,8 +105,13 @@ def test_openers_are_skipped_and_too_few_exchanges_give_none(reference):
     relevance = context_relevance(
         ["", "do you like pizza"], ["hi", "pizza!"], ["a", "b"], reference
     )
-    assert relevance == {"relevance": None, "relevance_stderr": None, "model_gain": None,
-                         "persona_gain": None, "exchanges": 1}  # fmt: skip
+    assert relevance == {
+        "relevance": None,
+        "relevance_stderr": None,
+        "model_gain": None,
+        "persona_gain": None,
+        "exchanges": 1,
+    }
 
 
 def test_distinct_n():

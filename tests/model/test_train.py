@@ -78,9 +78,16 @@ def write_messages(path, conversations, replies_each):
             persona = turn % 2 == 1
             text = f"reply {c} {turn}" if persona else f"hello {c} {turn}"
             messages.append(
-                CorpusMessage(f"t{c}", 0, turn, "me" if persona else "friend", persona,
-                              "2024-01-01T00:00:00Z", text)
-            )  # fmt: skip
+                CorpusMessage(
+                    f"t{c}",
+                    0,
+                    turn,
+                    "me" if persona else "friend",
+                    persona,
+                    "2024-01-01T00:00:00Z",
+                    text,
+                )
+            )
     write_corpus(messages, path)
     return path
 

@@ -39,8 +39,9 @@ def test_each_browser_has_its_own_session(app, client):
 
 
 def test_bad_requests_get_json_errors(client):
-    response = client.post("/chat/messages", data="text=hi",
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/chat/messages", data="text=hi", content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 422
     assert response.get_json()["error"] == "invalid_input"
     response = say(client, "x" * 2001)
@@ -53,8 +54,11 @@ def test_message_rate_is_limited_per_visitor(chat_settings, personas):
     from mimical.web import create_app
     from mimical.web.dialog_app import close_dialog
 
-    app = create_app(chat_settings, components=["chat"],
-                     test_config={"TESTING": True, "MIMICAL_CHAT_RATE_LIMIT": "3 per minute"})
+    app = create_app(
+        chat_settings,
+        components=["chat"],
+        test_config={"TESTING": True, "MIMICAL_CHAT_RATE_LIMIT": "3 per minute"},
+    )
     client = app.test_client()
     assert [say(client, "%help").status_code for _ in range(3)] == [200] * 3
     response = say(client, "%help")
