@@ -277,6 +277,8 @@ class ControlPlane:
             ],
         )
         admin = requests.Session()
+        # Else REQUESTS_CA_BUNDLE from the environment overrides the session's own CA.
+        admin.trust_env = False
         admin.verify = str(pki["ca.crt"])
         admin.cert = (str(pki["admin.crt"]), str(pki["admin.key"]))
         self._wait(

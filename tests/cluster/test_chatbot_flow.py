@@ -35,6 +35,11 @@ def chatbot_phase(control_plane, namespace: str, name: str) -> str | None:
     return chatbot.get("status", {}).get("phase")
 
 
+def training_job_name(control_plane, namespace: str, name: str) -> str | None:
+    chatbot = get_json(control_plane, namespace, "chatbot", name, check=False) or {}
+    return chatbot.get("status", {}).get("trainingJob")
+
+
 def training_pod(control_plane, namespace: str, job: str) -> dict | None:
     pods = get_json(control_plane, namespace, "pods", f"--selector=job-name={job}")["items"]
     return pods[0] if pods else None
@@ -78,7 +83,13 @@ def test_chatbot_from_upload_to_ready_to_deleted(
 ):
     namespace, name = release.namespace, "alice"
     token = create_chatbot(backend, name, export_zip)
-    job = f"{name}-train-1"
+    # The backend creates the Chatbot, then its build sets `spec.source` (a new generation):
+    # the Job's name comes from the status, where the operator records it.
+    job = control_plane.wait_for(
+        "the operator's training Job",
+        lambda: training_job_name(control_plane, namespace, name),
+        timeout=60,
+    )
     control_plane.wait_for(
         f"Job {job}",
         lambda: get_json(control_plane, namespace, "job", job, check=False),
