@@ -18,7 +18,6 @@ lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 
-## The tier on a real Kubernetes control plane (built from Go modules on first use).
-test-cluster:
-	MIMICAL_CLUSTER_TESTS=1 scripts/bootstrap
-	MIMICAL_CLUSTER_TESTS=1 .venv/bin/pytest -n 2 --dist loadgroup tests/cluster
+## Only the tier on a real Kubernetes control plane (built from Go modules on first use).
+test-cluster: bootstrap
+	.venv/bin/pytest -n 2 --dist loadgroup tests/cluster
