@@ -304,6 +304,8 @@ def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path, monkeypatch):
     thread.parent.mkdir(parents=True)
     thread.write_bytes(page([msg("Ann Lée", 1, content="hi"), msg("Bob Roe", 2, content="yo")]))
     monkeypatch.setattr(workers, "_read_thread", die)
+    # A thread left by an earlier test in this pytest worker would keep the import in-process.
+    monkeypatch.setattr(workers, "can_fork", lambda: True)
     with pytest.raises(TooLargeError, match="died"):
         import_exports(tmp_path, tmp_path / "out.jsonl", workers=2, me="Ann Lée")
     assert not (tmp_path / "out.jsonl").exists()
