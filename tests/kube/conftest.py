@@ -90,8 +90,9 @@ class Kubectl:
         return self.patch("batch/v1", "jobs", name, {"status": status}, subresource="status")
 
 
-def wait_for(what: str, check: Callable[[], object], timeout: float = 20.0):
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
+def wait_for(what: str, check: Callable[[], object], timeout: float = 60.0):
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`
+    (generous: a loaded CI machine can stall the operator's thread for seconds)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()

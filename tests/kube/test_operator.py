@@ -41,8 +41,15 @@ def conditions(chatbot: dict) -> dict[str, dict]:
     return {c["type"]: c for c in chatbot["status"]["conditions"]}
 
 
-def events_for(kubectl, name: str) -> list[dict]:
-    return [e for e in kubectl.list("v1", "events") if e["involvedObject"]["name"] == name]
+def events_for(kubectl, name: str, reasons: set[str]) -> list[dict]:
+    """The events about `name`, once some have each of `reasons`: kopf posts events from a
+    background task, so they may arrive after the status they go with."""
+
+    def check():
+        events = [e for e in kubectl.list("v1", "events") if e["involvedObject"]["name"] == name]
+        return events if reasons <= {e["reason"] for e in events} else None
+
+    return wait_for(f"{sorted(reasons)} events about {name}", check)
 
 
 def test_create_trains_on_gpu_then_serves(operator, kubectl, storage):
@@ -86,8 +93,7 @@ def test_create_trains_on_gpu_then_serves(operator, kubectl, storage):
     kubernetes_validate.validate(configmap, K8S_VERSION, strict=True)
     assert serving_entries(configmap["data"]) == {"alice": 1700000000}
     assert f'base_path: "{storage.root}models/alice"' in configmap["data"][MODEL_CONFIG_KEY]
-    events = events_for(kubectl, "alice")
-    assert {"Training", "Ready"} <= {e["reason"] for e in events}
+    events = events_for(kubectl, "alice", {"Training", "Ready"})
     for event in events:  # kopf posts them to the core v1 events endpoint
         kubernetes_validate.validate(
             {"apiVersion": "v1", "kind": "Event", **event}, K8S_VERSION, strict=True
@@ -126,8 +132,9 @@ def test_job_failure_marks_failed_with_reason_and_a_spec_change_retries(operator
     assert (trained["status"], trained["reason"]) == ("False", "BackoffLimitExceeded")
     assert "not a chat export" in trained["message"]
     assert conditions(failed)["Imported"]["status"] == "False"
-    warnings = [e for e in events_for(kubectl, "bob") if e["reason"] == "TrainingFailed"]
-    assert warnings and warnings[0]["type"] == "Warning"
+    events = events_for(kubectl, "bob", {"TrainingFailed"})
+    warnings = [e for e in events if e["reason"] == "TrainingFailed"]
+    assert warnings[0]["type"] == "Warning"
     assert "not a chat export" in warnings[0]["message"]
 
     fixed = "s3://exports-bucket/uploads/bob/2/whatsapp.zip"

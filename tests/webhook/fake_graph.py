@@ -8,8 +8,9 @@ and `GET /me`, with Graph's error shape when told to fail:
   HTTP status (an empty body) or `(status, code[, subcode])` (a Graph error body);
 - `fail_recipients`: `{psid: (status, code, subcode)}`, every send to them fails;
 - `bad_token = True`: every call fails with code 190, as with an expired token;
-- `action_delay`: seconds to hold each sender action before answering
-  (`wait_holding_action` waits until one is held: a worker is then mid-event).
+- `action_budget`: how many more sender actions to answer; past it each one is held
+  until the budget is raised or set back to None (no limit). `wait_holding_action`
+  waits until one is held: a worker is then stuck mid-event, as long as the test likes.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class FakeGraphApi:
         self.fail_next: list = []
         self.fail_recipients: dict[str, tuple] = {}
         self.bad_token = False
-        self.action_delay = 0.0
+        self.action_budget: int | None = None
         self.holding = 0  # sender actions being held right now
         self.profile: dict = {}
         self.profile_posts = 0
@@ -103,13 +104,8 @@ class FakeGraphApi:
 
             def _send_api(self, body: dict) -> None:
                 action = "sender_action" in body
-                if action and fake.action_delay:
-                    with fake._lock:
-                        fake.holding += 1
-                        fake._changed.notify_all()
-                    time.sleep(fake.action_delay)
-                    with fake._lock:
-                        fake.holding -= 1
+                if action:
+                    fake._take_action_budget()
                 with fake._lock:
                     fake.attempts += 1
                     failure = fake.fail_next.pop(0) if fake.fail_next and not action else None
@@ -136,6 +132,21 @@ class FakeGraphApi:
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
+
+    def _take_action_budget(self) -> None:
+        with self._changed:
+            if self.action_budget is not None and self.action_budget <= 0:
+                self.holding += 1
+                self._changed.notify_all()
+                self._changed.wait_for(lambda: self.action_budget is None or self.action_budget > 0)
+                self.holding -= 1
+            if self.action_budget is not None:
+                self.action_budget -= 1
+
+    def set_action_budget(self, budget: int | None) -> None:
+        with self._changed:
+            self.action_budget = budget
+            self._changed.notify_all()
 
     def texts(self, psid: str | None = None) -> list[str]:
         with self._lock:
