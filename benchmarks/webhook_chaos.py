@@ -20,13 +20,15 @@ from webhook_bench import (
     WARMUP_RATE,
     make_post,
     percentile,
+    start_responder,
     start_webhook,
 )
 
 from tests.fixtures.services import free_port, stop_server, wait_for_port
 from tests.webhook.fake_graph import FakeGraphApi
 
-CHAOS_QUEUE = {"prefix": "chaos:", "lease_seconds": 5, "claim_idle_seconds": 3}
+# A killed responder's users are taken over after this long (the default is 15 s).
+TAKEOVER_SECONDS = 3.0
 CHAOS_BASELINE_SECONDS = 15.0
 ECHO = re.compile(r'I don\'t know anyone called "(.*)"\.')
 
@@ -88,13 +90,16 @@ async def chaos_load(urls: list[str], posts: list[dict], rate: float) -> list[di
     return acked
 
 
-def check_echoes(acked: list[dict], graph: FakeGraphApi) -> dict:
-    """Count answers per acknowledged message: once, lost, duplicated, out of order."""
+def check_echoes(acked: list[dict], users: list[str], graph: FakeGraphApi) -> dict:
+    """Count answers per acknowledged message of `users`: once, lost, duplicated, out of
+    order, or an answer to a message never acknowledged."""
     sent_by_user = defaultdict(list)
     for post in sorted(acked, key=lambda p: p["acked_at"]):
         sent_by_user[post["psid"]].append(post)
-    answers_by_user = defaultdict(list)
+    answers_by_user, wanted = defaultdict(list), set(users)
     for request in graph.requests:
+        if request["recipient"]["id"] not in wanted:
+            continue  # another phase's users
         match = "message" in request and ECHO.fullmatch(
             request["message"]["text"].split("\n")[0].split(" Type ")[0]
         )
@@ -132,16 +137,14 @@ def check_echoes(acked: list[dict], graph: FakeGraphApi) -> dict:
 
 def chaos_run(args, env: dict, workdir: Path, graph: FakeGraphApi) -> None:
     """Two replicas, one killed every `--kill-every` s; see the module docstring."""
+    # The chaos run's queue: a Redis database of its own.
+    env = {**env, "REDIS_URL": env["REDIS_URL"].rsplit("/", 1)[0] + "/1"}
     ports = [free_port(), free_port()]
     urls = [f"http://127.0.0.1:{port}/webhook" for port in ports]
-    config = {"MIMICAL_WEBHOOK_WORKERS": 8, "MIMICAL_MESSENGER_QUEUE_OPTIONS": CHAOS_QUEUE}
-    logs = [workdir / f"chaos-{i}.log" for i in range(2)]
-    replicas = Replicas(
-        start_webhook(port, env, log, config) for port, log in zip(ports, logs, strict=True)
-    )
+    replicas = [Replica(port, env, workdir / f"chaos-{i}") for i, port in enumerate(ports)]
     try:
-        for port, replica in zip(ports, replicas, strict=True):
-            wait_for_port(port, replica, timeout=STARTUP_TIMEOUT_SECONDS)
+        for replica in replicas:
+            replica.wait_until_listening()
         results = {}
         for tag, seconds, kills in (
             ("no kills", CHAOS_BASELINE_SECONDS, False),
@@ -159,8 +162,7 @@ def chaos_run(args, env: dict, workdir: Path, graph: FakeGraphApi) -> None:
             print(f"chaos, {tag}: {len(posts)} posts at {args.chaos_rate:g}/s...", file=sys.stderr)
             stop = threading.Event()
             killer = threading.Thread(
-                target=kill_replicas,
-                args=(replicas, ports, env, logs, config, args.kill_every, seconds, stop),
+                target=kill_replicas, args=(replicas, args.kill_every, seconds, stop)
             )
             if kills:
                 killer.start()
@@ -169,38 +171,62 @@ def chaos_run(args, env: dict, workdir: Path, graph: FakeGraphApi) -> None:
             if kills:
                 killer.join()
             graph.wait_for_texts(before + 2 * len(users) + len(acked), timeout=600)
-            time.sleep(2 * CHAOS_QUEUE["claim_idle_seconds"])  # any late duplicate
+            time.sleep(2 * TAKEOVER_SECONDS)  # any late duplicate
             results[tag] = {
-                **check_echoes(acked, graph),
+                **check_echoes(acked, users, graph),
                 "posts": len(posts),
-                "kills": replicas.kills if kills else 0,
+                "kills": sum(r.kills for r in replicas) if kills else 0,
             }
         print_chaos(args, results)
     finally:
         for replica in replicas:
-            stop_server(replica)
+            replica.stop()
 
 
-class Replicas(list):
-    kills = 0
+class Replica:
+    """A pod's worth: a webhook process that acknowledges and a responder that answers."""
+
+    def __init__(self, port: int, env: dict, log_prefix: Path):
+        self.port, self.env, self.log_prefix = port, env, log_prefix
+        self.kills = 0
+        self._start()
+
+    def _start(self) -> None:
+        self.webhook = start_webhook(self.port, self.env, Path(f"{self.log_prefix}.webhook.log"), 0)
+        self.responder = start_responder(
+            self.env,
+            Path(f"{self.log_prefix}.responder.log"),
+            f"--takeover-seconds={TAKEOVER_SECONDS:g}",
+        )
+
+    def wait_until_listening(self) -> None:
+        wait_for_port(self.port, self.webhook, timeout=STARTUP_TIMEOUT_SECONDS)
+
+    def kill_and_restart(self) -> None:
+        """SIGKILL both processes (and gunicorn's worker), as when a pod dies; start anew."""
+        for process in (self.webhook, self.responder):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        self.kills += 1
+        self._start()
+
+    def stop(self) -> None:
+        for process in (self.webhook, self.responder):
+            stop_server(process)
 
 
-def kill_replicas(replicas, ports, env, logs, config, every, seconds, stop) -> None:
+def kill_replicas(replicas: list[Replica], every: float, seconds: float, stop) -> None:
     """SIGKILL replica 0, 1, 0... every `every` s for `seconds`; restart each at once."""
     for round_number in range(int(seconds // every)):
         if stop.wait(every):
             return
-        victim = round_number % 2
-        os.kill(replicas[victim].pid, signal.SIGKILL)
-        replicas[victim].wait()
-        replicas.kills += 1
-        replicas[victim] = start_webhook(ports[victim], env, logs[victim], config)
+        replicas[round_number % 2].kill_and_restart()
 
 
 def print_chaos(args, results: dict) -> None:
     chaos, calm = results["kill -9"], results["no kills"]
     print(
-        f"\nchaos: 2 webhook replicas, kill -9 one every {args.kill_every:g} s for "
+        f"\nchaos: 2 replicas (webhook + responder), kill -9 one every {args.kill_every:g} s for "
         f"{args.chaos_seconds:g} s at {args.chaos_rate:g} req/s ({chaos['kills']} kills); "
         f"baseline: the same load for {CHAOS_BASELINE_SECONDS:g} s without kills"
     )

@@ -55,6 +55,11 @@ class Settings:
     fb_app_secret: str = ""
     fb_verify_token: str = ""
     fb_page_access_token: str = ""
+    # Threads answering Messenger events in each webhook process. 0 (Redis only): the
+    # webhook only stores and acknowledges events, and `mimical messenger respond`
+    # answers them in processes of their own, so acknowledging never waits for a CPU
+    # busy with answers (what the chart runs).
+    messenger_workers: int = 8
     # Uploads larger than this are refused with 413; raw uploads are deleted after import.
     upload_max_bytes: int = 512 * 1024 * 1024
     # Every other request body (webhook events, chat messages, JSON): 413 past this, read

@@ -79,13 +79,13 @@ def close_app(app) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication
-
     from mimical.config import Settings
     from mimical.errors import UnavailableError
-    from mimical.web.server import BodyReadTimeout, gunicorn_options
+    from mimical.web.event_queue import check_someone_answers
+    from mimical.web.server import run_gunicorn
 
     settings = Settings.from_env()
+    check_someone_answers(settings)
     train_options = {
         key: value
         for key, value in (("max_minutes", args.max_minutes), ("epochs", args.epochs))
@@ -97,32 +97,11 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise UnavailableError(f"cannot listen on {args.host}:{args.port}: {error}") from None
     port = listener.getsockname()[1]
-    options = gunicorn_options(listener.detach())  # gunicorn closes it when it stops
-    apps = []  # the one built in the worker, closed when the worker exits
-
-    def load():
-        apps.append(build_app(settings, train_options))
-        return BodyReadTimeout(apps[0])
-
-    def worker_exit(server, worker) -> None:
-        # Stop builds (their processes) and the model server, as Ctrl-C always did.
-        for app in apps:
-            close_app(app)
-
-    class EmbeddedServer(BaseApplication):
-        def load_config(self):
-            for key, value in {**options, "worker_exit": worker_exit}.items():
-                self.cfg.set(key, value)
-
-        def load(self):
-            return load()
-
     print(
         f"mimical serving on http://{args.host}:{port} "
         f"(chat: /chat, API docs: /docs; storage {settings.storage_root})",
         file=sys.stderr,
     )
-    # SIGTERM (`docker stop`, Kubernetes) and Ctrl-C stop the worker gracefully; the
-    # arbiter then exits this process.
-    EmbeddedServer().run()
+    # Closing the app stops builds (their processes) and the model server.
+    run_gunicorn(listener, lambda: build_app(settings, train_options), close_app)
     return 0

@@ -48,7 +48,8 @@ def get_engine():
 
 
 def get_messenger():
-    """The background worker answering Messenger events through the Send API."""
+    """The Messenger worker: stores webhook events and, with `Settings.messenger_workers`
+    threads, answers them through the Send API."""
 
     def make(app: Flask):
         from mimical.web.messenger import MessengerMetrics, MessengerWorker
@@ -60,7 +61,6 @@ def get_messenger():
         return MessengerWorker(
             engine,
             app.config["MIMICAL_SETTINGS"],
-            workers=app.config["MIMICAL_WEBHOOK_WORKERS"],
             metrics=MessengerMetrics(app.extensions.get("mimical_metrics")),
             queue_options=app.config["MIMICAL_MESSENGER_QUEUE_OPTIONS"],
             graph_options=app.config["MIMICAL_MESSENGER_GRAPH_OPTIONS"],

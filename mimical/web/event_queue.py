@@ -28,7 +28,7 @@ user in one process, but it is not durable: a crash loses what was queued.
 
 Usage (what `mimical.web.messenger.MessengerWorker` does):
 
-    events = open_event_queue(settings, workers=8)
+    events = open_event_queue(settings)
     events.put([Event(psid, mid, text)])
     events.serve_once(worker_index, handle)   # in each worker thread, in a loop
 """
@@ -51,7 +51,7 @@ from typing import NamedTuple, Protocol
 import redis
 
 from mimical.config import Settings
-from mimical.errors import UnavailableError
+from mimical.errors import InputError, UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +325,18 @@ class MemoryEventQueue:
         pass
 
 
-def open_event_queue(settings: Settings, workers: int, **redis_options) -> EventQueue:
+def check_someone_answers(settings: Settings) -> None:
+    """Refuse a process that would store events in memory and never answer them."""
+    if settings.messenger_workers < 1 and not settings.redis_url:
+        raise InputError(
+            "MIMICAL_MESSENGER_WORKERS=0 leaves Messenger events to `mimical messenger "
+            "respond`, which needs the queue in Redis: set REDIS_URL"
+        )
+
+
+def open_event_queue(settings: Settings, **redis_options) -> EventQueue:
+    """The Redis queue with `REDIS_URL`, else memory answered by this process's threads."""
+    check_someone_answers(settings)
     if settings.redis_url:
         return RedisEventQueue(settings.redis_url, **redis_options)
-    return MemoryEventQueue(workers)
+    return MemoryEventQueue(settings.messenger_workers)

@@ -127,7 +127,9 @@ class MessengerMetrics:
 
 
 class MessengerWorker:
-    """Background threads that turn queued Messenger events into dialog replies.
+    """Stores webhook events, and answers queued ones with `Settings.messenger_workers`
+    background threads (none: the webhook only stores; `mimical messenger respond`
+    answers).
 
     `engine` returns the `DialogEngine`; it is called at the first event, not before,
     because connecting to the model server loads TensorFlow (seconds): storing events
@@ -142,7 +144,6 @@ class MessengerWorker:
         engine,
         settings: Settings,
         *,
-        workers: int = 8,
         metrics: MessengerMetrics | None = None,
         queue_options: dict | None = None,
         graph_options: dict | None = None,
@@ -156,14 +157,14 @@ class MessengerWorker:
             settings.fb_app_secret,
             **(graph_options or {}),
         )
-        self.queue = open_event_queue(settings, workers, **(queue_options or {}))
+        self.queue = open_event_queue(settings, **(queue_options or {}))
         self._token_ok = True
         self._token_checked_at = 0.0
         self._token_lock = threading.Lock()
         self._stopping = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, args=(i,), name=f"messenger-{i}", daemon=True)
-            for i in range(workers)
+            for i in range(settings.messenger_workers)
         ]
         for thread in self._threads:
             thread.start()

@@ -10,7 +10,7 @@ one that has not finished its request `REQUEST_ARRIVAL_SECONDS` after it began
 is closed. Bodies too large to wait for (uploads) are read by the thread with a
 `BODY_READ_TIMEOUT_SECONDS` timeout on each read (408 past it).
 
-    gunicorn_options(listener_fd)  # settings for gunicorn.app.base.BaseApplication
+    run_gunicorn(listener, make_app, close_app)  # serve until SIGTERM or Ctrl-C
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import socket
 import time
+from collections.abc import Callable
 
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
 from werkzeug.exceptions import RequestTimeout
@@ -134,17 +135,56 @@ class _TimedInput:
         return line
 
 
+def run_gunicorn(listener: socket.socket, make_app: Callable, close_app: Callable) -> None:
+    """Serve `make_app()` on `listener` until SIGTERM or Ctrl-C, then `close_app(app)`.
+
+    One worker process (sessions, password tries, the model server and builds live
+    in it) builds the app itself, so the app's threads start after the fork.
+    """
+    from gunicorn.app.base import BaseApplication
+
+    options = gunicorn_options(listener.detach())  # gunicorn closes it when it stops
+    apps = []
+
+    def load():
+        apps.append(make_app())
+        return BodyReadTimeout(apps[0])
+
+    def worker_exit(server, worker) -> None:
+        for app in apps:
+            close_app(app)
+
+    class Server(BaseApplication):
+        def load_config(self):
+            for key, value in {**options, "worker_exit": worker_exit}.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return load()
+
+    # SIGTERM (`docker stop`, Kubernetes) and Ctrl-C stop the worker gracefully; the
+    # arbiter then returns.
+    Server().run()
+
+
+# The worker and its limits, the same in `mimical serve` and in the images
+# (`gunicorn -c python:mimical.web.gunicorn_config`).
+WORKER_SETTINGS = {
+    "worker_class": f"{__name__}.BoundedThreadWorker",
+    "threads": SERVER_THREADS,
+    "timeout": WORKER_TIMEOUT_SECONDS,
+    "keepalive": KEEPALIVE_SECONDS,
+    "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
+}
+
+
 def gunicorn_options(listener_fd: int) -> dict:
-    """gunicorn settings for the embedded server on a listening socket (gunicorn owns it)."""
+    """gunicorn settings for a server on a listening socket (gunicorn owns it)."""
     return {
         "bind": [f"fd://{listener_fd}"],
         # One process: sessions, password tries, the model server and builds live in it.
         "workers": 1,
-        "worker_class": f"{__name__}.BoundedThreadWorker",
-        "threads": SERVER_THREADS,
-        "timeout": WORKER_TIMEOUT_SECONDS,
-        "keepalive": KEEPALIVE_SECONDS,
-        "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
+        **WORKER_SETTINGS,
         # Our own line says where we listen; gunicorn reports only problems.
         "loglevel": "warning",
         "accesslog": None,

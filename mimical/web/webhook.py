@@ -42,8 +42,6 @@ def init_app(app: Flask) -> None:
 
     Whoever runs the app calls `mimical.web.dialog_app.close_dialog(app)` at shutdown.
     """
-    # Background threads answering Messenger (one user is answered by one at a time).
-    app.config.setdefault("MIMICAL_WEBHOOK_WORKERS", 8)
     # Options of the Redis queue (`RedisEventQueue`: prefix, lease_seconds,
     # claim_idle_seconds) and of the Graph client (`GraphApi`: attempts, backoff).
     app.config.setdefault("MIMICAL_MESSENGER_QUEUE_OPTIONS", {})

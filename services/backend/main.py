@@ -8,13 +8,15 @@ Settings come from the environment (`MIMICAL_*`, `REDIS_URL`, `AWS_*`, see
 mimical/config.py); `WEB_CONCURRENCY` sets gunicorn's worker count.
 """
 
-from flask import Flask
-
 from mimical.web import create_app
+from mimical.web.server import BodyReadTimeout
 
 COMPONENTS = ["api"]
 
 
-def create_service_app() -> Flask:
-    """gunicorn calls this once per worker, so each worker owns its clients and pools."""
-    return create_app(components=COMPONENTS)
+def create_service_app() -> BodyReadTimeout:
+    """gunicorn calls this once per worker, so each worker owns its clients and pools.
+
+    A large body (an upload) that stops arriving is a 408, not a thread held forever.
+    """
+    return BodyReadTimeout(create_app(components=COMPONENTS))

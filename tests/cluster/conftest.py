@@ -33,6 +33,13 @@ RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
 
 
 OPT_IN = "MIMICAL_CLUSTER_TESTS=0: the real control-plane tier is skipped"
+# What kubectl really printed, kept for the README (which quotes only output seen here).
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def save_listing(name: str, command: list[str], output: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / name).write_text("$ " + " ".join(command) + "\n" + output)
 
 
 def pytest_collection_modifyitems(items):

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.cluster.conftest import helm_install, restricted_namespace
+from tests.cluster.conftest import helm_install, restricted_namespace, save_listing
 from tests.cluster.controlplane import ROOT
 from tests.deploy.conftest import VARIANTS
 
@@ -76,6 +76,9 @@ def test_every_workload_gets_admitted_pods(control_plane, helm_binary, variant):
     control_plane.wait_for(f"pods of {sorted(want)}", settled, timeout=90)
     for pod in objects(control_plane, namespace, "pods"):
         assert pod["status"]["phase"] == "Pending"  # admitted; no node runs it
+    if variant == "default":
+        command = ["kubectl", "get", "pods", f"--namespace={namespace}"]
+        save_listing("kubectl-get-pods.txt", command, control_plane.kubectl(*command[1:]).stdout)
 
 
 def test_examples_apply(control_plane, release):

@@ -14,7 +14,7 @@ import boto3
 import pytest
 import requests
 
-from tests.cluster.conftest import FULLNAME
+from tests.cluster.conftest import FULLNAME, save_listing
 from tests.cluster.kubelet import run_training_pod
 
 NODE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -114,7 +114,9 @@ def test_chatbot_from_upload_to_ready_to_deleted(
     api_view = requests.get(f"{backend}/api/chatbots/{name}", timeout=10).json()
     assert (api_view["phase"], api_view["model_version"]) == ("Ready", 1)
 
-    listing = control_plane.kubectl("get", "chatbots", f"--namespace={namespace}").stdout
+    command = ["kubectl", "get", "chatbots", f"--namespace={namespace}"]
+    listing = control_plane.kubectl(*command[1:]).stdout
+    save_listing("kubectl-get-chatbots.txt", command, listing)
     header, row = listing.splitlines()
     assert header.split() == ["NAME", "PUBLIC", "PHASE", "VERSION", "AGE"]
     assert row.split()[:4] == [name, "true", "Ready", "1"]

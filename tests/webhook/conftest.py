@@ -50,11 +50,10 @@ def make_app(webhook_settings, personas, queue_prefix):
 
     def make(components=("webhook",), **overrides):
         app = create_app(
-            webhook_settings.with_overrides(**overrides),
+            webhook_settings.with_overrides(**{"messenger_workers": 2, **overrides}),
             components=components,
             test_config={
                 "TESTING": True,
-                "MIMICAL_WEBHOOK_WORKERS": 2,
                 "MIMICAL_MESSENGER_QUEUE_OPTIONS": {"prefix": queue_prefix},
                 # Retries in milliseconds, not seconds.
                 "MIMICAL_MESSENGER_GRAPH_OPTIONS": {"backoff_seconds": 0.01},

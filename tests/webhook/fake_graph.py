@@ -40,6 +40,7 @@ class FakeGraphApi:
     def __init__(self):
         self.requests: list[dict] = []  # every accepted Send API body, with its arrival time
         self.attempts = 0  # Send API calls, failed ones included
+        self.text_count = 0  # accepted messages (not sender actions)
         self.fail_next: list = []
         self.fail_recipients: dict[str, tuple] = {}
         self.bad_token = False
@@ -112,6 +113,7 @@ class FakeGraphApi:
                     failure = failure or fake.fail_recipients.get(body["recipient"]["id"])
                     if failure is None:
                         fake.requests.append({**body, "received_at": time.perf_counter()})
+                        fake.text_count += "message" in body
                         fake._changed.notify_all()
                 if failure is None:
                     self._answer(
@@ -174,9 +176,7 @@ class FakeGraphApi:
 
     def wait_for_texts(self, count: int, timeout: float = 30.0) -> bool:
         with self._changed:
-            return self._changed.wait_for(
-                lambda: sum("message" in r for r in self.requests) >= count, timeout
-            )
+            return self._changed.wait_for(lambda: self.text_count >= count, timeout)
 
     def wait_holding_action(self, timeout: float = 30.0) -> bool:
         with self._changed:

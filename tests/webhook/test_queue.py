@@ -78,29 +78,28 @@ def start_replica(chat_settings, personas, graph, redis_url, queue_prefix):
         "MIMICAL_FB_APP_SECRET": APP_SECRET,
         "MIMICAL_FB_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
     }
-    config = {
-        "MIMICAL_WEBHOOK_WORKERS": 2,
-        # A killed replica's users are taken over after about five seconds, not twenty.
-        "MIMICAL_MESSENGER_QUEUE_OPTIONS": {
-            "prefix": queue_prefix,
-            "lease_seconds": 5,
-            "claim_idle_seconds": 1,
-        },
-    }
 
-    def start() -> tuple[subprocess.Popen, str]:
+    def start(workers: int = 2, redis: str = redis_url) -> tuple[subprocess.Popen, str]:
+        """A replica with `workers` answering threads; on another `redis` (a database of
+        its own), the queue's default keys, as `mimical messenger respond` uses."""
+        options = {"prefix": queue_prefix} if redis == redis_url else {}
+        # A killed replica's users are taken over after about five seconds, not twenty.
+        options.update(lease_seconds=5, claim_idle_seconds=1)
+        config = {"MIMICAL_MESSENGER_QUEUE_OPTIONS": options}
         port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.webhook.webhook_process", str(port), json.dumps(config)],
             cwd=ROOT,
-            env=env,
+            env={**env, "MIMICAL_MESSENGER_WORKERS": str(workers), "REDIS_URL": redis},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its gunicorn worker dies with it in a killpg
         )
         processes.append(process)
         wait_for_port(port, process, timeout=120)
         return process, f"http://127.0.0.1:{port}/webhook"
 
+    start.env = env
     yield start
     for process in processes:
         if process.poll() is None:
@@ -132,7 +131,7 @@ def test_a_killed_worker_loses_nothing_it_acknowledged(start_replica, graph):
             assert post(url, page_payload(message_event(psid, text))) == 200
     assert graph.wait_holding_action(timeout=120)
     assert graph.wait_for_texts(2, timeout=120)
-    os.kill(doomed.pid, signal.SIGKILL)
+    os.killpg(doomed.pid, signal.SIGKILL)  # gunicorn and its worker, as a pod dies
     doomed.wait()
     answered_before = len(graph.texts())
     assert answered_before < len(users) * len(expected)  # work was left to take over
@@ -146,6 +145,53 @@ def test_a_killed_worker_loses_nothing_it_acknowledged(start_replica, graph):
         assert len(texts) == len(expected), texts
         for text, want in zip(texts, expected, strict=True):
             assert text == want if want is not None else text not in expected
+
+
+def test_a_webhook_that_only_acknowledges_leaves_answers_to_responders(
+    start_replica, graph, redis_url, tmp_path
+):
+    """MIMICAL_MESSENGER_WORKERS=0 stores events only; `mimical messenger respond` in
+    another process answers them, in order, and shows what it sent in its metrics."""
+    # The responder uses the queue's default keys: a Redis database of its own.
+    queue_url = redis_url.rsplit("/", 1)[0] + "/5"
+    import redis
+
+    redis.Redis.from_url(queue_url).flushdb()
+    _, url = start_replica(workers=0, redis=queue_url)
+    users = [new_psid() for _ in range(2)]
+    for text in ("hi", "%help"):
+        for psid in users:
+            assert post(url, page_payload(message_event(psid, text))) == 200
+    assert redis.Redis.from_url(queue_url).xlen("mimical:messenger:events") == 4  # stored
+
+    metrics_port = free_port()
+    responder = subprocess.Popen(
+        [
+            os.path.join(os.path.dirname(sys.executable), "mimical"),
+            "messenger",
+            "respond",
+            "--threads",
+            "2",
+            "--metrics-port",
+            str(metrics_port),
+        ],
+        env={**start_replica.env, "REDIS_URL": queue_url},
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "responder.log").open("wb"),
+    )
+    try:
+        assert graph.wait_for_texts(len(users) * 3, timeout=120)
+        for psid in users:
+            assert graph.texts(psid) == [GREETING, SHOW_ALL_HINT, HELP]
+        wait_for_port(metrics_port, responder, timeout=60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+            metrics = response.read().decode()
+        assert 'mimical_messenger_sends_total{outcome="sent"} 6.0' in metrics
+    finally:
+        responder.terminate()
+        assert responder.wait(timeout=60) == 0
+    log = (tmp_path / "responder.log").read_text()
+    assert "Traceback" not in log and "answering Messenger events" in log
 
 
 def test_redelivered_events_are_claimed_once_even_after_their_answer(make_app, graph):

@@ -52,3 +52,26 @@ def test_setup_refuses_an_overlong_greeting(page_env, graph, capsys):
     assert main(["messenger", "setup", "--greeting", "x" * 161]) == 2
     assert "--greeting must have 1 to 160 characters" in capsys.readouterr().err
     assert graph.profile_posts == 0
+
+
+def test_respond_without_redis_says_it_needs_it(page_env, monkeypatch, capsys):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("MIMICAL_REDIS_URL", raising=False)
+    assert main(["messenger", "respond"]) == 2
+    err = capsys.readouterr().err
+    assert "set REDIS_URL" in err and "Traceback" not in err
+
+
+def test_respond_refuses_zero_threads(page_env, capsys):
+    assert main(["messenger", "respond", "--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
+
+
+def test_serve_that_would_never_answer_messenger_refuses_to_start(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("MIMICAL_HOME", str(tmp_path))
+    monkeypatch.setenv("MIMICAL_MESSENGER_WORKERS", "0")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("MIMICAL_REDIS_URL", raising=False)
+    assert main(["serve", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "MIMICAL_MESSENGER_WORKERS=0" in err and "REDIS_URL" in err and "Traceback" not in err

@@ -140,6 +140,23 @@ seccompProfile:
 {{ include "mimical.redisEnv" . }}
 {{- end }}
 
+{{/* Messenger settings of the webhook pod's containers (the Secret's keys as variables). */}}
+{{- define "mimical.messengerEnv" -}}
+- name: MIMICAL_GRAPH_API_URL
+  value: {{ .Values.messenger.graphApiUrl | quote }}
+{{- with .Values.messenger.existingSecret }}
+- name: MIMICAL_FB_APP_SECRET
+  valueFrom:
+    secretKeyRef: {name: {{ . | quote }}, key: FB_APP_SECRET}
+- name: MIMICAL_FB_VERIFY_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ . | quote }}, key: FB_VERIFY_TOKEN}
+- name: MIMICAL_FB_PAGE_ACCESS_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ . | quote }}, key: FB_PAGE_ACCESS_TOKEN}
+{{- end }}
+{{- end }}
+
 {{/* The writable scratch volume every read-only-root container mounts at /tmp. */}}
 {{- define "mimical.tmpVolume" -}}
 - name: tmp
