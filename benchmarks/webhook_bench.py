@@ -21,8 +21,11 @@ messages. It checks every unique message got exactly one answer, then prints a t
   On two shared cores the model cannot keep up with 200 replies/s, so answers queue
   in Redis while acknowledgements stay fast: that is what the split is for.
 
-`--in-process` runs the Messenger threads inside the webhook instead (the embedded
-default, `MIMICAL_MESSENGER_WORKERS=8`): the same table, for comparison.
+On two cores everything shares the CPUs, which in the chart it does not: TF Serving
+runs in pods of its own and the responder in its own container (cgroup). The model
+server and the responders therefore run at `--answer-nice 10` (lower priority) here;
+`--answer-nice 0` shares the CPUs equally. `--in-process` runs the Messenger threads
+inside the webhook instead (the embedded default, `MIMICAL_MESSENGER_WORKERS=8`).
 
 Then the chaos run: two webhook replicas (each a webhook process and a responder,
 like a pod) share one queue; for `--chaos-seconds` at `--chaos-rate` posts/s one
@@ -73,6 +76,7 @@ from tests.webhook.fake_graph import FakeGraphApi  # noqa: E402
 APP_SECRET = "bench-secret"
 PERSONA = "bench"
 RESPONDER_THREADS = 8
+HARNESS = "load + fake Graph"
 BASELINE_RATE = 10.0
 BASELINE_SECONDS = 10.0
 WARMUP_RATE = 50.0  # persona picks per second before each measured phase
@@ -82,10 +86,10 @@ ACK_TIMEOUT_SECONDS = 60.0
 STARTUP_TIMEOUT_SECONDS = 600.0
 
 
-def cpu_seconds(process: psutil.Process) -> float:
-    """User + system CPU of a process and its children (gunicorn's worker)."""
+def cpu_seconds(process: psutil.Process, children: bool = True) -> float:
+    """User + system CPU of a process, with its children (gunicorn's worker) or not."""
     total = 0.0
-    for member in [process, *process.children(recursive=True)]:
+    for member in [process, *(process.children(recursive=True) if children else [])]:
         with contextlib.suppress(psutil.NoSuchProcess):
             total += sum(member.cpu_times()[:2])
     return total
@@ -125,16 +129,62 @@ def start_webhook(port: int, env: dict, log: Path, workers: int) -> subprocess.P
     )
 
 
-def start_responder(env: dict, log: Path, *options: str) -> subprocess.Popen:
-    """`mimical messenger respond`, answering what the webhooks stored in Redis."""
+def start_responder(env: dict, log: Path, nice: int, *options: str) -> subprocess.Popen:
+    """`mimical messenger respond` at `nice`, answering what the webhooks stored in Redis."""
     mimical = str(Path(sys.executable).with_name("mimical"))
     return subprocess.Popen(
-        [mimical, "messenger", "respond", f"--threads={RESPONDER_THREADS}", *options],
+        [
+            *niced(nice),
+            mimical,
+            "messenger",
+            "respond",
+            f"--threads={RESPONDER_THREADS}",
+            *options,
+        ],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+class EchoSender:
+    """Delivers the fake Graph's echoes to the webhooks as Messenger would: signed, a few
+    at a time, to another replica when one does not answer 200, for up to a minute."""
+
+    def __init__(self, urls: list[str]):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.urls = urls
+        self.pool = ThreadPoolExecutor(4)
+
+    def __call__(self, body: bytes) -> None:
+        self.pool.submit(self._deliver, body)
+
+    def _deliver(self, body: bytes) -> None:
+        import urllib.request
+
+        signature = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        deadline, attempt = time.monotonic() + 60, 0
+        while time.monotonic() < deadline:
+            request = urllib.request.Request(
+                self.urls[attempt % len(self.urls)],
+                data=body,
+                headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            attempt += 1
+            time.sleep(0.05)
+
+
+def niced(nice: int) -> list[str]:
+    """The command prefix that runs a process at `nice` (lower CPU priority)."""
+    return ["nice", "-n", str(nice)] if nice else []
 
 
 def make_post(tag: str, i: int, psid: str, text: str) -> dict:
@@ -241,6 +291,14 @@ def main() -> None:
     parser.add_argument("--chaos-rate", type=float, default=100.0, help="posts/s in the chaos run")
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between kills")
     parser.add_argument(
+        "--answer-nice",
+        type=int,
+        default=10,
+        help="nice level of the model server and responders: in the chart they have CPUs of "
+        "their own (TF Serving pods; the responder's container), here they share the "
+        "webhook's; 0 shares CPU equally",
+    )
+    parser.add_argument(
         "--in-process",
         action="store_true",
         help="answer in the webhook's own threads (the embedded default) instead of a responder",
@@ -291,6 +349,7 @@ def main() -> None:
         processes.append(
             subprocess.Popen(
                 [
+                    *niced(args.answer_nice),
                     mimical,
                     "serve-models",
                     "--model-base",
@@ -308,7 +367,7 @@ def main() -> None:
         processes.append(start_webhook(webhook_port, env, workdir / "webhook.log", workers))
         wait_for_port(webhook_port, processes[-1], timeout=STARTUP_TIMEOUT_SECONDS)
         if not args.in_process:
-            processes.append(start_responder(env, workdir / "responder.log"))
+            processes.append(start_responder(env, workdir / "responder.log", args.answer_nice))
 
         client = ModelClient(f"127.0.0.1:{model_port}")
         direct = []
@@ -320,11 +379,12 @@ def main() -> None:
         client.close()
 
         url = f"http://127.0.0.1:{webhook_port}/webhook"
+        graph.echo = EchoSender([url])  # the page is subscribed to message_echoes
         roles = {"redis": processes[0], "model server": processes[1], "webhook": processes[2]}
         if not args.in_process:
             roles["responder"] = processes[3]
         cpu = {role: psutil.Process(p.pid) for role, p in roles.items()}
-        cpu["load + fake Graph"] = psutil.Process()
+        cpu[HARNESS] = psutil.Process()  # its children are the processes above
         phases, warmups, answers = {}, {}, 0
         for tag, rate, seconds, users in (
             ("baseline", BASELINE_RATE, BASELINE_SECONDS, 10),
@@ -336,7 +396,7 @@ def main() -> None:
             answers += len(picks)
             graph.wait_for_texts(answers, timeout=600)
             print(f"{tag}: {len(chats)} posts at {rate:g}/s...", file=sys.stderr)
-            cpu_before = {role: cpu_seconds(p) for role, p in cpu.items()}
+            cpu_before = {role: cpu_seconds(p, role != HARNESS) for role, p in cpu.items()}
             results = asyncio.run(send_posts(url, chats, rate))
             failed = [r["status"] for r in warmups[tag] + results if r["status"] != 200]
             if failed:  # the exactly-once check needs every post acknowledged
@@ -348,7 +408,9 @@ def main() -> None:
             phases[tag] = results
             answers += sum(not r["duplicate"] for r in results)
             graph.wait_for_texts(answers, timeout=600)
-            cpu_used = {role: cpu_seconds(p) - cpu_before[role] for role, p in cpu.items()}
+            cpu_used = {
+                role: cpu_seconds(p, role != HARNESS) - cpu_before[role] for role, p in cpu.items()
+            }
         time.sleep(1.0)  # let any (wrong) duplicate answer arrive before counting
         check_and_measure(warmups["baseline"] + phases["baseline"], graph)
         load_e2e, mean_length = check_and_measure(warmups["load"] + phases["load"], graph)

@@ -18,6 +18,7 @@ from pathlib import Path
 from webhook_bench import (
     STARTUP_TIMEOUT_SECONDS,
     WARMUP_RATE,
+    EchoSender,
     make_post,
     percentile,
     start_responder,
@@ -141,7 +142,10 @@ def chaos_run(args, env: dict, workdir: Path, graph: FakeGraphApi) -> None:
     env = {**env, "REDIS_URL": env["REDIS_URL"].rsplit("/", 1)[0] + "/1"}
     ports = [free_port(), free_port()]
     urls = [f"http://127.0.0.1:{port}/webhook" for port in ports]
-    replicas = [Replica(port, env, workdir / f"chaos-{i}") for i, port in enumerate(ports)]
+    graph.echo = EchoSender(urls)
+    replicas = [
+        Replica(port, env, workdir / f"chaos-{i}", args.answer_nice) for i, port in enumerate(ports)
+    ]
     try:
         for replica in replicas:
             replica.wait_until_listening()
@@ -170,7 +174,8 @@ def chaos_run(args, env: dict, workdir: Path, graph: FakeGraphApi) -> None:
             stop.set()
             if kills:
                 killer.join()
-            graph.wait_for_texts(before + 2 * len(users) + len(acked), timeout=600)
+            # Whatever is missing after this is lost (counted below), not late.
+            graph.wait_for_texts(before + 2 * len(users) + len(acked), timeout=180)
             time.sleep(2 * TAKEOVER_SECONDS)  # any late duplicate
             results[tag] = {
                 **check_echoes(acked, users, graph),
@@ -186,8 +191,8 @@ def chaos_run(args, env: dict, workdir: Path, graph: FakeGraphApi) -> None:
 class Replica:
     """A pod's worth: a webhook process that acknowledges and a responder that answers."""
 
-    def __init__(self, port: int, env: dict, log_prefix: Path):
-        self.port, self.env, self.log_prefix = port, env, log_prefix
+    def __init__(self, port: int, env: dict, log_prefix: Path, nice: int):
+        self.port, self.env, self.log_prefix, self.nice = port, env, log_prefix, nice
         self.kills = 0
         self._start()
 
@@ -196,6 +201,7 @@ class Replica:
         self.responder = start_responder(
             self.env,
             Path(f"{self.log_prefix}.responder.log"),
+            self.nice,
             f"--takeover-seconds={TAKEOVER_SECONDS:g}",
         )
 

@@ -19,6 +19,10 @@ out. Several webhook replicas (and threads) share the work:
 - A worker killed mid-answer (`kill -9`, OOM) leaves its doorbells pending and its
   lock to expire; another worker takes them over with `XAUTOCLAIM` once they have
   been idle for `claim_idle_seconds`, and resumes the user's list.
+- Echoes: with the page subscribed to `message_echoes`, Messenger sends every piece
+  the page sent back to the webhook, with the `metadata` we gave it. `record_echoes`
+  keeps those tags, so a worker resuming a piece whose send was cut short (the sender
+  killed, a timeout) can tell whether it arrived (`echoed`) and send it only if not.
 
 Redis must persist (AOF or RDB) for events to survive a Redis restart; keys live
 in one Redis (no Cluster hash tags).
@@ -61,6 +65,11 @@ GROUP = "responders"
 DEDUPE_TTL_SECONDS = 24 * 3600
 MEMORY_DEDUPE_MAX = 100_000
 STALE_CONSUMER_MS = 24 * 3600 * 1000
+# Echoes of sent pieces are kept as long as the reply states they confirm
+# (`mimical.web.messenger.REPLY_STATE_TTL_SECONDS`); one echo in a week shows the page
+# is subscribed to `message_echoes`.
+ECHO_TTL_SECONDS = 3600
+ECHOES_FLOW_TTL_SECONDS = 7 * 24 * 3600
 
 ENQUEUE = """
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return 0 end
@@ -115,6 +124,15 @@ class EventQueue(Protocol):
         `handle` calls `keep_alive()` before each slow step; it raises `LeaseLost`
         when another worker has taken the user over.
         """
+        ...
+
+    def record_echoes(self, tags: list[str]) -> None:
+        """Messenger echoed these sent pieces back (`message_echoes`): they arrived."""
+        ...
+
+    def echoed(self, tag: str) -> bool | None:
+        """Whether the piece `tag` was echoed; None while no echo has ever been seen (the
+        page is not subscribed to `message_echoes`, so absence proves nothing)."""
         ...
 
     def idle(self) -> bool:
@@ -253,6 +271,20 @@ class RedisEventQueue:
             self._release(keys=[lock], args=[token])
             raise
 
+    def record_echoes(self, tags: list[str]) -> None:
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for tag in tags:
+                    pipe.set(f"{self.prefix}echo:{tag}", 1, ex=ECHO_TTL_SECONDS)
+                pipe.set(f"{self.prefix}echoes-flow", 1, ex=ECHOES_FLOW_TTL_SECONDS)
+                pipe.execute()
+        except self._redis_errors as error:
+            raise UnavailableError(f"the Messenger queue (Redis) is unreachable: {error}") from None
+
+    def echoed(self, tag: str) -> bool | None:
+        seen, flowing = self.redis.mget(f"{self.prefix}echo:{tag}", f"{self.prefix}echoes-flow")
+        return True if seen else (False if flowing else None)
+
     def idle(self) -> bool:
         return self.redis.xlen(self.stream) == 0
 
@@ -282,6 +314,7 @@ class MemoryEventQueue:
     def __init__(self, workers: int):
         self._queues = [queue.Queue() for _ in range(workers)]
         self._seen: OrderedDict[str, float] = OrderedDict()
+        self._echoes: OrderedDict[str, None] = OrderedDict()  # bounded like `_seen`
         self._seen_lock = threading.Lock()
 
     def _first_time(self, mid: str) -> bool:
@@ -294,6 +327,18 @@ class MemoryEventQueue:
             while len(self._seen) > MEMORY_DEDUPE_MAX:  # bounded: forget the oldest
                 self._seen.popitem(last=False)
             return True
+
+    def record_echoes(self, tags: list[str]) -> None:
+        with self._seen_lock:
+            for tag in tags:
+                self._echoes[tag] = None
+                self._echoes.move_to_end(tag)
+            while len(self._echoes) > MEMORY_DEDUPE_MAX:
+                self._echoes.popitem(last=False)
+
+    def echoed(self, tag: str) -> bool | None:
+        with self._seen_lock:
+            return True if tag in self._echoes else (False if self._echoes else None)
 
     def put(self, events: list[Event]) -> int:
         new = 0

@@ -208,8 +208,12 @@ class GraphApi:
         text: str,
         quick_replies: list[str] = (),
         before_retry: Callable[[], None] = lambda: None,
+        metadata: str | None = None,
     ) -> None:
+        """Send one message; `metadata` comes back in its `message_echoes` event."""
         message: dict = {"text": text}
+        if metadata:
+            message["metadata"] = metadata
         if quick_replies:
             message["quick_replies"] = [
                 {"content_type": "text", "title": name[:QUICK_REPLY_TITLE_MAX], "payload": name}
@@ -233,6 +237,20 @@ class GraphApi:
         )
         data = answer.get("data")
         return data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+
+    def subscribed_fields(self) -> list[str]:
+        """The webhook fields the page sends our app (`GET /me/subscribed_apps`)."""
+        answer = self.call("GET", "/me/subscribed_apps", repeatable=True)
+        data = answer.get("data")
+        app = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+        fields = app.get("subscribed_fields")
+        return [f for f in fields if isinstance(f, str)] if isinstance(fields, list) else []
+
+    def subscribe(self, fields: list[str]) -> None:
+        """Subscribe the app to the page's webhook `fields` (replaces the list; repeatable)."""
+        self.call(
+            "POST", "/me/subscribed_apps?subscribed_fields=" + ",".join(fields), repeatable=True
+        )
 
     def check_token(self) -> None:
         """Raise `GraphError` unless the page token works (`GET /me`)."""

@@ -10,11 +10,15 @@ one user at a time, in order, and answer each `mid` once:
    redelivered after a crash resends the same replies instead of asking the model
    (and moving the session) again;
 3. each piece is marked "in flight" before its POST (after checking this worker
-   still holds the user) and "sent" after it. A piece found in flight on
-   redelivery, like a POST whose outcome is unknown (a 5xx without a Graph error,
-   a read timeout), is not sent again: Graph has no idempotency key, and we prefer
-   a rare lost piece to a duplicated one. The
-   `mimical_messenger_sends_total{outcome="ambiguous"}` counter shows how rare.
+   still holds the user) and "sent" after it, and carries a tag (`metadata`) that
+   Messenger echoes back to the webhook when the page is subscribed to
+   `message_echoes` (`mimical messenger setup` subscribes it). A piece found in
+   flight on redelivery (its sender was killed), like a POST whose outcome is
+   unknown (a 5xx without a Graph error, a read timeout), is sent again only if
+   echoes flow and its echo did not come within `ECHO_WAIT_SECONDS`: Graph has no
+   idempotency key. Without echoes nobody can tell, and we prefer a rare lost piece
+   to a duplicated one; `mimical_messenger_sends_total{outcome="ambiguous"}` counts
+   those.
 
 Graph errors are handled by kind (`mimical.web.graph`): temporary ones are retried
 with backoff; an unreachable user (blocked the page, outside the 24-hour window)
@@ -55,6 +59,13 @@ REPLY_STATE_TTL_SECONDS = 3600
 TOKEN_RECHECK_SECONDS = 30.0
 # How long an idle worker thread waits for work before checking whether to stop.
 POLL_SECONDS = 1.0
+# Our pieces' `metadata`, echoed back by Messenger: this prefix, then "<mid>:<piece>".
+ECHO_TAG_PREFIX = "mimical:"
+# How long to wait for the echo of a piece whose send was cut short before sending it
+# again; echoes usually take well under a second.
+ECHO_WAIT_SECONDS = 5.0
+# Times a piece is sent again after sends that Graph may or may not have delivered.
+AMBIGUOUS_RESENDS = 2
 
 
 def split_message(text: str, limit: int = SEND_API_MAX_CHARS) -> list[str]:
@@ -99,6 +110,17 @@ def incoming(event: dict) -> Event | None:
     return None
 
 
+def echo_tag(event: dict) -> str | None:
+    """The tag of one of our own pieces that Messenger echoed back, else None."""
+    message = event.get("message")
+    if not isinstance(message, dict) or not message.get("is_echo"):
+        return None
+    metadata = message.get("metadata")
+    if isinstance(metadata, str) and metadata.startswith(ECHO_TAG_PREFIX):
+        return metadata.removeprefix(ECHO_TAG_PREFIX)
+    return None
+
+
 class MessengerMetrics:
     """Counters for `/metrics`, on the app's Prometheus registry."""
 
@@ -131,9 +153,9 @@ class MessengerWorker:
     background threads (none: the webhook only stores; `mimical messenger respond`
     answers).
 
-    `engine` returns the `DialogEngine`; it is called at the first event, not before,
-    because connecting to the model server loads TensorFlow (seconds): storing events
-    and acknowledging them needs only the queue.
+    `engine` returns the `DialogEngine`; the worker threads call it before they take
+    any event, in the background, because connecting to the model server loads
+    TensorFlow (seconds): storing events and acknowledging them needs only the queue.
 
     `queue_options` go to `RedisEventQueue` (`prefix`, `lease_seconds`,
     `claim_idle_seconds`); `graph_options` to `GraphApi` (`attempts`, backoff).
@@ -170,7 +192,11 @@ class MessengerWorker:
             thread.start()
 
     def submit(self, events: list[dict]) -> None:
-        """Queue a payload's messaging events; returns once they are stored."""
+        """Queue a payload's messaging events, and note echoes of our own pieces;
+        returns once they are stored."""
+        tags = [tag for tag in map(echo_tag, events) if tag is not None]
+        if tags:
+            self.queue.record_echoes(tags)
         parsed = [event for event in map(incoming, events) if event is not None]
         if not parsed:
             return
@@ -182,6 +208,10 @@ class MessengerWorker:
         failures = 0
         while not self._stopping.is_set():
             try:
+                # The engine first (TensorFlow's import, the model connection: seconds):
+                # a thread that took a user and then waited for it would let the user's
+                # lease run out, and another worker would answer the same event.
+                _ = self.engine
                 self.queue.serve_once(worker, self.process, POLL_SECONDS)
                 failures = 0
             except Exception:  # Redis down, say: keep trying, a little slower each time
@@ -206,21 +236,23 @@ class MessengerWorker:
             if event.text:
                 self._action(event.user, "typing_on")
             replies, quick = self._answer(event)
+            keep_alive()  # still this user's worker: only then record the replies
             pieces = [piece for reply in replies for piece in split_message(reply)]
             state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": None}
             sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
         pieces = state["pieces"]
         while state["next"] < len(pieces):
             index = state["next"]
-            if state["in_flight"] == index:  # a killed attempt may have sent it
-                self.metrics.sends.labels("ambiguous").inc()
+            tag = f"{event.mid}:{index}"
+            # A killed attempt may have sent it: its echo tells.
+            if state["in_flight"] == index and self._arrived(tag, keep_alive):
                 delivered = True
             else:
                 keep_alive()  # still this user's worker: only then name the piece in flight
                 state["in_flight"] = index
                 sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
                 quick = state["quick"] if index == len(pieces) - 1 else []
-                delivered = self._send(event.user, pieces[index], quick, keep_alive)
+                delivered = self._send(event.user, pieces[index], quick, tag, keep_alive)
             # Undeliverable: the rest cannot arrive either.
             state["next"] = index + 1 if delivered else len(pieces)
             state["in_flight"] = None
@@ -249,19 +281,40 @@ class MessengerWorker:
         except GraphError as error:
             self._note_failure(error)
 
-    def _send(self, psid: str, text: str, quick_replies: list[str], keep_alive) -> bool:
+    def _send(self, psid: str, text: str, quick_replies: list[str], tag: str, keep_alive) -> bool:
         """Send one piece; False if the user (or the page) cannot be reached at all."""
-        try:
-            self.graph.send_text(psid, text, quick_replies, before_retry=keep_alive)
-        except GraphError as error:
-            self._note_failure(error)
-            self.metrics.sends.labels(
-                error.kind if error.kind in ("unreachable", "bad_token", "ambiguous") else "failed"
-            ).inc()
-            return error.kind not in ("unreachable", "bad_token")
-        self.metrics.sends.labels("sent").inc()
-        self._token_works()
+        for attempt in range(AMBIGUOUS_RESENDS + 1):
+            try:
+                self.graph.send_text(
+                    psid, text, quick_replies, keep_alive, metadata=ECHO_TAG_PREFIX + tag
+                )
+            except GraphError as error:
+                if error.kind == "ambiguous":
+                    if attempt < AMBIGUOUS_RESENDS and not self._arrived(tag, keep_alive):
+                        continue  # echoes flow and this one never came: send again
+                    return True  # it arrived, or nobody can tell (counted by `_arrived`)
+                self._note_failure(error)
+                failure = error.kind if error.kind in ("unreachable", "bad_token") else "failed"
+                self.metrics.sends.labels(failure).inc()
+                return error.kind not in ("unreachable", "bad_token")
+            self.metrics.sends.labels("sent").inc()
+            self._token_works()
+            return True
         return True
+
+    def _arrived(self, tag: str, keep_alive) -> bool:
+        """Whether a piece whose send was cut short reached Messenger: its echo came,
+        within `ECHO_WAIT_SECONDS`. Without any echoes (the page is not subscribed to
+        `message_echoes`) nobody can tell: count it ambiguous and assume it arrived."""
+        deadline = time.monotonic() + ECHO_WAIT_SECONDS
+        while (echoed := self.queue.echoed(tag)) is False and time.monotonic() < deadline:
+            keep_alive()
+            time.sleep(0.1)
+        if echoed is None:
+            log.warning("a reply piece may or may not have arrived (no message_echoes)")
+        if echoed is not False:
+            self.metrics.sends.labels("sent" if echoed else "ambiguous").inc()
+        return echoed is not False
 
     def _note_failure(self, error: GraphError) -> None:
         if error.kind == "bad_token":

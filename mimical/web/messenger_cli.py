@@ -6,8 +6,10 @@
 
 `setup` sets the page's greeting and Get Started button through the Messenger
 Profile API (`POST /me/messenger_profile`), so a person opening the page's chat
-sees them; the webhook answers the button's postback with the persona choice.
-Running it again changes nothing when the page already has these values.
+sees them (the webhook answers the button's postback with the persona choice), and
+subscribes the webhook to the page's messages, postbacks and echoes of our own
+replies (`POST /me/subscribed_apps`). Running it again changes nothing when the
+page already has these values.
 
 `respond` answers the events webhooks (run with `MIMICAL_MESSENGER_WORKERS=0`)
 stored in the Redis queue, in a process of its own: answering (the dialog, the
@@ -22,6 +24,10 @@ import argparse
 import sys
 
 GET_STARTED_PAYLOAD = "GET_STARTED"
+# The page's webhook fields the webhook handles: messages, taps on buttons, and the
+# echoes of our own replies (they confirm a reply arrived, so one whose send was cut
+# short is sent again only if it did not; see mimical.web.messenger).
+WEBHOOK_FIELDS = ["messages", "messaging_postbacks", "message_echoes"]
 # Messenger shows at most 160 characters; {{user_first_name}} is filled in by Messenger.
 GREETING_MAX_CHARS = 160
 DEFAULT_GREETING = (
@@ -40,10 +46,12 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="messenger_command", metavar="COMMAND", required=True)
     setup = commands.add_parser(
         "setup",
-        help="set the page's Get Started button and greeting (safe to repeat)",
+        help="set the page's Get Started button and greeting, subscribe the webhook (safe to"
+        " repeat)",
         description="Set the page's greeting and Get Started button through the Messenger"
-        " Profile API, so a person opening the page's chat sees them; the webhook answers the"
-        " button with the persona choice. Changes nothing when the page already has them.",
+        " Profile API, so a person opening the page's chat sees them (the webhook answers the"
+        " button with the persona choice), and subscribe the webhook to the page's messages,"
+        " postbacks and message echoes. Changes nothing when the page already has them.",
     )
     setup.add_argument(
         "--greeting",
@@ -114,13 +122,20 @@ def run_setup(args: argparse.Namespace) -> int:
         current = graph.get_messenger_profile(list(wanted))
         if {key: current.get(key) for key in wanted} == wanted:
             print("The page's Get Started button and greeting are already set.", file=sys.stderr)
-            return 0
-        graph.set_messenger_profile(wanted)
+        else:
+            graph.set_messenger_profile(wanted)
+            print(f"Set the page's Get Started button and greeting: {greeting!r}", file=sys.stderr)
+        fields = graph.subscribed_fields()
+        if set(WEBHOOK_FIELDS) <= set(fields):
+            print("The page already sends the webhook its events.", file=sys.stderr)
+        else:
+            graph.subscribe(sorted(set(fields) | set(WEBHOOK_FIELDS)))
+            subscribed = ", ".join(WEBHOOK_FIELDS)
+            print(f"Subscribed the webhook to the page's {subscribed}.", file=sys.stderr)
     except GraphError as error:
         raise _explain(error) from None
     finally:
         graph.close()
-    print(f"Set the page's Get Started button and greeting: {greeting!r}", file=sys.stderr)
     return 0
 
 

@@ -143,6 +143,10 @@ def run_gunicorn(listener: socket.socket, make_app: Callable, close_app: Callabl
     """
     from gunicorn.app.base import BaseApplication
 
+    if listener.family in (socket.AF_INET, socket.AF_INET6):
+        # gunicorn sets this only on sockets it binds itself; accepted connections inherit
+        # it. Without it, a response's head and body (two writes) wait on delayed ACKs.
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     options = gunicorn_options(listener.detach())  # gunicorn closes it when it stops
     apps = []
 

@@ -5,7 +5,11 @@ Not a mock of our code: the webhook talks real HTTP to it. It answers the Send A
 and `GET /me`, with Graph's error shape when told to fail:
 
 - `fail_next`: the next message sends (not sender actions) fail, each given as an
-  HTTP status (an empty body) or `(status, code[, subcode])` (a Graph error body);
+  HTTP status (an empty body), `(status, code[, subcode])` (a Graph error body), or
+  `("delivered", status)`: delivered (and echoed), yet answered with that status;
+- `echo`: called, in order and off the request's thread, with the webhook payload
+  echoing each delivered message that has `metadata` (as Messenger's `message_echoes`
+  does); the caller signs and posts it to the webhook;
 - `fail_recipients`: `{psid: (status, code, subcode)}`, every send to them fails;
 - `bad_token = True`: every call fails with code 190, as with an expired token;
 - `action_budget`: how many more sender actions to answer; past it each one is held
@@ -16,8 +20,11 @@ and `GET /me`, with Graph's error shape when told to fail:
 from __future__ import annotations
 
 import json
+import queue
+import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,6 +43,14 @@ def graph_error(status: int, code: int, subcode: int | None = None) -> tuple[int
     return status, {"error": error}
 
 
+class QuietServer(ThreadingHTTPServer):
+    """Clients killed mid-request (the chaos runs) are not errors worth a traceback."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FakeGraphApi:
     def __init__(self):
         self.requests: list[dict] = []  # every accepted Send API body, with its arrival time
@@ -44,6 +59,9 @@ class FakeGraphApi:
         self.fail_next: list = []
         self.fail_recipients: dict[str, tuple] = {}
         self.bad_token = False
+        self.echo: Callable[[bytes], None] | None = None
+        self.subscribed_fields: list[str] = []
+        self._echoes: queue.Queue = queue.Queue()
         self.action_budget: int | None = None
         self.holding = 0  # sender actions being held right now
         self.profile: dict = {}
@@ -85,12 +103,21 @@ class FakeGraphApi:
                 elif path == "/me/messenger_profile":
                     with fake._lock:
                         self._answer(200, {"data": [dict(fake.profile)] if fake.profile else []})
+                elif path == "/me/subscribed_apps":
+                    with fake._lock:
+                        fields = list(fake.subscribed_fields)
+                    self._answer(200, {"data": [{"subscribed_fields": fields}] if fields else []})
                 else:
                     self._answer(*graph_error(404, 803))
 
             def do_POST(self):  # http.server calls it by this name
-                path, _query = self._route()
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                path, query = self._route()
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    body = json.loads(self.rfile.read(length)) if length else {}
+                except ValueError:  # a client killed mid-request (chaos runs)
+                    self.close_connection = True
+                    return
                 if fake.bad_token:
                     self._answer(*graph_error(400, 190))
                 elif path == "/me/messenger_profile":
@@ -100,6 +127,10 @@ class FakeGraphApi:
                     self._answer(200, {"result": "success"})
                 elif path == "/me/messages":
                     self._send_api(body)
+                elif path == "/me/subscribed_apps":
+                    with fake._lock:
+                        fake.subscribed_fields = query["subscribed_fields"][0].split(",")
+                    self._answer(200, {"success": True})
                 else:
                     self._answer(*graph_error(404, 803))
 
@@ -111,10 +142,14 @@ class FakeGraphApi:
                     fake.attempts += 1
                     failure = fake.fail_next.pop(0) if fake.fail_next and not action else None
                     failure = failure or fake.fail_recipients.get(body["recipient"]["id"])
-                    if failure is None:
+                    delivered_anyway = isinstance(failure, tuple) and failure[0] == "delivered"
+                    if failure is None or delivered_anyway:
                         fake.requests.append({**body, "received_at": time.perf_counter()})
                         fake.text_count += "message" in body
                         fake._changed.notify_all()
+                        if "metadata" in body.get("message", {}) and fake.echo is not None:
+                            fake._echoes.put(body)
+                        failure = failure[1] if delivered_anyway else None
                 if failure is None:
                     self._answer(
                         200, {"recipient_id": body["recipient"]["id"], "message_id": "m_fake"}
@@ -127,13 +162,29 @@ class FakeGraphApi:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._send_echoes, daemon=True).start()
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/{VERSION}"
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
+
+    def _send_echoes(self) -> None:
+        while (body := self._echoes.get()) is not None:
+            event = {
+                "sender": {"id": "PAGE"},
+                "recipient": body["recipient"],
+                "timestamp": int(time.time() * 1000),
+                "message": {
+                    "is_echo": True,
+                    "mid": f"m_echo_{time.monotonic_ns()}",
+                    **body["message"],
+                },
+            }
+            payload = {"object": "page", "entry": [{"id": "PAGE", "messaging": [event]}]}
+            self.echo(json.dumps(payload).encode())
 
     def _take_action_budget(self) -> None:
         with self._changed:
@@ -183,5 +234,6 @@ class FakeGraphApi:
             return self._changed.wait_for(lambda: self.holding > 0, timeout)
 
     def close(self) -> None:
+        self._echoes.put(None)
         self.server.shutdown()
         self.server.server_close()

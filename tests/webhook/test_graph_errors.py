@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 import pytest
@@ -61,6 +62,55 @@ def test_a_5xx_without_a_graph_error_is_not_sent_twice(app, client, graph):
     wait_until_answered(app)
     assert graph.texts(psid) == [SHOW_ALL_HINT]  # the greeting's fate is unknown
     assert metric(client, "mimical_messenger_sends_total", "ambiguous") == 1
+
+
+@pytest.fixture
+def echoing(app, client, graph, monkeypatch):
+    """Messenger echoes each delivered piece to the webhook (the page subscribed to
+    `message_echoes`); a first answered message shows the webhook that echoes flow."""
+    from mimical.web import messenger
+
+    monkeypatch.setattr(messenger, "ECHO_WAIT_SECONDS", 1.0)
+    graph.echo = lambda body: post_signed(client, body)
+    psid = new_psid()
+    post_signed(client, page_payload(message_event(psid, "%help")))
+    wait_until_answered(app)
+    assert graph.texts(psid) == [HELP]
+    with app.app_context():
+        from mimical.web.dialog_app import get_messenger
+
+        queue = get_messenger().queue
+    assert wait_for(lambda: queue.echoed("any piece") is not None)  # echoes flow
+    return queue
+
+
+def wait_for(check, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_an_ambiguous_send_that_never_arrived_is_sent_again_once_echoes_tell(
+    app, client, graph, echoing
+):
+    graph.fail_next = [502]  # not delivered, and Graph cannot say so
+    psid = new_psid()
+    post_signed(client, page_payload(message_event(psid, "hi")))
+    wait_until_answered(app)
+    assert graph.texts(psid) == [GREETING, SHOW_ALL_HINT]  # no echo came: sent again
+    assert metric(client, "mimical_messenger_sends_total", "ambiguous") == 0
+
+
+def test_an_ambiguous_send_that_arrived_is_not_sent_twice(app, client, graph, echoing):
+    graph.fail_next = [("delivered", 502)]  # delivered, then the answer got lost
+    psid = new_psid()
+    post_signed(client, page_payload(message_event(psid, "hi")))
+    wait_until_answered(app)
+    assert graph.texts(psid) == [GREETING, SHOW_ALL_HINT]  # its echo came: not again
+    assert metric(client, "mimical_messenger_sends_total", "ambiguous") == 0
 
 
 @pytest.mark.parametrize("failure", [(400, 551), (400, 10, 2018278), (400, 100, 2018001)], ids=str)

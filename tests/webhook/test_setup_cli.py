@@ -18,17 +18,20 @@ def page_env(monkeypatch, graph):
     monkeypatch.setenv("MIMICAL_FB_APP_SECRET", APP_SECRET)
 
 
-def test_setup_sets_get_started_and_greeting_once(page_env, graph, capsys):
+def test_setup_sets_get_started_greeting_and_webhook_fields_once(page_env, graph, capsys):
     assert main(["messenger", "setup", "--greeting", "Hi {{user_first_name}}!"]) == 0
     assert graph.profile == {
         "get_started": {"payload": "GET_STARTED"},
         "greeting": [{"locale": "default", "text": "Hi {{user_first_name}}!"}],
     }
-    assert "Set the page's Get Started button" in capsys.readouterr().err
+    assert graph.subscribed_fields == ["message_echoes", "messages", "messaging_postbacks"]
+    err = capsys.readouterr().err
+    assert "Set the page's Get Started button" in err and "Subscribed the webhook" in err
     # Again: nothing to change, nothing posted.
     assert main(["messenger", "setup", "--greeting", "Hi {{user_first_name}}!"]) == 0
     assert graph.profile_posts == 1
-    assert "already set" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already set" in err and "already sends the webhook its events" in err
     proof = hmac.new(APP_SECRET.encode(), PAGE_TOKEN.encode(), hashlib.sha256).hexdigest()
     assert graph.proofs == {proof}
 
