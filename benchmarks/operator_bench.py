@@ -164,6 +164,7 @@ def on_real_api_server(bucket: str, endpoint: str, n: int, workdir: Path) -> dic
 
         def admin_kubectl():
             kubectl = Kubectl(plane.url, namespace)
+            kubectl.http.trust_env = False  # else REQUESTS_CA_BUNDLE overrides `verify`
             kubectl.http.verify = str(plane.pki["ca.crt"])
             kubectl.http.cert = (str(plane.pki["admin.crt"]), str(plane.pki["admin.key"]))
             return kubectl
