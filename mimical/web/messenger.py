@@ -283,24 +283,28 @@ class MessengerWorker:
 
     def _send(self, psid: str, text: str, quick_replies: list[str], tag: str, keep_alive) -> bool:
         """Send one piece; False if the user (or the page) cannot be reached at all."""
-        for attempt in range(AMBIGUOUS_RESENDS + 1):
+        resends = 0
+        while True:
             try:
                 self.graph.send_text(
                     psid, text, quick_replies, keep_alive, metadata=ECHO_TAG_PREFIX + tag
                 )
             except GraphError as error:
-                if error.kind == "ambiguous":
-                    if attempt < AMBIGUOUS_RESENDS and not self._arrived(tag, keep_alive):
-                        continue  # echoes flow and this one never came: send again
-                    return True  # it arrived, or nobody can tell (counted by `_arrived`)
-                self._note_failure(error)
-                failure = error.kind if error.kind in ("unreachable", "bad_token") else "failed"
-                self.metrics.sends.labels(failure).inc()
-                return error.kind not in ("unreachable", "bad_token")
+                if error.kind != "ambiguous":
+                    self._note_failure(error)
+                    unreachable = error.kind in ("unreachable", "bad_token")
+                    self.metrics.sends.labels(error.kind if unreachable else "failed").inc()
+                    return not unreachable
+                if self._arrived(tag, keep_alive):
+                    return True  # its echo came, or nobody can tell (counted by `_arrived`)
+                if resends == AMBIGUOUS_RESENDS:  # Graph keeps failing mid-way: give up
+                    self.metrics.sends.labels("failed").inc()
+                    return True
+                resends += 1  # echoes flow and this one never came: send it again
+                continue
             self.metrics.sends.labels("sent").inc()
             self._token_works()
             return True
-        return True
 
     def _arrived(self, tag: str, keep_alive) -> bool:
         """Whether a piece whose send was cut short reached Messenger: its echo came,
