@@ -220,6 +220,23 @@ def plan_posts(rate: float, seconds: float, users: int, tag: str) -> tuple[list,
     return picks, chats
 
 
+async def post_event(session, url: str, post: dict, timeout: float) -> int:
+    """POST one signed webhook event; its HTTP status, 0 when no answer came."""
+    import aiohttp
+
+    try:
+        async with session.post(
+            url,
+            data=post["body"],
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": post["signature"]},
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as response:
+            await response.read()
+            return response.status
+    except (TimeoutError, aiohttp.ClientError):
+        return 0
+
+
 async def send_posts(url: str, posts: list[dict], rate: float) -> list[dict]:
     """Open loop: post i leaves at start + i/rate whatever the server's pace."""
     import aiohttp
@@ -229,21 +246,8 @@ async def send_posts(url: str, posts: list[dict], rate: float) -> list[dict]:
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def post_one(post):
-            sent, status = time.perf_counter(), 0
-            try:
-                async with session.post(
-                    url,
-                    data=post["body"],
-                    headers={
-                        "Content-Type": "application/json",
-                        "X-Hub-Signature-256": post["signature"],
-                    },
-                    timeout=aiohttp.ClientTimeout(total=ACK_TIMEOUT_SECONDS),
-                ) as response:
-                    await response.read()
-                    status = response.status
-            except (TimeoutError, aiohttp.ClientError):
-                pass  # not acknowledged: counted below
+            sent = time.perf_counter()
+            status = await post_event(session, url, post, ACK_TIMEOUT_SECONDS)
             ack = time.perf_counter() - sent
             results.append({**post, "sent": sent, "ack": ack, "status": status})
 

@@ -21,6 +21,7 @@ from webhook_bench import (
     EchoSender,
     make_post,
     percentile,
+    post_event,
     start_responder,
     start_webhook,
 )
@@ -42,26 +43,11 @@ def echo_post(i: int, psid: str, text: str, tag: str) -> dict:
 async def deliver(session, urls: list[str], post: dict, deadline: float) -> dict | None:
     """Post until a replica answers 200, switching replica after each failure (as
     Messenger retries a delivery); None if none did before `deadline`."""
-    import aiohttp
-
     attempt = 0
     while time.perf_counter() < deadline:
         url = urls[(post["replica"] + attempt) % len(urls)]
-        try:
-            async with session.post(
-                url,
-                data=post["body"],
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Hub-Signature-256": post["signature"],
-                },
-                timeout=aiohttp.ClientTimeout(total=10),
-            ) as response:
-                await response.read()
-                if response.status == 200:
-                    return {**post, "acked_at": time.perf_counter()}
-        except (TimeoutError, aiohttp.ClientError):
-            pass
+        if await post_event(session, url, post, timeout=10) == 200:
+            return {**post, "acked_at": time.perf_counter()}
         attempt += 1
         await asyncio.sleep(0.05)
     return None
