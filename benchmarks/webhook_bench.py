@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/webhook_bench.py                 # 200 req/s for 30 s, chaos run
     .venv/bin/python benchmarks/webhook_bench.py --rate 50 --duration 5 --chaos-seconds 15
 
-Everything runs on 127.0.0.1 as the chart runs it, one process each: redis-server,
-`mimical serve-models` with a freshly trained tiny persona model, the webhook
-(gunicorn, as `mimical serve` and the images serve it) with
+Everything runs on 127.0.0.1 as the chart runs it: redis-server, `mimical
+serve-models` with a freshly trained tiny persona model, the webhook image's command
+(gunicorn with two worker processes, the chart's default) with
 `MIMICAL_MESSENGER_WORKERS=0`, which only stores and acknowledges events, a
 `mimical messenger respond` process that answers them and, in this process, a fake
 Graph API that records every Send API call plus an open-loop load generator
@@ -67,6 +67,7 @@ sys.path.insert(0, str(ROOT))  # for tests.webhook.fake_graph, the same fake the
 from mimical.dialog.engine import REPLY_MAX_CHARS  # noqa: E402
 from tests.fixtures.services import (  # noqa: E402
     free_port,
+    image_command,
     start_server,
     stop_server,
     wait_for_port,
@@ -76,6 +77,7 @@ from tests.webhook.fake_graph import FakeGraphApi  # noqa: E402
 APP_SECRET = "bench-secret"
 PERSONA = "bench"
 RESPONDER_THREADS = 8
+WEBHOOK_PROCESSES = 2  # the chart's webhook.workers
 HARNESS = "load + fake Graph"
 BASELINE_RATE = 10.0
 BASELINE_SECONDS = 10.0
@@ -118,14 +120,21 @@ def train_bench_model(workdir: Path) -> Path:
 
 
 def start_webhook(port: int, env: dict, log: Path, workers: int) -> subprocess.Popen:
-    """A webhook process with `workers` Messenger threads (0: it only acknowledges)."""
+    """The webhook image's command (gunicorn, `WEB_CONCURRENCY` processes as the chart's
+    `webhook.workers`) with `workers` Messenger threads each (0: they only acknowledge)."""
+    folder = ROOT / "services" / "webhook"
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.webhook.webhook_process", str(port), "{}"],
-        cwd=ROOT,
-        env={**env, "MIMICAL_MESSENGER_WORKERS": str(workers)},
+        image_command(folder, f"127.0.0.1:{port}"),
+        cwd=folder,
+        env={
+            **env,
+            "MIMICAL_MESSENGER_WORKERS": str(workers),
+            "WEB_CONCURRENCY": str(WEBHOOK_PROCESSES),
+            "HOME": str(log.parent),  # gunicorn's control socket, as HOME=/tmp in the image
+        },
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # killpg takes its gunicorn worker too
+        start_new_session=True,  # killpg takes its gunicorn workers too
     )
 
 

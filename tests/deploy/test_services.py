@@ -9,30 +9,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.deploy.conftest import ROOT
-from tests.fixtures.services import free_port, stop_server, wait_for_port
-
-
-def image_command(folder: str) -> list[str]:
-    """The Dockerfile's exec-form CMD."""
-    text = (ROOT / folder / "Dockerfile").read_text().replace("\\\n", " ")
-    cmd = [line for line in text.splitlines() if line.startswith("CMD [")][-1]
-    return json.loads(cmd[len("CMD ") :])
+from tests.fixtures.services import free_port, image_command, stop_server, wait_for_port
 
 
 def start_service(
     folder: str, tmp_path: Path, redis_url: str, **extra_env: str
 ) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    command = image_command(folder)
-    command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
-    command[0] = str(Path(sys.executable).with_name(command[0]))
+    command = image_command(ROOT / folder, f"127.0.0.1:{port}")
     env = {
         **os.environ,
         "MIMICAL_HOME": str(tmp_path / "home"),
