@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.cluster.conftest import Release, process_env  # noqa: E402
 from tests.cluster.controlplane import ControlPlane, binary_dir, missing_binaries  # noqa: E402
-from tests.fixtures.services import free_port, start_server, stop_server  # noqa: E402
+from tests.fixtures.services import start_moto, stop_server  # noqa: E402
 from tests.kube.apiserver import ApiServerThread, load_crd  # noqa: E402
 from tests.kube.conftest import NAMESPACE, Kubectl  # noqa: E402
 
@@ -183,14 +183,9 @@ def main() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     workdir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
-    s3_port = free_port()
-    moto_server = Path(sys.executable).with_name("moto_server")
-    moto = start_server(
-        [str(moto_server), "-H", "127.0.0.1", "-p", str(s3_port)], s3_port, workdir / "moto.log"
-    )
+    moto, endpoint = start_moto(workdir)
     import boto3
 
-    endpoint = f"http://127.0.0.1:{s3_port}"
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
     apis = {"emulator": on_emulator, "real": on_real_api_server}

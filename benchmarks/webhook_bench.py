@@ -68,7 +68,7 @@ from mimical.dialog.engine import REPLY_MAX_CHARS  # noqa: E402
 from tests.fixtures.services import (  # noqa: E402
     free_port,
     image_command,
-    start_server,
+    start_redis,
     stop_server,
     wait_for_port,
 )
@@ -157,6 +157,11 @@ def start_responder(env: dict, log: Path, nice: int, *options: str) -> subproces
     )
 
 
+def sign(body: bytes) -> str:
+    """The `X-Hub-Signature-256` Messenger sends with `body`."""
+    return "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
 class EchoSender:
     """Delivers the fake Graph's echoes to the webhooks as Messenger would: signed, a few
     at a time, to another replica when one does not answer 200, for up to a minute."""
@@ -173,7 +178,7 @@ class EchoSender:
     def _deliver(self, body: bytes) -> None:
         import urllib.request
 
-        signature = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        signature = sign(body)
         deadline, attempt = time.monotonic() + 60, 0
         while time.monotonic() < deadline:
             request = urllib.request.Request(
@@ -205,7 +210,7 @@ def make_post(tag: str, i: int, psid: str, text: str) -> dict:
         "message": {"mid": mid, "text": text},
     }
     body = json.dumps({"object": "page", "entry": [{"id": "PAGE", "messaging": [event]}]}).encode()
-    signature = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    signature = sign(body)
     return {
         "psid": psid,
         "mid": mid,
@@ -328,28 +333,13 @@ def main() -> None:
     try:
         print("training a tiny model...", file=sys.stderr)
         model_base = train_bench_model(workdir)
-        redis_port, model_port, webhook_port = free_port(), free_port(), free_port()
-        processes.append(
-            start_server(
-                [
-                    shutil.which("redis-server"),
-                    "--port",
-                    str(redis_port),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(workdir),
-                ],
-                redis_port,
-                workdir / "redis.log",
-            )
-        )
+        model_port, webhook_port = free_port(), free_port()
+        redis, redis_url = start_redis(workdir)
+        processes.append(redis)
         env = {
             **os.environ,
             "MIMICAL_HOME": str(workdir / "home"),
-            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "REDIS_URL": redis_url,
             "MIMICAL_MODEL_SERVER": f"127.0.0.1:{model_port}",
             "MIMICAL_GRAPH_API_URL": graph.url,
             "MIMICAL_FB_APP_SECRET": APP_SECRET,

@@ -232,17 +232,13 @@ class GraphApi:
         self.call("POST", "/me/messenger_profile", properties, repeatable=True)
 
     def get_messenger_profile(self, fields: list[str]) -> dict:
-        answer = self.call(
-            "GET", "/me/messenger_profile?fields=" + ",".join(fields), repeatable=True
+        return _first_entry(
+            self.call("GET", "/me/messenger_profile?fields=" + ",".join(fields), repeatable=True)
         )
-        data = answer.get("data")
-        return data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
 
     def subscribed_fields(self) -> list[str]:
         """The webhook fields the page sends our app (`GET /me/subscribed_apps`)."""
-        answer = self.call("GET", "/me/subscribed_apps", repeatable=True)
-        data = answer.get("data")
-        app = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+        app = _first_entry(self.call("GET", "/me/subscribed_apps", repeatable=True))
         fields = app.get("subscribed_fields")
         return [f for f in fields if isinstance(f, str)] if isinstance(fields, list) else []
 
@@ -258,3 +254,9 @@ class GraphApi:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _first_entry(answer: dict) -> dict:
+    """The first object of a Graph listing's `data`, or {} when there is none."""
+    data = answer.get("data")
+    return data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}

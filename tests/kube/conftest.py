@@ -8,8 +8,7 @@ operator in a thread against it; `kubectl` talks to it over HTTP like kubectl do
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -88,18 +87,6 @@ class Kubectl:
                 ],
             }
         return self.patch("batch/v1", "jobs", name, {"status": status}, subresource="status")
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = 60.0):
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`
-    (generous: a loaded CI machine can stall the operator's thread for seconds)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class OperatorThread:

@@ -8,7 +8,7 @@ import pytest
 
 from mimical.web import create_app
 from mimical.web.resources import close_resources
-from tests.kube.conftest import wait_for
+from tests.fixtures.services import wait_for
 from tests.kube.test_operator import upload_model
 
 TEST_CONFIG = {

@@ -13,7 +13,8 @@ import kubernetes_validate
 
 from mimical.kube import API_VERSION
 from mimical.kube.manifests import MODEL_CONFIG_KEY, serving_entries
-from tests.kube.conftest import SERVING_ENDPOINT, OperatorThread, wait_for
+from tests.fixtures.services import wait_for
+from tests.kube.conftest import SERVING_ENDPOINT, OperatorThread
 
 SOURCE = "s3://exports-bucket/uploads/alice/1/messenger.zip"
 K8S_VERSION = "1.30"

@@ -13,7 +13,7 @@ from mimical.kube import API_VERSION
 from mimical.orchestration import open_orchestrator
 from mimical.registry import Phase, open_registry
 from mimical.storage import next_version
-from tests.kube.conftest import wait_for
+from tests.fixtures.services import wait_for
 from tests.kube.test_operator import upload_model
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 
 import grpc
 import pytest
@@ -13,17 +12,8 @@ import pytest
 from mimical.errors import InputError, NotFoundError, UnavailableError
 from mimical.serving.client import ModelClient
 from mimical.serving.server import ModelServer
-from tests.fixtures.services import free_port, wait_for_port
+from tests.fixtures.services import free_port, wait_for, wait_for_port
 from tests.serving.fixtures import PUBLIC
-
-
-def wait_for(condition, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.05)
-    return result
 
 
 def test_reply_returns_text_within_max_chars(served_models):
@@ -115,12 +105,16 @@ def test_new_versions_and_models_load_and_deleted_ones_unload(tmp_path, served_m
         # A complete new version and a new model are served without a restart.
         shutil.copytree(export, tmp_path / "alice" / "3")
         shutil.copytree(export, tmp_path / "bob" / "1")
-        wait_for(lambda: server.repository.loaded() == {"alice": 3, "bob": 1})
+        wait_for(
+            "versions 3 and 1 loaded",
+            lambda: server.repository.loaded() == {"alice": 3, "bob": 1},
+            timeout=30.0,
+        )
         assert client.status("alice") == 3
         assert client.reply("bob", "hi", max_chars=10)
         # Deleting a model's folder unloads it.
         shutil.rmtree(tmp_path / "bob")
-        wait_for(lambda: "bob" not in server.repository.loaded())
+        wait_for("bob unloaded", lambda: "bob" not in server.repository.loaded(), timeout=30.0)
         with pytest.raises(NotFoundError):
             client.reply("bob", "hi")
         client.close()
@@ -148,7 +142,7 @@ def test_models_load_from_s3(s3_endpoint, s3_bucket, served_models):
         assert client.status("alice") == 4
         assert client.reply("alice", "hi", max_chars=10)
         storage.delete_prefix("models/alice/")
-        wait_for(lambda: not server.repository.loaded())
+        wait_for("every model unloaded", lambda: not server.repository.loaded(), timeout=30.0)
         client.close()
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
 import pytest
 
 from mimical.dialog.engine import GREETING, HELP, SHOW_ALL_HINT
+from tests.fixtures.services import wait_for
 from tests.webhook.conftest import (
     PAGE_TOKEN,
     message_event,
@@ -80,17 +80,8 @@ def echoing(app, client, graph, monkeypatch):
         from mimical.web.dialog_app import get_messenger
 
         queue = get_messenger().queue
-    assert wait_for(lambda: queue.echoed("any piece") is not None)  # echoes flow
+    wait_for("echoes to flow", lambda: queue.echoed("any piece") is not None, timeout=10.0)
     return queue
-
-
-def wait_for(check, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_an_ambiguous_send_that_never_arrived_is_sent_again_once_echoes_tell(
