@@ -27,6 +27,9 @@ from mimical.storage import S3Storage, Storage
 
 log = logging.getLogger(__name__)
 
+# Reads and conditional patches tried when others keep writing to the chatbot.
+BUILD_START_ATTEMPTS = 5
+
 
 def _building(resource: dict) -> bool:
     """A build is queued (spec not yet seen by the operator) or its Job is running."""
@@ -54,28 +57,31 @@ class KubernetesOrchestrator(Orchestrator):
 
         The patch carries the resourceVersion the check saw, so two requests racing
         for the same chatbot cannot both start a build: the API server refuses the
-        second with 409.
+        second with 409. A 409 may also come from a write that starts no build (the
+        operator adding its finalizer or status to a chatbot just created), so the
+        check runs again on a fresh read, a few times, before giving up.
         """
         from kubernetes.client.exceptions import ApiException
 
-        resource = self.cluster.get_chatbot(name)
-        if resource is None or resource["metadata"].get("deletionTimestamp"):
-            raise NotFoundError(f"no chatbot named {name!r}")
-        if _building(resource):
-            raise ConflictError(f"{name!r} is already being built; wait for it to finish")
         spec: dict = {"source": self.storage.url(upload_key)}
         if me:
             spec["me"] = me
-        patch = {"metadata": {"resourceVersion": resource["metadata"]["resourceVersion"]}}
-        try:
-            self.cluster.patch_chatbot(name, {**patch, "spec": spec})
-        except ApiException as error:
-            if error.status != 409:
-                raise
-            raise ConflictError(
-                f"{name!r} changed while starting its build (another build?); try again"
-            ) from None
-        log.info("chatbot %s: build requested from %s", name, spec["source"])
+        for _attempt in range(BUILD_START_ATTEMPTS):
+            resource = self.cluster.get_chatbot(name)
+            if resource is None or resource["metadata"].get("deletionTimestamp"):
+                raise NotFoundError(f"no chatbot named {name!r}")
+            if _building(resource):
+                raise ConflictError(f"{name!r} is already being built; wait for it to finish")
+            patch = {"metadata": {"resourceVersion": resource["metadata"]["resourceVersion"]}}
+            try:
+                self.cluster.patch_chatbot(name, {**patch, "spec": spec})
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+                continue  # changed since the read: look again
+            log.info("chatbot %s: build requested from %s", name, spec["source"])
+            return
+        raise ConflictError(f"{name!r} keeps changing while starting its build; try again")
 
     def busy(self, name: str) -> bool:
         resource = self.cluster.get_chatbot(name)

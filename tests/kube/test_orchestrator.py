@@ -114,6 +114,29 @@ def test_simultaneous_builds_start_one(orchestrator, kubectl, storage):
         orchestrator.build("dora", key)
 
 
+def test_a_write_that_starts_no_build_does_not_refuse_one(orchestrator, kubectl, storage):
+    """The operator touches a just-created chatbot (finalizer, status) while the backend
+    starts its build: the build's conditional patch meets a 409, looks again, and goes."""
+    orchestrator.registry.create("fred", public=True)
+    key = "uploads/fred/1/export.zip"
+    storage.put_bytes(key, b"zip")
+    read = orchestrator.cluster.get_chatbot
+    reads = []
+
+    def read_then_someone_writes(name):
+        resource = read(name)
+        if not reads:  # another client changes the resource after our first read
+            patch = {"metadata": {"annotations": {"example.com/touched": "yes"}}}
+            kubectl.patch(API_VERSION, "chatbots", name, patch)
+        reads.append(resource["metadata"]["resourceVersion"])
+        return resource
+
+    orchestrator.cluster.get_chatbot = read_then_someone_writes
+    orchestrator.build("fred", key)
+    assert len(reads) == 2 and reads[0] != reads[1]  # refused once, then read afresh
+    assert kubectl.chatbot("fred")["spec"]["source"] == storage.url(key)
+
+
 def test_status_is_the_operators(orchestrator):
     orchestrator.registry.create("erin", public=True)
     with pytest.raises(NotImplementedError, match="the operator writes status"):
