@@ -1,28 +1,31 @@
-"""Do replies make sense? Today's character GRU from scratch vs base + fine-tune.
+"""Does the persona sound like the person? Decoders beside the baselines, on held-out people.
 
-    nice -n 10 .venv/bin/python benchmarks/quality_bench.py [--minutes 5] \\
-        [--people demo,200,1000,5000] [--methods scratch,finetune] [--json runs.json]
+    nice -n 10 .venv/bin/python benchmarks/quality_bench.py [--minutes 2] \\
+        [--people demo,300,1000,5000] [--variants before,sampling,one,hybrid] [--json runs.json]
     .venv/bin/python benchmarks/quality_bench.py --json runs.json --table-only
 
-For each person and method, in the same run and with the same training budget:
+For each person and fine-tuning budget (`--minutes`, a comma list to measure quality
+against time), in the same run:
 
 1. builds the person's corpus as a user would: a Messenger sample export of their
-   chitchat chats, imported (`demo` is the demo persona; 200/1000/5000 pick a held-out
+   chitchat chats, imported (`demo` is the demo persona; 300/1000/5000 pick a held-out
    person with about that many replies, see `pick_person`: `sha256(sender id)` starts
    with b or c, so the base model never saw them);
-2. trains for `--minutes` (`scratch`: the character model learned from nothing;
-   `finetune`: the shipped base adapted to the person);
-3. evaluates on the held-out conversations (`mimical.model.evaluate`): two-sample
-   accuracy, non-word rate, context relevance, distinct-2 (each next to the person's
-   real replies), bits/char vs the 5-gram baseline, verbatim rate;
-4. times replies (≤ 100 characters, T = 0.8) over gRPC from our model server.
+2. fine-tunes the shipped base for the budget (early stopping and the decoding
+   calibration on validation conversations carved from the training side);
+3. evaluates on the test conversations (`mimical.model.evaluate`: 200 exchanges where
+   the person has them, 3 seeds, mean and 95% interval) the same weights decoded as:
+   - `before`: round two's decoder (T 0.8, top-k 40, top-p 0.9, no calibration, no
+     retrieval), `sampling`: sampling near the learned distribution plus calibration,
+     `one`: the same with one candidate (what the reranker does), `hybrid`: sampling
+     plus retrieval of the person's own replies (the default, as exported);
+   - beside the baselines: retrieval by nearest friend turn, a random reply of the
+     person, an echo of the friend, and the person against themselves (the floor);
+4. times replies (≤ 100 characters) over gRPC from our model server.
 
-Sense figures are over at most `--samples` held-out exchanges (~10% of the person's
-replies: about 20 for the 200-reply person, so expect noise there).
-`--json` keeps every run in one file (a later run replaces the same person and
-method), so people and methods can run one at a time and print one table.
-Targets: two-sample ≤ 0.60; non-words ≤ 1.5× the person's; relevance ≥ 0.3; verbatim
-≤ 2%; distinct-2 ≥ 0.8× the person's; bits/char ≥ 10% under the 5-gram; p50 ≤ 60 ms.
+Targets: two-sample ≤ 0.60; relevance above the retrieval baseline's; non-words ≤ 1.5×
+the person's; distinct-2 ≥ 0.8× the person's; verbatim ≤ 1%; reply p50 ≤ 60 ms.
+`--json` keeps every run (a later run replaces the same person and budget).
 """
 
 from __future__ import annotations
@@ -35,13 +38,26 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
-METHODS = ("scratch", "finetune")
-PEOPLE = ("demo", "200", "1000", "5000")
+PEOPLE = ("demo", "300", "1000", "5000")
+# Decoding settings over the same fine-tuned weights; {} is the exported default.
+VARIANTS = {
+    "before": {
+        "temperature": 0.8,
+        "top_k": 40,
+        "top_p": 0.9,
+        "retrieved": 0,
+        "end_bias": 0.0,
+        "newline_bias": 0.0,
+    },
+    "sampling": {"retrieved": 0},
+    "one": {"candidates": 1, "retrieved": 0},
+    "hybrid": {},
+}
+BASELINES = ("retrieval", "random", "echo", "person")
 REPLY_CHARS = 100
-# Below this many held-out replies the sense figures are noise.
-FEW_HELD_OUT = 50
 CONTEXTS = [
     "hey! how was your weekend?",
     "do you want to grab dinner tonight?",
@@ -72,8 +88,8 @@ def pick_person(person: str) -> str | None:
     """The chitchat sender id for `person` (None: the demo persona).
 
     Among held-out people within 40% of the wanted number of replies, the one with the
-    most chats: the model holds out whole conversations, so more of them leave more
-    replies to evaluate on. Nobody that close: the nearest.
+    most chats: the split is by conversation, so more of them leave more to test on.
+    Nobody that close: the nearest.
     """
     if person == "demo":
         return None
@@ -118,155 +134,172 @@ def reply_latencies(model_base: Path, name: str, repeats: int) -> list[float]:
         server.stop()
 
 
-def run(person: str, method: str, args, workdir: Path) -> dict:
+def run(person: str, minutes: float, variants: list[str], args, workdir: Path) -> dict:
+    from mimical.model.data import load_split
     from mimical.model.evaluate import evaluate_model
-    from mimical.model.train import train_persona
+    from mimical.model.export import export_parts
+    from mimical.model.retrieval import bank_replies
+    from mimical.model.train import persona_generator, train_persona
 
     corpus = build_corpus(person, workdir)
-    model_base = workdir / f"models-{method}"
-    name = f"{method}-{person}"
-    print(f"\n== {person} / {method}: training {args.minutes:g} min on {corpus.name}", flush=True)
+    model_base = workdir / "models"
+    name = f"{person}-{minutes:g}min"
+    print(f"\n== {person}: fine-tuning {minutes:g} min on {corpus.name}", flush=True)
     started = time.monotonic()
     trained = train_persona(
-        corpus,
-        model_base,
-        name,
-        max_minutes=args.minutes,
-        seed=args.seed,
-        from_scratch=method == "scratch",
-        progress=True,
+        corpus, model_base, name, max_minutes=minutes, seed=args.seed, progress=True
     )
     wall = time.monotonic() - started
-    evaluation = evaluate_model(trained.export_dir, corpus, samples=args.samples, seed=args.seed)
+    evaluations = {}
+    weights, tokenizer, config = export_parts(trained.export_dir)
+    split = load_split(corpus, args.seed)
+    bank = bank_replies(split.train)
+    for variant in variants:
+        print(f"   evaluating {variant}", flush=True)
+        if VARIANTS[variant]:
+            generator = persona_generator(
+                weights, tokenizer, replace(config, **VARIANTS[variant]), split, bank
+            )
+            evaluations[variant] = evaluate_model(
+                trained.export_dir, corpus, model=generator, baselines_too=False
+            )
+        else:  # the export itself, with the baselines
+            evaluations[variant] = evaluate_model(trained.export_dir, corpus)
     latencies = reply_latencies(model_base, name, args.repeats)
-    sender = pick_person(person)
     return {
         "person": person,
-        "sender": sender or "demo persona",
-        "method": method,
-        "minutes": args.minutes,
-        "replies": trained.metrics["train_replies"] + trained.metrics["held_out_replies"],
+        "sender": pick_person(person) or "demo persona",
+        "minutes": minutes,
+        "replies": sum(trained.metrics[k] for k in ("train_replies", "validation_replies"))
+        + trained.metrics["test_replies"],
         "training_seconds": trained.metrics["training_seconds"],
         "wall_seconds": round(wall, 1),
+        "calibration": trained.metrics["calibration"],
+        "bank_replies": trained.metrics["retrieval"]["replies"],
         "reply_p50_ms": round(statistics.median(latencies) * 1000, 1),
-        "evaluation": {key: value for key, value in evaluation.items() if key != "curve"},
+        "evaluations": {
+            variant: {k: v for k, v in e.items() if k != "curve"}
+            for variant, e in evaluations.items()
+        },
     }
 
 
-def _mark(ok: bool | None) -> str:
-    return "" if ok is None else (" ✓" if ok else " ✗")
+def _cell(figure: dict | None, spec: str) -> str:
+    if not figure or figure["mean"] is None:
+        return "n/a"
+    half = (figure["high"] - figure["low"]) / 2
+    return f"{format(figure['mean'], spec)}±{format(half, spec)}"
 
 
-def table_row(run: dict) -> list[str]:
-    """The run's figures, each marked against its target."""
-    evaluation = run["evaluation"]
-    sense = evaluation["sense"]
-    two_sample = sense["two_sample_accuracy"]
-    words, distinct = sense["non_word_rate"], sense["distinct_2"]
-    relevance = sense["context_relevance"]["relevance"]
-    stderr = sense["context_relevance"]["relevance_stderr"]
-    ratio = evaluation["bits_per_char"] / evaluation["baseline_5gram_bits_per_char"]
-    verbatim = evaluation["verbatim_rate"]
-    return [
-        run["person"],
-        f"{run['replies']} ({evaluation['held_out_replies']})",
-        run["method"],
-        "n/a" if two_sample is None else f"{two_sample:.2f}{_mark(two_sample <= 0.60)}",
-        f"{words['model']:.1%} ({words['persona']:.1%})"
-        + _mark(words["model"] <= 1.5 * words["persona"]),
-        "n/a" if relevance is None else f"{relevance:.2f} ± {stderr:.2f}{_mark(relevance >= 0.3)}",
-        f"{verbatim:.1%}{_mark(verbatim <= 0.02)}",
-        f"{distinct['model']:.2f} ({distinct['persona']:.2f})"
-        + _mark(distinct["model"] >= 0.8 * distinct["persona"]),
-        f"{evaluation['bits_per_char']:.3f} / {evaluation['baseline_5gram_bits_per_char']:.3f}"
-        f" = {ratio:.2f}{_mark(ratio <= 0.90)}",
-        f"{run['training_seconds']:.0f}",
-        f"{run['reply_p50_ms']:.0f}{_mark(run['reply_p50_ms'] <= 60)}",
-    ]
+def table_rows(run: dict) -> list[list[str]]:
+    """One row per decoder variant and baseline of a run."""
+    evaluations = run["evaluations"]
+    any_evaluation = next(iter(evaluations.values()))
+    with_baselines = next((e for e in evaluations.values() if "person" in e["systems"]), None)
+    systems = [(variant, e["systems"]["model"]) for variant, e in evaluations.items()]
+    if with_baselines:
+        systems += [(b, with_baselines["systems"][b]) for b in BASELINES]
+    rows = []
+    for label, figures in systems:
+        rows.append(
+            [
+                run["person"],
+                f"{run['minutes']:g}",
+                f"{any_evaluation['exchanges']}",
+                label,
+                _cell(figures["two_sample_accuracy"], ".2f"),
+                _cell(figures["relevance"], ".2f"),
+                _cell(figures["non_word_rate"], ".1%"),
+                _cell(figures["distinct_2"], ".2f"),
+                _cell(figures["verbatim_rate"], ".1%"),
+                _cell(figures["exact_copy_6_words_rate"], ".1%"),
+                _cell(figures["length_ks"], ".2f"),
+                _cell(figures["lines_ks"], ".2f"),
+                _cell(figures.get("retrieved_share"), ".0%"),
+            ]
+        )
+    return rows
 
 
 HEADER = [
     "person",
-    "replies (held-out)",
-    "method",
+    "min",
+    "exch.",
+    "system",
     "2-sample ≤.60",
-    "non-words (real) ≤1.5×",
-    "relevance ≥.3",
-    "verbatim ≤2%",
-    "distinct-2 (real) ≥.8×",
-    "bits/char vs 5-gram ≤.90",
-    "train s",
-    "p50 ms ≤60",
+    "relevance",
+    "non-words",
+    "distinct-2",
+    "verbatim ≤1%",
+    "copies 6+w",
+    "length KS",
+    "lines KS",
+    "retrieved",
 ]
 
 
 def print_table(runs: list[dict]) -> None:
-    rows = [HEADER] + [table_row(r) for r in runs]
+    rows = [HEADER] + [row for r in runs for row in table_rows(r)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
     for index, row in enumerate(rows):
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
         if index == 0:
             print("  ".join("-" * width for width in widths))
-    senders = {r["person"]: r["sender"] for r in runs}
-    print("\npeople: " + "; ".join(f"{p} = {s}" for p, s in senders.items()))
-    few = sorted({r["person"] for r in runs if r["evaluation"]["held_out_replies"] < FEW_HELD_OUT})
-    if few:
-        print(f"too few held-out replies (< {FEW_HELD_OUT}) to judge the figures of: {few}")
+    print("\nmean±half-width of the 95% interval over 3 seeds; per run:")
+    for r in runs:
+        calibration = r["calibration"]
+        print(
+            f"  {r['person']} ({r['sender']}), {r['minutes']:g} min: {r['replies']} replies, "
+            f"training {r['training_seconds']:.0f} s, reply p50 {r['reply_p50_ms']:.0f} ms "
+            f"(≤{REPLY_CHARS} chars, gRPC), bank {r['bank_replies']} replies, calibration "
+            f"end {calibration['end_bias']:+.1f} newline {calibration['newline_bias']:+.1f} "
+            f"(length KS {calibration['length_ks_before']:.2f}→"
+            f"{calibration['length_ks_after']:.2f}, {calibration['seconds']:.0f} s)"
+        )
 
 
-def print_samples(runs: list[dict], count: int = 5) -> None:
-    """Friend → real → each method's reply, for held-out exchanges both methods sampled."""
-    for person in dict.fromkeys(r["person"] for r in runs):
-        replies = {
-            r["method"]: {(e["context"], e["real"]): e["model"] for e in r["evaluation"]["samples"]}
-            for r in runs
-            if r["person"] == person
-        }
-        shared = [
-            key for key in next(iter(replies.values())) if all(key in m for m in replies.values())
-        ]
-        print(f"\nsample exchanges, {person}:")
-        for context, real in shared[:count]:
-            print(f"  friend:  {context[-120:]!r}")
-            print(f"  real:    {real[:120]!r}")
-            for method, by_exchange in replies.items():
-                print(f"  {method + ':':<9}{by_exchange[context, real][:120]!r}")
+def print_samples(runs: list[dict], count: int = 10) -> None:
+    """Friend → real → each variant's reply, for the first test exchanges."""
+    for r in runs:
+        evaluations = r["evaluations"]
+        print(f"\nsample exchanges, {r['person']} ({r['minutes']:g} min):")
+        first = next(iter(evaluations.values()))["samples"]
+        for index, sample in enumerate(first[:count]):
+            print(f"  friend:     {sample['context'][-120:]!r}")
+            print(f"  real:       {sample['real'][:120]!r}")
+            for variant, evaluation in evaluations.items():
+                print(f"  {variant + ':':<12}{evaluation['samples'][index]['model'][:120]!r}")
             print()
-
-
-def stored_runs(path: Path | None) -> list[dict]:
-    return json.loads(path.read_text()) if path and path.exists() else []
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=5.0, help="training budget per run")
-    parser.add_argument("--people", default=",".join(PEOPLE), help="demo,200,1000,5000")
-    parser.add_argument("--methods", default=",".join(METHODS), help="scratch,finetune")
-    parser.add_argument("--samples", type=int, default=200, help="held-out exchanges sampled")
+    parser.add_argument("--minutes", default="2", help="fine-tuning budgets, e.g. 0.5,1,2,5")
+    parser.add_argument("--people", default=",".join(PEOPLE), help="demo,300,1000,5000")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=",".join(VARIANTS))
     parser.add_argument("--repeats", type=int, default=30, help="timed replies per model")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the split and training seed")
     parser.add_argument("--json", type=Path, help="keep all runs in this file (merged)")
     parser.add_argument("--table-only", action="store_true", help="print --json's table")
     parser.add_argument("--workdir", type=Path, help="keep corpora and models here")
     args = parser.parse_args()
-    people, methods = args.people.split(","), args.methods.split(",")
-    if unknown := set(people) - set(PEOPLE) | set(methods) - set(METHODS):
-        parser.error(f"unknown people or methods: {sorted(unknown)}")
+    people, variants = args.people.split(","), args.variants.split(",")
+    budgets = [float(m) for m in args.minutes.split(",")]
+    if unknown := set(people) - set(PEOPLE) | set(variants) - set(VARIANTS):
+        parser.error(f"unknown people or variants: {sorted(unknown)}")
 
-    runs = stored_runs(args.json)
+    runs = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
     if not args.table_only:
         with tempfile.TemporaryDirectory(prefix="quality-bench-") as tmp:
             workdir = args.workdir or Path(tmp)
             workdir.mkdir(parents=True, exist_ok=True)
-            for person, method in itertools.product(people, methods):
-                result = run(person, method, args, workdir)
-                runs = [r for r in runs if (r["person"], r["method"]) != (person, method)]
+            for person, minutes in itertools.product(people, budgets):
+                result = run(person, minutes, variants, args, workdir)
+                runs = [r for r in runs if (r["person"], r["minutes"]) != (person, minutes)]
                 runs.append(result)
                 if args.json:
                     args.json.write_text(json.dumps(runs, indent=1, ensure_ascii=False))
-    order = {key: i for i, key in enumerate(itertools.product(PEOPLE, METHODS))}
-    runs.sort(key=lambda r: order[r["person"], r["method"]])
+    runs.sort(key=lambda r: (PEOPLE.index(r["person"]), r["minutes"]))
     print()
     print_table(runs)
     print_samples(runs)

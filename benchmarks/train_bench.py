@@ -46,23 +46,10 @@ def export_without_end(export_dir: Path, model_base: Path, name: str) -> None:
     """Re-export a model's weights with end-of-turn forbidden: every reply is full length."""
     import tensorflow as tf
 
-    from mimical.model.export import EXTRA_DIR, export_generator, load_export
-    from mimical.model.model import EOT, ModelConfig, Vocabulary, reply_generator
-    from mimical.model.tokenizer import Tokenizer
+    from mimical.model.export import export_generator, export_parts
+    from mimical.model.model import EOT, reply_generator
 
-    loaded = load_export(export_dir)
-    config = ModelConfig.from_json((export_dir / EXTRA_DIR / "config.json").read_text())
-    if config.tokens == "pieces":
-        tokenizer = Tokenizer.from_json((export_dir / EXTRA_DIR / "tokenizer.json").read_text())
-    else:
-        tokenizer = Vocabulary.from_json((export_dir / EXTRA_DIR / "vocabulary.json").read_text())
-    weights = {"embedding": loaded.embedding.numpy()}
-    for layer, variables in enumerate(loaded.gru):
-        for part, variable in zip(("kernel", "recurrent_kernel", "bias"), variables, strict=True):
-            weights[f"gru_{layer}_{part}"] = variable.numpy()
-    for part in ("projection_kernel", "projection_bias", "logits_kernel", "logits_bias"):
-        if hasattr(loaded, part):
-            weights[part] = getattr(loaded, part).numpy()
+    weights, tokenizer, config = export_parts(export_dir)
     generator = reply_generator(weights, tokenizer, config)
     generator.forbidden = generator.forbidden + tf.one_hot(EOT, generator.vocab_size, -1e9)
     export_generator(generator, model_base, name, extras={})
@@ -98,7 +85,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
 
-    from mimical.model.evaluate import evaluate_model
+    from mimical.model.evaluate import evaluate_model, mean
     from mimical.model.train import train_persona
 
     runs = {"fine-tuned base": False, "char GRU from scratch": True}
@@ -123,7 +110,7 @@ def main() -> None:
                 "name": name,
                 "result": result,
                 "wall": wall,
-                "evaluation": evaluate_model(result.export_dir, corpus),
+                "evaluation": evaluate_model(result.export_dir, corpus, baselines_too=False),
             }
         names = [n for r in rows.values() for n in (r["name"], f"{r['name']}-full")]
         timings = grpc_latencies(workdir / "models", names, args.repeats)
@@ -140,14 +127,18 @@ def main() -> None:
     def line(measure, value, target=""):
         table.append((measure, *(value(r) for r in rows.values()), target))
 
-    line("held-out bits/char, model", lambda r: f"{r['evaluation']['bits_per_char']:.3f}")
-    line("held-out bits/char, 5-gram KN", lambda r: f"{_baseline(r):.3f}")
+    line("test bits/char, model", lambda r: f"{r['evaluation']['bits_per_char']:.3f}")
+    line("test bits/char, 5-gram KN", lambda r: f"{_baseline(r):.3f}")
     line(
         "model / 5-gram",
         lambda r: f"{r['evaluation']['bits_per_char'] / _baseline(r):.3f}",
         "≤ 0.900",
     )
-    line("verbatim rate (≥ 6 words)", lambda r: f"{r['evaluation']['verbatim_rate']:.1%}", "≤ 2%")
+    line(
+        "verbatim rate (≥ 6 words)",
+        lambda r: f"{mean(r['evaluation'], 'model', 'verbatim_rate'):.1%}",
+        "≤ 1%",
+    )
     line("training + export wall time", lambda r: f"{r['wall'] / 60:.1f} min")
     line("steps (stop reason)", lambda r: "{steps} ({stop_reason})".format(**r["result"].metrics))
     line(
@@ -156,7 +147,7 @@ def main() -> None:
         "≤ 60 ms",
     )
     line(
-        f"gRPC reply as served (≤ {REPLY_CHARS} chars, T=0.8), p50",
+        f"gRPC reply as served (≤ {REPLY_CHARS} chars), p50",
         lambda r: f"{p50_ms(r['name']):.1f} ms ({r['served_chars']:.0f} ch)",
     )
     line("parameters", lambda r: f"{r['result'].metrics['parameters']:,}")

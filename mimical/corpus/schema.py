@@ -58,6 +58,8 @@ class Pair:
     context: str  # earlier turns, oldest first, joined by newlines; "" for openers
     reply: str  # the persona's whole turn, its messages joined by newlines
     starts: bool  # the reply opens the conversation
+    # The turn just before the reply (the friend's, in a two-person chat); "" for openers.
+    last_turn: str = ""
 
 
 # "MM:SSZ" of each second of an hour: with the hour's "YYYY-MM-DDTHH:" cached, a time is
@@ -140,6 +142,7 @@ def training_pairs(
         history: list[str] = []
         for persona, text, starts in _turns(list(group)):
             if persona:
-                context = "\n".join(history[-context_turns:]) if not starts else ""
-                yield Pair(thread, conversation, context, text, starts)
+                before = history[-context_turns:] if not starts else []
+                last_turn = before[-1] if before else ""
+                yield Pair(thread, conversation, "\n".join(before), text, starts, last_turn)
             history.append(text)

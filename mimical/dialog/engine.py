@@ -56,7 +56,6 @@ HELP = "\n".join(
 
 # Replies stay short, like chat messages; the model stops earlier at end of turn.
 REPLY_MAX_CHARS = 200
-REPLY_TEMPERATURE = 0.8
 REPLY_TIMEOUT_SECONDS = 10.0
 MESSAGE_MAX_CHARS = 2000
 
@@ -248,7 +247,6 @@ class DialogEngine:
             reply = self.models.reply(
                 name,
                 context,
-                temperature=REPLY_TEMPERATURE,
                 max_chars=self.reply_max_chars,
                 timeout=self.reply_timeout,
             )

@@ -137,49 +137,44 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from mimical.model.evaluate import evaluate_model
-    from mimical.model.report import write_report
+    from mimical.model.report import SYSTEM_NOTES, figure_cell
 
     if args.samples < 1:
         raise InputError("--samples must be at least 1")
     result = evaluate_model(args.model_dir, args.corpus, samples=args.samples)
     if args.report:
+        from mimical.model.report import write_report
+
         write_report(result, args.report)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "curve"}, ensure_ascii=False))
         return 0
-    style_model, style_real = result["style"]["model"], result["style"]["persona"]
-    print(f"held-out replies:      {result['held_out_replies']}")
+    print(
+        f"test exchanges:        {result['exchanges']} of {result['test_replies']} test replies, "
+        f"seeds {', '.join(map(str, result['seeds']))}, replies cut at {result['reply_chars']} "
+        "characters"
+    )
     print(
         f"bits/char:             {result['bits_per_char']:.3f} "
         f"(5-gram baseline {result['baseline_5gram_bits_per_char']:.3f}, "
         f"{result['improvement_over_baseline']:+.1%})"
     )
-    print(f"verbatim rate:         {result['verbatim_rate']:.1%}")
-    print(
-        f"reply length (median): {style_model['length_median']} vs "
-        f"{style_real['length_median']} real"
+    columns = (
+        ("two-sample accuracy", "two_sample_accuracy", ".2f"),
+        ("context relevance", "relevance", ".2f"),
+        ("non-word rate", "non_word_rate", ".1%"),
+        ("distinct-2", "distinct_2", ".2f"),
+        ("verbatim rate", "verbatim_rate", ".1%"),
+        ("exact copies", "exact_copy_rate", ".1%"),
     )
-    print(
-        f"distinct-1/2:          {style_model['distinct_1']}/{style_model['distinct_2']} vs "
-        f"{style_real['distinct_1']}/{style_real['distinct_2']} real"
-    )
-    sense = result["sense"]
-    relevance = sense["context_relevance"]["relevance"]
-    print(
-        f"two-sample accuracy:   {_figure(sense['two_sample_accuracy'], '.2f')} "
-        "(0.5 = cannot tell model from real)"
-    )
-    print(
-        f"non-word rate:         {sense['non_word_rate']['model']:.1%} vs "
-        f"{sense['non_word_rate']['persona']:.1%} real"
-    )
-    stderr = sense["context_relevance"]["relevance_stderr"]
-    spread = "" if stderr is None else f" ± {stderr:.2f}"
-    print(f"context relevance:     {_figure(relevance, '.2f')}{spread} (0 = random, 1 = as real)")
+    for label, key, spec in columns:
+        cells = "  ".join(
+            f"{system} {figure_cell(result['systems'][system][key], spec)}"
+            for system in result["systems"]
+        )
+        print(f"{label + ':':<23}{cells}")
+    for system, note in SYSTEM_NOTES.items():
+        print(f"  {system}: {note}")
     if args.report:
         print(f"report:                {args.report}", file=sys.stderr)
     return 0
-
-
-def _figure(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)

@@ -1,7 +1,7 @@
-"""Training data: corpus → (context → reply) pairs → held-out split → padded batches.
+"""Training data: corpus → (context → reply) pairs → train/validation/test → padded batches.
 
 The split is by conversation, never by message: replies in one conversation echo each
-other, so a message-level split would leak and flatter the held-out numbers.
+other, so a message-level split would leak and flatter the test numbers.
 
     python -m mimical.model.data corpus.jsonl   # print the split sizes
 """
@@ -24,18 +24,27 @@ from mimical.model.model import SEP, ModelConfig, Vocabulary, example_tokens
 # Below this there is too little of the persona's voice to learn anything from.
 MIN_REPLIES = 50
 MIN_CONVERSATIONS = 5
-HELD_OUT_FRACTION = 0.1
-MAX_HELD_OUT_FRACTION = 0.2
+# The test conversations: enough for `mimical evaluate`'s 200 exchanges where the person
+# has them, never more than a fifth of the replies (a small person needs them to learn).
+TEST_REPLIES = 200
+MAX_TEST_FRACTION = 0.2
+# The validation conversations, carved from the training side: early stopping and the
+# decoding calibration read them, so the test conversations are touched once, by
+# `mimical evaluate`.
+VALIDATION_FRACTION = 0.1
+MAX_VALIDATION_REPLIES = 300
 
 
 @dataclass(frozen=True)
 class Split:
     train: list[Pair]
-    held_out: list[Pair]
+    validation: list[Pair]  # choosing the checkpoint and calibrating the decoder
+    test: list[Pair]  # only for `mimical evaluate`
 
 
 def load_split(corpus_path: Path, seed: int = 0) -> Split:
-    """Read the corpus and hold out conversations with ~10% of its replies (by `seed`)."""
+    """Read the corpus and split it by conversation (chosen by `seed`): test first, then
+    validation from the rest; see TEST_REPLIES and VALIDATION_FRACTION."""
     pairs = [p for p in training_pairs(read_corpus(corpus_path)) if p.reply.strip()]
     if not pairs:
         raise InputError(f"{corpus_path}: the corpus has no persona replies to learn from")
@@ -46,29 +55,35 @@ def load_split(corpus_path: Path, seed: int = 0) -> Split:
             f"{len(conversations)} conversations; need at least {MIN_REPLIES} replies "
             f"in {MIN_CONVERSATIONS} conversations"
         )
-    held_out = _held_out_conversations(pairs, conversations, seed)
+    test_target = min(TEST_REPLIES, MAX_TEST_FRACTION * len(pairs))
+    test = _pick_conversations(pairs, conversations, test_target, seed)
+    rest = [key for key in conversations if key not in test]
+    rest_pairs = [p for p in pairs if (p.thread, p.conversation) not in test]
+    validation_target = min(VALIDATION_FRACTION * len(rest_pairs), MAX_VALIDATION_REPLIES)
+    validation = _pick_conversations(rest_pairs, rest, validation_target, seed + 1)
     return Split(
-        train=[p for p in pairs if (p.thread, p.conversation) not in held_out],
-        held_out=[p for p in pairs if (p.thread, p.conversation) in held_out],
+        train=[p for p in rest_pairs if (p.thread, p.conversation) not in validation],
+        validation=[p for p in rest_pairs if (p.thread, p.conversation) in validation],
+        test=[p for p in pairs if (p.thread, p.conversation) in test],
     )
 
 
-def _held_out_conversations(pairs: list[Pair], conversations: list, seed: int) -> set:
-    """Whole conversations, in an order chosen by `seed`, until they hold ~10% of the
-    replies: conversation sizes vary a lot (one person's 10 conversations held 2 to 300
-    replies), so a share of the conversations could hold out almost nothing."""
+def _pick_conversations(pairs: list[Pair], conversations: list, target: float, seed: int) -> set:
+    """Whole conversations, in an order chosen by `seed`, until they hold `target` replies
+    (at most 1.5 × `target`, and never the last conversation): conversation sizes vary a
+    lot (one person's 10 conversations held 2 to 300 replies), so a share of the
+    conversations could hold out almost nothing."""
     sizes = collections.Counter((p.thread, p.conversation) for p in pairs)
     order = list(conversations)
     random.Random(seed).shuffle(order)
-    target, cap = HELD_OUT_FRACTION * len(pairs), MAX_HELD_OUT_FRACTION * len(pairs)
-    held_out, count = set(), 0
+    picked, count = set(), 0
     for key in order:
         if count >= target:
             break
-        if count + sizes[key] <= cap and len(held_out) + 1 < len(conversations):
-            held_out.add(key)
+        if count + sizes[key] <= max(1.5 * target, 1) and len(picked) + 1 < len(conversations):
+            picked.add(key)
             count += sizes[key]
-    return held_out or {min(order, key=lambda key: sizes[key])}
+    return picked or {min(order, key=lambda key: sizes[key])}
 
 
 def build_vocabulary(pairs: list[Pair], config: ModelConfig) -> Vocabulary:
@@ -122,4 +137,7 @@ def batches(
 
 if __name__ == "__main__":
     split = load_split(Path(sys.argv[1]))
-    print(f"train: {len(split.train)} replies, held out: {len(split.held_out)} replies")
+    print(
+        f"train: {len(split.train)} replies, validation: {len(split.validation)}, "
+        f"test: {len(split.test)}"
+    )

@@ -1,19 +1,27 @@
-"""Evaluate an exported persona model on the conversations it never saw.
+"""Evaluate an exported persona model on its test conversations, beside the baselines.
 
     mimical evaluate MODEL_DIR corpus.jsonl [--json] [--report report.html]
     python -m mimical.model.evaluate MODEL_DIR corpus.jsonl
 
-The held-out conversations are the ones recorded in the export's `split.json`, so the
-corpus must be the one the model was trained on. Reported:
+The test conversations are the ones recorded in the export's `split.json` (so the corpus
+must be the one the model was trained on); training chose its checkpoint and calibrated
+its decoding on separate validation conversations, so this is the only place the test
+conversations are read. Up to `TEST_EXCHANGES` of them (the same ones for every seed
+and every system), each system's replies and the real ones cut to the same
+`REPLY_CHARS`, and for every seed of `SEEDS`:
 
-- bits per character of the real persona replies (characters + end-of-turn) under
-  the model, next to a character 5-gram Kneser–Ney model fit on the training replies;
-- verbatim rate: the share of sampled replies containing a ≥ 6-word span of some
-  training message (a public persona must not recite private messages);
-- style statistics of sampled vs real replies, and distinct-1/2 of each;
-- whether the sampled replies make sense (`mimical.model.sense`): a two-sample test
-  against the real replies, non-word rate, context relevance and distinct-2, each next to
-  the person's own figure.
+- the model's sampled replies, and the baselines of `mimical.model.baselines`
+  (retrieval by nearest friend turn, a random reply of the person, an echo of the
+  friend, and the person against themselves);
+- for each: the sense measures of `mimical.model.sense` (two-sample accuracy, relevance
+  to the friend's last turn with copied words earning nothing, non-word rate,
+  distinct-2), the 6-word verbatim rate and the exact-copy rate against the training
+  messages, and the Kolmogorov–Smirnov distance of reply lengths and line counts from
+  the real replies';
+- every figure as its mean over the seeds with a 95% t-interval.
+
+Also bits per character of the real test replies under the model next to a character
+5-gram Kneser–Ney model fit on the training replies.
 """
 
 from __future__ import annotations
@@ -26,41 +34,50 @@ from pathlib import Path
 
 from mimical.corpus.schema import Pair, read_corpus, training_pairs
 from mimical.errors import InputError
+from mimical.model import baselines
 from mimical.model.export import EXTRA_DIR, load_export, read_extra, resolve_export
+from mimical.model.model import DEFAULT_TEMPERATURE, VERBATIM_WORDS
 from mimical.model.ngram import CharNgramModel, bits_per_char
 from mimical.model.sense import (
     TOKEN,
     Reference,
     chitchat_reference,
+    context_relevance,
     distinct_n,
     is_emoji,
-    sense_measures,
+    non_word_rate,
+    two_sample_accuracy,
 )
 
-VERBATIM_WORDS = 6
+TEST_EXCHANGES = 200
+SEEDS = (0, 1, 2)
+# Real and generated replies alike are cut to this many characters before any measure.
+REPLY_CHARS = 200
 # Replies longer than this are cut for scoring, by both models alike.
 SCORE_CHARS = 400
-SAMPLE_TEMPERATURE = 0.8
-SAMPLE_MAX_CHARS = 200
-# Exchanges shown side by side in the report (friend → real → model).
+# Exchanges shown side by side in the report (friend → real → model → baselines).
 SHOWN_EXCHANGES = 10
+SYSTEMS = ("model", "retrieval", "random", "echo", "person")
 UNKNOWN = "\x01"
 
 
-def held_out_split(export_dir: Path, corpus_path: Path) -> tuple[list[Pair], list[Pair]]:
-    """(train, held_out) pairs of `corpus_path`, split as recorded at training time."""
-    held_out_keys = {tuple(key) for key in read_extra(export_dir, "split.json")["held_out"]}
-    train, held_out = [], []
+def test_split(export_dir: Path, corpus_path: Path) -> tuple[list[Pair], list[Pair]]:
+    """(train, test) pairs of `corpus_path`, split as recorded at training time; the
+    validation conversations belong to neither (the model already looked at them)."""
+    split = read_extra(export_dir, "split.json")
+    test_keys = {tuple(key) for key in split["test"]}
+    validation_keys = {tuple(key) for key in split.get("validation", [])}
+    train, test = [], []
     for pair in training_pairs(read_corpus(corpus_path)):
-        if pair.reply.strip():
-            key = (pair.thread, pair.conversation)
-            (held_out if key in held_out_keys else train).append(pair)
-    if not held_out:
+        key = (pair.thread, pair.conversation)
+        if pair.reply.strip() and key not in validation_keys:
+            (test if key in test_keys else train).append(pair)
+    if not test:
         raise InputError(
-            f"{corpus_path}: has none of the model's held-out conversations; "
+            f"{corpus_path}: has none of the model's test conversations; "
             "evaluate with the corpus the model was trained on"
         )
-    return train, held_out
+    return train, test
 
 
 def model_bits_per_char(model, pairs: list[Pair], batch_size: int = 128) -> float:
@@ -81,22 +98,30 @@ def model_bits_per_char(model, pairs: list[Pair], batch_size: int = 128) -> floa
     return nats / characters / math.log(2)
 
 
-def sample_replies(model, contexts: list[str], seed: int = 0) -> list[str]:
+def sample_replies(model, contexts: list[str], seed: int = 0) -> tuple[list[str], list[bool]]:
+    """The model's replies as a user gets them (default temperature), one seed per row,
+    and whether each is a retrieved reply of the person's."""
     import tensorflow as tf
 
     n = len(contexts)
-    replies = model.reply(
+    outputs = model.reply(
         tf.constant(contexts),
-        tf.fill([n], SAMPLE_TEMPERATURE),
-        tf.fill([n], SAMPLE_MAX_CHARS),
-        tf.range(seed, seed + n, dtype=tf.int64),
-    )["reply"]
-    return [r.decode("utf-8", errors="replace") for r in replies.numpy()]
+        tf.fill([n], DEFAULT_TEMPERATURE),
+        tf.fill([n], REPLY_CHARS),
+        tf.range(seed * 1_000_003, seed * 1_000_003 + n, dtype=tf.int64),
+    )
+    replies = [r.decode("utf-8", errors="replace") for r in outputs["reply"].numpy()]
+    return replies, [bool(flag) for flag in outputs["retrieved"].numpy()]
 
 
 def word_ngrams(text: str, n: int = VERBATIM_WORDS) -> set[tuple[str, ...]]:
     words = TOKEN.findall(text.lower())
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def normalized(text: str) -> str:
+    """A reply as exact-copy detection compares it: lowercase words, nothing else."""
+    return " ".join(TOKEN.findall(text.lower()))
 
 
 def style(replies: list[str]) -> dict:
@@ -109,6 +134,7 @@ def style(replies: list[str]) -> dict:
         "length_mean": round(statistics.fmean(lengths), 1),
         "length_median": statistics.median(lengths),
         "length_p90": sorted(lengths)[int(0.9 * (len(lengths) - 1))],
+        "lines_mean": round(statistics.fmean([r.count("\n") + 1 for r in replies] or [0]), 2),
         "emoji_rate": round(sum(any(map(is_emoji, r)) for r in replies) / n, 3),
         "capitalised_rate": round(sum(r[:1].isupper() for r in replies) / n, 3),
         "ends_with_punctuation_rate": round(
@@ -121,21 +147,116 @@ def style(replies: list[str]) -> dict:
     }
 
 
+class TrainingText:
+    """What the model was trained on, for the copy measures: every message's 6-word
+    spans, and the person's replies (normalized) for exact copies."""
+
+    def __init__(self, train: list[Pair]):
+        self.spans = set()
+        for pair in train:
+            for message in (*pair.context.split("\n"), *pair.reply.split("\n")):
+                self.spans |= word_ngrams(message)
+        self.replies = {normalized(p.reply) for p in train}
+
+    def verbatim_rate(self, replies: list[str]) -> float:
+        return sum(bool(word_ngrams(r) & self.spans) for r in replies) / max(len(replies), 1)
+
+    def exact_copies(self, replies: list[str], min_words: int = 1) -> float:
+        """Share of replies identical to a training reply and at least `min_words` long."""
+        copies = [
+            r
+            for r in replies
+            if normalized(r) in self.replies and len(TOKEN.findall(r)) >= min_words
+        ]
+        return len(copies) / max(len(replies), 1)
+
+
+def ks_distance(sample: list[float], reference: list[float]) -> float:
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(sample, reference).statistic)
+
+
+def system_figures(
+    exchanges: list[Pair],
+    real: list[str],
+    replies: list[str],
+    *,
+    reference: Reference,
+    training: TrainingText,
+    two_sample: float | None,
+) -> dict:
+    """One system's figures for one seed (`two_sample` computed by the caller: the person
+    is tested half against half, everyone else against the real replies)."""
+    relevance = context_relevance(
+        [p.last_turn for p in exchanges],
+        real,
+        replies,
+        reference,
+        [p.context for p in exchanges],
+    )
+    lengths, real_lengths = [len(r) for r in replies], [len(r) for r in real]
+    lines, real_lines = [r.count("\n") + 1 for r in replies], [r.count("\n") + 1 for r in real]
+    return {
+        "two_sample_accuracy": two_sample,
+        "relevance": relevance["relevance"],
+        "relevance_gain": relevance["model_gain"],
+        "non_word_rate": non_word_rate(replies, reference),
+        "distinct_2": distinct_n(replies, 2),
+        "length_mean": statistics.fmean(lengths),
+        "lines_mean": statistics.fmean(lines),
+        "length_ks": ks_distance(lengths, real_lengths),
+        "lines_ks": ks_distance(lines, real_lines),
+        "verbatim_rate": training.verbatim_rate(replies),
+        "exact_copy_rate": training.exact_copies(replies),
+        "exact_copy_6_words_rate": training.exact_copies(replies, VERBATIM_WORDS),
+    }
+
+
+def interval(values: list[float | None]) -> dict:
+    """Mean and 95% t-interval over the seeds' values (None where a figure is undefined)."""
+    from scipy.stats import t
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"mean": None, "low": None, "high": None, "seeds": 0}
+    mean = statistics.fmean(values)
+    half = 0.0
+    if len(values) > 1:
+        half = t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return {
+        "mean": round(mean, 4),
+        "low": round(mean - half, 4),
+        "high": round(mean + half, 4),
+        "seeds": len(values),
+    }
+
+
+def pick_exchanges(test: list[Pair], count: int) -> list[Pair]:
+    """`count` test exchanges spread evenly over the test conversations (all if fewer)."""
+    return test[:: max(1, len(test) // count)][:count]
+
+
 def evaluate_model(
     export_dir: Path,
     corpus_path: Path,
-    samples: int = 200,
-    seed: int = 0,
+    samples: int = TEST_EXCHANGES,
+    seeds: tuple[int, ...] = SEEDS,
     reference: Reference | None = None,
+    model=None,
+    baselines_too: bool = True,
 ) -> dict:
     """All evaluation numbers (a JSON-ready dict) plus sample exchanges for the report.
 
     `reference` is what the sense measures compare with: by default other people's chats
-    (`mimical.model.sense.chitchat_reference`).
+    (`mimical.model.sense.chitchat_reference`). `model` replaces the export's graph (a
+    `ReplyGenerator` with other decoding settings, for benchmarks); without
+    `baselines_too` only the model is measured.
     """
     export_dir = resolve_export(export_dir)
-    model = load_export(export_dir)
-    train, held_out = held_out_split(export_dir, corpus_path)
+    model = model or load_export(export_dir)
+    reference = reference or chitchat_reference()
+    train, test = test_split(export_dir, corpus_path)
     if (export_dir / EXTRA_DIR / "vocabulary.json").is_file():
         # A character model: both models see its unknown characters alike.
         codepoints = set(read_extra(export_dir, "vocabulary.json")["codepoints"])
@@ -148,39 +269,75 @@ def evaluate_model(
             return text
 
     baseline = CharNgramModel(order=5).fit(in_vocabulary(p.reply) for p in train)
-    baseline_bpc = bits_per_char(baseline, (in_vocabulary(p.reply[:SCORE_CHARS]) for p in held_out))
-    bpc = model_bits_per_char(model, held_out)
+    baseline_bpc = bits_per_char(baseline, (in_vocabulary(p.reply[:SCORE_CHARS]) for p in test))
+    bpc = model_bits_per_char(model, test)
 
-    sampled_pairs = held_out[:: max(1, len(held_out) // samples)][:samples]
-    generated = sample_replies(model, [p.context for p in sampled_pairs], seed)
-    training_spans = set()
-    for pair in train:
-        for message in (*pair.context.split("\n"), *pair.reply.split("\n")):
-            training_spans |= word_ngrams(message)
-    verbatim = [r for r in generated if word_ngrams(r) & training_spans]
-    real = [p.reply for p in sampled_pairs]
-    sense = sense_measures(
-        [p.context for p in sampled_pairs], real, generated, reference or chitchat_reference(), seed
-    )
+    exchanges = pick_exchanges(test, samples)
+    real = [p.reply[:REPLY_CHARS] for p in exchanges]
+    turns = [p.last_turn for p in exchanges]
+    training = TrainingText(train)
+    retrieved = [r[:REPLY_CHARS] for r in baselines.retrieval_replies(train, turns)]
+    systems = SYSTEMS if baselines_too else ("model",)
+    per_seed = {system: [] for system in systems}
+    retrieved_share = []
+    shown = {}
+    for seed in seeds:
+        generated, retrieved_flags = sample_replies(model, [p.context for p in exchanges], seed)
+        retrieved_share.append(sum(retrieved_flags) / max(len(retrieved_flags), 1))
+        replies = {"model": generated}
+        if baselines_too:
+            replies |= {
+                "retrieval": retrieved,
+                "random": [
+                    r[:REPLY_CHARS] for r in baselines.random_replies(train, len(exchanges), seed)
+                ],
+                "echo": [turn[:REPLY_CHARS] for turn in baselines.echo_replies(turns)],
+                "person": real,
+            }
+        shown = shown or replies
+        for system, system_replies in replies.items():
+            if system == "person":
+                two_sample = two_sample_accuracy(*baselines.person_halves(real, seed), seed)
+            else:
+                two_sample = two_sample_accuracy(real, system_replies, seed)
+            per_seed[system].append(
+                system_figures(
+                    exchanges,
+                    real,
+                    system_replies,
+                    reference=reference,
+                    training=training,
+                    two_sample=two_sample,
+                )
+            )
+    figures = {
+        system: {name: interval([run[name] for run in runs]) for name in runs[0]}
+        for system, runs in per_seed.items()
+    }
+    figures["model"]["retrieved_share"] = interval(retrieved_share)
     return {
         "model": str(export_dir),
-        "held_out_replies": len(held_out),
+        "test_replies": len(test),
+        "exchanges": len(exchanges),
+        "seeds": list(seeds),
+        "reply_chars": REPLY_CHARS,
         "bits_per_char": round(bpc, 4),
         "baseline_5gram_bits_per_char": round(baseline_bpc, 4),
         "improvement_over_baseline": round(1 - bpc / baseline_bpc, 4),
-        "verbatim_rate": round(len(verbatim) / max(len(generated), 1), 4),
-        "style": {
-            "model": style(generated),
-            "persona": style(real),
-        },
-        "sense": sense,
+        "systems": figures,
+        "style": {"model": style(shown["model"]), "persona": style(real)},
         "training": read_extra(export_dir, "metrics.json"),
         "curve": read_extra(export_dir, "curve.json"),
         "samples": [
-            {"context": p.context, "real": p.reply, "model": g}
-            for p, g in zip(sampled_pairs[:SHOWN_EXCHANGES], generated, strict=False)
+            {"context": p.context, "real": r, **{s: shown[s][i] for s in shown if s != "person"}}
+            for i, (p, r) in enumerate(zip(exchanges[:SHOWN_EXCHANGES], real, strict=False))
         ],
     }
+
+
+def mean(result: dict, system: str, figure: str) -> float | None:
+    """A figure's mean over the seeds, from `evaluate_model`'s result."""
+    return result["systems"][system][figure]["mean"]
 
 
 if __name__ == "__main__":

@@ -89,6 +89,29 @@ def load_export(export_dir: Path):
     return tf.saved_model.load(str(resolve_export(export_dir)))
 
 
+def export_parts(export_dir: Path) -> tuple[dict, object, object]:
+    """(weights, tokenizer, config) of an export: what `reply_generator` needs to build
+    the same network again, with other decoding settings."""
+    from mimical.model.model import ModelConfig, Vocabulary
+    from mimical.model.tokenizer import Tokenizer
+
+    export_dir = resolve_export(export_dir)
+    loaded = load_export(export_dir)
+    config = ModelConfig.from_json(json.dumps(read_extra(export_dir, "config.json")))
+    if config.tokens == "pieces":
+        tokenizer = Tokenizer.from_json(json.dumps(read_extra(export_dir, "tokenizer.json")))
+    else:
+        tokenizer = Vocabulary.from_json(json.dumps(read_extra(export_dir, "vocabulary.json")))
+    weights = {"embedding": loaded.embedding.numpy()}
+    for layer, variables in enumerate(loaded.gru):
+        for part, variable in zip(("kernel", "recurrent_kernel", "bias"), variables, strict=True):
+            weights[f"gru_{layer}_{part}"] = variable.numpy()
+    for part in ("projection_kernel", "projection_bias", "logits_kernel", "logits_bias"):
+        if hasattr(loaded, part):
+            weights[part] = getattr(loaded, part).numpy()
+    return weights, tokenizer, config
+
+
 def graph_op_types(export_dir: Path) -> set[str]:
     """Every op type in the export: the graph and all functions in its library."""
     from tensorflow.core.protobuf import saved_model_pb2

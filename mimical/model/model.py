@@ -42,6 +42,9 @@ from dataclasses import asdict, dataclass, fields
 # Token ids below FIRST_CHAR_ID are special; characters (or byte pieces) follow.
 PAD, UNK, SEP, EOT = 0, 1, 2, 3
 FIRST_CHAR_ID = 4
+# The `temperature` a client sends by default: 1 samples the persona's calibrated
+# distribution (see ModelConfig.temperature), below 1 is more predictable, 0 greedy.
+DEFAULT_TEMPERATURE = 1.0
 # Hard cap on one generated reply, whatever the client asks for.
 MAX_REPLY_CHARS = 1000
 # Steps per iteration of the in-graph loops: fewer iterations, less loop overhead.
@@ -76,11 +79,26 @@ class ModelConfig:
     # Also learn to predict the friend's text, at this weight: more signal per step, and
     # the persona's replies alone are too few characters for a network not to overfit.
     context_loss_weight: float = 1.0
-    # Decoding (see the module docstring).
+    # Decoding (see the module docstring). Sampling stays close to the learned
+    # distribution: truncation (top-k, nucleus) removes the rare words, typos and long
+    # turns that make a person recognisable (Ippolito et al. 2020).
     candidates: int = 4
-    top_k: int = 40
-    top_p: float = 0.9
+    top_k: int = 100
+    top_p: float = 0.98
+    # Choose among candidates by mutual information with the context (True), or take the
+    # first that passes the verbatim guard (False: plain sampling, and no retrieval).
+    rerank: bool = True
     anti_lm_weight: float = 0.5
+    # The person's own replies retrieved as candidates beside the sampled ones
+    # (`mimical.model.retrieval`); 0: none.
+    retrieved: int = 2
+    # Calibration, fitted per persona on the validation conversations
+    # (`mimical.model.calibrate`) and exported as variables: a temperature the client's
+    # is multiplied by, and logit biases on the end of the turn and on line breaks, so
+    # that turns come out as long, and in as many lines, as the person's.
+    temperature: float = 1.0
+    end_bias: float = 0.0
+    newline_bias: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -89,6 +107,10 @@ class ModelConfig:
     def from_json(cls, text: str) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in json.loads(text).items() if k in known})
+
+
+# What a fine-tuned persona takes from today's defaults rather than from its base.
+DECODING_FIELDS = ("candidates", "top_k", "top_p", "rerank", "anti_lm_weight", "retrieved")
 
 
 @dataclass(frozen=True)
@@ -183,13 +205,19 @@ def load_network_weights(keras_model, config: ModelConfig, weights: dict) -> Non
     keras_model.get_layer("logits").bias.assign(weights["logits_bias"])
 
 
-def reply_generator(weights: dict, tokenizer, config: ModelConfig, spans=()):
+def reply_generator(
+    weights: dict, tokenizer, config: ModelConfig, spans=(), others_spans=(), bank=None
+):
     """A `ReplyGenerator` (tf.Module) over `weights` (see `network_weights`).
 
-    `spans`: fingerprints of the training messages' word spans (`span_fingerprints`),
-    which replies must not repeat.
+    `spans`: fingerprints (`span_fingerprints`) of the person's own training messages,
+    which a sampled reply should not repeat; `others_spans`: of other people's, which no
+    reply may repeat. `bank`: the person's replies that retrieval may reuse
+    (`mimical.model.retrieval.bank_replies`).
     """
-    return _reply_generator_class()(weights, tokenizer, config, spans)
+    from mimical.model.retrieval import Bank
+
+    return _reply_generator_class()(weights, tokenizer, config, spans, others_spans, bank or Bank())
 
 
 # A reply repeating this many words of a training message in a row is a recital.
@@ -221,6 +249,17 @@ def span_fingerprints(messages: list[str]) -> list[int]:
     for start in range(0, len(messages), 4096):
         found.update(word_spans(tf.constant(messages[start : start + 4096])).flat_values.numpy())
     return sorted(int(f) for f in np.asarray(list(found), dtype=np.int64))
+
+
+def span_table(fingerprints):
+    """Span fingerprint → 1, for `ReplyGenerator.recites` (fingerprints are ≥ 0, so the
+    placeholder -1 of an empty table matches nothing)."""
+    import tensorflow as tf
+
+    keys = tf.constant(list(fingerprints) or [-1], tf.int64)
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)), default_value=0
+    )
 
 
 def graph_tokens(tokenizer):
@@ -275,15 +314,21 @@ def _reply_generator_class():
         so stock `tensorflow_model_server` can run the exported `reply` signature.
         """
 
-        def __init__(self, weights: dict, tokenizer, config: ModelConfig, spans=()):
+        def __init__(self, weights, tokenizer, config: ModelConfig, spans, others_spans, bank):
             super().__init__(name="persona")
-            # Training span fingerprint → 1 (fingerprints are ≥ 0, so -1 matches nothing).
-            keys = tf.constant(list(spans) or [-1], tf.int64)
-            self.spans = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)),
-                default_value=0,
-            )
+            from mimical.model.retrieval import graph_retrieval
+
+            self.own_spans = span_table(spans)
+            self.others_spans = span_table(others_spans)
+            self.retrieval = graph_retrieval(bank, config.retrieved if config.rerank else 0)
             self.config = config
+            # The calibration (see ModelConfig): variables, so the SavedModel carries them.
+            self.temperature = tf.Variable(config.temperature, trainable=False)
+            self.end_bias = tf.Variable(config.end_bias, trainable=False)
+            self.newline_bias = tf.Variable(config.newline_bias, trainable=False)
+            newline = tokenizer.encode("\n")
+            self.end_mask = tf.one_hot(EOT, tokenizer.size)
+            self.newline_mask = tf.reduce_sum(tf.one_hot(newline[:1], tokenizer.size), axis=0)
             self.tokens = graph_tokens(tokenizer)
             self.vocab_size = tokenizer.size
             self.embedding = tf.Variable(weights["embedding"], dtype=tf.float32)
@@ -328,10 +373,12 @@ def _reply_generator_class():
                 new_states.append(z * h + (1.0 - z) * candidate)  # (B, U)
             return new_states
 
-        def recites(self, texts):
-            """(B,) bool: the text repeats a word span of a training message."""
+        def recites(self, texts, table=None):
+            """(B,) bool: the text repeats a word span of a training message (of the
+            person's own by default; `self.others_spans`: of other people's)."""
+            table = self.own_spans if table is None else table
             spans = word_spans(texts)  # (B, None)
-            found = spans.with_flat_values(self.spans.lookup(spans.flat_values))
+            found = spans.with_flat_values(table.lookup(spans.flat_values))
             return tf.reduce_max(found, axis=1) > 0  # an empty row's max is the lowest int
 
         def logits(self, states):
@@ -374,6 +421,21 @@ def _reply_generator_class():
             )
             return self.advance(tf.fill([batch], SEP), states)
 
+        def forced_tokens(self, retrieved, sampled: int):
+            """The tokens each row must take: none (PAD) for the `sampled` rows of each
+            context, then each retrieved reply's tokens and EOT: (B·(sampled + k), T)."""
+            batch, k = tf.shape(retrieved)[0], tf.shape(retrieved)[1]
+            ids, lengths = self.tokens.encode(tf.reshape(retrieved, [-1]))  # (B·k, T)
+            ids = tf.pad(ids, [[0, 0], [0, 1]])
+            ids = tf.tensor_scatter_nd_update(
+                ids,
+                tf.stack([tf.range(tf.shape(ids)[0]), lengths], axis=1),
+                tf.fill([batch * k], EOT),
+            )
+            ids = tf.reshape(ids, [batch, k, -1])
+            ids = tf.concat([tf.zeros([batch, sampled, tf.shape(ids)[2]], tf.int32), ids], 1)
+            return tf.reshape(ids, [batch * (sampled + k), -1])
+
         @tf.function(
             input_signature=[
                 tf.TensorSpec([None], tf.string, name="context"),
@@ -383,46 +445,69 @@ def _reply_generator_class():
             ]
         )
         def reply(self, context, temperature, max_chars, seed):
-            """One reply per row, until EOT or `max_chars`; temperature ≤ 0 is greedy."""
+            """One reply per row, until EOT or `max_chars`; temperature ≤ 0 is greedy.
+
+            Candidate c of context b is row b·(n + k) + c: n sampled, then k retrieved
+            (the person's own replies, their tokens forced). `retrieved` says which won.
+            """
             config, n = self.config, self.config.candidates
+            k = self.retrieval.k if self.retrieval is not None else 0
+            top_k = min(config.top_k, self.vocab_size)  # a small character vocabulary
+            per_context = n + k
             batch = tf.shape(context)[0]
-            rows = batch * n  # candidate c of context b is row b·n + c
+            rows = batch * per_context
             max_chars = tf.clip_by_value(max_chars, 0, MAX_REPLY_CHARS)
             # Rows with the context, then the language-model rows in the same batch: the
             # reply read as chat text from the start state, with nothing before it (as
             # the context positions were trained), for log p(reply) without a context.
-            with_context = [tf.repeat(s, n, axis=0) for s in self.read_context(context)]
+            with_context = [tf.repeat(s, per_context, axis=0) for s in self.read_context(context)]
             states = [tf.concat([s, tf.zeros_like(s)], 0) for s in with_context]
-            row_max_chars = tf.repeat(max_chars, n)
-            scale = tf.repeat(temperature, n)[:, None]
+            row_max_chars = tf.repeat(max_chars, per_context)
+            scale = tf.repeat(temperature, per_context)[:, None] * self.temperature
             greedy = scale <= 0.0
             scale = tf.where(greedy, 1.0, scale)
             # One token per character at most (a piece is ≥ 1 byte): the step budget.
             steps = tf.reduce_max(tf.concat([max_chars, [1]], 0))
             steps += -steps % UNROLL
+            if k:
+                similarity, retrieved = self.retrieval.top(context)  # (B, k)
+                forced = self.forced_tokens(retrieved, n)
+                # A retrieved reply sharing no word with the friend's message is no answer.
+                unmatched = tf.reshape(
+                    tf.concat([tf.zeros([batch, n]), tf.cast(similarity <= 0.0, tf.float32)], 1),
+                    [rows],
+                )
+            else:
+                forced = tf.zeros([rows, 1], tf.int32)
+                unmatched = tf.zeros([rows])
+            is_forced = tf.tile(tf.range(per_context) >= n, [batch])  # (R,)
+            forced = tf.pad(forced, [[0, 0], [0, tf.maximum(steps - tf.shape(forced)[1], 0)]])
             # Gumbel-max sampling among the top-k: noise drawn up front from each row's
             # own seed, so a reply depends only on its own inputs.
             uniform = tf.map_fn(
                 lambda s: tf.random.stateless_uniform(
-                    [n, steps, config.top_k], tf.stack([s, 0]), minval=1e-9, maxval=1.0
+                    [per_context, steps, top_k], tf.stack([s, 0]), minval=1e-9, maxval=1.0
                 ),
                 seed,
                 fn_output_signature=tf.float32,
-            )  # (B, N, steps, K)
-            gumbel = tf.reshape(-tf.math.log(-tf.math.log(uniform)), [rows, steps, config.top_k])
+            )  # (B, N + K, steps, top_k)
+            gumbel = tf.reshape(-tf.math.log(-tf.math.log(uniform)), [rows, steps, top_k])
             gumbel = tf.where(greedy[:, :, None], 0.0, gumbel)
+            # The calibration's biases shape what is sampled, not how candidates score.
+            bias = self.end_bias * self.end_mask + self.newline_bias * self.newline_mask  # (V,)
 
             def sample_steps(t, states, done, chars, lengths, log_p, log_p_text, tokens):
-                for k in range(UNROLL):
+                for j in range(UNROLL):
                     log_probs = tf.nn.log_softmax(self.logits(states) + self.forbidden)
                     conditional, unconditional = log_probs[:rows], log_probs[rows:]  # (R, V)
-                    top, top_ids = tf.math.top_k(conditional, config.top_k)  # (R, K)
+                    top, top_ids = tf.math.top_k(conditional + bias, top_k)  # (R, K)
                     tempered = top / scale
                     # The nucleus: the most likely tokens up to `top_p` of the mass.
                     before = tf.cumsum(tf.nn.softmax(tempered), axis=-1, exclusive=True)
                     tempered = tf.where(before < config.top_p, tempered, -1e9)
-                    choice = tf.argmax(tempered + gumbel[:, t + k], axis=-1, output_type=tf.int32)
-                    token = tf.gather(top_ids, choice, batch_dims=1)  # (R,)
+                    choice = tf.argmax(tempered + gumbel[:, t + j], axis=-1, output_type=tf.int32)
+                    sampled = tf.gather(top_ids, choice, batch_dims=1)  # (R,)
+                    token = tf.where(is_forced, forced[:, t + j], sampled)
                     counts = tf.cast(~done, tf.float32)
                     log_p += counts * tf.gather(conditional, token, batch_dims=1)
                     ended = tf.equal(token, EOT)
@@ -432,7 +517,7 @@ def _reply_generator_class():
                     text_counts = counts * tf.cast(~ended & (lengths > 0), tf.float32)
                     log_p_text += text_counts * tf.gather(unconditional, token, batch_dims=1)
                     lengths += tf.cast(~done, tf.int32)
-                    tokens = tokens.write(t + k, tf.where(done | ended, PAD, token))
+                    tokens = tokens.write(t + j, tf.where(done | ended, PAD, token))
                     chars += tf.where(done, 0, tf.gather(self.tokens.token_chars, token))
                     done = done | ended | (chars >= row_max_chars)
                     states = self.advance(tf.concat([token, token], 0), states)
@@ -454,23 +539,32 @@ def _reply_generator_class():
                     tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
                 ),
             )
-            # Rerank: mutual information with the context, per token.
-            per_token = (log_p - config.anti_lm_weight * log_p_text) / tf.cast(
-                tf.maximum(lengths, 1), tf.float32
-            )
             tokens = tf.reshape(tf.transpose(tokens.stack()), [rows, -1])  # (R, T)
             # Tokens are only ever written before a row ends, so they are left-aligned.
             candidates = self.tokens.decode(tokens, tf.reduce_sum(tf.cast(tokens > 0, tf.int32), 1))
-            # The verbatim guard: a candidate that repeats a span of the training
-            # messages loses to any that does not.
-            per_token -= tf.where(self.recites(candidates), 1e6, 0.0)
-            best = tf.argmax(tf.reshape(per_token, [batch, n]), axis=1, output_type=tf.int32)
-            text = tf.gather(candidates, tf.range(batch) * n + best)  # (B,)
+            if config.rerank:  # mutual information with the context, per token
+                score = (log_p - config.anti_lm_weight * log_p_text) / tf.cast(
+                    tf.maximum(lengths, 1), tf.float32
+                )
+            else:  # the first candidate the guards let through
+                score = -tf.cast(tf.tile(tf.range(per_context), [batch]), tf.float32)
+            # The verbatim guards: a sampled candidate repeating a span of the person's
+            # training messages loses to any that does not; one repeating another
+            # person's words, or a retrieved reply that matches nothing, is refused.
+            own = self.recites(candidates) & ~is_forced
+            refused = self.recites(candidates, self.others_spans) | (unmatched > 0)
+            score -= tf.where(own, 1e6, 0.0) + tf.where(refused, 1e9, 0.0)
+            score = tf.reshape(score, [batch, per_context])
+            best = tf.argmax(score, axis=1, output_type=tf.int32)
+            text = tf.gather(candidates, tf.range(batch) * per_context + best)  # (B,)
+            said = tf.reduce_max(score, axis=1) > -1e8  # else every candidate was refused
+            text = tf.where(said, text, "")
             # The last piece may overshoot `max_chars`; the client asked for at most that.
             return {
                 "reply": tf.strings.substr(
                     text, tf.zeros_like(max_chars), max_chars, unit="UTF8_CHAR"
-                )
+                ),
+                "retrieved": (best >= n) & said,
             }
 
         @tf.function(

@@ -100,5 +100,5 @@ if __name__ == "__main__":
 
     split = load_split(Path(sys.argv[1]))
     baseline = CharNgramModel().fit(p.reply for p in split.train)
-    held_out_bpc = bits_per_char(baseline, (p.reply for p in split.held_out))
-    print(f"5-gram held-out bits/char: {held_out_bpc:.3f}")
+    test_bpc = bits_per_char(baseline, (p.reply for p in split.test))
+    print(f"5-gram test bits/char: {test_bpc:.3f}")

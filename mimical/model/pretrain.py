@@ -118,7 +118,8 @@ def conversation_pairs(turns: list[tuple[str, str]], offset: int | None = None) 
     pairs = []
     for index in range(offset or 0, len(turns), stride):
         context = "\n".join(text for _, text in turns[max(0, index - CONTEXT_TURNS) : index])
-        pairs.append(Pair("chitchat", index, context, turns[index][1], index == 0))
+        last_turn = turns[index - 1][1] if index else ""
+        pairs.append(Pair("chitchat", index, context, turns[index][1], index == 0, last_turn))
     return pairs
 
 

@@ -44,7 +44,9 @@ def curve_png(curve: list[dict]) -> bytes:
     axes.plot(
         epochs, [p["train_loss"] / math.log(2) for p in curve], "o-", label="training (all text)"
     )
-    axes.plot(epochs, [p["held_out_bits_per_char"] for p in curve], "o-", label="held-out replies")
+    axes.plot(
+        epochs, [p["held_out_bits_per_char"] for p in curve], "o-", label="validation replies"
+    )
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("bits per character")
@@ -67,50 +69,43 @@ def _text(value: str) -> str:
     return html.escape(value).replace("\n", "<br>") or "<i>(opens the conversation)</i>"
 
 
-def _share(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+SYSTEM_NOTES = {
+    "model": "the persona model's sampled replies",
+    "retrieval": "the person's training reply whose friend turn is nearest (TF-IDF)",
+    "random": "a random training reply of the person",
+    "echo": "the friend's turn said back (must fail relevance)",
+    "person": "the person's real replies (two-sample: half against half, the floor)",
+}
+# (figure, label, format, how to read it)
+FIGURES = [
+    ("two_sample_accuracy", "two-sample accuracy", ".2f", "0.50 = cannot tell from real"),
+    ("relevance", "relevance", ".2f", "to the friend's turn; 1 = as real, 0 = random turn"),
+    ("non_word_rate", "non-words", ".1%", "words no one in other people's chats wrote"),
+    ("distinct_2", "distinct-2", ".2f", "unique word pairs / all word pairs"),
+    ("length_ks", "length KS", ".2f", "distance of reply lengths from the real ones'"),
+    ("lines_ks", "lines KS", ".2f", "distance of line counts from the real ones'"),
+    ("verbatim_rate", "verbatim", ".1%", "repeats 6 words of a training message"),
+    ("exact_copy_rate", "exact copies", ".1%", "identical to a training reply"),
+]
 
 
-def _number(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
+def figure_cell(figure: dict, spec: str) -> str:
+    """`mean [low, high]` of one figure over the seeds, "n/a" when undefined."""
+    if figure["mean"] is None:
+        return "n/a"
+    if figure["seeds"] < 2:
+        return format(figure["mean"], spec)
+    low, high = format(figure["low"], spec), format(figure["high"], spec)
+    return f"{format(figure['mean'], spec)} [{low}, {high}]"
 
 
-def sense_rows(sense: dict) -> str:
-    """Table rows: measure, the person's real replies, the model's, how to read it."""
-    words, distinct = sense["non_word_rate"], sense["distinct_2"]
-    relevance = sense["context_relevance"]
-    relevance_cell = _number(relevance["relevance"])
-    if relevance["relevance_stderr"] is not None:
-        relevance_cell += f" ± {relevance['relevance_stderr']:.2f}"
-    rows = [
-        (
-            "two-sample accuracy",
-            "0.50",
-            _number(sense["two_sample_accuracy"]),
-            "a classifier telling model from real replies; 0.50 = cannot tell",
-        ),
-        (
-            "non-word rate",
-            _share(words["persona"]),
-            _share(words["model"]),
-            "words no one in other people's chats wrote",
-        ),
-        (
-            "context relevance",
-            "1.00",
-            relevance_cell,
-            f"fit with own context vs others', over {relevance['exchanges']} exchanges; 0 = random",
-        ),
-        (
-            "distinct-2",
-            _number(distinct["persona"]),
-            _number(distinct["model"]),
-            "unique word pairs / all word pairs",
-        ),
-    ]
+def systems_rows(systems: dict) -> str:
+    """One row per figure, one column per system."""
     return "\n".join(
-        f"<tr><th>{label}</th><td>{real}</td><td>{model}</td><td>{html.escape(note)}</td></tr>"
-        for label, real, model, note in rows
+        f"<tr><th>{label}</th>"
+        + "".join(f"<td>{figure_cell(figures[key], spec)}</td>" for figures in systems.values())
+        + f"<td>{html.escape(note)}</td></tr>"
+        for key, label, spec, note in FIGURES
     )
 
 
@@ -123,8 +118,13 @@ def render_report(result: dict) -> str:
     )
     samples = "\n".join(
         f"<tr><td>{_text(s['context'])}</td><td>{_text(s['real'])}</td>"
-        f"<td>{_text(s['model'])}</td></tr>"
+        f"<td>{_text(s['model'])}</td><td>{_text(s.get('retrieval', ''))}</td></tr>"
         for s in result["samples"]
+    )
+    system_heads = "".join(f"<th>{html.escape(system)}</th>" for system in result["systems"])
+    system_notes = "".join(
+        f"<li><b>{html.escape(system)}</b>: {html.escape(SYSTEM_NOTES[system])}</li>"
+        for system in result["systems"]
     )
     training = result["training"]
     return f"""<!doctype html>
@@ -135,21 +135,22 @@ table {{ border-collapse: collapse; margin: 1rem 0; }}
 td, th {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertical-align: top; }}
 </style></head><body>
 <h1>Persona model evaluation</h1>
-<p>Model <code>{html.escape(result["model"])}</code>,
-{result["held_out_replies"]} held-out replies.</p>
+<p>Model <code>{html.escape(result["model"])}</code>: {result["exchanges"]} of
+{result["test_replies"]} test replies, seeds {", ".join(map(str, result["seeds"]))}, every
+reply cut at {result["reply_chars"]} characters; mean [95% interval] over the seeds.</p>
 <table>
 <tr><th>bits per character (model)</th><td>{result["bits_per_char"]:.3f}</td></tr>
 <tr><th>bits per character (5-gram baseline)</th>
 <td>{result["baseline_5gram_bits_per_char"]:.3f}</td></tr>
 <tr><th>improvement over baseline</th><td>{result["improvement_over_baseline"]:.1%}</td></tr>
-<tr><th>verbatim rate (≥ 6 words copied)</th><td>{result["verbatim_rate"]:.1%}</td></tr>
 <tr><th>training</th><td>{training["epochs"]} epochs ({html.escape(training["stop_reason"])}),
 {training["training_seconds"]:.0f} s on {training["device"]}</td></tr>
 </table>
 <h2>Do the replies make sense?</h2>
-<table><tr><th></th><th>persona (real)</th><th>model</th><th>how to read it</th></tr>
-{sense_rows(result["sense"])}
+<table><tr><th></th>{system_heads}<th>how to read it</th></tr>
+{systems_rows(result["systems"])}
 </table>
+<ul>{system_notes}</ul>
 <h2>Training curve</h2>
 <img alt="training curve" src="data:image/png;base64,{png}">
 <h2>Style</h2>
@@ -157,7 +158,7 @@ td, th {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertic
 {style_rows}
 </table>
 <h2>Sample exchanges</h2>
-<table><tr><th>friend (context)</th><th>real reply</th><th>model reply</th></tr>
+<table><tr><th>friend (context)</th><th>real reply</th><th>model reply</th><th>retrieval</th></tr>
 {samples}
 </table>
 </body></html>

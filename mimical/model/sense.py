@@ -9,10 +9,11 @@ read like language that answers what was said:
 - two-sample accuracy: a classifier (word and character n-grams plus style features),
   cross-validated, tells the person's real replies from the model's; 0.5 means it cannot;
 - non-word rate: share of reply words that no one in a reference vocabulary ever wrote;
-- context relevance: how much better a reply goes with its own context than with the
-  other contexts, by word associations (positive PMI between a friend's turn and the
-  reply) learned on other people's exchanges; 0 = as a random context, 1 = as much as
-  the person's real replies;
+- context relevance: how much better a reply answers the friend's last turn than the
+  other exchanges' turns, by word associations (positive PMI between a friend's turn
+  and the reply) learned on other people's exchanges, where words copied from the
+  context earn nothing (an echo of the friend scores below chance); 0 = as a random
+  turn, 1 = as much as the person's real replies;
 - distinct-n: the share of unique word n-grams (repetitive models score low).
 
 The reference (vocabulary and associations) is learned from the chitchat data set minus
@@ -229,23 +230,30 @@ def non_word_rate(replies: Iterable[str], reference: Reference) -> float:
     return sum(w not in reference.index for w in tokens) / max(len(tokens), 1)
 
 
-def association_scores(contexts: list[str], replies: list[str], reference: Reference):
-    """`scores[c, r]`: how well reply r goes with context c.
+def association_scores(
+    turns: list[str], replies: list[str], reference: Reference, contexts: list[str] | None = None
+):
+    """`scores[c, r]`: how well what reply r adds answers turn c.
 
-    For each known word of the reply, its strongest association with any known word of
-    the context; averaged over the reply's words (each counted once). A reply or context
-    without known words scores 0 with everything: gibberish goes with nothing.
+    For each known word of the reply that its own context (`contexts[r]`, the turns
+    before it; default `turns[r]`) does not already hold, its strongest association
+    with any known word of turn c; averaged over those words. Words the reply copies
+    earn nothing, against any turn: repeating what the friend said is not an answer,
+    and an echo of the friend must not pass for a relevant reply. A reply that adds no
+    known word, or a turn without any, scores 0 with everything: gibberish goes with
+    nothing.
     """
     associations = reference.associations.tocsc()
-    context_words = [sorted(reference.ids(context)) for context in contexts]
-    # Contexts as rows of word ids, padded with an id past the vocabulary (a zero row).
+    contexts = turns if contexts is None else contexts
+    turn_words = [sorted(reference.ids(turn)) for turn in turns]
+    # Turns as rows of word ids, padded with an id past the vocabulary (a zero row).
     padding = len(reference.words)
-    padded = np.full((len(contexts), max(map(len, context_words), default=0) or 1), padding)
-    for row, ids in enumerate(context_words):
+    padded = np.full((len(turns), max(map(len, turn_words), default=0) or 1), padding)
+    for row, ids in enumerate(turn_words):
         padded[row, : len(ids)] = ids
-    scores = np.zeros((len(contexts), len(replies)), dtype=np.float32)
-    for column, reply in enumerate(replies):
-        ids = sorted(reference.ids(reply))
+    scores = np.zeros((len(turns), len(replies)), dtype=np.float32)
+    for column, (reply, context) in enumerate(zip(replies, contexts, strict=True)):
+        ids = sorted(reference.ids(reply) - reference.ids(context))
         if ids:
             with_reply_words = np.zeros((padding + 1, len(ids)), dtype=np.float32)
             with_reply_words[:padding] = associations[:, ids].toarray()
@@ -253,31 +261,46 @@ def association_scores(contexts: list[str], replies: list[str], reference: Refer
     return scores
 
 
-def relevance_gains(contexts: list[str], replies: list[str], reference: Reference) -> np.ndarray:
-    """Per reply, how much better it goes with its own context than with the others: the
-    share of other contexts ranked below its own (ties count half), minus 0.5.
+def relevance_gains(
+    turns: list[str], replies: list[str], reference: Reference, contexts: list[str] | None = None
+) -> np.ndarray:
+    """Per reply, how much better it answers its own turn than the others: the share of
+    other turns ranked below its own (ties count half), minus 0.5.
 
     Ranks rather than raw scores, so a few replies full of strongly associated words do
-    not outweigh the rest; 0 is chance, 0.5 a perfect match.
+    not outweigh the rest; 0 is chance, 0.5 a perfect match. A reply whose every known
+    word was copied from its context (an echo) says nothing: -0.5, the worst rank.
     """
-    scores = association_scores(contexts, replies, reference)
+    contexts = turns if contexts is None else contexts
+    scores = association_scores(turns, replies, reference, contexts)
     own = np.diag(scores)
     below = (scores < own).sum(axis=0) + 0.5 * ((scores == own).sum(axis=0) - 1)
-    return below / (len(replies) - 1) - 0.5
+    gains = below / (len(replies) - 1) - 0.5
+    echoes = [
+        bool(reference.ids(reply)) and reference.ids(reply) <= reference.ids(context)
+        for reply, context in zip(replies, contexts, strict=True)
+    ]
+    return np.where(echoes, -0.5, gains)
 
 
 def context_relevance(
-    contexts: list[str], real: list[str], generated: list[str], reference: Reference
+    turns: list[str],
+    real: list[str],
+    generated: list[str],
+    reference: Reference,
+    contexts: list[str] | None = None,
 ) -> dict:
-    """Relevance of `generated` replies, scaled so the person's `real` replies score 1.
+    """Relevance of `generated` replies to the friend's last turn (`turns`), scaled so
+    the person's `real` replies score 1; words copied from `contexts` earn nothing.
 
     `model_gain` and `persona_gain` are the mean `relevance_gains`; `relevance_stderr`
     is the standard error from the spread of the model's (the real replies' mean taken
-    as exact). Exchanges without a context (openers) are skipped. `relevance` is None
-    when the real replies go no better with their contexts than with others, and
-    everything is None with fewer than 2 exchanges.
+    as exact). Exchanges without a turn before the reply (openers) are skipped.
+    `relevance` is None when the real replies go no better with their turns than with
+    others, and everything is None with fewer than 2 exchanges.
     """
-    kept = [i for i, context in enumerate(contexts) if context.strip()]
+    contexts = turns if contexts is None else contexts
+    kept = [i for i, turn in enumerate(turns) if turn.strip()]
     result = {
         "relevance": None,
         "relevance_stderr": None,
@@ -287,9 +310,11 @@ def context_relevance(
     }
     if len(kept) < 2:
         return result
+    turns = [turns[i] for i in kept]
     contexts = [contexts[i] for i in kept]
-    model = relevance_gains(contexts, [generated[i] for i in kept], reference)
-    persona_gain = float(relevance_gains(contexts, [real[i] for i in kept], reference).mean())
+    model = relevance_gains(turns, [generated[i] for i in kept], reference, contexts)
+    persona = relevance_gains(turns, [real[i] for i in kept], reference, contexts)
+    persona_gain = float(persona.mean())
     result |= {"model_gain": float(model.mean()), "persona_gain": persona_gain}
     if persona_gain > 0:
         result["relevance"] = float(model.mean()) / persona_gain
@@ -298,16 +323,18 @@ def context_relevance(
 
 
 def sense_measures(
-    contexts: list[str],
+    turns: list[str],
     real: list[str],
     generated: list[str],
     reference: Reference,
     seed: int = 0,
+    contexts: list[str] | None = None,
 ) -> dict:
-    """Every measure for model replies `generated[i]` and `real[i]` to `contexts[i]`."""
-    if not len(contexts) == len(real) == len(generated):
-        raise ValueError("contexts, real and generated replies must pair up")
-    relevance = context_relevance(contexts, real, generated, reference)
+    """Every measure for replies `generated[i]` and `real[i]` to the friend's `turns[i]`
+    (`contexts[i]`: all the turns before the reply, for the copy rule of relevance)."""
+    if not len(turns) == len(real) == len(generated):
+        raise ValueError("turns, real and generated replies must pair up")
+    relevance = context_relevance(turns, real, generated, reference, contexts)
     return {
         "two_sample_accuracy": _rounded(two_sample_accuracy(real, generated, seed)),
         "non_word_rate": {

@@ -28,6 +28,7 @@ import numpy as np
 
 from mimical.model.data import batches, build_vocabulary, encode, load_split
 from mimical.model.model import (
+    DECODING_FIELDS,
     ModelConfig,
     build_keras_model,
     network_weights,
@@ -111,6 +112,7 @@ def train_persona(
     config: ModelConfig | None = None,
     on_progress: Callable[[dict], None] | None = None,
     from_scratch: bool = False,
+    retrieval: str = "public",
 ) -> TrainResult:
     """Train on `corpus_path` and export `model_base/name/<next version>/`.
 
@@ -118,10 +120,13 @@ def train_persona(
     describes a new network, so it is learned from scratch). `max_minutes` bounds the
     training loop (the export comes after); `epochs` bounds the passes over the data;
     early stopping may end sooner. `on_progress` receives `{"phase", "fraction",
-    "epoch", "loss", "eta_seconds"}` dicts for APIs and UIs.
+    "epoch", "loss", "eta_seconds"}` dicts for APIs and UIs. `retrieval`: which of the
+    person's replies the persona may reuse (`mimical.model.retrieval.POLICIES`).
     """
+    from mimical.model.calibrate import calibrate
     from mimical.model.export import export_generator
     from mimical.model.pretrain import load_base
+    from mimical.model.retrieval import bank_replies
 
     started = time.monotonic()
     report = on_progress or (lambda _: None)
@@ -129,7 +134,11 @@ def train_persona(
     split = load_split(corpus_path, seed)
     if config is None and not from_scratch:
         base = load_base()
-        config, tokenizer, initial, schedule = base.config, base.tokenizer, base.weights, FINE_TUNE
+        # The base's network, today's decoding (the base's config.json keeps the settings
+        # of its day).
+        defaults = ModelConfig()
+        config = replace(base.config, **{f: getattr(defaults, f) for f in DECODING_FIELDS})
+        tokenizer, initial, schedule = base.tokenizer, base.weights, FINE_TUNE
         base_id = f"base v{base.version}"
     else:
         config = config or ModelConfig()
@@ -139,8 +148,8 @@ def train_persona(
         config,
         tokenizer.size,
         encode(split.train, tokenizer, config),
-        encode(split.held_out, tokenizer, config),
-        held_out_chars=sum(len(p.reply) + 1 for p in split.held_out),
+        encode(split.validation, tokenizer, config),
+        held_out_chars=sum(len(p.reply) + 1 for p in split.validation),
         initial_weights=initial,
         schedule=schedule,
         started=started,
@@ -154,6 +163,13 @@ def train_persona(
         report=report,
     )
 
+    report({"phase": "calibrating", "fraction": 0.97})
+    bank = bank_replies(split.train, retrieval)
+    generator = persona_generator(fit_result.weights, tokenizer, config, split, bank)
+    calibration = calibrate(generator, split.validation, seed)
+    config = replace(
+        config, end_bias=calibration["end_bias"], newline_bias=calibration["newline_bias"]
+    )
     report({"phase": "exporting", "fraction": 0.99})
     metrics = {
         "held_out_bits_per_char": fit_result.best_bits,
@@ -162,7 +178,8 @@ def train_persona(
         "stop_reason": fit_result.stop_reason,
         "started_from": base_id,
         "train_replies": len(split.train),
-        "held_out_replies": len(split.held_out),
+        "validation_replies": len(split.validation),
+        "test_replies": len(split.test),
         "vocabulary_size": tokenizer.size,
         "parameters": fit_result.parameters,
         "device": fit_result.device,
@@ -170,12 +187,12 @@ def train_persona(
         "seed": seed,
         "training_seconds": round(time.monotonic() - started, 1),
         "resumed_from_step": fit_result.resumed_from_step,
+        "calibration": calibration,
+        "retrieval": {"policy": retrieval, "replies": len(bank)},
     }
     vocabulary_file = "tokenizer.json" if config.tokens == "pieces" else "vocabulary.json"
     export_dir = export_generator(
-        reply_generator(
-            fit_result.weights, tokenizer, config, span_fingerprints(training_messages(split))
-        ),
+        generator,
         model_base,
         name,
         extras={
@@ -185,7 +202,8 @@ def train_persona(
             vocabulary_file: json.loads(tokenizer.to_json()),
             "split.json": {
                 "seed": seed,
-                "held_out": sorted({(p.thread, p.conversation) for p in split.held_out}),
+                "test": sorted({(p.thread, p.conversation) for p in split.test}),
+                "validation": sorted({(p.thread, p.conversation) for p in split.validation}),
             },
         },
     )
@@ -202,9 +220,21 @@ def train_persona(
     return TrainResult(int(export_dir.name), export_dir, metrics)
 
 
-def training_messages(split) -> list[str]:
-    """Every message of the training pairs, the friends' too: replies must recite none."""
-    return sorted({m for p in split.train for m in (*p.context.split("\n"), *p.reply.split("\n"))})
+def persona_generator(weights: dict, tokenizer, config: ModelConfig, split, bank):
+    """The graph a persona exports: its network, the verbatim guards over its training
+    messages, and `bank` (`mimical.model.retrieval.bank_replies`) to retrieve from."""
+    own, others = training_messages(split)
+    return reply_generator(
+        weights, tokenizer, config, span_fingerprints(own), span_fingerprints(others), bank
+    )
+
+
+def training_messages(split) -> tuple[list[str], list[str]]:
+    """The person's own training messages, and everyone else's (the friends' turns in the
+    contexts): a sampled reply should recite neither, and never the latter."""
+    own = {line for p in split.train for line in p.reply.split("\n")}
+    others = {line for p in split.train for line in p.context.split("\n")} - own
+    return sorted(own), sorted(others)
 
 
 def fit(

@@ -95,12 +95,13 @@ class ModelClient:
         model: str,
         context: str,
         *,
-        temperature: float = 0.8,
+        temperature: float = 1.0,
         max_chars: int = 200,
         seed: int | None = None,
         timeout: float = 10.0,
     ) -> str:
-        """The persona's reply to `context` (the recent turns, newest last)."""
+        """The persona's reply to `context` (the recent turns, newest last); `temperature`
+        1 samples the persona's calibrated distribution (`ModelConfig.temperature`)."""
         from tensorflow_serving.apis import predict_pb2
 
         request = predict_pb2.PredictRequest()

@@ -6,7 +6,7 @@ import pytest
 
 from mimical.errors import InputError
 from mimical.model.evaluate import evaluate_model, style
-from mimical.model.report import write_report
+from mimical.model.report import FIGURES, write_report
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -24,25 +24,44 @@ def evaluation(tiny_model):
 
 
 def test_evaluation_compares_with_the_5gram_baseline(evaluation, tiny_model):
-    assert evaluation["held_out_replies"] == tiny_model.metrics["held_out_replies"]
+    assert evaluation["test_replies"] == tiny_model.metrics["test_replies"]
+    assert evaluation["exchanges"] == 30 and evaluation["seeds"] == [0, 1, 2]
     assert 0 < evaluation["baseline_5gram_bits_per_char"] < evaluation["bits_per_char"] < 8
-    assert 0 <= evaluation["verbatim_rate"] <= 1
     assert evaluation["style"]["model"]["replies"] == 30
-    assert {"context", "real", "model"} <= set(evaluation["samples"][0])
+    assert {"context", "real", "model", "retrieval"} <= set(evaluation["samples"][0])
     assert len(evaluation["samples"]) == 10
 
 
+def test_every_figure_has_a_mean_and_an_interval_over_three_seeds(evaluation):
+    for system in ("model", "retrieval", "random", "echo", "person"):
+        for name, figure in evaluation["systems"][system].items():
+            if figure["mean"] is not None:
+                assert figure["low"] <= figure["mean"] <= figure["high"], (system, name)
+                assert figure["seeds"] == 3
+
+
 def test_evaluation_says_whether_replies_make_sense(evaluation):
-    sense = evaluation["sense"]
+    systems = evaluation["systems"]
+    model, person = systems["model"], systems["person"]
     # The tiny model writes gibberish: easy to tell apart, many non-words.
-    assert sense["two_sample_accuracy"] > 0.7
-    assert sense["non_word_rate"]["persona"] < 0.1 < sense["non_word_rate"]["model"]
-    relevance = sense["context_relevance"]
-    assert relevance["exchanges"] > 20 and relevance["persona_gain"] > 0
-    assert relevance["relevance"] < 0.5
-    assert sense["distinct_2"]["persona"] == pytest.approx(
+    assert model["two_sample_accuracy"]["mean"] > 0.7
+    assert person["non_word_rate"]["mean"] < 0.1 < model["non_word_rate"]["mean"]
+    assert model["relevance"]["mean"] < 0.5
+    assert person["relevance"]["mean"] == pytest.approx(1.0)
+    assert person["distinct_2"]["mean"] == pytest.approx(
         evaluation["style"]["persona"]["distinct_2"], abs=1e-3
     )
+
+
+def test_the_baselines_are_what_they_claim(evaluation):
+    systems = evaluation["systems"]
+    # An echo of the friend is no answer: never above a random reply of the person.
+    assert systems["echo"]["relevance"]["mean"] <= systems["random"]["relevance"]["mean"]
+    # Retrieval and random replies are the person's own training replies.
+    assert systems["retrieval"]["exact_copy_rate"]["mean"] == 1.0
+    assert systems["random"]["exact_copy_rate"]["mean"] == 1.0
+    # The person against themselves is the two-sample floor.
+    assert systems["person"]["two_sample_accuracy"]["mean"] < 0.7
 
 
 def test_style_statistics():
@@ -67,7 +86,7 @@ def test_report_renders_in_a_browser(evaluation, tmp_path):
         assert page.locator("img").evaluate("img => img.naturalWidth") > 100
         assert page.locator("h2", has_text="Sample exchanges").count() == 1
         sense_table = page.locator("h2", has_text="make sense").locator("xpath=following::table[1]")
-        assert sense_table.locator("tr").count() == 5
+        assert sense_table.locator("tr").count() == len(FIGURES) + 1
         assert "two-sample accuracy" in sense_table.inner_text()
         samples = page.locator("h2", has_text="Sample exchanges").locator(
             "xpath=following::table[1]"
@@ -105,5 +124,5 @@ def test_one_sample_leaves_the_sense_figures_empty_not_broken(tiny_model, tmp_pa
         str(tmp_path / "r.html"),
     ]
     assert main(argv) == 0
-    assert "two-sample accuracy:   n/a" in capsys.readouterr().out
+    assert "two-sample accuracy:   model n/a" in capsys.readouterr().out
     assert "n/a" in (tmp_path / "r.html").read_text()

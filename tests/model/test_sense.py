@@ -94,11 +94,36 @@ def test_relevance_is_one_for_real_replies_and_zero_for_unrelated(reference):
     real = [answer for _, answer in TOPICS.values()]
     as_real = context_relevance(contexts, real, list(real), reference)
     assert as_real["relevance"] == pytest.approx(1.0) and as_real["persona_gain"] > 0.4
-    assert as_real["relevance_stderr"] == 0  # each reply ranks its own context first
+    assert as_real["relevance_stderr"] == 0  # each reply ranks its own turn first
     gibberish = context_relevance(contexts, real, ["xq zzv"] * len(real), reference)
     assert gibberish["relevance"] == 0 and gibberish["exchanges"] == len(real)
     swapped = context_relevance(contexts, real, real[1:] + real[:1], reference)
     assert swapped["relevance"] <= 0.1  # each reply answers another context: about random
+
+
+def test_an_echo_of_the_friend_scores_no_better_than_a_random_reply(reference):
+    """Words copied from the context earn nothing: saying the friend's turn back is not
+    an answer, however strongly its words go with themselves."""
+    turns = [question for question, _ in TOPICS.values()]
+    real = [answer for _, answer in TOPICS.values()]
+    echo = context_relevance(turns, real, list(turns), reference)
+    random_reply = context_relevance(turns, real, real[2:] + real[:2], reference)
+    assert echo["relevance"] <= random_reply["relevance"]
+    assert echo["relevance"] == pytest.approx(-0.5 / echo["persona_gain"])  # the worst rank
+    # A reply that repeats the friend's words and adds the right answer still scores.
+    echo_and_answer = [f"{turn} {answer}" for turn, answer in zip(turns, real, strict=True)]
+    assert context_relevance(turns, real, echo_and_answer, reference)["relevance"] > 0.5
+
+
+def test_only_the_words_of_the_whole_context_count_as_copied(reference):
+    """Relevance is to the friend's last turn; a word from an earlier turn is a copy too."""
+    turns = [question for question, _ in TOPICS.values()]
+    real = [answer for _, answer in TOPICS.values()]
+    contexts = [f"{answer}\n{turn}" for turn, answer in zip(turns, real, strict=True)]
+    copied = context_relevance(turns, real, list(real), reference, contexts)
+    assert (
+        copied["model_gain"] < context_relevance(turns, real, list(real), reference)["model_gain"]
+    )
 
 
 def test_openers_are_skipped_and_too_few_exchanges_give_none(reference):

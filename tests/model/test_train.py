@@ -9,7 +9,7 @@ import pytest
 
 from mimical.corpus.schema import CorpusMessage, read_corpus
 from mimical.errors import InputError
-from mimical.model.data import MIN_REPLIES, load_split
+from mimical.model.data import MAX_TEST_FRACTION, MIN_REPLIES, TEST_REPLIES, load_split
 from mimical.model.train import tiny_config, train_persona
 from tests.fixtures.corpus import write_corpus
 
@@ -27,12 +27,32 @@ def short_corpus(small_corpus, tmp_path_factory):
     return path
 
 
-def test_held_out_split_is_by_conversation(small_corpus):
+def test_split_is_by_conversation_with_validation_carved_from_training(small_corpus):
+    """Test conversations are never read by training; validation ones choose the checkpoint."""
     split = load_split(small_corpus, seed=0)
-    train_keys = {(p.thread, p.conversation) for p in split.train}
-    held_out_keys = {(p.thread, p.conversation) for p in split.held_out}
-    assert held_out_keys and not train_keys & held_out_keys
-    assert 0.1 <= len(split.held_out) / (len(split.train) + len(split.held_out)) <= 0.2
+    parts = (split.train, split.validation, split.test)
+    train_keys, validation_keys, test_keys = (
+        {(p.thread, p.conversation) for p in part} for part in parts
+    )
+    assert validation_keys and test_keys
+    assert not train_keys & test_keys and not validation_keys & test_keys
+    assert not train_keys & validation_keys
+    total = sum(map(len, parts))
+    assert len(split.test) >= min(TEST_REPLIES, 0.15 * total)
+    assert len(split.test) <= 1.5 * min(TEST_REPLIES, MAX_TEST_FRACTION * total)
+    assert 0.05 <= len(split.validation) / (len(split.train) + len(split.validation)) <= 0.16
+
+
+def test_the_export_records_which_conversations_are_for_testing(tiny_model):
+    from mimical.model.export import read_extra
+
+    recorded = read_extra(tiny_model.export_dir, "split.json")
+    split = load_split(tiny_model.corpus, seed=0)
+    assert {tuple(k) for k in recorded["test"]} == {(p.thread, p.conversation) for p in split.test}
+    assert {tuple(k) for k in recorded["validation"]} == {
+        (p.thread, p.conversation) for p in split.validation
+    }
+    assert tiny_model.metrics["validation_replies"] == len(split.validation)
 
 
 def test_retraining_adds_a_version_and_the_seed_repeats_it(short_corpus, tmp_path):

@@ -1,0 +1,198 @@
+"""The person's own replies as candidates: which ones may be reused, and how they are found.
+
+A retrieved reply is a candidate beside the sampled ones, scored by the same network and
+chosen by the same rule (`mimical.model.model`), so the persona answers with something
+it really wrote when that fits better than anything it samples. Found by the friend's
+latest message: TF-IDF over its words against the message each stored reply answered,
+in the graph with core ops (a hash table from word to column, a sparse-dense `MatMul`,
+`TopKV2`).
+
+Privacy decides what may be stored (`bank_replies`). A persona's replies are read by
+whoever talks to it, so by default (`"public"`) only replies that identify nothing are
+reused: short ones (under VERBATIM_WORDS words) or ones the person sent in at least
+`MIN_CONVERSATIONS` different conversations (a habit, not a secret). Never a reply with
+a scrubbed placeholder (`<EMAIL>`, `<URL:…>`) or one quoting VERBATIM_WORDS words of
+another person's message. The owner of a private persona may allow every reply of
+theirs (`"all"`, `mimical train --retrieval all`), or none (`"off"`).
+
+    python -m mimical.model.retrieval corpus.jsonl   # how many replies each policy keeps
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import math
+import re
+import sys
+from dataclasses import dataclass
+
+from mimical.corpus.schema import Pair
+
+POLICIES = ("public", "all", "off")
+VERBATIM_WORDS = 6
+MIN_CONVERSATIONS = 2
+# Bounds the graph's size: a sparse (replies × words) matrix and the strings.
+MAX_REPLIES = 20000
+# The words retrieval compares: letters, digits and apostrophes, lowercased (the same
+# rule as the graph's `query_words`).
+WORD = re.compile(r"[\w']+")
+PLACEHOLDER = re.compile(r"<(?:EMAIL|PHONE|CARD|IBAN|URL:[^>]*)>")
+
+
+def words(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+def latest_message(context: str) -> str:
+    """What retrieval answers: the context's last line (the friend's latest message)."""
+    return context.rsplit("\n", 1)[-1]
+
+
+def _spans(text: str) -> set[tuple[str, ...]]:
+    tokens = words(text)
+    return {tuple(tokens[i : i + VERBATIM_WORDS]) for i in range(len(tokens) - VERBATIM_WORDS + 1)}
+
+
+@dataclass(frozen=True)
+class Bank:
+    """Stored replies and the friend message each one answered (its query side)."""
+
+    replies: tuple[str, ...] = ()
+    queries: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.replies)
+
+
+def bank_replies(train: list[Pair], policy: str = "public") -> Bank:
+    """The training replies that may be reused under `policy` (see the module docstring)."""
+    if policy not in POLICIES:
+        raise ValueError(f"retrieval policy must be one of {POLICIES}, not {policy!r}")
+    if policy == "off":
+        return Bank()
+    replies = {line for p in train for line in p.reply.split("\n")}
+    others = set()
+    for pair in train:
+        for line in pair.context.split("\n"):
+            if line not in replies:
+                others |= _spans(line)
+    conversations = collections.defaultdict(set)
+    for pair in train:
+        conversations[" ".join(words(pair.reply))].add((pair.thread, pair.conversation))
+    kept: dict[tuple[str, str], None] = {}
+    for pair in train:
+        query = latest_message(pair.context)
+        if not words(query) or PLACEHOLDER.search(pair.reply) or _spans(pair.reply) & others:
+            continue
+        habit = len(conversations[" ".join(words(pair.reply))]) >= MIN_CONVERSATIONS
+        if policy == "all" or len(words(pair.reply)) < VERBATIM_WORDS or habit:
+            kept[query, pair.reply] = None
+    chosen = list(kept)[-MAX_REPLIES:]  # the most recent, when there are too many
+    return Bank(tuple(r for _, r in chosen), tuple(q for q, _ in chosen))
+
+
+@dataclass(frozen=True)
+class Index:
+    """The bank as TF-IDF rows: `vocabulary[i]` is column i; rows are L2-normalised."""
+
+    vocabulary: tuple[str, ...]
+    idf: tuple[float, ...]
+    rows: tuple[tuple[int, ...], ...]  # each query's columns, distinct
+    weights: tuple[tuple[float, ...], ...]
+
+    @classmethod
+    def build(cls, queries: tuple[str, ...]) -> Index:
+        columns = [sorted(set(words(q))) for q in queries]
+        document_frequency = collections.Counter(w for ws in columns for w in ws)
+        vocabulary = tuple(sorted(document_frequency))
+        position = {w: i for i, w in enumerate(vocabulary)}
+        idf = tuple(
+            math.log((1 + len(queries)) / (1 + document_frequency[w])) + 1 for w in vocabulary
+        )
+        rows, weights = [], []
+        for ws in columns:
+            ids = tuple(position[w] for w in ws)
+            norm = math.sqrt(sum(idf[i] ** 2 for i in ids)) or 1.0
+            rows.append(ids)
+            weights.append(tuple(idf[i] / norm for i in ids))
+        return cls(vocabulary, idf, tuple(rows), tuple(weights))
+
+
+def graph_retrieval(bank: Bank, k: int):
+    """The in-graph retrieval of `k` replies over `bank` (a tf.Module), or None when there
+    is nothing to retrieve."""
+    return _graph_retrieval_class()(bank, k) if len(bank) and k else None
+
+
+@functools.cache
+def _graph_retrieval_class():
+    import tensorflow as tf
+
+    class GraphRetrieval(tf.Module):
+        """`top(contexts)`: the `k` stored replies whose query best matches each context's
+        latest message, with their cosine similarity (0: no word in common)."""
+
+        def __init__(self, bank: Bank, k: int):
+            super().__init__(name="retrieval")
+            # A bank smaller than k is padded with empty replies that match nothing.
+            padding = max(k - len(bank), 0)
+            bank = Bank(bank.replies + ("",) * padding, bank.queries + ("",) * padding)
+            self.k = k
+            index = Index.build(bank.queries)
+            self.replies = tf.Variable(list(bank.replies), dtype=tf.string, trainable=False)
+            keys = tf.constant(list(index.vocabulary) or [""], tf.string)
+            self.columns = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    keys, tf.range(tf.size(keys, out_type=tf.int64), dtype=tf.int64)
+                ),
+                default_value=-1,
+            )
+            self.idf = tf.Variable(list(index.idf) or [0.0], dtype=tf.float32, trainable=False)
+            entries = [(r, c) for r, row in enumerate(index.rows) for c in row]
+            self.entry_indices = tf.Variable(
+                tf.constant(entries or [(0, 0)], tf.int64), trainable=False
+            )
+            self.entry_values = tf.Variable(
+                [w for row in index.weights for w in row] or [0.0], trainable=False
+            )
+            self.shape = tf.constant([len(bank), max(len(index.vocabulary), 1)], tf.int64)
+
+        def query_words(self, contexts):
+            """The latest message's words per row: (B, None) ragged strings."""
+            lines = tf.strings.split(contexts, sep="\n")
+            latest = tf.gather(lines.values, lines.row_limits() - 1)
+            cleaned = tf.strings.regex_replace(tf.strings.lower(latest), r"[^\w']+", " ")
+            return tf.strings.split(tf.strings.strip(cleaned))
+
+        def top(self, contexts):
+            """(B, k) similarities and (B, k) replies (strings)."""
+            found = self.query_words(contexts)
+            columns = self.columns.lookup(found.flat_values)  # (W,) -1 for unknown words
+            rows = tf.cast(found.value_rowids(), tf.int64)
+            known = columns >= 0
+            columns, rows = tf.boolean_mask(columns, known), tf.boolean_mask(rows, known)
+            batch = tf.shape(contexts, out_type=tf.int64)[0]
+            # Each word once per query, weighted by its idf, then the row normalised.
+            query = tf.tensor_scatter_nd_max(
+                tf.zeros(tf.stack([batch, self.shape[1]])),
+                tf.stack([rows, columns], axis=1),
+                tf.gather(self.idf, columns),
+            )  # (B, V)
+            query = tf.math.l2_normalize(query, axis=1)
+            bank = tf.sparse.SparseTensor(self.entry_indices, self.entry_values, self.shape)
+            similarity = tf.transpose(tf.sparse.sparse_dense_matmul(bank, query, adjoint_b=True))
+            best, index = tf.math.top_k(similarity, self.k)  # (B, k)
+            return best, tf.gather(self.replies, index)
+
+    return GraphRetrieval
+
+
+if __name__ == "__main__":
+    from pathlib import Path
+
+    from mimical.model.data import load_split
+
+    split = load_split(Path(sys.argv[1]))
+    for policy in POLICIES:
+        print(f"{policy}: {len(bank_replies(split.train, policy))} of {len(split.train)} replies")
