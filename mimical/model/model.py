@@ -19,14 +19,20 @@ Two kinds of tokens (`ModelConfig.tokens`):
   corpus, for a small network learned from scratch (`--from-scratch`, the tests' tiny
   model). In the graph that is `unicode_decode`, a `searchsorted` and `unicode_encode`.
 
-Decoding: `candidates` replies per request are sampled as one batch (top-k, then the
-nucleus of `top_p` of it) and the one with the best length-normalised
-log p(reply | context) − `anti_lm_weight` · log p(reply) is returned: maximum mutual
-information (Li et al. 2016) against bland replies that fit any context. log p(reply)
-comes from the same network read as a language model of chat text (what it learnt from
-the context positions), from its start state; not from the opener state after a lone
-SEP, which would favour whatever a person does not open chats with. Those rows run in
-the same batch as the candidates, so both terms cost one loop.
+Decoding: `candidates` replies per request are sampled as one batch, close to the
+learned distribution (temperature 1, a wide top-k and nucleus: truncation is what makes
+generated text easy to tell from a person's), with the persona's calibrated end-of-turn
+and line-break biases (`mimical.model.calibrate`). Beside them, `retrieved` of the
+person's own replies, found by the friend's latest message (`mimical.model.retrieval`),
+are read through the same network with their tokens forced. Every candidate gets its
+length-normalised log p(reply | context) − `anti_lm_weight` · log p(reply): maximum
+mutual information (Li et al. 2016) against bland replies that fit any context; the best
+is returned. log p(reply) comes from the same network read as a language model of chat
+text (what it learnt from the context positions), from its start state; not from the
+opener state after a lone SEP, which would favour whatever a person does not open chats
+with. Those rows run in the same batch as the candidates, so both terms cost one loop.
+The verbatim guards: a sampled candidate repeating 6 words of the person's training
+messages loses to any that does not; one repeating 6 words of anybody else's is refused.
 
 Try it: `python -m mimical.model.train corpus.jsonl /tmp/models` trains and exports.
 """
