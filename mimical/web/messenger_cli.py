@@ -114,7 +114,8 @@ def register(subparsers) -> None:
         "--metrics-port",
         type=int,
         default=0,
-        help="serve Prometheus metrics (replies sent, page token state) on this port; 0: none",
+        help="serve /metrics (replies sent, Graph errors, whether the Page can send) and /readyz"
+        " on this port; 0: none",
     )
     respond.add_argument(
         "--takeover-seconds",
@@ -279,6 +280,34 @@ def run_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def responder_wsgi(app):
+    """The responder's own small HTTP face: `/metrics`, and `/readyz` (503 with the reason
+    while Graph refuses the Page's messages: `mimical.web.page_health`), for monitoring.
+
+    The chart does not make it the container's readiness probe: an unready responder
+    would take its pod's webhook out of the Service too, and Messenger would then lose
+    events it could still deliver. Alert on `mimical_messenger_page_can_send == 0`."""
+    import json
+
+    from prometheus_client import make_wsgi_app
+
+    from mimical.web.health import readiness_problem
+
+    metrics = make_wsgi_app(app.extensions["mimical_metrics"])
+
+    def wsgi(environ, start_response):
+        if environ.get("PATH_INFO") != "/readyz":
+            return metrics(environ, start_response)
+        problem = readiness_problem(app)
+        answer = {"error": "unavailable", "message": f"not ready: {problem}"} if problem else None
+        body = json.dumps(answer or {"status": "ok"}).encode()
+        status = "503 Service Unavailable" if problem else "200 OK"
+        start_response(status, [("Content-Type", "application/json")])
+        return [body]
+
+    return wsgi
+
+
 def run_respond(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -315,9 +344,10 @@ def run_respond(args: argparse.Namespace) -> int:
         test_config={"MIMICAL_MESSENGER_QUEUE_OPTIONS": queue_options},
     )
     if args.metrics_port:
-        from prometheus_client import start_http_server
+        from werkzeug.serving import make_server
 
-        start_http_server(args.metrics_port, registry=app.extensions["mimical_metrics"])
+        server = make_server("0.0.0.0", args.metrics_port, responder_wsgi(app), threaded=True)
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     with app.app_context():
         get_messenger()
     print(

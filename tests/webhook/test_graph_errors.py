@@ -257,3 +257,21 @@ def test_usage_headers_below_the_threshold_or_malformed_change_nothing(graph):
     api.check_token()
     assert api.usage_percent == 40  # no usage read: the last one stands
     api.close()
+
+
+def test_the_responders_readyz_fails_while_the_page_cannot_send(make_app, graph):
+    from werkzeug.test import Client
+
+    from mimical.web.messenger_cli import responder_wsgi
+
+    app = make_app(components=("webhook",))  # what `mimical messenger respond` runs
+    probe = Client(responder_wsgi(app))
+    assert probe.get("/readyz").status_code == 200
+    psid = new_psid()
+    graph.fail_recipients[psid] = (400, 10, 2018336)  # pages_messaging gone
+    post_signed(app.test_client(), page_payload(message_event(psid, "hi")))
+    wait_until_answered(app)
+    response = probe.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["message"].startswith("not ready: Graph refuses the Page's")
+    assert b"mimical_messenger_page_can_send 0.0" in probe.get("/metrics").data
