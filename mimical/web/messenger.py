@@ -31,7 +31,7 @@ another app or the Page inbox owns (`standby`) are never answered, and a Page
 admin's own message silences the persona in that conversation for
 `Settings.messenger_human_pause_seconds`, until the user's `%restart` or the
 thread is handed back. `%forget` deletes what is kept about the user (their
-session, queued messages, stored replies and silence; README "Privacy").
+session, queued messages, stored replies and silence; the privacy page says so).
 
 The first reply of a session starts with the automated-reply disclosure
 (`Settings.messenger_disclosure_text`) unless `messenger_disclosure` is off. While

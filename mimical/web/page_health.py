@@ -42,7 +42,7 @@ class MessengerMetrics:
     def __init__(self, registry=None):
         from prometheus_client import CollectorRegistry, Counter, Gauge
 
-        self.registry = registry = registry or CollectorRegistry()
+        registry = registry or CollectorRegistry()
         self.events = Counter(
             "mimical_messenger_events",
             "Messenger events by outcome (queued, duplicate, standby, paused, forgotten)",
