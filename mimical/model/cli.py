@@ -117,7 +117,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
-    from mimical.model.pretrain import BASE_DIR, pretrain
+    from mimical.model.base_model import BASE_DIR
+    from mimical.model.pretrain import pretrain
 
     if args.max_minutes <= 0:
         raise InputError("--max-minutes must be positive")

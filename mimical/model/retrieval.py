@@ -14,8 +14,6 @@ reused: short ones (under VERBATIM_WORDS words) or ones the person sent in at le
 a scrubbed placeholder (`<EMAIL>`, `<URL:…>`) or one quoting VERBATIM_WORDS words of
 another person's message. The owner of a private persona may allow every reply of
 theirs (`"all"`, `mimical train --retrieval all`), or none (`"off"`).
-
-    python -m mimical.model.retrieval corpus.jsonl   # how many replies each policy keeps
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import collections
 import functools
 import math
 import re
-import sys
 from dataclasses import dataclass
 
 from mimical.corpus.schema import Pair
@@ -186,13 +183,3 @@ def _graph_retrieval_class():
             return best, tf.gather(self.replies, index)
 
     return GraphRetrieval
-
-
-if __name__ == "__main__":
-    from pathlib import Path
-
-    from mimical.model.data import load_split
-
-    split = load_split(Path(sys.argv[1]))
-    for policy in POLICIES:
-        print(f"{policy}: {len(bank_replies(split.train, policy))} of {len(split.train)} replies")

@@ -359,7 +359,7 @@ def _rounded(value):
 def chitchat_turns() -> Iterator[list[str]]:
     """The turns (one sender's messages, joined by newlines) of each chitchat conversation
     that the base model may learn from: no held-out person, no demo persona."""
-    from mimical.model.pretrain import held_out_conversation
+    from mimical.model.base_model import held_out_conversation
     from mimical.samples.plan import load_chats
 
     for chat in load_chats():
@@ -402,7 +402,7 @@ def build_chitchat_reference() -> Reference:
 @functools.cache
 def chitchat_reference() -> Reference:
     """The reference learned from chitchat minus held-out conversations (disk-cached)."""
-    from mimical.model.pretrain import HELD_OUT_RULE
+    from mimical.model.base_model import HELD_OUT_RULE
 
     recipe = (
         REFERENCE_FORMAT,
