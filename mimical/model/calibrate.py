@@ -20,17 +20,12 @@ import time
 
 from mimical.corpus.schema import Pair
 from mimical.model.model import DEFAULT_TEMPERATURE
+from mimical.model.sense import ks_distance
 
 CONTEXTS = 64
 REPLY_CHARS = 200
 END_BIASES = (-1.0, -0.5, 0.0, 0.5, 1.0)
 NEWLINE_BIASES = (-1.0, 0.0, 1.0)
-
-
-def ks_distance(sample: list[int], reference: list[int]) -> float:
-    from scipy.stats import ks_2samp
-
-    return float(ks_2samp(sample, reference).statistic)
 
 
 def calibrate(generator, validation: list[Pair], seed: int = 0) -> dict:

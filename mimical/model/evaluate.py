@@ -45,6 +45,7 @@ from mimical.model.sense import (
     context_relevance,
     distinct_n,
     is_emoji,
+    ks_distance,
     non_word_rate,
     two_sample_accuracy,
 )
@@ -69,6 +70,8 @@ def test_split(
     conversations instead of the test ones: for choosing decoding settings, which the
     test conversations must not see."""
     split = read_extra(export_dir, "split.json")
+    if "test" not in split:  # exported before validation was carved out: one held-out part
+        split = {"test": split.get("held_out", [])}
     parts = {name: {tuple(key) for key in split.get(name, [])} for name in ("test", "validation")}
     train, test = [], []
     for pair in training_pairs(read_corpus(corpus_path)):
@@ -174,12 +177,6 @@ class TrainingText:
             if normalized(r) in self.replies and len(TOKEN.findall(r)) >= min_words
         ]
         return len(copies) / max(len(replies), 1)
-
-
-def ks_distance(sample: list[float], reference: list[float]) -> float:
-    from scipy.stats import ks_2samp
-
-    return float(ks_2samp(sample, reference).statistic)
 
 
 def system_figures(

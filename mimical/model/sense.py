@@ -69,6 +69,14 @@ def distinct_n(replies: Iterable[str], n: int) -> float:
     return len(set(grams)) / max(len(grams), 1)
 
 
+def ks_distance(sample: list[float], reference: list[float]) -> float:
+    """Kolmogorov–Smirnov distance of two samples (e.g. reply lengths): 0 = the same
+    distribution, 1 = no overlap. Only the statistic: no p-value is computed."""
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(sample, reference, method="asymp").statistic)
+
+
 # ---------------------------------------------------------------- two-sample test
 
 
