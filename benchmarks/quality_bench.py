@@ -189,7 +189,7 @@ def run(person: str, minutes: float, variants: list[str], args, workdir: Path) -
         "replies": len(split.train) + len(split.validation) + len(split.test),
         "training": {
             label: {k: r.metrics[k] for k in ("training_seconds", "steps", "stop_reason")}
-            | {"validation_bits_per_char": round(r.metrics["held_out_bits_per_char"], 4)}
+            | {"validation_bits_per_char": round(r.metrics["validation_bits_per_char"], 4)}
             for label, r in trained.items()
         },
         "calibration": today.metrics["calibration"],

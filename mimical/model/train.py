@@ -190,7 +190,7 @@ def train_persona(
     )
     report({"phase": "exporting", "fraction": 0.99})
     metrics = {
-        "held_out_bits_per_char": fit_result.best_bits,
+        "validation_bits_per_char": fit_result.best_bits,
         "epochs": fit_result.epochs,
         "steps": fit_result.steps,
         "stop_reason": fit_result.stop_reason,
@@ -229,8 +229,8 @@ def train_persona(
     report({"phase": "done", "fraction": 1.0})
     if progress:
         print(
-            f"trained {name} v{export_dir.name} ({base_id}): held-out "
-            f"{metrics['held_out_bits_per_char']:.3f} bits/char after {fit_result.steps} steps "
+            f"trained {name} v{export_dir.name} ({base_id}): validation "
+            f"{metrics['validation_bits_per_char']:.3f} bits/char after {fit_result.steps} steps "
             f"({fit_result.stop_reason}), {metrics['training_seconds']:.0f}s on "
             f"{metrics['device']} → {export_dir}",
             file=sys.stderr,
@@ -341,7 +341,7 @@ def fit(
                 "step": step + 1,
                 "epoch": round((step + 1) / steps_per_epoch, 2),
                 "train_loss": float(np.mean(running)),
-                "held_out_bits_per_char": bits,
+                "validation_bits_per_char": bits,
                 "elapsed_seconds": round(time.monotonic() - started, 1),
             }
         )

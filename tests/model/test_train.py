@@ -60,7 +60,7 @@ def test_retraining_adds_a_version_and_the_seed_repeats_it(short_corpus, tmp_pat
     second = tiny_train(short_corpus, tmp_path, epochs=1, seed=5)
     assert (first.version, second.version) == (1, 2)
     assert second.export_dir == tmp_path / "p" / "2"
-    assert first.metrics["held_out_bits_per_char"] == second.metrics["held_out_bits_per_char"]
+    assert first.metrics["validation_bits_per_char"] == second.metrics["validation_bits_per_char"]
     assert (first.export_dir / "variables" / "variables.data-00000-of-00001").read_bytes() == (
         second.export_dir / "variables" / "variables.data-00000-of-00001"
     ).read_bytes()
