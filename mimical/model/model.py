@@ -100,11 +100,13 @@ class ModelConfig:
     retrieved: int = 4
     # Calibration, fitted per persona on the validation conversations
     # (`mimical.model.calibrate`) and exported as variables: a temperature the client's
-    # is multiplied by, and logit biases on the end of the turn and on line breaks, so
-    # that turns come out as long, and in as many lines, as the person's.
+    # is multiplied by, logit biases on the end of the turn and on line breaks, and a
+    # bias on retrieved candidates' scores, so that turns come out as long, and in as
+    # many lines, as the person's.
     temperature: float = 1.0
     end_bias: float = 0.0
     newline_bias: float = 0.0
+    retrieval_bias: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -332,6 +334,7 @@ def _reply_generator_class():
             self.temperature = tf.Variable(config.temperature, trainable=False)
             self.end_bias = tf.Variable(config.end_bias, trainable=False)
             self.newline_bias = tf.Variable(config.newline_bias, trainable=False)
+            self.retrieval_bias = tf.Variable(config.retrieval_bias, trainable=False)
             newline = tokenizer.encode("\n")
             self.end_mask = tf.one_hot(EOT, tokenizer.size)
             self.newline_mask = tf.reduce_sum(tf.one_hot(newline[:1], tokenizer.size), axis=0)
@@ -557,6 +560,7 @@ def _reply_generator_class():
             # The verbatim guards: a sampled candidate repeating a span of the person's
             # training messages loses to any that does not; one repeating another
             # person's words, or a retrieved reply that matches nothing, is refused.
+            score += tf.where(is_forced, self.retrieval_bias, 0.0)
             own = self.recites(candidates) & ~is_forced
             refused = self.recites(candidates, self.others_spans) | (unmatched > 0)
             score -= tf.where(own, 1e6, 0.0) + tf.where(refused, 1e9, 0.0)

@@ -186,7 +186,7 @@ def train_persona(
     generator = persona_generator(fit_result.weights, tokenizer, config, split, bank)
     calibration = calibrate(generator, split.validation, seed)
     config = replace(
-        config, end_bias=calibration["end_bias"], newline_bias=calibration["newline_bias"]
+        config, **{k: calibration[k] for k in ("end_bias", "retrieval_bias", "newline_bias")}
     )
     report({"phase": "exporting", "fraction": 0.99})
     metrics = {
