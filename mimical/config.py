@@ -12,6 +12,11 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+# The training budget (minutes of the training loop) of `mimical demo` and of builds
+# through `mimical serve` when nothing else is asked; chosen by quality against time on
+# held-out people (README, "Training and evaluating a persona").
+DEFAULT_TRAINING_MINUTES = 1.0
+
 
 def _default_home() -> Path:
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

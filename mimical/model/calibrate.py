@@ -7,8 +7,8 @@ the turn, one on the line break; a third bias, on the score of retrieved replies
 the short stored replies from winning more often than the person answers that briefly.
 They are fitted on the validation conversations (never the test ones) by a coordinate
 search that minimises the Kolmogorov–Smirnov distance of reply lengths plus that of line
-counts, and set as variables of the `ReplyGenerator`, so they travel in the SavedModel. One search is at most 9 batched reply calls of
-`CONTEXTS` contexts: seconds on two cores.
+counts, and set as variables of the `ReplyGenerator`, so they travel in the SavedModel.
+One search is at most 9 batched reply calls of `CONTEXTS` contexts: seconds on two cores.
 
     calibrate(generator, validation_pairs) → {"end_bias": …, "retrieval_bias": …, …}
 """
