@@ -49,8 +49,8 @@ def register(subparsers) -> None:
         choices=("public", "all", "off"),
         default="public",
         help="which of your replies the persona may say again word for word: 'public' "
-        "(default) only short ones or ones you sent in 2+ conversations; 'all' (private "
-        "personas only) any of yours; 'off' none",
+        "(default) only ones under 6 words; 'all' (private personas only) any of yours; "
+        "'off' none",
     )
     train.add_argument("--json", action="store_true", help="print the result as JSON")
     train.set_defaults(func=run_train)
