@@ -20,7 +20,7 @@ against time), in the same run:
    - `before`: round two (its fine-tuning, and its decoder: 4 candidates at T 0.8,
      top-k 40, top-p 0.9, no calibration, no retrieval); `sampling`: 4 candidates
      sampled near the learned distribution, calibrated; `one`: the same with one
-     candidate (what the reranker does); `hybrid`: 2 sampled and 4 of the person's own
+     candidate (what the reranker does); `hybrid`: 1 sampled and 2 of the person's own
      replies retrieved (the default, as exported);
    - beside the baselines: retrieval by nearest friend turn, a random reply of the
      person, an echo of the friend, and the person against themselves (the floor);

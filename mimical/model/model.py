@@ -88,7 +88,7 @@ class ModelConfig:
     # Decoding (see the module docstring). Sampling stays close to the learned
     # distribution: truncation (top-k, nucleus) removes the rare words, typos and long
     # turns that make a person recognisable (Ippolito et al. 2020).
-    candidates: int = 2
+    candidates: int = 1
     top_k: int = 100
     top_p: float = 0.98
     # Choose among candidates by mutual information with the context (True), or take the
@@ -97,7 +97,7 @@ class ModelConfig:
     anti_lm_weight: float = 0.5
     # The person's own replies retrieved as candidates beside the sampled ones
     # (`mimical.model.retrieval`); 0: none.
-    retrieved: int = 4
+    retrieved: int = 2
     # Calibration, fitted per persona on the validation conversations
     # (`mimical.model.calibrate`) and exported as variables: a temperature the client's
     # is multiplied by, logit biases on the end of the turn and on line breaks, and a
