@@ -11,7 +11,6 @@ service account, else `~/.kube/config`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 
@@ -157,26 +156,28 @@ class Cluster:
             _content_type=MERGE_PATCH,
         )
 
-    # Secrets (the backend stores password hashes there) ---------------------------------
+    # The chatbots' Secret (password hashes, owner-token digests) ------------------------
 
-    def apply_secret(self, body: dict) -> None:
-        """Create the Secret, or replace its data if it exists."""
-        from kubernetes.client.exceptions import ApiException
+    def patch_secret_data(self, name: str, data: dict[str, str | None]) -> None:
+        """Set (or, for None, remove) these keys of the Secret; the rest stays as it is.
 
-        name = body["metadata"]["name"]
-        try:
-            self._call(f"secret {name}", self.core.create_namespaced_secret, self.namespace, body)
-        except ApiException as error:
-            if error.status != 409:
-                raise
-            self._call(
-                f"secret {name}",
-                self.core.patch_namespaced_secret,
-                name,
-                self.namespace,
-                body,
-                _content_type=MERGE_PATCH,
-            )
+        A merge patch of single keys: concurrent writers of different chatbots never
+        overwrite each other, and no read of the whole Secret is needed first.
+        """
+        import base64
+
+        encoded = {
+            key: None if value is None else base64.b64encode(value.encode()).decode()
+            for key, value in data.items()
+        }
+        self._call(
+            f"Secret {name} (install the chart first)",
+            self.core.patch_namespaced_secret,
+            name,
+            self.namespace,
+            {"data": encoded},
+            _content_type=MERGE_PATCH,
+        )
 
     def read_secret(self, name: str) -> dict[str, str]:
         """The Secret's data, decoded; `NotFoundError` if it does not exist."""
@@ -187,10 +188,6 @@ class Cluster:
         )
         data = secret.data or {}
         return {key: base64.b64decode(value).decode() for key, value in data.items()}
-
-    def delete_secret(self, name: str) -> None:
-        with contextlib.suppress(NotFoundError):
-            self._call(f"secret {name}", self.core.delete_namespaced_secret, name, self.namespace)
 
     # Training Jobs --------------------------------------------------------------------
 

@@ -101,11 +101,16 @@ def test_objects_carry_the_standard_labels(rendered):
 
 def test_services_and_budgets_select_existing_pods(rendered):
     variant, objects = rendered
+    from mimical.kube.manifests import training_job
+
     pod_labels = [
         spec_owner["spec"]["template"]["metadata"]["labels"]
         for spec_owner in objects
         if spec_owner["kind"] in ("Deployment", "StatefulSet")
     ]
+    # The operator's training pods are selected too (their NetworkPolicy).
+    job = training_job("alice", 1, {"source": "s3://b/uploads/alice/1/x.zip"}, Settings())
+    pod_labels.append(job["spec"]["template"]["metadata"]["labels"])
     for obj in objects:
         if obj["kind"] == "Service":
             selector = obj["spec"]["selector"]
@@ -142,21 +147,26 @@ def test_env_names_match_settings(rendered):
                     assert env["name"] in known, f"{variant}: {name}: unknown {env['name']}"
 
 
-def test_operator_rbac_mirrors_the_operator_rules(rendered):
-    from mimical.kube.rbac import operator_rules
+def component_env(objects: list[dict], component: str) -> dict[str, str]:
+    """The plain `value` variables of a component's first container."""
+    return next(
+        {e["name"]: e["value"] for e in spec["containers"][0]["env"] if "value" in e}
+        for name, spec in pod_specs(objects)
+        if name.endswith(f"-{component}")
+    )
+
+
+@pytest.mark.parametrize("component", ["operator", "backend", "webhook"])
+def test_rbac_mirrors_the_rules_the_code_lists(rendered, component):
+    from mimical.kube.rbac import RULES
 
     variant, objects = rendered
-    env = next(
-        container["env"]
-        for name, spec in pod_specs(objects)
-        if name.endswith("-operator")
-        for container in spec["containers"]
-    )
-    configmap = next(e["value"] for e in env if e["name"] == "MIMICAL_SERVING_CONFIGMAP")
+    env = component_env(objects, component)
+    settings = Settings.from_env(env)
     role = next(
         obj
         for obj in objects
-        if obj["kind"] == "Role" and obj["metadata"]["name"].endswith("-operator")
+        if obj["kind"] == "Role" and obj["metadata"]["name"].endswith(f"-{component}")
     )
 
     def normal(rules):
@@ -164,8 +174,21 @@ def test_operator_rbac_mirrors_the_operator_rules(rendered):
             json.dumps({k: sorted(v) for k, v in rule.items()}, sort_keys=True) for rule in rules
         )
 
-    expected = operator_rules(Settings(serving_configmap=configmap))
-    assert normal(role["rules"]) == normal(expected), variant
+    if component == "operator":
+        assert settings.serving_configmap == env["MIMICAL_SERVING_CONFIGMAP"]
+    assert normal(role["rules"]) == normal(RULES[component](settings)), variant
+    # The one Secret they may touch exists, made by the chart.
+    secrets = {o["metadata"]["name"] for o in objects if o["kind"] == "Secret"}
+    assert env["MIMICAL_CHATBOT_SECRETS"] in secrets
+
+
+def test_no_role_reaches_a_secret_by_type_alone(rendered):
+    """Secrets are named (resourceNames) in every rule: no component reads them all."""
+    variant, objects = rendered
+    for role in (o for o in objects if o["kind"] == "Role"):
+        for rule in role["rules"]:
+            if "secrets" in rule["resources"]:
+                assert rule.get("resourceNames"), f"{variant}: {role['metadata']['name']}"
 
 
 def test_workloads_wire_to_each_other(rendered):
@@ -275,10 +298,96 @@ def test_training_jobs_from_the_rendered_operator_settings_are_valid(rendered):
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == env["MIMICAL_TRAINING_IMAGE"]
     assert pod["securityContext"]["runAsNonRoot"] is True
+    # Its ServiceAccount is the chart's, which mounts no API token.
+    (account,) = [
+        o
+        for o in objects
+        if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == pod["serviceAccountName"]
+    ]
+    assert account["automountServiceAccountToken"] is False
     for ref in (
         e["valueFrom"]["secretKeyRef"] for e in pod["containers"][0]["env"] if "valueFrom" in e
     ):
         assert ref["name"], f"{variant}: a training Job reads a Secret with no name"
+
+
+IRSA_ROLE = "arn:aws:iam::111122223333:role/mimical-training"
+
+
+def operator_training_job(objects: list[dict]) -> dict:
+    """The Job the operator, configured as the chart configures it, makes for alice."""
+    from mimical.kube.manifests import training_job
+
+    settings = Settings.from_env(component_env(objects, "operator"))
+    source = f"{settings.storage_url}/uploads/alice/1/export.zip"
+    return training_job("alice", 1, {"source": source}, settings)
+
+
+def test_training_pods_get_the_charts_identity_pull_policy_and_registry(helm):
+    objects = render(
+        helm,
+        [],
+        "--set=imagePullSecrets[0].name=regcred",
+        "--set=training.image.pullPolicy=Always",
+        r"--set=training.serviceAccount.annotations.eks\.amazonaws\.com/role-arn=" + IRSA_ROLE,
+    )
+    accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"}
+    pod = operator_training_job(objects)["spec"]["template"]["spec"]
+    account = accounts[pod["serviceAccountName"]]
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": IRSA_ROLE}
+    # Only the training account carries the training role.
+    others = [a for name, a in accounts.items() if name != pod["serviceAccountName"]]
+    assert not any(a["metadata"].get("annotations") for a in others)
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["containers"][0]["imagePullPolicy"] == "Always"
+    # No storage Secret configured: no keys in the pod, the role gives access.
+    assert not [e for e in pod["containers"][0]["env"] if e["name"].startswith("AWS_ACCESS")]
+    # Every pod the chart makes pulls with the registry Secret too.
+    for name, spec in pod_specs(objects):
+        assert spec.get("imagePullSecrets") == [{"name": "regcred"}], name
+
+
+def test_training_pods_get_storage_keys_only_from_a_named_secret(helm):
+    objects = render(helm, [], "--set=storage.existingSecret=mimical-s3")
+    env = operator_training_job(objects)["spec"]["template"]["spec"]["containers"][0]["env"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
+    assert refs["AWS_SECRET_ACCESS_KEY"] == {"name": "mimical-s3", "key": "AWS_SECRET_ACCESS_KEY"}
+
+
+def test_allowed_training_images_reach_the_operator(helm):
+    from mimical.kube.manifests import allowed_training_images
+
+    objects = render(helm, [], "--set=training.allowedImages[0]=registry.example/train:gpu")
+    settings = Settings.from_env(component_env(objects, "operator"))
+    assert allowed_training_images(settings) == {
+        settings.training_image,
+        "registry.example/train:gpu",
+    }
+
+
+def test_operator_has_a_liveness_probe_on_kopfs_endpoint(rendered):
+    variant, objects = rendered
+    (container,) = next(spec for name, spec in pod_specs(objects) if name.endswith("-operator"))[
+        "containers"
+    ]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    probe = container["livenessProbe"]["httpGet"]
+    port = next(p for p in container["ports"] if p["name"] == probe["port"])["containerPort"]
+    assert env["MIMICAL_OPERATOR_LIVENESS"] == f"http://0.0.0.0:{port}{probe['path']}"
+
+
+def test_network_policies_are_on_by_default(helm):
+    objects = render(helm, [])
+    policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
+    tfserving = policies["mimical-tfserving"]
+    (rule,) = tfserving["ingress"]
+    assert rule["ports"] == [{"port": 8500, "protocol": "TCP"}]  # REST 8501: nobody
+    allowed = {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for peer in rule["from"]
+    }
+    assert allowed == {"backend", "webhook"}
+    for closed in ("mimical-operator", "mimical-training"):
+        assert "ingress" not in policies[closed] and policies[closed]["policyTypes"] == ["Ingress"]
 
 
 def test_tfserving_starts_from_a_config_it_can_parse(rendered):

@@ -74,6 +74,11 @@ seccompProfile:
 {{- .Values.tfserving.modelConfigMap | default (include "mimical.componentName" (dict "root" . "component" "tfserving-models")) }}
 {{- end }}
 
+{{/* Name of the Secret holding the chatbots' password hashes and owner-token digests. */}}
+{{- define "mimical.chatbotSecrets" -}}
+{{- include "mimical.componentName" (dict "root" . "component" "chatbot-secrets") }}
+{{- end }}
+
 {{/* host:port of the shared TF Serving gRPC endpoint. */}}
 {{- define "mimical.modelServer" -}}
 {{- printf "%s:8500" (include "mimical.componentName" (dict "root" . "component" "tfserving")) }}
@@ -134,6 +139,8 @@ seccompProfile:
   value: {{ include "mimical.modelServer" . | quote }}
 - name: MIMICAL_PUBLIC_URL
   value: {{ .Values.publicUrl | quote }}
+- name: MIMICAL_CHATBOT_SECRETS
+  value: {{ include "mimical.chatbotSecrets" . | quote }}
 - name: MIMICAL_HOME
   value: /tmp/mimical
 {{ include "mimical.storageEnv" . }}
