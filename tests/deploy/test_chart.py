@@ -210,7 +210,9 @@ def test_workloads_wire_to_each_other(rendered):
             assert env["MIMICAL_MODEL_SERVER"] == operator_env["MIMICAL_SERVING_ENDPOINT"]
             assert env["MIMICAL_ORCHESTRATOR"] == "kubernetes"
             assert "REDIS_URL" in env
-            redis_host = re.match(r"rediss?://([^:/]+)", env["REDIS_URL"] or "redis://x")
+            redis_host = re.match(
+                r"rediss?://(?:[^@/]*@)?([^:/]+)", env["REDIS_URL"] or "redis://x"
+            )
             if variant != "external":
                 assert ("Service", redis_host.group(1)) in by_kind
 

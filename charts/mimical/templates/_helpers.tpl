@@ -113,11 +113,19 @@ seccompProfile:
 {{- end }}
 {{- end }}
 
-{{/* REDIS_URL: the built-in StatefulSet's Service, an external URL, or a Secret. */}}
+{{/* The Secret with the built-in Redis's password (key `password`). */}}
+{{- define "mimical.redisSecret" -}}
+{{- .Values.redis.auth.existingSecret | default (include "mimical.componentName" (dict "root" . "component" "redis")) }}
+{{- end }}
+
+{{/* REDIS_URL: the built-in StatefulSet's Service (with its password), an external URL, or a Secret. */}}
 {{- define "mimical.redisEnv" -}}
 {{- if .Values.redis.enabled }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "mimical.redisSecret" . | quote }}, key: password}
 - name: REDIS_URL
-  value: {{ printf "redis://%s:6379/0" (include "mimical.componentName" (dict "root" . "component" "redis")) | quote }}
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "mimical.componentName" (dict "root" . "component" "redis")) | quote }}
 {{- else if .Values.redis.existingSecret }}
 - name: REDIS_URL
   valueFrom:
