@@ -18,8 +18,10 @@ from mimical.config import Settings
 from mimical.errors import NotFoundError, UnavailableError
 from mimical.kube import GROUP, PLURAL, VERSION
 from mimical.kube.manifests import (
+    COMMON_LABELS,
     LABEL_CHATBOT,
     InvalidSpecError,
+    served_versions,
     serving_config_data,
     serving_entries,
 )
@@ -65,8 +67,9 @@ class Cluster:
         self.batch = k8s.BatchV1Api(self.api)
         self.core = k8s.CoreV1Api(self.api)
         self.custom = k8s.CustomObjectsApi(self.api)
-        # The serving ConfigMap is read-modify-written; one writer at a time in this process.
-        self._serving_lock = threading.Lock()
+        # The serving ConfigMap is read-modify-written; one writer at a time in this process
+        # (re-entrant: a handler holds it across a version's entry and its status).
+        self.serving_lock = threading.RLock()
 
     def _call(self, what: str, function, *args, **kwargs):
         from kubernetes.client.exceptions import ApiException
@@ -257,35 +260,64 @@ class Cluster:
     # The shared TF Serving model config -------------------------------------------------
 
     def set_serving_entry(self, chatbot: str, version: int | None, storage_root: str) -> None:
-        """Serve `chatbot` at `version` (None: stop serving it); idempotent.
+        """Serve `chatbot` at `version` (None: stop serving it); idempotent."""
 
-        Without the ConfigMap nothing is served, so stopping is done; serving needs it.
-        """
-        name = self.settings.serving_configmap
-        with self._serving_lock:
-            try:
-                configmap = self._call(
-                    f"ConfigMap {name} (install the chart first)",
-                    self.core.read_namespaced_config_map,
-                    name,
-                    self.namespace,
-                )
-            except NotFoundError:
-                if version is None:
-                    return
-                raise
-            entries = serving_entries(configmap.data)
+        def change(entries: dict[str, int]) -> dict[str, int]:
+            entries = dict(entries)
             if version is None:
                 entries.pop(chatbot, None)
             else:
                 entries[chatbot] = int(version)
-            data = serving_config_data(entries, storage_root)
-            if data != (configmap.data or {}):
-                self._call(
-                    f"ConfigMap {name}",
-                    self.core.patch_namespaced_config_map,
-                    name,
-                    self.namespace,
-                    {"data": data},
-                    _content_type=MERGE_PATCH,
-                )
+            return entries
+
+        with self.serving_lock:
+            self._write_serving(change, storage_root)
+
+    def rebuild_serving(self, storage_root: str) -> dict[str, int] | None:
+        """Make the ConfigMap list exactly what the Chatbots' status says is served.
+
+        Heals whatever replaced its data (a `helm rollback`, a deleted ConfigMap, a
+        rendered chart applied over it). Returns the entries written, None if unchanged.
+        """
+        with self.serving_lock:
+            wanted = served_versions(self.list_chatbots())
+            return self._write_serving(lambda _: wanted, storage_root)
+
+    def _write_serving(self, change, storage_root: str):
+        """Read the ConfigMap, apply `change` to its entries, write it back if different.
+
+        A missing ConfigMap (deleted, or a chart that does not make it) is created.
+        """
+        name = self.settings.serving_configmap
+        try:
+            configmap = self._call(
+                f"ConfigMap {name} (install the chart first)",
+                self.core.read_namespaced_config_map,
+                name,
+                self.namespace,
+            )
+            current = configmap.data or {}
+        except NotFoundError:
+            entries = change({})
+            metadata = {
+                "name": name,
+                "labels": {**COMMON_LABELS, "app.kubernetes.io/component": "tfserving"},
+            }
+            body = {"metadata": metadata, "data": serving_config_data(entries, storage_root)}
+            self._call(
+                f"ConfigMap {name}", self.core.create_namespaced_config_map, self.namespace, body
+            )
+            return entries
+        entries = change(serving_entries(current))
+        data = serving_config_data(entries, storage_root)
+        if data == current:
+            return None
+        self._call(
+            f"ConfigMap {name}",
+            self.core.patch_namespaced_config_map,
+            name,
+            self.namespace,
+            {"data": data},
+            _content_type=MERGE_PATCH,
+        )
+        return entries

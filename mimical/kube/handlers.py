@@ -4,6 +4,7 @@
     Job finished (watched via its labels)    → `job_changed`: serve the version or mark Failed
     while Training (timer)                   → `poll_progress`: copy the Job's progress
     deletion (finalizer)                     → `clean_up`: S3 prefixes and serving entry
+    start, then every minute                 → `rebuild_serving_forever`: the served list
 
 Every handler is safe to run twice: Job names are deterministic, the status says what
 is already done, and deletions ignore what is already gone. Handlers are sync (the
@@ -13,6 +14,7 @@ is already done, and deletions ignore what is already gone. Handlers are sync (t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import kopf
@@ -44,6 +46,8 @@ CHATBOTS = (GROUP, VERSION, PLURAL)
 FINALIZER = f"{GROUP}/cleanup"
 # How often a Training chatbot's status.progress is refreshed from its Job's progress file.
 PROGRESS_INTERVAL_SECONDS = 15.0
+# The served-model list is rebuilt from the Chatbots every this many progress intervals.
+SERVING_REBUILD_INTERVALS = 4
 # Retry delay when S3 or the API server is briefly unreachable.
 RETRY_DELAY_SECONDS = 10
 
@@ -131,12 +135,15 @@ def record_outcome(body: dict, memo: kopf.Memo, logger) -> None:
         version = versions[-1]
         metrics = _temporary(artifacts.model_metrics, storage, name, version)
         scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float | str | bool)}
-        _temporary(memo.cluster.set_serving_entry, name, version, storage.root)
         uri = storage.url(model_prefix(name, version)).rstrip("/")
         new_status = training_succeeded(
             current, generation, version, uri, memo.settings.serving_endpoint, scalars
         )
-        _temporary(memo.cluster.patch_chatbot_status, name, new_status)
+        # Entry and status together: a rebuild of the list in between would read the old
+        # version from the status and undo the entry.
+        with memo.cluster.serving_lock:
+            _temporary(memo.cluster.set_serving_entry, name, version, storage.root)
+            _temporary(memo.cluster.patch_chatbot_status, name, new_status)
         message = f"serving version {version} from {uri}"
         kopf.event(chatbot, type="Normal", reason="Ready", message=message)
         logger.info("chatbot %s serves version %s", name, version)
@@ -209,11 +216,43 @@ def clean_up(name, namespace, memo: kopf.Memo, logger, **_) -> None:
     logger.info("deleted %d stored objects of chatbot %s/%s", deleted, namespace, name)
 
 
+async def rebuild_serving_forever(memo: kopf.Memo, interval: float, logger) -> None:
+    """Rebuild the served-model list from the Chatbots at start, then every `interval`.
+
+    The Chatbots' status is the one source of truth; the ConfigMap is derived from it, so
+    a `helm rollback`, a rendered chart applied over it, or its deletion heal by
+    themselves, and a restarted operator serves exactly what its Chatbots say is Ready.
+    """
+    while True:
+        try:
+            written = await asyncio.to_thread(memo.cluster.rebuild_serving, memo.storage.root)
+        except (UnavailableError, NotFoundError) as error:
+            logger.warning("could not rebuild the served-model list: %s", error)
+        else:
+            if written is not None:
+                logger.info("served-model list rebuilt from the Chatbots: %s", written)
+        await asyncio.sleep(interval)
+
+
 def register(
     registry: kopf.OperatorRegistry, progress_interval: float = PROGRESS_INTERVAL_SECONDS
 ) -> kopf.OperatorRegistry:
-    """Attach the Chatbot and Job handlers to `registry` (one per operator run)."""
+    """Attach the Chatbot and Job handlers to `registry` (one per operator run).
+
+    The served-model list is rebuilt every `SERVING_REBUILD_INTERVALS` progress intervals.
+    """
     on_chatbots = {"registry": registry}
+
+    @kopf.on.startup(registry=registry)
+    async def start_serving_rebuild(memo: kopf.Memo, logger, **_) -> None:
+        interval = progress_interval * SERVING_REBUILD_INTERVALS
+        memo.serving_rebuild = asyncio.create_task(rebuild_serving_forever(memo, interval, logger))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_serving_rebuild(memo: kopf.Memo, **_) -> None:
+        if task := getattr(memo, "serving_rebuild", None):
+            task.cancel()
+
     kopf.on.create(*CHATBOTS, id="train", **on_chatbots)(start_training)
     kopf.on.update(*CHATBOTS, id="retrain", field="spec", **on_chatbots)(start_training)
     kopf.on.resume(*CHATBOTS, id="resume", **on_chatbots)(start_training)

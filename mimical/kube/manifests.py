@@ -309,6 +309,17 @@ def serving_config_data(entries: dict[str, int], storage_root: str) -> dict[str,
     }
 
 
+def served_versions(chatbots: list[dict]) -> dict[str, int]:
+    """name → version every Chatbot's status says is served: the one source of truth the
+    model ConfigMap is rebuilt from (a chatbot being deleted is served no more)."""
+    return {
+        chatbot["metadata"]["name"]: int(version)
+        for chatbot in chatbots
+        if not chatbot["metadata"].get("deletionTimestamp")
+        and (version := (chatbot.get("status") or {}).get("modelVersion"))
+    }
+
+
 def serving_entries(configmap_data: dict | None) -> dict[str, int]:
     """Read back the entries the operator wrote (an empty or foreign ConfigMap has none)."""
     raw = (configmap_data or {}).get(MODEL_ENTRIES_KEY) or "{}"

@@ -31,13 +31,15 @@ def operator_rules(settings: Settings | None = None) -> list[dict]:
             "resources": ["jobs"],
             "verbs": ["get", "list", "watch", "create", "delete"],
         },
-        # The shared TF Serving model config: the chart creates it, the operator edits it.
+        # The shared TF Serving model config, rebuilt from the Chatbots; `create` when it
+        # was deleted (create cannot be limited to a name: the API server knows none yet).
         {
             "apiGroups": [""],
             "resources": ["configmaps"],
             "resourceNames": [settings.serving_configmap],
             "verbs": ["get", "patch"],
         },
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
         # The chatbots' Secret: a deleted chatbot's keys go (finalizer). No other Secret.
         {
             "apiGroups": [""],

@@ -204,7 +204,11 @@ def test_workloads_wire_to_each_other(rendered):
     operator_env = next(v for k, v in envs.items() if k.endswith("-operator/operator"))
     service, port = operator_env["MIMICAL_SERVING_ENDPOINT"].split(":")
     assert ("Service", service) in by_kind and port == "8500"
-    assert ("ConfigMap", operator_env["MIMICAL_SERVING_CONFIGMAP"]) in by_kind
+    # The operator makes the model ConfigMap; TF Serving's pods mount it (optional until then).
+    tfserving = next(spec for name, spec in pod_specs(objects) if name.endswith("-tfserving"))
+    (entries,) = [v["configMap"] for v in tfserving["volumes"] if v["name"] == "entries"]
+    assert entries == {"name": operator_env["MIMICAL_SERVING_CONFIGMAP"], "optional": True}
+    assert ("ConfigMap", entries["name"]) not in by_kind  # no data of the chart's to restore
     for key, env in envs.items():
         if key.endswith(("-backend/backend", "-webhook/webhook")):
             assert env["MIMICAL_MODEL_SERVER"] == operator_env["MIMICAL_SERVING_ENDPOINT"]
@@ -393,23 +397,15 @@ def test_network_policies_are_on_by_default(helm):
 
 
 def test_tfserving_starts_from_a_config_it_can_parse(rendered):
-    """The chart's initial model ConfigMap is a valid (empty) ModelServerConfig."""
+    """What the operator writes for no chatbot yet is a valid (empty) ModelServerConfig."""
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
+    from mimical.kube.manifests import serving_config_data
+
     variant, objects = rendered
-    operator_env = next(
-        c["env"]
-        for name, spec in pod_specs(objects)
-        if name.endswith("-operator")
-        for c in spec["containers"]
-    )
-    name = next(e["value"] for e in operator_env if e["name"] == "MIMICAL_SERVING_CONFIGMAP")
-    (configmap,) = [
-        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == name
-    ]
-    config = text_format.Parse(
-        configmap["data"]["models.config"], model_server_config_pb2.ModelServerConfig()
-    )
+    settings = Settings.from_env(component_env(objects, "operator"))
+    data = serving_config_data({}, settings.storage_url)
+    config = text_format.Parse(data["models.config"], model_server_config_pb2.ModelServerConfig())
     assert len(config.model_config_list.config) == 0
-    assert json.loads(configmap["data"]["models.json"]) == {}
+    assert json.loads(data["models.json"]) == {}

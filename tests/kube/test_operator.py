@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import boto3
 import kubernetes_validate
 
 from mimical.kube import API_VERSION
@@ -255,20 +256,18 @@ def handler_failed(caplog, handler_id: str) -> bool:
 
 
 def test_an_outcome_the_job_event_could_not_record_is_recorded_later(
-    operator, kubectl, storage, caplog
+    operator, kubectl, storage, s3_bucket, s3_endpoint, caplog
 ):
-    # Without the serving ConfigMap (chart not fully installed) the Job's event fails...
-    configmap = kubectl.get("v1", "configmaps", operator.settings.serving_configmap)
-    kubectl.delete("v1", "configmaps", operator.settings.serving_configmap)
+    # With S3 down the Job's event cannot look for the model...
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     kubectl.apply_chatbot("jack", {"source": kubectl.source("jack")}).raise_for_status()
     phase_of(kubectl, "jack", "Training")
-    upload_model(storage, "jack", 1)
-    storage.put_bytes("training/jack/jack-train-1.json", b'{"step": "done", "percent": 100}')
+    s3.delete_bucket(Bucket=s3_bucket)  # nothing stored yet: storage is "down"
     kubectl.finish_job("jack-train-1", succeeded=True)
     wait_for("the Job event handler to fail", lambda: handler_failed(caplog, "training-job"))
     assert kubectl.chatbot("jack")["status"]["phase"] == "Training"
 
-    # ...and the progress timer records it once the ConfigMap is back.
-    restored = {"metadata": {"name": configmap["metadata"]["name"]}, "data": configmap["data"]}
-    kubectl.create("v1", "configmaps", restored).raise_for_status()
+    # ...and the progress timer records it once S3 is back.
+    s3.create_bucket(Bucket=s3_bucket)
+    upload_model(storage, "jack", 1)
     assert phase_of(kubectl, "jack", "Ready")["status"]["modelVersion"] == 1

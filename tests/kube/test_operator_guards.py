@@ -9,8 +9,9 @@ from __future__ import annotations
 import boto3
 
 from mimical.kube import API_VERSION
+from mimical.kube.manifests import serving_config_data, serving_entries
 from tests.fixtures.services import wait_for
-from tests.kube.test_operator import conditions, handler_failed, phase_of
+from tests.kube.test_operator import conditions, handler_failed, phase_of, upload_model
 
 
 def test_a_source_of_another_persona_is_refused_without_a_job(operator, kubectl):
@@ -90,3 +91,24 @@ def test_deleting_a_chatbot_removes_its_keys_from_the_shared_secret(operator, ku
     assert kubectl.delete(API_VERSION, "chatbots", "pia").status_code == 200
     wait_for("pia to be gone", lambda: kubectl.chatbot("pia") is None)
     assert set(kubectl.get("v1", "secrets", name)["data"]) == {"rob.ownerTokenHash"}
+
+
+def test_the_served_list_is_rebuilt_from_the_chatbots(operator, kubectl, storage):
+    """A rollback restores an old copy of the list, or someone deletes it: the operator
+    makes it say again what the Chatbots say (at start and every few progress ticks)."""
+    configmap = operator.settings.serving_configmap
+    kubectl.apply_chatbot("quinn", {"source": kubectl.source("quinn")}).raise_for_status()
+    phase_of(kubectl, "quinn", "Training")
+    upload_model(storage, "quinn", 4)
+    kubectl.finish_job("quinn-train-1", succeeded=True)
+    phase_of(kubectl, "quinn", "Ready")
+
+    def served():
+        found = kubectl.get("v1", "configmaps", configmap)
+        return serving_entries(found["data"]) if found else None
+
+    stale = serving_config_data({"ghost": 3}, operator.settings.storage_url)
+    kubectl.patch("v1", "configmaps", configmap, {"data": stale})
+    wait_for("the stale list to heal", lambda: served() == {"quinn": 4})
+    assert kubectl.delete("v1", "configmaps", configmap).status_code == 200
+    wait_for("the deleted list to come back", lambda: served() == {"quinn": 4})
