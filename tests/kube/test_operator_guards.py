@@ -7,10 +7,12 @@ Same setting as test_operator.py: the real operator against kmock and moto.
 from __future__ import annotations
 
 import boto3
+import requests
 
 from mimical.kube import API_VERSION
 from mimical.kube.manifests import serving_config_data, serving_entries
-from tests.fixtures.services import wait_for
+from tests.fixtures.services import free_port, wait_for
+from tests.kube.conftest import OperatorThread
 from tests.kube.test_operator import conditions, handler_failed, phase_of, upload_model
 
 
@@ -112,3 +114,23 @@ def test_the_served_list_is_rebuilt_from_the_chatbots(operator, kubectl, storage
     wait_for("the stale list to heal", lambda: served() == {"quinn": 4})
     assert kubectl.delete("v1", "configmaps", configmap).status_code == 200
     wait_for("the deleted list to come back", lambda: served() == {"quinn": 4})
+
+
+def test_the_operator_answers_its_liveness_probe(operator_settings, kubectl):
+    port = free_port()
+    settings = operator_settings.with_overrides(
+        operator_liveness=f"http://127.0.0.1:{port}/healthz"
+    )
+    with OperatorThread(settings):
+        response = wait_for(
+            "the liveness endpoint",
+            lambda: _get(f"http://127.0.0.1:{port}/healthz"),
+        )
+        assert response.status_code == 200
+
+
+def _get(url: str):
+    try:
+        return requests.get(url, timeout=5)
+    except requests.ConnectionError:
+        return None
