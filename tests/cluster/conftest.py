@@ -199,6 +199,8 @@ def process_env(control_plane, release: Release, component: str, workdir: Path) 
     workdir.mkdir(parents=True, exist_ok=True)
     return {
         "PATH": os.environ["PATH"],
+        # This checkout's `mimical`, not whichever one the venv has installed.
+        "PYTHONPATH": str(ROOT),
         **env,
         "KUBECONFIG": str(kubeconfig),
         "HOME": str(workdir),
@@ -278,6 +280,14 @@ def backend(control_plane, release, redis_url, tmp_path) -> Iterator[str]:
     ]
     running = ServiceProcess(args, env, tmp_path / "backend.log", port).start()
     url = f"http://127.0.0.1:{port}"
-    assert requests.get(f"{url}/healthz", timeout=10).ok
+    # The port opens before the worker has imported the app (slow on a loaded machine).
+    control_plane.wait_for("the backend's /healthz", lambda: _answers(f"{url}/healthz"), 180)
     yield url
     running.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=30).ok
+    except requests.RequestException:
+        return False
