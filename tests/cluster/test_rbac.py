@@ -8,11 +8,13 @@ is measured on the namespace's `default` account and set aside.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from mimical.config import Settings
+from mimical.kube.manifests import training_job
 from mimical.kube.rbac import RULES
 from tests.cluster.conftest import FULLNAME
 
@@ -100,3 +102,55 @@ def test_no_service_account_reads_other_secrets(control_plane, release, componen
         "auth", "can-i", "create", "secrets", home, kubeconfig=kubeconfig, check=False
     )
     assert answer.stdout.strip() == "no", answer.stdout
+
+
+def test_the_operator_may_make_jobs_its_chatbots_own(control_plane, release):
+    """OwnerReferencesPermissionEnforcement (OpenShift's, on in this API server): an owner
+    reference that blocks its owner's deletion needs `update` on the owner's finalizers.
+    The operator has it for Chatbots (kopf.adopt sets blockOwnerDeletion), not elsewhere."""
+    namespace = release.namespace
+    kubeconfig = control_plane.service_account_kubeconfig(namespace, f"{FULLNAME}-operator")
+    chatbot = {
+        "apiVersion": "mimical.dev/v1alpha1",
+        "kind": "Chatbot",
+        "metadata": {"name": "owner"},
+        "spec": {"public": True},
+    }
+    control_plane.kubectl("apply", f"--namespace={namespace}", "-f=-", stdin=json.dumps(chatbot))
+    created = json.loads(
+        control_plane.kubectl(
+            "get", "chatbot", "owner", f"--namespace={namespace}", "-o=json"
+        ).stdout
+    )
+    configmap = json.loads(
+        control_plane.kubectl(
+            "get", "configmap", "kube-root-ca.crt", f"--namespace={namespace}", "-o=json"
+        ).stdout
+    )
+    try:
+        for owner, allowed in ((created, True), (configmap, False)):
+            job = training_job("owner", 1, {"source": "s3://b/uploads/owner/1/x.zip"}, Settings())
+            job["metadata"]["ownerReferences"] = [
+                {
+                    "apiVersion": owner["apiVersion"],
+                    "kind": owner["kind"],
+                    "name": owner["metadata"]["name"],
+                    "uid": owner["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ]
+            result = control_plane.kubectl(
+                "create",
+                "--dry-run=server",
+                f"--namespace={namespace}",
+                "-f=-",
+                kubeconfig=kubeconfig,
+                stdin=json.dumps(job),
+                check=False,
+            )
+            assert (result.returncode == 0) == allowed, (owner["kind"], result.stderr)
+            if not allowed:
+                assert "cannot set blockOwnerDeletion" in result.stderr, result.stderr
+    finally:
+        control_plane.kubectl("delete", "chatbot", "owner", f"--namespace={namespace}")
