@@ -40,7 +40,11 @@ from tests.kube.conftest import NAMESPACE, Kubectl  # noqa: E402
 
 TARGET_SECONDS = 60.0
 TARGET_RSS_MB = 250.0
-SOURCE = "s3://bench-exports/uploads/persona/1/export.zip"
+
+
+def own_source(env: dict, name: str) -> str:
+    """An upload of the chatbot's own: the operator refuses any other persona's objects."""
+    return f"{env['MIMICAL_STORAGE_URL'].rstrip('/')}/uploads/{name}/1/export.zip"
 
 
 def memory_mb(pid: int, field: str) -> float:
@@ -79,7 +83,9 @@ def run_operator_bench(kubectl_factory, env: dict, n: int, log: Path) -> dict:
     )
     try:
         time.sleep(3)  # imports and the first watch
-        kubectl.apply_chatbot("baseline", {"source": SOURCE}).raise_for_status()
+        kubectl.apply_chatbot(
+            "baseline", {"source": own_source(env, "baseline")}
+        ).raise_for_status()
         one_seconds = wait_all_training(kubectl, ["baseline"], TARGET_SECONDS, 0.05)
         idle_mb = memory_mb(operator.pid, "VmRSS")
 
@@ -88,7 +94,7 @@ def run_operator_bench(kubectl_factory, env: dict, n: int, log: Path) -> dict:
 
         def create(index_name):
             index, name = index_name
-            clients[index % len(clients)].apply_chatbot(name, {"source": SOURCE})
+            clients[index % len(clients)].apply_chatbot(name, {"source": own_source(env, name)})
 
         started = time.monotonic()
         with ThreadPoolExecutor(len(clients)) as pool:

@@ -45,8 +45,26 @@ class Settings:
     # training Jobs read (empty: the cluster gives credentials, e.g. IRSA), and the shared
     # TF Serving's model-config ConfigMap and gRPC endpoint.
     training_image: str = "mimical-training:0.1.0"
+    # Training pods: their ServiceAccount (the cloud identity, e.g. an IRSA role or a GKE
+    # workload identity, hangs on it; empty: the namespace's default), their image pull
+    # policy (empty: the cluster's default) and the registry Secrets every pod the operator
+    # makes pulls with (JSON list of names, e.g. ["regcred"]).
+    training_service_account: str = ""
+    training_image_pull_policy: str = ""
+    image_pull_secrets: str = ""
+    # Images a Chatbot's spec.training.image may name besides `training_image` (JSON list):
+    # anyone who may edit a Chatbot would otherwise run any image with the S3 credentials.
+    training_allowed_images: str = ""
     s3_secret: str = ""
+    # Operator: kopf's liveness endpoint, e.g. http://0.0.0.0:8080/healthz (the chart's
+    # livenessProbe asks it); empty: none.
+    operator_liveness: str = ""
     serving_configmap: str = "mimical-tfserving-models"
+    # The one Secret holding every chatbot's password hash and owner-token digest (keys
+    # NAME.passwordHash, NAME.ownerTokenHash; the chart creates it): the only Secret the
+    # backend, the webhook and the operator may touch, so none of them can read the S3
+    # keys, Messenger tokens or Helm's release Secrets beside it.
+    chatbot_secrets: str = "mimical-chatbot-secrets"
     serving_endpoint: str = "mimical-tfserving:8500"
     # Training pod defaults (JSON, set by the chart): resources; for GPU Chatbots the device
     # plugin's resource name, a node selector and tolerations.

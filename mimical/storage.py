@@ -59,8 +59,12 @@ def upload_key(name: str, upload_id: str, filename: str) -> str:
     return f"{upload_prefix(name)}{upload_id}/{filename}"
 
 
+def corpus_prefix(name: str) -> str:
+    return f"corpora/{name}/"
+
+
 def corpus_key(name: str, version: int) -> str:
-    return f"corpora/{name}/{version}.jsonl"
+    return f"{corpus_prefix(name)}{version}.jsonl"
 
 
 def model_prefix(name: str, version: int | None = None) -> str:
@@ -78,7 +82,7 @@ def progress_key(name: str, job_name: str) -> str:
 
 def chatbot_prefixes(name: str) -> list[str]:
     """Every prefix of the layout above holding `name`'s data (deleted with the chatbot)."""
-    return [upload_prefix(name), f"corpora/{name}/", model_prefix(name), training_prefix(name)]
+    return [upload_prefix(name), corpus_prefix(name), model_prefix(name), training_prefix(name)]
 
 
 def stored_model_files(
@@ -409,12 +413,20 @@ class S3Storage(Storage):
         # DeleteObjects takes at most 1,000 keys per call.
         for start in range(0, len(keys), 1000):
             batch = [{"Key": self.prefix + key} for key in keys[start : start + 1000]]
-            self._call(
+            answer = self._call(
                 self.url(prefix),
                 self.client.delete_objects,
                 Bucket=self.bucket,
                 Delete={"Objects": batch, "Quiet": True},
             )
+            # DeleteObjects answers 200 even when keys were refused (AccessDenied, a busy
+            # key): each refusal is an entry of `Errors`, and the objects are still there.
+            if errors := answer.get("Errors"):
+                first = errors[0]
+                raise UnavailableError(
+                    f"{self.url(prefix)}: {len(errors)} of {len(batch)} objects not deleted "
+                    f"(first: {first.get('Key')}: {first.get('Code')} {first.get('Message')})"
+                )
         return len(keys)
 
 

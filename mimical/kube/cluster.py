@@ -11,7 +11,6 @@ service account, else `~/.kube/config`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 
@@ -19,8 +18,10 @@ from mimical.config import Settings
 from mimical.errors import NotFoundError, UnavailableError
 from mimical.kube import GROUP, PLURAL, VERSION
 from mimical.kube.manifests import (
+    COMMON_LABELS,
     LABEL_CHATBOT,
     InvalidSpecError,
+    served_versions,
     serving_config_data,
     serving_entries,
 )
@@ -66,8 +67,9 @@ class Cluster:
         self.batch = k8s.BatchV1Api(self.api)
         self.core = k8s.CoreV1Api(self.api)
         self.custom = k8s.CustomObjectsApi(self.api)
-        # The serving ConfigMap is read-modify-written; one writer at a time in this process.
-        self._serving_lock = threading.Lock()
+        # The serving ConfigMap is read-modify-written; one writer at a time in this process
+        # (re-entrant: a handler holds it across a version's entry and its status).
+        self.serving_lock = threading.RLock()
 
     def _call(self, what: str, function, *args, **kwargs):
         from kubernetes.client.exceptions import ApiException
@@ -157,26 +159,28 @@ class Cluster:
             _content_type=MERGE_PATCH,
         )
 
-    # Secrets (the backend stores password hashes there) ---------------------------------
+    # The chatbots' Secret (password hashes, owner-token digests) ------------------------
 
-    def apply_secret(self, body: dict) -> None:
-        """Create the Secret, or replace its data if it exists."""
-        from kubernetes.client.exceptions import ApiException
+    def patch_secret_data(self, name: str, data: dict[str, str | None]) -> None:
+        """Set (or, for None, remove) these keys of the Secret; the rest stays as it is.
 
-        name = body["metadata"]["name"]
-        try:
-            self._call(f"secret {name}", self.core.create_namespaced_secret, self.namespace, body)
-        except ApiException as error:
-            if error.status != 409:
-                raise
-            self._call(
-                f"secret {name}",
-                self.core.patch_namespaced_secret,
-                name,
-                self.namespace,
-                body,
-                _content_type=MERGE_PATCH,
-            )
+        A merge patch of single keys: concurrent writers of different chatbots never
+        overwrite each other, and no read of the whole Secret is needed first.
+        """
+        import base64
+
+        encoded = {
+            key: None if value is None else base64.b64encode(value.encode()).decode()
+            for key, value in data.items()
+        }
+        self._call(
+            f"Secret {name} (install the chart first)",
+            self.core.patch_namespaced_secret,
+            name,
+            self.namespace,
+            {"data": encoded},
+            _content_type=MERGE_PATCH,
+        )
 
     def read_secret(self, name: str) -> dict[str, str]:
         """The Secret's data, decoded; `NotFoundError` if it does not exist."""
@@ -187,10 +191,6 @@ class Cluster:
         )
         data = secret.data or {}
         return {key: base64.b64decode(value).decode() for key, value in data.items()}
-
-    def delete_secret(self, name: str) -> None:
-        with contextlib.suppress(NotFoundError):
-            self._call(f"secret {name}", self.core.delete_namespaced_secret, name, self.namespace)
 
     # Training Jobs --------------------------------------------------------------------
 
@@ -260,35 +260,64 @@ class Cluster:
     # The shared TF Serving model config -------------------------------------------------
 
     def set_serving_entry(self, chatbot: str, version: int | None, storage_root: str) -> None:
-        """Serve `chatbot` at `version` (None: stop serving it); idempotent.
+        """Serve `chatbot` at `version` (None: stop serving it); idempotent."""
 
-        Without the ConfigMap nothing is served, so stopping is done; serving needs it.
-        """
-        name = self.settings.serving_configmap
-        with self._serving_lock:
-            try:
-                configmap = self._call(
-                    f"ConfigMap {name} (install the chart first)",
-                    self.core.read_namespaced_config_map,
-                    name,
-                    self.namespace,
-                )
-            except NotFoundError:
-                if version is None:
-                    return
-                raise
-            entries = serving_entries(configmap.data)
+        def change(entries: dict[str, int]) -> dict[str, int]:
+            entries = dict(entries)
             if version is None:
                 entries.pop(chatbot, None)
             else:
                 entries[chatbot] = int(version)
-            data = serving_config_data(entries, storage_root)
-            if data != (configmap.data or {}):
-                self._call(
-                    f"ConfigMap {name}",
-                    self.core.patch_namespaced_config_map,
-                    name,
-                    self.namespace,
-                    {"data": data},
-                    _content_type=MERGE_PATCH,
-                )
+            return entries
+
+        with self.serving_lock:
+            self._write_serving(change, storage_root)
+
+    def rebuild_serving(self, storage_root: str) -> dict[str, int] | None:
+        """Make the ConfigMap list exactly what the Chatbots' status says is served.
+
+        Heals whatever replaced its data (a `helm rollback`, a deleted ConfigMap, a
+        rendered chart applied over it). Returns the entries written, None if unchanged.
+        """
+        with self.serving_lock:
+            wanted = served_versions(self.list_chatbots())
+            return self._write_serving(lambda _: wanted, storage_root)
+
+    def _write_serving(self, change, storage_root: str):
+        """Read the ConfigMap, apply `change` to its entries, write it back if different.
+
+        A missing ConfigMap (deleted, or a chart that does not make it) is created.
+        """
+        name = self.settings.serving_configmap
+        try:
+            configmap = self._call(
+                f"ConfigMap {name} (install the chart first)",
+                self.core.read_namespaced_config_map,
+                name,
+                self.namespace,
+            )
+            current = configmap.data or {}
+        except NotFoundError:
+            entries = change({})
+            metadata = {
+                "name": name,
+                "labels": {**COMMON_LABELS, "app.kubernetes.io/component": "tfserving"},
+            }
+            body = {"metadata": metadata, "data": serving_config_data(entries, storage_root)}
+            self._call(
+                f"ConfigMap {name}", self.core.create_namespaced_config_map, self.namespace, body
+            )
+            return entries
+        entries = change(serving_entries(current))
+        data = serving_config_data(entries, storage_root)
+        if data == current:
+            return None
+        self._call(
+            f"ConfigMap {name}",
+            self.core.patch_namespaced_config_map,
+            name,
+            self.namespace,
+            {"data": data},
+            _content_type=MERGE_PATCH,
+        )
+        return entries

@@ -4,6 +4,7 @@
     Job finished (watched via its labels)    → `job_changed`: serve the version or mark Failed
     while Training (timer)                   → `poll_progress`: copy the Job's progress
     deletion (finalizer)                     → `clean_up`: S3 prefixes and serving entry
+    start, then every minute                 → `rebuild_serving_forever`: the served list
 
 Every handler is safe to run twice: Job names are deterministic, the status says what
 is already done, and deletions ignore what is already gone. Handlers are sync (the
@@ -13,15 +14,20 @@ is already done, and deletions ignore what is already gone. Handlers are sync (t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import kopf
 
-from mimical.errors import UnavailableError
+from mimical.errors import NotFoundError, UnavailableError
 from mimical.kube import GROUP, PLURAL, VERSION, artifacts
 from mimical.kube.manifests import (
     LABEL_CHATBOT,
     LABEL_GENERATION,
     InvalidSpecError,
     check_chatbot,
+    disposable_upload,
+    secret_keys,
     training_job,
     training_job_name,
 )
@@ -40,6 +46,8 @@ CHATBOTS = (GROUP, VERSION, PLURAL)
 FINALIZER = f"{GROUP}/cleanup"
 # How often a Training chatbot's status.progress is refreshed from its Job's progress file.
 PROGRESS_INTERVAL_SECONDS = 15.0
+# The served-model list is rebuilt from the Chatbots every this many progress intervals.
+SERVING_REBUILD_INTERVALS = 4
 # Retry delay when S3 or the API server is briefly unreachable.
 RETRY_DELAY_SECONDS = 10
 
@@ -64,10 +72,7 @@ def start_training(body, meta, spec, status, name, patch, memo: kopf.Memo, logge
         return
     job_name = training_job_name(name, generation)
     try:
-        check_chatbot(name, dict(spec))
-        manifest = training_job(name, generation, dict(spec), memo.settings)
-        kopf.adopt(manifest, owner=body)
-        created = _temporary(memo.cluster.create_job, manifest)
+        created = create_training_job(body, name, generation, dict(spec), memo)
     except InvalidSpecError as error:
         patch.status.update(spec_invalid(dict(status), generation, str(error)))
         kopf.warn(body, reason="InvalidSpec", message=str(error))
@@ -81,6 +86,14 @@ def start_training(body, meta, spec, status, name, patch, memo: kopf.Memo, logge
         patch.status.update(training_started(dict(status), generation, job_name))
     if created:
         kopf.event(body, type="Normal", reason="Training", message=f"created Job {job_name}")
+
+
+def create_training_job(body, name: str, generation: int, spec: dict, memo: kopf.Memo) -> bool:
+    """Check the spec, then create this generation's Job (False: it exists already)."""
+    check_chatbot(name, spec, memo.settings)
+    manifest = training_job(name, generation, spec, memo.settings)
+    kopf.adopt(manifest, owner=body)
+    return _temporary(memo.cluster.create_job, manifest)
 
 
 def job_outcome(job: dict) -> tuple[str, str, str] | None:
@@ -122,16 +135,23 @@ def record_outcome(body: dict, memo: kopf.Memo, logger) -> None:
         version = versions[-1]
         metrics = _temporary(artifacts.model_metrics, storage, name, version)
         scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float | str | bool)}
-        _temporary(memo.cluster.set_serving_entry, name, version, storage.root)
         uri = storage.url(model_prefix(name, version)).rstrip("/")
         new_status = training_succeeded(
             current, generation, version, uri, memo.settings.serving_endpoint, scalars
         )
-        _temporary(memo.cluster.patch_chatbot_status, name, new_status)
+        # Entry and status together: a rebuild of the list in between would read the old
+        # version from the status and undo the entry.
+        with memo.cluster.serving_lock:
+            _temporary(memo.cluster.set_serving_entry, name, version, storage.root)
+            _temporary(memo.cluster.patch_chatbot_status, name, new_status)
         message = f"serving version {version} from {uri}"
         kopf.event(chatbot, type="Normal", reason="Ready", message=message)
         logger.info("chatbot %s serves version %s", name, version)
         return
+    source = (chatbot.get("spec") or {}).get("source") or ""
+    if disposable_upload(name, source, memo.settings):
+        # The Job's pods are done retrying: its raw export goes, as after a success.
+        _temporary(storage.delete_prefix, source.removeprefix(storage.root.rstrip("/") + "/"))
     progress = _temporary(artifacts.read_json, storage, progress_key(name, job_name))
     progress = progress or {}
     if progress.get("message") and progress.get("step") == "failed":
@@ -146,23 +166,31 @@ def is_training(status, **_) -> bool:
     return status.get("phase") == Phase.TRAINING
 
 
-def poll_progress(name, status, patch, memo: kopf.Memo, logger, **_) -> None:
-    """Copy the running Job's progress file into status.progress.
+def poll_progress(body, name, meta, spec, status, patch, memo: kopf.Memo, logger, **_) -> None:
+    """Follow the running Job: record its outcome, or copy its progress file into status.
 
-    Once the runner says it is done (or failed), look at the Job too: Job events are not
-    retried, so if recording the outcome failed then (S3 down), it is recorded here.
+    Job events are not retried, so a Job that ended while S3 was down (its outcome
+    could not be read then, its pod could not write "failed") is recorded here, on a
+    later tick. A Job that is gone while its chatbot still trains (deleted by hand, or
+    lost with its etcd write) is created again, as a restarted operator would.
     """
     job_name = status.get("trainingJob")
     if not job_name:
         return
+    job = _temporary(memo.cluster.get_job, job_name)
+    generation = int(meta.get("generation") or 1)
+    if job is None:
+        if job_name == training_job_name(name, generation):
+            with contextlib.suppress(InvalidSpecError):  # the spec handlers report it
+                if create_training_job(body, name, generation, dict(spec), memo):
+                    logger.warning("training Job %s was gone: created it again", job_name)
+        return
+    if job_outcome(job) is not None:
+        record_outcome(job, memo, logger)
+        return
     progress = _temporary(artifacts.read_json, memo.storage, progress_key(name, job_name))
-    if not progress:
-        return
-    if progress.get("step") in ("done", "failed"):
-        job = _temporary(memo.cluster.get_job, job_name)
-        if job is not None:
-            record_outcome(job, memo, logger)
-        return
+    if not progress or progress.get("step") in ("done", "failed"):
+        return  # the Job's own status says when it is over
     new = {
         "step": str(progress.get("step", "")),
         "percent": max(0, min(100, int(progress.get("percent") or 0))),
@@ -177,17 +205,54 @@ def clean_up(name, namespace, memo: kopf.Memo, logger, **_) -> None:
     """Finalizer: stop training, stop serving, delete the chatbot's objects in storage."""
     _temporary(memo.cluster.delete_jobs, name)
     _temporary(memo.cluster.set_serving_entry, name, None, memo.storage.root)
+    # Its password hash and owner-token digest (the backend removes them too, but not
+    # for a Chatbot deleted with kubectl); without the chart's Secret there are none.
+    with contextlib.suppress(NotFoundError):
+        keys = dict.fromkeys(secret_keys(name))
+        _temporary(memo.cluster.patch_secret_data, memo.settings.chatbot_secrets, keys)
     deleted = sum(
         _temporary(memo.storage.delete_prefix, prefix) for prefix in chatbot_prefixes(name)
     )
     logger.info("deleted %d stored objects of chatbot %s/%s", deleted, namespace, name)
 
 
+async def rebuild_serving_forever(memo: kopf.Memo, interval: float, logger) -> None:
+    """Rebuild the served-model list from the Chatbots at start, then every `interval`.
+
+    The Chatbots' status is the one source of truth; the ConfigMap is derived from it, so
+    a `helm rollback`, a rendered chart applied over it, or its deletion heal by
+    themselves, and a restarted operator serves exactly what its Chatbots say is Ready.
+    """
+    while True:
+        try:
+            written = await asyncio.to_thread(memo.cluster.rebuild_serving, memo.storage.root)
+        except (UnavailableError, NotFoundError) as error:
+            logger.warning("could not rebuild the served-model list: %s", error)
+        else:
+            if written is not None:
+                logger.info("served-model list rebuilt from the Chatbots: %s", written)
+        await asyncio.sleep(interval)
+
+
 def register(
     registry: kopf.OperatorRegistry, progress_interval: float = PROGRESS_INTERVAL_SECONDS
 ) -> kopf.OperatorRegistry:
-    """Attach the Chatbot and Job handlers to `registry` (one per operator run)."""
+    """Attach the Chatbot and Job handlers to `registry` (one per operator run).
+
+    The served-model list is rebuilt every `SERVING_REBUILD_INTERVALS` progress intervals.
+    """
     on_chatbots = {"registry": registry}
+
+    @kopf.on.startup(registry=registry)
+    async def start_serving_rebuild(memo: kopf.Memo, logger, **_) -> None:
+        interval = progress_interval * SERVING_REBUILD_INTERVALS
+        memo.serving_rebuild = asyncio.create_task(rebuild_serving_forever(memo, interval, logger))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_serving_rebuild(memo: kopf.Memo, **_) -> None:
+        if task := getattr(memo, "serving_rebuild", None):
+            task.cancel()
+
     kopf.on.create(*CHATBOTS, id="train", **on_chatbots)(start_training)
     kopf.on.update(*CHATBOTS, id="retrain", field="spec", **on_chatbots)(start_training)
     kopf.on.resume(*CHATBOTS, id="resume", **on_chatbots)(start_training)

@@ -19,7 +19,7 @@ from mimical.config import Settings
 from mimical.errors import InputError
 from mimical.kube import GROUP
 from mimical.registry import NAME_MAX_LENGTH, NAME_PATTERN
-from mimical.storage import model_prefix, object_location
+from mimical.storage import corpus_prefix, model_prefix, object_location, upload_prefix
 
 LABEL_CHATBOT = f"{GROUP}/chatbot"
 LABEL_GENERATION = f"{GROUP}/generation"
@@ -41,6 +41,10 @@ DEFAULT_TRAINING_RESOURCES = {
     "requests": {"cpu": "1", "memory": "2Gi"},
     "limits": {"memory": "4Gi"},
 }
+
+# A chatbot's keys in the shared Secret `Settings.chatbot_secrets` (see `secret_keys`).
+PASSWORD_KEY = "passwordHash"
+OWNER_TOKEN_KEY = "ownerTokenHash"
 
 MODEL_CONFIG_KEY = "models.config"  # TF Serving's --model_config_file (text proto)
 MODEL_ENTRIES_KEY = "models.json"  # the same entries as JSON, what the operator reads back
@@ -76,8 +80,13 @@ class TrainingSpec:
         )
 
 
-def check_chatbot(name: str, spec: dict) -> None:
-    """Refuse what the CRD schema cannot express; `InvalidSpecError` names the problem."""
+def check_chatbot(name: str, spec: dict, settings: Settings) -> None:
+    """Refuse what the CRD schema cannot express; `InvalidSpecError` names the problem.
+
+    Whoever may edit a Chatbot must not get more than their own persona: its training
+    Job runs with the training identity (S3 access to every persona), so the source
+    must be one of the chatbot's own objects and the image one the cluster admin allowed.
+    """
     if not NAME_PATTERN.match(name):
         raise InvalidSpecError(
             f"chatbot name {name!r}: use at most {NAME_MAX_LENGTH} lowercase letters, digits "
@@ -91,11 +100,48 @@ def check_chatbot(name: str, spec: dict) -> None:
             raise InvalidSpecError(
                 f"spec.source {source!r}: expected s3://BUCKET/KEY of an export"
             ) from None
+        owned = own_source_prefixes(name, settings)
+        if not source.startswith(tuple(owned)):
+            raise InvalidSpecError(
+                f"spec.source {source!r}: a chatbot trains only on its own objects, "
+                f"under {' or '.join(owned)}"
+            )
+    image = (spec.get("training") or {}).get("image")
+    if image and image not in allowed_training_images(settings):
+        raise InvalidSpecError(
+            f"spec.training.image {image!r} is not allowed: ask the cluster admin to add it "
+            "to the chart's training.allowedImages"
+        )
+
+
+def own_source_prefixes(name: str, settings: Settings) -> list[str]:
+    """The URLs a chatbot's `spec.source` may start with: its uploads and its corpora."""
+    root = settings.storage_root.rstrip("/")
+    return [f"{root}/{upload_prefix(name)}", f"{root}/{corpus_prefix(name)}"]
+
+
+def disposable_upload(name: str, source: str, settings: Settings) -> bool:
+    """Whether `source` is one of the chatbot's raw uploads, deleted once its build is over.
+
+    Raw exports hold whole conversations; like local mode (`Settings.keep_uploads`), they
+    do not outlive their import. A corpus the admin placed under corpora/NAME/ stays.
+    """
+    own_uploads = own_source_prefixes(name, settings)[0]
+    return not settings.keep_uploads and source.startswith(own_uploads)
+
+
+def allowed_training_images(settings: Settings) -> set[str]:
+    return {settings.training_image, *_json_setting(settings, "training_allowed_images", [])}
 
 
 def training_job_name(name: str, generation: int) -> str:
     """Deterministic per generation, so a restarted operator finds the Job it made."""
     return f"{name}-train-{generation}"
+
+
+def secret_keys(name: str) -> tuple[str, str]:
+    """(password hash key, owner-token digest key) of chatbot `name` in the shared Secret."""
+    return f"{name}.{PASSWORD_KEY}", f"{name}.{OWNER_TOKEN_KEY}"
 
 
 def chatbot_labels(name: str, component: str) -> dict[str, str]:
@@ -137,6 +183,7 @@ def _training_env(name: str, job_name: str, spec: dict, training: TrainingSpec, 
         "MIMICAL_STORAGE_URL": settings.storage_url,
         "MIMICAL_S3_ENDPOINT_URL": settings.s3_endpoint_url,
         "AWS_REGION": settings.s3_region,
+        "MIMICAL_KEEP_UPLOADS": "true" if settings.keep_uploads else "",
         "MIMICAL_HOME": "/tmp/mimical",
         "HOME": "/tmp",
     }
@@ -146,6 +193,12 @@ def _training_env(name: str, job_name: str, spec: dict, training: TrainingSpec, 
             {"name": key, "valueFrom": {"secretKeyRef": {"name": settings.s3_secret, "key": key}}}
         )
     return env
+
+
+def image_pull_secrets(settings: Settings) -> list[dict[str, str]]:
+    """The pod's `imagePullSecrets` from the chart's list (names or `{name: ...}` entries)."""
+    entries = _json_setting(settings, "image_pull_secrets", [])
+    return [{"name": e["name"] if isinstance(e, dict) else str(e)} for e in entries]
 
 
 def training_job(name: str, generation: int, spec: dict, settings: Settings) -> dict:
@@ -172,6 +225,8 @@ def training_job(name: str, generation: int, spec: dict, settings: Settings) -> 
         }
     pod_spec = {
         "restartPolicy": "Never",
+        # The pod never calls the Kubernetes API: no API token. (Its cloud identity still
+        # works: EKS injects its own web-identity token, GKE answers from the metadata server.)
         "automountServiceAccountToken": False,
         "securityContext": {
             "runAsNonRoot": True,
@@ -196,6 +251,13 @@ def training_job(name: str, generation: int, spec: dict, settings: Settings) -> 
         ],
         "volumes": [{"name": "scratch", "emptyDir": {}}],
     }
+    # The identity S3 trusts (IRSA role, GKE workload identity) hangs on the ServiceAccount.
+    if settings.training_service_account:
+        pod_spec["serviceAccountName"] = settings.training_service_account
+    if settings.training_image_pull_policy:
+        pod_spec["containers"][0]["imagePullPolicy"] = settings.training_image_pull_policy
+    if pull_secrets := image_pull_secrets(settings):
+        pod_spec["imagePullSecrets"] = pull_secrets
     if node_selector:
         pod_spec["nodeSelector"] = node_selector
     if tolerations:
@@ -247,6 +309,17 @@ def serving_config_data(entries: dict[str, int], storage_root: str) -> dict[str,
     }
 
 
+def served_versions(chatbots: list[dict]) -> dict[str, int]:
+    """name → version every Chatbot's status says is served: the one source of truth the
+    model ConfigMap is rebuilt from (a chatbot being deleted is served no more)."""
+    return {
+        chatbot["metadata"]["name"]: int(version)
+        for chatbot in chatbots
+        if not chatbot["metadata"].get("deletionTimestamp")
+        and (version := (chatbot.get("status") or {}).get("modelVersion"))
+    }
+
+
 def serving_entries(configmap_data: dict | None) -> dict[str, int]:
     """Read back the entries the operator wrote (an empty or foreign ConfigMap has none)."""
     raw = (configmap_data or {}).get(MODEL_ENTRIES_KEY) or "{}"
@@ -258,4 +331,6 @@ def serving_entries(configmap_data: dict | None) -> dict[str, int]:
 
 if __name__ == "__main__":
     chatbot, source = sys.argv[1], sys.argv[2]
-    yaml.safe_dump(training_job(chatbot, 1, {"source": source}, Settings.from_env()), sys.stdout)
+    settings = Settings.from_env()
+    check_chatbot(chatbot, {"source": source}, settings)
+    yaml.safe_dump(training_job(chatbot, 1, {"source": source}, settings), sys.stdout)

@@ -112,6 +112,7 @@ def run_operator(
             memo=memo,
             namespaces=[settings.namespace],
             clusterwide=False,
+            liveness_endpoint=settings.operator_liveness or None,
             stop_flag=stop_flag,
             ready_flag=ready_flag,
         )

@@ -1,16 +1,20 @@
-"""The chatbot registry in Kubernetes mode: `Chatbot` resources plus one Secret each.
+"""The chatbot registry in Kubernetes mode: `Chatbot` resources plus one shared Secret.
 
 With `MIMICAL_ORCHESTRATOR=kubernetes` the backend and the webhook keep no database:
 `open_registry(settings)` returns this registry over the Chatbot resources of
-`MIMICAL_NAMESPACE`. The password's argon2id hash and the owner token's digest live
-in a Secret per chatbot (`NAME-secrets`, owned by the Chatbot so it goes with it).
-Phase, progress, metrics and the served version are read from the resource's status,
-which only the operator (`mimical.kube.handlers`) writes.
+`MIMICAL_NAMESPACE`. Each password's argon2id hash and owner token's digest are keys
+`NAME.passwordHash` / `NAME.ownerTokenHash` of the one Secret the chart creates
+(`Settings.chatbot_secrets`): RBAC can name that Secret (`resourceNames`), so the
+internet-facing webhook reads it and no other, and the backend can neither read nor
+change any Secret it did not make. Deleting a chatbot removes its keys (the operator's
+finalizer does it too, for Chatbots deleted with kubectl). Phase, progress, metrics and
+the served version are read from the resource's status, which only the operator
+(`mimical.kube.handlers`) writes.
 """
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import datetime
 
 from mimical.build import BUILD_PHASES, step_name
@@ -18,18 +22,12 @@ from mimical.config import Settings
 from mimical.errors import ConflictError, NotFoundError, UnavailableError
 from mimical.kube import API_VERSION, KIND
 from mimical.kube.cluster import Cluster
-from mimical.kube.manifests import chatbot_labels
+from mimical.kube.manifests import PASSWORD_KEY, chatbot_labels, secret_keys
 from mimical.registry import Chatbot, Phase, Registry
 
-PASSWORD_KEY = "passwordHash"
-OWNER_TOKEN_KEY = "ownerTokenHash"
 # status.progress.step of a Training chatbot → the API's finer phase. The Job writes the
 # build pipeline's phase names (`mimical.build.step_name`); "scheduled" is the operator's.
 STEP_PHASES = {"scheduled": Phase.IMPORTING} | {step_name(p): p for p in BUILD_PHASES}
-
-
-def secret_name(chatbot: str) -> str:
-    return f"{chatbot}-secrets"
 
 
 def _epoch(timestamp: str | None) -> float:
@@ -71,10 +69,11 @@ def chatbot_from_resource(resource: dict) -> Chatbot:
 
 
 class KubernetesRegistry(Registry):
-    """Chatbot resources as the registry; secrets in one Secret per chatbot."""
+    """Chatbot resources as the registry; their secrets as keys of one shared Secret."""
 
     def __init__(self, cluster: Cluster):
         self.cluster = cluster
+        self.secret = cluster.settings.chatbot_secrets
 
     @classmethod
     def connect(cls, settings: Settings) -> KubernetesRegistry:
@@ -86,11 +85,12 @@ class KubernetesRegistry(Registry):
     def insert(self, chatbot: Chatbot, password_hash: str | None, owner_token_hash: str) -> None:
         from kubernetes.client.exceptions import ApiException
 
+        password_key, owner_key = secret_keys(chatbot.name)
         spec: dict = {"displayName": chatbot.display_name, "public": chatbot.public}
         if chatbot.me:
             spec["me"] = chatbot.me
         if password_hash:
-            spec["passwordSecretRef"] = {"name": secret_name(chatbot.name), "key": PASSWORD_KEY}
+            spec["passwordSecretRef"] = {"name": self.secret, "key": password_key}
         body = {
             "apiVersion": API_VERSION,
             "kind": KIND,
@@ -98,34 +98,14 @@ class KubernetesRegistry(Registry):
             "spec": spec,
         }
         try:
-            created = self.cluster.create_chatbot(body)
+            self.cluster.create_chatbot(body)
         except ApiException as error:
             if error.status == 409:
                 raise ConflictError(f"a chatbot named {chatbot.name!r} already exists") from None
             raise
-        data = {OWNER_TOKEN_KEY: owner_token_hash}
-        if password_hash:
-            data[PASSWORD_KEY] = password_hash
-        owner = {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "name": chatbot.name,
-            "uid": created["metadata"]["uid"],
-        }
-        self.cluster.apply_secret(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {
-                    "name": secret_name(chatbot.name),
-                    "labels": chatbot_labels(chatbot.name, "chatbot"),
-                    "ownerReferences": [owner],
-                },
-                "type": "Opaque",
-                "data": {
-                    key: base64.b64encode(value.encode()).decode() for key, value in data.items()
-                },
-            }
+        # Both keys are written, so nothing of an earlier chatbot of this name survives.
+        self.cluster.patch_secret_data(
+            self.secret, {owner_key: owner_token_hash, password_key: password_hash or None}
         )
 
     def find(self, name: str) -> Chatbot | None:
@@ -144,18 +124,26 @@ class KubernetesRegistry(Registry):
         return [chatbot for chatbot in self.list_all() if chatbot.public]
 
     def secrets(self, name: str) -> tuple[str | None, str]:
-        chatbot = self.find(name)
-        if chatbot is None:
+        resource = self.cluster.get_chatbot(name)
+        if resource is None or resource["metadata"].get("deletionTimestamp"):
             raise NotFoundError(f"no chatbot named {name!r}")
+        password_key, owner_key = secret_keys(name)
+        ref = (resource.get("spec") or {}).get("passwordSecretRef")
+        if ref and ref.get("name") != self.secret:
+            # Fail closed: this persona's hash is where no mimical component may read.
+            raise UnavailableError(
+                f"chatbot {name!r}: spec.passwordSecretRef must name Secret {self.secret} "
+                f"(key {password_key}); the services may read no other Secret"
+            )
         try:
-            data = self.cluster.read_secret(secret_name(name))
+            data = self.cluster.read_secret(self.secret)
         except NotFoundError:
             data = {}
-        password_hash = data.get(PASSWORD_KEY)
-        if chatbot.has_password and not password_hash:
+        password_hash = data.get(ref.get("key") or PASSWORD_KEY) if ref else None
+        if ref and not password_hash:
             # Fail closed: a protected persona whose hash is missing opens for nobody.
-            raise UnavailableError(f"chatbot {name!r}: Secret {secret_name(name)} has no hash")
-        return password_hash, data.get(OWNER_TOKEN_KEY, "")
+            raise UnavailableError(f"chatbot {name!r}: Secret {self.secret} has no hash")
+        return password_hash, data.get(owner_key, "")
 
     def write_status(self, name: str, changes: dict, add_version: int | None) -> Chatbot:
         """Refused: the operator alone writes a Chatbot's status; change its spec instead."""
@@ -165,6 +153,7 @@ class KubernetesRegistry(Registry):
         )
 
     def delete(self, name: str) -> None:
-        """Delete the resource; the operator's finalizer removes what it built and stored."""
+        """Delete the resource and its keys; the operator's finalizer removes the rest."""
         self.cluster.delete_chatbot(name)
-        self.cluster.delete_secret(secret_name(name))
+        with contextlib.suppress(NotFoundError):
+            self.cluster.patch_secret_data(self.secret, dict.fromkeys(secret_keys(name)))

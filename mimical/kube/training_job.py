@@ -36,6 +36,7 @@ from mimical.build import BuildResult, build_chatbot, step_name
 from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
 from mimical.kube import artifacts
+from mimical.kube.manifests import disposable_upload
 from mimical.kube.status import now_iso
 from mimical.registry import Phase
 from mimical.storage import (
@@ -139,6 +140,11 @@ def run(
         train_options={"max_minutes": request.max_minutes, "epochs": request.epochs}
         | train_options,
     )
+    if disposable_upload(request.chatbot, request.source, settings):
+        # The raw export is not kept once its corpus and model are stored (as in local
+        # mode). Only after success: the Job's retry of a failed pod needs it again; the
+        # operator deletes it once the Job has failed for good.
+        storage.delete_prefix(request.source.removeprefix(storage.root.rstrip("/") + "/"))
     progress.report("done", 100, f"version {result.version} stored")
     return result
 

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ CHART = ROOT / "charts" / "mimical"
 RELEASE = "mimical"
 FULLNAME = "mimical"  # RELEASE-mimical collapses to the release name when it holds the chart name
 RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+# The IRSA role the release gives its training ServiceAccount.
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+TRAINING_ROLE = "arn:aws:iam::000000000000:role/mimical-training"
+IRSA_VALUE_KEY = IRSA_ANNOTATION.replace(".", r"\.")  # dots escaped for helm --set
 
 
 OPT_IN = "MIMICAL_CLUSTER_TESTS=0: the real control-plane tier is skipped"
@@ -127,11 +132,18 @@ def release(control_plane, helm_binary, s3_endpoint) -> Release:
         Bucket=bucket
     )
     namespace = restricted_namespace(control_plane, "flow")
+    # No storage Secret: training gets S3 access from its ServiceAccount's role (IRSA),
+    # which the tests' kubelet honours the way EKS does (see kubelet.py).
     helm_install(
         control_plane,
         helm_binary,
         namespace,
-        **{"storage.bucket": bucket, "storage.prefix": "mimical", "storage.endpoint": s3_endpoint},
+        **{
+            "storage.bucket": bucket,
+            "storage.prefix": "mimical",
+            "storage.endpoint": s3_endpoint,
+            f"training.serviceAccount.annotations.{IRSA_VALUE_KEY}": TRAINING_ROLE,
+        },
     )
     return Release(namespace, bucket, s3_endpoint)
 
@@ -187,6 +199,8 @@ def process_env(control_plane, release: Release, component: str, workdir: Path) 
     workdir.mkdir(parents=True, exist_ok=True)
     return {
         "PATH": os.environ["PATH"],
+        # This checkout's `mimical`, not whichever one the venv has installed.
+        "PYTHONPATH": str(ROOT),
         **env,
         "KUBECONFIG": str(kubeconfig),
         "HOME": str(workdir),
@@ -203,6 +217,7 @@ class ServiceProcess:
     def __init__(self, args: list[str], env: dict, log: Path, port: int | None = None):
         self.args, self.env, self.log, self.port = args, env, log, port
         self.process: subprocess.Popen | None = None
+        self.liveness_url = ""  # the operator's kopf liveness endpoint
 
     def start(self) -> ServiceProcess:
         self.process = subprocess.Popen(
@@ -231,8 +246,14 @@ class ServiceProcess:
 
 def operator_process(control_plane, release: Release, workdir: Path) -> ServiceProcess:
     env = process_env(control_plane, release, "operator", workdir)
+    # The chart's liveness endpoint, on a port of this machine's that is free.
+    liveness = urllib.parse.urlsplit(env["MIMICAL_OPERATOR_LIVENESS"])
+    port = free_port()
+    env["MIMICAL_OPERATOR_LIVENESS"] = f"http://127.0.0.1:{port}{liveness.path}"
     args = [sys.executable, str(ROOT / "operator" / "main.py")]
-    return ServiceProcess(args, env, workdir / "operator.log")
+    running = ServiceProcess(args, env, workdir / "operator.log")
+    running.liveness_url = env["MIMICAL_OPERATOR_LIVENESS"]
+    return running
 
 
 @pytest.fixture
@@ -259,6 +280,14 @@ def backend(control_plane, release, redis_url, tmp_path) -> Iterator[str]:
     ]
     running = ServiceProcess(args, env, tmp_path / "backend.log", port).start()
     url = f"http://127.0.0.1:{port}"
-    assert requests.get(f"{url}/healthz", timeout=10).ok
+    # The port opens before the worker has imported the app (slow on a loaded machine).
+    control_plane.wait_for("the backend's /healthz", lambda: _answers(f"{url}/healthz"), 180)
     yield url
     running.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=30).ok
+    except requests.RequestException:
+        return False

@@ -5,7 +5,8 @@ version). Like controller-runtime's envtest, there are no nodes: pods are create
 admitted, then stay Pending; the tests play the kubelet where they need a pod to run.
 
 The API server authorises with RBAC, issues ServiceAccount tokens signed with a key made
-here, and runs the default admission chain (Pod Security included). The controller
+here, and runs the default admission chain (Pod Security included) plus OpenShift's
+owner-reference check. The controller
 manager runs the controllers that turn workloads into pods and clean up after them.
 Everything lives in one temporary directory, TLS included (a CA made for the session).
 """
@@ -268,7 +269,10 @@ class ControlPlane:
                 f"--tls-private-key-file={pki['server.key']}",
                 f"--client-ca-file={pki['ca.crt']}",
                 "--authorization-mode=RBAC",
-                "--enable-admission-plugins=PodSecurity,ServiceAccount,NamespaceLifecycle",
+                # OwnerReferencesPermissionEnforcement as on OpenShift: an owner reference
+                # that blocks its owner's deletion needs `update` on the owner's finalizers.
+                "--enable-admission-plugins=PodSecurity,ServiceAccount,NamespaceLifecycle,"
+                "OwnerReferencesPermissionEnforcement",
                 "--allow-privileged=false",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={pki['sa.pub']}",

@@ -8,6 +8,7 @@ the container's exit in the pod's status. The real Job controller takes it from 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -106,8 +107,29 @@ def pod_env(control_plane: ControlPlane, namespace: str, pod: dict) -> dict[str,
     return container_env(control_plane, namespace, pod["spec"]["containers"][0])
 
 
-def run_training_pod(control_plane: ControlPlane, pod: dict, workdir: Path, extra_env: dict):
-    """Bind, run, and report the exit of a training pod; returns the finished process."""
+def cloud_credentials(control_plane: ControlPlane, namespace: str, pod: dict) -> dict:
+    """What EKS gives a pod whose ServiceAccount names an IAM role (IRSA): its pod identity
+    webhook mounts a web-identity token, which the AWS SDK trades at STS for keys of that
+    role. moto takes any keys, so what is checked is the role on the pod's account; a pod
+    of any other account gets nothing (and its S3 calls fail)."""
+    from tests.cluster.conftest import IRSA_ANNOTATION
+
+    account = pod["spec"].get("serviceAccountName", "default")
+    found = control_plane.kubectl(
+        "get", "serviceaccount", account, f"--namespace={namespace}", "-o=json"
+    )
+    annotations = json.loads(found.stdout)["metadata"].get("annotations") or {}
+    if not annotations.get(IRSA_ANNOTATION):
+        return {}
+    return {"AWS_ACCESS_KEY_ID": "irsa-session", "AWS_SECRET_ACCESS_KEY": "irsa-session"}
+
+
+def run_training_pod(control_plane: ControlPlane, pod: dict, workdir: Path):
+    """Bind, run, and report the exit of a training pod; returns the finished process.
+
+    Its environment is the pod's own (storage keys only if the chart named a Secret)
+    plus what its ServiceAccount's cloud identity gives (`cloud_credentials`).
+    """
     core = _core(control_plane)
     namespace = pod["metadata"]["namespace"]
     bind(core, pod)
@@ -115,12 +137,14 @@ def run_training_pod(control_plane: ControlPlane, pod: dict, workdir: Path, extr
     workdir.mkdir(parents=True, exist_ok=True)
     env = {
         "PATH": os.environ["PATH"],
+        # No instance metadata here: without an identity, S3 calls fail at once.
+        "AWS_EC2_METADATA_DISABLED": "true",
+        **cloud_credentials(control_plane, namespace, pod),
         **pod_env(control_plane, namespace, pod),
         # The pod's /tmp is its scratch emptyDir.
         "HOME": str(workdir),
         "TMPDIR": str(workdir),
         "MIMICAL_HOME": str(workdir / "mimical"),
-        **extra_env,
     }
     finished = subprocess.run(
         [sys.executable, "-c", TRAINING],

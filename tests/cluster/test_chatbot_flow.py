@@ -17,8 +17,6 @@ import requests
 from tests.cluster.conftest import FULLNAME, save_listing
 from tests.cluster.kubelet import run_training_pod
 
-NODE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
 
 @pytest.fixture
 def export_zip(sample_export, tmp_path):
@@ -74,8 +72,19 @@ def train(control_plane, release, name: str, job: str, tmp_path) -> None:
     pod = control_plane.wait_for(
         f"the pod of Job {job}", lambda: training_pod(control_plane, namespace, job)
     )
-    finished = run_training_pod(control_plane, pod, tmp_path / "pod", NODE_CREDENTIALS)
+    # It runs as the chart's training account, whose IAM role is its only S3 access.
+    assert pod["spec"]["serviceAccountName"] == f"{FULLNAME}-training"
+    (container,) = pod["spec"]["containers"]
+    assert not [e for e in container["env"] if e["name"].startswith("AWS_SECRET")]
+    assert container["imagePullPolicy"] == "IfNotPresent"  # the chart's training.image
+    finished = run_training_pod(control_plane, pod, tmp_path / "pod")
     assert finished.returncode == 0, finished.stderr[-3000:]
+
+
+def chatbot_secret_keys(control_plane, namespace: str, name: str) -> set[str]:
+    """The keys of chatbot `name` in the chart's chatbots' Secret."""
+    secret = get_json(control_plane, namespace, "secret", f"{FULLNAME}-chatbot-secrets")
+    return {key for key in secret.get("data") or {} if key.startswith(f"{name}.")}
 
 
 def test_chatbot_from_upload_to_ready_to_deleted(
@@ -113,6 +122,10 @@ def test_chatbot_from_upload_to_ready_to_deleted(
     assert served_models(control_plane, namespace) == {name: 1}
     api_view = requests.get(f"{backend}/api/chatbots/{name}", timeout=10).json()
     assert (api_view["phase"], api_view["model_version"]) == ("Ready", 1)
+    # The raw export went once imported; the owner token's digest is in the chart's Secret.
+    assert not [key for key in stored_keys(release, name) if "/uploads/" in key]
+    assert chatbot_secret_keys(control_plane, namespace, name) == {f"{name}.ownerTokenHash"}
+    assert requests.get(operator.liveness_url, timeout=10).status_code == 200
 
     command = ["kubectl", "get", "chatbots", f"--namespace={namespace}"]
     listing = control_plane.kubectl(*command[1:]).stdout
@@ -131,12 +144,10 @@ def test_chatbot_from_upload_to_ready_to_deleted(
     )
     assert stored_keys(release, name) == []
     assert served_models(control_plane, namespace) == {}
-    # Its Secret and Job were owned by the Chatbot: the garbage collector removes them.
+    assert chatbot_secret_keys(control_plane, namespace, name) == set()
+    # Its Job was owned by the Chatbot: the garbage collector removes it.
     control_plane.wait_for(
-        "the Chatbot's Secret and Job to be collected",
-        lambda: (
-            get_json(control_plane, namespace, "secret", f"{name}-secrets", check=False) is None
-            and get_json(control_plane, namespace, "job", job, check=False) is None
-        ),
+        "the Chatbot's Job to be collected",
+        lambda: get_json(control_plane, namespace, "job", job, check=False) is None,
     )
     assert requests.get(f"{backend}/api/chatbots/{name}", timeout=10).status_code == 404

@@ -16,7 +16,7 @@ import yaml
 
 from tests.cluster.conftest import operator_process
 from tests.cluster.kubelet import run_training_pod
-from tests.cluster.test_chatbot_flow import NODE_CREDENTIALS, chatbot_phase, get_json, training_pod
+from tests.cluster.test_chatbot_flow import chatbot_phase, get_json, training_pod
 
 
 def upload_corpus(release, name: str, corpus) -> str:
@@ -105,7 +105,7 @@ def test_killed_operator_resumes_without_a_second_job(
             timeout=150,
         )
         assert jobs_of(control_plane, namespace, name) == [f"{name}-train-1"]
-        finished = run_training_pod(control_plane, pod, tmp_path / "pod", NODE_CREDENTIALS)
+        finished = run_training_pod(control_plane, pod, tmp_path / "pod")
         assert finished.returncode == 0, finished.stderr[-3000:]
         control_plane.wait_for(
             "phase Ready", lambda: chatbot_phase(control_plane, namespace, name) == "Ready"

@@ -8,31 +8,20 @@ is measured on the namespace's `default` account and set aside.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from mimical.config import Settings
-from mimical.kube.rbac import operator_rules
+from mimical.kube.manifests import training_job
+from mimical.kube.rbac import RULES
 from tests.cluster.conftest import FULLNAME
+
+COMPONENTS = ["operator", "backend", "webhook", "tfserving", "training"]
 
 # Resources, Non-Resource URLs, Resource Names, Verbs (Resources is empty on URL rows).
 ROW = re.compile(r"^(\S*)\s*\[(.*?)\]\s+\[(.*?)\]\s+\[(.*?)\]\s*$")
-
-# What mimical/orchestration/kubernetes.py calls (through mimical.kube.cluster.Cluster).
-BACKEND_RULES = [
-    {
-        "apiGroups": ["mimical.dev"],
-        "resources": ["chatbots"],
-        "verbs": ["get", "list", "create", "patch", "delete"],
-    },
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch", "delete"]},
-]
-# The webhook finds personas and checks passwords through the same registry, read-only.
-WEBHOOK_RULES = [
-    {"apiGroups": ["mimical.dev"], "resources": ["chatbots"], "verbs": ["get", "list"]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
-]
 
 
 def permissions(rules: list[dict]) -> set[tuple[str, str, str]]:
@@ -73,16 +62,15 @@ def baseline(control_plane, release) -> set[tuple[str, str, str]]:
 
 
 def expected_rules(component: str) -> list[dict]:
-    settings = Settings(serving_configmap=f"{FULLNAME}-tfserving-models")
-    return {
-        "operator": operator_rules(settings),
-        "backend": BACKEND_RULES,
-        "webhook": WEBHOOK_RULES,
-        "tfserving": [],
-    }[component]
+    """What the code lists (mimical.kube.rbac); TF Serving and training call no API."""
+    settings = Settings(
+        serving_configmap=f"{FULLNAME}-tfserving-models",
+        chatbot_secrets=f"{FULLNAME}-chatbot-secrets",
+    )
+    return RULES[component](settings) if component in RULES else []
 
 
-@pytest.mark.parametrize("component", ["operator", "backend", "webhook", "tfserving"])
+@pytest.mark.parametrize("component", COMPONENTS)
 def test_service_account_may_do_exactly_what_its_code_uses(
     control_plane, release, baseline, component
 ):
@@ -91,8 +79,10 @@ def test_service_account_may_do_exactly_what_its_code_uses(
     assert not any(verb == "*" or resource.startswith("*") for resource, _, verb in granted)
 
 
-@pytest.mark.parametrize("component", ["operator", "backend", "webhook", "tfserving"])
-def test_no_service_account_reads_secrets_elsewhere(control_plane, release, component):
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_no_service_account_reads_other_secrets(control_plane, release, component):
+    """Not elsewhere, and at home not the storage keys, Messenger tokens or Helm's release
+    Secrets: at most the chatbots' Secret, by name."""
     kubeconfig = control_plane.service_account_kubeconfig(
         release.namespace, f"{FULLNAME}-{component}"
     )
@@ -101,3 +91,66 @@ def test_no_service_account_reads_secrets_elsewhere(control_plane, release, comp
             "auth", "can-i", "get", "secrets", where, kubeconfig=kubeconfig, check=False
         )
         assert answer.stdout.strip() == "no", (where, answer.stdout)
+    home = f"--namespace={release.namespace}"
+    for secret in ("sh.helm.release.v1.mimical.v1", "mimical-s3", "mimical-messenger"):
+        for verb in ("get", "patch", "delete"):
+            answer = control_plane.kubectl(
+                "auth", "can-i", verb, f"secret/{secret}", home, kubeconfig=kubeconfig, check=False
+            )
+            assert answer.stdout.strip() == "no", (verb, secret, answer.stdout)
+    answer = control_plane.kubectl(
+        "auth", "can-i", "create", "secrets", home, kubeconfig=kubeconfig, check=False
+    )
+    assert answer.stdout.strip() == "no", answer.stdout
+
+
+def test_the_operator_may_make_jobs_its_chatbots_own(control_plane, release):
+    """OwnerReferencesPermissionEnforcement (OpenShift's, on in this API server): an owner
+    reference that blocks its owner's deletion needs `update` on the owner's finalizers.
+    The operator has it for Chatbots (kopf.adopt sets blockOwnerDeletion), not elsewhere."""
+    namespace = release.namespace
+    kubeconfig = control_plane.service_account_kubeconfig(namespace, f"{FULLNAME}-operator")
+    chatbot = {
+        "apiVersion": "mimical.dev/v1alpha1",
+        "kind": "Chatbot",
+        "metadata": {"name": "owner"},
+        "spec": {"public": True},
+    }
+    control_plane.kubectl("apply", f"--namespace={namespace}", "-f=-", stdin=json.dumps(chatbot))
+    created = json.loads(
+        control_plane.kubectl(
+            "get", "chatbot", "owner", f"--namespace={namespace}", "-o=json"
+        ).stdout
+    )
+    configmap = json.loads(
+        control_plane.kubectl(
+            "get", "configmap", "kube-root-ca.crt", f"--namespace={namespace}", "-o=json"
+        ).stdout
+    )
+    try:
+        for owner, allowed in ((created, True), (configmap, False)):
+            job = training_job("owner", 1, {"source": "s3://b/uploads/owner/1/x.zip"}, Settings())
+            job["metadata"]["ownerReferences"] = [
+                {
+                    "apiVersion": owner["apiVersion"],
+                    "kind": owner["kind"],
+                    "name": owner["metadata"]["name"],
+                    "uid": owner["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ]
+            result = control_plane.kubectl(
+                "create",
+                "--dry-run=server",
+                f"--namespace={namespace}",
+                "-f=-",
+                kubeconfig=kubeconfig,
+                stdin=json.dumps(job),
+                check=False,
+            )
+            assert (result.returncode == 0) == allowed, (owner["kind"], result.stderr)
+            if not allowed:
+                assert "cannot set blockOwnerDeletion" in result.stderr, result.stderr
+    finally:
+        control_plane.kubectl("delete", "chatbot", "owner", f"--namespace={namespace}")

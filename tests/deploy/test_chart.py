@@ -101,11 +101,16 @@ def test_objects_carry_the_standard_labels(rendered):
 
 def test_services_and_budgets_select_existing_pods(rendered):
     variant, objects = rendered
+    from mimical.kube.manifests import training_job
+
     pod_labels = [
         spec_owner["spec"]["template"]["metadata"]["labels"]
         for spec_owner in objects
         if spec_owner["kind"] in ("Deployment", "StatefulSet")
     ]
+    # The operator's training pods are selected too (their NetworkPolicy).
+    job = training_job("alice", 1, {"source": "s3://b/uploads/alice/1/x.zip"}, Settings())
+    pod_labels.append(job["spec"]["template"]["metadata"]["labels"])
     for obj in objects:
         if obj["kind"] == "Service":
             selector = obj["spec"]["selector"]
@@ -142,21 +147,26 @@ def test_env_names_match_settings(rendered):
                     assert env["name"] in known, f"{variant}: {name}: unknown {env['name']}"
 
 
-def test_operator_rbac_mirrors_the_operator_rules(rendered):
-    from mimical.kube.rbac import operator_rules
+def component_env(objects: list[dict], component: str) -> dict[str, str]:
+    """The plain `value` variables of a component's first container."""
+    return next(
+        {e["name"]: e["value"] for e in spec["containers"][0]["env"] if "value" in e}
+        for name, spec in pod_specs(objects)
+        if name.endswith(f"-{component}")
+    )
+
+
+@pytest.mark.parametrize("component", ["operator", "backend", "webhook"])
+def test_rbac_mirrors_the_rules_the_code_lists(rendered, component):
+    from mimical.kube.rbac import RULES
 
     variant, objects = rendered
-    env = next(
-        container["env"]
-        for name, spec in pod_specs(objects)
-        if name.endswith("-operator")
-        for container in spec["containers"]
-    )
-    configmap = next(e["value"] for e in env if e["name"] == "MIMICAL_SERVING_CONFIGMAP")
+    env = component_env(objects, component)
+    settings = Settings.from_env(env)
     role = next(
         obj
         for obj in objects
-        if obj["kind"] == "Role" and obj["metadata"]["name"].endswith("-operator")
+        if obj["kind"] == "Role" and obj["metadata"]["name"].endswith(f"-{component}")
     )
 
     def normal(rules):
@@ -164,8 +174,21 @@ def test_operator_rbac_mirrors_the_operator_rules(rendered):
             json.dumps({k: sorted(v) for k, v in rule.items()}, sort_keys=True) for rule in rules
         )
 
-    expected = operator_rules(Settings(serving_configmap=configmap))
-    assert normal(role["rules"]) == normal(expected), variant
+    if component == "operator":
+        assert settings.serving_configmap == env["MIMICAL_SERVING_CONFIGMAP"]
+    assert normal(role["rules"]) == normal(RULES[component](settings)), variant
+    # The one Secret they may touch exists, made by the chart.
+    secrets = {o["metadata"]["name"] for o in objects if o["kind"] == "Secret"}
+    assert env["MIMICAL_CHATBOT_SECRETS"] in secrets
+
+
+def test_no_role_reaches_a_secret_by_type_alone(rendered):
+    """Secrets are named (resourceNames) in every rule: no component reads them all."""
+    variant, objects = rendered
+    for role in (o for o in objects if o["kind"] == "Role"):
+        for rule in role["rules"]:
+            if "secrets" in rule["resources"]:
+                assert rule.get("resourceNames"), f"{variant}: {role['metadata']['name']}"
 
 
 def test_workloads_wire_to_each_other(rendered):
@@ -181,13 +204,19 @@ def test_workloads_wire_to_each_other(rendered):
     operator_env = next(v for k, v in envs.items() if k.endswith("-operator/operator"))
     service, port = operator_env["MIMICAL_SERVING_ENDPOINT"].split(":")
     assert ("Service", service) in by_kind and port == "8500"
-    assert ("ConfigMap", operator_env["MIMICAL_SERVING_CONFIGMAP"]) in by_kind
+    # The operator makes the model ConfigMap; TF Serving's pods mount it (optional until then).
+    tfserving = next(spec for name, spec in pod_specs(objects) if name.endswith("-tfserving"))
+    (entries,) = [v["configMap"] for v in tfserving["volumes"] if v["name"] == "entries"]
+    assert entries == {"name": operator_env["MIMICAL_SERVING_CONFIGMAP"], "optional": True}
+    assert ("ConfigMap", entries["name"]) not in by_kind  # no data of the chart's to restore
     for key, env in envs.items():
         if key.endswith(("-backend/backend", "-webhook/webhook")):
             assert env["MIMICAL_MODEL_SERVER"] == operator_env["MIMICAL_SERVING_ENDPOINT"]
             assert env["MIMICAL_ORCHESTRATOR"] == "kubernetes"
             assert "REDIS_URL" in env
-            redis_host = re.match(r"rediss?://([^:/]+)", env["REDIS_URL"] or "redis://x")
+            redis_host = re.match(
+                r"rediss?://(?:[^@/]*@)?([^:/]+)", env["REDIS_URL"] or "redis://x"
+            )
             if variant != "external":
                 assert ("Service", redis_host.group(1)) in by_kind
 
@@ -275,6 +304,13 @@ def test_training_jobs_from_the_rendered_operator_settings_are_valid(rendered):
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == env["MIMICAL_TRAINING_IMAGE"]
     assert pod["securityContext"]["runAsNonRoot"] is True
+    # Its ServiceAccount is the chart's, which mounts no API token.
+    (account,) = [
+        o
+        for o in objects
+        if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == pod["serviceAccountName"]
+    ]
+    assert account["automountServiceAccountToken"] is False
     for ref in (
         e["valueFrom"]["secretKeyRef"] for e in pod["containers"][0]["env"] if "valueFrom" in e
     ):
@@ -282,23 +318,15 @@ def test_training_jobs_from_the_rendered_operator_settings_are_valid(rendered):
 
 
 def test_tfserving_starts_from_a_config_it_can_parse(rendered):
-    """The chart's initial model ConfigMap is a valid (empty) ModelServerConfig."""
+    """What the operator writes for no chatbot yet is a valid (empty) ModelServerConfig."""
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
+    from mimical.kube.manifests import serving_config_data
+
     variant, objects = rendered
-    operator_env = next(
-        c["env"]
-        for name, spec in pod_specs(objects)
-        if name.endswith("-operator")
-        for c in spec["containers"]
-    )
-    name = next(e["value"] for e in operator_env if e["name"] == "MIMICAL_SERVING_CONFIGMAP")
-    (configmap,) = [
-        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == name
-    ]
-    config = text_format.Parse(
-        configmap["data"]["models.config"], model_server_config_pb2.ModelServerConfig()
-    )
+    settings = Settings.from_env(component_env(objects, "operator"))
+    data = serving_config_data({}, settings.storage_url)
+    config = text_format.Parse(data["models.config"], model_server_config_pb2.ModelServerConfig())
     assert len(config.model_config_list.config) == 0
-    assert json.loads(configmap["data"]["models.json"]) == {}
+    assert json.loads(data["models.json"]) == {}

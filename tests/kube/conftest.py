@@ -25,10 +25,15 @@ SERVING_ENDPOINT = "mimical-tfserving.mimical-test.svc:8500"
 class Kubectl:
     """The few kubectl verbs the tests need, as plain HTTP calls to the API server."""
 
-    def __init__(self, url: str, namespace: str):
+    def __init__(self, url: str, namespace: str, storage_root: str = ""):
         self.url = url
         self.namespace = namespace
+        self.storage_root = storage_root.rstrip("/")
         self.http = requests.Session()
+
+    def source(self, chatbot: str, upload: str = "1/messenger.zip") -> str:
+        """An upload of `chatbot`'s own (the operator trains on no other persona's objects)."""
+        return f"{self.storage_root}/uploads/{chatbot}/{upload}"
 
     def _url(self, api, plural, name="", subresource=""):
         prefix = "api/v1" if api == "v1" else f"apis/{api}"
@@ -136,8 +141,9 @@ def kube_api() -> Iterator[ApiServerThread]:
 
 @pytest.fixture
 def kubectl(kube_api, operator_settings) -> Kubectl:
-    kubectl = Kubectl(kube_api.url, NAMESPACE)
-    # The chart creates the shared TF Serving ConfigMap; the operator only edits it.
+    kubectl = Kubectl(kube_api.url, NAMESPACE, operator_settings.storage_url)
+    # The chart creates the shared TF Serving ConfigMap and the chatbots' Secret; the
+    # operator and the backend only edit them.
     body = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -145,6 +151,13 @@ def kubectl(kube_api, operator_settings) -> Kubectl:
         "data": serving_config_data({}, operator_settings.storage_url),
     }
     kubectl.create("v1", "configmaps", body).raise_for_status()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": operator_settings.chatbot_secrets},
+        "type": "Opaque",
+    }
+    kubectl.create("v1", "secrets", secret).raise_for_status()
     return kubectl
 
 

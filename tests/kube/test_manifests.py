@@ -15,6 +15,7 @@ from mimical.kube.manifests import (
     MODEL_CONFIG_KEY,
     InvalidSpecError,
     check_chatbot,
+    disposable_upload,
     serving_config_data,
     serving_entries,
     training_job,
@@ -90,9 +91,63 @@ def test_without_an_s3_secret_jobs_use_the_clusters_credentials():
 
 
 def test_names_the_schema_cannot_check_are_refused_with_a_reason():
-    check_chatbot("alice", {"source": SOURCE})
+    check_chatbot("alice", {"source": SOURCE}, SETTINGS)
     with pytest.raises(InvalidSpecError, match="at most 40"):
-        check_chatbot("a" * 41, {"source": SOURCE})
+        check_chatbot("a" * 41, {"source": SOURCE}, SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "s3://models-bucket/mimical/uploads/bob/1/export.zip",  # another persona's upload
+        "s3://models-bucket/mimical/corpora/bob/3.jsonl",  # ...or corpus
+        "s3://models-bucket/mimical/uploads/alice-2/1/export.zip",  # a name that extends ours
+        "s3://other-bucket/mimical/uploads/alice/1/export.zip",
+        "s3://models-bucket/uploads/alice/1/export.zip",  # outside the storage root
+    ],
+)
+def test_a_source_outside_the_chatbots_own_objects_is_refused(source):
+    with pytest.raises(InvalidSpecError, match="its own objects"):
+        check_chatbot("alice", {"source": source}, SETTINGS)
+
+
+def test_own_uploads_and_corpora_are_accepted_and_only_uploads_are_disposable():
+    corpus = "s3://models-bucket/mimical/corpora/alice/1732521600.jsonl"
+    for source in (SOURCE, corpus):
+        check_chatbot("alice", {"source": source}, SETTINGS)
+    assert disposable_upload("alice", SOURCE, SETTINGS)
+    assert not disposable_upload("alice", corpus, SETTINGS)
+    assert not disposable_upload("alice", SOURCE, SETTINGS.with_overrides(keep_uploads=True))
+
+
+def test_training_images_outside_the_allow_list_are_refused():
+    allowed = SETTINGS.with_overrides(training_allowed_images='["registry.example/train:gpu"]')
+    for image in (SETTINGS.training_image, "registry.example/train:gpu"):
+        check_chatbot("alice", {"source": SOURCE, "training": {"image": image}}, allowed)
+    with pytest.raises(InvalidSpecError, match="training.allowedImages"):
+        check_chatbot("alice", {"source": SOURCE, "training": {"image": "evil/x:1"}}, allowed)
+    with pytest.raises(InvalidSpecError, match="not allowed"):
+        spec = {"source": SOURCE, "training": {"image": "registry.example/train:gpu"}}
+        check_chatbot("alice", spec, SETTINGS)
+
+
+def test_training_pods_run_as_the_training_account_with_pull_settings():
+    settings = SETTINGS.with_overrides(
+        training_service_account="mimical-training",
+        training_image_pull_policy="Always",
+        image_pull_secrets='[{"name": "regcred"}, "mirror"]',
+    )
+    job = training_job("alice", 1, {"source": SOURCE}, settings)
+    assert kubernetes_validate.validate(job, K8S_VERSION, strict=True)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "mimical-training"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}]
+    assert container(job)["imagePullPolicy"] == "Always"
+    # Unset: the namespace's default account and the cluster's default policy.
+    plain = training_job("alice", 1, {"source": SOURCE}, SETTINGS)["spec"]["template"]["spec"]
+    assert "serviceAccountName" not in plain and "imagePullSecrets" not in plain
+    assert "imagePullPolicy" not in plain["containers"][0]
 
 
 def test_serving_config_pins_each_chatbot_to_its_version():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import boto3
 import kubernetes_validate
 
 from mimical.kube import API_VERSION
@@ -16,7 +17,6 @@ from mimical.kube.manifests import MODEL_CONFIG_KEY, serving_entries
 from tests.fixtures.services import wait_for
 from tests.kube.conftest import SERVING_ENDPOINT, OperatorThread
 
-SOURCE = "s3://exports-bucket/uploads/alice/1/messenger.zip"
 K8S_VERSION = "1.30"
 
 
@@ -54,7 +54,11 @@ def events_for(kubectl, name: str, reasons: set[str]) -> list[dict]:
 
 
 def test_create_trains_on_gpu_then_serves(operator, kubectl, storage):
-    spec = {"source": SOURCE, "public": True, "training": {"gpu": 1, "maxMinutes": 5}}
+    spec = {
+        "source": kubectl.source("alice"),
+        "public": True,
+        "training": {"gpu": 1, "maxMinutes": 5},
+    }
     assert kubectl.apply_chatbot("alice", spec).status_code in (200, 201)
 
     training = phase_of(kubectl, "alice", "Training")
@@ -72,7 +76,7 @@ def test_create_trains_on_gpu_then_serves(operator, kubectl, storage):
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
-    assert env["MIMICAL_SOURCE"]["value"] == SOURCE
+    assert env["MIMICAL_SOURCE"]["value"] == kubectl.source("alice")
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "mimical-s3"
 
     upload_model(storage, "alice", 1700000000)
@@ -102,7 +106,7 @@ def test_create_trains_on_gpu_then_serves(operator, kubectl, storage):
 
 
 def test_training_progress_reaches_the_status(operator, kubectl, storage):
-    kubectl.apply_chatbot("hugo", {"source": SOURCE}).raise_for_status()
+    kubectl.apply_chatbot("hugo", {"source": kubectl.source("hugo")}).raise_for_status()
     phase_of(kubectl, "hugo", "Training")
     storage.put_bytes(
         "training/hugo/hugo-train-1.json",
@@ -117,7 +121,7 @@ def test_training_progress_reaches_the_status(operator, kubectl, storage):
 
 
 def test_job_failure_marks_failed_with_reason_and_a_spec_change_retries(operator, kubectl, storage):
-    kubectl.apply_chatbot("bob", {"source": SOURCE}).raise_for_status()
+    kubectl.apply_chatbot("bob", {"source": kubectl.source("bob")}).raise_for_status()
     phase_of(kubectl, "bob", "Training")
     # The runner leaves its last words in the progress file; the Job controller its reason.
     storage.put_bytes(
@@ -138,7 +142,7 @@ def test_job_failure_marks_failed_with_reason_and_a_spec_change_retries(operator
     assert warnings[0]["type"] == "Warning"
     assert "not a chat export" in warnings[0]["message"]
 
-    fixed = "s3://exports-bucket/uploads/bob/2/whatsapp.zip"
+    fixed = kubectl.source("bob", "2/whatsapp.zip")
     kubectl.patch(API_VERSION, "chatbots", "bob", {"spec": {"source": fixed}})
     retrying = phase_of(kubectl, "bob", "Training", generation=2)
     assert retrying["status"]["trainingJob"] == "bob-train-2"
@@ -148,7 +152,7 @@ def test_job_failure_marks_failed_with_reason_and_a_spec_change_retries(operator
 
 
 def test_spec_change_trains_a_new_version_while_the_old_one_serves(operator, kubectl, storage):
-    kubectl.apply_chatbot("carol", {"source": SOURCE}).raise_for_status()
+    kubectl.apply_chatbot("carol", {"source": kubectl.source("carol")}).raise_for_status()
     phase_of(kubectl, "carol", "Training")
     upload_model(storage, "carol", 1)
     kubectl.finish_job("carol-train-1", succeeded=True)
@@ -176,7 +180,7 @@ def test_spec_change_trains_a_new_version_while_the_old_one_serves(operator, kub
 
 def test_restarted_operator_makes_no_duplicate_job(operator_settings, kubectl, storage):
     with OperatorThread(operator_settings):
-        kubectl.apply_chatbot("dave", {"source": SOURCE}).raise_for_status()
+        kubectl.apply_chatbot("dave", {"source": kubectl.source("dave")}).raise_for_status()
         phase_of(kubectl, "dave", "Training")
         first_uid = kubectl.get("batch/v1", "jobs", "dave-train-1")["metadata"]["uid"]
 
@@ -193,7 +197,7 @@ def test_restarted_operator_makes_no_duplicate_job(operator_settings, kubectl, s
 
 def test_delete_empties_the_s3_prefix_and_the_serving_entry(operator, kubectl, storage):
     for name in ("erin", "frank"):
-        kubectl.apply_chatbot(name, {"source": SOURCE}).raise_for_status()
+        kubectl.apply_chatbot(name, {"source": kubectl.source(name)}).raise_for_status()
         phase_of(kubectl, name, "Training")
         storage.put_bytes(f"uploads/{name}/1/export.zip", b"zip")
         storage.put_bytes(f"corpora/{name}/7.jsonl", b"{}")
@@ -211,14 +215,16 @@ def test_delete_empties_the_s3_prefix_and_the_serving_entry(operator, kubectl, s
 
 
 def test_invalid_specs_are_refused_or_marked_failed(operator, kubectl):
-    refused = kubectl.apply_chatbot("gina", {"source": SOURCE, "training": {"gpu": -1}})
+    refused = kubectl.apply_chatbot(
+        "gina", {"source": kubectl.source("gina"), "training": {"gpu": -1}}
+    )
     assert refused.status_code == 422
     assert "gpu" in refused.json()["message"]
     assert kubectl.apply_chatbot("gina", {"public": "yes"}).status_code == 422
 
     # Passes the schema, but the name cannot name a Job and a served model.
     long_name = "a-very-long-persona-name-that-cannot-fit-in-a-job-name"
-    kubectl.apply_chatbot(long_name, {"source": SOURCE}).raise_for_status()
+    kubectl.apply_chatbot(long_name, {"source": kubectl.source(long_name)}).raise_for_status()
     failed = phase_of(kubectl, long_name, "Failed")
     trained = conditions(failed)["Trained"]
     assert trained["reason"] == "InvalidSpec" and "at most 40" in trained["message"]
@@ -230,7 +236,9 @@ def test_chatbot_without_source_waits_pending_until_one_is_set(operator, kubectl
     pending = phase_of(kubectl, "ivy", "Pending")
     assert conditions(pending)["Imported"]["reason"] == "NoSource"
     assert kubectl.jobs("ivy") == []
-    kubectl.patch(API_VERSION, "chatbots", "ivy", {"spec": {"source": SOURCE, "me": "Ivy"}})
+    kubectl.patch(
+        API_VERSION, "chatbots", "ivy", {"spec": {"source": kubectl.source("ivy"), "me": "Ivy"}}
+    )
     phase_of(kubectl, "ivy", "Training", generation=2)
     job = kubectl.get("batch/v1", "jobs", "ivy-train-2")
     env = {
@@ -248,20 +256,18 @@ def handler_failed(caplog, handler_id: str) -> bool:
 
 
 def test_an_outcome_the_job_event_could_not_record_is_recorded_later(
-    operator, kubectl, storage, caplog
+    operator, kubectl, storage, s3_bucket, s3_endpoint, caplog
 ):
-    # Without the serving ConfigMap (chart not fully installed) the Job's event fails...
-    configmap = kubectl.get("v1", "configmaps", operator.settings.serving_configmap)
-    kubectl.delete("v1", "configmaps", operator.settings.serving_configmap)
-    kubectl.apply_chatbot("jack", {"source": SOURCE}).raise_for_status()
+    # With S3 down the Job's event cannot look for the model...
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    kubectl.apply_chatbot("jack", {"source": kubectl.source("jack")}).raise_for_status()
     phase_of(kubectl, "jack", "Training")
-    upload_model(storage, "jack", 1)
-    storage.put_bytes("training/jack/jack-train-1.json", b'{"step": "done", "percent": 100}')
+    s3.delete_bucket(Bucket=s3_bucket)  # nothing stored yet: storage is "down"
     kubectl.finish_job("jack-train-1", succeeded=True)
     wait_for("the Job event handler to fail", lambda: handler_failed(caplog, "training-job"))
     assert kubectl.chatbot("jack")["status"]["phase"] == "Training"
 
-    # ...and the progress timer records it once the ConfigMap is back.
-    restored = {"metadata": {"name": configmap["metadata"]["name"]}, "data": configmap["data"]}
-    kubectl.create("v1", "configmaps", restored).raise_for_status()
+    # ...and the progress timer records it once S3 is back.
+    s3.create_bucket(Bucket=s3_bucket)
+    upload_model(storage, "jack", 1)
     assert phase_of(kubectl, "jack", "Ready")["status"]["modelVersion"] == 1

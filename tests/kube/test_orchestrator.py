@@ -27,31 +27,42 @@ def orchestrator(operator_settings, storage, kubectl):
     registry.close()
 
 
-def test_registry_keeps_chatbots_as_resources_and_hashes_in_secrets(orchestrator, kubectl):
+def test_registry_keeps_chatbots_as_resources_and_hashes_in_one_secret(orchestrator, kubectl):
     registry = orchestrator.registry
+    secret_name = orchestrator.settings.chatbot_secrets
     chatbot, token = registry.create("alice", public=False, password="s3cret", me="Alice A.")
     assert (chatbot.phase, chatbot.has_password, chatbot.public) == (Phase.PENDING, True, False)
 
     resource = kubectl.chatbot("alice")
-    assert resource["spec"]["passwordSecretRef"] == {"name": "alice-secrets", "key": "passwordHash"}
-    secret = kubectl.get("v1", "secrets", "alice-secrets")
-    assert secret["metadata"]["ownerReferences"][0]["uid"] == resource["metadata"]["uid"]
+    ref = {"name": secret_name, "key": "alice.passwordHash"}
+    assert resource["spec"]["passwordSecretRef"] == ref
+    secret = kubectl.get("v1", "secrets", secret_name)
+    assert set(secret["data"]) == {"alice.passwordHash", "alice.ownerTokenHash"}
     assert "s3cret" not in str(secret)
     kubernetes_validate.validate(secret, "1.30", strict=True)
     assert registry.verify_password("alice", "s3cret")
     assert not registry.verify_password("alice", "wrong")
     assert registry.verify_owner_token("alice", token)
 
-    # A protected persona whose hash went missing opens for nobody.
-    kubectl.delete("v1", "secrets", "alice-secrets")
-    with pytest.raises(UnavailableError):
-        registry.verify_password("alice", "anything")
-
     registry.create("bob", public=True)
     assert [c.name for c in registry.list_public()] == ["bob"]
     assert [c.name for c in registry.list_all()] == ["alice", "bob"]
     with pytest.raises(ConflictError):
         registry.create("bob", public=True)
+    # Deleting a chatbot takes its keys and leaves the others'.
+    registry.delete("bob")
+    data = kubectl.get("v1", "secrets", secret_name)["data"]
+    assert set(data) == {"alice.passwordHash", "alice.ownerTokenHash"}
+
+    # A protected persona whose hash went missing opens for nobody...
+    kubectl.patch("v1", "secrets", secret_name, {"data": {"alice.passwordHash": None}})
+    with pytest.raises(UnavailableError):
+        registry.verify_password("alice", "anything")
+    # ...and one whose hash sits in a Secret the services may not read, neither.
+    other = {"name": "alice-password", "key": "passwordHash"}
+    kubectl.patch(API_VERSION, "chatbots", "alice", {"spec": {"passwordSecretRef": other}})
+    with pytest.raises(UnavailableError, match=f"must name Secret {secret_name}"):
+        registry.verify_password("alice", "s3cret")
 
 
 def test_build_runs_through_the_operator_to_ready(orchestrator, operator, kubectl, storage):

@@ -46,6 +46,8 @@ def test_export_on_s3_becomes_a_versioned_model(operator_settings, storage, expo
     progress = artifacts.read_json(storage, progress_key("alice", "alice-train-1"))
     assert (progress["step"], progress["percent"], progress["imported"]) == ("done", 100, True)
     assert next_version(storage, "alice") == 2
+    # The raw export does not outlive its import (as in local mode).
+    assert storage.list("uploads/alice/") == []
 
 
 def test_bad_export_fails_with_its_reason_and_stores_no_model(

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from mimical.config import Settings
-from mimical.errors import InputError, NotFoundError, TooLargeError
+from mimical.errors import InputError, NotFoundError, TooLargeError, UnavailableError
 from mimical.storage import (
     FileStorage,
     S3Storage,
@@ -133,3 +133,22 @@ def test_object_urls(url, location):
 def test_object_urls_refused(url):
     with pytest.raises(InputError):
         object_location(url)
+
+
+def test_keys_deleteobjects_refuses_are_an_error(s3_endpoint, s3_bucket):
+    """DeleteObjects answers 200 with per-key `Errors` (AccessDenied under a bucket policy,
+    say): the objects stay, so the caller must hear of it. moto never refuses a key, so
+    the answer is botocore's stub of the real one."""
+    from botocore.stub import Stubber
+
+    settings = Settings(s3_endpoint_url=s3_endpoint)
+    storage = open_storage(f"s3://{s3_bucket}/root", settings)
+    listing = {"Contents": [{"Key": "root/uploads/a/1"}, {"Key": "root/uploads/a/2"}]}
+    refused = {"Key": "root/uploads/a/2", "Code": "AccessDenied", "Message": "Access Denied"}
+    with Stubber(storage.client) as stub:
+        stub.add_response("list_objects_v2", {**listing, "IsTruncated": False})
+        stub.add_response(
+            "delete_objects", {"Deleted": [{"Key": "root/uploads/a/1"}], "Errors": [refused]}
+        )
+        with pytest.raises(UnavailableError, match="1 of 2 objects not deleted.*AccessDenied"):
+            storage.delete_prefix("uploads/a/")

@@ -74,6 +74,11 @@ seccompProfile:
 {{- .Values.tfserving.modelConfigMap | default (include "mimical.componentName" (dict "root" . "component" "tfserving-models")) }}
 {{- end }}
 
+{{/* Name of the Secret holding the chatbots' password hashes and owner-token digests. */}}
+{{- define "mimical.chatbotSecrets" -}}
+{{- include "mimical.componentName" (dict "root" . "component" "chatbot-secrets") }}
+{{- end }}
+
 {{/* host:port of the shared TF Serving gRPC endpoint. */}}
 {{- define "mimical.modelServer" -}}
 {{- printf "%s:8500" (include "mimical.componentName" (dict "root" . "component" "tfserving")) }}
@@ -108,11 +113,19 @@ seccompProfile:
 {{- end }}
 {{- end }}
 
-{{/* REDIS_URL: the built-in StatefulSet's Service, an external URL, or a Secret. */}}
+{{/* The Secret with the built-in Redis's password (key `password`). */}}
+{{- define "mimical.redisSecret" -}}
+{{- .Values.redis.auth.existingSecret | default (include "mimical.componentName" (dict "root" . "component" "redis")) }}
+{{- end }}
+
+{{/* REDIS_URL: the built-in StatefulSet's Service (with its password), an external URL, or a Secret. */}}
 {{- define "mimical.redisEnv" -}}
 {{- if .Values.redis.enabled }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "mimical.redisSecret" . | quote }}, key: password}
 - name: REDIS_URL
-  value: {{ printf "redis://%s:6379/0" (include "mimical.componentName" (dict "root" . "component" "redis")) | quote }}
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "mimical.componentName" (dict "root" . "component" "redis")) | quote }}
 {{- else if .Values.redis.existingSecret }}
 - name: REDIS_URL
   valueFrom:
@@ -134,6 +147,8 @@ seccompProfile:
   value: {{ include "mimical.modelServer" . | quote }}
 - name: MIMICAL_PUBLIC_URL
   value: {{ .Values.publicUrl | quote }}
+- name: MIMICAL_CHATBOT_SECRETS
+  value: {{ include "mimical.chatbotSecrets" . | quote }}
 - name: MIMICAL_HOME
   value: /tmp/mimical
 {{ include "mimical.storageEnv" . }}
