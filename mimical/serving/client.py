@@ -72,6 +72,21 @@ def _scalar_batch(dtype_name: str, value):
     return tensor
 
 
+def _batch(dtype_name: str, values: list):
+    """A [len(values)] tensor of one numeric type (`_scalar_batch` for many rows)."""
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    fields = {"DT_FLOAT": "float_val", "DT_INT32": "int_val", "DT_INT64": "int64_val"}
+    tensor = tensor_pb2.TensorProto(
+        dtype=getattr(types_pb2, dtype_name),
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(values))]
+        ),
+    )
+    getattr(tensor, fields[dtype_name]).extend(values)
+    return tensor
+
+
 class ModelClient:
     """A channel to one model server; thread-safe, made once and shared."""
 
@@ -118,6 +133,39 @@ class ModelClient:
         if not values:
             raise UnavailableError(f"model {model!r} on {self.target} returned no reply")
         return values[0].decode("utf-8", errors="replace")
+
+    def replies(
+        self,
+        model: str,
+        context: str,
+        count: int,
+        *,
+        temperature: float = 1.0,
+        max_chars: int = 200,
+        timeout: float = 10.0,
+    ) -> list[str]:
+        """`count` independent replies to one `context` in one Predict call.
+
+        The `reply` signature's rows are independent, so the batch repeats the context
+        with a fresh seed per row: n candidates cost one model step loop, not n.
+        """
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model
+        request.model_spec.signature_name = REPLY_SIGNATURE
+        request.inputs["context"].CopyFrom(_string_tensor([context] * count))
+        request.inputs["temperature"].CopyFrom(_batch("DT_FLOAT", [temperature] * count))
+        request.inputs["max_chars"].CopyFrom(_batch("DT_INT32", [max_chars] * count))
+        seeds = [secrets.randbits(62) for _ in range(count)]
+        request.inputs["seed"].CopyFrom(_batch("DT_INT64", seeds))
+        response = self._call(model, self._predict.Predict, request, timeout)
+        values = response.outputs["reply"].string_val
+        if len(values) != count:
+            raise UnavailableError(
+                f"model {model!r} on {self.target} returned {len(values)} of {count} replies"
+            )
+        return [value.decode("utf-8", errors="replace") for value in values]
 
     def status(self, model: str, *, timeout: float = 5.0) -> int:
         """The version of `model` the server has available; `NotFoundError` if none."""
