@@ -128,6 +128,11 @@ def browser(tmp_path_factory):
             context.close()
 
 
+def words(text: str) -> str:
+    """Text as read, whatever the line breaks (a draft of two messages has one)."""
+    return " ".join(text.split())
+
+
 def switch_suggestions_on(context, extension_id: str, backend_url: str, token: str) -> None:
     options = context.new_page()
     options.goto(f"chrome-extension://{extension_id}/options.html")
@@ -185,7 +190,7 @@ def test_three_drafts_beside_the_composer_inserted_never_sent(browser, backend, 
         shutil.copyfile(shot, SCREENSHOT)
 
     page.locator(DRAFT).first.click()
-    assert page.inner_text('[role="textbox"]').strip() == texts[0]
+    assert words(page.inner_text('[role="textbox"]')) == words(texts[0])
     assert "send it yourself" in page.text_content("#mimical-suggestions .status")
 
     # Keyboard: new drafts, then the second one into the composer in place of the first.
@@ -197,10 +202,42 @@ def test_three_drafts_beside_the_composer_inserted_never_sent(browser, backend, 
     )
     second = page.locator(DRAFT).nth(1).inner_text().strip()
     page.keyboard.press("Alt+Shift+Digit2")
-    assert page.inner_text('[role="textbox"]').strip() == second
+    assert words(page.inner_text('[role="textbox"]')) == words(second)
 
     page.wait_for_timeout(500)
     assert page.evaluate("window.sentMessages") == []
     assert messenger_requests == [CONVERSATION_URL]  # the page itself, nothing posted to it
     # The conversation reached the backend only as the request: not in its log.
     assert "party on saturday" not in log.read_text(errors="replace")
+
+
+def test_which_one_sounds_like_you(browser, backend, tmp_path):
+    """The panel's link drafts a reply for the moment you answered and Options shows
+    it next to your real answer; a pick is counted, and only the counts are kept."""
+    context, extension_id = browser
+    backend_url, token, _ = backend
+    context.route(
+        "https://www.messenger.com/**",
+        lambda route: route.fulfill(body=FIXTURE.read_text(), content_type="text/html"),
+    )
+    page = context.new_page()
+    page.goto(CONVERSATION_URL)
+    page.locator(DRAFT).nth(2).wait_for(timeout=60_000)
+    with context.expect_page(timeout=60_000) as opened:
+        page.click("#mimical-suggestions .quiz")
+    options = opened.value
+    options.wait_for_selector("#quiz-round:not([hidden])")
+    assert options.url.endswith("/options.html#quiz")
+    assert options.text_content("#quiz-them-text") == "hey! long time"
+    choices = options.locator(".quiz-choice").all_text_contents()
+    assert "haha yes, how have you been?" in choices and len(set(choices)) == 2
+    options.locator(".quiz-choice", has_text="haha yes").click()
+    options.wait_for_selector("#quiz-round[hidden]", state="attached")
+    assert "really yours" in options.text_content("#quiz-reveal")
+    assert "picked as yours in 0 of 1 rounds" in options.text_content("#quiz-score")
+    kept = options.evaluate("() => chrome.storage.local.get(null)")
+    assert kept["quizScore"] == {"rounds": 1, "pickedDraft": 0}
+    assert "haha yes" not in json.dumps(kept) and "long time" not in json.dumps(kept)
+    assert options.evaluate("() => chrome.storage.session.get('quizRounds')") == {"quizRounds": []}
+    page.close()
+    options.close()
