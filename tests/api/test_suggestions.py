@@ -207,3 +207,13 @@ def test_the_model_answers_n_candidates_in_one_call(served_models):  # noqa: F81
     replies = served_models.client.replies(PUBLIC, "hey, how are you?", 4, max_chars=50)
     assert len(replies) == 4 and all(isinstance(reply, str) for reply in replies)
     assert all(len(reply) <= 50 for reply in replies)
+
+
+def test_the_openapi_document_describes_it(client):
+    document = client.get("/openapi.json").get_json()
+    operation = document["paths"]["/api/chatbots/{name}/suggestions"]["post"]
+    assert operation["security"] == [{"ownerToken": []}]
+    assert {"401", "404", "409", "422", "429"} <= set(operation["responses"])
+    turn = document["components"]["schemas"]["Turn"]
+    assert turn["properties"]["from"]["enum"] == ["me", "them"]
+    assert document["components"]["schemas"]["SuggestionsBody"]["properties"]["count"]["maximum"] == 5
