@@ -13,8 +13,8 @@ scrubbed of personal data (`mimical.corpus.scrub`, as the importer does) before
 they reach the model, never stored, never logged. The model answers all the
 candidates in one gRPC call (`ModelClient.replies`: the context repeated, one seed
 per row); the in-graph guard may refuse a draft (an empty reply), which is dropped,
-like repeats. One more call tops up when fewer distinct drafts came back than were
-asked for; after that the answer may hold fewer (or none).
+like repeats. One more call (of twice the rows) tops up when fewer distinct drafts
+came back than were asked for; after that the answer may hold fewer (or none).
 
 A component of its own (`create_app(components=["api", "suggestions"])`), after
 `api`: it uses the API's owner-token check and its rate limiter.
@@ -97,10 +97,14 @@ def model_context(turns: list[Turn], scrub=None) -> str:
 
 
 def distinct_drafts(ask, count: int) -> list[str]:
-    """Up to `count` distinct non-empty drafts from `ask(n) -> list[str]`, asking twice at most."""
+    """Up to `count` distinct non-empty drafts from `ask(n) -> list[str]`, asking twice at most.
+
+    The top-up asks for twice as many rows: short replies ("haha yes") repeat often, and
+    a row more in the batch costs little.
+    """
     drafts: list[str] = []
-    for _ in range(2):
-        for draft in ask(count):
+    for rows in (count, 2 * count):
+        for draft in ask(rows):
             draft = draft.strip()
             if draft and draft not in drafts:
                 drafts.append(draft)
