@@ -12,13 +12,16 @@ against time), in the same run:
    person with about that many replies, see `pick_person`: `sha256(sender id)` starts
    with b or c, so the base model never saw them);
 2. fine-tunes the shipped base for the budget (early stopping and the decoding
-   calibration on validation conversations carved from the training side);
+   calibration on validation conversations carved from the training side), and with
+   `before` among the variants a second time as round two did (no warm-up, the
+   friends' text at full weight in the loss);
 3. evaluates on the test conversations (`mimical.model.evaluate`: 200 exchanges where
    the person has them, 3 seeds, mean and 95% interval) the same weights decoded as:
-   - `before`: round two's decoder (T 0.8, top-k 40, top-p 0.9, no calibration, no
-     retrieval), `sampling`: sampling near the learned distribution plus calibration,
-     `one`: the same with one candidate (what the reranker does), `hybrid`: sampling
-     plus retrieval of the person's own replies (the default, as exported);
+   - `before`: round two (its fine-tuning, and its decoder: 4 candidates at T 0.8,
+     top-k 40, top-p 0.9, no calibration, no retrieval); `sampling`: 4 candidates
+     sampled near the learned distribution, calibrated; `one`: the same with one
+     candidate (what the reranker does); `hybrid`: 1 sampled and 2 of the person's own
+     replies retrieved (the default, as exported);
    - beside the baselines: retrieval by nearest friend turn, a random reply of the
      person, an echo of the friend, and the person against themselves (the floor);
 4. times replies (≤ 100 characters) over gRPC from our model server.
@@ -45,6 +48,7 @@ PEOPLE = ("demo", "300", "1000", "5000")
 # Decoding settings over the same fine-tuned weights; {} is the exported default.
 VARIANTS = {
     "before": {
+        "candidates": 4,
         "temperature": 0.8,
         "top_k": 40,
         "top_p": 0.9,
@@ -52,7 +56,7 @@ VARIANTS = {
         "end_bias": 0.0,
         "newline_bias": 0.0,
     },
-    "sampling": {"retrieved": 0},
+    "sampling": {"candidates": 4, "retrieved": 0},
     "one": {"candidates": 1, "retrieved": 0},
     "hybrid": {},
 }
@@ -70,7 +74,7 @@ CONTEXTS = [
 @functools.cache
 def held_out_people() -> dict[str, tuple[int, int]]:
     """Held-out chitchat senders → (replies, chats), over their two-person chats."""
-    from mimical.model.pretrain import is_held_out
+    from mimical.model.base_model import is_held_out
     from mimical.samples.plan import load_chats
 
     replies: Counter = Counter()
@@ -135,47 +139,61 @@ def reply_latencies(model_base: Path, name: str, repeats: int) -> list[float]:
 
 
 def run(person: str, minutes: float, variants: list[str], args, workdir: Path) -> dict:
+    """Fine-tune once as round two did (for `before`) and once as today, then evaluate."""
     from mimical.model.data import load_split
     from mimical.model.evaluate import evaluate_model
     from mimical.model.export import export_parts
     from mimical.model.retrieval import bank_replies
-    from mimical.model.train import persona_generator, train_persona
+    from mimical.model.train import FINE_TUNE, persona_generator, train_persona
 
     corpus = build_corpus(person, workdir)
     model_base = workdir / "models"
-    name = f"{person}-{minutes:g}min"
-    print(f"\n== {person}: fine-tuning {minutes:g} min on {corpus.name}", flush=True)
-    started = time.monotonic()
-    trained = train_persona(
-        corpus, model_base, name, max_minutes=minutes, seed=args.seed, progress=True
-    )
-    wall = time.monotonic() - started
-    evaluations = {}
-    weights, tokenizer, config = export_parts(trained.export_dir)
     split = load_split(corpus, args.seed)
     bank = bank_replies(split.train)
+    trainings = {"today": FINE_TUNE}
+    if "before" in variants:  # round two: no warm-up, the friends' text at full weight
+        trainings["round two"] = replace(FINE_TUNE, warmup_steps=0, context_loss_weight=None)
+    trained = {}
+    for label, schedule in trainings.items():
+        name = f"{person}-{minutes:g}min" + ("-round-two" if label == "round two" else "")
+        print(f"\n== {person}: fine-tuning {minutes:g} min ({label}) on {corpus.name}", flush=True)
+        trained[label] = train_persona(
+            corpus,
+            model_base,
+            name,
+            max_minutes=minutes,
+            seed=args.seed,
+            progress=True,
+            fine_tune=schedule,
+        )
+    evaluations = {}
     for variant in variants:
         print(f"   evaluating {variant}", flush=True)
+        result = trained["round two" if variant == "before" else "today"]
         if VARIANTS[variant]:
+            weights, tokenizer, config = export_parts(result.export_dir)
             generator = persona_generator(
                 weights, tokenizer, replace(config, **VARIANTS[variant]), split, bank
             )
             evaluations[variant] = evaluate_model(
-                trained.export_dir, corpus, model=generator, baselines_too=False
+                result.export_dir, corpus, model=generator, baselines_too=False
             )
         else:  # the export itself, with the baselines
-            evaluations[variant] = evaluate_model(trained.export_dir, corpus)
-    latencies = reply_latencies(model_base, name, args.repeats)
+            evaluations[variant] = evaluate_model(result.export_dir, corpus)
+    today = trained["today"]
+    latencies = reply_latencies(model_base, today.export_dir.parent.name, args.repeats)
     return {
         "person": person,
         "sender": pick_person(person) or "demo persona",
         "minutes": minutes,
-        "replies": sum(trained.metrics[k] for k in ("train_replies", "validation_replies"))
-        + trained.metrics["test_replies"],
-        "training_seconds": trained.metrics["training_seconds"],
-        "wall_seconds": round(wall, 1),
-        "calibration": trained.metrics["calibration"],
-        "bank_replies": trained.metrics["retrieval"]["replies"],
+        "replies": len(split.train) + len(split.validation) + len(split.test),
+        "training": {
+            label: {k: r.metrics[k] for k in ("training_seconds", "steps", "stop_reason")}
+            | {"validation_bits_per_char": round(r.metrics["validation_bits_per_char"], 4)}
+            for label, r in trained.items()
+        },
+        "calibration": today.metrics["calibration"],
+        "bank_replies": today.metrics["retrieval"]["replies"],
         "reply_p50_ms": round(statistics.median(latencies) * 1000, 1),
         "evaluations": {
             variant: {k: v for k, v in e.items() if k != "curve"}
@@ -248,13 +266,18 @@ def print_table(runs: list[dict]) -> None:
     print("\nmean±half-width of the 95% interval over 3 seeds; per run:")
     for r in runs:
         calibration = r["calibration"]
+        trainings = "; ".join(
+            f"{label} {t['steps']} steps in {t['training_seconds']:.0f} s "
+            f"({t['stop_reason']}), validation {t['validation_bits_per_char']:.3f} bits/char"
+            for label, t in r["training"].items()
+        )
         print(
-            f"  {r['person']} ({r['sender']}), {r['minutes']:g} min: {r['replies']} replies, "
-            f"training {r['training_seconds']:.0f} s, reply p50 {r['reply_p50_ms']:.0f} ms "
-            f"(≤{REPLY_CHARS} chars, gRPC), bank {r['bank_replies']} replies, calibration "
-            f"end {calibration['end_bias']:+.1f} newline {calibration['newline_bias']:+.1f} "
-            f"(length KS {calibration['length_ks_before']:.2f}→"
-            f"{calibration['length_ks_after']:.2f}, {calibration['seconds']:.0f} s)"
+            f"  {r['person']} ({r['sender']}), {r['minutes']:g} min: {r['replies']} replies; "
+            f"{trainings}; reply p50 {r['reply_p50_ms']:.0f} ms (≤{REPLY_CHARS} chars, gRPC); "
+            f"bank {r['bank_replies']} replies; calibration end {calibration['end_bias']:+.1f} "
+            f"newline {calibration['newline_bias']:+.1f} (length KS "
+            f"{calibration['length_ks_before']:.2f}→{calibration['length_ks_after']:.2f}, "
+            f"{calibration['seconds']:.0f} s)"
         )
 
 

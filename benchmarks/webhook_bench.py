@@ -344,6 +344,7 @@ def main() -> None:
             "MIMICAL_GRAPH_API_URL": graph.url,
             "MIMICAL_FB_APP_SECRET": APP_SECRET,
             "MIMICAL_FB_PAGE_ACCESS_TOKEN": "bench-token",
+            "MIMICAL_MESSENGER_DISCLOSURE": "false",  # the bench counts the dialog's replies
         }
         registry = open_registry(Settings(home=workdir / "home"))
         registry.create(PERSONA, public=True)

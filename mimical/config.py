@@ -12,6 +12,11 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+# The training budget (minutes of the training loop) of `mimical demo` and of builds
+# through `mimical serve` when nothing else is asked; chosen by quality against time on
+# held-out people (README, "Training and evaluating a persona").
+DEFAULT_TRAINING_MINUTES = 1.0
+
 
 def _default_home() -> Path:
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -55,6 +60,24 @@ class Settings:
     fb_app_secret: str = ""
     fb_verify_token: str = ""
     fb_page_access_token: str = ""
+    # The Facebook app's id: tells our own echoes and thread-control events from other
+    # apps' (ours also carry a `mimical:` tag), and lets `mimical messenger setup` read the
+    # app-level webhook subscription. Empty: read from the page token (`GET /app`).
+    fb_app_id: str = ""
+    # How long a Page admin's own message (typed in the Page inbox) silences the persona in
+    # that conversation: the person answering is not talked over. `%restart` from the
+    # user, or the thread passed back to our app, ends it early.
+    messenger_human_pause_seconds: int = 30 * 60
+    # Say on the first reply of each Messenger session that the replies are automated
+    # (required by law in places, and by Meta's policies there); the text is configurable.
+    messenger_disclosure: bool = True
+    messenger_disclosure_text: str = (
+        "Replies here are automated: each persona is a computer program trained on a "
+        'person\'s messages, not the person. Send "%forget" to delete what we keep about you.'
+    )
+    # Who answers privacy questions (an e-mail address or URL), shown on the privacy page
+    # (`/messenger/privacy`, the URL App Review asks for). Empty: not shown.
+    privacy_contact: str = ""
     # Threads answering Messenger events in each webhook process. 0 (Redis only): the
     # webhook only stores and acknowledges events, and `mimical messenger respond`
     # answers them in processes of their own, so acknowledging never waits for a CPU

@@ -24,12 +24,11 @@ import time
 import uuid
 from pathlib import Path
 
-from mimical.config import Settings
+from mimical.config import DEFAULT_TRAINING_MINUTES, Settings
 from mimical.errors import MimicalError, UnavailableError
 from mimical.registry import Phase
 
 DEMO_NAME = "alex"  # the registry (and model) name of the demo persona
-DEFAULT_MAX_MINUTES = 3.0
 POLL_SECONDS = 0.25
 
 
@@ -45,8 +44,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--max-minutes",
         type=float,
-        default=DEFAULT_MAX_MINUTES,
-        help=f"bound the training loop (default {DEFAULT_MAX_MINUTES:g} minutes)",
+        default=DEFAULT_TRAINING_MINUTES,
+        help=f"bound the training loop (default {DEFAULT_TRAINING_MINUTES:g} minutes)",
     )
     parser.add_argument(
         "--max-conversations",

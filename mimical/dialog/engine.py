@@ -121,6 +121,11 @@ class DialogEngine:
         session = self.sessions.load(self._key(channel, user_id))
         return session["state"] if session else "choosing"
 
+    def has_session(self, channel: str, user_id: str) -> bool:
+        """Whether the user is known (a message within `SESSION_TTL_SECONDS`): channels
+        say what a newcomer must hear first (Messenger's automated-reply disclosure)."""
+        return self.sessions.load(self._key(channel, user_id)) is not None
+
     def forget(self, channel: str, user_id: str) -> None:
         """Drop the user's session: their next message starts afresh."""
         self.sessions.delete(self._key(channel, user_id))

@@ -43,6 +43,10 @@ class SessionStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every key starting with `prefix` (a user's data, on their request)."""
+        ...
+
     def claim(self, key: str, ttl: int) -> bool:
         """True if nobody claimed `key` in the last `ttl` seconds (then it is ours)."""
         ...
@@ -97,6 +101,11 @@ class MemorySessionStore:
         with self._lock:
             self._items.pop(key, None)
 
+    def delete_prefix(self, prefix: str) -> None:
+        with self._lock:
+            for key in [k for k in self._items if k.startswith(prefix)]:
+                del self._items[key]
+
     def claim(self, key: str, ttl: int) -> bool:
         with self._lock:
             if self._get(key) is not None:
@@ -131,6 +140,13 @@ class RedisSessionStore:
 
     def delete(self, key: str) -> None:
         self._do(self.redis.delete, KEY_PREFIX + key)
+
+    def delete_prefix(self, prefix: str) -> None:
+        # SCAN walks the keyspace without blocking Redis; glob characters are escaped.
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in KEY_PREFIX + prefix) + "*"
+        keys = self._do(lambda: list(self.redis.scan_iter(match=pattern, count=1000)))
+        if keys:
+            self._do(self.redis.delete, *keys)
 
     def claim(self, key: str, ttl: int) -> bool:
         return bool(self._do(self.redis.set, KEY_PREFIX + key, "1", nx=True, ex=ttl))

@@ -44,6 +44,14 @@ def register(subparsers) -> None:
         action="store_true",
         help="learn a character model from this corpus alone instead of fine-tuning the base",
     )
+    train.add_argument(
+        "--retrieval",
+        choices=("public", "all", "off"),
+        default="public",
+        help="which of your replies the persona may say again word for word: 'public' "
+        "(default) only ones under 6 words; 'all' (private personas only) any of yours; "
+        "'off' none",
+    )
     train.add_argument("--json", action="store_true", help="print the result as JSON")
     train.set_defaults(func=run_train)
 
@@ -93,6 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.json,
         config=tiny_config() if args.size == "tiny" else None,
         from_scratch=args.from_scratch,
+        retrieval=args.retrieval,
     )
     if args.json:
         print(
@@ -108,7 +117,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
-    from mimical.model.pretrain import BASE_DIR, pretrain
+    from mimical.model.base_model import BASE_DIR
+    from mimical.model.pretrain import pretrain
 
     if args.max_minutes <= 0:
         raise InputError("--max-minutes must be positive")

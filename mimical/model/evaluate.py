@@ -45,6 +45,7 @@ from mimical.model.sense import (
     context_relevance,
     distinct_n,
     is_emoji,
+    ks_distance,
     non_word_rate,
     two_sample_accuracy,
 )
@@ -61,20 +62,27 @@ SYSTEMS = ("model", "retrieval", "random", "echo", "person")
 UNKNOWN = "\x01"
 
 
-def test_split(export_dir: Path, corpus_path: Path) -> tuple[list[Pair], list[Pair]]:
-    """(train, test) pairs of `corpus_path`, split as recorded at training time; the
-    validation conversations belong to neither (the model already looked at them)."""
+def test_split(
+    export_dir: Path, corpus_path: Path, part: str = "test"
+) -> tuple[list[Pair], list[Pair]]:
+    """(train, test) pairs of `corpus_path`, split as recorded at training time; the other
+    held-out part belongs to neither. `part="validation"` gives the validation
+    conversations instead of the test ones: for choosing decoding settings, which the
+    test conversations must not see."""
     split = read_extra(export_dir, "split.json")
-    test_keys = {tuple(key) for key in split["test"]}
-    validation_keys = {tuple(key) for key in split.get("validation", [])}
+    if "test" not in split:  # exported before validation was carved out: one held-out part
+        split = {"test": split.get("held_out", [])}
+    parts = {name: {tuple(key) for key in split.get(name, [])} for name in ("test", "validation")}
     train, test = [], []
     for pair in training_pairs(read_corpus(corpus_path)):
         key = (pair.thread, pair.conversation)
-        if pair.reply.strip() and key not in validation_keys:
-            (test if key in test_keys else train).append(pair)
+        if pair.reply.strip() and not any(key in keys for keys in parts.values()):
+            train.append(pair)
+        elif pair.reply.strip() and key in parts[part]:
+            test.append(pair)
     if not test:
         raise InputError(
-            f"{corpus_path}: has none of the model's test conversations; "
+            f"{corpus_path}: has none of the model's {part} conversations; "
             "evaluate with the corpus the model was trained on"
         )
     return train, test
@@ -171,12 +179,6 @@ class TrainingText:
         return len(copies) / max(len(replies), 1)
 
 
-def ks_distance(sample: list[float], reference: list[float]) -> float:
-    from scipy.stats import ks_2samp
-
-    return float(ks_2samp(sample, reference).statistic)
-
-
 def system_figures(
     exchanges: list[Pair],
     real: list[str],
@@ -245,18 +247,20 @@ def evaluate_model(
     reference: Reference | None = None,
     model=None,
     baselines_too: bool = True,
+    part: str = "test",
 ) -> dict:
     """All evaluation numbers (a JSON-ready dict) plus sample exchanges for the report.
 
     `reference` is what the sense measures compare with: by default other people's chats
     (`mimical.model.sense.chitchat_reference`). `model` replaces the export's graph (a
     `ReplyGenerator` with other decoding settings, for benchmarks); without
-    `baselines_too` only the model is measured.
+    `baselines_too` only the model is measured. `part="validation"` measures on the
+    validation conversations (see `test_split`).
     """
     export_dir = resolve_export(export_dir)
     model = model or load_export(export_dir)
     reference = reference or chitchat_reference()
-    train, test = test_split(export_dir, corpus_path)
+    train, test = test_split(export_dir, corpus_path, part)
     if (export_dir / EXTRA_DIR / "vocabulary.json").is_file():
         # A character model: both models see its unknown characters alike.
         codepoints = set(read_extra(export_dir, "vocabulary.json")["codepoints"])

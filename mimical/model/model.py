@@ -19,14 +19,20 @@ Two kinds of tokens (`ModelConfig.tokens`):
   corpus, for a small network learned from scratch (`--from-scratch`, the tests' tiny
   model). In the graph that is `unicode_decode`, a `searchsorted` and `unicode_encode`.
 
-Decoding: `candidates` replies per request are sampled as one batch (top-k, then the
-nucleus of `top_p` of it) and the one with the best length-normalised
-log p(reply | context) − `anti_lm_weight` · log p(reply) is returned: maximum mutual
-information (Li et al. 2016) against bland replies that fit any context. log p(reply)
-comes from the same network read as a language model of chat text (what it learnt from
-the context positions), from its start state; not from the opener state after a lone
-SEP, which would favour whatever a person does not open chats with. Those rows run in
-the same batch as the candidates, so both terms cost one loop.
+Decoding: `candidates` replies per request are sampled as one batch, close to the
+learned distribution (temperature 1, a wide top-k and nucleus: truncation is what makes
+generated text easy to tell from a person's), with the persona's calibrated end-of-turn
+and line-break biases (`mimical.model.calibrate`). Beside them, `retrieved` of the
+person's own replies, found by the friend's latest message (`mimical.model.retrieval`),
+are read through the same network with their tokens forced. Every candidate gets its
+length-normalised log p(reply | context) − `anti_lm_weight` · log p(reply): maximum
+mutual information (Li et al. 2016) against bland replies that fit any context; the best
+is returned. log p(reply) comes from the same network read as a language model of chat
+text (what it learnt from the context positions), from its start state; not from the
+opener state after a lone SEP, which would favour whatever a person does not open chats
+with. Those rows run in the same batch as the candidates, so both terms cost one loop.
+The verbatim guards: a sampled candidate repeating 6 words of the person's training
+messages loses to any that does not; one repeating 6 words of anybody else's is refused.
 
 Try it: `python -m mimical.model.train corpus.jsonl /tmp/models` trains and exports.
 """
@@ -82,7 +88,7 @@ class ModelConfig:
     # Decoding (see the module docstring). Sampling stays close to the learned
     # distribution: truncation (top-k, nucleus) removes the rare words, typos and long
     # turns that make a person recognisable (Ippolito et al. 2020).
-    candidates: int = 4
+    candidates: int = 1
     top_k: int = 100
     top_p: float = 0.98
     # Choose among candidates by mutual information with the context (True), or take the
@@ -94,11 +100,13 @@ class ModelConfig:
     retrieved: int = 2
     # Calibration, fitted per persona on the validation conversations
     # (`mimical.model.calibrate`) and exported as variables: a temperature the client's
-    # is multiplied by, and logit biases on the end of the turn and on line breaks, so
-    # that turns come out as long, and in as many lines, as the person's.
+    # is multiplied by, logit biases on the end of the turn and on line breaks, and a
+    # bias on retrieved candidates' scores, so that turns come out as long, and in as
+    # many lines, as the person's.
     temperature: float = 1.0
     end_bias: float = 0.0
     newline_bias: float = 0.0
+    retrieval_bias: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -326,6 +334,7 @@ def _reply_generator_class():
             self.temperature = tf.Variable(config.temperature, trainable=False)
             self.end_bias = tf.Variable(config.end_bias, trainable=False)
             self.newline_bias = tf.Variable(config.newline_bias, trainable=False)
+            self.retrieval_bias = tf.Variable(config.retrieval_bias, trainable=False)
             newline = tokenizer.encode("\n")
             self.end_mask = tf.one_hot(EOT, tokenizer.size)
             self.newline_mask = tf.reduce_sum(tf.one_hot(newline[:1], tokenizer.size), axis=0)
@@ -551,6 +560,7 @@ def _reply_generator_class():
             # The verbatim guards: a sampled candidate repeating a span of the person's
             # training messages loses to any that does not; one repeating another
             # person's words, or a retrieved reply that matches nothing, is refused.
+            score += tf.where(is_forced, self.retrieval_bias, 0.0)
             own = self.recites(candidates) & ~is_forced
             refused = self.recites(candidates, self.others_spans) | (unmatched > 0)
             score -= tf.where(own, 1e6, 0.0) + tf.where(refused, 1e9, 0.0)

@@ -45,7 +45,7 @@ def curve_png(curve: list[dict]) -> bytes:
         epochs, [p["train_loss"] / math.log(2) for p in curve], "o-", label="training (all text)"
     )
     axes.plot(
-        epochs, [p["held_out_bits_per_char"] for p in curve], "o-", label="validation replies"
+        epochs, [p["validation_bits_per_char"] for p in curve], "o-", label="validation replies"
     )
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -8,14 +8,13 @@ in the graph with core ops (a hash table from word to column, a sparse-dense `Ma
 `TopKV2`).
 
 Privacy decides what may be stored (`bank_replies`). A persona's replies are read by
-whoever talks to it, so by default (`"public"`) only replies that identify nothing are
-reused: short ones (under VERBATIM_WORDS words) or ones the person sent in at least
-`MIN_CONVERSATIONS` different conversations (a habit, not a secret). Never a reply with
-a scrubbed placeholder (`<EMAIL>`, `<URL:…>`) or one quoting VERBATIM_WORDS words of
-another person's message. The owner of a private persona may allow every reply of
-theirs (`"all"`, `mimical train --retrieval all`), or none (`"off"`).
-
-    python -m mimical.model.retrieval corpus.jsonl   # how many replies each policy keeps
+whoever talks to it, so by default (`"public"`) only replies too short to tell anything
+are reused: under VERBATIM_WORDS words, so that a public persona never says 6 words in a
+row of any training message (a reply the person sent in several conversations is a
+habit, but could still be an address). Never a reply with a scrubbed placeholder
+(`<EMAIL>`, `<URL:…>`) or one quoting VERBATIM_WORDS words of another person's message.
+The owner of a private persona may allow every reply of theirs (`"all"`,
+`mimical train --retrieval all`), or none (`"off"`).
 """
 
 from __future__ import annotations
@@ -24,14 +23,12 @@ import collections
 import functools
 import math
 import re
-import sys
 from dataclasses import dataclass
 
 from mimical.corpus.schema import Pair
 
 POLICIES = ("public", "all", "off")
 VERBATIM_WORDS = 6
-MIN_CONVERSATIONS = 2
 # Bounds the graph's size: a sparse (replies × words) matrix and the strings.
 MAX_REPLIES = 20000
 # The words retrieval compares: letters, digits and apostrophes, lowercased (the same
@@ -77,16 +74,12 @@ def bank_replies(train: list[Pair], policy: str = "public") -> Bank:
         for line in pair.context.split("\n"):
             if line not in replies:
                 others |= _spans(line)
-    conversations = collections.defaultdict(set)
-    for pair in train:
-        conversations[" ".join(words(pair.reply))].add((pair.thread, pair.conversation))
     kept: dict[tuple[str, str], None] = {}
     for pair in train:
         query = latest_message(pair.context)
         if not words(query) or PLACEHOLDER.search(pair.reply) or _spans(pair.reply) & others:
             continue
-        habit = len(conversations[" ".join(words(pair.reply))]) >= MIN_CONVERSATIONS
-        if policy == "all" or len(words(pair.reply)) < VERBATIM_WORDS or habit:
+        if policy == "all" or len(words(pair.reply)) < VERBATIM_WORDS:
             kept[query, pair.reply] = None
     chosen = list(kept)[-MAX_REPLIES:]  # the most recent, when there are too many
     return Bank(tuple(r for _, r in chosen), tuple(q for q, _ in chosen))
@@ -186,13 +179,3 @@ def _graph_retrieval_class():
             return best, tf.gather(self.replies, index)
 
     return GraphRetrieval
-
-
-if __name__ == "__main__":
-    from pathlib import Path
-
-    from mimical.model.data import load_split
-
-    split = load_split(Path(sys.argv[1]))
-    for policy in POLICIES:
-        print(f"{policy}: {len(bank_replies(split.train, policy))} of {len(split.train)} replies")

@@ -69,6 +69,14 @@ def distinct_n(replies: Iterable[str], n: int) -> float:
     return len(set(grams)) / max(len(grams), 1)
 
 
+def ks_distance(sample: list[float], reference: list[float]) -> float:
+    """Kolmogorov–Smirnov distance of two samples (e.g. reply lengths): 0 = the same
+    distribution, 1 = no overlap. Only the statistic: no p-value is computed."""
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(sample, reference, method="asymp").statistic)
+
+
 # ---------------------------------------------------------------- two-sample test
 
 
@@ -359,7 +367,7 @@ def _rounded(value):
 def chitchat_turns() -> Iterator[list[str]]:
     """The turns (one sender's messages, joined by newlines) of each chitchat conversation
     that the base model may learn from: no held-out person, no demo persona."""
-    from mimical.model.pretrain import held_out_conversation
+    from mimical.model.base_model import held_out_conversation
     from mimical.samples.plan import load_chats
 
     for chat in load_chats():
@@ -402,7 +410,7 @@ def build_chitchat_reference() -> Reference:
 @functools.cache
 def chitchat_reference() -> Reference:
     """The reference learned from chitchat minus held-out conversations (disk-cached)."""
-    from mimical.model.pretrain import HELD_OUT_RULE
+    from mimical.model.base_model import HELD_OUT_RULE
 
     recipe = (
         REFERENCE_FORMAT,

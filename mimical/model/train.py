@@ -1,6 +1,6 @@
 """Train a persona model on a corpus and export it for TensorFlow Serving.
 
-By default the shipped base model (`mimical.model.pretrain`) is fine-tuned on the
+By default the shipped base model (`mimical.model.base_model`) is fine-tuned on the
 persona's (context → reply) pairs; `from_scratch=True` learns today's small character
 model instead. Either way the same loop, `fit`, top to bottom: batches → a step → every
 `eval_every` steps (and at the end) a held-out check that keeps the best weights →
@@ -45,9 +45,10 @@ MAX_EPOCHS = 30
 
 @dataclass(frozen=True)
 class Schedule:
-    """Adam's learning rate: constant, then from `decay_from` of the run (its epochs or
-    its time limit, whichever ends first) decaying linearly to a tenth, so that even a
-    short budget ends on small steps ("warmup-stable-decay" without the warmup)."""
+    """Adam's learning rate: a linear warm-up over `warmup_steps`, constant, then from
+    `decay_from` of the run (its epochs or its time limit, whichever ends first)
+    decaying linearly to a tenth, so that even a short budget ends on small steps
+    ("warmup-stable-decay")."""
 
     learning_rate: float
     decay_from: float = 0.5
@@ -56,18 +57,33 @@ class Schedule:
     # plateaus and then drops again with the decay.
     patience: int = 2
     patience_from: float = 0.5
+    warmup_steps: int = 0
+    # The weight of the friends' text in the loss; None: the network's own
+    # (`ModelConfig.context_loss_weight`).
+    context_loss_weight: float | None = None
 
-    def rate(self, run_fraction: float) -> float:
+    def rate(self, run_fraction: float, step: int) -> float:
         decay = min(max(run_fraction - self.decay_from, 0.0) / (1 - self.decay_from), 1.0)
-        return self.learning_rate * (1 - 0.9 * decay)
+        warmup = min((step + 1) / self.warmup_steps, 1.0) if self.warmup_steps else 1.0
+        return self.learning_rate * warmup * (1 - 0.9 * decay)
 
 
 # From scratch, measured in 5 minutes on the demo persona (with dropout): decaying over
 # the last half beat a linear decay from the start (1.857 vs 1.891 bits/char).
 FROM_SCRATCH = Schedule(learning_rate=8e-3)
 # Fine-tuning the base: a smaller rate keeps what the base learnt of the language (the
-# ULMFiT lesson); patience from the start, as a small persona overfits within epochs.
-FINE_TUNE = Schedule(learning_rate=1.5e-3, decay_from=0.3, patience=3, patience_from=0.0)
+# ULMFiT lesson); patience from the start, as a small persona overfits within epochs. A
+# short warm-up, so Adam's first, badly scaled steps do not knock the base's weights
+# about; the friends' text at 0.3 (the base learnt chat text already: most of the
+# gradient goes to the person's replies, where it was 30%).
+FINE_TUNE = Schedule(
+    learning_rate=1.5e-3,
+    decay_from=0.3,
+    patience=3,
+    patience_from=0.0,
+    warmup_steps=20,
+    context_loss_weight=0.3,
+)
 # Pretraining the base: one long constant-then-decay run over many people's chats.
 PRETRAIN = Schedule(learning_rate=6e-3, decay_from=0.6, patience=3, patience_from=0.6)
 
@@ -113,6 +129,7 @@ def train_persona(
     on_progress: Callable[[dict], None] | None = None,
     from_scratch: bool = False,
     retrieval: str = "public",
+    fine_tune: Schedule = FINE_TUNE,
 ) -> TrainResult:
     """Train on `corpus_path` and export `model_base/name/<next version>/`.
 
@@ -121,11 +138,12 @@ def train_persona(
     training loop (the export comes after); `epochs` bounds the passes over the data;
     early stopping may end sooner. `on_progress` receives `{"phase", "fraction",
     "epoch", "loss", "eta_seconds"}` dicts for APIs and UIs. `retrieval`: which of the
-    person's replies the persona may reuse (`mimical.model.retrieval.POLICIES`).
+    person's replies the persona may reuse (`mimical.model.retrieval.POLICIES`);
+    `fine_tune` how the base is adapted (benchmarks compare schedules).
     """
+    from mimical.model.base_model import load_base
     from mimical.model.calibrate import calibrate
     from mimical.model.export import export_generator
-    from mimical.model.pretrain import load_base
     from mimical.model.retrieval import bank_replies
 
     started = time.monotonic()
@@ -138,7 +156,7 @@ def train_persona(
         # of its day).
         defaults = ModelConfig()
         config = replace(base.config, **{f: getattr(defaults, f) for f in DECODING_FIELDS})
-        tokenizer, initial, schedule = base.tokenizer, base.weights, FINE_TUNE
+        tokenizer, initial, schedule = base.tokenizer, base.weights, fine_tune
         base_id = f"base v{base.version}"
     else:
         config = config or ModelConfig()
@@ -158,7 +176,7 @@ def train_persona(
         seed=seed,
         label=f"training {name}",
         checkpoint_dir=Path(model_base) / ".checkpoints" / name,
-        run_id=corpus_fingerprint(corpus_path, config, seed, base_id),
+        run_id=corpus_fingerprint(corpus_path, config, seed, f"{base_id} {schedule}"),
         progress=progress,
         report=report,
     )
@@ -168,11 +186,11 @@ def train_persona(
     generator = persona_generator(fit_result.weights, tokenizer, config, split, bank)
     calibration = calibrate(generator, split.validation, seed)
     config = replace(
-        config, end_bias=calibration["end_bias"], newline_bias=calibration["newline_bias"]
+        config, **{k: calibration[k] for k in ("end_bias", "retrieval_bias", "newline_bias")}
     )
     report({"phase": "exporting", "fraction": 0.99})
     metrics = {
-        "held_out_bits_per_char": fit_result.best_bits,
+        "validation_bits_per_char": fit_result.best_bits,
         "epochs": fit_result.epochs,
         "steps": fit_result.steps,
         "stop_reason": fit_result.stop_reason,
@@ -211,8 +229,8 @@ def train_persona(
     report({"phase": "done", "fraction": 1.0})
     if progress:
         print(
-            f"trained {name} v{export_dir.name} ({base_id}): held-out "
-            f"{metrics['held_out_bits_per_char']:.3f} bits/char after {fit_result.steps} steps "
+            f"trained {name} v{export_dir.name} ({base_id}): validation "
+            f"{metrics['validation_bits_per_char']:.3f} bits/char after {fit_result.steps} steps "
             f"({fit_result.stop_reason}), {metrics['training_seconds']:.0f}s on "
             f"{metrics['device']} → {export_dir}",
             file=sys.stderr,
@@ -296,15 +314,18 @@ def fit(
     curve: list[dict] = json.loads(curve_var.numpy())
     resumed_step = int(step_var.numpy())
 
+    context_weight = schedule.context_loss_weight
+    if context_weight is None:
+        context_weight = config.context_loss_weight
     steps_per_epoch = math.ceil(len(train_examples) / batch_size)
     total_steps = steps_per_epoch * (epochs or MAX_EPOCHS)
     eval_every = min(eval_every, steps_per_epoch)
     clock = Clock(started, max_minutes, total_steps, resumed_step, label, progress)
     stop_reason, running = "epochs", []
     for step, (inputs, targets, weights) in _training_batches(
-        train_examples, batch_size, seed, config.context_loss_weight, resumed_step, total_steps
+        train_examples, batch_size, seed, context_weight, resumed_step, total_steps
     ):
-        optimizer.learning_rate.assign(schedule.rate(clock.run_fraction(step)))
+        optimizer.learning_rate.assign(schedule.rate(clock.run_fraction(step), step))
         running.append(float(train_step(inputs, targets, weights)))
         clock.tick(
             step, report, loss=float(np.mean(running[-50:])), epoch=step // steps_per_epoch + 1
@@ -320,7 +341,7 @@ def fit(
                 "step": step + 1,
                 "epoch": round((step + 1) / steps_per_epoch, 2),
                 "train_loss": float(np.mean(running)),
-                "held_out_bits_per_char": bits,
+                "validation_bits_per_char": bits,
                 "elapsed_seconds": round(time.monotonic() - started, 1),
             }
         )

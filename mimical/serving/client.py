@@ -9,6 +9,13 @@ the errors the dialog can explain: `NotFoundError` for an unknown model,
 itself retries UNAVAILABLE with exponential backoff (its retry policy in the
 channel's service config), inside the call's deadline.
 
+The client does not import TensorFlow (seconds of start-up, hundreds of MB): the
+few TF Serving messages it sends and reads are declared here, field for field as
+in `tensorflow_serving/apis/*.proto` and `tensorflow/core/framework/*.proto`, in a
+descriptor pool of their own (`_protos()`), so a Messenger responder answers within
+a second of starting. tests/serving/test_client_protos.py checks them against
+`tensorflow-serving-api` byte for byte.
+
 Usage:
 
     client = ModelClient("127.0.0.1:8500")
@@ -17,12 +24,107 @@ Usage:
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
+from types import SimpleNamespace
 
 from mimical.errors import InputError, NotFoundError, UnavailableError
 
 REPLY_SIGNATURE = "reply"
+PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
+MODEL_STATUS_METHOD = "/tensorflow.serving.ModelService/GetModelStatus"
+# tensorflow.DataType values (types.proto) and ModelVersionStatus.State.AVAILABLE.
+DT_FLOAT, DT_INT32, DT_STRING, DT_INT64 = 1, 3, 7, 9
+AVAILABLE = 30
+# The subset of TF Serving's messages the client uses: {message: [(field, number, type,
+# repeated)]}, where type is a scalar type name or another message of this table. Enums
+# are int32 on the wire, so they are declared so. Fields we never read are kept by
+# protobuf as unknown fields, so anything else a server sends is harmless.
+PROTO_MESSAGES = {
+    "Dim": [("size", 1, "int64", False), ("name", 2, "string", False)],
+    "TensorShapeProto": [("dim", 2, "Dim", True), ("unknown_rank", 3, "bool", False)],
+    "TensorProto": [
+        ("dtype", 1, "int32", False),
+        ("tensor_shape", 2, "TensorShapeProto", False),
+        ("version_number", 3, "int32", False),
+        ("tensor_content", 4, "bytes", False),
+        ("float_val", 5, "float", True),
+        ("double_val", 6, "double", True),
+        ("int_val", 7, "int32", True),
+        ("string_val", 8, "bytes", True),
+        ("int64_val", 10, "int64", True),
+    ],
+    "Int64Value": [("value", 1, "int64", False)],
+    "ModelSpec": [
+        ("name", 1, "string", False),
+        ("version", 2, "Int64Value", False),
+        ("signature_name", 3, "string", False),
+        ("version_label", 4, "string", False),
+    ],
+    "PredictRequest": [
+        ("model_spec", 1, "ModelSpec", False),
+        ("inputs", 2, "map<TensorProto>", False),
+        ("output_filter", 3, "string", True),
+    ],
+    "PredictResponse": [
+        ("outputs", 1, "map<TensorProto>", False),
+        ("model_spec", 2, "ModelSpec", False),
+    ],
+    "GetModelStatusRequest": [("model_spec", 1, "ModelSpec", False)],
+    "StatusProto": [("error_code", 1, "int32", False), ("error_message", 2, "string", False)],
+    "ModelVersionStatus": [
+        ("version", 1, "int64", False),
+        ("state", 2, "int32", False),
+        ("status", 3, "StatusProto", False),
+    ],
+    "GetModelStatusResponse": [("model_version_status", 1, "ModelVersionStatus", True)],
+}
+
+
+@functools.cache
+def _protos() -> SimpleNamespace:
+    """Message classes for `PROTO_MESSAGES`, in a descriptor pool of their own (so they
+    never clash with TensorFlow's, which the in-process model server loads)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    field_proto = descriptor_pb2.FieldDescriptorProto
+    package = "mimical.tfserving"
+    file = descriptor_pb2.FileDescriptorProto(
+        name="mimical/tfserving_subset.proto", package=package, syntax="proto3"
+    )
+
+    def add_field(message, name: str, number: int, kind: str, repeated: bool) -> None:
+        field = message.field.add(name=name, number=number, json_name=name)
+        field.label = field_proto.LABEL_REPEATED if repeated else field_proto.LABEL_OPTIONAL
+        if kind in PROTO_MESSAGES:
+            field.type, field.type_name = field_proto.TYPE_MESSAGE, f".{package}.{kind}"
+        else:
+            field.type = getattr(field_proto, f"TYPE_{kind.upper()}")
+
+    for name, fields in PROTO_MESSAGES.items():
+        message = file.message_type.add(name=name)
+        for field_name, number, kind, repeated in fields:
+            if kind.startswith("map<"):  # map<string, V>: a repeated nested entry message
+                entry = message.nested_type.add(name=f"{field_name.title()}Entry")
+                entry.options.map_entry = True
+                add_field(entry, "key", 1, "string", False)
+                add_field(entry, "value", 2, kind[4:-1], False)
+                field = message.field.add(name=field_name, number=number, json_name=field_name)
+                field.label, field.type = field_proto.LABEL_REPEATED, field_proto.TYPE_MESSAGE
+                field.type_name = f".{package}.{name}.{entry.name}"
+            else:
+                add_field(message, field_name, number, kind, repeated)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return SimpleNamespace(
+        **{
+            name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
+            for name in PROTO_MESSAGES
+        }
+    )
+
+
 # gRPC's own retry policy: transparent, jittered, bounded by each call's deadline.
 RETRY_SERVICE_CONFIG = json.dumps(
     {
@@ -45,46 +147,26 @@ RETRY_SERVICE_CONFIG = json.dumps(
 )
 
 
-def _string_tensor(values: list[str]):
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-
-    return tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_STRING,
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(values))]
-        ),
-        string_val=[value.encode("utf-8") for value in values],
+def _tensor(dtype: int, field: str, values: list):
+    """A [len(values)] tensor, built straight from protos (no TensorFlow needed)."""
+    protos = _protos()
+    tensor = protos.TensorProto(
+        dtype=dtype, tensor_shape=protos.TensorShapeProto(dim=[protos.Dim(size=len(values))])
     )
-
-
-def _scalar_batch(dtype_name: str, value):
-    """A [1] tensor of `value`, built straight from protos (no TensorFlow ops needed)."""
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-
-    fields = {"DT_FLOAT": "float_val", "DT_INT32": "int_val", "DT_INT64": "int64_val"}
-    tensor = tensor_pb2.TensorProto(
-        dtype=getattr(types_pb2, dtype_name),
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=1)]
-        ),
-    )
-    getattr(tensor, fields[dtype_name]).append(value)
+    getattr(tensor, field).extend(values)
     return tensor
 
 
-def _batch(dtype_name: str, values: list):
-    """A [len(values)] tensor of one numeric type (`_scalar_batch` for many rows)."""
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-
-    fields = {"DT_FLOAT": "float_val", "DT_INT32": "int_val", "DT_INT64": "int64_val"}
-    tensor = tensor_pb2.TensorProto(
-        dtype=getattr(types_pb2, dtype_name),
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(values))]
-        ),
-    )
-    getattr(tensor, fields[dtype_name]).extend(values)
-    return tensor
+def predict_request(model: str, context: str, temperature: float, max_chars: int, seed: int):
+    """The `reply` signature's PredictRequest: all four inputs, one row each."""
+    request = _protos().PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = REPLY_SIGNATURE
+    request.inputs["context"].CopyFrom(_tensor(DT_STRING, "string_val", [context.encode()]))
+    request.inputs["temperature"].CopyFrom(_tensor(DT_FLOAT, "float_val", [temperature]))
+    request.inputs["max_chars"].CopyFrom(_tensor(DT_INT32, "int_val", [max_chars]))
+    request.inputs["seed"].CopyFrom(_tensor(DT_INT64, "int64_val", [seed]))
+    return request
 
 
 class ModelClient:
@@ -93,17 +175,22 @@ class ModelClient:
     def __init__(self, target: str):
         import grpc
 
-        # Imported here, not at the first reply: these protos pull in TensorFlow, seconds
-        # of holding the GIL that would otherwise stall a serving process mid-traffic.
-        from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
-
+        protos = _protos()
         self.target = target
         self._channel = grpc.insecure_channel(
             target,
             options=[("grpc.enable_retries", 1), ("grpc.service_config", RETRY_SERVICE_CONFIG)],
         )
-        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._model_service = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._predict = self._channel.unary_unary(
+            PREDICT_METHOD,
+            request_serializer=protos.PredictRequest.SerializeToString,
+            response_deserializer=protos.PredictResponse.FromString,
+        )
+        self._model_status = self._channel.unary_unary(
+            MODEL_STATUS_METHOD,
+            request_serializer=protos.GetModelStatusRequest.SerializeToString,
+            response_deserializer=protos.GetModelStatusResponse.FromString,
+        )
 
     def reply(
         self,
@@ -117,18 +204,10 @@ class ModelClient:
     ) -> str:
         """The persona's reply to `context` (the recent turns, newest last); `temperature`
         1 samples the persona's calibrated distribution (`ModelConfig.temperature`)."""
-        from tensorflow_serving.apis import predict_pb2
-
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = model
-        request.model_spec.signature_name = REPLY_SIGNATURE
-        request.inputs["context"].CopyFrom(_string_tensor([context]))
-        request.inputs["temperature"].CopyFrom(_scalar_batch("DT_FLOAT", temperature))
-        request.inputs["max_chars"].CopyFrom(_scalar_batch("DT_INT32", max_chars))
         # A fresh seed per call unless the caller wants a repeatable reply.
         seed = secrets.randbits(62) if seed is None else seed
-        request.inputs["seed"].CopyFrom(_scalar_batch("DT_INT64", seed))
-        response = self._call(model, self._predict.Predict, request, timeout)
+        request = predict_request(model, context, temperature, max_chars, seed)
+        response = self._call(model, self._predict, request, timeout)
         values = response.outputs["reply"].string_val
         if not values:
             raise UnavailableError(f"model {model!r} on {self.target} returned no reply")
@@ -149,17 +228,16 @@ class ModelClient:
         The `reply` signature's rows are independent, so the batch repeats the context
         with a fresh seed per row: n candidates cost one model step loop, not n.
         """
-        from tensorflow_serving.apis import predict_pb2
-
-        request = predict_pb2.PredictRequest()
+        request = _protos().PredictRequest()
         request.model_spec.name = model
         request.model_spec.signature_name = REPLY_SIGNATURE
-        request.inputs["context"].CopyFrom(_string_tensor([context] * count))
-        request.inputs["temperature"].CopyFrom(_batch("DT_FLOAT", [temperature] * count))
-        request.inputs["max_chars"].CopyFrom(_batch("DT_INT32", [max_chars] * count))
+        inputs = request.inputs
+        inputs["context"].CopyFrom(_tensor(DT_STRING, "string_val", [context.encode()] * count))
+        inputs["temperature"].CopyFrom(_tensor(DT_FLOAT, "float_val", [temperature] * count))
+        inputs["max_chars"].CopyFrom(_tensor(DT_INT32, "int_val", [max_chars] * count))
         seeds = [secrets.randbits(62) for _ in range(count)]
-        request.inputs["seed"].CopyFrom(_batch("DT_INT64", seeds))
-        response = self._call(model, self._predict.Predict, request, timeout)
+        inputs["seed"].CopyFrom(_tensor(DT_INT64, "int64_val", seeds))
+        response = self._call(model, self._predict, request, timeout)
         values = response.outputs["reply"].string_val
         if len(values) != count:
             raise UnavailableError(
@@ -169,13 +247,10 @@ class ModelClient:
 
     def status(self, model: str, *, timeout: float = 5.0) -> int:
         """The version of `model` the server has available; `NotFoundError` if none."""
-        from tensorflow_serving.apis import get_model_status_pb2
-
-        request = get_model_status_pb2.GetModelStatusRequest()
+        request = _protos().GetModelStatusRequest()
         request.model_spec.name = model
-        response = self._call(model, self._model_service.GetModelStatus, request, timeout)
-        available = get_model_status_pb2.ModelVersionStatus.AVAILABLE
-        versions = [s.version for s in response.model_version_status if s.state == available]
+        response = self._call(model, self._model_status, request, timeout)
+        versions = [s.version for s in response.model_version_status if s.state == AVAILABLE]
         if not versions:
             raise NotFoundError(f"model {model!r} has no available version on {self.target}")
         return max(versions)

@@ -20,6 +20,8 @@ import argparse
 import socket
 import sys
 
+from mimical.config import DEFAULT_TRAINING_MINUTES
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -32,7 +34,10 @@ def register(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on")
     parser.add_argument(
-        "--max-minutes", type=float, default=None, help="bound each training run (minutes)"
+        "--max-minutes",
+        type=float,
+        default=DEFAULT_TRAINING_MINUTES,
+        help=f"bound each training run (default {DEFAULT_TRAINING_MINUTES:g} minutes)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="bound passes over the data")
     parser.set_defaults(func=run)

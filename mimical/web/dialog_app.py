@@ -52,7 +52,8 @@ def get_messenger():
     threads, answers them through the Send API."""
 
     def make(app: Flask):
-        from mimical.web.messenger import MessengerMetrics, MessengerWorker
+        from mimical.web.messenger import MessengerWorker
+        from mimical.web.page_health import MessengerMetrics
 
         def engine():
             with app.app_context():

@@ -27,8 +27,13 @@ out. Several webhook replicas (and threads) share the work:
 Redis must persist (AOF or RDB) for events to survive a Redis restart; keys live
 in one Redis (no Cluster hash tags).
 
-Without Redis (embedded mode, tests) `MemoryEventQueue` keeps the same order per
-user in one process, but it is not durable: a crash loses what was queued.
+Without Redis (embedded mode, tests) `mimical.web.memory_queue.MemoryEventQueue`
+keeps the same order per user in one process, but it is not durable: a crash loses
+what was queued.
+
+Per user, the queue also keeps the persona's silence while a person answers instead
+(`pause`/`resume`/`paused`, see `mimical.web.messenger_events`) and deletes what waits
+for a user who asks for it (`forget`).
 
 Usage (what `mimical.web.messenger.MessengerWorker` does):
 
@@ -42,13 +47,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import socket
 import threading
 import time
 import uuid
-import zlib
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
@@ -88,6 +90,27 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
+"""
+# A user's queued events but the one being answered (`keep_mid`), each acknowledged and
+# removed from the stream so its doorbell does not wait forever; and their silence.
+FORGET = """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+local kept = nil
+for i, raw in ipairs(items) do
+  local event = cjson.decode(raw)
+  if i == 1 and event.mid == ARGV[2] then
+    kept = raw
+  else
+    redis.call('XACK', KEYS[2], ARGV[1], event.id)
+    redis.call('XDEL', KEYS[2], event.id)
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[3])
+if kept then
+  redis.call('RPUSH', KEYS[1], kept)
+  return #items - 1
+end
+return #items
 """
 RENEW = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -135,6 +158,21 @@ class EventQueue(Protocol):
         page is not subscribed to `message_echoes`, so absence proves nothing)."""
         ...
 
+    def pause(self, users: list[str], seconds: float) -> None:
+        """Silence the persona towards these users for `seconds` (a person took over)."""
+        ...
+
+    def resume(self, users: list[str]) -> None:
+        """End these users' silence (the thread was handed back, or they `%restart`)."""
+        ...
+
+    def paused(self, user: str) -> bool: ...
+
+    def forget(self, user: str, keep_mid: str | None = None) -> int:
+        """Delete what waits for `user` (their queued messages but `keep_mid`, the one
+        being answered, and their silence); returns how many messages were deleted."""
+        ...
+
     def idle(self) -> bool:
         """Whether every event put so far has been answered (tests, benchmarks)."""
         ...
@@ -169,6 +207,7 @@ class RedisEventQueue:
         self._finish = self.redis.register_script(FINISH)
         self._release_if_drained = self.redis.register_script(RELEASE_IF_DRAINED)
         self._renew = self.redis.register_script(RENEW)
+        self._forget = self.redis.register_script(FORGET)
         self._release = self.redis.register_script(RELEASE)
         self._claim_lock = threading.Lock()
         self._next_claim_at = 0.0
@@ -180,6 +219,9 @@ class RedisEventQueue:
 
     def _lock_key(self, user: str) -> str:
         return f"{self.prefix}lock:{user}"
+
+    def _pause_key(self, user: str) -> str:
+        return f"{self.prefix}paused:{user}"
 
     def _ensure_group(self) -> None:
         if self._group_ready:
@@ -285,6 +327,29 @@ class RedisEventQueue:
         seen, flowing = self.redis.mget(f"{self.prefix}echo:{tag}", f"{self.prefix}echoes-flow")
         return True if seen else (False if flowing else None)
 
+    def pause(self, users: list[str], seconds: float) -> None:
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for user in users:
+                    pipe.set(self._pause_key(user), 1, px=max(1, int(seconds * 1000)))
+                pipe.execute()
+        except self._redis_errors as error:
+            raise UnavailableError(f"the Messenger queue (Redis) is unreachable: {error}") from None
+
+    def resume(self, users: list[str]) -> None:
+        try:
+            self.redis.delete(*map(self._pause_key, users))
+        except self._redis_errors as error:
+            raise UnavailableError(f"the Messenger queue (Redis) is unreachable: {error}") from None
+
+    def paused(self, user: str) -> bool:
+        return bool(self.redis.exists(self._pause_key(user)))
+
+    def forget(self, user: str, keep_mid: str | None = None) -> int:
+        self._ensure_group()
+        keys = [self._user_key(user), self.stream, self._pause_key(user)]
+        return int(self._forget(keys=keys, args=[GROUP, keep_mid or ""]))
+
     def idle(self) -> bool:
         return self.redis.xlen(self.stream) == 0
 
@@ -305,71 +370,6 @@ class RedisEventQueue:
         self.redis.close()
 
 
-class MemoryEventQueue:
-    """One in-process queue per worker thread; a user always lands on the same one.
-
-    Not durable: events queued here are lost if the process dies.
-    """
-
-    def __init__(self, workers: int):
-        self._queues = [queue.Queue() for _ in range(workers)]
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._echoes: OrderedDict[str, None] = OrderedDict()  # bounded like `_seen`
-        self._seen_lock = threading.Lock()
-
-    def _first_time(self, mid: str) -> bool:
-        now = time.monotonic()
-        with self._seen_lock:
-            if mid in self._seen and self._seen[mid] > now:
-                return False
-            self._seen[mid] = now + DEDUPE_TTL_SECONDS
-            self._seen.move_to_end(mid)
-            while len(self._seen) > MEMORY_DEDUPE_MAX:  # bounded: forget the oldest
-                self._seen.popitem(last=False)
-            return True
-
-    def record_echoes(self, tags: list[str]) -> None:
-        with self._seen_lock:
-            for tag in tags:
-                self._echoes[tag] = None
-                self._echoes.move_to_end(tag)
-            while len(self._echoes) > MEMORY_DEDUPE_MAX:
-                self._echoes.popitem(last=False)
-
-    def echoed(self, tag: str) -> bool | None:
-        with self._seen_lock:
-            return True if tag in self._echoes else (False if self._echoes else None)
-
-    def put(self, events: list[Event]) -> int:
-        new = 0
-        for event in events:
-            if self._first_time(event.mid):
-                # A stable hash keeps each user on one worker, so their messages stay in order.
-                self._queues[zlib.crc32(event.user.encode()) % len(self._queues)].put(event)
-                new += 1
-        return new
-
-    def serve_once(self, worker: int, handle: Handler, block_seconds: float) -> None:
-        try:
-            event = self._queues[worker].get(timeout=block_seconds)
-        except queue.Empty:
-            return
-        try:
-            handle(event, lambda: None)
-        finally:
-            self._queues[worker].task_done()
-
-    def idle(self) -> bool:
-        return all(q.unfinished_tasks == 0 for q in self._queues)
-
-    def drain(self) -> None:
-        for events in self._queues:
-            events.join()
-
-    def close(self) -> None:
-        pass
-
-
 def check_someone_answers(settings: Settings) -> None:
     """Refuse a process that would store events in memory and never answer them."""
     if settings.messenger_workers < 1 and not settings.redis_url:
@@ -384,4 +384,6 @@ def open_event_queue(settings: Settings, **redis_options) -> EventQueue:
     check_someone_answers(settings)
     if settings.redis_url:
         return RedisEventQueue(settings.redis_url, **redis_options)
+    from mimical.web.memory_queue import MemoryEventQueue
+
     return MemoryEventQueue(settings.messenger_workers)

@@ -7,15 +7,30 @@ apps with "Require App Secret" demand on every call.
 Graph reports most failures as HTTP 400 with an error `code` (and sometimes an
 `error_subcode`) in the JSON body, so failures are classified by code, not status:
 
-- temporary (rate limits 4, 17, 32, 613; "try again" 1, 2, 1200; HTTP 429; a 5xx
+- temporary (rate limits 4, 17, 32, 613; "try again" 1, 1200; HTTP 429; a 5xx
   carrying one of those codes): the request was not carried out, retried with
-  exponential backoff (or the server's `Retry-After`);
-- unreachable user (551; 10/2018278 outside the 24-hour window; 100/2018001 no
-  such user; 200/1545041 not available): dropped, retrying cannot help;
+  exponential backoff (or the server's `Retry-After`). Code 2 ("an unexpected
+  error") is also what Graph answers when the person blocked the Page, so it is
+  retried once only (`MAYBE_BLOCKED_ATTEMPTS`);
+- unreachable user (551; 10/2018278 and 10/2018065 outside the 24-hour window;
+  10/2018108 not receiving messages from the Page; 100/2018001 no such user;
+  200/1545041 not available): dropped, retrying cannot help;
 - bad page token (190, 102): the whole page is muted until an operator fixes it;
+- page blocked (10 and 200 with any other subcode: a permission lost, e.g.
+  `pages_messaging` without Advanced Access; 3 and 230: a capability or permission
+  missing; 368: blocked for a policy violation; 1/99: "missing permissions can cause
+  this"): every send will fail the same way, so none is retried and the Page is
+  reported unable to send (`mimical.web.page_health`);
 - ambiguous (a 5xx without a Graph error, a read timeout): the message may or
   may not have gone out. Graph has no idempotency key, so a message text is not
   sent again (at most once); sender actions are, being harmless to repeat.
+
+Graph also reports how much of the rate limits the app has used, in the
+`X-Business-Use-Case-Usage` (Messenger's business use case), `X-App-Usage` and
+`X-Page-Usage` headers (percentages, and `estimated_time_to_regain_access` in minutes
+once throttled). Past `SLOW_FROM_PERCENT` every call of this client waits a little
+(up to `usage_pause_seconds` at 100 %), and once throttled it waits until access
+returns, so the senders slow down before Meta refuses them.
 
 Usage:
 
@@ -37,8 +52,27 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 TEMPORARY_CODES = frozenset({1, 2, 4, 17, 32, 613, 1200})
-UNREACHABLE = frozenset({(551, None), (10, 2018278), (100, 2018001), (200, 1545041)})
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})
+UNREACHABLE = frozenset(
+    {
+        (551, None),
+        (10, 2018278),
+        (10, 2018065),
+        (10, 2018108),
+        (100, 2018001),
+        (200, 1545041),
+    }
+)
 BAD_TOKEN_CODES = frozenset({102, 190})
+PAGE_BLOCKED_CODES = frozenset({3, 10, 200, 230, 368})
+PAGE_BLOCKED = frozenset({(1, 99)})
+# Tries of a call answered with code 2, which may mean the person blocked the Page.
+MAYBE_BLOCKED_ATTEMPTS = 2
+USAGE_HEADERS = ("X-Business-Use-Case-Usage", "X-App-Usage", "X-Page-Usage")
+# Usage (percent of a rate limit) from which calls are spaced out.
+SLOW_FROM_PERCENT = 75.0
+# Longest wait for throttled access to return before a call is tried anyway.
+MAX_THROTTLE_SECONDS = 600.0
 # Quick replies: at most 13, titles of at most 20 characters (Send API limits).
 QUICK_REPLIES_MAX = 13
 QUICK_REPLY_TITLE_MAX = 20
@@ -49,7 +83,8 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 class GraphError(Exception):
     """A Graph call that did not succeed; `kind` says what the caller should do."""
 
-    kind: str  # "temporary", "unreachable", "bad_token", "ambiguous" or "rejected"
+    # "temporary", "unreachable", "bad_token", "page_blocked", "ambiguous" or "rejected"
+    kind: str
     status: int
     code: int | None = None
     subcode: int | None = None
@@ -72,6 +107,8 @@ def classify(status: int, body: object) -> tuple[str, int | None, int | None, st
         kind = "bad_token"
     elif (code, subcode) in UNREACHABLE or (code, None) in UNREACHABLE:
         kind = "unreachable"
+    elif code in PAGE_BLOCKED_CODES or (code, subcode) in PAGE_BLOCKED:
+        kind = "page_blocked"
     elif code in TEMPORARY_CODES or status == 429:
         kind = "temporary"
     elif status >= 500:
@@ -79,6 +116,36 @@ def classify(status: int, body: object) -> tuple[str, int | None, int | None, st
     else:
         kind = "rejected"
     return kind, code, subcode, message
+
+
+def read_usage(headers) -> tuple[float, float] | None:
+    """(highest usage percent, seconds until throttled access returns) from Graph's usage
+    headers, or None when there are none (absence is not zero usage)."""
+    import json
+
+    found, percent, regain = False, 0.0, 0.0
+    for name in USAGE_HEADERS:
+        try:
+            value = json.loads(headers.get(name) or "null")
+        except ValueError:
+            continue
+        if not isinstance(value, dict):
+            continue
+        found = True
+        # X-Business-Use-Case-Usage: {business id: [usage, ...]}; the others: one usage.
+        usages = [value]
+        if name == "X-Business-Use-Case-Usage":
+            usages = [u for v in value.values() if isinstance(v, list) for u in v]
+        for usage in usages:
+            if not isinstance(usage, dict):
+                continue
+            for key in ("call_count", "total_cputime", "total_time"):
+                if isinstance(usage.get(key), int | float):
+                    percent = max(percent, float(usage[key]))
+            minutes = usage.get("estimated_time_to_regain_access")
+            if isinstance(minutes, int | float):
+                regain = max(regain, 60.0 * minutes)
+    return (percent, regain) if found else None
 
 
 def appsecret_proof(app_secret: str, access_token: str) -> str:
@@ -91,6 +158,9 @@ class GraphApi:
     `attempts` bounds the tries of one call; the backoff doubles from `backoff_seconds`
     (rate limits from eight times that, as Graph asks callers to pause) up to
     `max_backoff_seconds`, with jitter so replicas do not retry in step.
+    `usage_pause_seconds` spaces calls out while Graph reports high usage.
+    `usage_percent` is the last usage Graph reported (for `/metrics`); `on_error` sees
+    every failed call, retried or not (for `/metrics`).
     """
 
     def __init__(
@@ -102,6 +172,8 @@ class GraphApi:
         attempts: int = 5,
         backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 30.0,
+        usage_pause_seconds: float = 2.0,
+        on_error: Callable[[GraphError], None] = lambda error: None,
     ):
         import requests
         from requests.adapters import HTTPAdapter
@@ -110,6 +182,10 @@ class GraphApi:
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.usage_pause_seconds = usage_pause_seconds
+        self.on_error = on_error
+        self.usage_percent = 0.0
+        self._not_before = 0.0  # monotonic time before which no call starts
         self.session = requests.Session()
         # Proxy settings from the environment, resolved once instead of on every call
         # (requests re-reads os.environ per request, a measurable cost at 200 msg/s).
@@ -146,6 +222,7 @@ class GraphApi:
             raise GraphError(kind, 0, message=type(error).__name__) from None
         except requests.exceptions.Timeout as error:  # sent, but no answer in time
             raise GraphError("ambiguous", 0, message=type(error).__name__) from None
+        self._note_usage(response.headers)
         try:
             answer = response.json()
         except ValueError:
@@ -162,6 +239,29 @@ class GraphApi:
             message,
             float(retry_after) if retry_after.isdigit() else None,
         )
+
+    def _note_usage(self, headers) -> None:
+        usage = read_usage(headers)
+        if usage is None:
+            return
+        self.usage_percent, regain = usage
+        pause = regain
+        if not pause and self.usage_percent > SLOW_FROM_PERCENT:
+            high = min(self.usage_percent, 100.0) - SLOW_FROM_PERCENT
+            pause = self.usage_pause_seconds * high / (100.0 - SLOW_FROM_PERCENT)
+        if pause:
+            pause = min(pause, MAX_THROTTLE_SECONDS)
+            log.info("Graph API usage at %.0f%%: pausing calls %.1f s", self.usage_percent, pause)
+            self._not_before = max(self._not_before, time.monotonic() + pause)
+
+    def seconds_until_allowed(self) -> float:
+        """How long the next call will wait because of Graph's reported usage."""
+        return max(0.0, self._not_before - time.monotonic())
+
+    def _wait_turn(self, before_retry: Callable[[], None]) -> None:
+        while (wait := self.seconds_until_allowed()) > 0:
+            time.sleep(min(wait, 1.0))
+            before_retry()  # a long wait must not cost the worker its lease on the user
 
     def call(
         self,
@@ -180,13 +280,16 @@ class GraphApi:
         attempt = 0
         while True:
             try:
+                self._wait_turn(before_retry)
                 return self._once(method, path, body)
             except GraphError as error:
+                self.on_error(error)
                 retry = error.kind == "temporary" or (repeatable and error.kind == "ambiguous")
                 attempt += 1
-                if not retry or attempt >= self.attempts:
+                attempts = MAYBE_BLOCKED_ATTEMPTS if error.code == 2 else self.attempts
+                if not retry or attempt >= min(attempts, self.attempts):
                     raise
-                rate_limited = error.code in (4, 17, 32, 613) or error.status == 429
+                rate_limited = error.code in RATE_LIMIT_CODES or error.status == 429
                 delay = self.backoff_seconds * (8 if rate_limited else 1) * 2 ** (attempt - 1)
                 delay = error.retry_after or min(delay, self.max_backoff_seconds)
                 log.info("Graph API: %s; retrying in %.1f s", error, delay)
@@ -247,6 +350,35 @@ class GraphApi:
         self.call(
             "POST", "/me/subscribed_apps?subscribed_fields=" + ",".join(fields), repeatable=True
         )
+
+    def token_app(self) -> dict:
+        """The app this client's token belongs to (`GET /app`: `id`, `name`)."""
+        return self.call("GET", "/app", repeatable=True)
+
+    def token_scopes(self, input_token: str) -> list[str]:
+        """The permissions granted to `input_token` (`GET /debug_token`; this client must
+        hold the app token `APP_ID|APP_SECRET`). The token goes in the query string, as
+        Graph wants it: over HTTPS, and never logged by us."""
+        from urllib.parse import quote
+
+        answer = self.call("GET", f"/debug_token?input_token={quote(input_token)}", repeatable=True)
+        data = answer.get("data")
+        scopes = data.get("scopes") if isinstance(data, dict) else None
+        return [s for s in scopes if isinstance(s, str)] if isinstance(scopes, list) else []
+
+    def app_page_fields(self, app_id: str) -> list[str] | None:
+        """The Page webhook fields subscribed at app level (`GET /APP_ID/subscriptions`,
+        app token), or None when the app has no active Page webhook at all."""
+        answer = self.call("GET", f"/{app_id}/subscriptions", repeatable=True)
+        data = answer.get("data")
+        for subscription in data if isinstance(data, list) else []:
+            if isinstance(subscription, dict) and subscription.get("object") == "page":
+                if subscription.get("active") is False:
+                    return None
+                fields = subscription.get("fields")
+                fields = fields if isinstance(fields, list) else []
+                return [f["name"] for f in fields if isinstance(f, dict) and "name" in f]
+        return None
 
     def check_token(self) -> None:
         """Raise `GraphError` unless the page token works (`GET /me`)."""

@@ -22,16 +22,26 @@ one user at a time, in order, and answer each `mid` once:
 
 Graph errors are handled by kind (`mimical.web.graph`): temporary ones are retried
 with backoff; an unreachable user (blocked the page, outside the 24-hour window)
-is dropped and counted; a bad page token is logged once as an error, counted, and
-fails `/readyz` until a send (or a token check from `/readyz`) succeeds.
+is dropped and counted; a bad page token, a lost permission or a policy block is
+logged once as an error, counted by code, and fails the readiness checks until a
+send succeeds (`mimical.web.page_health`).
 
-While the user is choosing a persona, the last piece offers the public personas
-as quick replies.
+Conversation routing (`mimical.web.messenger_events`): messages of conversations
+another app or the Page inbox owns (`standby`) are never answered, and a Page
+admin's own message silences the persona in that conversation for
+`Settings.messenger_human_pause_seconds`, until the user's `%restart` or the
+thread is handed back. `%forget` deletes what is kept about the user (their
+session, queued messages, stored replies and silence; the privacy page says so).
+
+The first reply of a session starts with the automated-reply disclosure
+(`Settings.messenger_disclosure_text`) unless `messenger_disclosure` is off. While
+the user is choosing a persona, the last piece offers the public personas as
+quick replies.
 
 Usage (what `mimical.web.webhook` does):
 
     worker = MessengerWorker(lambda: engine, settings)
-    worker.submit(events)   # entries of a webhook payload's `messaging` lists
+    worker.submit(payload)   # a signed webhook payload (`object: page`)
 """
 
 from __future__ import annotations
@@ -44,6 +54,8 @@ from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
 from mimical.web.event_queue import Event, open_event_queue
 from mimical.web.graph import QUICK_REPLIES_MAX, GraphApi, GraphError
+from mimical.web.messenger_events import ECHO_TAG_PREFIX, read_payload
+from mimical.web.page_health import PAGE_STOPPERS, MessengerMetrics, PageHealth
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +63,38 @@ CHANNEL = "messenger"
 SEND_API_MAX_CHARS = 2000
 NOT_TEXT = "Sorry, I can only read text messages."
 TRY_AGAIN = "Sorry, something went wrong on our side. Please try again in a minute."
+FORGOTTEN = (
+    "Done: we deleted what this page kept about you (your chat session, messages waiting "
+    "for an answer and our stored replies). The conversation in your Messenger inbox is "
+    "yours: delete it there."
+)
 # How long a message's replies and sending progress are kept: long enough for a
 # killed worker's events to be taken over (seconds to minutes), short enough that
 # Redis does not hold a day of replies.
 REPLY_STATE_TTL_SECONDS = 3600
-# How often `/readyz` may ask Graph whether a page token reported bad works again.
-TOKEN_RECHECK_SECONDS = 30.0
+# Where a message's replies are kept (in the dialog's session store): this, "<psid>:<mid>".
+REPLY_KEY_PREFIX = "messenger:reply:"
 # How long an idle worker thread waits for work before checking whether to stop.
 POLL_SECONDS = 1.0
-# Our pieces' `metadata`, echoed back by Messenger: this prefix, then "<mid>:<piece>".
-ECHO_TAG_PREFIX = "mimical:"
 # How long to wait for the echo of a piece whose send was cut short before sending it
 # again; echoes usually take well under a second.
 ECHO_WAIT_SECONDS = 5.0
 # Times a piece is sent again after sends that Graph may or may not have delivered.
 AMBIGUOUS_RESENDS = 2
+
+
+def forget_user(queue, sessions, user: str, keep_mid: str | None = None) -> int:
+    """Delete what is kept about a Messenger user: their dialog session, the replies
+    stored for their messages, their queued messages (but `keep_mid`, being answered)
+    and their silence. Returns how many queued messages were deleted.
+
+    `queue` is the `EventQueue`, `sessions` the dialog's `SessionStore`; the webhook's
+    `%forget` and `mimical messenger forget PSID` both come here."""
+    deleted = queue.forget(user, keep_mid=keep_mid)
+    sessions.delete(f"{CHANNEL}:{user}")  # the dialog's key (`DialogEngine`)
+    sessions.delete_prefix(f"{REPLY_KEY_PREFIX}{user}:")
+    log.info("deleted a Messenger user's data on request (%d queued messages)", deleted)
+    return deleted
 
 
 def split_message(text: str, limit: int = SEND_API_MAX_CHARS) -> list[str]:
@@ -82,70 +111,6 @@ def split_message(text: str, limit: int = SEND_API_MAX_CHARS) -> list[str]:
     if text:
         pieces.append(text)
     return pieces
-
-
-def incoming(event: dict) -> Event | None:
-    """What a person sent the page, else None.
-
-    Messages count (text None for stickers, images...; a tapped quick reply's
-    payload stands for its shortened title), and so do postbacks such as the
-    "Get Started" button, as an empty text: the dialog answers those with the
-    greeting, or where the user is. Our own echoes, deliveries and reads do not.
-    """
-    sender = event.get("sender")
-    if not isinstance(sender, dict) or not isinstance(sender.get("id"), str):
-        return None
-    message, postback = event.get("message"), event.get("postback")
-    if isinstance(message, dict) and not message.get("is_echo"):
-        if isinstance(message.get("mid"), str):
-            text = message.get("text")
-            quick_reply = message.get("quick_reply")
-            if isinstance(quick_reply, dict) and isinstance(quick_reply.get("payload"), str):
-                text = quick_reply["payload"]
-            return Event(sender["id"], message["mid"], text if isinstance(text, str) else None)
-    elif isinstance(postback, dict):
-        # Older postbacks carry no mid; the sender and timestamp identify a redelivery.
-        mid = postback.get("mid") or f"postback:{sender['id']}:{event.get('timestamp')}"
-        return Event(sender["id"], str(mid), "")
-    return None
-
-
-def echo_tag(event: dict) -> str | None:
-    """The tag of one of our own pieces that Messenger echoed back, else None."""
-    message = event.get("message")
-    if not isinstance(message, dict) or not message.get("is_echo"):
-        return None
-    metadata = message.get("metadata")
-    if isinstance(metadata, str) and metadata.startswith(ECHO_TAG_PREFIX):
-        return metadata.removeprefix(ECHO_TAG_PREFIX)
-    return None
-
-
-class MessengerMetrics:
-    """Counters for `/metrics`, on the app's Prometheus registry."""
-
-    def __init__(self, registry=None):
-        from prometheus_client import CollectorRegistry, Counter, Gauge
-
-        registry = registry or CollectorRegistry()
-        self.events = Counter(
-            "mimical_messenger_events",
-            "Messenger events by outcome (queued, duplicate)",
-            ["outcome"],
-            registry=registry,
-        )
-        self.sends = Counter(
-            "mimical_messenger_sends",
-            "Reply pieces by outcome (sent, unreachable, bad_token, ambiguous, failed)",
-            ["outcome"],
-            registry=registry,
-        )
-        self.token_ok = Gauge(
-            "mimical_messenger_page_token_ok",
-            "0 after Graph rejected the page token",
-            registry=registry,
-        )
-        self.token_ok.set(1)
 
 
 class MessengerWorker:
@@ -177,12 +142,15 @@ class MessengerWorker:
             settings.graph_api_url,
             settings.fb_page_access_token,
             settings.fb_app_secret,
+            on_error=self.metrics.graph_error,
             **(graph_options or {}),
         )
         self.queue = open_event_queue(settings, **(queue_options or {}))
-        self._token_ok = True
-        self._token_checked_at = 0.0
-        self._token_lock = threading.Lock()
+        self.health = PageHealth(self.graph, self.metrics)
+        self.app_id = settings.fb_app_id
+        self.pause_seconds = settings.messenger_human_pause_seconds
+        disclose = settings.messenger_disclosure
+        self.disclosure = settings.messenger_disclosure_text if disclose else ""
         self._stopping = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, args=(i,), name=f"messenger-{i}", daemon=True)
@@ -191,18 +159,22 @@ class MessengerWorker:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, events: list[dict]) -> None:
-        """Queue a payload's messaging events, and note echoes of our own pieces;
-        returns once they are stored."""
-        tags = [tag for tag in map(echo_tag, events) if tag is not None]
-        if tags:
-            self.queue.record_echoes(tags)
-        parsed = [event for event in map(incoming, events) if event is not None]
-        if not parsed:
+    def submit(self, payload: dict) -> None:
+        """Queue a page payload's messages, note echoes of our own pieces, and silence
+        or free conversations people took over or handed back; returns once stored."""
+        routing = read_payload(payload, self.app_id)
+        if routing.echo_tags:
+            self.queue.record_echoes(routing.echo_tags)
+        if routing.pause:
+            self.queue.pause(routing.pause, self.pause_seconds)
+        if routing.resume:
+            self.queue.resume(routing.resume)
+        self.metrics.events.labels("standby").inc(len(routing.standby))
+        if not routing.messages:
             return
-        new = self.queue.put(parsed)
+        new = self.queue.put(routing.messages)
         self.metrics.events.labels("queued").inc(new)
-        self.metrics.events.labels("duplicate").inc(len(parsed) - new)
+        self.metrics.events.labels("duplicate").inc(len(routing.messages) - new)
 
     def _run(self, worker: int) -> None:
         failures = 0
@@ -229,13 +201,24 @@ class MessengerWorker:
     def process(self, event: Event, keep_alive=lambda: None) -> None:
         """Answer one event, resuming where an earlier (killed) attempt stopped."""
         sessions = self.engine.sessions
-        key = f"messenger:reply:{event.mid}"
+        key = f"{REPLY_KEY_PREFIX}{event.user}:{event.mid}"
         state = sessions.load(key)
         if state is None:
+            command = " ".join((event.text or "").lower().split())
+            if command == "%restart":
+                self.queue.resume([event.user])
+            elif self.queue.paused(event.user):  # a person answers this conversation
+                self.metrics.events.labels("paused").inc()
+                return
             self._action(event.user, "mark_seen")
             if event.text:
                 self._action(event.user, "typing_on")
-            replies, quick = self._answer(event)
+            if command == "%forget":
+                deleted = forget_user(self.queue, sessions, event.user, keep_mid=event.mid)
+                self.metrics.events.labels("forgotten").inc(deleted)
+                replies, quick = [FORGOTTEN], []
+            else:
+                replies, quick = self._answer(event)
             keep_alive()  # still this user's worker: only then record the replies
             pieces = [piece for reply in replies for piece in split_message(reply)]
             state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": None}
@@ -264,7 +247,10 @@ class MessengerWorker:
             # text is None for stickers, images, audio...
             if event.text is None:
                 return [NOT_TEXT], []
+            first = not self.engine.has_session(CHANNEL, event.user)
             replies = self.engine.handle(CHANNEL, event.user, event.text)
+            if first and self.disclosure:
+                replies = [self.disclosure, *replies]
             if self.engine.state(CHANNEL, event.user) != "choosing":
                 return replies, []
             personas = [p.name for p in self.engine.directory.list_public() if p.servable]
@@ -279,7 +265,7 @@ class MessengerWorker:
         try:
             self.graph.sender_action(psid, action)
         except GraphError as error:
-            self._note_failure(error)
+            self.health.failed(error)
 
     def _send(self, psid: str, text: str, quick_replies: list[str], tag: str, keep_alive) -> bool:
         """Send one piece; False if the user (or the page) cannot be reached at all."""
@@ -291,10 +277,13 @@ class MessengerWorker:
                 )
             except GraphError as error:
                 if error.kind != "ambiguous":
-                    self._note_failure(error)
-                    unreachable = error.kind in ("unreachable", "bad_token")
-                    self.metrics.sends.labels(error.kind if unreachable else "failed").inc()
-                    return not unreachable
+                    self.health.failed(error)
+                    # Code 2 after its one retry: most likely the person blocked the Page.
+                    unreachable = error.kind == "unreachable" or error.code == 2
+                    stopped = error.kind in PAGE_STOPPERS
+                    outcome = "unreachable" if unreachable else "failed"
+                    self.metrics.sends.labels(error.kind if stopped else outcome).inc()
+                    return not (unreachable or stopped)
                 if self._arrived(tag, keep_alive):
                     return True  # its echo came, or nobody can tell (counted by `_arrived`)
                 if resends == AMBIGUOUS_RESENDS:  # Graph keeps failing mid-way: give up
@@ -303,7 +292,7 @@ class MessengerWorker:
                 resends += 1  # echoes flow and this one never came: send it again
                 continue
             self.metrics.sends.labels("sent").inc()
-            self._token_works()
+            self.health.works()
             return True
 
     def _arrived(self, tag: str, keep_alive) -> bool:
@@ -320,49 +309,9 @@ class MessengerWorker:
             self.metrics.sends.labels("sent" if echoed else "ambiguous").inc()
         return echoed is not False
 
-    def _note_failure(self, error: GraphError) -> None:
-        if error.kind == "bad_token":
-            with self._token_lock:
-                alarm, self._token_ok = self._token_ok, False
-            if alarm:  # once per outage, not once per message
-                log.error(
-                    "Graph rejected the page access token; Messenger users get no "
-                    "answers until MIMICAL_FB_PAGE_ACCESS_TOKEN is replaced (%s)",
-                    error,
-                )
-                self.metrics.token_ok.set(0)
-        else:
-            log.warning("Send API: %s", error)
-
-    def _token_works(self) -> None:
-        if not self._token_ok:
-            with self._token_lock:
-                self._token_ok = True
-            log.warning("Graph accepts the page access token again")
-            self.metrics.token_ok.set(1)
-
     def readiness_problem(self) -> str | None:
-        """Why this webhook cannot answer Messenger, or None.
-
-        After a bad-token error it asks Graph again (`GET /me`) at most every
-        `TOKEN_RECHECK_SECONDS`, so a replica taken out of service by its failing
-        probe comes back by itself once the token works again.
-        """
-        if self._token_ok:
-            return None
-        with self._token_lock:
-            due = time.monotonic() - self._token_checked_at >= TOKEN_RECHECK_SECONDS
-            if due:
-                self._token_checked_at = time.monotonic()
-        if due:
-            try:
-                self.graph.check_token()
-            except GraphError as error:
-                self._note_failure(error)
-            else:
-                self._token_works()
-                return None
-        return "Graph rejects the page access token"
+        """Why this process cannot answer Messenger, or None (`PageHealth.problem`)."""
+        return self.health.problem()
 
     def join(self, timeout: float = 60.0) -> None:
         """Wait until every queued event is answered (tests, benchmarks)."""

@@ -1,15 +1,22 @@
-"""`mimical messenger`: set up the page, and answer what the webhook stored.
+"""`mimical messenger`: set up the page, answer what the webhook stored, forget a user.
 
     MIMICAL_FB_PAGE_ACCESS_TOKEN=... MIMICAL_FB_APP_SECRET=... mimical messenger setup
     mimical messenger setup --greeting "Hi {{user_first_name}}! Who would you like to talk to?"
     REDIS_URL=redis://... mimical messenger respond --threads 8 --metrics-port 9090
+    REDIS_URL=redis://... mimical messenger forget PSID
 
-`setup` sets the page's greeting and Get Started button through the Messenger
-Profile API (`POST /me/messenger_profile`), so a person opening the page's chat
-sees them (the webhook answers the button's postback with the persona choice), and
-subscribes the webhook to the page's messages, postbacks and echoes of our own
-replies (`POST /me/subscribed_apps`). Running it again changes nothing when the
-page already has these values.
+`setup` first checks what Meta needs before anyone but the app's developers hears
+the persona: the token's app (`GET /app`), the token's permissions (`GET
+/debug_token`: `REQUIRED_PERMISSIONS`) and the app-level webhook subscription (`GET
+/APP_ID/subscriptions`: Meta delivers a field only when both the app and the page
+subscribe it), and says exactly what is missing, with Graph's own words. Then it
+sets the page's greeting, Get Started button and persistent menu through the
+Messenger Profile API (`POST /me/messenger_profile`) and subscribes the page to the
+webhook fields (`POST /me/subscribed_apps`). Running it again changes nothing when
+the page already has these values.
+
+`forget` deletes what is kept about one Messenger user (their `%forget`, done by an
+operator: a deletion request that came by mail, say).
 
 `respond` answers the events webhooks (run with `MIMICAL_MESSENGER_WORKERS=0`)
 stored in the Redis queue, in a process of its own: answering (the dialog, the
@@ -24,16 +31,41 @@ import argparse
 import sys
 
 GET_STARTED_PAYLOAD = "GET_STARTED"
-# The page's webhook fields the webhook handles: messages, taps on buttons, and the
-# echoes of our own replies (they confirm a reply arrived, so one whose send was cut
-# short is sent again only if it did not; see mimical.web.messenger).
-WEBHOOK_FIELDS = ["messages", "messaging_postbacks", "message_echoes"]
+# The page's webhook fields the webhook handles: messages, taps on buttons, the
+# echoes of what the page sent (ours confirm a reply arrived, a Page admin's silence
+# the persona; see mimical.web.messenger), thread control changes, and the events of
+# conversations another app or the Page inbox owns (mimical.web.messenger_events).
+WEBHOOK_FIELDS = [
+    "messages",
+    "messaging_postbacks",
+    "message_echoes",
+    "messaging_handovers",
+    "standby",
+]
+# The page token's permissions, and what each is for.
+REQUIRED_PERMISSIONS = {
+    "pages_messaging": "send the replies (Send API)",
+    "pages_manage_metadata": "subscribe the page to the webhook and set its greeting and menu",
+    "pages_show_list": "list the Page when generating its token",
+}
 # Messenger shows at most 160 characters; {{user_first_name}} is filled in by Messenger.
 GREETING_MAX_CHARS = 160
 DEFAULT_GREETING = (
-    "Hi {{user_first_name}}! Chat with personas that talk like real people. "
-    "Tap Get Started to pick one."
+    "Hi {{user_first_name}}! Chat with automated personas trained on real people's "
+    "messages. Tap Get Started to pick one."
 )
+# Always at hand in the conversation: the commands, as postbacks (`MENU_COMMANDS`).
+PERSISTENT_MENU = [
+    {
+        "locale": "default",
+        "composer_input_disabled": False,
+        "call_to_actions": [
+            {"type": "postback", "title": "Pick another persona", "payload": "%restart"},
+            {"type": "postback", "title": "Help", "payload": "%help"},
+            {"type": "postback", "title": "Delete my data", "payload": "%forget"},
+        ],
+    }
+]
 
 
 def register(subparsers) -> None:
@@ -60,6 +92,14 @@ def register(subparsers) -> None:
         "({{user_first_name}} becomes the reader's first name)",
     )
     setup.set_defaults(func=run_setup)
+    forget = commands.add_parser(
+        "forget",
+        help="delete what is kept about one Messenger user (REDIS_URL)",
+        description="Delete a Messenger user's chat session, queued messages, stored replies"
+        " and silence from Redis, as their own %%forget does.",
+    )
+    forget.add_argument("psid", help="the user's Page-scoped id (the webhook's sender.id)")
+    forget.set_defaults(func=run_forget)
     respond = commands.add_parser(
         "respond",
         help="answer the Messenger events webhooks stored in Redis (REDIS_URL)",
@@ -74,7 +114,8 @@ def register(subparsers) -> None:
         "--metrics-port",
         type=int,
         default=0,
-        help="serve Prometheus metrics (replies sent, page token state) on this port; 0: none",
+        help="serve /metrics (replies sent, Graph errors, whether the Page can send) and /readyz"
+        " on this port; 0: none",
     )
     respond.add_argument(
         "--takeover-seconds",
@@ -85,8 +126,8 @@ def register(subparsers) -> None:
     respond.set_defaults(func=run_respond)
 
 
-def _explain(error) -> Exception:
-    """A `GraphError` as the CLI error that tells the user what to do."""
+def _explain(error, step: str) -> Exception:
+    """A `GraphError` met while trying to `step` as the CLI error that says what to do."""
     from mimical.errors import AuthError, InputError, UnavailableError
 
     if error.kind == "bad_token":
@@ -95,14 +136,84 @@ def _explain(error) -> Exception:
             "set MIMICAL_FB_PAGE_ACCESS_TOKEN to a current one"
         )
     if error.kind in ("temporary", "ambiguous"):
-        return UnavailableError(f"{error}; try again in a minute")
-    return InputError(f"Graph refused the Messenger profile: {error}")
+        return UnavailableError(f"cannot {step} now: {error}; try again in a minute")
+    return InputError(f"Graph refused to {step}: {error}")
+
+
+def _graph_step(step: str, function, *args):
+    from mimical.web.graph import GraphError
+
+    try:
+        return function(*args)
+    except GraphError as error:
+        raise _explain(error, step) from None
+
+
+def check_app(settings, graph) -> None:
+    """Check the token's app, its permissions and the app-level webhook subscription,
+    printing what is fine and raising `InputError` with exactly what is missing."""
+    from mimical.errors import InputError
+    from mimical.web.graph import GraphApi
+
+    app = _graph_step("read the page token's app (GET /app)", graph.token_app)
+    app_id, name = str(app.get("id", "")), app.get("name", "")
+    if settings.fb_app_id and settings.fb_app_id != app_id:
+        raise InputError(
+            f"the page access token belongs to app {app_id} ({name}), not "
+            f"MIMICAL_FB_APP_ID={settings.fb_app_id}: generate it in that app's Messenger settings"
+        )
+    print(f"The page token belongs to app {app_id} ({name}).", file=sys.stderr)
+    if not settings.fb_app_secret:
+        print(
+            "MIMICAL_FB_APP_SECRET is not set: the token's permissions and the app's webhook"
+            " subscription cannot be checked (and the webhook refuses every event).",
+            file=sys.stderr,
+        )
+        return
+    app_graph = GraphApi(settings.graph_api_url, f"{app_id}|{settings.fb_app_secret}")
+    try:
+        scopes = _graph_step(
+            "read the page token's permissions (GET /debug_token; is MIMICAL_FB_APP_SECRET "
+            "this app's secret?)",
+            app_graph.token_scopes,
+            settings.fb_page_access_token,
+        )
+        missing = [p for p in REQUIRED_PERMISSIONS if p not in scopes]
+        if missing:
+            needs = "; ".join(f"{p} (to {REQUIRED_PERMISSIONS[p]})" for p in missing)
+            raise InputError(
+                f"the page access token lacks {needs}. Add the permissions to the app (App "
+                "Dashboard > Use cases > Messenger), then generate a new page token and set "
+                "MIMICAL_FB_PAGE_ACCESS_TOKEN (README: Put your persona on a Page)"
+            )
+        print(f"The page token has {', '.join(REQUIRED_PERMISSIONS)}.", file=sys.stderr)
+        fields = _graph_step(
+            "read the app's webhook subscription (GET /APP_ID/subscriptions)",
+            app_graph.app_page_fields,
+            app_id,
+        )
+    finally:
+        app_graph.close()
+    if fields is None:
+        raise InputError(
+            "the app has no active webhook for Pages: in the App Dashboard (Messenger > "
+            "Settings > Webhooks) set the callback URL https://HOST/webhook with "
+            f"MIMICAL_FB_VERIFY_TOKEN, and subscribe {', '.join(WEBHOOK_FIELDS)}"
+        )
+    missing = [f for f in WEBHOOK_FIELDS if f not in fields]
+    if missing:
+        raise InputError(
+            f"the app's webhook is not subscribed to {', '.join(missing)}: Meta sends a field "
+            "only when both the app and the page subscribe it; add them in the App Dashboard "
+            "(Messenger > Settings > Webhooks)"
+        )
+    print(f"The app's webhook is subscribed to {', '.join(WEBHOOK_FIELDS)}.", file=sys.stderr)
 
 
 def run_setup(args: argparse.Namespace) -> int:
     from mimical.config import Settings
     from mimical.errors import InputError
-    from mimical.web.graph import GraphApi, GraphError
+    from mimical.web.graph import GraphApi
 
     settings = Settings.from_env()
     if not settings.fb_page_access_token:
@@ -116,27 +227,85 @@ def run_setup(args: argparse.Namespace) -> int:
     wanted = {
         "get_started": {"payload": GET_STARTED_PAYLOAD},
         "greeting": [{"locale": "default", "text": greeting}],
+        "persistent_menu": PERSISTENT_MENU,
     }
     graph = GraphApi(settings.graph_api_url, settings.fb_page_access_token, settings.fb_app_secret)
     try:
-        current = graph.get_messenger_profile(list(wanted))
+        check_app(settings, graph)
+        step = "read or set the Messenger profile (needs pages_manage_metadata)"
+        current = _graph_step(step, graph.get_messenger_profile, list(wanted))
         if {key: current.get(key) for key in wanted} == wanted:
-            print("The page's Get Started button and greeting are already set.", file=sys.stderr)
+            print(
+                "The page's Get Started button, greeting and menu are already set.",
+                file=sys.stderr,
+            )
         else:
-            graph.set_messenger_profile(wanted)
-            print(f"Set the page's Get Started button and greeting: {greeting!r}", file=sys.stderr)
-        fields = graph.subscribed_fields()
+            _graph_step(step, graph.set_messenger_profile, wanted)
+            print(
+                f"Set the page's Get Started button, menu and greeting: {greeting!r}",
+                file=sys.stderr,
+            )
+        step = "subscribe the page to the webhook (needs pages_manage_metadata)"
+        fields = _graph_step(step, graph.subscribed_fields)
         if set(WEBHOOK_FIELDS) <= set(fields):
             print("The page already sends the webhook its events.", file=sys.stderr)
         else:
-            graph.subscribe(sorted(set(fields) | set(WEBHOOK_FIELDS)))
+            _graph_step(step, graph.subscribe, sorted(set(fields) | set(WEBHOOK_FIELDS)))
             subscribed = ", ".join(WEBHOOK_FIELDS)
             print(f"Subscribed the webhook to the page's {subscribed}.", file=sys.stderr)
-    except GraphError as error:
-        raise _explain(error) from None
     finally:
         graph.close()
     return 0
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    from mimical.config import Settings
+    from mimical.dialog.sessions import RedisSessionStore
+    from mimical.errors import InputError
+    from mimical.web.event_queue import RedisEventQueue
+    from mimical.web.messenger import forget_user
+
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        raise InputError("mimical messenger forget deletes from Redis: set REDIS_URL")
+    queue = RedisEventQueue(settings.redis_url)
+    try:
+        deleted = forget_user(queue, RedisSessionStore(settings.redis_url), args.psid)
+    finally:
+        queue.close()
+    print(
+        f"Deleted what is kept about Messenger user {args.psid} ({deleted} queued messages).",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def responder_wsgi(app):
+    """The responder's own small HTTP face: `/metrics`, and `/readyz` (503 with the reason
+    while Graph refuses the Page's messages: `mimical.web.page_health`), for monitoring.
+
+    The chart does not make it the container's readiness probe: an unready responder
+    would take its pod's webhook out of the Service too, and Messenger would then lose
+    events it could still deliver. Alert on `mimical_messenger_page_can_send == 0`."""
+    import json
+
+    from prometheus_client import make_wsgi_app
+
+    from mimical.web.health import readiness_problem
+
+    metrics = make_wsgi_app(app.extensions["mimical_metrics"])
+
+    def wsgi(environ, start_response):
+        if environ.get("PATH_INFO") != "/readyz":
+            return metrics(environ, start_response)
+        problem = readiness_problem(app)
+        answer = {"error": "unavailable", "message": f"not ready: {problem}"} if problem else None
+        body = json.dumps(answer or {"status": "ok"}).encode()
+        status = "503 Service Unavailable" if problem else "200 OK"
+        start_response(status, [("Content-Type", "application/json")])
+        return [body]
+
+    return wsgi
 
 
 def run_respond(args: argparse.Namespace) -> int:
@@ -175,9 +344,10 @@ def run_respond(args: argparse.Namespace) -> int:
         test_config={"MIMICAL_MESSENGER_QUEUE_OPTIONS": queue_options},
     )
     if args.metrics_port:
-        from prometheus_client import start_http_server
+        from werkzeug.serving import make_server
 
-        start_http_server(args.metrics_port, registry=app.extensions["mimical_metrics"])
+        server = make_server("0.0.0.0", args.metrics_port, responder_wsgi(app), threaded=True)
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     with app.app_context():
         get_messenger()
     print(

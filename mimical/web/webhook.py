@@ -1,4 +1,6 @@
-"""The Messenger webhook: `GET /webhook` (verification) and `POST /webhook` (events).
+"""The Messenger webhook: `GET /webhook` (verification), `POST /webhook` (events) and
+`GET /messenger/privacy`, the privacy page App Review asks for (what is kept, how long,
+how to delete it).
 
 Messenger signs every POST with the app secret (`X-Hub-Signature-256: sha256=HMAC`
 of the raw body); anything unsigned, malformed or wrongly signed gets 403 and is not
@@ -8,9 +10,9 @@ because Messenger retries (and eventually disables) webhooks that answer slowly;
 `mimical.web.messenger.MessengerWorker` answers them. If the queue cannot store
 them the answer is 503, and Messenger delivers them again later.
 
-While Graph rejects the page token, `/readyz` (served by the `api` component, so in
-`mimical serve`) fails, and `mimical_messenger_page_token_ok` is 0 in `/metrics`
-(see `MessengerWorker`).
+While Graph refuses the Page's messages (a bad token, a lost permission, a policy
+block), `/readyz` (served by the `api` component, so in `mimical serve`) fails, and
+`mimical_messenger_page_can_send` is 0 in `/metrics` (see `mimical.web.page_health`).
 
 Run it with the other components through `mimical serve`, or alone:
 
@@ -24,7 +26,7 @@ import hmac
 import logging
 import re
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, render_template, request
 
 from mimical.web import error_response, get_settings
 from mimical.web.dialog_app import EXTENSION, get_messenger
@@ -34,7 +36,7 @@ from mimical.web.resources import app_resources
 
 log = logging.getLogger(__name__)
 
-blueprint = Blueprint("webhook", __name__)
+blueprint = Blueprint("webhook", __name__, template_folder="templates")
 
 
 def init_app(app: Flask) -> None:
@@ -96,13 +98,29 @@ def receive():
     if not isinstance(payload, dict) or payload.get("object") != "page":
         return error_response(404, "not_found", "only page subscriptions are handled")
     entries = payload.get("entry")
-    events = [
-        event
+    if any(
+        isinstance(entry, dict) and (entry.get("messaging") or entry.get("standby"))
         for entry in (entries if isinstance(entries, list) else [])
-        if isinstance(entry, dict) and isinstance(entry.get("messaging"), list)
-        for event in entry["messaging"]
-        if isinstance(event, dict)
-    ]
-    if events:
-        get_messenger().submit(events)  # UnavailableError (503) if it cannot store them
+    ):
+        get_messenger().submit(payload)  # UnavailableError (503) if it cannot store them
     return "EVENT_RECEIVED", 200, {"Content-Type": "text/plain"}
+
+
+@blueprint.get("/messenger/privacy")
+def privacy():
+    """What Messenger users' data we keep and for how long; the numbers are the code's."""
+    from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS
+    from mimical.dialog.sessions import SESSION_TTL_SECONDS
+    from mimical.web.event_queue import DEDUPE_TTL_SECONDS
+    from mimical.web.messenger import REPLY_STATE_TTL_SECONDS
+
+    settings = get_settings()
+    return render_template(
+        "webhook/privacy.html",
+        pause_minutes=settings.messenger_human_pause_seconds // 60,
+        context_turns=DEFAULT_CONTEXT_TURNS,
+        session_hours=SESSION_TTL_SECONDS // 3600,
+        reply_minutes=REPLY_STATE_TTL_SECONDS // 60,
+        dedupe_hours=DEDUPE_TTL_SECONDS // 3600,
+        contact=settings.privacy_contact,
+    )

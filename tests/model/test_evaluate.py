@@ -126,3 +126,18 @@ def test_one_sample_leaves_the_sense_figures_empty_not_broken(tiny_model, tmp_pa
     assert main(argv) == 0
     assert "two-sample accuracy:   model n/a" in capsys.readouterr().out
     assert "n/a" in (tmp_path / "r.html").read_text()
+
+
+def test_an_export_from_before_the_validation_split_still_evaluates(tiny_model, tmp_path):
+    """Round two's exports recorded one `held_out` part (it chose their checkpoint too)."""
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_model.export_dir, old)
+    split = json.loads((old / "assets.extra" / "split.json").read_text())
+    (old / "assets.extra" / "split.json").write_text(
+        json.dumps({"seed": 0, "held_out": split["test"]})
+    )
+    result = evaluate_model(old, tiny_model.corpus, samples=10, seeds=(0,), baselines_too=False)
+    assert result["exchanges"] == 10 and set(result["systems"]) == {"model"}

@@ -33,7 +33,7 @@ def test_export_uses_tf_serving_layout(tiny_model):
     assert (tiny_model.export_dir / "variables").is_dir()
     extra = tiny_model.export_dir / "assets.extra"
     metrics = json.loads((extra / "metrics.json").read_text())
-    assert metrics["held_out_bits_per_char"] > 0 and metrics["device"] == "CPU"
+    assert metrics["validation_bits_per_char"] > 0 and metrics["device"] == "CPU"
     assert len(json.loads((extra / "curve.json").read_text())) == metrics["epochs"]
     assert not list(tiny_model.model_base.glob("*/.partial-*"))
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from mimical.model.pretrain import held_out_conversation, is_held_out
+from mimical.model.base_model import held_out_conversation, is_held_out
 from mimical.samples.plan import DEMO_PERSONA
 
 
@@ -40,7 +40,7 @@ def test_pretraining_pairs_read_each_turn_once_and_evaluation_pairs_every_turn()
 def test_the_shipped_base_describes_itself_and_round_trips(tmp_path):
     import json
 
-    from mimical.model.pretrain import BASE_DIR, load_base, save_base
+    from mimical.model.base_model import BASE_DIR, load_base, save_base
 
     base = load_base()
     info = json.loads((BASE_DIR / "base.json").read_text())
@@ -55,7 +55,7 @@ def test_the_shipped_base_describes_itself_and_round_trips(tmp_path):
 
 def test_a_missing_base_is_a_clear_error(tmp_path):
     from mimical.errors import NotFoundError
-    from mimical.model.pretrain import load_base
+    from mimical.model.base_model import load_base
 
     with pytest.raises(NotFoundError, match="mimical pretrain"):
         load_base(tmp_path)

@@ -26,11 +26,12 @@ TRAIN = [
 ]
 
 
-def test_a_public_persona_reuses_only_short_replies_and_habits():
+def test_a_public_persona_reuses_only_replies_under_six_words():
     bank = bank_replies(TRAIN)
-    assert set(bank.replies) == {"ok", "lol", "pizza sounds great, i am so hungry right now"}
-    # A long reply sent once identifies a moment of someone's life: not reused.
+    assert set(bank.replies) == {"ok", "lol"}
+    # A long reply identifies a moment of someone's life, even one sent twice.
     assert "i live at 12 elm street next to the old mill" not in bank.replies
+    assert "pizza sounds great, i am so hungry right now" not in bank.replies
 
 
 def test_no_policy_reuses_placeholders_or_other_peoples_words():

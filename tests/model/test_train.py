@@ -60,7 +60,7 @@ def test_retraining_adds_a_version_and_the_seed_repeats_it(short_corpus, tmp_pat
     second = tiny_train(short_corpus, tmp_path, epochs=1, seed=5)
     assert (first.version, second.version) == (1, 2)
     assert second.export_dir == tmp_path / "p" / "2"
-    assert first.metrics["held_out_bits_per_char"] == second.metrics["held_out_bits_per_char"]
+    assert first.metrics["validation_bits_per_char"] == second.metrics["validation_bits_per_char"]
     assert (first.export_dir / "variables" / "variables.data-00000-of-00001").read_bytes() == (
         second.export_dir / "variables" / "variables.data-00000-of-00001"
     ).read_bytes()
@@ -130,8 +130,8 @@ def test_fine_tuning_the_shipped_base_replies_with_real_words(short_corpus, tmp_
     """A few steps from the base: its subword graph exports with core ops, and it writes
     words people use (here: words of the corpus), not character soup."""
     from mimical.corpus.schema import read_corpus
+    from mimical.model.base_model import load_base
     from mimical.model.export import graph_op_types, load_export, non_core_ops
-    from mimical.model.pretrain import load_base
 
     result = train_persona(short_corpus, tmp_path, "fine", max_minutes=0.01, seed=1)
     assert result.metrics["started_from"] == f"base v{load_base().version}"
@@ -154,3 +154,14 @@ def test_fine_tuning_the_shipped_base_replies_with_real_words(short_corpus, tmp_
     words = [w for r in replies for w in re.findall(r"[a-z']+", r.decode().lower())]
     assert len(words) >= 3
     assert sum(w in known for w in words) / len(words) >= 0.8
+
+
+def test_fine_tuning_warms_up_then_holds_then_decays():
+    from mimical.model.train import FINE_TUNE
+
+    rates = [FINE_TUNE.rate(0.0, step) for step in range(FINE_TUNE.warmup_steps + 5)]
+    assert rates[0] == pytest.approx(FINE_TUNE.learning_rate / FINE_TUNE.warmup_steps)
+    assert rates == sorted(rates) and rates[-1] == FINE_TUNE.learning_rate
+    assert FINE_TUNE.rate(1.0, 1000) == pytest.approx(FINE_TUNE.learning_rate / 10)
+    # The base already knows chat text: fine-tuning spends most of its loss on replies.
+    assert FINE_TUNE.context_loss_weight < 0.5

@@ -61,15 +61,17 @@ def test_status_and_metadata_follow_tf_serving(served_models):
 
 
 def test_missing_inputs_are_invalid_argument(served_models):
+    from tensorflow.core.framework import tensor_pb2, types_pb2
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from mimical.serving.client import _string_tensor
-
+    context = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING, tensor_shape={"dim": [{"size": 1}]}, string_val=[b"hi"]
+    )
     channel = grpc.insecure_channel(served_models.target)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = PUBLIC
     request.model_spec.signature_name = "reply"
-    request.inputs["context"].CopyFrom(_string_tensor(["hi"]))
+    request.inputs["context"].CopyFrom(context)
     with pytest.raises(grpc.RpcError) as caught:
         prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -35,6 +35,9 @@ def webhook_settings(chat_settings, graph, redis_url):
         fb_app_secret=APP_SECRET,
         fb_verify_token=VERIFY_TOKEN,
         fb_page_access_token=PAGE_TOKEN,
+        # Most tests check the dialog's exact replies; tests/webhook/test_privacy.py checks
+        # the disclosure that is on by default.
+        messenger_disclosure=False,
     )
 
 
@@ -48,7 +51,7 @@ def queue_prefix() -> str:
 def make_app(webhook_settings, personas, queue_prefix):
     apps = []
 
-    def make(components=("webhook",), **overrides):
+    def make(components=("webhook",), graph_options=None, **overrides):
         app = create_app(
             webhook_settings.with_overrides(**{"messenger_workers": 2, **overrides}),
             components=components,
@@ -56,7 +59,10 @@ def make_app(webhook_settings, personas, queue_prefix):
                 "TESTING": True,
                 "MIMICAL_MESSENGER_QUEUE_OPTIONS": {"prefix": queue_prefix},
                 # Retries in milliseconds, not seconds.
-                "MIMICAL_MESSENGER_GRAPH_OPTIONS": {"backoff_seconds": 0.01},
+                "MIMICAL_MESSENGER_GRAPH_OPTIONS": {
+                    "backoff_seconds": 0.01,
+                    **(graph_options or {}),
+                },
             },
         )
         apps.append(app)
@@ -89,9 +95,10 @@ def message_event(psid: str, text: str | None = "hi", mid: str | None = None, **
     return {"sender": {"id": psid}, "recipient": {"id": "PAGE"}, "timestamp": 1, "message": body}
 
 
-def page_payload(*events: dict) -> bytes:
+def page_payload(*events: dict, field: str = "messaging") -> bytes:
+    """A signed-to-be webhook body; `field="standby"` for conversations another app owns."""
     return json.dumps(
-        {"object": "page", "entry": [{"id": "PAGE", "time": 1, "messaging": list(events)}]}
+        {"object": "page", "entry": [{"id": "PAGE", "time": 1, field: list(events)}]}
     ).encode()
 
 

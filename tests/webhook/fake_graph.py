@@ -12,6 +12,13 @@ and `GET /me`, with Graph's error shape when told to fail:
   does); the caller signs and posts it to the webhook;
 - `fail_recipients`: `{psid: (status, code, subcode)}`, every send to them fails;
 - `bad_token = True`: every call fails with code 190, as with an expired token;
+- `usage_headers`: rate-limit usage headers (`X-Business-Use-Case-Usage`...) sent with
+  every answer;
+- for `mimical messenger setup`: `GET /app` (the token's app, `APP_ID`), `GET
+  /debug_token` (the page token's `scopes`) and `GET /APP_ID/subscriptions` (the
+  app-level webhook's `app_fields`; None: no Page subscription at all), answered to
+  the app token `APP_ID|secret` only;
+- `fail_posts`: `{path: (status, code[, subcode])}`, every POST to that path fails;
 - `action_budget`: how many more sender actions to answer; past it each one is held
   until the budget is raised or set back to None (no limit). `wait_holding_action`
   waits until one is held: a worker is then stuck mid-event, as long as the test likes.
@@ -29,6 +36,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 VERSION = "v26.0"
+APP_ID = "1234567890"
+# What `mimical messenger setup` needs (`mimical.web.messenger_cli.REQUIRED_PERMISSIONS`).
+PAGE_SCOPES = ["pages_messaging", "pages_manage_metadata", "pages_show_list"]
+APP_FIELDS = ["message_echoes", "messages", "messaging_handovers", "messaging_postbacks", "standby"]
 
 
 def graph_error(status: int, code: int, subcode: int | None = None) -> tuple[int, dict]:
@@ -65,6 +76,10 @@ class FakeGraphApi:
         self.action_budget: int | None = None
         self.holding = 0  # sender actions being held right now
         self.profile: dict = {}
+        self.usage_headers: dict[str, str] = {}
+        self.fail_posts: dict[str, tuple] = {}
+        self.scopes: list[str] = list(PAGE_SCOPES)
+        self.app_fields: list[str] | None = list(APP_FIELDS)
         self.profile_posts = 0
         self.authorizations: set[str] = set()
         self.proofs: set[str] = set()  # appsecret_proof of every call
@@ -81,6 +96,8 @@ class FakeGraphApi:
             def _answer(self, status: int, body: dict) -> None:
                 answer = json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in fake.usage_headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
@@ -89,15 +106,35 @@ class FakeGraphApi:
             def _route(self) -> tuple[str, dict]:
                 url = urlsplit(self.path)
                 query = parse_qs(url.query)
+                authorization = self.headers.get("Authorization", "")
                 with fake._lock:
-                    fake.authorizations.add(self.headers.get("Authorization", ""))
-                    fake.proofs.update(query.get("appsecret_proof", [""]))
+                    fake.authorizations.add(authorization)
+                    if "|" not in authorization:  # app tokens ("id|secret") need no proof
+                        fake.proofs.update(query.get("appsecret_proof", [""]))
                 return url.path.removeprefix(f"/{VERSION}"), query
 
             def do_GET(self):  # http.server calls it by this name
-                path, _query = self._route()
+                path, query = self._route()
+                app_token = self.headers.get("Authorization", "").startswith(f"Bearer {APP_ID}|")
                 if fake.bad_token:
                     self._answer(*graph_error(400, 190))
+                elif path == "/app":
+                    self._answer(200, {"id": APP_ID, "name": "mimical test"})
+                elif path == "/debug_token" and app_token:
+                    with fake._lock:
+                        scopes = list(fake.scopes)
+                    data = {"app_id": APP_ID, "type": "PAGE", "is_valid": True, "scopes": scopes}
+                    self._answer(200, {"data": data})
+                elif path == f"/{APP_ID}/subscriptions" and app_token:
+                    with fake._lock:
+                        fields = fake.app_fields
+                    page = {
+                        "object": "page",
+                        "callback_url": "https://example.test/webhook",
+                        "active": True,
+                        "fields": [{"name": name, "version": VERSION} for name in fields or []],
+                    }
+                    self._answer(200, {"data": [page] if fields is not None else []})
                 elif path == "/me":
                     self._answer(200, {"id": "PAGE"})
                 elif path == "/me/messenger_profile":
@@ -120,6 +157,8 @@ class FakeGraphApi:
                     return
                 if fake.bad_token:
                     self._answer(*graph_error(400, 190))
+                elif path in fake.fail_posts:
+                    self._answer(*graph_error(*fake.fail_posts[path]))
                 elif path == "/me/messenger_profile":
                     with fake._lock:
                         fake.profile.update(body)

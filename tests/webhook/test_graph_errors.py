@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 
 import pytest
 
 from mimical.dialog.engine import GREETING, HELP, SHOW_ALL_HINT
+from mimical.web.graph import GraphApi
 from tests.fixtures.services import wait_for
 from tests.webhook.conftest import (
     PAGE_TOKEN,
@@ -22,9 +24,12 @@ def new_psid() -> str:
     return uuid.uuid4().hex
 
 
-def metric(client, name: str, outcome: str | None = None) -> float:
+def metric(client, name: str, outcome: str | None = None, **labels: str) -> float:
     """A sample's value from `/metrics` (0 when absent)."""
-    label = f'{{outcome="{outcome}"}}' if outcome else ""
+    labels = {"outcome": outcome, **labels} if outcome else labels
+    # Prometheus' text format sorts the labels by name.
+    pairs = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    label = "{" + pairs + "}" if labels else ""
     for line in client.get("/metrics").get_data(as_text=True).splitlines():
         if line.startswith(f"{name}{label} "):
             return float(line.split()[-1])
@@ -38,7 +43,7 @@ def metric(client, name: str, outcome: str | None = None) -> float:
         (400, 32),
         (400, 613),
         (400, 1200),
-        (500, 2),
+        (400, 1),
         (503, 1200),
         429,
     ],
@@ -146,3 +151,127 @@ def test_a_bad_page_token_alarms_once_and_fails_readiness_until_a_send_works(
     assert graph.texts(psid) == [GREETING, SHOW_ALL_HINT]
     assert client.get("/readyz").status_code == 200
     assert metric(client, "mimical_messenger_page_token_ok") == 1
+
+
+def test_code_2_is_retried_once(app, client, graph):
+    graph.fail_next = [(500, 2)]
+    psid = new_psid()
+    post_signed(client, page_payload(message_event(psid, "%help")))
+    wait_until_answered(app)
+    assert graph.texts(psid) == [HELP]
+    assert (
+        metric(client, "mimical_messenger_graph_errors_total", None, kind="temporary", code="2")
+        == 1
+    )
+
+
+def test_code_2_twice_drops_the_user_who_may_have_blocked_the_page(app, client, graph):
+    # Meta: code 2 "might also [mean] a customer has blocked your business".
+    psid = new_psid()
+    graph.fail_recipients[psid] = (500, 2)
+    post_signed(client, page_payload(message_event(psid, "hi")))
+    wait_until_answered(app)
+    assert graph.texts(psid) == []
+    # mark_seen, typing_on and the greeting, each tried twice; the hint is not even tried.
+    assert graph.attempts == 6
+    assert metric(client, "mimical_messenger_sends_total", "unreachable") == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [(400, 10, 2018336), (400, 200, 2018028), (400, 230), (400, 368, 1390008), (400, 1, 99)],
+    ids=str,
+)
+def test_lost_permissions_and_policy_blocks_stop_the_page_with_an_alarm(
+    make_app, graph, caplog, failure
+):
+    app = make_app(components=("api", "webhook"))
+    client = app.test_client()
+    with caplog.at_level(logging.ERROR):
+        for _ in range(2):
+            psid = new_psid()
+            graph.fail_recipients[psid] = failure
+            post_signed(client, page_payload(message_event(psid, "hi")))
+            wait_until_answered(app)
+    assert graph.texts() == []
+    assert graph.attempts == 2 * 3  # mark_seen, typing_on, the greeting: none retried
+    alarms = [r for r in caplog.records if "Graph refuses the Page's messages" in r.getMessage()]
+    assert len(alarms) == 1 and "pages_messaging" in alarms[0].getMessage()
+    code = str(failure[1])
+    assert (
+        metric(client, "mimical_messenger_graph_errors_total", kind="page_blocked", code=code) == 6
+    )
+    assert metric(client, "mimical_messenger_sends_total", "page_blocked") == 2
+    assert metric(client, "mimical_messenger_page_can_send") == 0
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "not ready: Graph refuses the Page's messages" in response.get_json()["message"]
+
+    psid = new_psid()  # the permission is back (App Review passed, say)
+    post_signed(client, page_payload(message_event(psid, "hi")))
+    wait_until_answered(app)
+    assert graph.texts(psid) == [GREETING, SHOW_ALL_HINT]
+    assert metric(client, "mimical_messenger_page_can_send") == 1
+    assert client.get("/readyz").status_code == 200
+
+
+def business_usage(call_count: int, regain_minutes: int = 0) -> dict[str, str]:
+    """Graph's usage header for Messenger's business use case."""
+    usage = {
+        "type": "messenger",
+        "call_count": call_count,
+        "total_cputime": 1,
+        "total_time": 1,
+        "estimated_time_to_regain_access": regain_minutes,
+    }
+    return {"X-Business-Use-Case-Usage": json.dumps({"111": [usage]})}
+
+
+def test_high_usage_spaces_the_senders_calls_out(make_app, graph):
+    app = make_app(graph_options={"usage_pause_seconds": 0.4})
+    client = app.test_client()
+    graph.usage_headers = business_usage(call_count=100)
+    psid = new_psid()
+    post_signed(client, page_payload(message_event(psid, "hi")))
+    wait_until_answered(app)
+    arrivals = [r["received_at"] for r in graph.requests]
+    assert len(arrivals) == 4  # mark_seen, typing_on, greeting, hint
+    assert all(b - a >= 0.35 for a, b in zip(arrivals, arrivals[1:], strict=False))
+    assert metric(client, "mimical_messenger_graph_usage_percent") == 100
+
+
+def test_throttled_access_waits_as_long_as_graph_says(graph):
+    api = GraphApi(graph.url, PAGE_TOKEN)
+    graph.usage_headers = business_usage(call_count=100, regain_minutes=2)
+    api.check_token()
+    assert 115 < api.seconds_until_allowed() <= 120
+    api.close()
+
+
+def test_usage_headers_below_the_threshold_or_malformed_change_nothing(graph):
+    api = GraphApi(graph.url, PAGE_TOKEN)
+    graph.usage_headers = {"X-App-Usage": json.dumps({"call_count": 40, "total_time": 12})}
+    api.check_token()
+    assert api.usage_percent == 40 and api.seconds_until_allowed() == 0
+    graph.usage_headers = {"X-Business-Use-Case-Usage": "{not json", "X-Page-Usage": "[1]"}
+    api.check_token()
+    assert api.usage_percent == 40  # no usage read: the last one stands
+    api.close()
+
+
+def test_the_responders_readyz_fails_while_the_page_cannot_send(make_app, graph):
+    from werkzeug.test import Client
+
+    from mimical.web.messenger_cli import responder_wsgi
+
+    app = make_app(components=("webhook",))  # what `mimical messenger respond` runs
+    probe = Client(responder_wsgi(app))
+    assert probe.get("/readyz").status_code == 200
+    psid = new_psid()
+    graph.fail_recipients[psid] = (400, 10, 2018336)  # pages_messaging gone
+    post_signed(app.test_client(), page_payload(message_event(psid, "hi")))
+    wait_until_answered(app)
+    response = probe.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["message"].startswith("not ready: Graph refuses the Page's")
+    assert b"mimical_messenger_page_can_send 0.0" in probe.get("/metrics").data

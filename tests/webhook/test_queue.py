@@ -77,6 +77,7 @@ def start_replica(chat_settings, personas, graph, redis_url, queue_prefix):
         "MIMICAL_GRAPH_API_URL": graph.url,
         "MIMICAL_FB_APP_SECRET": APP_SECRET,
         "MIMICAL_FB_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+        "MIMICAL_MESSENGER_DISCLOSURE": "false",  # the tests count the dialog's replies
     }
 
     def start(workers: int = 2, redis: str = redis_url) -> tuple[subprocess.Popen, str]:

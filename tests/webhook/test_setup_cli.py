@@ -8,7 +8,9 @@ import hmac
 import pytest
 
 from mimical.cli import main
+from mimical.web.messenger_cli import PERSISTENT_MENU
 from tests.webhook.conftest import APP_SECRET, PAGE_TOKEN
+from tests.webhook.fake_graph import APP_FIELDS, APP_ID
 
 
 @pytest.fixture
@@ -23,9 +25,13 @@ def test_setup_sets_get_started_greeting_and_webhook_fields_once(page_env, graph
     assert graph.profile == {
         "get_started": {"payload": "GET_STARTED"},
         "greeting": [{"locale": "default", "text": "Hi {{user_first_name}}!"}],
+        "persistent_menu": PERSISTENT_MENU,
     }
-    assert graph.subscribed_fields == ["message_echoes", "messages", "messaging_postbacks"]
+    assert graph.subscribed_fields == APP_FIELDS
     err = capsys.readouterr().err
+    assert f"The page token belongs to app {APP_ID}" in err
+    assert "The page token has pages_messaging, pages_manage_metadata, pages_show_list" in err
+    assert "The app's webhook is subscribed to messages" in err
     assert "Set the page's Get Started button" in err and "Subscribed the webhook" in err
     # Again: nothing to change, nothing posted.
     assert main(["messenger", "setup", "--greeting", "Hi {{user_first_name}}!"]) == 0
@@ -34,6 +40,50 @@ def test_setup_sets_get_started_greeting_and_webhook_fields_once(page_env, graph
     assert "already set" in err and "already sends the webhook its events" in err
     proof = hmac.new(APP_SECRET.encode(), PAGE_TOKEN.encode(), hashlib.sha256).hexdigest()
     assert graph.proofs == {proof}
+
+
+@pytest.mark.parametrize(
+    "missing", [["pages_messaging"], ["pages_manage_metadata", "pages_show_list"]]
+)
+def test_setup_names_the_permissions_the_token_lacks(page_env, graph, capsys, missing):
+    graph.scopes = [scope for scope in graph.scopes if scope not in missing]
+    assert main(["messenger", "setup"]) == 2
+    err = capsys.readouterr().err
+    assert f"the page access token lacks {missing[0]} (to " in err
+    assert all(scope in err for scope in missing) and "Traceback" not in err
+    assert graph.profile_posts == 0 and graph.subscribed_fields == []
+
+
+def test_setup_names_the_fields_the_app_level_webhook_lacks(page_env, graph, capsys):
+    graph.app_fields = ["messages", "messaging_postbacks"]  # as many apps were set up
+    assert main(["messenger", "setup"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "the app's webhook is not subscribed to message_echoes, messaging_handovers, standby" in err
+    )
+    assert "both the app and the page" in err
+
+
+def test_setup_says_when_the_app_has_no_page_webhook_at_all(page_env, graph, capsys):
+    graph.app_fields = None
+    assert main(["messenger", "setup"]) == 2
+    assert "the app has no active webhook for Pages" in capsys.readouterr().err
+
+
+def test_setup_refuses_a_token_of_another_app(page_env, graph, monkeypatch, capsys):
+    monkeypatch.setenv("MIMICAL_FB_APP_ID", "42")
+    assert main(["messenger", "setup"]) == 2
+    err = capsys.readouterr().err
+    assert f"belongs to app {APP_ID} (mimical test), not MIMICAL_FB_APP_ID=42" in err
+
+
+def test_setup_quotes_graphs_own_words_on_a_permission_error(page_env, graph, capsys):
+    # The profile cannot be written (pages_manage_metadata revoked since the token was made).
+    graph.fail_posts["/me/messenger_profile"] = (400, 200)
+    assert main(["messenger", "setup"]) == 2
+    err = capsys.readouterr().err
+    assert "Graph refused to read or set the Messenger profile (needs pages_manage_metadata)" in err
+    assert "code 200" in err and "fake Graph error 200" in err and "Traceback" not in err
 
 
 def test_setup_without_a_token_says_which_variable(page_env, monkeypatch, capsys):

@@ -144,6 +144,18 @@ seccompProfile:
 {{- define "mimical.messengerEnv" -}}
 - name: MIMICAL_GRAPH_API_URL
   value: {{ .Values.messenger.graphApiUrl | quote }}
+- name: MIMICAL_MESSENGER_HUMAN_PAUSE_SECONDS
+  value: {{ .Values.messenger.humanPauseSeconds | int | quote }}
+- name: MIMICAL_MESSENGER_DISCLOSURE
+  value: {{ .Values.messenger.disclosure | quote }}
+{{- with .Values.messenger.appId }}
+- name: MIMICAL_FB_APP_ID
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.messenger.privacyContact }}
+- name: MIMICAL_PRIVACY_CONTACT
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.messenger.existingSecret }}
 - name: MIMICAL_FB_APP_SECRET
   valueFrom:

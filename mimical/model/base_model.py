@@ -1,0 +1,105 @@
+"""The base model as an artifact, and who may never be in it.
+
+`mimical/model/base/` ships in the package and describes itself: `weights.npz`
+(float16), `tokenizer.json`, `config.json` and `base.json` (version, the exclusion rule,
+data sizes, metrics on the held-out people, the command that made it, its time).
+`mimical.model.pretrain` makes it; `mimical train` fine-tunes it (`load_base`).
+
+Held-out people never reach the base, so that fine-tuning and evaluating on one of them
+measures what a new user would get. The rule, in one place for pretraining, the sense
+reference and the benchmarks:
+
+- a sender is held out when the sha256 hex digest of its chitchat sender id starts
+  with 'b' or 'c' (about 1/8 of the senders);
+- a conversation is left out of the base when any of its senders is held out or is the
+  demo persona (`mimical.samples.plan.DEMO_PERSONA`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mimical.errors import InputError, NotFoundError
+from mimical.model.model import ModelConfig
+from mimical.model.tokenizer import Tokenizer
+from mimical.samples.plan import DEMO_PERSONA
+
+BASE_DIR = Path(__file__).with_name("base")
+BASE_FORMAT = "mimical-base-model"
+WEIGHTS_FILE = "weights.npz"
+HELD_OUT_DIGEST_PREFIXES = ("b", "c")
+HELD_OUT_RULE = (
+    "a conversation is left out when any sender's sha256(sender id) hex digest starts with "
+    f"{' or '.join(HELD_OUT_DIGEST_PREFIXES)}, or the demo persona ({DEMO_PERSONA}) takes part"
+)
+
+
+def is_held_out(sender_id: str) -> bool:
+    """True for a held-out person: never in the base model's training data."""
+    return hashlib.sha256(sender_id.encode()).hexdigest().startswith(HELD_OUT_DIGEST_PREFIXES)
+
+
+def held_out_conversation(sender_ids: Iterable[str]) -> bool:
+    """True when a conversation with these senders must stay out of the base model."""
+    return any(s == DEMO_PERSONA or is_held_out(s) for s in sender_ids)
+
+
+@dataclass(frozen=True)
+class Base:
+    """The shipped base model: what `mimical train` fine-tunes."""
+
+    version: int
+    config: ModelConfig
+    tokenizer: Tokenizer
+    weights: dict  # float32 arrays by `network_weights` names
+    info: dict  # base.json: the rule, data sizes, metrics, how it was made
+
+
+def save_base(output: Path, config: ModelConfig, tokenizer: Tokenizer, weights, info) -> None:
+    """Write the artifact under a temporary name, then swap it in."""
+    staging = output.with_name(f".{output.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        # float16 halves the size; fine-tuning and serving compute in float32.
+        with (staging / WEIGHTS_FILE).open("wb") as out:
+            np.savez_compressed(out, **{k: v.astype(np.float16) for k, v in weights.items()})
+        tokenizer.save(staging / "tokenizer.json")
+        (staging / "config.json").write_text(config.to_json())
+        (staging / "base.json").write_text(json.dumps(info, indent=1))
+        old = output.with_name(f".{output.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if output.exists():
+            output.rename(old)
+        staging.rename(output)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@functools.cache
+def load_base(path: Path = BASE_DIR) -> Base:
+    """The base artifact at `path` (default: the one shipped in the package)."""
+    info_path = Path(path) / "base.json"
+    if not info_path.is_file():
+        raise NotFoundError(f"{path}: no base model here; build it with `mimical pretrain`")
+    info = json.loads(info_path.read_text())
+    if info.get("format") != BASE_FORMAT:
+        raise InputError(f"{info_path}: not a {BASE_FORMAT} file")
+    with np.load(Path(path) / WEIGHTS_FILE) as arrays:
+        weights = {k: arrays[k].astype(np.float32) for k in arrays.files}
+    return Base(
+        version=info["version"],
+        config=ModelConfig.from_json((Path(path) / "config.json").read_text()),
+        tokenizer=Tokenizer.load(Path(path) / "tokenizer.json"),
+        weights=weights,
+        info=info,
+    )

@@ -1,0 +1,40 @@
+"""The decoding calibration moves generated turns towards the person's, and is exported."""
+
+from __future__ import annotations
+
+from mimical.corpus.schema import Pair
+from mimical.model.calibrate import calibrate
+from mimical.model.model import ModelConfig, Vocabulary, build_keras_model, network_weights
+
+
+def test_a_terse_person_gets_an_end_of_turn_bias_that_shortens_replies():
+    """An untrained network rambles (the end of the turn is one token of many); a person
+    who answers "ok" needs a positive end bias, and the distance to their lengths falls."""
+    from mimical.model.model import reply_generator
+
+    validation = [Pair("t", i, f"question {i}?", "ok", False, f"question {i}?") for i in range(40)]
+    vocab = Vocabulary.from_texts(["question ok?\n abcdefghij 0123456789"])
+    config = ModelConfig(units=16, embedding_dim=8, candidates=2, retrieved=0)
+    generator = reply_generator(
+        network_weights(build_keras_model(config, vocab.size), config), vocab, config
+    )
+    result = calibrate(generator, validation)
+    assert result["end_bias"] > 0
+    assert result["length_ks_after"] < result["length_ks_before"]
+    assert float(generator.end_bias.numpy()) == result["end_bias"]
+    assert float(generator.newline_bias.numpy()) == result["newline_bias"]
+
+
+def test_the_calibration_travels_in_the_export(tiny_model):
+    from mimical.model.export import load_export, read_extra
+
+    calibration = tiny_model.metrics["calibration"]
+    config = read_extra(tiny_model.export_dir, "config.json")
+    loaded = load_export(tiny_model.export_dir)
+    assert float(loaded.end_bias.numpy()) == calibration["end_bias"] == config["end_bias"]
+    assert (
+        float(loaded.newline_bias.numpy()) == calibration["newline_bias"] == config["newline_bias"]
+    )
+    assert sum((calibration["length_ks_after"], calibration["lines_ks_after"])) <= sum(
+        (calibration["length_ks_before"], calibration["lines_ks_before"])
+    )
