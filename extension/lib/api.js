@@ -53,10 +53,15 @@ function credentialHeaders({ ownerToken, password } = {}) {
 export function createApi(baseUrl, { fetchImpl = globalThis.fetch, XHR = globalThis.XMLHttpRequest } = {}) {
   const chatbotUrl = (name) => `${baseUrl}/api/chatbots/${encodeURIComponent(name)}`;
 
-  async function requestJson(method, url, headers = {}) {
+  async function requestJson(method, url, headers = {}, body = undefined) {
     let response;
+    const init = { method, headers, credentials: "omit", cache: "no-store" };
+    if (body !== undefined) {
+      init.headers = { ...headers, "Content-Type": "application/json" };
+      init.body = JSON.stringify(body);
+    }
     try {
-      response = await fetchImpl(url, { method, headers, credentials: "omit", cache: "no-store" });
+      response = await fetchImpl(url, init);
     } catch {
       throw unreachable(baseUrl);
     }
@@ -118,6 +123,19 @@ export function createApi(baseUrl, { fetchImpl = globalThis.fetch, XHR = globalT
       const form = new FormData();
       form.append("export", file, fileName || file.name);
       return upload(`${chatbotUrl(name)}/retrain`, form, credentialHeaders({ ownerToken }), onProgress);
+    },
+
+    /** Reply drafts in the owner's voice for `turns` (`[{from: "me"|"them", text}]`). */
+    async suggest(name, { turns, count, maxChars, ownerToken }) {
+      const body = { turns, count };
+      if (maxChars) body.max_chars = maxChars;
+      const answer = await requestJson(
+        "POST",
+        `${chatbotUrl(name)}/suggestions`,
+        credentialHeaders({ ownerToken }),
+        body,
+      );
+      return Array.isArray(answer.suggestions) ? answer.suggestions : [];
     },
 
     deleteChatbot: (name, ownerToken) => requestJson("DELETE", chatbotUrl(name), credentialHeaders({ ownerToken })),

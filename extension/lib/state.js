@@ -1,7 +1,8 @@
 // What the extension remembers, in `chrome.storage.local` (this browser only,
 // never synced): the backend address, its Messenger page link and, per chatbot the user created, the
-// one-time owner token that lets them retrain or delete it later. Passwords are
-// never stored. `area` is any object with promise-returning `get`/`set`, so tests
+// one-time owner token that lets them retrain or delete it later; whether reply
+// suggestions are on and from which chatbot; the "which one sounds like you?"
+// tally (two counts, no message text). Passwords are never stored. `area` is any object with promise-returning `get`/`set`, so tests
 // pass an in-memory one.
 
 // The embedded all-in-one server's address (`mimical serve` defaults).
@@ -43,6 +44,30 @@ export function createStore(area) {
       await area.set({ chatbots: [entry, ...others] });
       return entry;
     },
+
+    /** Reply suggestions: `{enabled, chatbot}` (off, no chatbot, until switched on). */
+    async getSuggestions() {
+      const { suggestions } = await area.get("suggestions");
+      return { enabled: false, chatbot: "", ...(suggestions || {}) };
+    },
+
+    setSuggestions: ({ enabled, chatbot }) =>
+      area.set({ suggestions: { enabled: Boolean(enabled), chatbot: chatbot || "" } }),
+
+    /** "Which one sounds like you?" tally: rounds played, and how often the draft was picked. */
+    async getQuizScore() {
+      const { quizScore } = await area.get("quizScore");
+      return { rounds: 0, pickedDraft: 0, ...(quizScore || {}) };
+    },
+
+    async recordQuizPick(pickedDraft) {
+      const score = await this.getQuizScore();
+      const next = { rounds: score.rounds + 1, pickedDraft: score.pickedDraft + (pickedDraft ? 1 : 0) };
+      await area.set({ quizScore: next });
+      return next;
+    },
+
+    resetQuizScore: () => area.set({ quizScore: { rounds: 0, pickedDraft: 0 } }),
 
     async forgetChatbot(backendUrl, name) {
       const kept = (await readChatbots()).filter(

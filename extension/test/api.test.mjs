@@ -133,6 +133,32 @@ test("a password goes in its own header; names are URL-encoded", async () => {
   assert.deepEqual(calls[0].init.headers, { [PASSWORD_HEADER]: "pw" });
 });
 
+test("suggest posts the turns as JSON with the owner token and returns the drafts", async () => {
+  const { calls, fetchImpl } = recordingFetch(() => ({ body: { suggestions: ["yes!", "maybe"] } }));
+  const api = createApi(BASE, { fetchImpl });
+  const turns = [{ from: "them", text: "coming tonight?" }];
+  const drafts = await api.suggest("alex", { turns, count: 2, maxChars: 120, ownerToken: "tok" });
+  assert.deepEqual(drafts, ["yes!", "maybe"]);
+  const [{ url, init }] = calls;
+  assert.equal(url, `${BASE}/api/chatbots/alex/suggestions`);
+  assert.equal(init.method, "POST");
+  assert.equal(init.credentials, "omit");
+  assert.equal(init.headers[OWNER_TOKEN_HEADER], "Bearer tok");
+  assert.equal(init.headers["Content-Type"], "application/json");
+  assert.deepEqual(JSON.parse(init.body), { turns, count: 2, max_chars: 120 });
+});
+
+test("a refused suggestion request rejects with the backend's message", async () => {
+  const { fetchImpl } = recordingFetch(() => ({
+    status: 409,
+    body: { error: "conflict", message: "'alex' has no model yet (phase Training)" },
+  }));
+  await assert.rejects(createApi(BASE, { fetchImpl }).suggest("alex", { turns: [], count: 3 }), {
+    status: 409,
+    message: "'alex' has no model yet (phase Training)",
+  });
+});
+
 test("non-JSON error bodies still give a readable error", () => {
   const error = errorFromResponse(502, "Bad Gateway", "<html>nginx</html>");
   assert.equal(error.code, "http_502");

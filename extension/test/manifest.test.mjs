@@ -6,8 +6,9 @@ import { test } from "node:test";
 
 const root = new URL("../", import.meta.url);
 const manifest = JSON.parse(readFileSync(new URL("manifest.json", root), "utf8"));
-const sources = ["popup.js", "options.js", "background.js", "chatbot-card.js"]
+const sources = ["popup.js", "options.js", "options-suggestions.js", "options-quiz.js", "background.js", "chatbot-card.js"]
   .concat(readdirSync(new URL("lib/", root)).map((name) => `lib/${name}`))
+  .concat(readdirSync(new URL("content/", root)).map((name) => `content/${name}`))
   .concat(["popup.html", "options.html"]);
 
 test("manifest is MV3 and every file it names exists", () => {

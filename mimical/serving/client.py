@@ -213,6 +213,38 @@ class ModelClient:
             raise UnavailableError(f"model {model!r} on {self.target} returned no reply")
         return values[0].decode("utf-8", errors="replace")
 
+    def replies(
+        self,
+        model: str,
+        context: str,
+        count: int,
+        *,
+        temperature: float = 1.0,
+        max_chars: int = 200,
+        timeout: float = 10.0,
+    ) -> list[str]:
+        """`count` independent replies to one `context` in one Predict call.
+
+        The `reply` signature's rows are independent, so the batch repeats the context
+        with a fresh seed per row: n candidates cost one model step loop, not n.
+        """
+        request = _protos().PredictRequest()
+        request.model_spec.name = model
+        request.model_spec.signature_name = REPLY_SIGNATURE
+        inputs = request.inputs
+        inputs["context"].CopyFrom(_tensor(DT_STRING, "string_val", [context.encode()] * count))
+        inputs["temperature"].CopyFrom(_tensor(DT_FLOAT, "float_val", [temperature] * count))
+        inputs["max_chars"].CopyFrom(_tensor(DT_INT32, "int_val", [max_chars] * count))
+        seeds = [secrets.randbits(62) for _ in range(count)]
+        inputs["seed"].CopyFrom(_tensor(DT_INT64, "int64_val", seeds))
+        response = self._call(model, self._predict, request, timeout)
+        values = response.outputs["reply"].string_val
+        if len(values) != count:
+            raise UnavailableError(
+                f"model {model!r} on {self.target} returned {len(values)} of {count} replies"
+            )
+        return [value.decode("utf-8", errors="replace") for value in values]
+
     def status(self, model: str, *, timeout: float = 5.0) -> int:
         """The version of `model` the server has available; `NotFoundError` if none."""
         request = _protos().GetModelStatusRequest()

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 COMPONENTS = {
     "api": "mimical.web.api",
+    "suggestions": "mimical.web.suggestions",  # needs `api` (its owner check)
     "webhook": "mimical.web.webhook",
     "chat": "mimical.web.chat",
 }
