@@ -15,7 +15,7 @@ from pathlib import Path
 # The training budget (minutes of the training loop) of `mimical demo` and of builds
 # through `mimical serve` when nothing else is asked; chosen by quality against time on
 # held-out people (README, "Training and evaluating a persona").
-DEFAULT_TRAINING_MINUTES = 1.0
+DEFAULT_TRAINING_MINUTES = 0.5
 
 
 def _default_home() -> Path:
