@@ -35,7 +35,8 @@ Per user, the queue also keeps the persona's silence while a person answers inst
 (`pause`/`resume`/`paused`, see `mimical.web.messenger_events`) and deletes what waits
 for a user who asks for it (`forget`).
 
-Usage (what `mimical.web.messenger.MessengerWorker` does):
+Usage (what `mimical.web.messenger.MessengerWorker` does; `open_event_queue` there picks
+this queue or the memory one):
 
     events = open_event_queue(settings)
     events.put([Event(psid, mid, text)])
@@ -377,13 +378,3 @@ def check_someone_answers(settings: Settings) -> None:
             "MIMICAL_MESSENGER_WORKERS=0 leaves Messenger events to `mimical messenger "
             "respond`, which needs the queue in Redis: set REDIS_URL"
         )
-
-
-def open_event_queue(settings: Settings, **redis_options) -> EventQueue:
-    """The Redis queue with `REDIS_URL`, else memory answered by this process's threads."""
-    check_someone_answers(settings)
-    if settings.redis_url:
-        return RedisEventQueue(settings.redis_url, **redis_options)
-    from mimical.web.memory_queue import MemoryEventQueue
-
-    return MemoryEventQueue(settings.messenger_workers)

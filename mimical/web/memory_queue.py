@@ -2,7 +2,7 @@
 
 Same contract as `mimical.web.event_queue.RedisEventQueue` (order per user, each
 `mid` once, echoes, silences, `forget`), but not durable: a crash loses what was
-queued. Usage: `mimical.web.event_queue.open_event_queue(settings)` picks it when
+queued. Usage: `mimical.web.messenger.open_event_queue(settings)` picks it when
 `REDIS_URL` is empty.
 """
 

@@ -52,12 +52,23 @@ import time
 
 from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
-from mimical.web.event_queue import Event, open_event_queue
+from mimical.web.event_queue import Event, EventQueue, RedisEventQueue, check_someone_answers
 from mimical.web.graph import QUICK_REPLIES_MAX, GraphApi, GraphError
 from mimical.web.messenger_events import ECHO_TAG_PREFIX, read_payload
 from mimical.web.page_health import PAGE_STOPPERS, MessengerMetrics, PageHealth
 
 log = logging.getLogger(__name__)
+
+
+def open_event_queue(settings: Settings, **redis_options) -> EventQueue:
+    """The Redis queue with `REDIS_URL`, else memory answered by this process's threads."""
+    check_someone_answers(settings)
+    if settings.redis_url:
+        return RedisEventQueue(settings.redis_url, **redis_options)
+    from mimical.web.memory_queue import MemoryEventQueue
+
+    return MemoryEventQueue(settings.messenger_workers)
+
 
 CHANNEL = "messenger"
 SEND_API_MAX_CHARS = 2000
