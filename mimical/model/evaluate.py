@@ -215,8 +215,23 @@ def system_figures(
     }
 
 
-def interval(values: list[float | None]) -> dict:
-    """Mean and 95% t-interval over the seeds' values (None where a figure is undefined)."""
+# Figures that are shares or distances in [0, 1]: their intervals are clipped to it.
+UNIT_FIGURES = {
+    "two_sample_accuracy",
+    "non_word_rate",
+    "distinct_2",
+    "length_ks",
+    "lines_ks",
+    "verbatim_rate",
+    "exact_copy_rate",
+    "exact_copy_6_words_rate",
+    "retrieved_share",
+}
+
+
+def interval(values: list[float | None], unit: bool = False) -> dict:
+    """Mean and 95% t-interval over the seeds' values (None where a figure is undefined);
+    `unit`: the figure lies in [0, 1], and so does its interval."""
     from scipy.stats import t
 
     values = [v for v in values if v is not None]
@@ -226,10 +241,13 @@ def interval(values: list[float | None]) -> dict:
     half = 0.0
     if len(values) > 1:
         half = t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    low, high = mean - half, mean + half
+    if unit:
+        low, high = max(low, 0.0), min(high, 1.0)
     return {
         "mean": round(mean, 4),
-        "low": round(mean - half, 4),
-        "high": round(mean + half, 4),
+        "low": round(low, 4),
+        "high": round(high, 4),
         "seeds": len(values),
     }
 
@@ -315,10 +333,12 @@ def evaluate_model(
                 )
             )
     figures = {
-        system: {name: interval([run[name] for run in runs]) for name in runs[0]}
+        system: {
+            name: interval([run[name] for run in runs], name in UNIT_FIGURES) for name in runs[0]
+        }
         for system, runs in per_seed.items()
     }
-    figures["model"]["retrieved_share"] = interval(retrieved_share)
+    figures["model"]["retrieved_share"] = interval(retrieved_share, unit=True)
     return {
         "model": str(export_dir),
         "test_replies": len(test),
