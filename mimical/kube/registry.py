@@ -19,9 +19,12 @@ from mimical.errors import ConflictError, NotFoundError, UnavailableError
 from mimical.kube import API_VERSION, KIND
 from mimical.kube.cluster import Cluster
 from mimical.kube.manifests import chatbot_labels
-from mimical.registry import Chatbot, Phase, Registry
+from mimical.registry import Chatbot, Phase, Registry, access_stamp
 
 PASSWORD_KEY = "passwordHash"
+# Set to a fresh random value on every password change: part of `Chatbot.access_stamp`
+# (an annotation, not spec: changing it starts no build).
+PASSWORD_GENERATION = "mimical.dev/password-generation"
 OWNER_TOKEN_KEY = "ownerTokenHash"
 # status.progress.step of a Training chatbot → the API's finer phase. The Job writes the
 # build pipeline's phase names (`mimical.build.step_name`); "scheduled" is the operator's.
@@ -67,6 +70,9 @@ def chatbot_from_resource(resource: dict) -> Chatbot:
         me=spec.get("me"),
         created_at=_epoch(meta.get("creationTimestamp")),
         updated_at=_epoch(progress.get("updated") or meta.get("creationTimestamp")),
+        access_stamp=access_stamp(
+            meta.get("uid", ""), (meta.get("annotations") or {}).get(PASSWORD_GENERATION, "")
+        ),
     )
 
 
@@ -127,6 +133,19 @@ class KubernetesRegistry(Registry):
                 },
             }
         )
+
+    def write_password(self, name: str, password_hash: str) -> None:
+        """The Secret's hash first, then the annotation that ends sessions opened before."""
+        import secrets
+
+        if self.find(name) is None:
+            raise NotFoundError(f"no chatbot named {name!r}")
+        encoded = base64.b64encode(password_hash.encode()).decode()
+        self.cluster.apply_secret(
+            {"metadata": {"name": secret_name(name)}, "data": {PASSWORD_KEY: encoded}}
+        )
+        annotations = {PASSWORD_GENERATION: secrets.token_hex(8)}
+        self.cluster.patch_chatbot(name, {"metadata": {"annotations": annotations}})
 
     def find(self, name: str) -> Chatbot | None:
         resource = self.cluster.get_chatbot(name)

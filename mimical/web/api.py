@@ -5,7 +5,9 @@ readable page at `/docs`):
 
     POST   /api/chatbots                 multipart export → 202 + one-time owner token
     GET    /api/chatbots                 public chatbots        (alias /getPublicChatbots)
-    GET    /api/chatbots/NAME            build status           (private: password or token)
+    GET    /api/chatbots/NAME            build status           (private: password or token;
+                                                            why a build failed: token only)
+    PATCH  /api/chatbots/NAME            new password           (owner token)
     GET    /api/chatbots/NAME/model      model location         (alias /getPublicModel/NAME)
     POST   /api/chatbots/NAME/model      same, password in JSON (alias POST /getModel)
     POST   /api/chatbots/NAME/retrain    new export → new version (owner token)
@@ -16,8 +18,9 @@ Passwords travel in the `X-Chatbot-Password` header or a JSON body, never in the
 URL; owner tokens as `Authorization: Bearer TOKEN`. Wrong passwords are limited
 per client and chatbot and per chatbot from everyone, counted together with the
 chat channels' (`mimical.dialog.sessions.PasswordTries`); wrong owner tokens per
-client; builds per client, counting only those that start (Redis when
-`REDIS_URL` is set). Run it with `mimical serve` (embedded) or `services/backend`.
+client; builds per client, counting every attempt (Redis when `REDIS_URL` is set).
+Every answer is `Cache-Control: no-store`: some carry an owner token or a private
+chatbot's status. Run it with `mimical serve` (embedded) or `services/backend`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from pydantic import BaseModel, ValidationError
 
+from mimical.build import read_failure
 from mimical.dialog.sessions import CLIENT_PASSWORD_LIMIT, PERSONA_PASSWORD_LIMIT
 from mimical.errors import (
     AuthError,
@@ -38,7 +42,7 @@ from mimical.errors import (
     RateLimitedError,
     UnsupportedFormatError,
 )
-from mimical.registry import Chatbot
+from mimical.registry import Chatbot, Phase
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
 from mimical.web.health import add_readiness_check, readiness_problem
@@ -102,6 +106,13 @@ def allow_upload_bodies() -> None:
         request.max_content_length = current_app.config["MIMICAL_SETTINGS"].upload_max_bytes
 
 
+@blueprint.after_request
+def no_caching(response):
+    """Owner tokens and private statuses must not stay in a browser or proxy cache."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
 def _rate_limit(kind: str, *scope: str, count: bool = True) -> None:
     """429 if this client (and scope) used up `kind`'s limit; else count one use.
 
@@ -162,14 +173,16 @@ def _check_password(chatbot: Chatbot, password: str | None) -> None:
         return
     if not password:
         raise AuthError(f"{chatbot.name!r} is password protected: send its password")
-    tries, client = get_password_tries(), client_address()
-    wait = tries.seconds_locked(client, chatbot.name)
+    ok, wait = get_password_tries().attempt(
+        client_address(),
+        chatbot.name,
+        lambda: get_registry().verify_password(chatbot.name, password),
+    )
     if wait:
         raise RateLimitedError(
             f"too many wrong passwords for {chatbot.name!r}; try again in {wait} seconds"
         )
-    if not get_registry().verify_password(chatbot.name, password):
-        tries.record_failure(client, chatbot.name)
+    if not ok:
         raise AuthError(f"wrong password for {chatbot.name!r}")
 
 
@@ -279,12 +292,31 @@ def list_chatbots_alias():
 @blueprint.get("/api/chatbots/<name>")
 def get_chatbot(name: str):
     chatbot = get_registry().get(name)
-    if not chatbot.public:
-        if _bearer_token() is not None:
-            _check_owner(name)  # the extension polls with it while the chatbot builds
-        else:
-            _check_password(chatbot, request.headers.get("X-Chatbot-Password"))
-    return schemas.detail(chatbot).model_dump(mode="json")
+    owner = _bearer_token() is not None
+    if owner:
+        _check_owner(name)  # the extension polls with it while the chatbot builds
+    elif not chatbot.public:
+        _check_password(chatbot, request.headers.get("X-Chatbot-Password"))
+    body = schemas.detail(chatbot)
+    if owner and chatbot.phase == Phase.FAILED:
+        # Everyone else reads a generic line (`mimical.build.public_failure`): the reason
+        # may name files in the export or the owner's chat partners.
+        body.message = read_failure(get_storage(), name) or body.message
+    return body.model_dump(mode="json")
+
+
+@documented(
+    "Change a chatbot's password; chats opened with the old one end",
+    ok={200: ("the chatbot", schemas.ChatbotOut)},
+    errors=[400, 401, 404, 409, 415, 422, 429],
+    body=schemas.PasswordBody,
+    security=OWNER_TOKEN,
+)
+@blueprint.patch("/api/chatbots/<name>")
+def change_password(name: str):
+    _require_owner(name)
+    password = _json_body(schemas.PasswordBody).password
+    return schemas.detail(get_registry().change_password(name, password)).model_dump(mode="json")
 
 
 @documented(

@@ -10,6 +10,8 @@ import pytest
 
 from tests.api.conftest import wait_for_phase
 
+GENERIC_IMPORT_FAILURE = "build failed: the export could not be used (the owner token shows why)"
+
 
 def upload(client, export_zip, **fields):
     with export_zip.open("rb") as export:
@@ -28,8 +30,10 @@ def test_create_answers_202_with_owner_token_then_failed_import_keeps_nothing(
     assert len(body["owner_token"]) >= 32
     failed = wait_for_phase(client, "ghost", {"Failed", "Ready"}, timeout=120)
     assert failed["phase"] == "Failed"
-    assert "Nobody In This Chat" in failed["message"]
-    assert storage.list("") == []  # upload removed, no corpus, no model
+    assert failed["message"] == GENERIC_IMPORT_FAILURE  # anyone may read a public status
+    owner = {"Authorization": f"Bearer {body['owner_token']}"}
+    assert "Nobody In This Chat" in client.get("/api/chatbots/ghost", headers=owner).json["message"]
+    assert storage.list("") == ["training/ghost/failure.txt"]  # the reason; no upload or model
     assert failed["model_version"] is None
 
 
