@@ -116,9 +116,10 @@ def hash_password(password: str) -> str:
 
 
 # Each argon2 check holds 64 MiB for ~50 ms: at most this many at once per process, so a
-# burst of guesses queues instead of exceeding the pod's memory limit.
+# burst of guesses queues (up to VERIFY_WAIT_SECONDS, then 429) instead of exceeding the
+# pod's memory limit.
 MAX_CONCURRENT_VERIFIES = 4
-VERIFY_WAIT_SECONDS = 10.0
+VERIFY_WAIT_SECONDS = 30.0
 _verify_slots = threading.BoundedSemaphore(MAX_CONCURRENT_VERIFIES)
 
 

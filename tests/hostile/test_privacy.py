@@ -233,3 +233,50 @@ def test_answers_carrying_owner_tokens_are_never_cached(make_app, personas):
         client.get("/api/chatbots"),
     ):
         assert response.headers["Cache-Control"] == "no-store"
+
+
+# ---------------------------------------------------------------- password guessing
+
+
+def test_fifty_concurrent_guesses_are_all_counted_before_any_is_checked(
+    make_app, chat_settings, personas, redis_url
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mimical.web.resources import get_password_tries
+
+    settings = chat_settings.with_overrides(redis_url=redis_url, trusted_proxy_hops=1)
+    app = make_app(
+        components=("api",),
+        settings=settings,
+        MIMICAL_PASSWORD_RATE_LIMIT="5 per 15 minutes",
+        MIMICAL_PASSWORD_PERSONA_RATE_LIMIT="1000 per hour",
+    )
+    name = f"burst-{time.time_ns()}"  # its own counters in the shared Redis
+    personas.create(name, public=False, password="right one")
+
+    def guess(index: int, address: str | None = None) -> int:
+        headers = {
+            "X-Chatbot-Password": f"wrong {index}",
+            "X-Forwarded-For": address or f"203.0.113.{index}",
+        }
+        return app.test_client().get(f"/api/chatbots/{name}", headers=headers).status_code
+
+    with ThreadPoolExecutor(50) as pool:
+        from_many = list(pool.map(guess, range(50)))
+        from_one = list(pool.map(lambda i: guess(i, "198.51.100.9"), range(50)))
+    assert from_many == [401] * 50
+    # One address: exactly its five tries reach the argon2 check, whatever the timing.
+    assert sorted(from_one) == [401] * 5 + [429] * 45
+    with app.app_context():
+        tries = get_password_tries()
+        persona_window = next(item for item, scope in tries._windows if scope == "persona")
+        _, left = tries._limiter.get_window_stats(persona_window, "password-all", name)
+    assert 1000 - left == 55  # every guess that was checked was counted
+
+    # The right password is refunded: it uses up nothing.
+    right = {"X-Chatbot-Password": "right one", "X-Forwarded-For": "192.0.2.1"}
+    client = app.test_client()
+    assert [client.get(f"/api/chatbots/{name}", headers=right).status_code for _ in range(8)] == [
+        200
+    ] * 8
