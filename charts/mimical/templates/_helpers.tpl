@@ -134,6 +134,8 @@ seccompProfile:
   value: {{ include "mimical.modelServer" . | quote }}
 - name: MIMICAL_PUBLIC_URL
   value: {{ .Values.publicUrl | quote }}
+- name: MIMICAL_TRUSTED_PROXY_HOPS
+  value: {{ .Values.trustedProxyHops | quote }}
 - name: MIMICAL_HOME
   value: /tmp/mimical
 {{ include "mimical.storageEnv" . }}
