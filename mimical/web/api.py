@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 import orjson
-from flask import Blueprint, Flask, current_app, render_template, request
+from flask import Blueprint, Flask, current_app, g, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from pydantic import BaseModel, ValidationError
@@ -62,7 +62,7 @@ from mimical.web.resources import (
     get_registry,
     get_storage,
 )
-from mimical.web.uploads import received_export, store_upload
+from mimical.web.uploads import UploadRequest, UploadSlots, received_export, store_upload
 
 blueprint = Blueprint("api", __name__, template_folder="templates")
 T = TypeVar("T", bound=BaseModel)
@@ -76,7 +76,12 @@ RATE_LIMIT_DEFAULTS = {
     "MIMICAL_PASSWORD_PERSONA_RATE_LIMIT": PERSONA_PASSWORD_LIMIT,
     # Creating or retraining (each starts a training run): per client.
     "MIMICAL_BUILD_RATE_LIMIT": "10/hour",
+    # Upload attempts, refused ones too (each is read and checked): per client.
+    "MIMICAL_UPLOAD_RATE_LIMIT": "30/hour",
 }
+# Uploads one process receives at once, in all and from one address (`UploadSlots`).
+UPLOADS_AT_ONCE = 1
+UPLOADS_AT_ONCE_PER_CLIENT = 1
 
 
 def init_app(app: Flask) -> None:
@@ -91,6 +96,11 @@ def init_app(app: Flask) -> None:
     )
     limiter.init_app(app)
     app_resources(app)["limiter"] = limiter
+    app.request_class = UploadRequest
+    app_resources(app)["upload_slots"] = UploadSlots(
+        app.config.get("MIMICAL_UPLOADS_AT_ONCE", UPLOADS_AT_ONCE),
+        app.config.get("MIMICAL_UPLOADS_AT_ONCE_PER_CLIENT", UPLOADS_AT_ONCE_PER_CLIENT),
+    )
     init_metrics(app)
     add_readiness_check(app, _backing_services_problem)
 
@@ -102,8 +112,19 @@ UPLOAD_ENDPOINTS = {"api.create_chatbot", "api.retrain_chatbot"}
 
 @blueprint.before_request
 def allow_upload_bodies() -> None:
+    """Before an upload's body is read: count the attempt, take a slot, raise the cap."""
     if request.endpoint in UPLOAD_ENDPOINTS:
+        _rate_limit("upload")
+        app_resources(current_app)["upload_slots"].acquire(client_address())
+        g.mimical_upload_slot = client_address()
         request.max_content_length = current_app.config["MIMICAL_SETTINGS"].upload_max_bytes
+
+
+@blueprint.teardown_request
+def free_upload_slot(_error=None) -> None:
+    client = g.pop("mimical_upload_slot", None)
+    if client is not None:
+        app_resources(current_app)["upload_slots"].release(client)
 
 
 @blueprint.after_request
