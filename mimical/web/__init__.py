@@ -13,6 +13,7 @@ What every component gets from the factory:
   `upload_max_bytes` (`mimical.web.api`);
 - security headers on every response, a Content-Security-Policy on HTML pages, and
   HSTS on responses over HTTPS (as the trusted proxy reports it);
+- 5xx errors say only that a service is unavailable (their detail goes to the log);
 - client addresses from `Settings.trusted_proxy_hops` reverse proxies (werkzeug's
   `ProxyFix`), so rate limits count real clients behind an ingress.
 """
@@ -57,6 +58,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
+UNAVAILABLE_MESSAGE = "a service mimical needs is unavailable right now; try again in a minute"
 # Once a browser reached us over HTTPS, it never tries plain HTTP for a year (passwords
 # and owner tokens would travel in clear). Only sent over HTTPS, as RFC 6797 asks.
 HSTS = "max-age=31536000"
@@ -108,6 +110,10 @@ def create_app(
 
     @app.errorhandler(MimicalError)
     def handle_mimical_error(error: MimicalError):
+        if error.http_status >= 500:
+            # Its text names our bucket, endpoint or a local path: for the log, not clients.
+            app.logger.warning("%s %s: %s", request.method, request.path, error)
+            return error_response(error.http_status, error.code, UNAVAILABLE_MESSAGE)
         return error_response(error.http_status, error.code, str(error))
 
     @app.errorhandler(HTTPException)

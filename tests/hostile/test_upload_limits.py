@@ -110,3 +110,29 @@ def test_nested_zips_share_one_decompression_budget(tmp_path, monkeypatch):
     # 326 (the outer zip) + 448 (part0) leaves 226 for part1's 448.
     with pytest.raises(TooLargeError, match=r"zip:part1\.zip: uncompressed size exceeds 1000"):
         import_exports(outer, tmp_path / "out.jsonl", me="Ann")
+
+
+def test_storage_errors_name_no_bucket_or_path(tmp_path, s3_endpoint):
+    settings = Settings(
+        home=tmp_path / "home",
+        storage_url="s3://secret-bucket-name/prefix",
+        s3_endpoint_url=s3_endpoint,  # the bucket does not exist there
+    )
+    app = create_app(settings, components=["api"], test_config={"TESTING": True})
+    try:
+        with app.app_context():
+            from mimical.web.resources import get_registry
+
+            _, token = get_registry().create("bot", public=True)
+        retrain = app.test_client().post(
+            "/api/chatbots/bot/retrain",
+            data={"export": (io.BytesIO(WHATSAPP.encode()), "WhatsApp Chat with Bob.txt")},
+            headers={"Authorization": f"Bearer {token}"},
+            content_type="multipart/form-data",
+        )
+    finally:
+        close_resources(app)
+    assert retrain.status_code == 503
+    body = retrain.get_json()
+    assert body["error"] == "unavailable"
+    assert "secret-bucket-name" not in body["message"] and str(tmp_path) not in body["message"]
