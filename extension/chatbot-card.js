@@ -116,8 +116,9 @@ export function createChatbotCard({ api, store, entry, messengerUrl, onForget })
     try {
       await api.deleteChatbot(entry.name, entry.ownerToken);
     } catch (caught) {
-      // Already gone on the backend: forgetting it locally is what the user wants.
-      if (caught.code !== "not_found") {
+      // Already gone on the backend (which answers 401 for unknown names, as for a wrong
+      // token, so that strangers cannot tell): forgetting it locally is what the user wants.
+      if (caught.code !== "not_found" && caught.code !== "unauthorized") {
         deleteButton.dataset.armed = "false";
         deleteButton.textContent = "Delete";
         showError(caught);

@@ -36,15 +36,20 @@ from pydantic import BaseModel, ValidationError
 from mimical.build import read_failure
 from mimical.dialog.sessions import CLIENT_PASSWORD_LIMIT, PERSONA_PASSWORD_LIMIT
 from mimical.errors import (
-    AuthError,
     ConflictError,
     InputError,
-    RateLimitedError,
     UnsupportedFormatError,
 )
-from mimical.registry import Chatbot, Phase
+from mimical.registry import Phase
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
+from mimical.web.access import (
+    bearer_token,
+    count_use,
+    rate_limit,
+    require_owner,
+    visible_chatbot,
+)
 from mimical.web.health import add_readiness_check, readiness_problem
 from mimical.web.metrics import init_metrics
 from mimical.web.openapi import (
@@ -58,7 +63,6 @@ from mimical.web.resources import (
     app_resources,
     client_address,
     get_orchestrator,
-    get_password_tries,
     get_registry,
     get_storage,
 )
@@ -114,7 +118,7 @@ UPLOAD_ENDPOINTS = {"api.create_chatbot", "api.retrain_chatbot"}
 def allow_upload_bodies() -> None:
     """Before an upload's body is read: count the attempt, take a slot, raise the cap."""
     if request.endpoint in UPLOAD_ENDPOINTS:
-        _rate_limit("upload")
+        rate_limit("upload")
         app_resources(current_app)["upload_slots"].acquire(client_address())
         g.mimical_upload_slot = client_address()
         request.max_content_length = current_app.config["MIMICAL_SETTINGS"].upload_max_bytes
@@ -132,79 +136,6 @@ def no_caching(response):
     """Owner tokens and private statuses must not stay in a browser or proxy cache."""
     response.headers.setdefault("Cache-Control", "no-store")
     return response
-
-
-def _rate_limit(kind: str, *scope: str, count: bool = True) -> None:
-    """429 if this client (and scope) used up `kind`'s limit; else count one use.
-
-    With `count=False` only check: the caller counts (`_count`) once the attempt
-    succeeded, so a refused upload does not use up the client's builds.
-    """
-    from limits import parse_many
-
-    limiter: Limiter = app_resources(current_app)["limiter"]
-    limit_string = current_app.config[f"MIMICAL_{kind.upper()}_RATE_LIMIT"]
-    for limit in parse_many(limit_string):
-        keys = (limit, kind, get_remote_address(), *scope)
-        allowed = limiter.limiter.hit(*keys) if count else limiter.limiter.test(*keys)
-        if not allowed:
-            raise RateLimitedError(f"too many {kind} attempts; limit is {limit}, try again later")
-
-
-def _count(kind: str) -> None:
-    """Count one use of `kind` for this client, after `_rate_limit(kind, count=False)`."""
-    from limits import parse_many
-
-    limiter: Limiter = app_resources(current_app)["limiter"]
-    for limit in parse_many(current_app.config[f"MIMICAL_{kind.upper()}_RATE_LIMIT"]):
-        limiter.limiter.hit(limit, kind, get_remote_address())
-
-
-def _bearer_token() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def _check_owner(name: str) -> None:
-    """401 unless the request carries `name`'s owner token."""
-    token = _bearer_token()
-    if token is None:
-        raise AuthError(f"changing {name!r} needs its owner token (Authorization: Bearer TOKEN)")
-    if not get_registry().verify_owner_token(name, token):
-        # Only wrong tokens count: a right one is 256 random bits, and the extension
-        # polls build status with it every few seconds while a chatbot trains.
-        _rate_limit("password", name)
-        raise AuthError(f"wrong owner token for {name!r}")
-
-
-def _require_owner(name: str) -> Chatbot:
-    """The chatbot (404 if unknown), once the request proved it owns it."""
-    chatbot = get_registry().get(name)
-    _check_owner(name)
-    return chatbot
-
-
-def _check_password(chatbot: Chatbot, password: str | None) -> None:
-    """401 unless `password` opens `chatbot`; 429 while wrong ones are locked out.
-
-    Wrong passwords count with the chat channels' (`get_password_tries`): per client
-    address and per chatbot from everyone.
-    """
-    if not chatbot.has_password:
-        return
-    if not password:
-        raise AuthError(f"{chatbot.name!r} is password protected: send its password")
-    ok, wait = get_password_tries().attempt(
-        client_address(),
-        chatbot.name,
-        lambda: get_registry().verify_password(chatbot.name, password),
-    )
-    if wait:
-        raise RateLimitedError(
-            f"too many wrong passwords for {chatbot.name!r}; try again in {wait} seconds"
-        )
-    if not ok:
-        raise AuthError(f"wrong password for {chatbot.name!r}")
 
 
 def _parse(model: type[T], data: dict) -> T:
@@ -262,7 +193,7 @@ def create_chatbot():
     registry = get_registry()
     if registry.find(form.name) is not None:
         raise ConflictError(f"a chatbot named {form.name!r} already exists")
-    _rate_limit("build", count=False)
+    rate_limit("build", count=False)
     with received_export(request.files.get("export")) as path:
         chatbot, token = registry.create(
             form.name,
@@ -280,7 +211,7 @@ def create_chatbot():
             get_storage().delete_prefix(upload_prefix(form.name))
             registry.delete(form.name)
             raise
-    _count("build")
+    count_use("build")
     body = schemas.CreatedChatbot(
         chatbot=schemas.detail(registry.get(chatbot.name)), owner_token=token
     )
@@ -312,12 +243,12 @@ def list_chatbots_alias():
 )
 @blueprint.get("/api/chatbots/<name>")
 def get_chatbot(name: str):
-    chatbot = get_registry().get(name)
-    owner = _bearer_token() is not None
+    owner = bearer_token() is not None
     if owner:
-        _check_owner(name)  # the extension polls with it while the chatbot builds
-    elif not chatbot.public:
-        _check_password(chatbot, request.headers.get("X-Chatbot-Password"))
+        chatbot = require_owner(name)  # the extension polls with it while the chatbot builds
+    else:
+        password = request.headers.get("X-Chatbot-Password")
+        chatbot = visible_chatbot(name, password, listed=True)
     body = schemas.detail(chatbot)
     if owner and chatbot.phase == Phase.FAILED:
         # Everyone else reads a generic line (`mimical.build.public_failure`): the reason
@@ -335,7 +266,7 @@ def get_chatbot(name: str):
 )
 @blueprint.patch("/api/chatbots/<name>")
 def change_password(name: str):
-    _require_owner(name)
+    require_owner(name)
     password = _json_body(schemas.PasswordBody).password
     return schemas.detail(get_registry().change_password(name, password)).model_dump(mode="json")
 
@@ -349,16 +280,16 @@ def change_password(name: str):
 )
 @blueprint.post("/api/chatbots/<name>/retrain")
 def retrain_chatbot(name: str):
-    chatbot = _require_owner(name)  # before the body is read: strangers' uploads are not
+    chatbot = require_owner(name)  # before the body is read: strangers' uploads are not
     form = _multipart_form()
     unknown = set(form) - {"me"}
     if unknown:
         raise InputError(f"unknown field {sorted(unknown)[0]!r}")
     if get_orchestrator().busy(name):
         raise ConflictError(f"{name!r} is already being built; wait for it to finish")
-    _rate_limit("build", count=False)
+    rate_limit("build", count=False)
     _start_build(name, form.get("me") or chatbot.me)
-    _count("build")
+    count_use("build")
     return schemas.detail(get_registry().get(name)).model_dump(mode="json"), 202
 
 
@@ -370,7 +301,7 @@ def retrain_chatbot(name: str):
 )
 @blueprint.delete("/api/chatbots/<name>")
 def delete_chatbot(name: str):
-    _require_owner(name)
+    require_owner(name)
     get_orchestrator().delete(name)
     get_registry().delete(name)
     return schemas.Deleted(deleted=name).model_dump(mode="json")
@@ -380,8 +311,7 @@ def delete_chatbot(name: str):
 
 
 def _model_location(name: str, password: str | None):
-    chatbot = get_registry().get(name)
-    _check_password(chatbot, password)
+    chatbot = visible_chatbot(name, password)
     if not chatbot.servable:
         raise ConflictError(f"{name!r} has no model yet (phase {chatbot.phase.value})")
     storage = get_storage()

@@ -61,7 +61,7 @@ def test_upload_becomes_a_chatbot_the_operator_serves(
     assert deleted.status_code == 200
     wait_for("the resource to go", lambda: kubectl.chatbot("alice") is None)
     assert storage.list("uploads/alice/") == [] and storage.list("models/alice/") == []
-    assert client.get("/api/chatbots/alice").status_code == 404
+    assert client.get("/api/chatbots/alice").status_code == 401  # gone: as if private
 
 
 def test_chat_only_app_reads_chatbots_without_building_an_orchestrator(
