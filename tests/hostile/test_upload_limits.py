@@ -136,3 +136,19 @@ def test_storage_errors_name_no_bucket_or_path(tmp_path, s3_endpoint):
     body = retrain.get_json()
     assert body["error"] == "unavailable"
     assert "secret-bucket-name" not in body["message"] and str(tmp_path) not in body["message"]
+
+
+def test_metrics_answer_only_loopback_or_the_metrics_token(tmp_path):
+    settings = Settings(home=tmp_path / "home", metrics_token="scrape-me", trusted_proxy_hops=1)
+    app = create_app(settings, components=["api"], test_config={"TESTING": True})
+    client = app.test_client()
+    try:
+        outside = {"X-Forwarded-For": "203.0.113.5"}
+        assert client.get("/metrics", headers=outside).status_code == 404
+        wrong = {**outside, "Authorization": "Bearer guess"}
+        assert client.get("/metrics", headers=wrong).status_code == 404
+        right = {**outside, "Authorization": "Bearer scrape-me"}
+        assert b"mimical_http_requests_total" in client.get("/metrics", headers=right).data
+        assert client.get("/metrics").status_code == 200  # loopback: a port-forward
+    finally:
+        close_resources(app)
