@@ -56,27 +56,51 @@ def init_app(app: Flask) -> None:
     # that drops its cookie.
     app.config.setdefault("MIMICAL_CHAT_RATE_LIMIT", "30 per minute")
     app.config.setdefault("MIMICAL_CHAT_ADDRESS_RATE_LIMIT", "120 per minute")
+    # New sessions (a persona picked without a cookie) per address: each is kept for a
+    # day, so this bounds what one address can store (a browser needs one a day).
+    app.config.setdefault("MIMICAL_CHAT_SESSION_RATE_LIMIT", "30 per hour")
 
 
-def _check_rate(visitor: str | None) -> None:
-    """Refuse with 429 past a rate limit, counted in Redis or memory like sessions."""
+# App config key of each chat limit.
+LIMIT_KEYS = {
+    "visitor": "MIMICAL_CHAT_RATE_LIMIT",
+    "address": "MIMICAL_CHAT_ADDRESS_RATE_LIMIT",
+    "session": "MIMICAL_CHAT_SESSION_RATE_LIMIT",
+}
+
+
+def _limits():
+    """The moving-window limiter (Redis or memory, like sessions) and the three limits."""
 
     def make(app: Flask):
         import limits
 
         from mimical.dialog.sessions import moving_window_limiter
 
-        limiter = moving_window_limiter(app.config["MIMICAL_SETTINGS"])
-        per_address = limits.parse(app.config["MIMICAL_CHAT_ADDRESS_RATE_LIMIT"])
-        return limiter, per_address, limits.parse(app.config["MIMICAL_CHAT_RATE_LIMIT"])
+        return moving_window_limiter(app.config["MIMICAL_SETTINGS"]), {
+            kind: limits.parse(app.config[key]) for kind, key in LIMIT_KEYS.items()
+        }
 
-    limiter, per_address, per_visitor = get_resource("chat_limiter", make)
-    counts = [(per_address, "chat-address", client_address())]
+    return get_resource("chat_limiter", make)
+
+
+def _check_rate(visitor: str | None) -> None:
+    """Refuse with 429 past the address's or the visitor's message limit."""
+    limiter, limit_of = _limits()
+    counts = [(limit_of["address"], "chat-address", client_address())]
     if visitor is not None:
-        counts.append((per_visitor, "chat", visitor))
+        counts.append((limit_of["visitor"], "chat", visitor))
     for limit, *keys in counts:
         if not limiter.hit(limit, *keys):
             raise RateLimitedError(f"too many messages, the limit is {limit}; try again soon")
+
+
+def _count_new_session(engine, visitor: str) -> None:
+    """Count a session this address started; past the limit, drop it again and 429."""
+    limiter, limit_of = _limits()
+    if not limiter.hit(limit_of["session"], "chat-session", client_address()):
+        engine.forget(CHANNEL, visitor)
+        raise RateLimitedError("too many new chats from your address; try again later")
 
 
 def _cookie_name() -> str:
@@ -123,6 +147,8 @@ def message():
         CHANNEL, visitor, body.get("text", ""), client=client_address(), greeted=True
     )
     state = engine.state(CHANNEL, visitor)
+    if not known and state != "choosing":
+        _count_new_session(engine, visitor)
     if known and before == "password" and state == "chatting":
         visitor = secrets.token_urlsafe(24)  # unlocked: a new id, the old one is worthless
         engine.move(CHANNEL, known, visitor)

@@ -280,3 +280,11 @@ def test_fifty_concurrent_guesses_are_all_counted_before_any_is_checked(
     assert [client.get(f"/api/chatbots/{name}", headers=right).status_code for _ in range(8)] == [
         200
     ] * 8
+
+
+def test_one_address_cannot_start_sessions_without_end(make_app):
+    app = make_app(components=("chat",), MIMICAL_CHAT_SESSION_RATE_LIMIT="3 per hour")
+    started = [say(app.test_client(), PRIVATE).status_code for _ in range(4)]
+    assert started == [200, 200, 200, 429]
+    with app.app_context():
+        assert len(get_engine().sessions) == 3  # the refused one was dropped again
