@@ -142,7 +142,12 @@ class KubernetesRegistry(Registry):
             raise NotFoundError(f"no chatbot named {name!r}")
         encoded = base64.b64encode(password_hash.encode()).decode()
         self.cluster.apply_secret(
-            {"metadata": {"name": secret_name(name)}, "data": {PASSWORD_KEY: encoded}}
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": secret_name(name)},
+                "data": {PASSWORD_KEY: encoded},
+            }
         )
         annotations = {PASSWORD_GENERATION: secrets.token_hex(8)}
         self.cluster.patch_chatbot(name, {"metadata": {"annotations": annotations}})
