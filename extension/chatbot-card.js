@@ -40,7 +40,23 @@ export function createChatbotCard({ api, store, entry, messengerUrl, onForget })
   const retrainInput = element("input", { type: "file", accept: EXPORT_ACCEPT, className: "retrain-file" });
   const retrainLabel = element("label", { className: "button secondary", textContent: "Retrain" }, retrainInput);
   const deleteButton = element("button", { type: "button", className: "delete secondary", textContent: "Delete" });
-  const actions = element("div", { className: "actions", hidden: !entry.ownerToken }, retrainLabel, deleteButton);
+  // A new password for a private chatbot: friends who had the old one are let out.
+  const passwordInput = element("input", {
+    type: "password",
+    className: "new-password",
+    placeholder: "New password",
+    autocomplete: "new-password",
+    maxLength: 1024,
+  });
+  const passwordButton = element("button", { type: "submit", className: "secondary", textContent: "Change" });
+  const passwordForm = element("form", { className: "password", hidden: entry.isPublic }, passwordInput, passwordButton);
+  const actions = element(
+    "div",
+    { className: "actions", hidden: !entry.ownerToken },
+    retrainLabel,
+    deleteButton,
+    passwordForm,
+  );
   const error = element("div", { className: "error", role: "alert" });
   const card = element(
     "li",
@@ -105,6 +121,20 @@ export function createChatbotCard({ api, store, entry, messengerUrl, onForget })
     }
   });
 
+  passwordForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const password = passwordInput.value;
+    if (!password) return;
+    error.textContent = "";
+    try {
+      await api.changePassword(entry.name, { ownerToken: entry.ownerToken, password });
+      passwordInput.value = "";
+      message.textContent = "Password changed: everyone needs the new one now.";
+    } catch (caught) {
+      showError(caught);
+    }
+  });
+
   // Two clicks rather than a confirm() dialog, which would close the popup.
   deleteButton.addEventListener("click", async () => {
     if (deleteButton.dataset.armed !== "true") {
@@ -116,8 +146,9 @@ export function createChatbotCard({ api, store, entry, messengerUrl, onForget })
     try {
       await api.deleteChatbot(entry.name, entry.ownerToken);
     } catch (caught) {
-      // Already gone on the backend: forgetting it locally is what the user wants.
-      if (caught.code !== "not_found") {
+      // Already gone on the backend (which answers 401 for unknown names, as for a wrong
+      // token, so that strangers cannot tell): forgetting it locally is what the user wants.
+      if (caught.code !== "not_found" && caught.code !== "unauthorized") {
         deleteButton.dataset.armed = "false";
         deleteButton.textContent = "Delete";
         showError(caught);

@@ -16,8 +16,11 @@ with a short message.
 A `MimicalError` (a bad export, too small a corpus, storage down) leaves nothing
 behind: the corpus and model version this build stored are deleted, and the error is
 raised again with this machine's paths removed, so it names files only within the
-export (`export.zip:inbox/a/message_1.json: corrupt JSON`): failure messages of
-public chatbots are readable by anyone.
+export (`export.zip:inbox/a/message_1.json: corrupt JSON`). Even that detail is the
+owner's alone: it names the owner's chat partners (Messenger folders are named after
+them; an ambiguous "who is me" lists the most frequent senders). It is stored at
+`failure_key(NAME)`, which the API shows to the owner token only; status, Events,
+logs and everyone else get `public_failure(error)`, a generic line per error kind.
 
     result = build_chatbot(storage, "alice", "uploads/alice/1/export.zip",
                            next_version(storage, "alice"), print)
@@ -25,6 +28,7 @@ public chatbots are readable by anyone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -32,9 +36,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from mimical.errors import MimicalError
+from mimical.errors import (
+    InputError,
+    MimicalError,
+    NotFoundError,
+    TooLargeError,
+    UnavailableError,
+    UnsupportedFormatError,
+)
 from mimical.registry import Phase
-from mimical.storage import Storage, corpus_key, model_prefix
+from mimical.storage import Storage, corpus_key, failure_key, model_prefix
 
 # The phases a build goes through, and the share of the whole build each ends at.
 BUILD_PHASES = (Phase.IMPORTING, Phase.TRAINING, Phase.DEPLOYING)
@@ -72,6 +83,23 @@ def training_message(update: dict) -> str:
     step = update.get("phase", "training")
     message = "training" + (f" ({step})" if step != "training" else "")
     return message + (f": {detail}" if detail else "")
+
+
+# What a failed build says to anyone but its owner, by error kind (most specific first).
+PUBLIC_FAILURES = (
+    (TooLargeError, "the export is too large"),
+    (UnsupportedFormatError, "the file is not a supported chat export"),
+    (InputError, "the export could not be used"),
+    (NotFoundError, "the export was not found"),
+    (UnavailableError, "a service was unavailable; try again later"),
+)
+OWNER_HINT = "the owner token shows why"
+
+
+def public_failure(error: BaseException) -> str:
+    """A failed build's one line for status, Events and logs: no file or person named."""
+    reason = next((text for kind, text in PUBLIC_FAILURES if isinstance(error, kind)), "it stopped")
+    return f"build failed: {reason} ({OWNER_HINT})"
 
 
 @dataclass(frozen=True)
@@ -112,6 +140,7 @@ def build_chatbot(
     if local_source is not None:
         private.append(f"{local_source.parent}{os.sep}")
     try:
+        storage.delete_prefix(failure_key(name))  # an older failure's reason is stale now
         on_progress(Phase.IMPORTING, 0.0, f"importing {source_name}")
         source = local_source or source_storage.get_file(source_key, download / source_name)
         corpus = scratch / "corpus.jsonl"
@@ -136,10 +165,12 @@ def build_chatbot(
         on_progress(Phase.DEPLOYING, 1.0, f"version {version} stored")
         return BuildResult(version, files, dict(stats), dict(result.metrics))
     except MimicalError as error:
+        detail = without_prefixes(str(error), private)
         remove_build(storage, name, version)
         if delete_source:
             source_storage.delete_prefix(source_key)
-        raise type(error)(without_prefixes(str(error), private)) from None
+        _record_failure(storage, name, detail)
+        raise type(error)(detail) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -148,6 +179,22 @@ def remove_build(storage: Storage, name: str, version: int) -> None:
     """Delete what a build of `version` stored: nothing half-made stays behind."""
     storage.delete_prefix(corpus_key(name, version))
     storage.delete_prefix(model_prefix(name, version))
+
+
+def _record_failure(storage: Storage, name: str, detail: str) -> None:
+    """Keep the full reason for the owner; storage being down must not hide the error."""
+    with contextlib.suppress(MimicalError):
+        storage.put_bytes(failure_key(name), detail.encode())
+
+
+def read_failure(storage: Storage, name: str) -> str | None:
+    """The full reason `name`'s last build failed (for its owner), None if none is stored."""
+    with tempfile.TemporaryDirectory(prefix="mimical-") as scratch:
+        try:
+            path = storage.get_file(failure_key(name), Path(scratch) / "failure.txt")
+        except NotFoundError:
+            return None
+        return path.read_text(encoding="utf-8", errors="replace")
 
 
 def without_prefixes(message: str, prefixes: list[str]) -> str:

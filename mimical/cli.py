@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "mimical.dialog.cli",  # chat
     "mimical.web.cli",  # serve
     "mimical.web.messenger_cli",  # messenger setup, messenger respond
+    "mimical.web.password_cli",  # password
     "mimical.demo",  # demo
 )
 

@@ -29,6 +29,7 @@ import queue
 import re
 import secrets
 import sqlite3
+import threading
 import time
 from abc import ABC, abstractmethod
 from contextlib import closing, contextmanager
@@ -39,7 +40,7 @@ from pathlib import Path
 import orjson
 
 from mimical.config import Settings
-from mimical.errors import ConflictError, InputError, NotFoundError
+from mimical.errors import ConflictError, InputError, NotFoundError, RateLimitedError
 
 # A DNS-1123 label, since the name is also the Chatbot resource and model name; at most
 # 40 characters so that the training Job's name (`NAME-train-GENERATION`) stays a label too.
@@ -82,6 +83,10 @@ class Chatbot:
     me: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    # Changes when the chatbot is deleted and created again or its password changes. A
+    # chat session remembers the stamp it was opened under and ends when it differs, so
+    # an owner rotating a password (or a name) shuts out everyone who knew the old one.
+    access_stamp: str = ""
 
     @property
     def servable(self) -> bool:
@@ -110,13 +115,30 @@ def hash_password(password: str) -> str:
     return _password_hasher().hash(password)
 
 
+# Each argon2 check holds 64 MiB for ~50 ms: at most this many at once per process, so a
+# burst of guesses queues (up to VERIFY_WAIT_SECONDS, then 429) instead of exceeding the
+# pod's memory limit.
+MAX_CONCURRENT_VERIFIES = 4
+VERIFY_WAIT_SECONDS = 30.0
+_verify_slots = threading.BoundedSemaphore(MAX_CONCURRENT_VERIFIES)
+
+
 def check_password(password_hash: str, password: str) -> bool:
     from argon2.exceptions import InvalidHashError, VerificationError
 
+    if not _verify_slots.acquire(timeout=VERIFY_WAIT_SECONDS):
+        raise RateLimitedError("too many password checks at once; try again in a moment")
     try:
         return _password_hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+    finally:
+        _verify_slots.release()
+
+
+def access_stamp(identity: str, password_generation: str) -> str:
+    """`Chatbot.access_stamp` from what makes this chatbot itself and its password current."""
+    return hashlib.sha256(f"{identity}\0{password_generation}".encode()).hexdigest()[:24]
 
 
 def new_owner_token() -> tuple[str, str]:
@@ -151,7 +173,7 @@ CREATE INDEX IF NOT EXISTS chatbots_public ON chatbots (public, name);
 
 _PUBLIC_COLUMNS = (
     "name, display_name, public, password_hash IS NOT NULL AS has_password, phase, progress, "
-    "message, model_version, versions, metrics, me, created_at, updated_at"
+    "message, model_version, versions, metrics, me, created_at, updated_at, password_hash"
 )
 
 
@@ -170,6 +192,8 @@ def _chatbot(row: sqlite3.Row) -> Chatbot:
         me=row["me"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        # A new argon2 hash (fresh salt) for every password set, a new time for every create.
+        access_stamp=access_stamp(repr(row["created_at"]), row["password_hash"] or ""),
     )
 
 
@@ -230,6 +254,22 @@ class Registry(ABC):
             return True
         return bool(password) and check_password(password_hash, password)
 
+    def change_password(self, name: str, password: str) -> Chatbot:
+        """Set a new password for `name`; every session opened with the old one ends.
+
+        Only for a chatbot that has a password (in Kubernetes, adding one would change
+        the spec and so start a build): a public one without is created again instead.
+        """
+        chatbot = self.get(name)
+        if not isinstance(password, str) or not (0 < len(password) <= PASSWORD_MAX):
+            raise InputError(f"password must be 1 to {PASSWORD_MAX} characters")
+        if not chatbot.has_password:
+            raise ConflictError(
+                f"{name!r} was created without a password; delete it and create it with one"
+            )
+        self.write_password(name, hash_password(password))
+        return self.get(name)
+
     def verify_owner_token(self, name: str, token: str | None) -> bool:
         _, token_hash = self.secrets(name)
         return bool(token) and hmac.compare_digest(token_hash, hash_owner_token(token))
@@ -237,6 +277,10 @@ class Registry(ABC):
     @abstractmethod
     def insert(self, chatbot: Chatbot, password_hash: str | None, owner_token_hash: str) -> None:
         """Store a new record; `ConflictError` if the name is taken."""
+
+    @abstractmethod
+    def write_password(self, name: str, password_hash: str) -> None:
+        """Replace the stored hash and so `access_stamp`; `NotFoundError` if unknown."""
 
     @abstractmethod
     def find(self, name: str) -> Chatbot | None: ...
@@ -352,6 +396,15 @@ class SqliteRegistry(Registry):
                 )
         except sqlite3.IntegrityError:
             raise ConflictError(f"a chatbot named {chatbot.name!r} already exists") from None
+
+    def write_password(self, name: str, password_hash: str) -> None:
+        with self._connect(write=True) as db:
+            changed = db.execute(
+                "UPDATE chatbots SET password_hash = ?, updated_at = ? WHERE name = ?",
+                (password_hash, time.time(), name),
+            ).rowcount
+        if not changed:
+            raise NotFoundError(f"no chatbot named {name!r}")
 
     def find(self, name: str) -> Chatbot | None:
         with self._connect() as db:

@@ -80,6 +80,11 @@ def progress_key(name: str, job_name: str) -> str:
     return f"{training_prefix(name)}{job_name}.json"
 
 
+def failure_key(name: str) -> str:
+    """Why `name`'s last build failed, in full: read by the API for the owner token only."""
+    return f"{training_prefix(name)}failure.txt"
+
+
 def chatbot_prefixes(name: str) -> list[str]:
     """Every prefix of the layout above holding `name`'s data (deleted with the chatbot)."""
     return [upload_prefix(name), corpus_prefix(name), model_prefix(name), training_prefix(name)]

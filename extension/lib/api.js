@@ -4,7 +4,10 @@
 // chatbot's owner token or password in headers when the backend asks for them.
 // Requests carry no cookies (`credentials: "omit"`, `withCredentials = false`).
 // `fetch` and `XMLHttpRequest` are injectable so `node --test` can drive this
-// module without a browser.
+// module without a browser. Nothing goes to a plain http:// backend that is not
+// this computer (`isSecureBackend`).
+
+import { isSecureBackend } from "./validate.js";
 
 // Where the backend reads credentials from (never the URL): the owner token as a
 // bearer token, a chatbot's password in its own header.
@@ -43,6 +46,14 @@ function unreachable(baseUrl) {
   );
 }
 
+function insecure(baseUrl) {
+  return new ApiError(
+    0,
+    "insecure",
+    `${baseUrl} is plain http:// on another computer: nothing is sent there. Use its https:// address in Options.`,
+  );
+}
+
 function credentialHeaders({ ownerToken, password } = {}) {
   const headers = {};
   if (ownerToken) headers[OWNER_TOKEN_HEADER] = `Bearer ${ownerToken}`;
@@ -54,6 +65,7 @@ export function createApi(baseUrl, { fetchImpl = globalThis.fetch, XHR = globalT
   const chatbotUrl = (name) => `${baseUrl}/api/chatbots/${encodeURIComponent(name)}`;
 
   async function requestJson(method, url, headers = {}, body = undefined) {
+    if (!isSecureBackend(baseUrl)) throw insecure(baseUrl);
     let response;
     const init = { method, headers, credentials: "omit", cache: "no-store" };
     if (body !== undefined) {
@@ -72,6 +84,7 @@ export function createApi(baseUrl, { fetchImpl = globalThis.fetch, XHR = globalT
 
   // XMLHttpRequest rather than fetch: only it reports upload progress.
   function upload(url, form, headers, onProgress) {
+    if (!isSecureBackend(baseUrl)) return Promise.reject(insecure(baseUrl));
     return new Promise((resolve, reject) => {
       const xhr = new XHR();
       xhr.open("POST", url);
@@ -139,5 +152,9 @@ export function createApi(baseUrl, { fetchImpl = globalThis.fetch, XHR = globalT
     },
 
     deleteChatbot: (name, ownerToken) => requestJson("DELETE", chatbotUrl(name), credentialHeaders({ ownerToken })),
+
+    /** `PATCH` a new password; everyone chatting with the old one is let out. */
+    changePassword: (name, { ownerToken, password }) =>
+      requestJson("PATCH", chatbotUrl(name), credentialHeaders({ ownerToken }), { password }),
   };
 }

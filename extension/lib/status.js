@@ -49,6 +49,7 @@ const ERROR_HEADLINES = {
   too_large: "That file is too large.",
   conflict: "That name is taken.",
   unauthorized: "The password or owner token was not accepted.",
+  insecure: "Not sent: that backend is plain http:// on another computer.",
   not_found: "That chatbot does not exist (any more).",
   too_many_requests: "Too many tries; wait a minute and try again.",
   unavailable: "The backend is busy or down; try again shortly.",

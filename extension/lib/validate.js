@@ -48,6 +48,10 @@ export function normalizeBackendUrl(input) {
   let url;
   try {
     url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`);
+    // Typed without a scheme: plain http only on this computer, https anywhere else.
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(text) && !isLoopbackHost(url.hostname)) {
+      url = new URL(`https://${text}`);
+    }
   } catch {
     throw new Error(`"${text}" is not a web address.`);
   }
@@ -57,7 +61,24 @@ export function normalizeBackendUrl(input) {
   if (url.username || url.password || url.search || url.hash) {
     throw new Error("Leave credentials, ?query and #fragment out of the backend address.");
   }
+  if (!isSecureBackend(url.href)) {
+    throw new Error(
+      "Use https:// for a backend that is not on this computer: over http:// your exports, " +
+        "passwords and owner tokens would travel unencrypted.",
+    );
+  }
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** True for this computer's own addresses (localhost, 127.0.0.0/8, ::1). */
+export function isLoopbackHost(hostname) {
+  return hostname === "localhost" || hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+/** True if exports, passwords and tokens may go to `backendUrl`: https, or http on loopback. */
+export function isSecureBackend(backendUrl) {
+  const url = new URL(backendUrl);
+  return url.protocol === "https:" || (url.protocol === "http:" && isLoopbackHost(url.hostname));
 }
 
 /** The host-permission match pattern that covers exactly this backend (scheme, host, port). */

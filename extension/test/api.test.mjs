@@ -159,6 +159,32 @@ test("a refused suggestion request rejects with the backend's message", async ()
   });
 });
 
+test("nothing is sent to a plain http backend on another computer", async () => {
+  const { calls, fetchImpl } = recordingFetch(() => ({}));
+  const { sent, FakeXhr } = fakeXhrClass({ status: 202, responseText: "{}" });
+  const api = createApi("http://bots.example.org", { fetchImpl, XHR: FakeXhr });
+  await assert.rejects(api.getChatbot("alex", { password: "pw" }), (error) => error.code === "insecure");
+  await assert.rejects(api.deleteChatbot("alex", "tok"), (error) => error.code === "insecure");
+  const file = new File(["x"], "export.zip");
+  await assert.rejects(
+    api.createChatbot({ name: "alex", isPublic: false, password: "pw", file }),
+    (error) => error.code === "insecure",
+  );
+  assert.equal(calls.length, 0);
+  assert.equal(sent.length, 0);
+});
+
+test("a password change is a PATCH with the owner token and a JSON body", async () => {
+  const { calls, fetchImpl } = recordingFetch(() => ({ body: { name: "alex" } }));
+  await createApi(BASE, { fetchImpl }).changePassword("alex", { ownerToken: "tok", password: "new pw" });
+  const [{ url, init }] = calls;
+  assert.equal(url, `${BASE}/api/chatbots/alex`);
+  assert.equal(init.method, "PATCH");
+  assert.equal(init.headers[OWNER_TOKEN_HEADER], "Bearer tok");
+  assert.equal(init.headers["Content-Type"], "application/json");
+  assert.deepEqual(JSON.parse(init.body), { password: "new pw" });
+});
+
 test("non-JSON error bodies still give a readable error", () => {
   const error = errorFromResponse(502, "Bad Gateway", "<html>nginx</html>");
   assert.equal(error.code, "http_502");

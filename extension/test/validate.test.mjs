@@ -3,6 +3,7 @@ import { test } from "node:test";
 
 import {
   hostPermissionPattern,
+  isSecureBackend,
   normalizeBackendUrl,
   normalizeMessengerUrl,
   validateCreateForm,
@@ -47,6 +48,16 @@ test("unusable backend addresses say what is wrong", () => {
   assert.throws(() => normalizeBackendUrl("http://user:pw@example.org"), /credentials/);
   assert.throws(() => normalizeBackendUrl("http://example.org/?token=1"), /query/);
   assert.throws(() => normalizeBackendUrl("http://exa mple.org"), /not a web address/);
+});
+
+test("plain http is only for this computer; elsewhere https is required or assumed", () => {
+  assert.throws(() => normalizeBackendUrl("http://bots.example.org"), /Use https:\/\//);
+  assert.throws(() => normalizeBackendUrl("http://192.168.1.20:8080"), /unencrypted/);
+  assert.equal(normalizeBackendUrl("bots.example.org"), "https://bots.example.org");
+  assert.equal(normalizeBackendUrl("http://127.0.0.2:8080"), "http://127.0.0.2:8080");
+  assert.equal(normalizeBackendUrl("http://[::1]:8080"), "http://[::1]:8080");
+  assert.equal(isSecureBackend("http://localhost:8080"), true);
+  assert.equal(isSecureBackend("http://localhost.example.org"), false);
 });
 
 test("host permission covers exactly the backend's origin", () => {

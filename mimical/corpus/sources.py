@@ -25,14 +25,15 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from mimical.errors import InputError, TooLargeError
 
 # An export this large (uncompressed) is refused: the biggest real Messenger exports we
-# have heard of are a few GiB of JSON.
+# have heard of are a few GiB of JSON. One budget for an import: zips nested in a zip (or
+# side by side in a folder) share it, so nesting cannot multiply it.
 MAX_UNCOMPRESSED_BYTES = 8 * 1024**3
 # JSON and chat text compress 5-20x; a member compressed more than this is a zip bomb.
 MAX_COMPRESSION_RATIO = 200
@@ -110,13 +111,15 @@ class FileSource(Source):
 
 
 class ZipSource(Source):
-    def __init__(self, file: str | Path | BinaryIO, label: str):
+    def __init__(self, file: str | Path | BinaryIO, label: str, budget: int | None = None):
+        """Open and check a zip whose members may expand to at most `budget` bytes."""
         self.label = label
         try:
             self.archive = zipfile.ZipFile(file)
         except (zipfile.BadZipFile, OSError, EOFError) as error:
             raise InputError(f"{label}: not a readable zip file ({error})") from None
-        self._members = check_zip(self.archive, label)
+        self._members = check_zip(self.archive, label, budget)
+        self.uncompressed_bytes = sum(info.file_size for info in self.archive.infolist())
 
     def members(self) -> list[str]:
         return self._members
@@ -210,8 +213,10 @@ def _first_line(error: Exception) -> str:
     return str(detail).splitlines()[0] if str(detail) else type(error).__name__
 
 
-def check_zip(archive: zipfile.ZipFile, label: str) -> list[str]:
-    """Refuse unsafe names and zip bombs; return the file members' names."""
+def check_zip(archive: zipfile.ZipFile, label: str, budget: int | None = None) -> list[str]:
+    """Refuse unsafe names and zip bombs (members expanding past `budget` bytes in all,
+    default `MAX_UNCOMPRESSED_BYTES`, or compressed too well); return the members' names."""
+    budget = MAX_UNCOMPRESSED_BYTES if budget is None else budget
     total = compressed = 0
     names = []
     for info in archive.infolist():
@@ -220,9 +225,10 @@ def check_zip(archive: zipfile.ZipFile, label: str) -> list[str]:
             raise InputError(f"{label}: unsafe member name {name!r} in zip")
         total += info.file_size
         compressed += info.compress_size
-        if total > MAX_UNCOMPRESSED_BYTES:
+        if total > budget:
             raise TooLargeError(
-                f"{label}: uncompressed size exceeds {MAX_UNCOMPRESSED_BYTES} bytes (zip bomb?)"
+                f"{label}: uncompressed size exceeds {MAX_UNCOMPRESSED_BYTES} bytes"
+                " with the archives around or beside it (zip bomb?)"
             )
         if _too_compressed(info.file_size, info.compress_size):
             ratio = info.file_size // max(info.compress_size, 1)
@@ -259,6 +265,14 @@ class OpenedSources:
 
     sources: list[Source]
     _temp_dir: str | None = None
+    # What the zips opened so far left of the import's decompression budget.
+    budget_left: int = field(default_factory=lambda: MAX_UNCOMPRESSED_BYTES)
+
+    def add_zip(self, file: Path, label: str) -> ZipSource:
+        """Open a zip against the budget that is left, and charge it what it expands to."""
+        source = ZipSource(file, label, self.budget_left)
+        self.budget_left -= source.uncompressed_bytes
+        return source
 
     def close(self) -> None:
         for source in self.sources:
@@ -282,7 +296,7 @@ def open_sources(paths: list[str | os.PathLike]) -> OpenedSources:
             if path.is_dir():
                 source: Source = DirectorySource(path)
             elif zipfile.is_zipfile(path):
-                source = ZipSource(path, str(path))
+                source = opened.add_zip(path, str(path))
             elif path.suffix.lower() == ".zip":
                 raise InputError(f"{path}: not a readable zip file")
             else:
@@ -301,7 +315,7 @@ def _nested_zips(source: Source, opened: OpenedSources) -> Iterator[Source]:
             continue
         where = source.where(member)
         if isinstance(source, DirectorySource):
-            yield ZipSource(source.root / member, where)
+            yield opened.add_zip(source.root / member, where)
             continue
         if isinstance(source, FileSource):
             continue
@@ -311,7 +325,7 @@ def _nested_zips(source: Source, opened: OpenedSources) -> Iterator[Source]:
         target = Path(opened._temp_dir) / f"{len(opened.sources)}.zip"
         with source.open(member) as inner, target.open("wb") as out:
             shutil.copyfileobj(inner, out)
-        yield ZipSource(target, where)
+        yield opened.add_zip(target, where)
 
 
 def read_text(source: Source, member: str) -> str:

@@ -7,6 +7,10 @@ One state machine per (channel, user), kept in a `SessionStore`:
     any state --"%restart"-->                        choosing (greeting again)
     any state --"%show all" or "%help"-->            the same state (the list, the help)
 
+A chat remembers the persona's `access_stamp` and checks it on every turn: once the
+persona is deleted (even if the name is taken again) or its password changes, the
+chat is over and the user starts afresh (`ENDED`).
+
 The three commands work in every state, so they never reach a persona as chat
 text or count as a password try; any other text starting with "%" is a command
 only while choosing (a password or a chat message may start with "%").
@@ -44,6 +48,7 @@ NOW_CHATTING = 'You are now chatting with {name}. Type "%restart" to pick a new 
 NOT_AVAILABLE = "{name} is not available right now, try again in a minute"
 NOT_READY = "{name} is still being built ({phase}). Please try again later."
 NO_PUBLIC_PERSONAS = "There are no public personas yet."
+ENDED = "This chat with {name} has ended. Who would you like to talk to?"
 HELP = "\n".join(
     [
         "Commands (they work at any time, also while chatting):",
@@ -66,6 +71,7 @@ class Persona(Protocol):
     public: bool
     has_password: bool
     phase: str
+    access_stamp: str
 
     @property
     def servable(self) -> bool: ...
@@ -122,19 +128,38 @@ class DialogEngine:
         return session["state"] if session else "choosing"
 
     def has_session(self, channel: str, user_id: str) -> bool:
-        """Whether the user is known (a message within `SESSION_TTL_SECONDS`): channels
-        say what a newcomer must hear first (Messenger's automated-reply disclosure)."""
+        """Whether the user has state kept for them (a message within `SESSION_TTL_SECONDS`):
+        Messenger tells a newcomer first that replies are automated; the web chat accepts
+        only such ids."""
         return self.sessions.load(self._key(channel, user_id)) is not None
 
     def forget(self, channel: str, user_id: str) -> None:
         """Drop the user's session: their next message starts afresh."""
         self.sessions.delete(self._key(channel, user_id))
 
-    def handle(self, channel: str, user_id: str, text: str, client: str | None = None) -> list[str]:
+    def move(self, channel: str, old_user: str, new_user: str) -> None:
+        """Hand `old_user`'s session to `new_user` (a new web id after unlocking a persona)."""
+        session = self.sessions.load(self._key(channel, old_user))
+        if session is not None:
+            self.sessions.save(self._key(channel, new_user), session)
+            self.sessions.delete(self._key(channel, old_user))
+
+    def handle(
+        self,
+        channel: str,
+        user_id: str,
+        text: str,
+        client: str | None = None,
+        *,
+        greeted: bool = False,
+    ) -> list[str]:
         """Answer one incoming message; an empty text from a new user just gets the greeting.
 
         `client` is who wrong passwords are counted against (the web chat: the visitor's
-        address, which a fresh cookie does not change); by default the user.
+        address, which a fresh cookie does not change); by default the user. `greeted`
+        says the channel showed the greeting itself (the web page asks for it first), so
+        a user without a session is simply choosing: nothing is stored for them until
+        they pick a persona, and anonymous requests cannot fill the store.
         """
         if len(text) > MESSAGE_MAX_CHARS:
             raise InputError(f"message longer than {MESSAGE_MAX_CHARS} characters")
@@ -154,12 +179,15 @@ class DialogEngine:
             session = session or {"state": "choosing"}
             replies = [self._list_public()]
         elif session is None or session["state"] == "choosing":
-            session, replies = self._choose(text, command, greet=session is None)
+            session, replies = self._choose(text, command, greet=session is None and not greeted)
         elif session["state"] == "password":
             session, replies = self._unlock(client or key, session, text)
         else:
             session, replies = self._chat(session, text)
-        self.sessions.save(key, session)
+        if greeted and session == {"state": "choosing"}:
+            self.sessions.delete(key)  # nothing worth keeping (and no key per request)
+        else:
+            self.sessions.save(key, session)
         return replies
 
     @staticmethod
@@ -221,6 +249,7 @@ class DialogEngine:
             "state": "chatting",
             "persona": persona.name,
             "display_name": persona.display_name,
+            "stamp": persona.access_stamp,
             "history": [],
         }
         return session, [NOW_CHATTING.format(name=persona.display_name)]
@@ -229,12 +258,13 @@ class DialogEngine:
         persona = self._find(session["persona"])
         if persona is None:  # deleted while we were asking
             return {"state": "choosing"}, [self._unknown(session["persona"])]
-        locked = self._locked_out(client, persona)
-        if locked:
-            return session, [locked]
-        if self.directory.verify_password(persona.name, password):
+        ok, wait = self.password_tries.attempt(
+            client, persona.name, lambda: self.directory.verify_password(persona.name, password)
+        )
+        if wait:
+            return session, [TOO_MANY_TRIES.format(name=persona.name, minutes=_wait_words(wait))]
+        if ok:
             return self._start_chat(persona)
-        self.password_tries.record_failure(client, persona.name)
         return session, [self._locked_out(client, persona) or WRONG_PASSWORD]
 
     def _locked_out(self, client: str, persona: Persona) -> str | None:
@@ -246,6 +276,10 @@ class DialogEngine:
 
     def _chat(self, session: dict, text: str) -> tuple[dict, list[str]]:
         name, display_name = session["persona"], session["display_name"]
+        persona = self._find(name)
+        if persona is None or persona.access_stamp != session.get("stamp"):
+            # Deleted, created again, or its password changed: this chat was not let in.
+            return {"state": "choosing"}, [ENDED.format(name=display_name)]
         history = [*session["history"], text]
         context = "\n".join(history[-self.context_turns :])
         try:

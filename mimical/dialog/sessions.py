@@ -207,6 +207,36 @@ class PasswordTries:
                 wait = max(wait, int(reset_time - time.time()) + 1, 1)
         return wait
 
-    def record_failure(self, client: str, persona: str) -> None:
+    def attempt(self, client: str, persona: str, verify) -> tuple[bool, int]:
+        """Count a try, then run `verify()`: (its result, 0), or (False, wait) if locked out.
+
+        The try is counted before the (slow) check and given back when it succeeds, so a
+        burst of concurrent guesses cannot all be checked before any is counted.
+        """
+        taken = []
         for item, keys in self._counters(client, persona):
-            self._limiter.hit(item, *keys)
+            if not self._limiter.hit(item, *keys):
+                self._refund(taken)
+                return False, self.seconds_locked(client, persona)
+            taken.append((item, keys))
+        try:
+            ok = bool(verify())
+        except BaseException:
+            self._refund(taken)
+            raise
+        if ok:
+            self._refund(taken)
+        return ok, 0
+
+    def _refund(self, taken: list) -> None:
+        """Take back the newest entry of each window (the `limits` storages keep a list)."""
+        storage = self._limiter.storage
+        for item, keys in taken:
+            key = item.key_for(*keys)
+            if hasattr(storage, "events"):  # MemoryStorage
+                with storage.locks[key]:
+                    events = storage.events.get(key)
+                    if events:
+                        events.pop(0)
+            else:  # RedisStorage: LPUSH'ed timestamps
+                storage.get_connection().lpop(storage.prefixed_key(key))

@@ -23,8 +23,11 @@ from mimical.errors import ConflictError, NotFoundError, UnavailableError
 from mimical.kube import API_VERSION, KIND
 from mimical.kube.cluster import Cluster
 from mimical.kube.manifests import PASSWORD_KEY, chatbot_labels, secret_keys
-from mimical.registry import Chatbot, Phase, Registry
+from mimical.registry import Chatbot, Phase, Registry, access_stamp
 
+# Set to a fresh random value on every password change: part of `Chatbot.access_stamp`
+# (an annotation, not spec: changing it starts no build).
+PASSWORD_GENERATION = "mimical.dev/password-generation"
 # status.progress.step of a Training chatbot → the API's finer phase. The Job writes the
 # build pipeline's phase names (`mimical.build.step_name`); "scheduled" is the operator's.
 STEP_PHASES = {"scheduled": Phase.IMPORTING} | {step_name(p): p for p in BUILD_PHASES}
@@ -65,6 +68,9 @@ def chatbot_from_resource(resource: dict) -> Chatbot:
         me=spec.get("me"),
         created_at=_epoch(meta.get("creationTimestamp")),
         updated_at=_epoch(progress.get("updated") or meta.get("creationTimestamp")),
+        access_stamp=access_stamp(
+            meta.get("uid", ""), (meta.get("annotations") or {}).get(PASSWORD_GENERATION, "")
+        ),
     )
 
 
@@ -107,6 +113,18 @@ class KubernetesRegistry(Registry):
         self.cluster.patch_secret_data(
             self.secret, {owner_key: owner_token_hash, password_key: password_hash or None}
         )
+
+    def write_password(self, name: str, password_hash: str) -> None:
+        """The shared Secret's hash first, then the annotation that ends sessions opened
+        before."""
+        import secrets
+
+        if self.find(name) is None:
+            raise NotFoundError(f"no chatbot named {name!r}")
+        password_key, _ = secret_keys(name)
+        self.cluster.patch_secret_data(self.secret, {password_key: password_hash})
+        annotations = {PASSWORD_GENERATION: secrets.token_hex(8)}
+        self.cluster.patch_chatbot(name, {"metadata": {"annotations": annotations}})
 
     def find(self, name: str) -> Chatbot | None:
         resource = self.cluster.get_chatbot(name)

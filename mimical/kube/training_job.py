@@ -19,7 +19,10 @@ progress to `training/NAME/JOB.json`:
 
 which the operator copies into `status.progress`. VERSION is one more than the
 highest version already stored. A bad export exits with status 2 and its one-line
-reason in the progress file and the pod's termination message.
+reason in the progress file and the pod's termination message: the generic
+`mimical.build.public_failure` line, since both reach the Chatbot's status and Events;
+the full reason, which may name the owner's chat partners, is stored for the owner
+alone (`mimical.storage.failure_key`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mimical.build import BuildResult, build_chatbot, step_name
+from mimical.build import BuildResult, build_chatbot, public_failure, step_name
 from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
 from mimical.kube import artifacts
@@ -158,7 +161,9 @@ def main(env: dict[str, str] | None = None) -> int:
         progress = ProgressFile(open_storage(settings.storage_url, settings), request)
         result = run(request, settings, progress)
     except MimicalError as error:
-        fail(progress, str(error))
+        # Once the build runs, its reason may name the owner's chat partners: it is in
+        # storage for the owner (`failure_key`); status, Events and logs get a generic line.
+        fail(progress, public_failure(error) if progress is not None else str(error))
         return 2
     except Exception as error:
         logger.exception("training failed")

@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 
-from mimical.build import build_chatbot, remove_build
+from mimical.build import build_chatbot, public_failure, remove_build
 from mimical.config import Settings
 from mimical.errors import ConflictError, MimicalError
 from mimical.orchestration import Orchestrator
@@ -106,7 +106,8 @@ def run_build(
         )
         registry.update_status(name, metrics=result.metrics)
     except MimicalError as error:
-        registry.update_status(name, phase=Phase.FAILED, message=str(error))
+        # The registry's message is anyone's to read; the detail is in storage for the owner.
+        registry.update_status(name, phase=Phase.FAILED, message=public_failure(error))
     finally:
         registry.close()
 
@@ -169,7 +170,7 @@ class LocalOrchestrator(Orchestrator):
             if not build.cancelled:
                 self._finish(build)
         except MimicalError as error:
-            self._fail(build, str(error))
+            self._fail(build, public_failure(error))
         except Exception:
             log.exception("build of %s version %s failed", build.name, build.version)
             self._fail(build, "internal error while building; see the server log")

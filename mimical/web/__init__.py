@@ -11,7 +11,9 @@ What every component gets from the factory:
 - request bodies are capped at `Settings.body_max_bytes` (413 JSON, read no
   further, connection closed); upload routes raise their own cap to
   `upload_max_bytes` (`mimical.web.api`);
-- security headers on every response, and a Content-Security-Policy on HTML pages;
+- security headers on every response, a Content-Security-Policy on HTML pages, and
+  HSTS on responses over HTTPS (as the trusted proxy reports it);
+- 5xx errors say only that a service is unavailable (their detail goes to the log);
 - client addresses from `Settings.trusted_proxy_hops` reverse proxies (werkzeug's
   `ProxyFix`), so rate limits count real clients behind an ingress.
 """
@@ -57,6 +59,10 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
+UNAVAILABLE_MESSAGE = "a service mimical needs is unavailable right now; try again in a minute"
+# Once a browser reached us over HTTPS, it never tries plain HTTP for a year (passwords
+# and owner tokens would travel in clear). Only sent over HTTPS, as RFC 6797 asks.
+HSTS = "max-age=31536000"
 
 
 def error_response(status: int, code: str, message: str):
@@ -89,6 +95,8 @@ def create_app(
             response.headers.setdefault(name, value)
         if response.mimetype == "text/html":
             response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response
 
     @app.errorhandler(RequestEntityTooLarge)
@@ -103,6 +111,10 @@ def create_app(
 
     @app.errorhandler(MimicalError)
     def handle_mimical_error(error: MimicalError):
+        if error.http_status >= 500:
+            # Its text names our bucket, endpoint or a local path: for the log, not clients.
+            app.logger.warning("%s %s: %s", request.method, request.path, error)
+            return error_response(error.http_status, error.code, UNAVAILABLE_MESSAGE)
         return error_response(error.http_status, error.code, str(error))
 
     @app.errorhandler(HTTPException)

@@ -5,7 +5,9 @@ readable page at `/docs`):
 
     POST   /api/chatbots                 multipart export → 202 + one-time owner token
     GET    /api/chatbots                 public chatbots        (alias /getPublicChatbots)
-    GET    /api/chatbots/NAME            build status           (private: password or token)
+    GET    /api/chatbots/NAME            build status           (private: password or token;
+                                                            why a build failed: token only)
+    PATCH  /api/chatbots/NAME            new password           (owner token)
     GET    /api/chatbots/NAME/model      model location         (alias /getPublicModel/NAME)
     POST   /api/chatbots/NAME/model      same, password in JSON (alias POST /getModel)
     POST   /api/chatbots/NAME/retrain    new export → new version (owner token)
@@ -16,8 +18,9 @@ Passwords travel in the `X-Chatbot-Password` header or a JSON body, never in the
 URL; owner tokens as `Authorization: Bearer TOKEN`. Wrong passwords are limited
 per client and chatbot and per chatbot from everyone, counted together with the
 chat channels' (`mimical.dialog.sessions.PasswordTries`); wrong owner tokens per
-client; builds per client, counting only those that start (Redis when
-`REDIS_URL` is set). Run it with `mimical serve` (embedded) or `services/backend`.
+client; builds per client, counting every attempt (Redis when `REDIS_URL` is set).
+Every answer is `Cache-Control: no-store`: some carry an owner token or a private
+chatbot's status. Run it with `mimical serve` (embedded) or `services/backend`.
 """
 
 from __future__ import annotations
@@ -25,22 +28,28 @@ from __future__ import annotations
 from typing import TypeVar
 
 import orjson
-from flask import Blueprint, Flask, current_app, render_template, request
+from flask import Blueprint, Flask, current_app, g, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from pydantic import BaseModel, ValidationError
 
+from mimical.build import read_failure
 from mimical.dialog.sessions import CLIENT_PASSWORD_LIMIT, PERSONA_PASSWORD_LIMIT
 from mimical.errors import (
-    AuthError,
     ConflictError,
     InputError,
-    RateLimitedError,
     UnsupportedFormatError,
 )
-from mimical.registry import Chatbot
+from mimical.registry import Phase
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
+from mimical.web.access import (
+    bearer_token,
+    count_use,
+    rate_limit,
+    require_owner,
+    visible_chatbot,
+)
 from mimical.web.health import add_readiness_check, readiness_problem
 from mimical.web.metrics import init_metrics
 from mimical.web.openapi import (
@@ -54,11 +63,10 @@ from mimical.web.resources import (
     app_resources,
     client_address,
     get_orchestrator,
-    get_password_tries,
     get_registry,
     get_storage,
 )
-from mimical.web.uploads import received_export, store_upload
+from mimical.web.uploads import UploadRequest, UploadSlots, received_export, store_upload
 
 blueprint = Blueprint("api", __name__, template_folder="templates")
 T = TypeVar("T", bound=BaseModel)
@@ -72,7 +80,12 @@ RATE_LIMIT_DEFAULTS = {
     "MIMICAL_PASSWORD_PERSONA_RATE_LIMIT": PERSONA_PASSWORD_LIMIT,
     # Creating or retraining (each starts a training run): per client.
     "MIMICAL_BUILD_RATE_LIMIT": "10/hour",
+    # Upload attempts, refused ones too (each is read and checked): per client.
+    "MIMICAL_UPLOAD_RATE_LIMIT": "30/hour",
 }
+# Uploads one process receives at once, in all and from one address (`UploadSlots`).
+UPLOADS_AT_ONCE = 1
+UPLOADS_AT_ONCE_PER_CLIENT = 1
 
 
 def init_app(app: Flask) -> None:
@@ -87,6 +100,11 @@ def init_app(app: Flask) -> None:
     )
     limiter.init_app(app)
     app_resources(app)["limiter"] = limiter
+    app.request_class = UploadRequest
+    app_resources(app)["upload_slots"] = UploadSlots(
+        app.config.get("MIMICAL_UPLOADS_AT_ONCE", UPLOADS_AT_ONCE),
+        app.config.get("MIMICAL_UPLOADS_AT_ONCE_PER_CLIENT", UPLOADS_AT_ONCE_PER_CLIENT),
+    )
     init_metrics(app)
     add_readiness_check(app, _backing_services_problem)
 
@@ -98,79 +116,26 @@ UPLOAD_ENDPOINTS = {"api.create_chatbot", "api.retrain_chatbot"}
 
 @blueprint.before_request
 def allow_upload_bodies() -> None:
+    """Before an upload's body is read: count the attempt, take a slot, raise the cap."""
     if request.endpoint in UPLOAD_ENDPOINTS:
+        rate_limit("upload")
+        app_resources(current_app)["upload_slots"].acquire(client_address())
+        g.mimical_upload_slot = client_address()
         request.max_content_length = current_app.config["MIMICAL_SETTINGS"].upload_max_bytes
 
 
-def _rate_limit(kind: str, *scope: str, count: bool = True) -> None:
-    """429 if this client (and scope) used up `kind`'s limit; else count one use.
-
-    With `count=False` only check: the caller counts (`_count`) once the attempt
-    succeeded, so a refused upload does not use up the client's builds.
-    """
-    from limits import parse_many
-
-    limiter: Limiter = app_resources(current_app)["limiter"]
-    limit_string = current_app.config[f"MIMICAL_{kind.upper()}_RATE_LIMIT"]
-    for limit in parse_many(limit_string):
-        keys = (limit, kind, get_remote_address(), *scope)
-        allowed = limiter.limiter.hit(*keys) if count else limiter.limiter.test(*keys)
-        if not allowed:
-            raise RateLimitedError(f"too many {kind} attempts; limit is {limit}, try again later")
+@blueprint.teardown_request
+def free_upload_slot(_error=None) -> None:
+    client = g.pop("mimical_upload_slot", None)
+    if client is not None:
+        app_resources(current_app)["upload_slots"].release(client)
 
 
-def _count(kind: str) -> None:
-    """Count one use of `kind` for this client, after `_rate_limit(kind, count=False)`."""
-    from limits import parse_many
-
-    limiter: Limiter = app_resources(current_app)["limiter"]
-    for limit in parse_many(current_app.config[f"MIMICAL_{kind.upper()}_RATE_LIMIT"]):
-        limiter.limiter.hit(limit, kind, get_remote_address())
-
-
-def _bearer_token() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def _check_owner(name: str) -> None:
-    """401 unless the request carries `name`'s owner token."""
-    token = _bearer_token()
-    if token is None:
-        raise AuthError(f"changing {name!r} needs its owner token (Authorization: Bearer TOKEN)")
-    if not get_registry().verify_owner_token(name, token):
-        # Only wrong tokens count: a right one is 256 random bits, and the extension
-        # polls build status with it every few seconds while a chatbot trains.
-        _rate_limit("password", name)
-        raise AuthError(f"wrong owner token for {name!r}")
-
-
-def _require_owner(name: str) -> Chatbot:
-    """The chatbot (404 if unknown), once the request proved it owns it."""
-    chatbot = get_registry().get(name)
-    _check_owner(name)
-    return chatbot
-
-
-def _check_password(chatbot: Chatbot, password: str | None) -> None:
-    """401 unless `password` opens `chatbot`; 429 while wrong ones are locked out.
-
-    Wrong passwords count with the chat channels' (`get_password_tries`): per client
-    address and per chatbot from everyone.
-    """
-    if not chatbot.has_password:
-        return
-    if not password:
-        raise AuthError(f"{chatbot.name!r} is password protected: send its password")
-    tries, client = get_password_tries(), client_address()
-    wait = tries.seconds_locked(client, chatbot.name)
-    if wait:
-        raise RateLimitedError(
-            f"too many wrong passwords for {chatbot.name!r}; try again in {wait} seconds"
-        )
-    if not get_registry().verify_password(chatbot.name, password):
-        tries.record_failure(client, chatbot.name)
-        raise AuthError(f"wrong password for {chatbot.name!r}")
+@blueprint.after_request
+def no_caching(response):
+    """Owner tokens and private statuses must not stay in a browser or proxy cache."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def _parse(model: type[T], data: dict) -> T:
@@ -228,7 +193,7 @@ def create_chatbot():
     registry = get_registry()
     if registry.find(form.name) is not None:
         raise ConflictError(f"a chatbot named {form.name!r} already exists")
-    _rate_limit("build", count=False)
+    rate_limit("build", count=False)
     with received_export(request.files.get("export")) as path:
         chatbot, token = registry.create(
             form.name,
@@ -246,7 +211,7 @@ def create_chatbot():
             get_storage().delete_prefix(upload_prefix(form.name))
             registry.delete(form.name)
             raise
-    _count("build")
+    count_use("build")
     body = schemas.CreatedChatbot(
         chatbot=schemas.detail(registry.get(chatbot.name)), owner_token=token
     )
@@ -278,13 +243,32 @@ def list_chatbots_alias():
 )
 @blueprint.get("/api/chatbots/<name>")
 def get_chatbot(name: str):
-    chatbot = get_registry().get(name)
-    if not chatbot.public:
-        if _bearer_token() is not None:
-            _check_owner(name)  # the extension polls with it while the chatbot builds
-        else:
-            _check_password(chatbot, request.headers.get("X-Chatbot-Password"))
-    return schemas.detail(chatbot).model_dump(mode="json")
+    owner = bearer_token() is not None
+    if owner:
+        chatbot = require_owner(name)  # the extension polls with it while the chatbot builds
+    else:
+        password = request.headers.get("X-Chatbot-Password")
+        chatbot = visible_chatbot(name, password, listed=True)
+    body = schemas.detail(chatbot)
+    if owner and chatbot.phase == Phase.FAILED:
+        # Everyone else reads a generic line (`mimical.build.public_failure`): the reason
+        # may name files in the export or the owner's chat partners.
+        body.message = read_failure(get_storage(), name) or body.message
+    return body.model_dump(mode="json")
+
+
+@documented(
+    "Change a chatbot's password; chats opened with the old one end",
+    ok={200: ("the chatbot", schemas.ChatbotOut)},
+    errors=[400, 401, 404, 409, 415, 422, 429],
+    body=schemas.PasswordBody,
+    security=OWNER_TOKEN,
+)
+@blueprint.patch("/api/chatbots/<name>")
+def change_password(name: str):
+    require_owner(name)
+    password = _json_body(schemas.PasswordBody).password
+    return schemas.detail(get_registry().change_password(name, password)).model_dump(mode="json")
 
 
 @documented(
@@ -296,16 +280,16 @@ def get_chatbot(name: str):
 )
 @blueprint.post("/api/chatbots/<name>/retrain")
 def retrain_chatbot(name: str):
-    chatbot = _require_owner(name)  # before the body is read: strangers' uploads are not
+    chatbot = require_owner(name)  # before the body is read: strangers' uploads are not
     form = _multipart_form()
     unknown = set(form) - {"me"}
     if unknown:
         raise InputError(f"unknown field {sorted(unknown)[0]!r}")
     if get_orchestrator().busy(name):
         raise ConflictError(f"{name!r} is already being built; wait for it to finish")
-    _rate_limit("build", count=False)
+    rate_limit("build", count=False)
     _start_build(name, form.get("me") or chatbot.me)
-    _count("build")
+    count_use("build")
     return schemas.detail(get_registry().get(name)).model_dump(mode="json"), 202
 
 
@@ -317,7 +301,7 @@ def retrain_chatbot(name: str):
 )
 @blueprint.delete("/api/chatbots/<name>")
 def delete_chatbot(name: str):
-    _require_owner(name)
+    require_owner(name)
     get_orchestrator().delete(name)
     get_registry().delete(name)
     return schemas.Deleted(deleted=name).model_dump(mode="json")
@@ -327,8 +311,7 @@ def delete_chatbot(name: str):
 
 
 def _model_location(name: str, password: str | None):
-    chatbot = get_registry().get(name)
-    _check_password(chatbot, password)
+    chatbot = visible_chatbot(name, password)
     if not chatbot.servable:
         raise ConflictError(f"{name!r} has no model yet (phase {chatbot.phase.value})")
     storage = get_storage()

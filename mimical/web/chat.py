@@ -1,12 +1,23 @@
 """The web chat: a page at `/chat` talking to the same dialog engine as Messenger.
 
 The page posts each line to `POST /chat/messages` (`{"text": ...}`) and shows the
-`replies`; an empty text asks for the greeting. A visitor is an anonymous random
-id in an HttpOnly, SameSite=Strict cookie, so the session belongs to that
-browser; wrong passwords count against the visitor's address and the persona
-(shared with the API), so a fresh cookie starts no new count. Only JSON requests
-are accepted, which together with the SameSite cookie keeps other sites from
-posting on a visitor's behalf.
+`replies`; an empty text asks for the greeting. Only JSON requests are accepted,
+which together with the SameSite cookie keeps other sites from posting on a
+visitor's behalf.
+
+A visitor is known by a random id in an HttpOnly, SameSite=Strict cookie
+(`__Host-` prefixed and Secure over HTTPS), and only ids this server issued count:
+
+- nothing is stored and no cookie is set until the visitor picks a persona
+  (the engine keeps no "choosing" state for the web), so cookie-less requests
+  cannot fill Redis;
+- a cookie naming no live session is ignored, never adopted: an id planted in a
+  victim's browser (session fixation) gets no session;
+- unlocking a password-protected persona moves the session to a fresh id.
+
+Messages are limited per client address (`client_address`, which honours
+`Settings.trusted_proxy_hops`) and per visitor; wrong passwords count against the
+address and the persona (shared with the API), so a fresh cookie starts no new count.
 
 Run it with the other components through `mimical serve`, or alone:
 
@@ -17,7 +28,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, Flask, jsonify, make_response, render_template, request
+from flask import Blueprint, Flask, jsonify, render_template, request
 
 from mimical.errors import InputError, RateLimitedError
 from mimical.web.dialog_app import get_engine, get_resource
@@ -25,6 +36,8 @@ from mimical.web.resources import client_address
 
 CHANNEL = "web"
 VISITOR_COOKIE = "mimical_chat"
+# Over HTTPS the browser then refuses the cookie unless Secure, host-only and Path=/.
+SECURE_VISITOR_COOKIE = "__Host-mimical_chat"
 VISITOR_COOKIE_MAX_AGE = 24 * 3600
 
 blueprint = Blueprint(
@@ -38,53 +51,86 @@ blueprint = Blueprint(
 
 def init_app(app: Flask) -> None:
     """Defaults for this component; the dialog engine starts on first use (`dialog_app`)."""
-    # Messages per visitor (`limits` notation): a person types far slower; a script
-    # looping on the model is cut off.
+    # Messages (`limits` notation) per visitor: a person types far slower; a script looping
+    # on the model is cut off. Per address: several people behind one NAT, not a script
+    # that drops its cookie.
     app.config.setdefault("MIMICAL_CHAT_RATE_LIMIT", "30 per minute")
+    app.config.setdefault("MIMICAL_CHAT_ADDRESS_RATE_LIMIT", "120 per minute")
+    # New sessions (a persona picked without a cookie) per address: each is kept for a
+    # day, so this bounds what one address can store (a browser needs one a day).
+    app.config.setdefault("MIMICAL_CHAT_SESSION_RATE_LIMIT", "30 per hour")
 
 
-def _check_rate(visitor: str) -> None:
-    """Refuse with 429 past the rate limit, counted in Redis or memory like sessions."""
+# App config key of each chat limit.
+LIMIT_KEYS = {
+    "visitor": "MIMICAL_CHAT_RATE_LIMIT",
+    "address": "MIMICAL_CHAT_ADDRESS_RATE_LIMIT",
+    "session": "MIMICAL_CHAT_SESSION_RATE_LIMIT",
+}
+
+
+def _limits():
+    """The moving-window limiter (Redis or memory, like sessions) and the three limits."""
 
     def make(app: Flask):
         import limits
 
         from mimical.dialog.sessions import moving_window_limiter
 
-        limiter = moving_window_limiter(app.config["MIMICAL_SETTINGS"])
-        return limiter, limits.parse(app.config["MIMICAL_CHAT_RATE_LIMIT"])
+        return moving_window_limiter(app.config["MIMICAL_SETTINGS"]), {
+            kind: limits.parse(app.config[key]) for kind, key in LIMIT_KEYS.items()
+        }
 
-    limiter, limit = get_resource("chat_limiter", make)
-    # Per visitor, not per address: behind a proxy every visitor shares one address.
-    if not limiter.hit(limit, "chat", visitor):
-        raise RateLimitedError(f"too many messages, the limit is {limit}; try again soon")
+    return get_resource("chat_limiter", make)
 
 
-def _visitor() -> tuple[str, bool]:
-    """This browser's visitor id, and whether it is new (then the response sets it)."""
-    visitor = request.cookies.get(VISITOR_COOKIE, "")
-    if 16 <= len(visitor) <= 64 and visitor.replace("-", "").replace("_", "").isalnum():
-        return visitor, False
-    return secrets.token_urlsafe(24), True
+def _check_rate(visitor: str | None) -> None:
+    """Refuse with 429 past the address's or the visitor's message limit."""
+    limiter, limit_of = _limits()
+    counts = [(limit_of["address"], "chat-address", client_address())]
+    if visitor is not None:
+        counts.append((limit_of["visitor"], "chat", visitor))
+    for limit, *keys in counts:
+        if not limiter.hit(limit, *keys):
+            raise RateLimitedError(f"too many messages, the limit is {limit}; try again soon")
 
 
-def _with_visitor(response, visitor: str, new: bool):
-    if new:
-        response.set_cookie(
-            VISITOR_COOKIE,
-            visitor,
-            max_age=VISITOR_COOKIE_MAX_AGE,
-            httponly=True,
-            samesite="Strict",
-            secure=request.is_secure,
-        )
+def _count_new_session(engine, visitor: str) -> None:
+    """Count a session this address started; past the limit, drop it again and 429."""
+    limiter, limit_of = _limits()
+    if not limiter.hit(limit_of["session"], "chat-session", client_address()):
+        engine.forget(CHANNEL, visitor)
+        raise RateLimitedError("too many new chats from your address; try again later")
+
+
+def _cookie_name() -> str:
+    return SECURE_VISITOR_COOKIE if request.is_secure else VISITOR_COOKIE
+
+
+def _visitor(engine) -> str | None:
+    """This browser's visitor id if it names a live session the server issued, else None."""
+    visitor = request.cookies.get(_cookie_name(), "")
+    if not (16 <= len(visitor) <= 64 and visitor.replace("-", "").replace("_", "").isalnum()):
+        return None
+    return visitor if engine.has_session(CHANNEL, visitor) else None
+
+
+def _set_visitor(response, visitor: str):
+    response.set_cookie(
+        _cookie_name(),
+        visitor,
+        max_age=VISITOR_COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.is_secure,
+    )
     return response
 
 
 @blueprint.get("/chat")
 def page():
-    visitor, new = _visitor()
-    return _with_visitor(make_response(render_template("chat/chat.html")), visitor, new)
+    return render_template("chat/chat.html")
 
 
 @blueprint.post("/chat/messages")
@@ -92,9 +138,21 @@ def message():
     body = request.get_json(silent=True) if request.is_json else None
     if not isinstance(body, dict) or not isinstance(body.get("text", ""), str):
         raise InputError('send JSON like {"text": "hello"}')
-    visitor, new = _visitor()
-    _check_rate(visitor)
     engine = get_engine()
-    replies = engine.handle(CHANNEL, visitor, body.get("text", ""), client=client_address())
-    response = jsonify(replies=replies, state=engine.state(CHANNEL, visitor))
-    return _with_visitor(response, visitor, new)
+    known = _visitor(engine)
+    _check_rate(known)
+    visitor = known or secrets.token_urlsafe(24)  # stored only if the engine keeps state
+    before = engine.state(CHANNEL, visitor) if known else "choosing"
+    replies = engine.handle(
+        CHANNEL, visitor, body.get("text", ""), client=client_address(), greeted=True
+    )
+    state = engine.state(CHANNEL, visitor)
+    if not known and state != "choosing":
+        _count_new_session(engine, visitor)
+    if known and before == "password" and state == "chatting":
+        visitor = secrets.token_urlsafe(24)  # unlocked: a new id, the old one is worthless
+        engine.move(CHANNEL, known, visitor)
+    response = jsonify(replies=replies, state=state)
+    if state != "choosing" and visitor != known:
+        _set_visitor(response, visitor)
+    return response

@@ -1,17 +1,33 @@
 """Prometheus metrics for one Flask app, served at `/metrics`.
 
 Each app gets its own `CollectorRegistry` (tests run several apps in one
-process). Counted for every request of every component: requests by endpoint,
-method and status, and latency; at scrape time, chatbots by phase.
+process). The web ports face the internet, so `/metrics` (endpoints, volumes, how
+many chatbots build) answers 404 to anyone but loopback clients, unless the scraper
+sends `Authorization: Bearer MIMICAL_METRICS_TOKEN`. Counted for every request of
+every component: requests by endpoint, method and status, and latency; at scrape
+time, chatbots by phase.
 
     curl http://127.0.0.1:8080/metrics
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import time
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, abort, g, request
+
+
+def _may_scrape(token: str) -> bool:
+    """A loopback client (a sidecar, `kubectl port-forward`, tests), or the right token."""
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    if token and scheme.lower() == "bearer":
+        return hmac.compare_digest(sent.strip().encode(), token.encode())
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
 
 
 def init_metrics(app: Flask):
@@ -71,6 +87,8 @@ def init_metrics(app: Flask):
         return response
 
     def metrics():
+        if not _may_scrape(app.config["MIMICAL_SETTINGS"].metrics_token):
+            abort(404)  # as if there were none: nothing to probe for
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
     app.add_url_rule("/metrics", "metrics", metrics)

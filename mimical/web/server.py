@@ -175,6 +175,9 @@ def run_gunicorn(listener: socket.socket, make_app: Callable, close_app: Callabl
 # (`gunicorn -c python:mimical.web.gunicorn_config`).
 WORKER_SETTINGS = {
     "worker_class": f"{__name__}.BoundedThreadWorker",
+    # gunicorn's default format logs the request line with its query string (Messenger's
+    # `hub.verify_token`) and the Referer: the path alone says what was asked.
+    "access_log_format": '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"',
     "threads": SERVER_THREADS,
     "timeout": WORKER_TIMEOUT_SECONDS,
     "keepalive": KEEPALIVE_SECONDS,

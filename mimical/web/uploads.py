@@ -4,8 +4,10 @@ The API must refuse a bad upload *before* answering 202, with nothing stored, so
 these checks run in the request; they stream and never hold a whole file in
 memory:
 
-- size: Flask's `MAX_CONTENT_LENGTH` (413) stops the body; werkzeug spools the
-  file part to disk as it arrives;
+- size: Flask's `MAX_CONTENT_LENGTH` (413) stops the body; the file part is spooled
+  to disk once as it arrives (`UploadRequest`), then hard-linked, never copied;
+- concurrency: `UploadSlots` lets this process receive only a few uploads at once
+  (429 past that), so uploads cannot fill the pod's scratch volume;
 - empty files (422), unreadable zips (422), unsafe member names (422) and zip
   bombs (413) — the zip checks are the importer's own (`mimical.corpus.sources`);
 - content sniffing (415): a zip, a JSON document or UTF-8 text, else not an export;
@@ -23,16 +25,20 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import os
 import shutil
 import tempfile
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from flask import Request
 from werkzeug.datastructures import FileStorage as UploadedFile
 from werkzeug.utils import secure_filename
 
-from mimical.errors import InputError, TooLargeError, UnsupportedFormatError
+from mimical.errors import InputError, RateLimitedError, TooLargeError, UnsupportedFormatError
 from mimical.storage import Storage, upload_key
 
 CHUNK_BYTES = 1024 * 1024
@@ -42,6 +48,43 @@ UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 # File systems allow 255 bytes per name; exports are named like "result.json".
 FILENAME_MAX_CHARS = 100
+
+
+class UploadRequest(Request):
+    """A request whose file parts go straight to a named file on disk.
+
+    werkzeug's default is an anonymous temp file, which `received_export` had to copy:
+    a 512 MiB upload took 1 GiB of scratch space. A named one can be hard-linked.
+    """
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, **_):
+        return tempfile.NamedTemporaryFile("wb+", prefix="mimical-upload-part-")
+
+
+class UploadSlots:
+    """Uploads this process receives at once: at most `total`, `per_client` from one address.
+
+    Each upload takes up to `upload_max_bytes` of the pod's scratch volume until it is
+    in storage; the chart sizes that volume for one upload per gunicorn worker.
+    """
+
+    def __init__(self, total: int, per_client: int):
+        self.total, self.per_client = total, per_client
+        self._lock = threading.Lock()
+        self._busy: Counter[str] = Counter()
+
+    def acquire(self, client: str) -> None:
+        """Take a slot for `client`, or raise `RateLimitedError` (429) if none is free."""
+        with self._lock:
+            if sum(self._busy.values()) >= self.total or self._busy[client] >= self.per_client:
+                raise RateLimitedError("too many uploads at once; try again when one is done")
+            self._busy[client] += 1
+
+    def release(self, client: str) -> None:
+        with self._lock:
+            self._busy[client] -= 1
+            if self._busy[client] <= 0:
+                del self._busy[client]
 
 
 def _chunks(stream, size: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -145,12 +188,24 @@ def received_export(upload: UploadedFile | None):
     scratch = Path(tempfile.mkdtemp(prefix="mimical-upload-"))
     try:
         path = scratch / filename
-        with path.open("wb") as out:
-            shutil.copyfileobj(upload.stream, out, CHUNK_BYTES)
+        _save(upload, path)
         check_export(path, filename)
         yield path
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _save(upload: UploadedFile, path: Path) -> None:
+    """Give the spooled part (`UploadRequest`) a second name; copy only if that fails."""
+    spooled = getattr(upload.stream, "name", None)
+    if isinstance(spooled, str) and os.path.isfile(spooled):
+        upload.stream.flush()
+        with contextlib.suppress(OSError):  # e.g. another file system: copy below
+            os.link(spooled, path)
+            return
+    upload.stream.seek(0)
+    with path.open("wb") as out:
+        shutil.copyfileobj(upload.stream, out, CHUNK_BYTES)
 
 
 def store_upload(storage: Storage, name: str, path: Path, max_bytes: int) -> str:

@@ -25,6 +25,10 @@ TEST_CONFIG = {
     "TESTING": True,
     "MIMICAL_PASSWORD_RATE_LIMIT": "1000/minute",
     "MIMICAL_BUILD_RATE_LIMIT": "1000/minute",
+    "MIMICAL_UPLOAD_RATE_LIMIT": "1000/minute",
+    # Some tests race uploads on purpose (tests/hostile checks the one-slot default).
+    "MIMICAL_UPLOADS_AT_ONCE": 8,
+    "MIMICAL_UPLOADS_AT_ONCE_PER_CLIENT": 8,
 }
 
 

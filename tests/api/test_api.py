@@ -10,6 +10,8 @@ import pytest
 
 from tests.api.conftest import wait_for_phase
 
+GENERIC_IMPORT_FAILURE = "build failed: the export could not be used (the owner token shows why)"
+
 
 def upload(client, export_zip, **fields):
     with export_zip.open("rb") as export:
@@ -28,8 +30,10 @@ def test_create_answers_202_with_owner_token_then_failed_import_keeps_nothing(
     assert len(body["owner_token"]) >= 32
     failed = wait_for_phase(client, "ghost", {"Failed", "Ready"}, timeout=120)
     assert failed["phase"] == "Failed"
-    assert "Nobody In This Chat" in failed["message"]
-    assert storage.list("") == []  # upload removed, no corpus, no model
+    assert failed["message"] == GENERIC_IMPORT_FAILURE  # anyone may read a public status
+    owner = {"Authorization": f"Bearer {body['owner_token']}"}
+    assert "Nobody In This Chat" in client.get("/api/chatbots/ghost", headers=owner).json["message"]
+    assert storage.list("") == ["training/ghost/failure.txt"]  # the reason; no upload or model
     assert failed["model_version"] is None
 
 
@@ -110,7 +114,7 @@ def test_delete_needs_owner_token_and_removes_everything(client, registered, sto
     assert ok.status_code == 200 and ok.get_json() == {"deleted": "alice"}
     assert storage.list("") == ["models/alicia/1/saved_model.pb"]
     assert registry.find("alice") is None
-    assert client.get("/api/chatbots/alice").status_code == 404
+    assert client.get("/api/chatbots/alice").status_code == 401  # as if private
 
 
 def test_retrain_needs_owner_token(client, registered, export_zip):
@@ -124,19 +128,35 @@ def test_retrain_needs_owner_token(client, registered, export_zip):
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("get", "/api/chatbots/nobody"),
-        ("get", "/api/chatbots/nobody/model"),
-        ("delete", "/api/chatbots/nobody"),
-        ("get", "/no/such/page"),
-    ],
-)
-def test_not_found_has_the_error_shape(client, method, path):
-    response = getattr(client, method)(path)
+def test_not_found_has_the_error_shape(client):
+    response = client.get("/no/such/page")
     assert response.status_code == 404
     assert set(response.get_json()) == {"error", "message"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("get", "/api/chatbots/{name}", {}),
+        ("get", "/api/chatbots/{name}", {"X-Chatbot-Password": "guess"}),
+        ("get", "/api/chatbots/{name}", {"Authorization": "Bearer guess"}),
+        ("get", "/api/chatbots/{name}/model", {}),
+        ("get", "/api/chatbots/{name}/model", {"X-Chatbot-Password": "guess"}),
+        ("get", "/getPublicModel/{name}", {}),
+        ("delete", "/api/chatbots/{name}", {"Authorization": "Bearer guess"}),
+        ("patch", "/api/chatbots/{name}", {"Authorization": "Bearer guess"}),
+    ],
+)
+def test_unknown_and_private_chatbots_answer_alike(client, registered, method, path, headers):
+    registered("hidden", public=False, password="pw-hidden")
+
+    def answer(name):
+        response = getattr(client, method)(path.format(name=name), headers=headers)
+        body = response.get_json()
+        return response.status_code, body["error"], body["message"].replace(repr(name), "NAME")
+
+    assert answer("hidden") == answer("nobody")
+    assert answer("hidden")[0] == 401
 
 
 def test_operations_endpoints(client, registered):
@@ -174,7 +194,7 @@ def test_password_guessing_is_rate_limited_in_redis(make_app, settings, redis_ur
     limited = client.get("/api/chatbots/locked/model", headers={"X-Chatbot-Password": "right"})
     assert limited.status_code == 429 and limited.get_json()["error"] == "too_many_requests"
     # Another chatbot is limited separately, and the counters live in Redis.
-    assert client.get("/api/chatbots/other/model").status_code == 404
+    assert client.get("/api/chatbots/other/model").status_code == 401
     assert redis.Redis.from_url(redis_url).keys("*locked*")
 
 
@@ -197,7 +217,7 @@ def test_delete_during_build_stops_it_and_keeps_nothing(app, client, export_zip,
             time.sleep(0.05)
         assert not orchestrator.busy("shortlived")
     assert storage.list("") == []
-    assert client.get("/api/chatbots/shortlived").status_code == 404
+    assert client.get("/api/chatbots/shortlived").status_code == 401
 
 
 def test_builds_are_rate_limited_per_client_and_refused_uploads_are_free(

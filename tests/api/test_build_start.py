@@ -78,9 +78,13 @@ def test_failure_message_names_only_the_file_within_the_export(client, settings,
         )
     assert created.status_code == 202, created.get_json()
 
-    # Public: anyone may read this message.
+    # Public: anyone reads a generic line; a Messenger folder is named after a chat partner.
     failed = wait_for_phase(client, "public-bot", {"Failed", "Ready"}, timeout=120)
-
     assert failed["phase"] == "Failed"
-    assert failed["message"] == f"export.zip:{member}: no 'messages' list"
-    assert str(settings.home) not in failed["message"]
+    assert failed["message"] == (
+        "build failed: the export could not be used (the owner token shows why)"
+    )
+    owner = {"Authorization": f"Bearer {created.get_json()['owner_token']}"}
+    detail = client.get("/api/chatbots/public-bot", headers=owner).get_json()["message"]
+    assert detail == f"export.zip:{member}: no 'messages' list"
+    assert str(settings.home) not in detail

@@ -97,4 +97,4 @@ def test_create_ready_chat_retrain_delete(flow_app, export_zip):
     deleted = client.delete(f"/api/chatbots/{NAME}", headers=owner)
     assert deleted.status_code == 200
     assert storage.list("") == []
-    assert client.get(f"/api/chatbots/{NAME}").status_code == 404
+    assert client.get(f"/api/chatbots/{NAME}").status_code == 401  # gone: as if private

@@ -61,5 +61,8 @@ def test_failed_build_leaves_bucket_empty(s3_app, s3_endpoint, s3_bucket, export
         )
     assert response.status_code == 202
     failed = wait_for_phase(client, "ghost", {"Failed", "Ready"}, timeout=120)
-    assert failed["phase"] == "Failed" and "Nobody Here" in failed["message"]
-    assert bucket_keys(s3_endpoint, s3_bucket) == []
+    assert failed["phase"] == "Failed" and "Nobody Here" not in failed["message"]
+    owner = {"Authorization": f"Bearer {response.get_json()['owner_token']}"}
+    assert "Nobody Here" in client.get("/api/chatbots/ghost", headers=owner).json["message"]
+    # Only the owner's copy of the reason is left.
+    assert [key for key in bucket_keys(s3_endpoint, s3_bucket) if "failure" not in key] == []

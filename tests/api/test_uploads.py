@@ -65,6 +65,7 @@ def test_impossible_telegram_time_fails_the_build_cleanly(client):
         content_type="multipart/form-data",
     )
     assert response.status_code == 202, response.get_json()
-    body = wait_for_phase(client, "timey", {"Failed", "Ready"})
+    owner = {"Authorization": f"Bearer {response.get_json()['owner_token']}"}
+    body = wait_for_phase(client, "timey", {"Failed", "Ready"}, headers=owner)
     assert body["phase"] == "Failed"
     assert words in body["message"] and "Traceback" not in body["message"]

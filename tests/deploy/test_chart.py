@@ -330,3 +330,21 @@ def test_tfserving_starts_from_a_config_it_can_parse(rendered):
     config = text_format.Parse(data["models.config"], model_server_config_pb2.ModelServerConfig())
     assert len(config.model_config_list.config) == 0
     assert json.loads(data["models.json"]) == {}
+
+
+def test_web_pods_trust_the_ingress_and_redis_never_evicts(helm):
+    """Behind the ingress each client counts as itself; a full Redis refuses, never evicts."""
+    objects = render(helm, VARIANTS["default"])
+    checked = set()
+    for _, spec in pod_specs(objects):
+        for container in spec["containers"]:
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            if container["name"] in ("backend", "webhook"):
+                assert env["MIMICAL_TRUSTED_PROXY_HOPS"] == "1"
+                checked.add(container["name"])
+            if container["name"] == "redis":
+                checked.add("redis")
+                args = container["args"]
+                assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+                assert args[args.index("--maxmemory") + 1] == "200mb"
+    assert checked == {"backend", "webhook", "redis"}

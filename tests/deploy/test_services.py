@@ -75,3 +75,6 @@ def test_webhook_serves_the_chat_page_and_messenger_handshake(tmp_path, redis_ur
         assert get(f"{base}/webhook?{query}") == (200, "4242")
     finally:
         stop_server(process)
+    # The access log names the path, never the query with its verify token.
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert '"GET /webhook HTTP/1.1" 200' in log and "verify-me" not in log

@@ -61,7 +61,7 @@ def test_upload_becomes_a_chatbot_the_operator_serves(
     assert deleted.status_code == 200
     wait_for("the resource to go", lambda: kubectl.chatbot("alice") is None)
     assert storage.list("uploads/alice/") == [] and storage.list("models/alice/") == []
-    assert client.get("/api/chatbots/alice").status_code == 404
+    assert client.get("/api/chatbots/alice").status_code == 401  # gone: as if private
 
 
 def test_chat_only_app_reads_chatbots_without_building_an_orchestrator(
@@ -85,3 +85,25 @@ def test_chat_only_app_reads_chatbots_without_building_an_orchestrator(
     finally:
         close_dialog(app)
         close_resources(app)
+
+
+def test_a_password_change_rotates_the_secret_and_starts_no_build(client, kubectl, export_zip):
+    from mimical.kube.registry import KubernetesRegistry
+
+    with open(export_zip, "rb") as export:
+        data = {"name": "vault", "password": "old", "export": (export, "export.zip")}
+        created = client.post("/api/chatbots", data=data, content_type="multipart/form-data")
+    assert created.status_code == 202, created.get_json()
+    owner = {"Authorization": f"Bearer {created.get_json()['owner_token']}"}
+    before = kubectl.chatbot("vault")["metadata"]
+    registry = KubernetesRegistry.connect(client.application.config["MIMICAL_SETTINGS"])
+    stamp = registry.get("vault").access_stamp
+
+    changed = client.patch("/api/chatbots/vault", json={"password": "new"}, headers=owner)
+
+    assert changed.status_code == 200, changed.get_json()
+    after = kubectl.chatbot("vault")["metadata"]
+    assert after["generation"] == before["generation"]  # an annotation: no new training Job
+    assert registry.verify_password("vault", "new") and not registry.verify_password("vault", "old")
+    assert registry.get("vault").access_stamp != stamp  # chats opened before are over
+    registry.close()

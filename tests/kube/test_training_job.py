@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from mimical.build import read_failure
 from mimical.kube import artifacts
 from mimical.kube.training_job import TrainingRequest, main, run
 from mimical.storage import model_versions, next_version, progress_key
@@ -61,17 +62,21 @@ def test_bad_export_fails_with_its_reason_and_stores_no_model(
     assert main(env) == 2
 
     message = capsys.readouterr().err
-    assert message.startswith("mimical training: error: ") and "export.zip" in message
+    generic = "build failed: the export could not be used (the owner token shows why)"
+    # Logs, the progress file (→ status) and the termination message name nothing.
+    assert message == f"mimical training: error: {generic}\n"
     progress = artifacts.read_json(storage, progress_key("alice", "alice-train-1"))
     assert progress["step"] == "failed" and progress["imported"] is False
-    # The scratch path the Job downloaded to stays out of the reason (and so out of status).
-    assert progress["message"].startswith("export.zip: not a readable zip file")
+    assert progress["message"] == generic
+    # The owner's detail, without the scratch path the Job downloaded to.
+    assert read_failure(storage, "alice").startswith("export.zip: not a readable zip file")
     assert storage.list("models/alice/") == []
 
 
 def test_missing_source_is_a_clear_error(operator_settings, storage, capsys):
     env = job_env(operator_settings, storage.url("uploads/alice/9/missing.zip"))
     assert main(env) == 2
-    assert "missing.zip: no such object" in capsys.readouterr().err
+    assert "build failed: the export was not found" in capsys.readouterr().err
+    assert "missing.zip: no such object" in read_failure(storage, "alice")
     assert main({}) == 2
     assert "MIMICAL_CHATBOT and MIMICAL_SOURCE not set" in capsys.readouterr().err

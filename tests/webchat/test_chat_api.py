@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mimical.dialog.engine import GREETING, PASSWORD_PROMPT, SHOW_ALL_HINT
 from tests.serving.fixtures import PASSWORD, PRIVATE
 
@@ -10,13 +12,16 @@ def say(client, text):
     return client.post("/chat/messages", json={"text": text})
 
 
-def test_page_sets_an_httponly_strict_visitor_cookie(client):
+def test_a_cookie_is_set_only_once_a_persona_is_picked(client):
     response = client.get("/chat")
     assert response.status_code == 200
     assert b'id="messages"' in response.data
-    cookie = response.headers["Set-Cookie"]
-    assert "mimical_chat=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Set-Cookie" not in response.headers
     assert client.get("/chat/static/chat.js").status_code == 200
+    assert "Set-Cookie" not in say(client, "").headers  # the greeting keeps nothing
+    cookie = say(client, PRIVATE).headers["Set-Cookie"]
+    assert "mimical_chat=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Path=/" in cookie
 
 
 def test_empty_text_gets_the_greeting(client):
@@ -50,16 +55,25 @@ def test_bad_requests_get_json_errors(client):
     assert client.post("/chat/messages", json={"text": 5}).status_code == 422
 
 
-def test_message_rate_is_limited_per_visitor(chat_settings, personas):
+@pytest.mark.parametrize(
+    ("limits", "cookie"),
+    [({"MIMICAL_CHAT_RATE_LIMIT": "3 per minute"}, True), ({}, False)],
+    ids=["per-visitor", "per-address"],
+)
+def test_message_rate_is_limited_per_visitor_and_per_address(
+    chat_settings, personas, limits, cookie
+):
     from mimical.web import create_app
     from mimical.web.dialog_app import close_dialog
 
-    app = create_app(
-        chat_settings,
-        components=["chat"],
-        test_config={"TESTING": True, "MIMICAL_CHAT_RATE_LIMIT": "3 per minute"},
-    )
+    config = {"MIMICAL_CHAT_ADDRESS_RATE_LIMIT": "3 per minute", **limits}
+    if cookie:
+        config["MIMICAL_CHAT_ADDRESS_RATE_LIMIT"] = "100 per minute"
+    app = create_app(chat_settings, components=["chat"], test_config={"TESTING": True, **config})
     client = app.test_client()
+    if cookie:  # a visitor with a session: counted per cookie
+        assert say(client, PRIVATE).status_code == 200
+    # Without a cookie, nothing is kept: the address is counted.
     assert [say(client, "%help").status_code for _ in range(3)] == [200] * 3
     response = say(client, "%help")
     assert response.status_code == 429

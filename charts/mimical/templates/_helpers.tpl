@@ -149,6 +149,8 @@ seccompProfile:
   value: {{ .Values.publicUrl | quote }}
 - name: MIMICAL_CHATBOT_SECRETS
   value: {{ include "mimical.chatbotSecrets" . | quote }}
+- name: MIMICAL_TRUSTED_PROXY_HOPS
+  value: {{ .Values.trustedProxyHops | quote }}
 - name: MIMICAL_HOME
   value: /tmp/mimical
 {{ include "mimical.storageEnv" . }}
