@@ -180,3 +180,16 @@ def test_a_damaged_or_unwritable_cache_is_rebuilt(reference, tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("")
     assert cached_reference(blocked / "reference.npz", build).words == reference.words
+
+
+def test_ks_distance_is_scipys_statistic_and_quiet_on_one_reply():
+    from scipy.stats import ks_2samp
+
+    from mimical.model.sense import ks_distance
+
+    rng = random.Random(0)
+    for _ in range(20):
+        a = [rng.randint(0, 20) for _ in range(rng.randint(1, 40))]
+        b = [rng.randint(0, 25) for _ in range(rng.randint(1, 40))]
+        assert ks_distance(a, b) == pytest.approx(ks_2samp(a, b).statistic)
+    assert ks_distance([3], [3]) == 0 and ks_distance([1], [2]) == 1

@@ -56,7 +56,7 @@ def test_status_and_metadata_follow_tf_serving(served_models):
     assert {"reply", "serving_default"} <= set(signatures.signature_def)
     reply = signatures.signature_def["reply"]
     assert set(reply.inputs) == {"context", "temperature", "max_chars", "seed"}
-    assert set(reply.outputs) == {"reply"}
+    assert set(reply.outputs) == {"reply", "retrieved"}
     channel.close()
 
 
