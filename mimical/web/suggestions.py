@@ -31,7 +31,8 @@ from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS
 from mimical.corpus.scrub import Scrubber
 from mimical.dialog.engine import MESSAGE_MAX_CHARS, REPLY_TIMEOUT_SECONDS
 from mimical.errors import ConflictError
-from mimical.web.api import _json_body, _rate_limit, _require_owner
+from mimical.web.access import rate_limit, require_owner
+from mimical.web.api import _json_body
 from mimical.web.dialog_app import get_models
 from mimical.web.openapi import OWNER_TOKEN, documented
 
@@ -116,14 +117,14 @@ def distinct_drafts(ask, count: int) -> list[str]:
 @documented(
     "Reply drafts in the owner's voice for a conversation (nothing stored)",
     ok={200: ("distinct drafts", SuggestionsOut)},
-    errors=[400, 401, 404, 409, 415, 422, 429, 503],
+    errors=[400, 401, 409, 415, 422, 429, 503],
     body=SuggestionsBody,
     security=OWNER_TOKEN,
 )
 @blueprint.post("/api/chatbots/<name>/suggestions")
 def suggest(name: str):
-    chatbot = _require_owner(name)
-    _rate_limit("suggestions", name)
+    chatbot = require_owner(name)
+    rate_limit("suggestions", name)
     body = _json_body(SuggestionsBody)
     if not chatbot.servable:
         raise ConflictError(f"{name!r} has no model yet (phase {chatbot.phase.value})")

@@ -88,8 +88,9 @@ def test_another_chatbots_token_is_refused(client, tokens):
 
 
 def test_unknown_and_unready_chatbots(client, tokens):
+    # Unknown names answer as a wrong owner token does: the API names no chatbot it has not.
     unknown = post(client, {"turns": TURNS}, tokens[PUBLIC], url="/api/chatbots/nobody/suggestions")
-    assert unknown.status_code == 404 and unknown.get_json()["error"] == "not_found"
+    assert unknown.status_code == 401 and "owner token" in unknown.get_json()["message"]
     building = post(
         client, {"turns": TURNS}, tokens["building"], url="/api/chatbots/building/suggestions"
     )
@@ -213,7 +214,7 @@ def test_the_openapi_document_describes_it(client):
     document = client.get("/openapi.json").get_json()
     operation = document["paths"]["/api/chatbots/{name}/suggestions"]["post"]
     assert operation["security"] == [{"ownerToken": []}]
-    assert {"401", "404", "409", "422", "429"} <= set(operation["responses"])
+    assert {"401", "409", "422", "429"} <= set(operation["responses"])
     turn = document["components"]["schemas"]["Turn"]
     assert turn["properties"]["from"]["enum"] == ["me", "them"]
     body = document["components"]["schemas"]["SuggestionsBody"]

@@ -63,7 +63,7 @@ def test_an_upload_in_progress_holds_the_only_slot(make_app):
             b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nslow\r\n'
         )
         client = app.test_client()
-        for _ in range(100):  # until the server took the slot for the slow one
+        for _ in range(600):  # until the server took the slot for the slow one (30 s)
             refused = junk_upload(client, "second")
             if refused.status_code == 429:
                 break
@@ -74,7 +74,7 @@ def test_an_upload_in_progress_holds_the_only_slot(make_app):
             "message": "too many uploads at once; try again when one is done",
         }
         slow.close()  # the slow upload ends: its slot is free again
-        for _ in range(100):
+        for _ in range(600):
             freed = junk_upload(client, "third")
             if freed.status_code != 429:
                 break
