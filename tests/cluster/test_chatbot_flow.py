@@ -150,4 +150,5 @@ def test_chatbot_from_upload_to_ready_to_deleted(
         "the Chatbot's Job to be collected",
         lambda: get_json(control_plane, namespace, "job", job, check=False) is None,
     )
-    assert requests.get(f"{backend}/api/chatbots/{name}", timeout=10).status_code == 404
+    # Gone: the API answers as for any name it will not confirm (401, no enumeration).
+    assert requests.get(f"{backend}/api/chatbots/{name}", timeout=10).status_code == 401
