@@ -14,10 +14,8 @@ import pytest
 
 from mimical.dialog.engine import ENDED, NOW_CHATTING, PASSWORD_PROMPT
 from mimical.registry import Phase
-from mimical.web import create_app
 from mimical.web.chat import VISITOR_COOKIE
-from mimical.web.dialog_app import close_dialog, get_engine
-from mimical.web.resources import close_resources
+from mimical.web.dialog_app import get_engine
 from tests.serving.fixtures import *  # noqa: F403 (chat_settings, personas, served_models)
 from tests.serving.fixtures import PASSWORD, PRIVATE
 
@@ -30,22 +28,6 @@ AMBIGUOUS_CHATS = {
     "Chat with Cat.txt": [f"12/01/2023, 10:00 - {FRIENDS[1]}: hi", "12/01/2023, 10:01 - Dan: yo"],
     "Chat with Eve.txt": [f"12/01/2023, 11:00 - {FRIENDS[1]}: hi", "12/01/2023, 11:01 - Eve: yo"],
 }
-
-
-@pytest.fixture
-def make_app(chat_settings, personas):
-    apps = []
-
-    def make(components=("api", "chat"), settings=chat_settings, **config):
-        test_config = {"TESTING": True, **config}
-        app = create_app(settings, components=components, test_config=test_config)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        close_dialog(app)
-        close_resources(app)
 
 
 def say(client, text, **kwargs):
@@ -71,13 +53,13 @@ def unlocked_chat(app, password: str = PASSWORD):
 # ---------------------------------------------------------------- build failures
 
 
-def test_a_failed_build_names_no_friend_but_to_its_owner(make_app, personas, caplog):
+def test_a_failed_build_names_no_friend_but_to_its_owner(make_chat_app, personas, caplog):
     export = io.BytesIO()
     with zipfile.ZipFile(export, "w") as archive:
         for name, lines in AMBIGUOUS_CHATS.items():
             archive.writestr(name, "\n".join(lines) + "\n")
     export.seek(0)
-    client = make_app(components=("api",)).test_client()
+    client = make_chat_app(components=("api",)).test_client()
     created = client.post(
         "/api/chatbots",
         data={"name": "pals", "public": "true", "export": (export, "export.zip")},
@@ -102,9 +84,9 @@ def test_a_failed_build_names_no_friend_but_to_its_owner(make_app, personas, cap
 # ---------------------------------------------------------------- sessions end
 
 
-def test_a_password_change_ends_chats_opened_with_the_old_one(make_app, personas):
+def test_a_password_change_ends_chats_opened_with_the_old_one(make_chat_app, personas):
     token = recreate(personas, PRIVATE, PASSWORD)
-    app = make_app()
+    app = make_chat_app()
     friend = unlocked_chat(app)
     owner = {"Authorization": f"Bearer {token}"}
 
@@ -120,8 +102,8 @@ def test_a_password_change_ends_chats_opened_with_the_old_one(make_app, personas
     unlocked_chat(app, "brand new")
 
 
-def test_a_name_deleted_and_created_again_lets_no_old_chat_in(make_app, personas):
-    app = make_app()
+def test_a_name_deleted_and_created_again_lets_no_old_chat_in(make_chat_app, personas):
+    app = make_chat_app()
     friend = unlocked_chat(app)
     with app.app_context():  # Messenger talks to the same engine
         engine = get_engine()
@@ -149,12 +131,12 @@ def test_a_name_deleted_and_created_again_lets_no_old_chat_in(make_app, personas
     ],
 )
 def test_a_password_change_needs_the_owner_token_and_a_valid_password(
-    make_app, personas, headers, body, status
+    make_chat_app, personas, headers, body, status
 ):
     token = recreate(personas, PRIVATE, PASSWORD)
     if headers == "owner":
         headers = {"Authorization": f"Bearer {token}"}
-    client = make_app(components=("api",)).test_client()
+    client = make_chat_app(components=("api",)).test_client()
     if isinstance(body, dict):
         response = client.patch(f"/api/chatbots/{PRIVATE}", json=body, headers=headers)
     else:
@@ -164,9 +146,9 @@ def test_a_password_change_needs_the_owner_token_and_a_valid_password(
     assert personas.verify_password(PRIVATE, PASSWORD)  # unchanged
 
 
-def test_a_chatbot_without_a_password_gets_none_by_patch(make_app, personas):
+def test_a_chatbot_without_a_password_gets_none_by_patch(make_chat_app, personas):
     _, token = personas.create("open", public=True)
-    client = make_app(components=("api",)).test_client()
+    client = make_chat_app(components=("api",)).test_client()
     response = client.patch(
         "/api/chatbots/open", json={"password": "x"}, headers={"Authorization": f"Bearer {token}"}
     )
@@ -176,11 +158,11 @@ def test_a_chatbot_without_a_password_gets_none_by_patch(make_app, personas):
 # ---------------------------------------------------------------- web cookies
 
 
-def test_cookie_less_chat_requests_create_no_redis_keys(make_app, chat_settings, redis_url):
+def test_cookie_less_chat_requests_create_no_redis_keys(make_chat_app, chat_settings, redis_url):
     import redis
 
     settings = chat_settings.with_overrides(redis_url=redis_url)
-    client = make_app(components=("chat",), settings=settings).test_client()
+    client = make_chat_app(components=("chat",), settings=settings).test_client()
     store = redis.Redis.from_url(redis_url)
     before = set(store.keys("*"))
     for text in ["", "%show all", "%help", "nobody", "%restart"] * 20:
@@ -192,8 +174,8 @@ def test_cookie_less_chat_requests_create_no_redis_keys(make_app, chat_settings,
     assert len(new) <= 1 and not any(key.startswith(b"mimical:web:") for key in new)
 
 
-def test_a_planted_cookie_is_never_adopted_and_unlocking_rotates_the_id(make_app):
-    app = make_app(components=("chat",))
+def test_a_planted_cookie_is_never_adopted_and_unlocking_rotates_the_id(make_chat_app):
+    app = make_chat_app(components=("chat",))
     client = app.test_client()
     planted = "attacker-chosen-id-0123456789"
     client.set_cookie(VISITOR_COOKIE, planted)
@@ -211,8 +193,10 @@ def test_a_planted_cookie_is_never_adopted_and_unlocking_rotates_the_id(make_app
         assert get_engine().state("web", unlocked) == "chatting"
 
 
-def test_over_https_the_cookie_is_host_only_and_secure_and_hsts_is_sent(make_app, chat_settings):
-    app = make_app(settings=chat_settings.with_overrides(trusted_proxy_hops=1))
+def test_over_https_the_cookie_is_host_only_and_secure_and_hsts_is_sent(
+    make_chat_app, chat_settings
+):
+    app = make_chat_app(settings=chat_settings.with_overrides(trusted_proxy_hops=1))
     client = app.test_client()
     https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.1"}
     response = say(client, PRIVATE, headers=https)
@@ -223,9 +207,9 @@ def test_over_https_the_cookie_is_host_only_and_secure_and_hsts_is_sent(make_app
     assert "Strict-Transport-Security" not in say(client, "").headers  # plain HTTP
 
 
-def test_answers_carrying_owner_tokens_are_never_cached(make_app, personas):
+def test_answers_carrying_owner_tokens_are_never_cached(make_chat_app, personas):
     token = recreate(personas, PRIVATE, PASSWORD)
-    client = make_app(components=("api",)).test_client()
+    client = make_chat_app(components=("api",)).test_client()
     owner = {"Authorization": f"Bearer {token}"}
     for response in (
         client.get(f"/api/chatbots/{PRIVATE}", headers=owner),
@@ -239,14 +223,14 @@ def test_answers_carrying_owner_tokens_are_never_cached(make_app, personas):
 
 
 def test_fifty_concurrent_guesses_are_all_counted_before_any_is_checked(
-    make_app, chat_settings, personas, redis_url
+    make_chat_app, chat_settings, personas, redis_url
 ):
     from concurrent.futures import ThreadPoolExecutor
 
     from mimical.web.resources import get_password_tries
 
     settings = chat_settings.with_overrides(redis_url=redis_url, trusted_proxy_hops=1)
-    app = make_app(
+    app = make_chat_app(
         components=("api",),
         settings=settings,
         MIMICAL_PASSWORD_RATE_LIMIT="5 per 15 minutes",
@@ -282,8 +266,8 @@ def test_fifty_concurrent_guesses_are_all_counted_before_any_is_checked(
     ] * 8
 
 
-def test_one_address_cannot_start_sessions_without_end(make_app):
-    app = make_app(components=("chat",), MIMICAL_CHAT_SESSION_RATE_LIMIT="3 per hour")
+def test_one_address_cannot_start_sessions_without_end(make_chat_app):
+    app = make_chat_app(components=("chat",), MIMICAL_CHAT_SESSION_RATE_LIMIT="3 per hour")
     started = [say(app.test_client(), PRIVATE).status_code for _ in range(4)]
     assert started == [200, 200, 200, 429]
     with app.app_context():

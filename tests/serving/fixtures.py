@@ -14,7 +14,7 @@ import pytest
 
 from mimical.config import Settings
 
-__all__ = ["chat_settings", "personas", "served_models"]
+__all__ = ["chat_settings", "make_chat_app", "personas", "served_models"]
 
 PUBLIC = "tiny"
 PRIVATE = "secret"
@@ -63,3 +63,24 @@ def personas(chat_settings):
         registry.update_status(name, phase="Ready", model_version=1, add_version=1)
     registry.update_status(BUILDING, phase="Training", progress=0.4)
     return registry
+
+
+@pytest.fixture
+def make_chat_app(chat_settings, personas):
+    """`make(components=("api", "chat"), settings=chat_settings, **config)` → a test app
+    over the personas, its dialog and resources closed after the test."""
+    from mimical.web import create_app
+    from mimical.web.dialog_app import close_dialog
+    from mimical.web.resources import close_resources
+
+    apps = []
+
+    def make(components=("api", "chat"), settings=chat_settings, **config):
+        app = create_app(settings, components=components, test_config={"TESTING": True, **config})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        close_dialog(app)
+        close_resources(app)

@@ -5,27 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mimical.dialog.engine import PASSWORD_PROMPT, WRONG_PASSWORD
-from mimical.web import create_app
-from mimical.web.dialog_app import close_dialog
-from mimical.web.resources import close_resources
 from tests.serving.fixtures import PASSWORD, PRIVATE
 
 LOCKED = f"Too many wrong passwords for {PRIVATE}. Please wait 15 minutes and try again."
-
-
-@pytest.fixture
-def make_app(chat_settings, personas):
-    apps = []
-
-    def make(components=("api", "chat"), settings=chat_settings, **config):
-        app = create_app(settings, components=components, test_config={"TESTING": True, **config})
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        close_dialog(app)
-        close_resources(app)
 
 
 def say(client, text, **kwargs):
@@ -39,15 +21,15 @@ def guess_in_chat(app, password, **kwargs) -> list[str]:
     return say(client, password, **kwargs).get_json()["replies"]
 
 
-def test_a_fresh_cookie_does_not_reset_wrong_passwords(make_app):
-    app = make_app(components=("chat",))
+def test_a_fresh_cookie_does_not_reset_wrong_passwords(make_chat_app):
+    app = make_chat_app(components=("chat",))
     assert [guess_in_chat(app, "nope") for _ in range(4)] == [[WRONG_PASSWORD]] * 4
     assert guess_in_chat(app, "nope") == [LOCKED]
     assert guess_in_chat(app, PASSWORD) == [LOCKED]  # even the right one, from a new cookie
 
 
-def test_a_lockout_reached_through_the_api_carries_over_to_the_chat(make_app):
-    app = make_app()
+def test_a_lockout_reached_through_the_api_carries_over_to_the_chat(make_chat_app):
+    app = make_chat_app()
     client = app.test_client()
     wrong = {"X-Chatbot-Password": "nope"}
     statuses = [
@@ -58,10 +40,10 @@ def test_a_lockout_reached_through_the_api_carries_over_to_the_chat(make_app):
 
 
 def test_guesses_from_many_addresses_lock_the_persona_but_not_its_owner(
-    make_app, chat_settings, personas
+    make_chat_app, chat_settings, personas
 ):
     proxied = chat_settings.with_overrides(trusted_proxy_hops=1)
-    app = make_app(settings=proxied, MIMICAL_PASSWORD_PERSONA_RATE_LIMIT="3 per hour")
+    app = make_chat_app(settings=proxied, MIMICAL_PASSWORD_PERSONA_RATE_LIMIT="3 per hour")
     client = app.test_client()
 
     def guess(address, password="nope"):
@@ -81,8 +63,8 @@ def test_guesses_from_many_addresses_lock_the_persona_but_not_its_owner(
     assert client.get("/api/chatbots/owned", headers=owner).status_code == 200
 
 
-def test_forwarded_addresses_are_ignored_without_trusted_proxies(make_app):
-    app = make_app(components=("api",))
+def test_forwarded_addresses_are_ignored_without_trusted_proxies(make_chat_app):
+    app = make_chat_app(components=("api",))
     client = app.test_client()
     statuses = [
         client.get(
@@ -94,16 +76,16 @@ def test_forwarded_addresses_are_ignored_without_trusted_proxies(make_app):
     assert statuses == [401] * 5 + [429]
 
 
-def test_a_private_persona_still_building_keeps_its_display_name_secret(make_app, personas):
+def test_a_private_persona_still_building_keeps_its_display_name_secret(make_chat_app, personas):
     personas.create("dora", public=False, password="pw", display_name="Dora Secret-Realname")
-    client = make_app(components=("chat",)).test_client()
+    client = make_chat_app(components=("chat",)).test_client()
     [reply] = say(client, "dora").get_json()["replies"]
     assert "Secret-Realname" not in reply
     assert reply.startswith("dora is still being built")
 
 
-def test_pages_send_security_headers(make_app):
-    client = make_app().test_client()
+def test_pages_send_security_headers(make_chat_app):
+    client = make_chat_app().test_client()
     for path in ("/chat", "/docs"):
         response = client.get(path)
         assert response.status_code == 200
@@ -115,8 +97,8 @@ def test_pages_send_security_headers(make_app):
 
 
 @pytest.mark.parametrize("path", ["/chat/messages", "/webhook", "/getModel"])
-def test_small_routes_refuse_large_bodies_unread(make_app, path):
-    client = make_app(components=("api", "chat", "webhook")).test_client()
+def test_small_routes_refuse_large_bodies_unread(make_chat_app, path):
+    client = make_chat_app(components=("api", "chat", "webhook")).test_client()
     body = b'{"text": "' + b"a" * (1024 * 1024) + b'"}'
     response = client.post(path, data=body, content_type="application/json")
     assert response.status_code == 413
