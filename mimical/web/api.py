@@ -51,7 +51,7 @@ from mimical.web.access import (
     visible_chatbot,
 )
 from mimical.web.health import add_readiness_check, readiness_problem
-from mimical.web.metrics import init_metrics
+from mimical.web.metrics import from_operator, init_metrics
 from mimical.web.openapi import (
     OWNER_TOKEN,
     PASSWORD_HEADER,
@@ -404,11 +404,13 @@ def healthz():
 )
 @blueprint.get("/readyz")
 def readyz():
-    """Runs every component's check (`mimical.web.health`)."""
+    """Runs every component's check (`mimical.web.health`); only operators see why one fails."""
     problem = readiness_problem(current_app)
     if problem:
         current_app.logger.warning("not ready: %s", problem)
-        return {"error": "unavailable", "message": f"not ready: {problem}"}, 503
+        if from_operator(current_app.config["MIMICAL_SETTINGS"].metrics_token):
+            return {"error": "unavailable", "message": f"not ready: {problem}"}, 503
+        return {"error": "unavailable", "message": "not ready"}, 503
     return {"status": "ok"}
 
 
