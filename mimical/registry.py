@@ -23,6 +23,7 @@ Usage:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import queue
@@ -134,6 +135,25 @@ def check_password(password_hash: str, password: str) -> bool:
         return False
     finally:
         _verify_slots.release()
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    """A hash no password opens, for `password_opens` to check unknown names against."""
+    return hash_password(secrets.token_urlsafe(32))
+
+
+def password_opens(registry, name: str, password: str) -> bool:
+    """Whether `password` opens `name` (a `Registry` or the dialog's `PersonaDirectory`).
+
+    An unknown name is False after the same slow argon2 check a real one costs, so
+    neither the answer nor its time tells a stranger which private names exist.
+    """
+    try:
+        return registry.verify_password(name, password)
+    except NotFoundError:
+        check_password(_decoy_hash(), password)
+        return False
 
 
 def access_stamp(identity: str, password_generation: str) -> str:

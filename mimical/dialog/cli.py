@@ -54,7 +54,9 @@ def chat_in_terminal(
     from mimical.errors import MimicalError
 
     engine.forget(CHANNEL, user_id)  # every terminal chat starts afresh
-    for reply in engine.handle(CHANNEL, user_id, first_message or ""):
+    # `mimical chat NAME` picks the persona itself: no greeting before it.
+    greeted = bool(first_message)
+    for reply in engine.handle(CHANNEL, user_id, first_message or "", greeted=greeted):
         write(reply)
     while True:
         prompt = "password: " if engine.state(CHANNEL, user_id) == "password" else "you> "

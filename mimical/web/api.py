@@ -51,7 +51,7 @@ from mimical.web.access import (
     visible_chatbot,
 )
 from mimical.web.health import add_readiness_check, readiness_problem
-from mimical.web.metrics import init_metrics
+from mimical.web.metrics import from_operator, init_metrics
 from mimical.web.openapi import (
     OWNER_TOKEN,
     PASSWORD_HEADER,
@@ -101,12 +101,23 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
     app_resources(app)["limiter"] = limiter
     app.request_class = UploadRequest
-    app_resources(app)["upload_slots"] = UploadSlots(
+    slots = app_resources(app)["upload_slots"] = UploadSlots(
         app.config.get("MIMICAL_UPLOADS_AT_ONCE", UPLOADS_AT_ONCE),
         app.config.get("MIMICAL_UPLOADS_AT_ONCE_PER_CLIENT", UPLOADS_AT_ONCE_PER_CLIENT),
     )
-    init_metrics(app)
+    _count_uploads_receiving(init_metrics(app), slots)
     add_readiness_check(app, _backing_services_problem)
+
+
+def _count_uploads_receiving(registry, slots: UploadSlots) -> None:
+    """A gauge of the upload slots taken: at its maximum, new uploads are answered 429."""
+    from prometheus_client import Gauge
+
+    Gauge(
+        "mimical_uploads_receiving",
+        "Uploads this process is receiving now (with every slot taken, new ones get 429)",
+        registry=registry,
+    ).set_function(slots.in_use)
 
 
 # Routes that receive an export: their bodies may be as large as the upload limit
@@ -393,11 +404,13 @@ def healthz():
 )
 @blueprint.get("/readyz")
 def readyz():
-    """Runs every component's check (`mimical.web.health`)."""
+    """Runs every component's check (`mimical.web.health`); only operators see why one fails."""
     problem = readiness_problem(current_app)
     if problem:
         current_app.logger.warning("not ready: %s", problem)
-        return {"error": "unavailable", "message": f"not ready: {problem}"}, 503
+        if from_operator(current_app.config["MIMICAL_SETTINGS"].metrics_token):
+            return {"error": "unavailable", "message": f"not ready: {problem}"}, 503
+        return {"error": "unavailable", "message": "not ready"}, 503
     return {"status": "ok"}
 
 
