@@ -324,7 +324,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from mimical.config import Settings
-    from mimical.registry import open_registry
+    from mimical.orchestration import open_registry
     from mimical.serving.client import ModelClient
 
     workdir = Path(tempfile.mkdtemp(prefix="webhook-bench-"))

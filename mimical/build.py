@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from mimical.chatbot import Phase
 from mimical.errors import (
     InputError,
     MimicalError,
@@ -44,7 +45,6 @@ from mimical.errors import (
     UnavailableError,
     UnsupportedFormatError,
 )
-from mimical.registry import Phase
 from mimical.storage import Storage, corpus_key, failure_key, model_prefix
 
 # The phases a build goes through, and the share of the whole build each ends at.

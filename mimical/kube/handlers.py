@@ -19,6 +19,7 @@ import contextlib
 
 import kopf
 
+from mimical.chatbot import Phase
 from mimical.errors import NotFoundError, UnavailableError
 from mimical.kube import GROUP, PLURAL, VERSION, artifacts
 from mimical.kube.manifests import (
@@ -39,7 +40,6 @@ from mimical.kube.status import (
     training_succeeded,
     waiting_for_source,
 )
-from mimical.registry import Phase
 from mimical.storage import chatbot_prefixes, model_prefix, model_versions, progress_key
 
 CHATBOTS = (GROUP, VERSION, PLURAL)

@@ -18,12 +18,13 @@ import contextlib
 import datetime
 
 from mimical.build import BUILD_PHASES, step_name
+from mimical.chatbot import Chatbot, Phase, access_stamp
 from mimical.config import Settings
 from mimical.errors import ConflictError, NotFoundError, UnavailableError
 from mimical.kube import API_VERSION, KIND
 from mimical.kube.cluster import Cluster
 from mimical.kube.manifests import PASSWORD_KEY, chatbot_labels, secret_keys
-from mimical.registry import Chatbot, Phase, Registry, access_stamp
+from mimical.registry import Registry
 
 # Set to a fresh random value on every password change: part of `Chatbot.access_stamp`
 # (an annotation, not spec: changing it starts no build).

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 
-from mimical.registry import Phase
+from mimical.chatbot import Phase
 
 CONDITION_TYPES = ("Imported", "Trained", "Ready")
 

@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mimical.build import BuildResult, build_chatbot, public_failure, step_name
+from mimical.chatbot import Phase
 from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
 from mimical.kube import artifacts
 from mimical.kube.manifests import disposable_upload
 from mimical.kube.status import now_iso
-from mimical.registry import Phase
 from mimical.storage import (
     Storage,
     next_version,

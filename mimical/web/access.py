@@ -19,9 +19,10 @@ from flask import current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from mimical.chatbot import Chatbot
 from mimical.errors import AuthError, NotFoundError, RateLimitedError
-from mimical.registry import Chatbot, hash_password
 from mimical.registry import check_password as argon2_check
+from mimical.registry import hash_password
 from mimical.web.resources import app_resources, client_address, get_password_tries, get_registry
 
 

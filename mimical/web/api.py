@@ -34,13 +34,13 @@ from flask_limiter.util import get_remote_address
 from pydantic import BaseModel, ValidationError
 
 from mimical.build import read_failure
+from mimical.chatbot import Phase
 from mimical.dialog.sessions import CLIENT_PASSWORD_LIMIT, PERSONA_PASSWORD_LIMIT
 from mimical.errors import (
     ConflictError,
     InputError,
     UnsupportedFormatError,
 )
-from mimical.registry import Phase
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
 from mimical.web.access import (

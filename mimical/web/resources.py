@@ -24,8 +24,8 @@ import threading
 from flask import Flask, current_app, request
 
 from mimical.dialog.sessions import CLIENT_PASSWORD_LIMIT, PERSONA_PASSWORD_LIMIT, PasswordTries
-from mimical.orchestration import Orchestrator, open_orchestrator
-from mimical.registry import Registry, open_registry
+from mimical.orchestration import Orchestrator, open_orchestrator, open_registry
+from mimical.registry import Registry
 from mimical.storage import Storage, open_storage
 
 # Reentrant: making one resource may get another (the orchestrator needs the storage,

@@ -14,11 +14,12 @@ from mimical.build import (
     overall,
     training_message,
 )
+from mimical.chatbot import Phase
 from mimical.config import Settings
 from mimical.errors import InputError
-from mimical.orchestration import open_orchestrator
+from mimical.orchestration import open_orchestrator, open_registry
 from mimical.orchestration.local import LocalOrchestrator, RegistryProgress
-from mimical.registry import Phase, SqliteRegistry, open_registry
+from mimical.registry import SqliteRegistry
 from mimical.storage import model_versions, next_version, open_storage
 
 

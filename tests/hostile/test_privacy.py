@@ -12,8 +12,8 @@ import zipfile
 
 import pytest
 
+from mimical.chatbot import Phase
 from mimical.dialog.engine import ENDED, NOW_CHATTING, PASSWORD_PROMPT
-from mimical.registry import Phase
 from mimical.web.chat import VISITOR_COOKIE
 from mimical.web.dialog_app import get_engine
 from tests.serving.fixtures import *  # noqa: F403 (chat_settings, personas, served_models)
