@@ -1,6 +1,7 @@
 """The chaos run of `webhook_bench.py`: kill -9 webhook replicas under load (see its docstring).
 
-Run through `webhook_bench.py` (it starts Redis, the model server and the fake Graph API).
+Run through `webhook_bench.py` (it starts Redis, the model server and the fake Graph API);
+what both runs share is in `webhook_harness.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from webhook_bench import (
+from webhook_harness import (
     STARTUP_TIMEOUT_SECONDS,
     WARMUP_RATE,
     EchoSender,
