@@ -1,4 +1,4 @@
-"""A chatbot's words: its name rule, its build `Phase` and the `Chatbot` value.
+"""A chatbot's words: its name rule, its build `Phase` and `Step`, and the `Chatbot` value.
 
 Every layer speaks of chatbots (the registries, the build pipeline, the operator,
 the API schema, the dialog), so these live in a leaf that imports nothing of
@@ -36,6 +36,40 @@ class Phase(StrEnum):
     DEPLOYING = "Deploying"
     READY = "Ready"
     FAILED = "Failed"
+
+
+# The phases a build goes through, in order (`mimical.build` runs them).
+BUILD_PHASES = (Phase.IMPORTING, Phase.TRAINING, Phase.DEPLOYING)
+
+# The phases a Chatbot resource's `status.phase` takes (the CRD's enum): the operator
+# knows only that a Job runs; the finer build phases come from its `Step`.
+OPERATOR_PHASES = (Phase.PENDING, Phase.TRAINING, Phase.READY, Phase.FAILED)
+
+
+class Step(StrEnum):
+    """A build's step as a Chatbot's `status.progress.step` spells it.
+
+    The operator writes `waiting` (no source yet), `scheduled` (Job created), `done`
+    and `failed`; the training Job writes each build phase's step (`step_of`) and its
+    own `done` or `failed`, which the operator copies in.
+    """
+
+    WAITING = "waiting"
+    SCHEDULED = "scheduled"
+    IMPORTING = "importing"
+    TRAINING = "training"
+    DEPLOYING = "deploying"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def step_of(phase: Phase) -> Step:
+    """The step of a build phase (Importing, Training or Deploying): its name in lower case."""
+    return Step(phase.value.lower())
+
+
+# What the API shows of a chatbot whose resource is in phase Training, by its step.
+STEP_PHASES = {Step.SCHEDULED: Phase.IMPORTING} | {step_of(phase): phase for phase in BUILD_PHASES}
 
 
 @dataclass(frozen=True, slots=True)

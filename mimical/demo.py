@@ -24,7 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
-from mimical.chatbot import Phase
+from mimical.chatbot import BUILD_PHASES, Phase
 from mimical.config import DEFAULT_TRAINING_MINUTES, Settings
 from mimical.errors import MimicalError, UnavailableError
 
@@ -121,8 +121,6 @@ def store_sample_export(storage, max_conversations: int | None) -> str:
 def follow_build(registry, orchestrator, max_minutes: float):
     """Wait for the build, with one line per phase and a progress bar on a terminal."""
     from tqdm import tqdm
-
-    from mimical.build import BUILD_PHASES
 
     steps = {
         Phase.IMPORTING: "2/3 importing it",
