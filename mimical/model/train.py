@@ -27,6 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from mimical.model.data import batches, build_vocabulary, encode, load_split
+from mimical.model.export import (
+    CONFIG_FILE,
+    CURVE_FILE,
+    METRICS_FILE,
+    SPLIT_FILE,
+    export_generator,
+    tokens_file,
+)
 from mimical.model.model import (
     DECODING_FIELDS,
     ModelConfig,
@@ -143,7 +151,6 @@ def train_persona(
     """
     from mimical.model.base_model import load_base
     from mimical.model.calibrate import calibrate
-    from mimical.model.export import export_generator
     from mimical.model.retrieval import bank_replies
 
     started = time.monotonic()
@@ -208,17 +215,16 @@ def train_persona(
         "calibration": calibration,
         "retrieval": {"policy": retrieval, "replies": len(bank)},
     }
-    vocabulary_file = "tokenizer.json" if config.tokens == "pieces" else "vocabulary.json"
     export_dir = export_generator(
         generator,
         model_base,
         name,
         extras={
-            "metrics.json": metrics,
-            "curve.json": fit_result.curve,
-            "config.json": json.loads(config.to_json()),
-            vocabulary_file: json.loads(tokenizer.to_json()),
-            "split.json": {
+            METRICS_FILE: metrics,
+            CURVE_FILE: fit_result.curve,
+            CONFIG_FILE: json.loads(config.to_json()),
+            tokens_file(config.tokens): json.loads(tokenizer.to_json()),
+            SPLIT_FILE: {
                 "seed": seed,
                 "test": sorted({(p.thread, p.conversation) for p in split.test}),
                 "validation": sorted({(p.thread, p.conversation) for p in split.validation}),
