@@ -18,6 +18,8 @@ import time
 
 from flask import Flask, Response, abort, g, request
 
+from mimical.web import get_settings
+
 
 def _may_scrape(token: str) -> bool:
     """A loopback client (a sidecar, `kubectl port-forward`, tests), or the right token."""
@@ -87,7 +89,7 @@ def init_metrics(app: Flask):
         return response
 
     def metrics():
-        if not _may_scrape(app.config["MIMICAL_SETTINGS"].metrics_token):
+        if not _may_scrape(get_settings(app).metrics_token):
             abort(404)  # as if there were none: nothing to probe for
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
