@@ -69,6 +69,7 @@ from webhook_harness import (
     EchoSender,
     make_post,
     niced,
+    open_loop,
     percentile,
     post_event,
     start_responder,
@@ -139,14 +140,7 @@ async def send_posts(url: str, posts: list[dict], rate: float) -> list[dict]:
             ack = time.perf_counter() - sent
             results.append({**post, "sent": sent, "ack": ack, "status": status})
 
-        tasks = []
-        start = time.perf_counter()
-        for i, post in enumerate(posts):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post_one(post)))
-        await asyncio.gather(*tasks)
+        await open_loop(posts, rate, post_one)
     return results
 
 

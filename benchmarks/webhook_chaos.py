@@ -21,6 +21,7 @@ from webhook_harness import (
     WARMUP_RATE,
     EchoSender,
     make_post,
+    open_loop,
     percentile,
     post_event,
     start_responder,
@@ -68,13 +69,7 @@ async def chaos_load(urls: list[str], posts: list[dict], rate: float) -> list[di
             if result is not None:
                 acked.append(result)
 
-        tasks, start = [], time.perf_counter()
-        for i, post in enumerate(posts):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(post)))
-        await asyncio.gather(*tasks)
+        await open_loop(posts, rate, one)
     return acked
 
 

@@ -9,6 +9,7 @@ helpers (`tests.fixtures.services`, `tests.webhook.fake_graph`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -136,6 +137,18 @@ def make_post(tag: str, i: int, psid: str, text: str) -> dict:
         "signature": signature,
         "duplicate": False,
     }
+
+
+async def open_loop(posts: list[dict], rate: float, send) -> None:
+    """Start `send(post)` for post i at start + i/rate, whatever the server's pace (an open
+    loop: a slow server does not slow the load down); return when every send is done."""
+    tasks, start = [], time.perf_counter()
+    for i, post in enumerate(posts):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(post)))
+    await asyncio.gather(*tasks)
 
 
 async def post_event(session, url: str, post: dict, timeout: float) -> int:
