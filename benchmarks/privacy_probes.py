@@ -56,7 +56,10 @@ def start_redis() -> tuple[subprocess.Popen, str]:
 class Probes:
     def __init__(self, home: Path, redis_url: str):
         from mimical.config import Settings
-        from mimical.registry import open_registry
+        try:
+            from mimical.orchestration import open_registry
+        except ImportError:  # a checkout from before the registry's factory moved
+            from mimical.registry import open_registry
 
         self.settings = Settings(home=home, redis_url=redis_url, trusted_proxy_hops=1)
         self.redis_url = redis_url

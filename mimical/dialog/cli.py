@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from mimical.config import Settings
     from mimical.dialog import create_engine
-    from mimical.registry import open_registry
+    from mimical.orchestration import open_registry
     from mimical.serving.connect import connect_models
 
     settings = Settings.from_env()

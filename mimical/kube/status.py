@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 
-from mimical.registry import Phase
+from mimical.chatbot import Phase, Step
 
 CONDITION_TYPES = ("Imported", "Trained", "Ready")
 
@@ -63,7 +63,7 @@ def training_started(status: dict, generation: int, job_name: str) -> dict:
         "observedGeneration": generation,
         "trainingJob": job_name,
         "progress": {
-            "step": "scheduled",
+            "step": Step.SCHEDULED,
             "percent": 0,
             "message": f"Job {job_name} created",
             "updated": now_iso(),
@@ -92,7 +92,7 @@ def training_succeeded(
         "endpoint": endpoint,
         "metrics": metrics,
         "progress": {
-            "step": "done",
+            "step": Step.DONE,
             "percent": 100,
             "message": f"version {version} is live",
             "updated": now_iso(),
@@ -128,7 +128,7 @@ def training_failed(
         "observedGeneration": generation,
         "progress": {
             **(status.get("progress") or {}),
-            "step": "failed",
+            "step": Step.FAILED,
             "message": message,
             "updated": now_iso(),
         },
@@ -141,7 +141,7 @@ def waiting_for_source(status: dict, generation: int) -> dict:
         "phase": Phase.PENDING,
         "observedGeneration": generation,
         "progress": {
-            "step": "waiting",
+            "step": Step.WAITING,
             "percent": 0,
             "message": "no spec.source yet",
             "updated": now_iso(),

@@ -16,8 +16,9 @@ from flask import current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from mimical.chatbot import Chatbot
 from mimical.errors import AuthError, NotFoundError, RateLimitedError
-from mimical.registry import Chatbot, password_opens
+from mimical.registry import password_opens
 from mimical.web.resources import app_resources, client_address, get_password_tries, get_registry
 
 

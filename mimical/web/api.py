@@ -34,15 +34,16 @@ from flask_limiter.util import get_remote_address
 from pydantic import BaseModel, ValidationError
 
 from mimical.build import read_failure
+from mimical.chatbot import Phase
 from mimical.dialog.sessions import CLIENT_PASSWORD_LIMIT, PERSONA_PASSWORD_LIMIT
 from mimical.errors import (
     ConflictError,
     InputError,
     UnsupportedFormatError,
 )
-from mimical.registry import Phase
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
+from mimical.web import get_settings
 from mimical.web.access import (
     bearer_token,
     count_use,
@@ -91,7 +92,7 @@ UPLOADS_AT_ONCE_PER_CLIENT = 1
 def init_app(app: Flask) -> None:
     for key, value in RATE_LIMIT_DEFAULTS.items():
         app.config.setdefault(key, value)
-    settings = app.config["MIMICAL_SETTINGS"]
+    settings = get_settings(app)
     limiter = Limiter(
         get_remote_address,
         storage_uri=settings.redis_url or "memory://",
@@ -132,7 +133,7 @@ def allow_upload_bodies() -> None:
         rate_limit("upload")
         app_resources(current_app)["upload_slots"].acquire(client_address())
         g.mimical_upload_slot = client_address()
-        request.max_content_length = current_app.config["MIMICAL_SETTINGS"].upload_max_bytes
+        request.max_content_length = get_settings().upload_max_bytes
 
 
 @blueprint.teardown_request
@@ -176,7 +177,7 @@ def _multipart_form() -> dict:
 
 def _start_build(name: str, me: str | None) -> None:
     """Store the checked upload and start building `name`; 409 if a build is running."""
-    settings = current_app.config["MIMICAL_SETTINGS"]
+    settings = get_settings()
     storage = get_storage()
     with received_export(request.files.get("export")) as path:
         key = store_upload(storage, name, path, settings.upload_max_bytes)
@@ -214,7 +215,7 @@ def create_chatbot():
             me=form.me,
         )
         try:
-            settings = current_app.config["MIMICAL_SETTINGS"]
+            settings = get_settings()
             key = store_upload(get_storage(), form.name, path, settings.upload_max_bytes)
             get_orchestrator().build(form.name, key, me=form.me)
         except BaseException:
@@ -408,7 +409,7 @@ def readyz():
     problem = readiness_problem(current_app)
     if problem:
         current_app.logger.warning("not ready: %s", problem)
-        if from_operator(current_app.config["MIMICAL_SETTINGS"].metrics_token):
+        if from_operator(get_settings().metrics_token):
             return {"error": "unavailable", "message": f"not ready: {problem}"}, 503
         return {"error": "unavailable", "message": "not ready"}, 503
     return {"status": "ok"}

@@ -19,6 +19,8 @@ import time
 
 from flask import Flask, Response, abort, g, request
 
+from mimical.web import get_settings
+
 
 def from_operator(token: str) -> bool:
     """Whether this request may see operational detail (`/metrics`, why `/readyz` fails):
@@ -89,7 +91,7 @@ def init_metrics(app: Flask):
         return response
 
     def metrics():
-        if not from_operator(app.config["MIMICAL_SETTINGS"].metrics_token):
+        if not from_operator(get_settings(app).metrics_token):
             abort(404)  # as if there were none: nothing to probe for
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 

@@ -12,6 +12,7 @@ import zipfile
 
 import pytest
 
+from mimical.chatbot import Phase
 from mimical.dialog.engine import (
     ENDED,
     GREETING,
@@ -21,7 +22,6 @@ from mimical.dialog.engine import (
     SHOW_ALL_HINT,
     WRONG_PASSWORD,
 )
-from mimical.registry import Phase
 from mimical.web.chat import VISITOR_COOKIE
 from mimical.web.dialog_app import get_engine
 from tests.serving.fixtures import *  # noqa: F403 (chat_settings, personas, served_models)
