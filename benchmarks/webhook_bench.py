@@ -27,6 +27,10 @@ server and the responders therefore run at `--answer-nice 10` (lower priority) h
 `--answer-nice 0` shares the CPUs equally. `--in-process` runs the Messenger threads
 inside the webhook instead (the embedded default, `MIMICAL_MESSENGER_WORKERS=8`).
 
+Then the responder cold start: with no responder running, a new user's persona pick
+and chat message are stored, a `mimical messenger respond` is started, and the time
+to its first answer and first model reply is printed (median of 3).
+
 Then the chaos run: two webhook replicas (each a webhook process and a responder,
 like a pod) share one queue; for `--chaos-seconds` at `--chaos-rate` posts/s one
 replica is killed with SIGKILL (both processes) every `--kill-every` seconds
@@ -449,11 +453,14 @@ def main() -> None:
         )
         verdict = "meets" if rows[1][1] <= 0.050 else "MISSES"
         print(f"target: ack p99 <= 50 ms at {args.rate:g} req/s: {verdict}", flush=True)
+        from webhook_chaos import chaos_run, responder_cold_starts  # it imports this module
+
+        if not args.in_process:
+            stop_server(processes.pop())  # the responder: the webhook stores, nobody answers
+            responder_cold_starts(url, env, workdir, graph, args.answer_nice)
         if args.chaos_seconds > 0:
             while len(processes) > 2:  # the chaos replicas take over the webhook's role
                 stop_server(processes.pop())
-            from webhook_chaos import chaos_run  # here: it imports this module
-
             chaos_run(args, env, workdir, graph)
     finally:
         graph.close()
