@@ -56,6 +56,7 @@ def start_redis() -> tuple[subprocess.Popen, str]:
 class Probes:
     def __init__(self, home: Path, redis_url: str):
         from mimical.config import Settings
+
         try:
             from mimical.orchestration import open_registry
         except ImportError:  # a checkout from before the registry's factory moved

@@ -17,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from webhook_harness import (
+    PERSONA,
     STARTUP_TIMEOUT_SECONDS,
     WARMUP_RATE,
     EchoSender,
@@ -24,6 +25,7 @@ from webhook_harness import (
     open_loop,
     percentile,
     post_event,
+    sign,
     start_responder,
     start_webhook,
 )
@@ -34,6 +36,7 @@ from tests.webhook.fake_graph import FakeGraphApi
 # A killed responder's users are taken over after this long (the default is 15 s).
 TAKEOVER_SECONDS = 3.0
 CHAOS_BASELINE_SECONDS = 15.0
+COLD_STARTS = 3
 ECHO = re.compile(r'I don\'t know anyone called "(.*)"\.')
 
 
@@ -116,6 +119,46 @@ def check_echoes(acked: list[dict], users: list[str], graph: FakeGraphApi) -> di
             answer_at[p["text"]] - p["sent"] for p in sent_by_user[psid] if p["text"] in answer_at
         ]
     return {**counts, "end_to_end": end_to_end}
+
+
+def post_once(url: str, post: dict) -> None:
+    """POST one signed event; it must be acknowledged."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        url,
+        data=post["body"],
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(post["body"])},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+
+
+def responder_cold_starts(url: str, env: dict, workdir: Path, graph: FakeGraphApi, nice: int):
+    """Seconds from starting `mimical messenger respond` (no responder running) to its
+    first answer and to its first model reply, with a new user's persona pick and chat
+    message waiting in Redis: what a killed responder's replacement costs before it
+    answers anyone. `COLD_STARTS` times; the median of each."""
+    first, model = [], []
+    for i in range(COLD_STARTS):
+        answers = graph.text_count
+        post_once(url, make_post("cold", 2 * i, f"cold-user-{i}", PERSONA))
+        post_once(url, make_post("cold", 2 * i + 1, f"cold-user-{i}", "hey, how are you?"))
+        started = time.perf_counter()
+        responder = start_responder(env, workdir / "cold-start.log", nice)
+        try:
+            for times, count in ((first, answers + 1), (model, answers + 2)):
+                if not graph.wait_for_texts(count, timeout=STARTUP_TIMEOUT_SECONDS):
+                    raise SystemExit("a cold responder did not answer")
+                times.append(time.perf_counter() - started)
+        finally:
+            stop_server(responder)
+    median = sorted(first)[COLD_STARTS // 2], sorted(model)[COLD_STARTS // 2]
+    print(
+        f"\nresponder cold start (process start -> answer, median of {COLD_STARTS}): first "
+        f"answer {median[0]:.2f} s, first model reply {median[1]:.2f} s",
+        flush=True,
+    )
 
 
 def chaos_run(args, env: dict, workdir: Path, graph: FakeGraphApi) -> None:

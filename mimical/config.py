@@ -86,6 +86,10 @@ class Settings:
     # that conversation: the person answering is not talked over. `%restart` from the
     # user, or the thread passed back to our app, ends it early.
     messenger_human_pause_seconds: int = 30 * 60
+    # The Page inbox's app id (Meta's, the same for every Page): where the persona passes
+    # a conversation (handover protocol) when the person asks for a human or a Page admin
+    # answers by hand, to take it back once the silence ends. Empty: only stay silent.
+    messenger_inbox_app_id: str = "263902037430900"
     # Say on the first reply of each Messenger session that the replies are automated
     # (required by law in places, and by Meta's policies there); the text is configurable.
     messenger_disclosure: bool = True

@@ -44,6 +44,15 @@ class ModelConnection:
 def connect_models(settings: Settings) -> ModelConnection:
     if settings.model_server:
         return ModelConnection(ModelClient(settings.model_server))
+    import importlib.util
+
+    from mimical.errors import UnavailableError
+
+    if importlib.util.find_spec("tensorflow") is None:  # the webhook image has none
+        raise UnavailableError(
+            "no model server: set MIMICAL_MODEL_SERVER (host:port of TF Serving or "
+            "`mimical serve-models`); this install has no TensorFlow to run one itself"
+        )
     from mimical.serving.server import ModelServer
 
     server = ModelServer(model_base_for(settings), settings=settings)

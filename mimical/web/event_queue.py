@@ -32,8 +32,9 @@ keeps the same order per user in one process, but it is not durable: a crash los
 what was queued.
 
 Per user, the queue also keeps the persona's silence while a person answers instead
-(`pause`/`resume`/`paused`, see `mimical.web.messenger_events`) and deletes what waits
-for a user who asks for it (`forget`).
+(`pause`/`resume`/`paused`, see `mimical.web.messenger_events`), which conversations
+we passed to the Page inbox (`mark_handed_over`, see `mimical.web.handover`), and
+deletes what waits for a user who asks for it (`forget`).
 
 Usage (what `mimical.web.messenger.MessengerWorker` does; `open_event_queue` there picks
 this queue or the memory one):
@@ -45,6 +46,7 @@ this queue or the memory one):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -93,7 +95,8 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 # A user's queued events but the one being answered (`keep_mid`), each acknowledged and
-# removed from the stream so its doorbell does not wait forever; and their silence.
+# removed from the stream so its doorbell does not wait forever; their silence and
+# handover mark.
 FORGET = """
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
 local kept = nil
@@ -106,7 +109,7 @@ for i, raw in ipairs(items) do
     redis.call('XDEL', KEYS[2], event.id)
   end
 end
-redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
 if kept then
   redis.call('RPUSH', KEYS[1], kept)
   return #items - 1
@@ -169,9 +172,22 @@ class EventQueue(Protocol):
 
     def paused(self, user: str) -> bool: ...
 
+    def mark_handed_over(self, users: list[str], seconds: float) -> None:
+        """We passed these users' conversations to the Page inbox (for `seconds` at most)."""
+        ...
+
+    def handed_over(self, users: list[str]) -> set[str]:
+        """Which of these users' conversations we passed to the Page inbox."""
+        ...
+
+    def clear_handed_over(self, users: list[str]) -> None:
+        """These conversations are ours again (taken or passed back)."""
+        ...
+
     def forget(self, user: str, keep_mid: str | None = None) -> int:
         """Delete what waits for `user` (their queued messages but `keep_mid`, the one
-        being answered, and their silence); returns how many messages were deleted."""
+        being answered, their silence and handover mark); returns how many messages
+        were deleted."""
         ...
 
     def idle(self) -> bool:
@@ -215,6 +231,14 @@ class RedisEventQueue:
         self._claim_cursor = "0-0"
         self._group_ready = False
 
+    @contextlib.contextmanager
+    def _reachable(self):
+        """Redis unreachable: an `UnavailableError` (503 to the webhook's caller)."""
+        try:
+            yield
+        except self._redis_errors as error:
+            raise UnavailableError(f"the Messenger queue (Redis) is unreachable: {error}") from None
+
     def _user_key(self, user: str) -> str:
         return f"{self.prefix}user:{user}"
 
@@ -223,6 +247,9 @@ class RedisEventQueue:
 
     def _pause_key(self, user: str) -> str:
         return f"{self.prefix}paused:{user}"
+
+    def _handed_key(self, user: str) -> str:
+        return f"{self.prefix}handed:{user}"
 
     def _ensure_group(self) -> None:
         if self._group_ready:
@@ -236,25 +263,22 @@ class RedisEventQueue:
         self._group_ready = True
 
     def put(self, events: list[Event]) -> int:
-        try:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for event in events:
-                    self._enqueue(
-                        keys=[
-                            self.stream,
-                            f"{self.prefix}mid:{event.mid}",
-                            self._user_key(event.user),
-                        ],
-                        args=[
-                            event.user,
-                            json.dumps({"mid": event.mid, "text": event.text}),
-                            DEDUPE_TTL_SECONDS,
-                        ],
-                        client=pipe,
-                    )
-                return sum(pipe.execute())
-        except self._redis_errors as error:
-            raise UnavailableError(f"the Messenger queue (Redis) is unreachable: {error}") from None
+        with self._reachable(), self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                self._enqueue(
+                    keys=[
+                        self.stream,
+                        f"{self.prefix}mid:{event.mid}",
+                        self._user_key(event.user),
+                    ],
+                    args=[
+                        event.user,
+                        json.dumps({"mid": event.mid, "text": event.text}),
+                        DEDUPE_TTL_SECONDS,
+                    ],
+                    client=pipe,
+                )
+            return sum(pipe.execute())
 
     def serve_once(self, worker: int, handle: Handler, block_seconds: float) -> None:
         self._ensure_group()
@@ -315,40 +339,49 @@ class RedisEventQueue:
             raise
 
     def record_echoes(self, tags: list[str]) -> None:
-        try:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for tag in tags:
-                    pipe.set(f"{self.prefix}echo:{tag}", 1, ex=ECHO_TTL_SECONDS)
-                pipe.set(f"{self.prefix}echoes-flow", 1, ex=ECHOES_FLOW_TTL_SECONDS)
-                pipe.execute()
-        except self._redis_errors as error:
-            raise UnavailableError(f"the Messenger queue (Redis) is unreachable: {error}") from None
+        with self._reachable(), self.redis.pipeline(transaction=False) as pipe:
+            for tag in tags:
+                pipe.set(f"{self.prefix}echo:{tag}", 1, ex=ECHO_TTL_SECONDS)
+            pipe.set(f"{self.prefix}echoes-flow", 1, ex=ECHOES_FLOW_TTL_SECONDS)
+            pipe.execute()
 
     def echoed(self, tag: str) -> bool | None:
         seen, flowing = self.redis.mget(f"{self.prefix}echo:{tag}", f"{self.prefix}echoes-flow")
         return True if seen else (False if flowing else None)
 
     def pause(self, users: list[str], seconds: float) -> None:
-        try:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for user in users:
-                    pipe.set(self._pause_key(user), 1, px=max(1, int(seconds * 1000)))
-                pipe.execute()
-        except self._redis_errors as error:
-            raise UnavailableError(f"the Messenger queue (Redis) is unreachable: {error}") from None
+        with self._reachable(), self.redis.pipeline(transaction=False) as pipe:
+            for user in users:
+                pipe.set(self._pause_key(user), 1, px=max(1, int(seconds * 1000)))
+            pipe.execute()
 
     def resume(self, users: list[str]) -> None:
-        try:
+        with self._reachable():
             self.redis.delete(*map(self._pause_key, users))
-        except self._redis_errors as error:
-            raise UnavailableError(f"the Messenger queue (Redis) is unreachable: {error}") from None
 
     def paused(self, user: str) -> bool:
         return bool(self.redis.exists(self._pause_key(user)))
 
+    def mark_handed_over(self, users: list[str], seconds: float) -> None:
+        with self._reachable(), self.redis.pipeline(transaction=False) as pipe:
+            for user in users:
+                pipe.set(self._handed_key(user), 1, ex=max(1, int(seconds)))
+            pipe.execute()
+
+    def handed_over(self, users: list[str]) -> set[str]:
+        if not users:
+            return set()
+        with self._reachable():
+            marks = self.redis.mget([self._handed_key(user) for user in users])
+        return {user for user, mark in zip(users, marks, strict=True) if mark}
+
+    def clear_handed_over(self, users: list[str]) -> None:
+        with self._reachable():
+            self.redis.delete(*map(self._handed_key, users))
+
     def forget(self, user: str, keep_mid: str | None = None) -> int:
         self._ensure_group()
-        keys = [self._user_key(user), self.stream, self._pause_key(user)]
+        keys = [self._user_key(user), self.stream, self._pause_key(user), self._handed_key(user)]
         return int(self._forget(keys=keys, args=[GROUP, keep_mid or ""]))
 
     def idle(self) -> bool:

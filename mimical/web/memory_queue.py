@@ -31,6 +31,7 @@ class MemoryEventQueue:
     def __init__(self, workers: int):
         self._queues = [queue.Queue() for _ in range(workers)]
         self._paused: dict[str, float] = {}  # user -> monotonic time the silence ends
+        self._handed: dict[str, float] = {}  # user -> monotonic time the mark ends
         self._dropped: set[str] = set()  # mids of forgotten events, skipped when taken
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._echoes: OrderedDict[str, None] = OrderedDict()  # bounded like `_seen`
@@ -77,6 +78,23 @@ class MemoryEventQueue:
                 until = None
             return until is not None
 
+    def mark_handed_over(self, users: list[str], seconds: float) -> None:
+        with self._seen_lock:
+            for user in users:
+                self._handed[user] = time.monotonic() + seconds
+
+    def handed_over(self, users: list[str]) -> set[str]:
+        now = time.monotonic()
+        with self._seen_lock:
+            for user in [u for u, until in self._handed.items() if until <= now]:
+                del self._handed[user]
+            return {user for user in users if user in self._handed}
+
+    def clear_handed_over(self, users: list[str]) -> None:
+        with self._seen_lock:
+            for user in users:
+                self._handed.pop(user, None)
+
     def forget(self, user: str, keep_mid: str | None = None) -> int:
         events = self._queues[self._worker_of(user)]
         with events.mutex:  # a snapshot: the queue's own lock
@@ -84,6 +102,7 @@ class MemoryEventQueue:
         with self._seen_lock:
             self._dropped.update(waiting)
             self._paused.pop(user, None)
+            self._handed.pop(user, None)
         return len(waiting)
 
     def _worker_of(self, user: str) -> int:

@@ -30,8 +30,11 @@ Conversation routing (`mimical.web.messenger_events`): messages of conversations
 another app or the Page inbox owns (`standby`) are never answered, and a Page
 admin's own message silences the persona in that conversation for
 `Settings.messenger_human_pause_seconds`, until the user's `%restart` or the
-thread is handed back. `%forget` deletes what is kept about the user (their
-session, queued messages, stored replies and silence; the privacy page says so).
+thread is handed back. `%human` (the menu's *Talk to a person*) and a person writing
+while the persona is silent pass the conversation to the Page inbox, which the next
+message after the silence takes back (`mimical.web.handover`). `%forget` deletes
+what is kept about the user (their session, queued messages, stored replies and
+silence; the privacy page says so).
 
 The first reply of a session starts with the automated-reply disclosure
 (`Settings.messenger_disclosure_text`) unless `messenger_disclosure` is off. While
@@ -54,7 +57,8 @@ from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
 from mimical.web.event_queue import Event, EventQueue, RedisEventQueue, check_someone_answers
 from mimical.web.graph import QUICK_REPLIES_MAX, GraphApi, GraphError
-from mimical.web.messenger_events import ECHO_TAG_PREFIX, read_payload
+from mimical.web.handover import Handover
+from mimical.web.messenger_events import ECHO_TAG_PREFIX, HUMAN_COMMAND, read_payload
 from mimical.web.page_health import PAGE_STOPPERS, MessengerMetrics, PageHealth
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,10 @@ FORGOTTEN = (
     "Done: we deleted what this page kept about you (your chat session, messages waiting "
     "for an answer and our stored replies). The conversation in your Messenger inbox is "
     "yours: delete it there."
+)
+HANDED_OVER = (
+    "I've asked a person from this Page to answer you here; they will reply as soon as "
+    'they can. Send "%restart" to talk to the persona again.'
 )
 # How long a message's replies and sending progress are kept: long enough for a
 # killed worker's events to be taken over (seconds to minutes), short enough that
@@ -158,6 +166,7 @@ class MessengerWorker:
         )
         self.queue = open_event_queue(settings, **(queue_options or {}))
         self.health = PageHealth(self.graph, self.metrics)
+        self.handover = Handover(self.graph, self.queue, self.metrics, settings)
         self.app_id = settings.fb_app_id
         self.pause_seconds = settings.messenger_human_pause_seconds
         disclose = settings.messenger_disclosure
@@ -180,12 +189,16 @@ class MessengerWorker:
             self.queue.pause(routing.pause, self.pause_seconds)
         if routing.resume:
             self.queue.resume(routing.resume)
+            self.queue.clear_handed_over(routing.resume)
+        # Standby messages of conversations we passed to the Page inbox: ours to take back.
+        ours = self.queue.handed_over(sorted({event.user for event in routing.standby}))
+        messages = [*routing.messages, *(e for e in routing.standby if e.user in ours)]
         self.metrics.events.labels("standby").inc(len(routing.standby))
-        if not routing.messages:
+        if not messages:
             return
-        new = self.queue.put(routing.messages)
+        new = self.queue.put(messages)
         self.metrics.events.labels("queued").inc(new)
-        self.metrics.events.labels("duplicate").inc(len(routing.messages) - new)
+        self.metrics.events.labels("duplicate").inc(len(messages) - new)
 
     def _run(self, worker: int) -> None:
         failures = 0
@@ -219,6 +232,10 @@ class MessengerWorker:
             if command == "%restart":
                 self.queue.resume([event.user])
             elif self.queue.paused(event.user):  # a person answers this conversation
+                self.handover.pass_to_inbox(event.user, "a Page admin is answering")
+                self.metrics.events.labels("paused").inc()
+                return
+            if not self.handover.take_back(event.user):  # its owner keeps it
                 self.metrics.events.labels("paused").inc()
                 return
             self._action(event.user, "mark_seen")
@@ -228,11 +245,14 @@ class MessengerWorker:
                 deleted = forget_user(self.queue, sessions, event.user, keep_mid=event.mid)
                 self.metrics.events.labels("forgotten").inc(deleted)
                 replies, quick = [FORGOTTEN], []
+            elif command == HUMAN_COMMAND:
+                replies, quick = [HANDED_OVER], []
             else:
                 replies, quick = self._answer(event)
             keep_alive()  # still this user's worker: only then record the replies
             pieces = [piece for reply in replies for piece in split_message(reply)]
             state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": None}
+            state["hand_over"] = command == HUMAN_COMMAND
             sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
         pieces = state["pieces"]
         while state["next"] < len(pieces):
@@ -251,6 +271,9 @@ class MessengerWorker:
             state["next"] = index + 1 if delivered else len(pieces)
             state["in_flight"] = None
             sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
+        if state.get("hand_over"):  # after the reply that says so; both repeatable
+            self.queue.pause([event.user], self.pause_seconds)
+            self.handover.pass_to_inbox(event.user, "the person asked for a human")
 
     def _answer(self, event: Event) -> tuple[list[str], list[str]]:
         """The dialog's replies, and the quick replies to offer with the last one."""

@@ -62,6 +62,7 @@ PERSISTENT_MENU = [
         "call_to_actions": [
             {"type": "postback", "title": "Pick another persona", "payload": "%restart"},
             {"type": "postback", "title": "Help", "payload": "%help"},
+            {"type": "postback", "title": "Talk to a person", "payload": "%human"},
             {"type": "postback", "title": "Delete my data", "payload": "%forget"},
         ],
     }

@@ -14,10 +14,13 @@ Besides people's messages, three kinds of events steer the persona:
   (`ECHO_TAG_PREFIX`) and confirm a piece arrived; any other echo is a Page admin (or
   another app) writing to that person by hand, which silences the persona in that
   conversation for `Settings.messenger_human_pause_seconds`;
-- `take_thread_control` (`messaging_handovers`): someone took the conversation from
-  us; silenced the same way (messages then come as standby, the rest is a safeguard
-  for what was already queued);
-- `pass_thread_control` to our app: the conversation is ours again; the silence ends.
+- `take_thread_control` and `pass_thread_control` (`messaging_handovers`) to another
+  app: someone took the conversation from us; silenced the same way (messages then
+  come as standby, the rest is a safeguard for what was already queued);
+- either of them to our app: the conversation is ours again; the silence ends.
+
+Messages in `standby` of conversations we passed to the Page inbox ourselves are
+still queued (`mimical.web.handover` takes them back once the silence ends).
 
     routing = read_payload(payload, app_id="123")
     routing.messages, routing.standby, routing.echo_tags, routing.pause, routing.resume
@@ -31,8 +34,11 @@ from mimical.web.event_queue import Event
 
 # Our pieces' `metadata`, echoed back by Messenger: this prefix, then "<mid>:<piece>".
 ECHO_TAG_PREFIX = "mimical:"
+# The person asks for a human: the conversation goes to the Page inbox
+# (`mimical.web.handover`).
+HUMAN_COMMAND = "%human"
 # Postback payloads that stand for the user typing the command (the persistent menu).
-MENU_COMMANDS = frozenset({"%restart", "%help", "%forget", "%show all"})
+MENU_COMMANDS = frozenset({"%restart", "%help", "%forget", "%show all", HUMAN_COMMAND})
 
 
 @dataclass
@@ -133,20 +139,16 @@ def _read_event(event: dict, standby: bool, app_id: str, routing: Routing) -> No
     if (psid := human_echo(event, app_id)) is not None:
         routing.pause.append(psid)
         return
-    taken = event.get("take_thread_control")
-    if isinstance(taken, dict) and (psid := _sender(event)) is not None:
-        routing.pause.append(psid)
-        return
-    passed = event.get("pass_thread_control")
-    if isinstance(passed, dict) and (psid := _sender(event)) is not None:
-        # To us: named by our id, or (id unknown) delivered as a `messaging` event, which
-        # only the thread's owner gets.
-        new_owner = str(passed.get("new_owner_app_id", ""))
-        if new_owner == app_id if app_id else not standby:
-            routing.resume.append(psid)
-        else:
-            routing.pause.append(psid)
-        return
+    for kind in ("take_thread_control", "pass_thread_control"):
+        control = event.get(kind)
+        if isinstance(control, dict) and (psid := _sender(event)) is not None:
+            # To us: named by our id, or (id unknown) a pass delivered as a `messaging`
+            # event, which only the thread's owner gets.
+            new_owner = str(control.get("new_owner_app_id", ""))
+            passed = kind == "pass_thread_control"
+            ours = new_owner == app_id if app_id else passed and not standby
+            (routing.resume if ours else routing.pause).append(psid)
+            return
     message = incoming(event)
     if message is not None:
         (routing.standby if standby else routing.messages).append(message)

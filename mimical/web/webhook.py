@@ -1,6 +1,7 @@
-"""The Messenger webhook: `GET /webhook` (verification), `POST /webhook` (events) and
+"""The Messenger webhook: `GET /webhook` (verification), `POST /webhook` (events),
 `GET /messenger/privacy`, the privacy page App Review asks for (what is kept, how long,
-how to delete it).
+how to delete it), and Meta's data deletion callback `POST /messenger/data-deletion`
+with its status pages `GET /messenger/data-deletion/CODE` (`mimical.web.data_deletion`).
 
 Messenger signs every POST with the app secret (`X-Hub-Signature-256: sha256=HMAC`
 of the raw body); anything unsigned, malformed or wrongly signed gets 403 and is not
@@ -123,4 +124,41 @@ def privacy():
         reply_minutes=REPLY_STATE_TTL_SECONDS // 60,
         dedupe_hours=DEDUPE_TTL_SECONDS // 3600,
         contact=settings.privacy_contact,
+    )
+
+
+@blueprint.post("/messenger/data-deletion")
+def data_deletion():
+    """Meta's data deletion callback: a form field `signed_request` (400 if malformed,
+    403 if not signed with our app secret); answers `{"url", "confirmation_code"}`."""
+    from mimical.web.data_deletion import SignedRequestError, request_deletion
+
+    signed_request = request.form.get("signed_request", "")
+    if not signed_request:
+        return error_response(400, "bad_request", "the form field signed_request is missing")
+    try:
+        answer = request_deletion(get_messenger(), get_settings(), signed_request)
+    except SignedRequestError as error:
+        code = "forbidden" if error.status == 403 else "bad_request"
+        return error_response(error.status, code, str(error))
+    return answer, 200
+
+
+@blueprint.get("/messenger/data-deletion/<code>")
+def data_deletion_status(code: str):
+    """The human-readable status of one deletion request (no personal data in it)."""
+    import datetime
+
+    from mimical.web.data_deletion import deletion_status
+
+    record = deletion_status(get_messenger(), code)
+    if record is None:
+        return error_response(404, "not_found", "no deletion request has this confirmation code")
+    requested = datetime.datetime.fromtimestamp(record["requested_at"], datetime.UTC)
+    return render_template(
+        "webhook/data_deletion.html",
+        code=code,
+        requested=requested.strftime("%Y-%m-%d %H:%M UTC"),
+        record=record,
+        contact=get_settings().privacy_contact,
     )

@@ -30,7 +30,7 @@ IMAGES = {
 # The hashed lock each image installs (scripts/lock-requirements; tests/deploy/test_lock.py).
 IMAGE_LOCKS = {
     "services/backend": "requirements/images.txt",
-    "services/webhook": "requirements/images.txt",
+    "services/webhook": "requirements/webhook.txt",
     "operator": "requirements/images.txt",
     "training_image": "requirements/training.txt",
 }

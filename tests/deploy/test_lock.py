@@ -7,6 +7,8 @@ Refresh the locks with `scripts/lock-requirements` (README, "Dependencies").
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -17,8 +19,13 @@ from tests.deploy.conftest import ROOT
 from tests.deploy.test_images import IMAGE_LOCKS, IMAGES, instructions
 
 REQUIREMENTS = ROOT / "requirements"
-# What each lock must satisfy besides pyproject.toml's dependencies and build requires.
-LOCK_INPUTS = {"images.txt": ["build.in"], "training.txt": ["build.in", "training.in"]}
+# What each lock must satisfy besides pyproject.toml's build requires ("pyproject.toml"
+# for its dependencies; webhook.in is them without TensorFlow).
+LOCK_INPUTS = {
+    "images.txt": ["pyproject.toml", "build.in"],
+    "webhook.txt": ["webhook.in", "build.in"],
+    "training.txt": ["pyproject.toml", "build.in", "training.in"],
+}
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==(\S+)")
 
 
@@ -43,8 +50,11 @@ def locked(lock: str) -> dict[str, tuple[str, list[str]]]:
 
 def required(lock: str) -> list[Requirement]:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    lines = [*pyproject["project"]["dependencies"], *pyproject["build-system"]["requires"]]
+    lines = list(pyproject["build-system"]["requires"])
     for source in LOCK_INPUTS[lock]:
+        if source == "pyproject.toml":
+            lines += pyproject["project"]["dependencies"]
+            continue
         text = (REQUIREMENTS / source).read_text().splitlines()
         lines += [line for line in text if line.strip() and not line.startswith("#")]
     return [Requirement(line) for line in lines]
@@ -63,6 +73,18 @@ def test_the_lock_pins_every_requirement_to_an_allowed_version_with_hashes(lock)
         assert requirement.specifier.contains(version, prereleases=True), (
             f"{lock} pins {name}=={version}, outside {requirement}: run scripts/lock-requirements"
         )
+
+
+def test_the_webhook_lock_is_the_project_without_tensorflow():
+    script = ROOT / "services" / "webhook" / "requirements.py"
+    derived = subprocess.run(
+        [sys.executable, str(script), str(ROOT / "pyproject.toml")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert (REQUIREMENTS / "webhook.in").read_text() == derived, "run scripts/lock-requirements"
+    assert not [name for name in locked("webhook.txt") if re.match("tensorflow|keras", name)]
 
 
 def test_the_training_lock_brings_cuda_with_tensorflow():

@@ -18,6 +18,11 @@ and `GET /me`, with Graph's error shape when told to fail:
   /debug_token` (the page token's `scopes`) and `GET /APP_ID/subscriptions` (the
   app-level webhook's `app_fields`; None: no Page subscription at all), answered to
   the app token `APP_ID|secret` only;
+- for Meta's data deletion callback: `GET /ASID/ids_for_pages` (Graph's ID matching
+  API, app token only) answers the PSIDs in `page_ids[ASID]`; an ASID not there gets
+  Graph's "does not exist" error (100/33);
+- the handover protocol: `POST /me/pass_thread_control` and `/me/take_thread_control`
+  are recorded in `thread_control` as `(path, body)`;
 - `fail_posts`: `{path: (status, code[, subcode])}`, every POST to that path fails;
 - `action_budget`: how many more sender actions to answer; past it each one is held
   until the budget is raised or set back to None (no limit). `wait_holding_action`
@@ -81,6 +86,8 @@ class FakeGraphApi:
         self.scopes: list[str] = list(PAGE_SCOPES)
         self.app_fields: list[str] | None = list(APP_FIELDS)
         self.profile_posts = 0
+        self.page_ids: dict[str, list[str]] = {}
+        self.thread_control: list[tuple[str, dict]] = []
         self.authorizations: set[str] = set()
         self.proofs: set[str] = set()  # appsecret_proof of every call
         self._lock = threading.Lock()
@@ -135,6 +142,14 @@ class FakeGraphApi:
                         "fields": [{"name": name, "version": VERSION} for name in fields or []],
                     }
                     self._answer(200, {"data": [page] if fields is not None else []})
+                elif path.endswith("/ids_for_pages") and app_token:
+                    with fake._lock:
+                        psids = fake.page_ids.get(path.split("/")[1])
+                    if psids is None:
+                        self._answer(*graph_error(400, 100, 33))
+                    else:
+                        page = {"id": "PAGE", "name": "mimical test page"}
+                        self._answer(200, {"data": [{"id": p, "page": page} for p in psids]})
                 elif path == "/me":
                     self._answer(200, {"id": "PAGE"})
                 elif path == "/me/messenger_profile":
@@ -166,6 +181,11 @@ class FakeGraphApi:
                     self._answer(200, {"result": "success"})
                 elif path == "/me/messages":
                     self._send_api(body)
+                elif path in ("/me/pass_thread_control", "/me/take_thread_control"):
+                    with fake._lock:
+                        fake.thread_control.append((path, body))
+                        fake._changed.notify_all()
+                    self._answer(200, {"success": True})
                 elif path == "/me/subscribed_apps":
                     with fake._lock:
                         fake.subscribed_fields = query["subscribed_fields"][0].split(",")
