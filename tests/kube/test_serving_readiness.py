@@ -105,3 +105,25 @@ def test_an_unreachable_model_server_keeps_the_chatbot_loading(
 
     model_server.start()  # back on the same port
     assert phase_of(kubectl, "olga", "Ready")["status"]["servedVersion"] == 1
+
+
+def test_every_status_field_the_operator_writes_is_in_the_crd():
+    """A real API server drops status fields its CRD does not declare (the harness keeps
+    them): a `servedVersion` missing from the schema would never be Ready on a cluster."""
+    from mimical.kube import status as builders
+    from tests.kube.test_manifests import crd_schema
+
+    declared = crd_schema()["properties"]["status"]["properties"]
+    trained = builders.training_succeeded({}, 1, 2, "s3://b/models/x/2", "tfs:8500", {})
+    written = [
+        builders.training_started({}, 1, "x-train-1"),
+        trained,
+        builders.still_loading({**trained, "observedGeneration": 1}, "not served"),
+        builders.model_served(trained, "tfs:8500"),
+        builders.training_failed(trained, 1, "BackoffLimitExceeded", "failed"),
+        builders.waiting_for_source({}, 1),
+    ]
+    for status in written:
+        assert set(status) <= set(declared), set(status) - set(declared)
+        condition_types = declared["conditions"]["items"]["properties"]["type"]["enum"]
+        assert {c["type"] for c in status.get("conditions", [])} <= set(condition_types)
