@@ -70,7 +70,11 @@ def start_training(body, meta, spec, status, name, patch, memo: kopf.Memo, logge
     """Make sure the current generation has its training Job; record it in status."""
     generation = int(meta.get("generation") or 1)
     done = (Phase.READY, Phase.FAILED, Phase.PENDING)
-    if status.get("observedGeneration") == generation and status.get("phase") in done:
+    if status.get("observedGeneration") == generation and (
+        status.get("phase") in done or awaiting_model_server(status)
+    ):
+        # Trained and waiting to answer counts as done too: its Job may be gone by now
+        # (ttlSecondsAfterFinished), and must not be made again.
         logger.debug("generation %s is already %s", generation, status.get("phase"))
         return
     if not spec.get("source"):

@@ -8,6 +8,7 @@ from mimical.kube.manifests import serving_entries
 from mimical.kube.registry import chatbot_from_resource
 from mimical.registry import Phase
 from tests.fixtures.services import wait_for
+from tests.kube.conftest import OperatorThread
 from tests.kube.test_operator import conditions, events_for, phase_of, upload_model
 
 
@@ -105,6 +106,24 @@ def test_an_unreachable_model_server_keeps_the_chatbot_loading(
 
     model_server.start()  # back on the same port
     assert phase_of(kubectl, "olga", "Ready")["status"]["servedVersion"] == 1
+
+
+def test_a_restarted_operator_makes_no_job_for_a_version_waiting_to_answer(
+    operator_settings, kubectl, storage, model_server
+):
+    model_server.models.hold("pia")
+    with OperatorThread(operator_settings):
+        kubectl.apply_chatbot("pia", {"source": kubectl.source("pia")}).raise_for_status()
+        phase_of(kubectl, "pia", "Training")
+        upload_model(storage, "pia", 1)
+        kubectl.finish_job("pia-train-1", succeeded=True)
+        loading(kubectl, "pia")
+    # Its finished Job is collected (ttlSecondsAfterFinished) while no operator runs.
+    assert kubectl.delete("batch/v1", "jobs", "pia-train-1").status_code == 200
+    model_server.models.release("pia")
+    with OperatorThread(operator_settings):
+        assert phase_of(kubectl, "pia", "Ready")["status"]["servedVersion"] == 1
+        assert kubectl.jobs("pia") == []
 
 
 def test_every_status_field_the_operator_writes_is_in_the_crd():
