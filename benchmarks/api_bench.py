@@ -211,7 +211,7 @@ def main() -> int:
         big_peak, big_seconds, big_mbps = measure_upload(port, server.pid, big, "big")
 
         from mimical.config import Settings
-        from mimical.registry import open_registry
+        from mimical.orchestration import open_registry
 
         registry = open_registry(Settings(home=work / "home"))
         for index in range(args.chatbots):

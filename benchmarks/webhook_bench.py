@@ -46,9 +46,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import hmac
-import json
 import os
 import shutil
 import statistics
@@ -61,31 +58,33 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for tests.webhook.fake_graph, the same fake the tests use
-
-from mimical.dialog.engine import REPLY_MAX_CHARS  # noqa: E402
-from tests.fixtures.services import (  # noqa: E402
-    free_port,
-    image_command,
-    start_redis,
-    stop_server,
-    wait_for_port,
+# Before `tests.*`: webhook_harness puts the repository root on sys.path.
+from webhook_chaos import chaos_run
+from webhook_harness import (
+    APP_SECRET,
+    PERSONA,
+    RESPONDER_THREADS,
+    STARTUP_TIMEOUT_SECONDS,
+    WARMUP_RATE,
+    EchoSender,
+    make_post,
+    niced,
+    open_loop,
+    percentile,
+    post_event,
+    start_responder,
+    start_webhook,
 )
-from tests.webhook.fake_graph import FakeGraphApi  # noqa: E402
 
-APP_SECRET = "bench-secret"
-PERSONA = "bench"
-RESPONDER_THREADS = 8
-WEBHOOK_PROCESSES = 2  # the chart's webhook.workers
+from mimical.dialog.engine import REPLY_MAX_CHARS
+from tests.fixtures.services import free_port, start_redis, stop_server, wait_for_port
+from tests.webhook.fake_graph import FakeGraphApi
+
 HARNESS = "load + fake Graph"
 BASELINE_RATE = 10.0
 BASELINE_SECONDS = 10.0
-WARMUP_RATE = 50.0  # persona picks per second before each measured phase
 DUPLICATE_EVERY = 20  # every 20th post redelivers an earlier message
 ACK_TIMEOUT_SECONDS = 60.0
-# TensorFlow's import alone takes a minute or more on a busy 2-core machine.
-STARTUP_TIMEOUT_SECONDS = 600.0
 
 
 def cpu_seconds(process: psutil.Process, children: bool = True) -> float:
@@ -95,11 +94,6 @@ def cpu_seconds(process: psutil.Process, children: bool = True) -> float:
         with contextlib.suppress(psutil.NoSuchProcess):
             total += sum(member.cpu_times()[:2])
     return total
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def train_bench_model(workdir: Path) -> Path:
@@ -119,108 +113,6 @@ def train_bench_model(workdir: Path) -> Path:
     return model_base
 
 
-def start_webhook(port: int, env: dict, log: Path, workers: int) -> subprocess.Popen:
-    """The webhook image's command (gunicorn, `WEB_CONCURRENCY` processes as the chart's
-    `webhook.workers`) with `workers` Messenger threads each (0: they only acknowledge)."""
-    folder = ROOT / "services" / "webhook"
-    return subprocess.Popen(
-        image_command(folder, f"127.0.0.1:{port}"),
-        cwd=folder,
-        env={
-            **env,
-            "MIMICAL_MESSENGER_WORKERS": str(workers),
-            "WEB_CONCURRENCY": str(WEBHOOK_PROCESSES),
-            "HOME": str(log.parent),  # gunicorn's control socket, as HOME=/tmp in the image
-        },
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # killpg takes its gunicorn workers too
-    )
-
-
-def start_responder(env: dict, log: Path, nice: int, *options: str) -> subprocess.Popen:
-    """`mimical messenger respond` at `nice`, answering what the webhooks stored in Redis."""
-    mimical = str(Path(sys.executable).with_name("mimical"))
-    return subprocess.Popen(
-        [
-            *niced(nice),
-            mimical,
-            "messenger",
-            "respond",
-            f"--threads={RESPONDER_THREADS}",
-            *options,
-        ],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def sign(body: bytes) -> str:
-    """The `X-Hub-Signature-256` Messenger sends with `body`."""
-    return "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-
-
-class EchoSender:
-    """Delivers the fake Graph's echoes to the webhooks as Messenger would: signed, a few
-    at a time, to another replica when one does not answer 200, for up to a minute."""
-
-    def __init__(self, urls: list[str]):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.urls = urls
-        self.pool = ThreadPoolExecutor(4)
-
-    def __call__(self, body: bytes) -> None:
-        self.pool.submit(self._deliver, body)
-
-    def _deliver(self, body: bytes) -> None:
-        import urllib.request
-
-        signature = sign(body)
-        deadline, attempt = time.monotonic() + 60, 0
-        while time.monotonic() < deadline:
-            request = urllib.request.Request(
-                self.urls[attempt % len(self.urls)],
-                data=body,
-                headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            attempt += 1
-            time.sleep(0.05)
-
-
-def niced(nice: int) -> list[str]:
-    """The command prefix that runs a process at `nice` (lower CPU priority)."""
-    return ["nice", "-n", str(nice)] if nice else []
-
-
-def make_post(tag: str, i: int, psid: str, text: str) -> dict:
-    mid = f"{tag}-m{i}"
-    event = {
-        "sender": {"id": psid},
-        "recipient": {"id": "PAGE"},
-        "timestamp": i,
-        "message": {"mid": mid, "text": text},
-    }
-    body = json.dumps({"object": "page", "entry": [{"id": "PAGE", "messaging": [event]}]}).encode()
-    signature = sign(body)
-    return {
-        "psid": psid,
-        "mid": mid,
-        "chat": text != PERSONA,
-        "body": body,
-        "signature": signature,
-        "duplicate": False,
-    }
-
-
 def plan_posts(rate: float, seconds: float, users: int, tag: str) -> tuple[list, list]:
     """Each user's persona pick (the warm-up), then the chat messages to measure."""
     picks = [make_post(tag, -1 - u, f"{tag}-user-{u}", PERSONA) for u in range(users)]
@@ -232,23 +124,6 @@ def plan_posts(rate: float, seconds: float, users: int, tag: str) -> tuple[list,
             text = f"hey, how was your weekend? ({i})"
             chats.append(make_post(tag, i, f"{tag}-user-{i % users}", text))
     return picks, chats
-
-
-async def post_event(session, url: str, post: dict, timeout: float) -> int:
-    """POST one signed webhook event; its HTTP status, 0 when no answer came."""
-    import aiohttp
-
-    try:
-        async with session.post(
-            url,
-            data=post["body"],
-            headers={"Content-Type": "application/json", "X-Hub-Signature-256": post["signature"]},
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as response:
-            await response.read()
-            return response.status
-    except (TimeoutError, aiohttp.ClientError):
-        return 0
 
 
 async def send_posts(url: str, posts: list[dict], rate: float) -> list[dict]:
@@ -265,14 +140,7 @@ async def send_posts(url: str, posts: list[dict], rate: float) -> list[dict]:
             ack = time.perf_counter() - sent
             results.append({**post, "sent": sent, "ack": ack, "status": status})
 
-        tasks = []
-        start = time.perf_counter()
-        for i, post in enumerate(posts):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post_one(post)))
-        await asyncio.gather(*tasks)
+        await open_loop(posts, rate, post_one)
     return results
 
 
@@ -324,7 +192,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from mimical.config import Settings
-    from mimical.registry import open_registry
+    from mimical.orchestration import open_registry
     from mimical.serving.client import ModelClient
 
     workdir = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
@@ -452,8 +320,6 @@ def main() -> None:
         if args.chaos_seconds > 0:
             while len(processes) > 2:  # the chaos replicas take over the webhook's role
                 stop_server(processes.pop())
-            from webhook_chaos import chaos_run  # here: it imports this module
-
             chaos_run(args, env, workdir, graph)
     finally:
         graph.close()

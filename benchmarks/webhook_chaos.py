@@ -1,6 +1,7 @@
 """The chaos run of `webhook_bench.py`: kill -9 webhook replicas under load (see its docstring).
 
-Run through `webhook_bench.py` (it starts Redis, the model server and the fake Graph API).
+Run through `webhook_bench.py` (it starts Redis, the model server and the fake Graph API);
+what both runs share is in `webhook_harness.py`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from webhook_bench import (
+from webhook_harness import (
     STARTUP_TIMEOUT_SECONDS,
     WARMUP_RATE,
     EchoSender,
     make_post,
+    open_loop,
     percentile,
     post_event,
     start_responder,
@@ -67,13 +69,7 @@ async def chaos_load(urls: list[str], posts: list[dict], rate: float) -> list[di
             if result is not None:
                 acked.append(result)
 
-        tasks, start = [], time.perf_counter()
-        for i, post in enumerate(posts):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(post)))
-        await asyncio.gather(*tasks)
+        await open_loop(posts, rate, one)
     return acked
 
 

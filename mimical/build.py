@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from mimical.chatbot import BUILD_PHASES, Phase
 from mimical.errors import (
     InputError,
     MimicalError,
@@ -44,21 +45,14 @@ from mimical.errors import (
     UnavailableError,
     UnsupportedFormatError,
 )
-from mimical.registry import Phase
 from mimical.storage import Storage, corpus_key, failure_key, model_prefix
 
-# The phases a build goes through, and the share of the whole build each ends at.
-BUILD_PHASES = (Phase.IMPORTING, Phase.TRAINING, Phase.DEPLOYING)
+# The share of the whole build each of `BUILD_PHASES` ends at.
 PHASE_ENDS = {Phase.IMPORTING: 0.1, Phase.TRAINING: 0.9, Phase.DEPLOYING: 1.0}
 CORPUS_SUFFIX = ".jsonl"
 
 # (phase, fraction of the whole build done, message)
 ProgressCallback = Callable[[Phase, float, str], None]
-
-
-def step_name(phase: Phase) -> str:
-    """A phase as the training Job's progress file spells it (`importing`, ...)."""
-    return phase.value.lower()
 
 
 def overall(phase: Phase, fraction: float) -> float:

@@ -109,8 +109,9 @@ class Settings:
     # Reverse proxies in front of the web services whose X-Forwarded-For/-Proto to trust
     # (the ingress: 1). 0 trusts none: the client is the socket's peer.
     trusted_proxy_hops: int = 0
-    # Bearer token that lets a scraper read /metrics from another host; empty: only
-    # loopback clients may (the web ports face the internet through the ingress).
+    # Bearer token that lets a scraper read /metrics (and why /readyz fails) from another
+    # host; empty: only loopback clients may (the web ports face the internet through the
+    # ingress).
     metrics_token: str = ""
     keep_uploads: bool = False
     # Public base URL of the web chat, used in links handed to users.

@@ -24,9 +24,9 @@ import time
 import uuid
 from pathlib import Path
 
+from mimical.chatbot import BUILD_PHASES, Phase
 from mimical.config import DEFAULT_TRAINING_MINUTES, Settings
 from mimical.errors import MimicalError, UnavailableError
-from mimical.registry import Phase
 
 DEMO_NAME = "alex"  # the registry (and model) name of the demo persona
 POLL_SECONDS = 0.25
@@ -66,8 +66,7 @@ def ensure_demo_persona(
     settings: Settings, *, max_minutes: float, max_conversations: int | None, retrain: bool
 ):
     """The demo persona, built and registered; reused when its model is already there."""
-    from mimical.orchestration import open_orchestrator
-    from mimical.registry import open_registry
+    from mimical.orchestration import open_orchestrator, open_registry
     from mimical.storage import SAVED_MODEL_FILE, model_prefix, open_storage
 
     registry = open_registry(settings)
@@ -123,8 +122,6 @@ def follow_build(registry, orchestrator, max_minutes: float):
     """Wait for the build, with one line per phase and a progress bar on a terminal."""
     from tqdm import tqdm
 
-    from mimical.build import BUILD_PHASES
-
     steps = {
         Phase.IMPORTING: "2/3 importing it",
         Phase.TRAINING: f"3/3 training (at most {max_minutes:g} minutes)",
@@ -157,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from mimical.dialog import create_engine
     from mimical.dialog.cli import chat_in_terminal
     from mimical.dialog.engine import NOT_AVAILABLE, NOW_CHATTING
-    from mimical.registry import open_registry
+    from mimical.orchestration import open_registry
     from mimical.serving.connect import connect_models
 
     # The demo always builds locally and serves its own model from local storage.

@@ -5,9 +5,11 @@
 shared safely by the web threads and the training worker processes: each call
 is one transaction on a pooled connection, the database runs in WAL mode (readers
 never wait for writers) with a busy timeout. In Kubernetes mode the `Chatbot`
-custom resources play this role (`mimical.kube.registry`). `open_registry(settings)`
-picks the one `Settings.orchestrator` names, so a process that only chats (a
-webhook pod) gets its registry without building an orchestrator.
+custom resources play this role (`mimical.kube.registry`).
+`mimical.orchestration.open_registry(settings)` picks the one `Settings.orchestrator`
+names, so a process that only chats (a webhook pod) gets its registry without building
+an orchestrator. The chatbot's own words (`Chatbot`, `Phase`, the name rule) are in
+`mimical.chatbot`.
 
 Secrets never stay in clear: passwords are argon2id hashes (slow on purpose:
 people choose guessable passwords); owner tokens are 256 random bits handed out
@@ -23,85 +25,30 @@ Usage:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import queue
-import re
 import secrets
 import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 import orjson
 
+from mimical.chatbot import (
+    DISPLAY_NAME_MAX,
+    PASSWORD_MAX,
+    Chatbot,
+    Phase,
+    access_stamp,
+    validate_name,
+)
 from mimical.config import Settings
 from mimical.errors import ConflictError, InputError, NotFoundError, RateLimitedError
-
-# A DNS-1123 label, since the name is also the Chatbot resource and model name; at most
-# 40 characters so that the training Job's name (`NAME-train-GENERATION`) stays a label too.
-NAME_MAX_LENGTH = 40
-NAME_PATTERN = re.compile(rf"^[a-z0-9]([-a-z0-9]{{0,{NAME_MAX_LENGTH - 2}}}[a-z0-9])?$")
-DISPLAY_NAME_MAX = 100
-PASSWORD_MAX = 1024
-
-
-class Phase(StrEnum):
-    """Where a chatbot's build is; the API, the dialog and the operator's status share it.
-
-    The operator's `status.phase` uses Pending/Training/Ready/Failed; the API also shows
-    Importing and Deploying, read from the training Job's progress.
-    """
-
-    PENDING = "Pending"
-    IMPORTING = "Importing"
-    TRAINING = "Training"
-    DEPLOYING = "Deploying"
-    READY = "Ready"
-    FAILED = "Failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Chatbot:
-    """A chatbot as the API shows it; secrets stay inside the registry."""
-
-    name: str
-    display_name: str
-    public: bool
-    has_password: bool
-    phase: Phase = Phase.PENDING
-    progress: float = 0.0  # of the current phase's build, 0..1
-    message: str = ""
-    # The version being served (None until the first build is Ready) and all built versions.
-    model_version: int | None = None
-    versions: list[int] = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)
-    me: str | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    # Changes when the chatbot is deleted and created again or its password changes. A
-    # chat session remembers the stamp it was opened under and ends when it differs, so
-    # an owner rotating a password (or a name) shuts out everyone who knew the old one.
-    access_stamp: str = ""
-
-    @property
-    def servable(self) -> bool:
-        """True once a model version can answer, even while a retrain is running."""
-        return self.model_version is not None
-
-
-def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise InputError(
-            f"invalid chatbot name {name!r}: use 1-{NAME_MAX_LENGTH} lowercase letters, digits "
-            "and '-', "
-            "starting and ending with a letter or digit"
-        )
-    return name
 
 
 def _password_hasher():
@@ -136,9 +83,23 @@ def check_password(password_hash: str, password: str) -> bool:
         _verify_slots.release()
 
 
-def access_stamp(identity: str, password_generation: str) -> str:
-    """`Chatbot.access_stamp` from what makes this chatbot itself and its password current."""
-    return hashlib.sha256(f"{identity}\0{password_generation}".encode()).hexdigest()[:24]
+@functools.cache
+def _decoy_hash() -> str:
+    """A hash no password opens, for `password_opens` to check unknown names against."""
+    return hash_password(secrets.token_urlsafe(32))
+
+
+def password_opens(registry, name: str, password: str) -> bool:
+    """Whether `password` opens `name` (a `Registry` or the dialog's `PersonaDirectory`).
+
+    An unknown name is False after the same slow argon2 check a real one costs, so
+    neither the answer nor its time tells a stranger which private names exist.
+    """
+    try:
+        return registry.verify_password(name, password)
+    except NotFoundError:
+        check_password(_decoy_hash(), password)
+        return False
 
 
 def new_owner_token() -> tuple[str, str]:
@@ -340,6 +301,11 @@ class Registry(ABC):
 class SqliteRegistry(Registry):
     """Chatbots in a SQLite file; safe to share between threads and processes."""
 
+    @classmethod
+    def connect(cls, settings: Settings) -> SqliteRegistry:
+        """The registry file of `settings.home` (the embedded mode's one)."""
+        return cls(Path(settings.home) / "registry.sqlite3")
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -463,19 +429,3 @@ class SqliteRegistry(Registry):
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
-
-
-def open_registry(settings: Settings | None = None) -> Registry:
-    """The registry of `settings.orchestrator`'s mode.
-
-    `local`: the SQLite file under `settings.home`; `kubernetes`: the Chatbot resources
-    of `settings.namespace` (`mimical.kube.registry`, needs the `kubernetes` client).
-    """
-    settings = settings or Settings.from_env()
-    if settings.orchestrator == "kubernetes":
-        from mimical.kube.registry import KubernetesRegistry
-
-        return KubernetesRegistry.connect(settings)
-    if settings.orchestrator != "local":
-        raise InputError(f"unknown orchestrator {settings.orchestrator!r}: use local or kubernetes")
-    return SqliteRegistry(Path(settings.home) / "registry.sqlite3")

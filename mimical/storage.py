@@ -29,15 +29,14 @@ Usage:
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
+from mimical.atomic import atomic_directory, atomic_file
 from mimical.config import Settings
 from mimical.errors import InputError, NotFoundError, TooLargeError, UnavailableError
 
@@ -258,29 +257,16 @@ class FileStorage(Storage):
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         reader = _CappedReader(stream, max_bytes, key)
-        handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                shutil.copyfileobj(reader, out, COPY_BUFFER_BYTES)
-            os.replace(partial, target)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
+        with atomic_file(target, private=True) as out:
+            shutil.copyfileobj(reader, out, COPY_BUFFER_BYTES)
         return reader.count
 
     def put_tree(self, prefix: str, directory: Path) -> int:
         """Copy `directory` next to its target, then rename it into place in one step."""
         target = self._path(check_key(prefix.rstrip("/") + "/"))
-        target.parent.mkdir(parents=True, exist_ok=True)
         # A dot name is not a version number, so model servers ignore the partial copy.
-        partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        try:
+        with atomic_directory(target, private=True) as partial:
             shutil.copytree(directory, partial, dirs_exist_ok=True)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(partial, target)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
         return sum(1 for p in target.rglob("*") if p.is_file())
 
     def get_file(self, key: str, path: Path) -> Path:
@@ -376,19 +362,15 @@ class S3Storage(Storage):
     def get_file(self, key: str, path: Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        try:
+        with atomic_file(path) as out:
             self._call(
                 self.url(key),
-                self.client.download_file,
+                self.client.download_fileobj,
                 self.bucket,
                 self._key(key),
-                str(partial),
+                out,
                 Config=self.transfer,
             )
-            partial.replace(path)
-        finally:
-            partial.unlink(missing_ok=True)
         return path
 
     def _iter_keys(self, prefix: str) -> Iterator[str]:

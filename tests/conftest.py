@@ -15,6 +15,7 @@ from mimical.quiet import QUIET_ENV, QuietImportFinder
 
 pytest_plugins = [
     "tests.fixtures.services",
+    "tests.fixtures.outage",
     "tests.fixtures.corpus",
     "tests.fixtures.model",
 ]

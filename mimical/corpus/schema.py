@@ -27,6 +27,7 @@ from pathlib import Path
 
 import orjson
 
+from mimical.atomic import atomic_file
 from mimical.errors import InputError
 
 # How many turns before a persona reply the model sees as context.
@@ -95,16 +96,10 @@ def write_lines(chunks: Iterable[bytes], path: Path) -> None:
 
     The importer writes a thread's `record_lines` at a time.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with tmp.open("wb", buffering=1024 * 1024) as out:
-            for chunk in chunks:
-                out.write(chunk)
-                del chunk  # not kept alive while the next one is made: memory stays flat
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path, buffering=1024 * 1024) as out:
+        for chunk in chunks:
+            out.write(chunk)
+            del chunk  # not kept alive while the next one is made: memory stays flat
 
 
 def read_corpus(path: Path) -> Iterator[CorpusMessage]:

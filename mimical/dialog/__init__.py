@@ -1,7 +1,7 @@
 """The dialog shared by every channel (`engine`), its state (`sessions`) and `mimical chat`.
 
 `create_engine(settings, models, directory)` wires the engine to a persona directory
-(the registry: `mimical.registry.open_registry(settings)`) and to Redis or memory as
+(the registry: `mimical.orchestration.open_registry(settings)`) and to Redis or memory as
 `Settings` say. The dialog knows the registry only through its `PersonaDirectory`
 protocol (`mimical.dialog.engine`).
 """

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from mimical.config import Settings
     from mimical.dialog import create_engine
-    from mimical.registry import open_registry
+    from mimical.orchestration import open_registry
     from mimical.serving.connect import connect_models
 
     settings = Settings.from_env()
@@ -54,7 +54,9 @@ def chat_in_terminal(
     from mimical.errors import MimicalError
 
     engine.forget(CHANNEL, user_id)  # every terminal chat starts afresh
-    for reply in engine.handle(CHANNEL, user_id, first_message or ""):
+    # `mimical chat NAME` picks the persona itself: no greeting before it.
+    greeted = bool(first_message)
+    for reply in engine.handle(CHANNEL, user_id, first_message or "", greeted=greeted):
         write(reply)
     while True:
         prompt = "password: " if engine.state(CHANNEL, user_id) == "password" else "you> "

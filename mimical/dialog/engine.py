@@ -3,13 +3,19 @@
 One state machine per (channel, user), kept in a `SessionStore`:
 
     choosing  --name of a public persona-->          chatting
-    choosing  --name of a password-protected one-->  password --right password--> chatting
+    choosing  --any other name-->                    password --right password--> chatting
     any state --"%restart"-->                        choosing (greeting again)
     any state --"%show all" or "%help"-->            the same state (the list, the help)
 
 A chat remembers the persona's `access_stamp` and checks it on every turn: once the
 persona is deleted (even if the name is taken again) or its password changes, the
 chat is over and the user starts afresh (`ENDED`).
+
+A name that is not a public persona gets the password prompt whether a private
+persona has it or nobody does, and every password for it counts and costs one
+argon2 check (`password_opens`): the chat never tells a stranger which private
+personas exist, nor whether one is still building. Only text that cannot be a name
+at all (`validate_name`) gets "I don't know anyone called ...".
 
 The three commands work in every state, so they never reach a persona as chat
 text or count as a password try; any other text starting with "%" is a command
@@ -36,6 +42,7 @@ from typing import Protocol
 from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS
 from mimical.dialog.sessions import PasswordTries, SessionStore
 from mimical.errors import InputError, NotFoundError, UnavailableError
+from mimical.registry import password_opens, validate_name
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,7 @@ NOW_CHATTING = 'You are now chatting with {name}. Type "%restart" to pick a new 
 NOT_AVAILABLE = "{name} is not available right now, try again in a minute"
 NOT_READY = "{name} is still being built ({phase}). Please try again later."
 NO_PUBLIC_PERSONAS = "There are no public personas yet."
+DID_YOU_MEAN = 'Did you mean {names}? Type "%restart" first to pick another persona.'
 ENDED = "This chat with {name} has ended. Who would you like to talk to?"
 HELP = "\n".join(
     [
@@ -202,18 +210,22 @@ class DialogEngine:
         choosing = {"state": "choosing"}
         if command.startswith("%"):
             return choosing, [f'There is no command "{text}".', HELP]
-        persona = self._find(text.lower()) if text else None
-        if persona is None:
-            if greet:
-                return choosing, [GREETING, SHOW_ALL_HINT]
+        persona = self._find(text.lower())
+        if persona is not None and persona.public and not persona.has_password:
+            if not persona.servable:
+                return choosing, [NOT_READY.format(name=persona.display_name, phase=persona.phase)]
+            return self._start_chat(persona)
+        if greet:  # a first "hi" is a greeting, even though it could be a name
+            return choosing, [GREETING, SHOW_ALL_HINT]
+        try:
+            name = validate_name(text.lower())
+        except InputError:  # no persona can have it: saying so reveals nothing
             return choosing, [self._unknown(text)]
-        if not persona.servable:
-            # Before the password, a protected persona is known only by the name typed.
-            name = persona.name if persona.has_password else persona.display_name
-            return choosing, [NOT_READY.format(name=name, phase=persona.phase)]
-        if persona.has_password:
-            return {"state": "password", "persona": persona.name}, [PASSWORD_PROMPT]
-        return self._start_chat(persona)
+        # A private persona's name, a protected public one's or nobody's: one answer.
+        replies = [PASSWORD_PROMPT]
+        if persona is None or not persona.public:
+            replies += self._did_you_mean(text)
+        return {"state": "password", "persona": name}, replies
 
     def _find(self, name: str) -> Persona | None:
         try:
@@ -235,14 +247,22 @@ class DialogEngine:
             lines.append(f"- {label}")
         return "\n".join(lines)
 
-    def _unknown(self, text: str) -> str:
-        # Only public names are suggested: a private persona's name is a secret too.
+    def _close_public_names(self, text: str) -> str | None:
+        """The public names close to `text`, quoted, or None. Only public names: a
+        private persona's name is a secret too, and so must not change the answer."""
         names = [persona.name for persona in self.directory.list_public()]
         close = difflib.get_close_matches(text.lower(), names, n=3, cutoff=0.5)
-        if close:
-            suggestions = ", ".join(f'"{name}"' for name in close)
+        return ", ".join(f'"{name}"' for name in close) or None
+
+    def _unknown(self, text: str) -> str:
+        suggestions = self._close_public_names(text)
+        if suggestions:
             return f'I don\'t know anyone called "{text}". Did you mean {suggestions}?'
         return f'I don\'t know anyone called "{text}". {SHOW_ALL_HINT}'
+
+    def _did_you_mean(self, text: str) -> list[str]:
+        suggestions = self._close_public_names(text)
+        return [DID_YOU_MEAN.format(names=suggestions)] if suggestions else []
 
     def _start_chat(self, persona: Persona) -> tuple[dict, list[str]]:
         session = {
@@ -255,24 +275,29 @@ class DialogEngine:
         return session, [NOW_CHATTING.format(name=persona.display_name)]
 
     def _unlock(self, client: str, session: dict, password: str) -> tuple[dict, list[str]]:
-        persona = self._find(session["persona"])
-        if persona is None:  # deleted while we were asking
-            return {"state": "choosing"}, [self._unknown(session["persona"])]
+        """Check `password` for the name asked for; an unknown name (never created, or
+        deleted while we asked) answers, counts and takes as long as a wrong password."""
+        name = session["persona"]
         ok, wait = self.password_tries.attempt(
-            client, persona.name, lambda: self.directory.verify_password(persona.name, password)
+            client, name, lambda: password_opens(self.directory, name, password)
         )
         if wait:
-            return session, [TOO_MANY_TRIES.format(name=persona.name, minutes=_wait_words(wait))]
-        if ok:
-            return self._start_chat(persona)
-        return session, [self._locked_out(client, persona) or WRONG_PASSWORD]
+            return session, [TOO_MANY_TRIES.format(name=name, minutes=_wait_words(wait))]
+        persona = self._find(name) if ok else None
+        if persona is None:
+            return session, [self._locked_out(client, name) or WRONG_PASSWORD]
+        if not persona.servable:
+            return {"state": "choosing"}, [
+                NOT_READY.format(name=persona.display_name, phase=persona.phase)
+            ]
+        return self._start_chat(persona)
 
-    def _locked_out(self, client: str, persona: Persona) -> str | None:
+    def _locked_out(self, client: str, name: str) -> str | None:
         """The wait message while this client (or everyone) used up the tries, else None."""
-        wait = self.password_tries.seconds_locked(client, persona.name)
+        wait = self.password_tries.seconds_locked(client, name)
         if not wait:
             return None
-        return TOO_MANY_TRIES.format(name=persona.name, minutes=_wait_words(wait))
+        return TOO_MANY_TRIES.format(name=name, minutes=_wait_words(wait))
 
     def _chat(self, session: dict, text: str) -> tuple[dict, list[str]]:
         name, display_name = session["persona"], session["display_name"]

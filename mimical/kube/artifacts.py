@@ -13,9 +13,8 @@ import tempfile
 from pathlib import Path
 
 from mimical.errors import NotFoundError
+from mimical.model.export import EXTRA_DIR, METRICS_FILE
 from mimical.storage import Storage, model_prefix
-
-METRICS_FILE = "assets.extra/metrics.json"
 
 
 def read_json(storage: Storage, key: str) -> dict | None:
@@ -38,4 +37,4 @@ def write_json(storage: Storage, key: str, value: dict) -> None:
 
 def model_metrics(storage: Storage, chatbot: str, version: int) -> dict:
     """The metrics the training stored next to the model (empty if it stored none)."""
-    return read_json(storage, f"{model_prefix(chatbot, version)}{METRICS_FILE}") or {}
+    return read_json(storage, f"{model_prefix(chatbot, version)}{EXTRA_DIR}/{METRICS_FILE}") or {}

@@ -20,6 +20,7 @@ import contextlib
 
 import kopf
 
+from mimical.chatbot import Phase, Step
 from mimical.errors import InputError, NotFoundError, UnavailableError
 from mimical.kube import GROUP, PLURAL, VERSION, artifacts
 from mimical.kube.manifests import (
@@ -43,7 +44,6 @@ from mimical.kube.status import (
     training_succeeded,
     waiting_for_source,
 )
-from mimical.registry import Phase
 from mimical.storage import chatbot_prefixes, model_prefix, model_versions, progress_key
 
 CHATBOTS = (GROUP, VERSION, PLURAL)
@@ -166,7 +166,7 @@ def record_outcome(body: dict, memo: kopf.Memo, logger) -> None:
         _temporary(storage.delete_prefix, source.removeprefix(storage.root.rstrip("/") + "/"))
     progress = _temporary(artifacts.read_json, storage, progress_key(name, job_name))
     progress = progress or {}
-    if progress.get("message") and progress.get("step") == "failed":
+    if progress.get("message") and progress.get("step") == Step.FAILED:
         message = f"{message}: {progress['message']}" if message else progress["message"]
     imported = progress.get("imported") if "imported" in progress else None
     new_status = training_failed(current, generation, reason, message, imported=imported)
@@ -205,7 +205,7 @@ def poll_progress(body, name, meta, spec, status, patch, memo: kopf.Memo, logger
         record_outcome(job, memo, logger)
         return
     progress = _temporary(artifacts.read_json, memo.storage, progress_key(name, job_name))
-    if not progress or progress.get("step") in ("done", "failed"):
+    if not progress or progress.get("step") in (Step.DONE, Step.FAILED):
         return  # the Job's own status says when it is over
     new = {
         "step": str(progress.get("step", "")),

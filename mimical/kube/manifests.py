@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from mimical.chatbot import NAME_MAX_LENGTH, NAME_PATTERN
 from mimical.config import Settings
 from mimical.errors import InputError
 from mimical.kube import GROUP
-from mimical.registry import NAME_MAX_LENGTH, NAME_PATTERN
 from mimical.storage import corpus_prefix, model_prefix, object_location, upload_prefix
 
 LABEL_CHATBOT = f"{GROUP}/chatbot"

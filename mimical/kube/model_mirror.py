@@ -25,12 +25,12 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from mimical.atomic import atomic_directory, atomic_write
 from mimical.config import Settings
-from mimical.errors import MimicalError
+from mimical.errors import MimicalError, NotFoundError
 from mimical.storage import Storage, model_prefix, open_storage
 
 log = logging.getLogger(__name__)
@@ -57,17 +57,15 @@ def fetch_version(storage: Storage, name: str, version: int, directory: Path) ->
         return True
     staging_root = directory / STAGING_DIR
     staging_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{name}-{version}-", dir=staging_root))
     try:
-        if storage.get_tree(model_prefix(name, version), staging) == 0:
-            log.warning("model %s version %s is not in storage (yet)", name, version)
-            return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(target)
-        log.info("mirrored model %s version %s", name, version)
-        return True
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with atomic_directory(target, private=True, staging_parent=staging_root) as staging:
+            if storage.get_tree(model_prefix(name, version), staging) == 0:
+                raise NotFoundError(f"model {name} version {version} is not in storage (yet)")
+    except NotFoundError as absent:
+        log.warning("%s", absent)
+        return False
+    log.info("mirrored model %s version %s", name, version)
+    return True
 
 
 def write_config(directory: Path, served: dict[str, int]) -> bool:
@@ -78,9 +76,7 @@ def write_config(directory: Path, served: dict[str, int]) -> bool:
     text = model_config_text(served, str(directory))
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
-    partial = path.with_name(CONFIG_FILE + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    atomic_write(path, text)
     return True
 
 

@@ -17,26 +17,17 @@ from __future__ import annotations
 import contextlib
 import datetime
 
-from mimical.build import BUILD_PHASES, step_name
+from mimical.chatbot import STEP_PHASES, Chatbot, Phase, access_stamp
 from mimical.config import Settings
 from mimical.errors import ConflictError, NotFoundError, UnavailableError
 from mimical.kube import API_VERSION, KIND
 from mimical.kube.cluster import Cluster
 from mimical.kube.manifests import PASSWORD_KEY, chatbot_labels, secret_keys
-from mimical.kube.status import LOADING_STEP
-from mimical.registry import Chatbot, Phase, Registry, access_stamp
+from mimical.registry import Registry
 
 # Set to a fresh random value on every password change: part of `Chatbot.access_stamp`
 # (an annotation, not spec: changing it starts no build).
 PASSWORD_GENERATION = "mimical.dev/password-generation"
-# status.progress.step of a Training chatbot → the API's finer phase. The Job writes the
-# build pipeline's phase names (`mimical.build.step_name`); "scheduled" and "loading" (a
-# trained version waiting for the model server to answer) are the operator's.
-STEP_PHASES = (
-    {"scheduled": Phase.IMPORTING}
-    | {step_name(p): p for p in BUILD_PHASES}
-    | {LOADING_STEP: Phase.DEPLOYING}
-)
 
 
 def _epoch(timestamp: str | None) -> float:

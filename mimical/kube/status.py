@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import datetime
 
-from mimical.registry import Phase
+from mimical.chatbot import Phase, Step
 
 CONDITION_TYPES = ("Imported", "Trained", "Served", "Ready")
-# progress.step while a trained version waits for the model server to load it (the
-# operator's own step, like "scheduled"; the Job's progress file never writes it).
-LOADING_STEP = "loading"
 
 
 def now_iso() -> str:
@@ -69,7 +66,7 @@ def _ready_condition(status: dict) -> dict:
 def awaiting_model_server(status: dict) -> bool:
     """The Job's outcome is recorded; the trained version waits to answer."""
     step = (status.get("progress") or {}).get("step")
-    return status.get("phase") == Phase.TRAINING and step == LOADING_STEP
+    return status.get("phase") == Phase.TRAINING and step == Step.LOADING
 
 
 def training_started(status: dict, generation: int, job_name: str) -> dict:
@@ -78,7 +75,7 @@ def training_started(status: dict, generation: int, job_name: str) -> dict:
         "observedGeneration": generation,
         "trainingJob": job_name,
         "progress": {
-            "step": "scheduled",
+            "step": Step.SCHEDULED,
             "percent": 0,
             "message": f"Job {job_name} created",
             "updated": now_iso(),
@@ -108,7 +105,7 @@ def training_succeeded(
         "endpoint": endpoint,
         "metrics": metrics,
         "progress": {
-            "step": LOADING_STEP,
+            "step": Step.LOADING,
             "percent": 99,
             "message": f"version {version} trained; waiting for the model server to load it",
             "updated": now_iso(),
@@ -156,7 +153,7 @@ def model_served(status: dict, endpoint: str) -> dict:
         "phase": Phase.READY,
         "servedVersion": version,
         "progress": {
-            "step": "done",
+            "step": Step.DONE,
             "percent": 100,
             "message": f"version {version} is live",
             "updated": now_iso(),
@@ -189,7 +186,7 @@ def training_failed(
         "observedGeneration": generation,
         "progress": {
             **(status.get("progress") or {}),
-            "step": "failed",
+            "step": Step.FAILED,
             "message": message,
             "updated": now_iso(),
         },
@@ -202,7 +199,7 @@ def waiting_for_source(status: dict, generation: int) -> dict:
         "phase": Phase.PENDING,
         "observedGeneration": generation,
         "progress": {
-            "step": "waiting",
+            "step": Step.WAITING,
             "percent": 0,
             "message": "no spec.source yet",
             "updated": now_iso(),

@@ -14,7 +14,7 @@ Results go to storage (layout in `mimical.storage`): the corpus to
 `saved_model.pb` written last (a version counts once that file exists), and
 progress to `training/NAME/JOB.json`:
 
-    {"step": "importing" | "training" | "deploying" | "done" | "failed",
+    {"step": "importing" | "training" | "deploying" | "done" | "failed",  (`Step`)
      "percent": 0-100, "message": "...", "imported": bool, "updated": ISO time}
 
 which the operator copies into `status.progress`. VERSION is one more than the
@@ -35,13 +35,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mimical.build import BuildResult, build_chatbot, public_failure, step_name
+from mimical.build import BuildResult, build_chatbot, public_failure
+from mimical.chatbot import Phase, Step, step_of
 from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
 from mimical.kube import artifacts
 from mimical.kube.manifests import disposable_upload
 from mimical.kube.status import now_iso
-from mimical.registry import Phase
 from mimical.storage import (
     Storage,
     next_version,
@@ -100,9 +100,9 @@ class ProgressFile:
     def __call__(self, phase: Phase, fraction: float, message: str) -> None:
         """The build pipeline's progress callback."""
         self.imported = self.imported or phase != Phase.IMPORTING
-        self.report(step_name(phase), 100 * fraction, message)
+        self.report(step_of(phase), 100 * fraction, message)
 
-    def report(self, step: str, percent: float, message: str = "") -> None:
+    def report(self, step: Step, percent: float, message: str = "") -> None:
         """Record progress; within one step, at most every `MIN_INTERVAL_SECONDS`."""
         self.percent = int(percent)
         now = time.monotonic()
@@ -148,7 +148,7 @@ def run(
         # mode). Only after success: the Job's retry of a failed pod needs it again; the
         # operator deletes it once the Job has failed for good.
         storage.delete_prefix(request.source.removeprefix(storage.root.rstrip("/") + "/"))
-    progress.report("done", 100, f"version {result.version} stored")
+    progress.report(Step.DONE, 100, f"version {result.version} stored")
     return result
 
 
@@ -180,7 +180,7 @@ def fail(progress: ProgressFile | None, message: str) -> None:
         TERMINATION_LOG.write_text(message[:4000])
     if progress is not None:
         try:
-            progress.report("failed", progress.percent, message)
+            progress.report(Step.FAILED, progress.percent, message)
         except MimicalError as error:
             logger.warning("could not record the failure in storage: %s", error)
 

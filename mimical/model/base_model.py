@@ -20,13 +20,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mimical.atomic import atomic_directory
 from mimical.errors import InputError, NotFoundError
 from mimical.model.model import ModelConfig
 from mimical.model.tokenizer import Tokenizer
@@ -65,24 +65,13 @@ class Base:
 
 def save_base(output: Path, config: ModelConfig, tokenizer: Tokenizer, weights, info) -> None:
     """Write the artifact under a temporary name, then swap it in."""
-    staging = output.with_name(f".{output.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with atomic_directory(output) as staging:
         # float16 halves the size; fine-tuning and serving compute in float32.
         with (staging / WEIGHTS_FILE).open("wb") as out:
             np.savez_compressed(out, **{k: v.astype(np.float16) for k, v in weights.items()})
         tokenizer.save(staging / "tokenizer.json")
         (staging / "config.json").write_text(config.to_json())
         (staging / "base.json").write_text(json.dumps(info, indent=1))
-        old = output.with_name(f".{output.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if output.exists():
-            output.rename(old)
-        staging.rename(output)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 @functools.cache

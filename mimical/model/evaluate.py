@@ -35,7 +35,16 @@ from pathlib import Path
 from mimical.corpus.schema import Pair, read_corpus, training_pairs
 from mimical.errors import InputError
 from mimical.model import baselines
-from mimical.model.export import EXTRA_DIR, load_export, read_extra, resolve_export
+from mimical.model.export import (
+    CURVE_FILE,
+    EXTRA_DIR,
+    METRICS_FILE,
+    SPLIT_FILE,
+    VOCABULARY_FILE,
+    load_export,
+    read_extra,
+    resolve_export,
+)
 from mimical.model.model import DEFAULT_TEMPERATURE, VERBATIM_WORDS
 from mimical.model.ngram import CharNgramModel, bits_per_char
 from mimical.model.sense import (
@@ -69,7 +78,7 @@ def test_split(
     held-out part belongs to neither. `part="validation"` gives the validation
     conversations instead of the test ones: for choosing decoding settings, which the
     test conversations must not see."""
-    split = read_extra(export_dir, "split.json")
+    split = read_extra(export_dir, SPLIT_FILE)
     if "test" not in split:  # exported before validation was carved out: one held-out part
         split = {"test": split.get("held_out", [])}
     parts = {name: {tuple(key) for key in split.get(name, [])} for name in ("test", "validation")}
@@ -279,9 +288,9 @@ def evaluate_model(
     model = model or load_export(export_dir)
     reference = reference or chitchat_reference()
     train, test = test_split(export_dir, corpus_path, part)
-    if (export_dir / EXTRA_DIR / "vocabulary.json").is_file():
+    if (export_dir / EXTRA_DIR / VOCABULARY_FILE).is_file():
         # A character model: both models see its unknown characters alike.
-        codepoints = set(read_extra(export_dir, "vocabulary.json")["codepoints"])
+        codepoints = set(read_extra(export_dir, VOCABULARY_FILE)["codepoints"])
 
         def in_vocabulary(text: str) -> str:
             return "".join(c if ord(c) in codepoints else UNKNOWN for c in text)
@@ -350,8 +359,8 @@ def evaluate_model(
         "improvement_over_baseline": round(1 - bpc / baseline_bpc, 4),
         "systems": figures,
         "style": {"model": style(shown["model"]), "persona": style(real)},
-        "training": read_extra(export_dir, "metrics.json"),
-        "curve": read_extra(export_dir, "curve.json"),
+        "training": read_extra(export_dir, METRICS_FILE),
+        "curve": read_extra(export_dir, CURVE_FILE),
         "samples": [
             {"context": p.context, "real": r, **{s: shown[s][i] for s in shown if s != "person"}}
             for i, (p, r) in enumerate(zip(exchanges[:SHOWN_EXCHANGES], real, strict=False))

@@ -3,7 +3,8 @@
 `MODEL_BASE/NAME/VERSION/` holds `saved_model.pb` + `variables/` with the signatures
 `reply` and `serving_default`, and `assets.extra/` (ignored by TF Serving) with
 `metrics.json`, `curve.json`, `config.json`, `split.json` and the tokens
-(`tokenizer.json` for subword models, `vocabulary.json` for character ones). A version appears
+(`tokenizer.json` for subword models, `vocabulary.json` for character ones): the
+`*_FILE` names below, the one place that spells them. A version appears
 atomically: it is written under a hidden name and renamed, so a server watching the
 base path never loads half a model.
 
@@ -18,9 +19,22 @@ import sys
 from pathlib import Path
 
 from mimical.errors import InputError, NotFoundError
+from mimical.storage import SAVED_MODEL_FILE
 
 SIGNATURE = "reply"
 EXTRA_DIR = "assets.extra"
+# The files of `EXTRA_DIR` that training writes and evaluation, the API and the operator read.
+METRICS_FILE = "metrics.json"
+CURVE_FILE = "curve.json"
+CONFIG_FILE = "config.json"
+SPLIT_FILE = "split.json"
+TOKENIZER_FILE = "tokenizer.json"  # a subword model's tokens (config.tokens == "pieces")
+VOCABULARY_FILE = "vocabulary.json"  # a character model's
+
+
+def tokens_file(tokens: str) -> str:
+    """The file of `EXTRA_DIR` holding a model's tokens, by its `ModelConfig.tokens`."""
+    return TOKENIZER_FILE if tokens == "pieces" else VOCABULARY_FILE
 
 
 def versions(model_dir: Path) -> list[int]:
@@ -67,7 +81,7 @@ def export_generator(generator, model_base: Path, name: str, extras: dict[str, o
 def resolve_export(path: Path) -> Path:
     """Accept a version dir or a model dir (→ its newest version)."""
     path = Path(path)
-    if (path / "saved_model.pb").is_file():
+    if (path / SAVED_MODEL_FILE).is_file():
         return path
     found = versions(path)
     if found:
@@ -97,11 +111,12 @@ def export_parts(export_dir: Path) -> tuple[dict, object, object]:
 
     export_dir = resolve_export(export_dir)
     loaded = load_export(export_dir)
-    config = ModelConfig.from_json(json.dumps(read_extra(export_dir, "config.json")))
+    config = ModelConfig.from_json(json.dumps(read_extra(export_dir, CONFIG_FILE)))
+    tokens = json.dumps(read_extra(export_dir, tokens_file(config.tokens)))
     if config.tokens == "pieces":
-        tokenizer = Tokenizer.from_json(json.dumps(read_extra(export_dir, "tokenizer.json")))
+        tokenizer = Tokenizer.from_json(tokens)
     else:
-        tokenizer = Vocabulary.from_json(json.dumps(read_extra(export_dir, "vocabulary.json")))
+        tokenizer = Vocabulary.from_json(tokens)
     weights = {"embedding": loaded.embedding.numpy()}
     for layer, variables in enumerate(loaded.gru):
         for part, variable in zip(("kernel", "recurrent_kernel", "bias"), variables, strict=True):
@@ -117,7 +132,7 @@ def graph_op_types(export_dir: Path) -> set[str]:
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((resolve_export(export_dir) / "saved_model.pb").read_bytes())
+    saved_model.ParseFromString((resolve_export(export_dir) / SAVED_MODEL_FILE).read_bytes())
     ops = set()
     for meta_graph in saved_model.meta_graphs:
         ops.update(node.op for node in meta_graph.graph_def.node)

@@ -95,10 +95,9 @@ def pretrain(
 ) -> dict:
     """Learn the tokenizer and the base network on chitchat minus the held-out people;
     write the base artifact to `output` (replaced atomically) and return its base.json."""
-    from mimical.model.data import encode
     from mimical.model.evaluate import model_bits_per_char
     from mimical.model.model import reply_generator
-    from mimical.model.train import PRETRAIN, fit
+    from mimical.model.train import PRETRAIN, FitData, FitRun, fit
 
     started = time.monotonic()
     conversations = base_conversations()
@@ -125,21 +124,19 @@ def pretrain(
         result = fit(
             # No dropout while the network underfits; the config's is for fine-tuning.
             replace(config, dropout=0.0),
-            tokenizer.size,
-            encode(train_pairs, tokenizer, config),
-            encode(validation_pairs, tokenizer, config),
-            held_out_chars=sum(len(p.reply) + 1 for p in validation_pairs),
-            initial_weights=None,
-            schedule=PRETRAIN,
-            started=time.monotonic(),
-            max_minutes=max_minutes,
-            epochs=1,
-            seed=seed,
-            label="pretraining",
-            checkpoint_dir=Path(checkpoints),
-            run_id="base",
-            progress=progress,
-            eval_every=100,
+            FitData.encode(train_pairs, validation_pairs, tokenizer, config),
+            FitRun(
+                schedule=PRETRAIN,
+                seed=seed,
+                label="pretraining",
+                checkpoint_dir=Path(checkpoints),
+                run_id="base",
+                started=time.monotonic(),
+                max_minutes=max_minutes,
+                epochs=1,
+                progress=progress,
+                eval_every=100,
+            ),
         )
     pretrain_seconds = time.monotonic() - started
 

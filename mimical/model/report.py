@@ -10,6 +10,8 @@ import html
 import io
 from pathlib import Path
 
+from mimical.atomic import atomic_write
+
 STYLE_ROWS = [
     ("replies", "replies sampled"),
     ("length_mean", "length, mean chars"),
@@ -166,7 +168,4 @@ reply cut at {result["reply_chars"]} characters; mean [95% interval] over the se
 
 
 def write_report(result: dict, path: Path) -> None:
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(render_report(result), encoding="utf-8")
-    partial.replace(path)
+    atomic_write(path, render_report(result))

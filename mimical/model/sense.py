@@ -31,7 +31,6 @@ import itertools
 import math
 import os
 import re
-import tempfile
 import unicodedata
 import zipfile
 from collections import Counter
@@ -42,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy import sparse
+
+from mimical.atomic import atomic_file
 
 # Tokens for distinct-n and verbatim spans: runs of letters, digits and apostrophes.
 TOKEN = re.compile(r"[\w']+")
@@ -219,7 +220,7 @@ class Reference:
     def save(self, path: Path) -> None:
         """Write atomically (a concurrent reader sees the old file or the whole new one)."""
         matrix = self.associations
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as file:
+        with atomic_file(path, private=True) as file:
             np.savez_compressed(
                 file,
                 words=np.frombuffer("\n".join(self.words).encode(), dtype=np.uint8),
@@ -227,7 +228,6 @@ class Reference:
                 indices=matrix.indices,
                 indptr=matrix.indptr,
             )
-        os.replace(file.name, path)
 
     @classmethod
     def load(cls, path: Path) -> Reference:

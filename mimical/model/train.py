@@ -27,6 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from mimical.model.data import batches, build_vocabulary, encode, load_split
+from mimical.model.export import (
+    CONFIG_FILE,
+    CURVE_FILE,
+    METRICS_FILE,
+    SPLIT_FILE,
+    export_generator,
+    tokens_file,
+)
 from mimical.model.model import (
     DECODING_FIELDS,
     ModelConfig,
@@ -95,6 +103,44 @@ class TrainResult:
     metrics: dict
 
 
+@dataclass(frozen=True)
+class FitData:
+    """What `fit` learns from and checks against, encoded for the network."""
+
+    vocab_size: int
+    train: list[np.ndarray]
+    held_out: list[np.ndarray]
+    held_out_chars: int  # of the held-out replies, each turn's end counted as one
+
+    @classmethod
+    def encode(cls, train_pairs: list, held_out_pairs: list, tokenizer, config) -> FitData:
+        """`train_pairs` and `held_out_pairs` (`Pair`s) in `tokenizer`'s tokens."""
+        return cls(
+            vocab_size=tokenizer.size,
+            train=encode(train_pairs, tokenizer, config),
+            held_out=encode(held_out_pairs, tokenizer, config),
+            held_out_chars=sum(len(p.reply) + 1 for p in held_out_pairs),
+        )
+
+
+@dataclass(frozen=True)
+class FitRun:
+    """How one `fit` goes: where it starts from, its schedule and budget, how it reports."""
+
+    schedule: Schedule
+    seed: int
+    label: str  # what the progress bar and the log call this run
+    checkpoint_dir: Path
+    run_id: str  # a checkpoint resumes only the same run (`corpus_fingerprint`)
+    started: float  # time.monotonic() when the whole job began: max_minutes counts from it
+    max_minutes: float | None
+    epochs: int | None
+    initial_weights: dict | None = None  # None: from random weights
+    progress: bool = False
+    report: Callable[[dict], None] = lambda _: None
+    eval_every: int = 300
+
+
 @dataclass
 class FitResult:
     weights: dict  # the best weights by held-out loss (`network_weights` names)
@@ -143,7 +189,6 @@ def train_persona(
     """
     from mimical.model.base_model import load_base
     from mimical.model.calibrate import calibrate
-    from mimical.model.export import export_generator
     from mimical.model.retrieval import bank_replies
 
     started = time.monotonic()
@@ -164,21 +209,20 @@ def train_persona(
         base_id = "from scratch"
     fit_result = fit(
         config,
-        tokenizer.size,
-        encode(split.train, tokenizer, config),
-        encode(split.validation, tokenizer, config),
-        held_out_chars=sum(len(p.reply) + 1 for p in split.validation),
-        initial_weights=initial,
-        schedule=schedule,
-        started=started,
-        max_minutes=max_minutes,
-        epochs=epochs,
-        seed=seed,
-        label=f"training {name}",
-        checkpoint_dir=Path(model_base) / ".checkpoints" / name,
-        run_id=corpus_fingerprint(corpus_path, config, seed, f"{base_id} {schedule}"),
-        progress=progress,
-        report=report,
+        FitData.encode(split.train, split.validation, tokenizer, config),
+        FitRun(
+            schedule=schedule,
+            seed=seed,
+            label=f"training {name}",
+            checkpoint_dir=Path(model_base) / ".checkpoints" / name,
+            run_id=corpus_fingerprint(corpus_path, config, seed, f"{base_id} {schedule}"),
+            started=started,
+            max_minutes=max_minutes,
+            epochs=epochs,
+            initial_weights=initial,
+            progress=progress,
+            report=report,
+        ),
     )
 
     report({"phase": "calibrating", "fraction": 0.97})
@@ -208,17 +252,16 @@ def train_persona(
         "calibration": calibration,
         "retrieval": {"policy": retrieval, "replies": len(bank)},
     }
-    vocabulary_file = "tokenizer.json" if config.tokens == "pieces" else "vocabulary.json"
     export_dir = export_generator(
         generator,
         model_base,
         name,
         extras={
-            "metrics.json": metrics,
-            "curve.json": fit_result.curve,
-            "config.json": json.loads(config.to_json()),
-            vocabulary_file: json.loads(tokenizer.to_json()),
-            "split.json": {
+            METRICS_FILE: metrics,
+            CURVE_FILE: fit_result.curve,
+            CONFIG_FILE: json.loads(config.to_json()),
+            tokens_file(config.tokens): json.loads(tokenizer.to_json()),
+            SPLIT_FILE: {
                 "seed": seed,
                 "test": sorted({(p.thread, p.conversation) for p in split.test}),
                 "validation": sorted({(p.thread, p.conversation) for p in split.validation}),
@@ -255,29 +298,9 @@ def training_messages(split) -> tuple[list[str], list[str]]:
     return sorted(own), sorted(others)
 
 
-def fit(
-    config: ModelConfig,
-    vocab_size: int,
-    train_examples: list[np.ndarray],
-    held_out_examples: list[np.ndarray],
-    *,
-    held_out_chars: int,
-    initial_weights: dict | None,
-    schedule: Schedule,
-    started: float,
-    max_minutes: float | None,
-    epochs: int | None,
-    seed: int,
-    label: str,
-    checkpoint_dir: Path,
-    run_id: str,
-    progress: bool = False,
-    report: Callable[[dict], None] = lambda _: None,
-    eval_every: int = 300,
-) -> FitResult:
-    """The training loop: the network learns `train_examples`, keeping its best weights
-    by bits per character of the held-out replies (`held_out_chars` characters, each
-    turn's end counted as one)."""
+def fit(config: ModelConfig, data: FitData, run: FitRun) -> FitResult:
+    """The training loop: the network learns `data.train`, keeping its best weights by
+    bits per character of the held-out replies."""
     import keras
     import tensorflow as tf
 
@@ -285,10 +308,11 @@ def fit(
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     batch_size = GPU_BATCH_SIZE if gpu else CPU_BATCH_SIZE
-    keras.utils.set_random_seed(seed)
-    model = build_keras_model(config, vocab_size)
-    if initial_weights is not None:
-        load_network_weights(model, config, initial_weights)
+    keras.utils.set_random_seed(run.seed)
+    model = build_keras_model(config, data.vocab_size)
+    if run.initial_weights is not None:
+        load_network_weights(model, config, run.initial_weights)
+    schedule = run.schedule
     optimizer = keras.optimizers.Adam(schedule.learning_rate, clipnorm=1.0)
     optimizer.build(model.trainable_variables)
     train_step, held_out_nats = _step_functions(model, optimizer)
@@ -308,7 +332,7 @@ def fit(
         curve=curve_var,
         best_weights=best_weights,
     )
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir / run_id, max_to_keep=1)
+    manager = tf.train.CheckpointManager(checkpoint, run.checkpoint_dir / run.run_id, max_to_keep=1)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)
     curve: list[dict] = json.loads(curve_var.numpy())
@@ -317,32 +341,32 @@ def fit(
     context_weight = schedule.context_loss_weight
     if context_weight is None:
         context_weight = config.context_loss_weight
-    steps_per_epoch = math.ceil(len(train_examples) / batch_size)
-    total_steps = steps_per_epoch * (epochs or MAX_EPOCHS)
-    eval_every = min(eval_every, steps_per_epoch)
-    clock = Clock(started, max_minutes, total_steps, resumed_step, label, progress)
+    steps_per_epoch = math.ceil(len(data.train) / batch_size)
+    total_steps = steps_per_epoch * (run.epochs or MAX_EPOCHS)
+    eval_every = min(run.eval_every, steps_per_epoch)
+    clock = Clock(run.started, run.max_minutes, total_steps, resumed_step, run.label, run.progress)
     stop_reason, running = "epochs", []
     for step, (inputs, targets, weights) in _training_batches(
-        train_examples, batch_size, seed, context_weight, resumed_step, total_steps
+        data.train, batch_size, run.seed, context_weight, resumed_step, total_steps
     ):
         optimizer.learning_rate.assign(schedule.rate(clock.run_fraction(step), step))
         running.append(float(train_step(inputs, targets, weights)))
         clock.tick(
-            step, report, loss=float(np.mean(running[-50:])), epoch=step // steps_per_epoch + 1
+            step, run.report, loss=float(np.mean(running[-50:])), epoch=step // steps_per_epoch + 1
         )
         last = step + 1 == total_steps
         out_of_time = clock.out_of_time()
         if (step + 1) % eval_every and not (last or out_of_time):
             continue
         # The held-out check: keep the best weights, count checks without improvement.
-        bits = _bits_per_char(held_out_nats, held_out_examples, batch_size * 2, held_out_chars)
+        bits = _bits_per_char(held_out_nats, data.held_out, batch_size * 2, data.held_out_chars)
         curve.append(
             {
                 "step": step + 1,
                 "epoch": round((step + 1) / steps_per_epoch, 2),
                 "train_loss": float(np.mean(running)),
                 "validation_bits_per_char": bits,
-                "elapsed_seconds": round(time.monotonic() - started, 1),
+                "elapsed_seconds": round(time.monotonic() - run.started, 1),
             }
         )
         running = []

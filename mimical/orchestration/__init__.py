@@ -1,8 +1,9 @@
 """Orchestrators build chatbots: import → train → deploy, reporting into the registry.
 
 The API only talks to this interface, so the same endpoints work embedded and on
-Kubernetes. `Settings.orchestrator` picks the implementation; the registry comes
-from `mimical.registry.open_registry(settings)` and is handed in:
+Kubernetes. `Settings.orchestrator` picks the implementation, and the registry of
+the same mode: `open_registry(settings)` (here too, so that a process that only chats
+gets its registry without building an orchestrator) is handed in:
 
 - `local` (`mimical.orchestration.local`): a worker process per build in this
   machine runs the build pipeline (`mimical.build`), a SQLite registry, models
@@ -54,9 +55,15 @@ from mimical.errors import InputError
 from mimical.registry import Registry
 from mimical.storage import Storage
 
+# Each mode's classes, imported only when picked: the Kubernetes client is heavy and
+# optional, and the local ones start worker processes.
 IMPLEMENTATIONS = {
     "local": "mimical.orchestration.local:LocalOrchestrator",
     "kubernetes": "mimical.orchestration.kubernetes:KubernetesOrchestrator",
+}
+REGISTRIES = {
+    "local": "mimical.registry:SqliteRegistry",
+    "kubernetes": "mimical.kube.registry:KubernetesRegistry",
 }
 
 # Called with (name, version) once a version is deployed; the embedded server hooks in here.
@@ -112,13 +119,28 @@ def open_orchestrator(
     `train_options` go to `train_persona` (e.g. `{"epochs": 1}` in tests);
     `on_deployed` is called after a version is in storage.
     """
-    target = IMPLEMENTATIONS.get(settings.orchestrator)
-    if target is None:
-        raise InputError(
-            f"unknown orchestrator {settings.orchestrator!r}: use {' or '.join(IMPLEMENTATIONS)}"
-        )
-    module_name, class_name = target.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = _class_for_mode(IMPLEMENTATIONS, settings)
     return cls(
         settings, storage, registry, on_deployed=on_deployed, train_options=train_options or {}
     )
+
+
+def open_registry(settings: Settings | None = None) -> Registry:
+    """The registry of `settings.orchestrator`'s mode (from the environment if not given).
+
+    `local`: the SQLite file under `settings.home`; `kubernetes`: the Chatbot resources
+    of `settings.namespace` (`mimical.kube.registry`, needs the `kubernetes` client).
+    """
+    settings = settings or Settings.from_env()
+    return _class_for_mode(REGISTRIES, settings).connect(settings)
+
+
+def _class_for_mode(classes: dict[str, str], settings: Settings) -> type:
+    """The class `classes` names for `settings.orchestrator`, imported now."""
+    target = classes.get(settings.orchestrator)
+    if target is None:
+        raise InputError(
+            f"unknown orchestrator {settings.orchestrator!r}: use {' or '.join(classes)}"
+        )
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)

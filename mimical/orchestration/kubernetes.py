@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import logging
 
+from mimical.chatbot import Phase
 from mimical.config import Settings
 from mimical.errors import ConflictError, InputError, NotFoundError
 from mimical.kube.registry import KubernetesRegistry
 from mimical.orchestration import Orchestrator
-from mimical.registry import Phase, Registry
+from mimical.registry import Registry
 from mimical.storage import S3Storage, Storage
 
 log = logging.getLogger(__name__)

@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 
 from mimical.build import build_chatbot, public_failure, remove_build
+from mimical.chatbot import Phase
 from mimical.config import Settings
 from mimical.errors import ConflictError, MimicalError
-from mimical.orchestration import Orchestrator
-from mimical.registry import Phase, Registry, open_registry
+from mimical.orchestration import Orchestrator, open_registry
+from mimical.registry import Registry
 from mimical.storage import Storage, chatbot_prefixes, next_version, open_storage
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mimical.atomic import atomic_directory
 from mimical.config import Settings
 from mimical.errors import NotFoundError
 from mimical.serving.batching import Batcher
@@ -136,10 +137,8 @@ class ModelRepository:
             return local
         target = self._cache_dir / name / str(version)
         if not target.exists():
-            partial = Path(tempfile.mkdtemp(dir=self._cache_dir))
-            self._storage.get_tree(prefix, partial)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial.rename(target)
+            with atomic_directory(target, private=True) as partial:
+                self._storage.get_tree(prefix, partial)
         return target
 
     def _drop_cache(self, name: str, version: int) -> None:

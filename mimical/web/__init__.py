@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 # Flask is imported in the functions: `mimical --help` imports this package (for
 # `mimical.web.cli`) and should not pay for Flask.
 
+# Where `create_app` keeps the Settings in the app's config (read with `get_settings`).
+SETTINGS_KEY = "MIMICAL_SETTINGS"
+
 COMPONENTS = {
     "api": "mimical.web.api",
     "suggestions": "mimical.web.suggestions",  # needs `api` (its owner check)
@@ -82,7 +85,7 @@ def create_app(
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     app = Flask(__name__)
-    settings = app.config["MIMICAL_SETTINGS"] = settings or Settings.from_env()
+    settings = app.config[SETTINGS_KEY] = settings or Settings.from_env()
     app.config["MAX_CONTENT_LENGTH"] = settings.body_max_bytes
     app.config.update(test_config or {})
     if settings.trusted_proxy_hops:
@@ -134,7 +137,12 @@ def create_app(
     return app
 
 
-def get_settings() -> Settings:
+def get_settings(app: Flask | None = None) -> Settings:
+    """`app`'s settings (the current app's if none is given): the one way to read them.
+
+    `create_app` keeps them in the app's config; components read them here rather than
+    by that key, in a request or, with `app` given, while they are set up.
+    """
     from flask import current_app
 
-    return current_app.config["MIMICAL_SETTINGS"]
+    return (app or current_app).config[SETTINGS_KEY]

@@ -12,16 +12,13 @@ passwords share `PasswordTries` with the chat channels.
 
 from __future__ import annotations
 
-import functools
-import secrets
-
 from flask import current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from mimical.chatbot import Chatbot
 from mimical.errors import AuthError, NotFoundError, RateLimitedError
-from mimical.registry import Chatbot, hash_password
-from mimical.registry import check_password as argon2_check
+from mimical.registry import password_opens
 from mimical.web.resources import app_resources, client_address, get_password_tries, get_registry
 
 
@@ -78,20 +75,6 @@ def require_owner(name: str) -> Chatbot:
     return get_registry().get(name)
 
 
-@functools.cache
-def _decoy_hash() -> str:
-    """A hash no password opens: unknown names cost the same argon2 check as real ones."""
-    return hash_password(secrets.token_urlsafe(32))
-
-
-def _verify(name: str, password: str) -> bool:
-    try:
-        return get_registry().verify_password(name, password)
-    except NotFoundError:
-        argon2_check(_decoy_hash(), password)
-        return False
-
-
 def visible_chatbot(name: str, password: str | None, *, listed: bool = False) -> Chatbot:
     """The chatbot if this request may see it: no password, or its password given.
 
@@ -106,7 +89,9 @@ def visible_chatbot(name: str, password: str | None, *, listed: bool = False) ->
         return chatbot
     if not password:
         raise AuthError(f"{name!r} is password protected: send its password")
-    ok, wait = get_password_tries().attempt(client_address(), name, lambda: _verify(name, password))
+    ok, wait = get_password_tries().attempt(
+        client_address(), name, lambda: password_opens(get_registry(), name, password)
+    )
     if wait:
         raise RateLimitedError(
             f"too many wrong passwords for {name!r}; try again in {wait} seconds"

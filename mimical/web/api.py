@@ -34,15 +34,16 @@ from flask_limiter.util import get_remote_address
 from pydantic import BaseModel, ValidationError
 
 from mimical.build import read_failure
+from mimical.chatbot import Phase
 from mimical.dialog.sessions import CLIENT_PASSWORD_LIMIT, PERSONA_PASSWORD_LIMIT
 from mimical.errors import (
     ConflictError,
     InputError,
     UnsupportedFormatError,
 )
-from mimical.registry import Phase
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
+from mimical.web import get_settings
 from mimical.web.access import (
     bearer_token,
     count_use,
@@ -51,7 +52,7 @@ from mimical.web.access import (
     visible_chatbot,
 )
 from mimical.web.health import add_readiness_check, readiness_problem
-from mimical.web.metrics import init_metrics
+from mimical.web.metrics import from_operator, init_metrics
 from mimical.web.openapi import (
     OWNER_TOKEN,
     PASSWORD_HEADER,
@@ -91,7 +92,7 @@ UPLOADS_AT_ONCE_PER_CLIENT = 1
 def init_app(app: Flask) -> None:
     for key, value in RATE_LIMIT_DEFAULTS.items():
         app.config.setdefault(key, value)
-    settings = app.config["MIMICAL_SETTINGS"]
+    settings = get_settings(app)
     limiter = Limiter(
         get_remote_address,
         storage_uri=settings.redis_url or "memory://",
@@ -101,12 +102,23 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
     app_resources(app)["limiter"] = limiter
     app.request_class = UploadRequest
-    app_resources(app)["upload_slots"] = UploadSlots(
+    slots = app_resources(app)["upload_slots"] = UploadSlots(
         app.config.get("MIMICAL_UPLOADS_AT_ONCE", UPLOADS_AT_ONCE),
         app.config.get("MIMICAL_UPLOADS_AT_ONCE_PER_CLIENT", UPLOADS_AT_ONCE_PER_CLIENT),
     )
-    init_metrics(app)
+    _count_uploads_receiving(init_metrics(app), slots)
     add_readiness_check(app, _backing_services_problem)
+
+
+def _count_uploads_receiving(registry, slots: UploadSlots) -> None:
+    """A gauge of the upload slots taken: at its maximum, new uploads are answered 429."""
+    from prometheus_client import Gauge
+
+    Gauge(
+        "mimical_uploads_receiving",
+        "Uploads this process is receiving now (with every slot taken, new ones get 429)",
+        registry=registry,
+    ).set_function(slots.in_use)
 
 
 # Routes that receive an export: their bodies may be as large as the upload limit
@@ -121,7 +133,7 @@ def allow_upload_bodies() -> None:
         rate_limit("upload")
         app_resources(current_app)["upload_slots"].acquire(client_address())
         g.mimical_upload_slot = client_address()
-        request.max_content_length = current_app.config["MIMICAL_SETTINGS"].upload_max_bytes
+        request.max_content_length = get_settings().upload_max_bytes
 
 
 @blueprint.teardown_request
@@ -165,7 +177,7 @@ def _multipart_form() -> dict:
 
 def _start_build(name: str, me: str | None) -> None:
     """Store the checked upload and start building `name`; 409 if a build is running."""
-    settings = current_app.config["MIMICAL_SETTINGS"]
+    settings = get_settings()
     storage = get_storage()
     with received_export(request.files.get("export")) as path:
         key = store_upload(storage, name, path, settings.upload_max_bytes)
@@ -203,7 +215,7 @@ def create_chatbot():
             me=form.me,
         )
         try:
-            settings = current_app.config["MIMICAL_SETTINGS"]
+            settings = get_settings()
             key = store_upload(get_storage(), form.name, path, settings.upload_max_bytes)
             get_orchestrator().build(form.name, key, me=form.me)
         except BaseException:
@@ -393,11 +405,13 @@ def healthz():
 )
 @blueprint.get("/readyz")
 def readyz():
-    """Runs every component's check (`mimical.web.health`)."""
+    """Runs every component's check (`mimical.web.health`); only operators see why one fails."""
     problem = readiness_problem(current_app)
     if problem:
         current_app.logger.warning("not ready: %s", problem)
-        return {"error": "unavailable", "message": f"not ready: {problem}"}, 503
+        if from_operator(get_settings().metrics_token):
+            return {"error": "unavailable", "message": f"not ready: {problem}"}, 503
+        return {"error": "unavailable", "message": "not ready"}, 503
     return {"status": "ok"}
 
 

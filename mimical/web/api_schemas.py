@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mimical.registry import (
+from mimical.chatbot import (
     DISPLAY_NAME_MAX,
     NAME_MAX_LENGTH,
     NAME_PATTERN,

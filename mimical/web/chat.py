@@ -31,6 +31,7 @@ import secrets
 from flask import Blueprint, Flask, jsonify, render_template, request
 
 from mimical.errors import InputError, RateLimitedError
+from mimical.web import get_settings
 from mimical.web.dialog_app import get_engine, get_resource
 from mimical.web.resources import client_address
 
@@ -77,7 +78,7 @@ def _limits():
 
         from mimical.dialog.sessions import moving_window_limiter
 
-        return moving_window_limiter(app.config["MIMICAL_SETTINGS"]), {
+        return moving_window_limiter(get_settings(app)), {
             kind: limits.parse(app.config[key]) for kind, key in LIMIT_KEYS.items()
         }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from mimical.web import get_settings
 from mimical.web.resources import (
     app_resources,
     get_password_tries,
@@ -30,7 +31,7 @@ def get_models():
     """The app's `ModelConnection` (`.client` is the gRPC `ModelClient`)."""
     from mimical.serving.connect import connect_models
 
-    return get_resource("models", lambda app: connect_models(app.config["MIMICAL_SETTINGS"]))
+    return get_resource("models", lambda app: connect_models(get_settings(app)))
 
 
 def get_engine():
@@ -38,7 +39,7 @@ def get_engine():
         from mimical.dialog import create_engine
 
         return create_engine(
-            app.config["MIMICAL_SETTINGS"],
+            get_settings(app),
             get_models().client,
             get_registry(),
             password_tries=get_password_tries(),
@@ -61,7 +62,7 @@ def get_messenger():
 
         return MessengerWorker(
             engine,
-            app.config["MIMICAL_SETTINGS"],
+            get_settings(app),
             metrics=MessengerMetrics(app.extensions.get("mimical_metrics")),
             queue_options=app.config["MIMICAL_MESSENGER_QUEUE_OPTIONS"],
             graph_options=app.config["MIMICAL_MESSENGER_GRAPH_OPTIONS"],

@@ -3,7 +3,9 @@
 A check is a function that returns why the app cannot do its work right now, or
 None (raising counts as a problem too). The API adds "registry and storage answer";
 the webhook adds "Graph accepts the page token". `/readyz` answers 503 while any
-check fails, so Kubernetes stops routing to that replica.
+check fails, so Kubernetes stops routing to that replica. The problem may name buckets,
+paths or hosts: it is logged, and shown only to operators (`metrics.from_operator`);
+anyone else gets a bare "not ready".
 
     add_readiness_check(app, lambda: None if redis_ok() else "Redis is unreachable")
     readiness_problem(app)   # None when ready
@@ -28,7 +30,7 @@ def readiness_problem(app: Flask) -> str | None:
         try:
             problem = check()
         except Exception as error:  # any backing-service failure means "not ready"
-            problem = type(error).__name__
+            problem = f"{type(error).__name__}: {error}"
         if problem:
             return problem
     return None

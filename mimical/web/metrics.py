@@ -3,7 +3,8 @@
 Each app gets its own `CollectorRegistry` (tests run several apps in one
 process). The web ports face the internet, so `/metrics` (endpoints, volumes, how
 many chatbots build) answers 404 to anyone but loopback clients, unless the scraper
-sends `Authorization: Bearer MIMICAL_METRICS_TOKEN`. Counted for every request of
+sends `Authorization: Bearer MIMICAL_METRICS_TOKEN` (`from_operator`, which also
+decides who sees why `/readyz` fails). Counted for every request of
 every component: requests by endpoint, method and status, and latency; at scrape
 time, chatbots by phase.
 
@@ -18,9 +19,12 @@ import time
 
 from flask import Flask, Response, abort, g, request
 
+from mimical.web import get_settings
 
-def _may_scrape(token: str) -> bool:
-    """A loopback client (a sidecar, `kubectl port-forward`, tests), or the right token."""
+
+def from_operator(token: str) -> bool:
+    """Whether this request may see operational detail (`/metrics`, why `/readyz` fails):
+    a loopback client (a sidecar, `kubectl port-forward`, tests), or the right token."""
     scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
     if token and scheme.lower() == "bearer":
         return hmac.compare_digest(sent.strip().encode(), token.encode())
@@ -87,7 +91,7 @@ def init_metrics(app: Flask):
         return response
 
     def metrics():
-        if not _may_scrape(app.config["MIMICAL_SETTINGS"].metrics_token):
+        if not from_operator(get_settings(app).metrics_token):
             abort(404)  # as if there were none: nothing to probe for
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 

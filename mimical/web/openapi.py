@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from mimical.registry import NAME_MAX_LENGTH, NAME_PATTERN, PASSWORD_MAX
+from mimical.chatbot import NAME_MAX_LENGTH, NAME_PATTERN, PASSWORD_MAX
 from mimical.web.api_schemas import ErrorOut
 
 if TYPE_CHECKING:

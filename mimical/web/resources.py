@@ -24,9 +24,10 @@ import threading
 from flask import Flask, current_app, request
 
 from mimical.dialog.sessions import CLIENT_PASSWORD_LIMIT, PERSONA_PASSWORD_LIMIT, PasswordTries
-from mimical.orchestration import Orchestrator, open_orchestrator
-from mimical.registry import Registry, open_registry
+from mimical.orchestration import Orchestrator, open_orchestrator, open_registry
+from mimical.registry import Registry
 from mimical.storage import Storage, open_storage
+from mimical.web import get_settings
 
 # Reentrant: making one resource may get another (the orchestrator needs the storage,
 # the dialog engine the registry).
@@ -54,7 +55,7 @@ def shared_resource(name: str, make, extension: str = "mimical"):
 
 def get_storage() -> Storage:
     def make(app: Flask) -> Storage:
-        settings = app.config["MIMICAL_SETTINGS"]
+        settings = get_settings(app)
         return open_storage(settings.storage_root, settings)
 
     return shared_resource("storage", make)
@@ -62,13 +63,13 @@ def get_storage() -> Storage:
 
 def get_registry() -> Registry:
     """The chatbot registry of this app's mode (SQLite embedded, Chatbot resources on k8s)."""
-    return shared_resource("registry", lambda app: open_registry(app.config["MIMICAL_SETTINGS"]))
+    return shared_resource("registry", lambda app: open_registry(get_settings(app)))
 
 
 def get_orchestrator() -> Orchestrator:
     def make(app: Flask) -> Orchestrator:
         return open_orchestrator(
-            app.config["MIMICAL_SETTINGS"],
+            get_settings(app),
             get_storage(),
             get_registry(),
             on_deployed=app.config.get("MIMICAL_ON_DEPLOYED"),
@@ -83,7 +84,7 @@ def get_password_tries() -> PasswordTries:
 
     def make(app: Flask) -> PasswordTries:
         return PasswordTries(
-            app.config["MIMICAL_SETTINGS"],
+            get_settings(app),
             per_client=app.config.get("MIMICAL_PASSWORD_RATE_LIMIT", CLIENT_PASSWORD_LIMIT),
             per_persona=app.config.get(
                 "MIMICAL_PASSWORD_PERSONA_RATE_LIMIT", PERSONA_PASSWORD_LIMIT

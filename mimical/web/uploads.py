@@ -86,6 +86,11 @@ class UploadSlots:
             if self._busy[client] <= 0:
                 del self._busy[client]
 
+    def in_use(self) -> int:
+        """Uploads being received now (`/metrics`: `mimical_uploads_receiving`)."""
+        with self._lock:
+            return sum(self._busy.values())
+
 
 def _chunks(stream, size: int = CHUNK_BYTES) -> Iterator[bytes]:
     while chunk := stream.read(size):

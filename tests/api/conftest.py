@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from mimical.chatbot import Phase
 from mimical.config import Settings
-from mimical.registry import Phase
 from mimical.web import create_app
 from mimical.web.resources import close_resources, get_registry, get_storage
 

@@ -15,8 +15,8 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
+from mimical.chatbot import Phase
 from mimical.config import Settings
-from mimical.registry import Phase
 from mimical.web import create_app
 from mimical.web.openapi import openapi_document
 from mimical.web.resources import close_resources, get_registry, get_storage

@@ -10,7 +10,7 @@ import redis
 
 from mimical.config import Settings
 from mimical.corpus.scrub import Scrubber
-from mimical.registry import open_registry
+from mimical.orchestration import open_registry
 from mimical.web.suggestions import Turn, distinct_drafts, model_context
 from tests.serving.fixtures import PUBLIC, served_models  # noqa: F401 (fixture)
 

@@ -27,6 +27,13 @@ IMAGES = {
     "operator": "operator/main.py",
     "training_image": "training_image/entrypoint.py",
 }
+# The hashed lock each image installs (scripts/lock-requirements; tests/deploy/test_lock.py).
+IMAGE_LOCKS = {
+    "services/backend": "requirements/images.txt",
+    "services/webhook": "requirements/images.txt",
+    "operator": "requirements/images.txt",
+    "training_image": "requirements/training.txt",
+}
 IMAGE_UID = 10001
 
 
@@ -157,7 +164,8 @@ def test_build_context_carries_what_the_dockerfile_copies(folder, entry):
     for ignore_file in (ROOT / folder / "Dockerfile.dockerignore", ROOT / ".dockerignore"):
         lines = ignore_file.read_text().splitlines()
         patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-        for needed in ("pyproject.toml", "README.md", "mimical/config.py", entry):
+        needs = ("pyproject.toml", "README.md", "mimical/config.py", IMAGE_LOCKS[folder], entry)
+        for needed in needs:
             assert included(patterns, needed), f"{ignore_file.name} drops {needed}"
         for unwanted in (
             ".venv/bin/python",

@@ -56,12 +56,22 @@ def test_show_all_lists_public_personas_only(engine):
     assert PRIVATE not in listing
 
 
-def test_unknown_name_suggests_the_closest_public_names(engine):
-    replies = transcript(engine, "hi", "tinny", "zzzzzz", "secrit")
-    assert replies[1] == ['I don\'t know anyone called "tinny". Did you mean "tiny"?']
-    assert replies[2] == [f'I don\'t know anyone called "zzzzzz". {SHOW_ALL_HINT}']
+def test_text_that_cannot_be_a_name_suggests_the_closest_public_names(engine):
+    replies = transcript(engine, "hi", "Tinny!", "who are you?", "secrit!")
+    assert replies[1] == ['I don\'t know anyone called "Tinny!". Did you mean "tiny"?']
+    assert replies[2] == [f'I don\'t know anyone called "who are you?". {SHOW_ALL_HINT}']
     # Private names are never suggested.
     assert PRIVATE not in replies[3][0]
+
+
+def test_a_name_no_public_persona_has_asks_for_a_password_and_suggests_public_ones(engine):
+    replies = transcript(engine, "hi", "tinny", "tiny")
+    assert replies[1] == [
+        PASSWORD_PROMPT,
+        'Did you mean "tiny"? Type "%restart" first to pick another persona.',
+    ]
+    assert replies[2] == [WRONG_PASSWORD]  # still asking for tinny's password
+    assert transcript(engine, "hi", "zzzzzz")[1] == [PASSWORD_PROMPT]
 
 
 def test_public_persona_chats_with_the_model(engine):
@@ -85,24 +95,24 @@ def test_chat_keeps_the_last_turns_as_context(engine):
 
 
 def test_private_persona_asks_for_the_password(engine):
-    replies = transcript(engine, PRIVATE, "wrong", PASSWORD, "hello")
-    assert replies[0] == [PASSWORD_PROMPT]
-    assert replies[1] == [WRONG_PASSWORD]
-    assert replies[2] == [
+    replies = transcript(engine, "hi", PRIVATE, "wrong", PASSWORD, "hello")
+    assert replies[1] == [PASSWORD_PROMPT]
+    assert replies[2] == [WRONG_PASSWORD]
+    assert replies[3] == [
         'You are now chatting with Secret Agent. Type "%restart" to pick a new persona.'
     ]
-    assert replies[3][0].strip()
+    assert replies[4][0].strip()
 
 
 def test_five_wrong_passwords_lock_that_user_and_persona(engine):
     user = uuid.uuid4().hex
-    replies = transcript(engine, PRIVATE, *["nope"] * 5, PASSWORD, user=user)
-    assert replies[1:5] == [[WRONG_PASSWORD]] * 4
+    replies = transcript(engine, "hi", PRIVATE, *["nope"] * 5, PASSWORD, user=user)
+    assert replies[2:6] == [[WRONG_PASSWORD]] * 4
     locked = f"Too many wrong passwords for {PRIVATE}. Please wait 15 minutes and try again."
-    assert replies[5] == [locked]
-    # Even the right password waits now; another user is not affected.
     assert replies[6] == [locked]
-    assert transcript(engine, PRIVATE, PASSWORD)[1][0].startswith("You are now chatting")
+    # Even the right password waits now; another user is not affected.
+    assert replies[7] == [locked]
+    assert transcript(engine, "hi", PRIVATE, PASSWORD)[2][0].startswith("You are now chatting")
 
 
 def test_restart_goes_back_to_the_start_from_any_state(engine):
@@ -120,7 +130,7 @@ def test_help_explains_the_commands_and_keeps_the_state(engine):
 
 
 # The lines that bring a new user to each state.
-TO_STATE = {"choosing": ["hi"], "password": [PRIVATE], "chatting": [PUBLIC]}
+TO_STATE = {"choosing": ["hi"], "password": ["hi", PRIVATE], "chatting": [PUBLIC]}
 
 
 @pytest.mark.parametrize("state", TO_STATE)
@@ -146,18 +156,18 @@ def test_show_all_while_chatting_keeps_the_chat(engine):
 
 def test_show_all_is_no_password_try(engine):
     tries = ["%show all"] * 6
-    replies = transcript(engine, PRIVATE, *tries, PASSWORD)
-    assert all(reply[0].startswith("Public personas:") for reply in replies[1:-1])
+    replies = transcript(engine, "hi", PRIVATE, *tries, PASSWORD)
+    assert all(reply[0].startswith("Public personas:") for reply in replies[2:-1])
     assert replies[-1] == [
         'You are now chatting with Secret Agent. Type "%restart" to pick a new persona.'
     ]
 
 
 def test_empty_text_says_where_the_user_is(engine):
-    replies = transcript(engine, PRIVATE, "", "%restart", PUBLIC, "", "%restart", "")
-    assert replies[1] == [PASSWORD_PROMPT]
-    assert replies[4] == [NOW_CHATTING_TINY]
-    assert replies[6] == [GREETING, SHOW_ALL_HINT]
+    replies = transcript(engine, "hi", PRIVATE, "", "%restart", PUBLIC, "", "%restart", "")
+    assert replies[2] == [PASSWORD_PROMPT]
+    assert replies[5] == [NOW_CHATTING_TINY]
+    assert replies[7] == [GREETING, SHOW_ALL_HINT]
 
 
 def test_unknown_commands_get_the_help(engine):

@@ -31,8 +31,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("extension-e2e")]
 PERSONA = "e2e-friend"
 PASSWORD = "correct horse battery"
 # Import, a tiny training run and loading the model into the in-process server: about
-# 20 s alone, slower when the suite's other workers train at the same time.
-READY_TIMEOUT_MS = 120_000
+# 20 s alone; a bound, not a wait: a loaded CI machine whose other worker trains too has
+# taken over 120 s.
+READY_TIMEOUT_MS = 300_000
 SCREENSHOT = REPO / "docs" / "images" / "extension-popup.png"
 
 

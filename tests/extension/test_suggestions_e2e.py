@@ -29,7 +29,7 @@ import pytest
 import requests
 
 from mimical.config import Settings
-from mimical.registry import open_registry
+from mimical.orchestration import open_registry
 from tests.extension.conftest import (
     CHROMIUM,
     CHROMIUM_FLAGS,

@@ -12,8 +12,16 @@ import zipfile
 
 import pytest
 
-from mimical.dialog.engine import ENDED, NOW_CHATTING, PASSWORD_PROMPT
-from mimical.registry import Phase
+from mimical.chatbot import Phase
+from mimical.dialog.engine import (
+    ENDED,
+    GREETING,
+    NOT_READY,
+    NOW_CHATTING,
+    PASSWORD_PROMPT,
+    SHOW_ALL_HINT,
+    WRONG_PASSWORD,
+)
 from mimical.web.chat import VISITOR_COOKIE
 from mimical.web.dialog_app import get_engine
 from tests.serving.fixtures import *  # noqa: F403 (chat_settings, personas, served_models)
@@ -107,8 +115,8 @@ def test_a_name_deleted_and_created_again_lets_no_old_chat_in(make_chat_app, per
     friend = unlocked_chat(app)
     with app.app_context():  # Messenger talks to the same engine
         engine = get_engine()
-        engine.handle("messenger", "psid-1", PRIVATE)
-        engine.handle("messenger", "psid-1", PASSWORD)
+        for text in ("hi", PRIVATE, PASSWORD):
+            engine.handle("messenger", "psid-1", text)
         assert engine.state("messenger", "psid-1") == "chatting"
 
     recreate(personas, PRIVATE, PASSWORD)  # even the same password: a new persona
@@ -155,6 +163,47 @@ def test_a_chatbot_without_a_password_gets_none_by_patch(make_chat_app, personas
     assert response.status_code == 409 and "without a password" in response.get_json()["message"]
 
 
+# ---------------------------------------------------------------- enumeration
+
+
+def test_the_chat_answers_a_private_name_as_it_answers_a_name_nobody_has(make_chat_app, personas):
+    personas.create("hidden", public=False, password="pw")  # private and still building
+    personas.update_status("hidden", phase=Phase.TRAINING, progress=0.1)
+    app = make_chat_app(components=("chat",))
+
+    def web_answers(name: str) -> list:
+        client = app.test_client()
+        return [say(client, text).get_json() for text in (name, "a guess", "")]
+
+    asked = [{"replies": [PASSWORD_PROMPT], "state": "password"}]
+    wrong = [{"replies": [WRONG_PASSWORD], "state": "password"}]
+    for name in (PRIVATE, "hidden", "nobody-at-all"):
+        assert web_answers(name) == asked + wrong + asked
+    with app.app_context():  # Messenger: the same engine, without the page's greeting
+        engine = get_engine()
+        for name in (PRIVATE, "hidden", "nobody-at-all"):
+            psid = f"psid-{name}"
+            answers = [engine.handle("messenger", psid, text) for text in (name, name, "guess")]
+            assert answers == [[GREETING, SHOW_ALL_HINT], [PASSWORD_PROMPT], [WRONG_PASSWORD]]
+    # Only its password tells that "hidden" exists and is still building.
+    client = app.test_client()
+    say(client, "hidden")
+    assert say(client, "pw").get_json() == {
+        "replies": [NOT_READY.format(name="hidden", phase="Training")],
+        "state": "choosing",
+    }
+
+
+def test_guesses_for_a_name_nobody_has_are_counted_and_locked_out_alike(make_chat_app):
+    app = make_chat_app(components=("chat",))
+    locked = "Too many wrong passwords for {name}. Please wait 15 minutes and try again."
+    for name in (PRIVATE, "nobody-at-all"):
+        client = app.test_client()
+        say(client, name)
+        answers = [say(client, f"guess {i}").get_json()["replies"] for i in range(6)]
+        assert answers == [[WRONG_PASSWORD]] * 4 + [[locked.format(name=name)]] * 2
+
+
 # ---------------------------------------------------------------- web cookies
 
 
@@ -165,7 +214,9 @@ def test_cookie_less_chat_requests_create_no_redis_keys(make_chat_app, chat_sett
     client = make_chat_app(components=("chat",), settings=settings).test_client()
     store = redis.Redis.from_url(redis_url)
     before = set(store.keys("*"))
-    for text in ["", "%show all", "%help", "nobody", "%restart"] * 20:
+    # Text that cannot be a name: a name (anyone's or nobody's) asks for a password,
+    # which is state, bounded by MIMICAL_CHAT_SESSION_RATE_LIMIT.
+    for text in ["", "%show all", "%help", "nobody here?", "%restart"] * 20:
         response = say(client, text)
         assert response.status_code == 200 and "Set-Cookie" not in response.headers
         client.delete_cookie(VISITOR_COOKIE)

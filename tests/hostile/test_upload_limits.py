@@ -6,7 +6,6 @@ import io
 import os
 import socket
 import threading
-import time
 import zipfile
 
 import pytest
@@ -19,6 +18,7 @@ from mimical.errors import TooLargeError
 from mimical.web import create_app
 from mimical.web.resources import close_resources
 from mimical.web.uploads import received_export
+from tests.fixtures.services import wait_for
 
 WHATSAPP = "12/01/2023, 10:00 - Bob: hi\n12/01/2023, 10:01 - Ann: yo\n"
 
@@ -50,11 +50,6 @@ def test_refused_uploads_count_toward_the_upload_limit(make_app):
     assert limited.status_code == 429 and limited.get_json()["error"] == "too_many_requests"
 
 
-@pytest.mark.skip(
-    reason="order-dependent: after the reader fuzz test has run ~35 s in the same worker, "
-    "the half-sent upload is answered 429 and never holds the slot (passes alone); "
-    "see the closing note of stop 25"
-)
 def test_an_upload_in_progress_holds_the_only_slot(make_app):
     app = make_app(MIMICAL_UPLOAD_RATE_LIMIT="1000/minute")
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -68,23 +63,25 @@ def test_an_upload_in_progress_holds_the_only_slot(make_app):
             b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nslow\r\n'
         )
         client = app.test_client()
-        for _ in range(600):  # until the server took the slot for the slow one (30 s)
-            refused = junk_upload(client, "second")
-            if refused.status_code == 429:
-                break
-            time.sleep(0.05)
+        # Probe only once the server says the slow one holds the slot: a probe upload sent
+        # earlier could itself hold the slot when the slow one's headers arrive (then the
+        # slow one is refused), which a loaded machine made likely.
+        wait_for(
+            "the slow upload to take the slot",
+            lambda: b"mimical_uploads_receiving 1.0" in client.get("/metrics").data,
+        )
+        refused = junk_upload(client, "second")
         assert refused.status_code == 429
         assert refused.get_json() == {
             "error": "too_many_requests",
             "message": "too many uploads at once; try again when one is done",
         }
         slow.close()  # the slow upload ends: its slot is free again
-        for _ in range(600):
-            freed = junk_upload(client, "third")
-            if freed.status_code != 429:
-                break
-            time.sleep(0.05)
-        assert freed.status_code == 415
+        wait_for(
+            "the slot to be free",
+            lambda: b"mimical_uploads_receiving 0.0" in client.get("/metrics").data,
+        )
+        assert junk_upload(client, "third").status_code == 415
     finally:
         server.shutdown()
         server.server_close()

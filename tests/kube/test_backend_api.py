@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from mimical.web import create_app
+from mimical.web import create_app, get_settings
 from mimical.web.resources import close_resources
 from tests.fixtures.services import wait_for
 from tests.kube.test_operator import upload_model
@@ -96,7 +96,7 @@ def test_a_password_change_rotates_the_secret_and_starts_no_build(client, kubect
     assert created.status_code == 202, created.get_json()
     owner = {"Authorization": f"Bearer {created.get_json()['owner_token']}"}
     before = kubectl.chatbot("vault")["metadata"]
-    registry = KubernetesRegistry.connect(client.application.config["MIMICAL_SETTINGS"])
+    registry = KubernetesRegistry.connect(get_settings(client.application))
     stamp = registry.get("vault").access_stamp
 
     changed = client.patch("/api/chatbots/vault", json={"password": "new"}, headers=owner)

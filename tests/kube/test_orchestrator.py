@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import kubernetes_validate
 import pytest
 
+from mimical.chatbot import Phase
 from mimical.errors import ConflictError, InputError, UnavailableError
 from mimical.kube import API_VERSION
-from mimical.orchestration import open_orchestrator
-from mimical.registry import Phase, open_registry
+from mimical.orchestration import open_orchestrator, open_registry
 from mimical.storage import next_version
 from tests.fixtures.services import wait_for
 from tests.kube.test_operator import upload_model

@@ -53,7 +53,7 @@ def chat_settings(tmp_path, served_models) -> Settings:
 @pytest.fixture
 def personas(chat_settings):
     """A registry with a public, a password-protected and a not-yet-built persona."""
-    from mimical.registry import open_registry
+    from mimical.orchestration import open_registry
 
     registry = open_registry(chat_settings)
     registry.create(PUBLIC, public=True, display_name="Tiny")

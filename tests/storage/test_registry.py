@@ -6,8 +6,9 @@ import multiprocessing
 
 import pytest
 
+from mimical.chatbot import NAME_MAX_LENGTH, Phase
 from mimical.errors import ConflictError, InputError, NotFoundError
-from mimical.registry import NAME_MAX_LENGTH, Phase, SqliteRegistry
+from mimical.registry import SqliteRegistry
 
 
 @pytest.fixture

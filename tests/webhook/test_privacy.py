@@ -8,10 +8,16 @@ import redis
 
 from mimical.cli import main
 from mimical.config import Settings
-from mimical.dialog.engine import GREETING, HELP, SHOW_ALL_HINT
+from mimical.dialog.engine import (
+    GREETING,
+    HELP,
+    PASSWORD_PROMPT,
+    SHOW_ALL_HINT,
+    WRONG_PASSWORD,
+)
 from mimical.dialog.sessions import RedisSessionStore
 from mimical.web.messenger import FORGOTTEN
-from tests.serving.fixtures import PUBLIC
+from tests.serving.fixtures import PRIVATE, PUBLIC
 from tests.webhook.conftest import message_event, page_payload, post_signed, wait_until_answered
 from tests.webhook.test_graph_errors import metric
 
@@ -47,6 +53,15 @@ def test_the_disclosure_text_is_configurable(make_app, graph):
     psid = new_psid()
     say(app, client, psid, "%help")
     assert graph.texts(psid) == ["A bot answers here.", HELP]
+
+
+def test_messenger_answers_a_private_name_as_it_answers_a_name_nobody_has(app, client, graph):
+    """Over the real webhook: nothing a stranger types tells which private personas exist."""
+    for name in (PRIVATE, "nobody-at-all"):
+        psid = new_psid()
+        for text in (name, name, "a guess"):
+            say(app, client, psid, text)
+        assert graph.texts(psid) == [GREETING, SHOW_ALL_HINT, PASSWORD_PROMPT, WRONG_PASSWORD]
 
 
 def test_forget_deletes_the_session_queued_text_and_stored_replies(
