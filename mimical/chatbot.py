@@ -49,9 +49,10 @@ OPERATOR_PHASES = (Phase.PENDING, Phase.TRAINING, Phase.READY, Phase.FAILED)
 class Step(StrEnum):
     """A build's step as a Chatbot's `status.progress.step` spells it.
 
-    The operator writes `waiting` (no source yet), `scheduled` (Job created), `done`
-    and `failed`; the training Job writes each build phase's step (`step_of`) and its
-    own `done` or `failed`, which the operator copies in.
+    The operator writes `waiting` (no source yet), `scheduled` (Job created), `loading`
+    (the Job's version is trained and listed; the model server does not answer with it
+    yet), `done` and `failed`; the training Job writes each build phase's step
+    (`step_of`) and its own `done` or `failed`, which the operator copies in.
     """
 
     WAITING = "waiting"
@@ -59,6 +60,7 @@ class Step(StrEnum):
     IMPORTING = "importing"
     TRAINING = "training"
     DEPLOYING = "deploying"
+    LOADING = "loading"
     DONE = "done"
     FAILED = "failed"
 
@@ -69,7 +71,11 @@ def step_of(phase: Phase) -> Step:
 
 
 # What the API shows of a chatbot whose resource is in phase Training, by its step.
-STEP_PHASES = {Step.SCHEDULED: Phase.IMPORTING} | {step_of(phase): phase for phase in BUILD_PHASES}
+STEP_PHASES = (
+    {Step.SCHEDULED: Phase.IMPORTING}
+    | {step_of(phase): phase for phase in BUILD_PHASES}
+    | {Step.LOADING: Phase.DEPLOYING}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """kopf handlers: keep each Chatbot trained, served and, when deleted, cleaned up.
 
     create / spec change / operator restart → `start_training`: one Job per generation
-    Job finished (watched via its labels)    → `job_changed`: serve the version or mark Failed
-    while Training (timer)                   → `poll_progress`: copy the Job's progress
+    Job finished (watched via its labels)    → `job_changed`: list the version or mark Failed
+    while Training (timer)                   → `poll_progress`: copy the Job's progress, then
+                                               ask the model server until the version answers
     deletion (finalizer)                     → `clean_up`: S3 prefixes and serving entry
     start, then every minute                 → `rebuild_serving_forever`: the served list
 
@@ -20,7 +21,7 @@ import contextlib
 import kopf
 
 from mimical.chatbot import Phase, Step
-from mimical.errors import NotFoundError, UnavailableError
+from mimical.errors import InputError, NotFoundError, UnavailableError
 from mimical.kube import GROUP, PLURAL, VERSION, artifacts
 from mimical.kube.manifests import (
     LABEL_CHATBOT,
@@ -33,8 +34,11 @@ from mimical.kube.manifests import (
     training_job_name,
 )
 from mimical.kube.status import (
+    awaiting_model_server,
+    model_served,
     now_iso,
     spec_invalid,
+    still_loading,
     training_failed,
     training_started,
     training_succeeded,
@@ -50,6 +54,8 @@ PROGRESS_INTERVAL_SECONDS = 15.0
 SERVING_REBUILD_INTERVALS = 4
 # Retry delay when S3 or the API server is briefly unreachable.
 RETRY_DELAY_SECONDS = 10
+# Deadline of one GetModelStatus call (the progress timer asks again on its next tick).
+MODEL_STATUS_TIMEOUT_SECONDS = 5.0
 
 
 def _temporary(function, *args, **kwargs):
@@ -64,7 +70,11 @@ def start_training(body, meta, spec, status, name, patch, memo: kopf.Memo, logge
     """Make sure the current generation has its training Job; record it in status."""
     generation = int(meta.get("generation") or 1)
     done = (Phase.READY, Phase.FAILED, Phase.PENDING)
-    if status.get("observedGeneration") == generation and status.get("phase") in done:
+    if status.get("observedGeneration") == generation and (
+        status.get("phase") in done or awaiting_model_server(status)
+    ):
+        # Trained and waiting to answer counts as done too: its Job may be gone by now
+        # (ttlSecondsAfterFinished), and must not be made again.
         logger.debug("generation %s is already %s", generation, status.get("phase"))
         return
     if not spec.get("source"):
@@ -124,6 +134,8 @@ def record_outcome(body: dict, memo: kopf.Memo, logger) -> None:
     current = chatbot.get("status") or {}
     if current.get("trainingJob") != job_name or current.get("phase") != Phase.TRAINING:
         return  # a stale Job, or this outcome is already recorded
+    if awaiting_model_server(current):
+        return  # its version is recorded and listed; the progress timer watches it load
     kind, reason, message = outcome
     storage = memo.storage
     if kind == "Complete":
@@ -144,9 +156,9 @@ def record_outcome(body: dict, memo: kopf.Memo, logger) -> None:
         with memo.cluster.serving_lock:
             _temporary(memo.cluster.set_serving_entry, name, version, storage.root)
             _temporary(memo.cluster.patch_chatbot_status, name, new_status)
-        message = f"serving version {version} from {uri}"
-        kopf.event(chatbot, type="Normal", reason="Ready", message=message)
-        logger.info("chatbot %s serves version %s", name, version)
+        message = f"version {version} trained ({uri}); waiting for the model server"
+        kopf.event(chatbot, type="Normal", reason="Trained", message=message)
+        logger.info("chatbot %s: version %s listed for serving", name, version)
         return
     source = (chatbot.get("spec") or {}).get("source") or ""
     if disposable_upload(name, source, memo.settings):
@@ -167,13 +179,17 @@ def is_training(status, **_) -> bool:
 
 
 def poll_progress(body, name, meta, spec, status, patch, memo: kopf.Memo, logger, **_) -> None:
-    """Follow the running Job: record its outcome, or copy its progress file into status.
+    """Follow the running Job: record its outcome, or copy its progress file into status;
+    once the outcome is recorded, ask the model server whether the version answers.
 
     Job events are not retried, so a Job that ended while S3 was down (its outcome
     could not be read then, its pod could not write "failed") is recorded here, on a
     later tick. A Job that is gone while its chatbot still trains (deleted by hand, or
     lost with its etcd write) is created again, as a restarted operator would.
     """
+    if awaiting_model_server(status):
+        check_served(body, name, dict(status), patch, memo, logger)
+        return
     job_name = status.get("trainingJob")
     if not job_name:
         return
@@ -199,6 +215,30 @@ def poll_progress(body, name, meta, spec, status, patch, memo: kopf.Memo, logger
     }
     if new != dict(status.get("progress") or {}):
         patch.status["progress"] = new
+
+
+def check_served(body, name: str, status: dict, patch, memo: kopf.Memo, logger) -> None:
+    """Ready once the model server reports the trained version AVAILABLE (`GetModelStatus`,
+    as stock TF Serving answers it); until then Served=False says what it answered.
+
+    Listed in the model ConfigMap is not answering: the mirror still has to copy the
+    version and TF Serving to load it (a broken export never loads).
+    """
+    version, endpoint = status["modelVersion"], memo.settings.serving_endpoint
+    try:
+        available = memo.model_server.status(name, timeout=MODEL_STATUS_TIMEOUT_SECONDS)
+    except (NotFoundError, UnavailableError, InputError) as error:
+        why = str(error)
+    else:
+        if available == version:
+            patch.status.update(model_served(status, endpoint))
+            message = f"version {version} answers on {endpoint}"
+            kopf.event(body, type="Normal", reason="Ready", message=message)
+            logger.info("chatbot %s answers with version %s", name, version)
+            return
+        why = f"{endpoint} answers with version {available}"
+    if update := still_loading(status, why):
+        patch.status.update(update)
 
 
 def clean_up(name, namespace, memo: kopf.Memo, logger, **_) -> None:

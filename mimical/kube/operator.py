@@ -4,7 +4,8 @@
 
 It watches Chatbots and training Jobs in `MIMICAL_NAMESPACE` (so a namespaced Role
 is enough, see `mimical.kube.rbac`), stores models under `MIMICAL_STORAGE_URL`
-(s3://bucket/prefix) and edits the shared TF Serving ConfigMap. Tests run the same
+(s3://bucket/prefix), edits the shared TF Serving ConfigMap and asks the model server
+(`MIMICAL_SERVING_ENDPOINT`, gRPC) whether a trained version answers yet. Tests run the same
 `run_operator` in a thread against a mock API server.
 """
 
@@ -73,10 +74,12 @@ def build_registry(mimical_settings: Settings, progress_interval: float | None =
 
 
 def build_memo(settings: Settings):
-    """What every handler gets as `memo`: settings, the cluster client, the model storage."""
+    """What every handler gets as `memo`: settings, the cluster client, the model storage
+    and a gRPC client of the model server (it says when a trained version answers)."""
     import kopf
 
     from mimical.kube.cluster import Cluster
+    from mimical.serving.client import ModelClient
     from mimical.storage import open_storage
 
     if not settings.storage_url.startswith("s3://"):
@@ -88,6 +91,7 @@ def build_memo(settings: Settings):
         settings=settings,
         cluster=Cluster(settings),
         storage=open_storage(settings.storage_url, settings),
+        model_server=ModelClient(settings.serving_endpoint),
     )
 
 
@@ -106,14 +110,17 @@ def run_operator(
 
     memo = build_memo(settings)
     registry = build_registry(settings, progress_interval)
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            memo=memo,
-            namespaces=[settings.namespace],
-            clusterwide=False,
-            liveness_endpoint=settings.operator_liveness or None,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
+    try:
+        asyncio.run(
+            kopf.operator(
+                registry=registry,
+                memo=memo,
+                namespaces=[settings.namespace],
+                clusterwide=False,
+                liveness_endpoint=settings.operator_liveness or None,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+            )
         )
-    )
+    finally:
+        memo.model_server.close()

@@ -7,7 +7,12 @@ conditions keep their `lastTransitionTime` unless their status really changes.
     phase      Pending → Training → Ready | Failed   (a spec change starts Training again)
     Imported   the export was read into a corpus
     Trained    a model version was trained and uploaded
-    Ready      a model version is being served (stays True while a retrain runs)
+    Served     the model server answers with the newest trained version (`modelVersion`):
+               False/Loading from the Job's success until `GetModelStatus` says AVAILABLE
+    Ready      some version answers (`servedVersion`; stays True while a retrain runs)
+
+Between the Job's success and the model server's AVAILABLE the phase stays Training with
+`progress.step` "loading" (the API shows it as Deploying): only an answering model is Ready.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import datetime
 
 from mimical.chatbot import Phase, Step
 
-CONDITION_TYPES = ("Imported", "Trained", "Ready")
+CONDITION_TYPES = ("Imported", "Trained", "Served", "Ready")
 
 
 def now_iso() -> str:
@@ -29,7 +34,7 @@ def now_iso() -> str:
 
 
 def merge_conditions(current: list[dict] | None, updates: list[dict], generation: int) -> list:
-    """`current` with `updates` applied, in the fixed Imported/Trained/Ready order."""
+    """`current` with `updates` applied, in the fixed `CONDITION_TYPES` order."""
     by_type = {c["type"]: dict(c) for c in current or [] if c.get("type") in CONDITION_TYPES}
     for update in updates:
         old = by_type.get(update["type"], {})
@@ -49,12 +54,19 @@ def condition(type_: str, status: str, reason: str, message: str = "") -> dict:
 
 
 def _ready_condition(status: dict) -> dict:
-    """Ready is about what is served: a retrain or a failed retrain keeps the old version up."""
+    """Ready is about what answers: a retrain or a failed retrain keeps the old version up."""
+    if status.get("servedVersion"):
+        return condition("Ready", "True", "Serving", f"version {status['servedVersion']} answers")
     if status.get("modelVersion"):
-        return condition(
-            "Ready", "True", "Serving", f"version {status['modelVersion']} is being served"
-        )
+        message = f"version {status['modelVersion']} is not answering yet"
+        return condition("Ready", "False", "Loading", message)
     return condition("Ready", "False", "NoModel", "no model version has been trained yet")
+
+
+def awaiting_model_server(status: dict) -> bool:
+    """The Job's outcome is recorded; the trained version waits to answer."""
+    step = (status.get("progress") or {}).get("step")
+    return status.get("phase") == Phase.TRAINING and step == Step.LOADING
 
 
 def training_started(status: dict, generation: int, job_name: str) -> dict:
@@ -83,18 +95,19 @@ def training_started(status: dict, generation: int, job_name: str) -> dict:
 def training_succeeded(
     status: dict, generation: int, version: int, model_uri: str, endpoint: str, metrics: dict
 ) -> dict:
-    served = {**status, "modelVersion": version}
+    """The Job uploaded `version`: it is listed for serving, and waits to answer."""
+    trained = {**status, "modelVersion": version}
     return {
-        "phase": Phase.READY,
+        "phase": Phase.TRAINING,
         "observedGeneration": generation,
         "modelVersion": version,
         "modelURI": model_uri,
         "endpoint": endpoint,
         "metrics": metrics,
         "progress": {
-            "step": Step.DONE,
-            "percent": 100,
-            "message": f"version {version} is live",
+            "step": Step.LOADING,
+            "percent": 99,
+            "message": f"version {version} trained; waiting for the model server to load it",
             "updated": now_iso(),
         },
         "conditions": merge_conditions(
@@ -104,7 +117,52 @@ def training_succeeded(
                 condition(
                     "Trained", "True", "Trained", f"version {version} uploaded to {model_uri}"
                 ),
-                _ready_condition(served),
+                condition("Served", "False", "Loading", f"version {version} is loading"),
+                _ready_condition(trained),
+            ],
+            generation,
+        ),
+    }
+
+
+def still_loading(status: dict, why: str) -> dict | None:
+    """The model server does not answer with `modelVersion` yet; None if already said."""
+    message = f"version {status['modelVersion']} is not available yet: {why}"
+    served = {c["type"]: c for c in status.get("conditions") or []}.get("Served") or {}
+    if served.get("message") == message:
+        return None
+    return {
+        "conditions": merge_conditions(
+            status.get("conditions"),
+            [condition("Served", "False", "Loading", message)],
+            status["observedGeneration"],
+        )
+    }
+
+
+def model_served(status: dict, endpoint: str) -> dict:
+    """The model server reported `modelVersion` AVAILABLE: the chatbot answers, Ready.
+
+    The generation is the one whose Job trained it (a spec changed since then still
+    gets its own Job: `start_training` compares it with the resource's).
+    """
+    version, generation = status["modelVersion"], status["observedGeneration"]
+    answering = {**status, "servedVersion": version}
+    answers = f"version {version} answers on {endpoint}"
+    return {
+        "phase": Phase.READY,
+        "servedVersion": version,
+        "progress": {
+            "step": Step.DONE,
+            "percent": 100,
+            "message": f"version {version} is live",
+            "updated": now_iso(),
+        },
+        "conditions": merge_conditions(
+            status.get("conditions"),
+            [
+                condition("Served", "True", "Available", answers),
+                _ready_condition(answering),
             ],
             generation,
         ),

@@ -41,10 +41,12 @@ def test_the_crd_allows_exactly_the_operators_phases():
 
 
 def test_the_operators_status_patches_use_its_phases_and_steps():
+    trained = status.training_succeeded({}, 1, 3, "s3://b/models/alice", "tfserving:8500", {})
     patches = [
         status.waiting_for_source({}, 1),
         status.training_started({}, 1, "alice-train-1"),
-        status.training_succeeded({}, 1, 3, "s3://b/models/alice", "tfserving:8500", {}),
+        trained,
+        status.model_served(trained, "tfserving:8500"),
         status.training_failed({}, 1, "BadExport", "corrupt JSON"),
         status.spec_invalid({}, 1, "bad source"),
     ]

@@ -10,6 +10,8 @@ their own ServiceAccount tokens (never admin).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -17,7 +19,6 @@ import sys
 import urllib.parse
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -110,13 +111,18 @@ def helm_install(control_plane, helm, namespace, values_files=(), **values) -> s
     return result.stdout
 
 
-@dataclass
+@dataclasses.dataclass
 class Release:
-    """The chart installed for the operator/backend tests, and where its storage is."""
+    """The chart installed for the operator/backend tests, and where its storage is.
+
+    `model_server`: host:port of its model pod's gRPC server (`model_pod.ModelPod`), which
+    stands in for the chart's TF Serving Service; empty when none runs.
+    """
 
     namespace: str
     bucket: str
     s3_endpoint: str
+    model_server: str = ""
 
     @property
     def storage_url(self) -> str:
@@ -124,7 +130,7 @@ class Release:
 
 
 @pytest.fixture(scope="session")
-def release(control_plane, helm_binary, s3_endpoint) -> Release:
+def release(control_plane, helm_binary, s3_endpoint, tmp_path_factory) -> Iterator[Release]:
     import boto3
 
     bucket = f"cluster-{uuid.uuid4().hex[:10]}"
@@ -145,7 +151,21 @@ def release(control_plane, helm_binary, s3_endpoint) -> Release:
             f"training.serviceAccount.annotations.{IRSA_VALUE_KEY}": TRAINING_ROLE,
         },
     )
-    return Release(namespace, bucket, s3_endpoint)
+    installed = Release(namespace, bucket, s3_endpoint)
+    with model_pod(control_plane, installed, tmp_path_factory.mktemp("model-pod")) as target:
+        yield dataclasses.replace(installed, model_server=target)
+
+
+@contextlib.contextmanager
+def model_pod(control_plane, release: Release, workdir: Path) -> Iterator[str]:
+    """The release's model mirror and model server running; yields the server's host:port."""
+    from tests.cluster.model_pod import ModelPod
+
+    pod = ModelPod(control_plane, release, workdir)
+    try:
+        yield pod.start().target
+    finally:
+        pod.stop()
 
 
 def container_env(control_plane: ControlPlane, namespace: str, container: dict) -> dict[str, str]:
@@ -197,6 +217,10 @@ def process_env(control_plane, release: Release, component: str, workdir: Path) 
         release.namespace, f"{FULLNAME}-{component}"
     )
     workdir.mkdir(parents=True, exist_ok=True)
+    # The chart's TF Serving Service, here the release's model pod.
+    for service in ("MIMICAL_SERVING_ENDPOINT", "MIMICAL_MODEL_SERVER"):
+        if service in env and release.model_server:
+            env[service] = release.model_server
     return {
         "PATH": os.environ["PATH"],
         # This checkout's `mimical`, not whichever one the venv has installed.
@@ -219,7 +243,7 @@ class ServiceProcess:
         self.process: subprocess.Popen | None = None
         self.liveness_url = ""  # the operator's kopf liveness endpoint
 
-    def start(self) -> ServiceProcess:
+    def start(self, port_timeout: float = 60) -> ServiceProcess:
         self.process = subprocess.Popen(
             self.args,
             env=self.env,
@@ -228,7 +252,7 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
         )
         if self.port:
-            wait_for_port(self.port, self.process, timeout=60)
+            wait_for_port(self.port, self.process, timeout=port_timeout)
         return self
 
     def kill(self) -> None:

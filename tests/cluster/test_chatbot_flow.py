@@ -2,7 +2,8 @@
 
 The operator and the backend run as processes with the chart's environment and their own
 ServiceAccount tokens; the Job controller turns the operator's Job into a pod, which the
-test runs as a kubelet would (see `kubelet.py`).
+test runs as a kubelet would (see `kubelet.py`); the model mirror and model server run as
+the release's model pod (`model_pod.py`), fed by the operator's ConfigMap.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import boto3
 import pytest
 import requests
 
+from mimical.errors import NotFoundError
+from mimical.serving.client import ModelClient
 from tests.cluster.conftest import FULLNAME, save_listing
 from tests.cluster.kubelet import run_training_pod
 
@@ -81,6 +84,15 @@ def train(control_plane, release, name: str, job: str, tmp_path) -> None:
     assert finished.returncode == 0, finished.stderr[-3000:]
 
 
+def answers(model_server: ModelClient, name: str) -> bool:
+    """Whether the model server has a version of `name` to answer with."""
+    try:
+        model_server.status(name)
+    except NotFoundError:
+        return False
+    return True
+
+
 def chatbot_secret_keys(control_plane, namespace: str, name: str) -> set[str]:
     """The keys of chatbot `name` in the chart's chatbots' Secret."""
     secret = get_json(control_plane, namespace, "secret", f"{FULLNAME}-chatbot-secrets")
@@ -131,8 +143,12 @@ def test_chatbot_from_upload_to_ready_to_deleted(
     listing = control_plane.kubectl(*command[1:]).stdout
     save_listing("kubectl-get-chatbots.txt", command, listing)
     header, row = listing.splitlines()
-    assert header.split() == ["NAME", "PUBLIC", "PHASE", "VERSION", "AGE"]
-    assert row.split()[:4] == [name, "true", "Ready", "1"]
+    assert header.split() == ["NAME", "PUBLIC", "PHASE", "VERSION", "SERVED", "AGE"]
+    assert row.split()[:5] == [name, "true", "Ready", "1", "True"]
+    # Ready means answering: the model server the operator asked gives replies.
+    model_server = ModelClient(release.model_server)
+    assert model_server.status(name) == 1
+    assert isinstance(model_server.reply(name, "hey, how are you?", timeout=60), str)
 
     deleted = requests.delete(
         f"{backend}/api/chatbots/{name}", headers={"Authorization": f"Bearer {token}"}, timeout=30
@@ -145,6 +161,11 @@ def test_chatbot_from_upload_to_ready_to_deleted(
     assert stored_keys(release, name) == []
     assert served_models(control_plane, namespace) == {}
     assert chatbot_secret_keys(control_plane, namespace, name) == set()
+    # Unlisted, so the mirror drops its files and the model server unloads it.
+    control_plane.wait_for(
+        f"{name} to stop answering", lambda: not answers(model_server, name), timeout=120
+    )
+    model_server.close()
     # Its Job was owned by the Chatbot: the garbage collector removes it.
     control_plane.wait_for(
         "the Chatbot's Job to be collected",

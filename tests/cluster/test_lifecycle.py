@@ -23,6 +23,7 @@ from tests.cluster.conftest import (
     TRAINING_ROLE,
     Release,
     helm_install,
+    model_pod,
     operator_process,
     restricted_namespace,
 )
@@ -71,66 +72,70 @@ def test_upgrade_rollback_and_uninstall_keep_serving_then_leave_nothing_stuck(
         f"training.serviceAccount.annotations.{IRSA_VALUE_KEY}": TRAINING_ROLE,
     }
     helm_install(control_plane, helm_binary, namespace, **values)
-    release = Release(namespace, bucket, s3_endpoint)
-    operator = operator_process(control_plane, release, tmp_path / "operator").start()
-    try:
-        name = "lena"
-        apply_chatbot(control_plane, namespace, name, upload_corpus(release, name, small_corpus))
-        job = control_plane.wait_for(
-            "the training Job",
-            lambda: (get_json(control_plane, namespace, "chatbot", name).get("status") or {}).get(
-                "trainingJob"
-            ),
-        )
-        train(control_plane, release, name, job, tmp_path)
-        control_plane.wait_for(
-            "phase Ready", lambda: chatbot_phase(control_plane, namespace, name) == "Ready"
-        )
-        assert served_models(control_plane, namespace) == {name: 1}
+    installed = Release(namespace, bucket, s3_endpoint)
+    with model_pod(control_plane, installed, tmp_path / "model-pod") as model_server:
+        release = Release(namespace, bucket, s3_endpoint, model_server)
+        operator = operator_process(control_plane, release, tmp_path / "operator").start()
+        try:
+            name = "lena"
+            source = upload_corpus(release, name, small_corpus)
+            apply_chatbot(control_plane, namespace, name, source)
+            job = control_plane.wait_for(
+                "the training Job",
+                lambda: (
+                    get_json(control_plane, namespace, "chatbot", name).get("status") or {}
+                ).get("trainingJob"),
+            )
+            train(control_plane, release, name, job, tmp_path)
+            control_plane.wait_for(
+                "phase Ready", lambda: chatbot_phase(control_plane, namespace, name) == "Ready"
+            )
+            assert served_models(control_plane, namespace) == {name: 1}
 
-        # A new chart version with a changed CRD: the documented step, then the upgrade.
-        control_plane.kubectl(*CRD_UPGRADE, f"--filename={changed_crd(tmp_path)}")
-        helm(
-            control_plane,
-            helm_binary,
-            namespace,
-            "upgrade",
-            RELEASE,
-            str(CHART),
-            "--reuse-values",
-            "--set=backend.replicaCount=3",
-        )
-        header = control_plane.kubectl("get", "chatbots", f"--namespace={namespace}").stdout
-        assert header.split()[:6] == ["NAME", "PUBLIC", "PHASE", "VERSION", "JOB", "AGE"]
-        assert served_models(control_plane, namespace) == {name: 1}
+            # A new chart version with a changed CRD: the documented step, then the upgrade.
+            control_plane.kubectl(*CRD_UPGRADE, f"--filename={changed_crd(tmp_path)}")
+            helm(
+                control_plane,
+                helm_binary,
+                namespace,
+                "upgrade",
+                RELEASE,
+                str(CHART),
+                "--reuse-values",
+                "--set=backend.replicaCount=3",
+            )
+            header = control_plane.kubectl("get", "chatbots", f"--namespace={namespace}").stdout
+            columns = ["NAME", "PUBLIC", "PHASE", "VERSION", "JOB", "SERVED", "AGE"]
+            assert header.split()[:7] == columns
+            assert served_models(control_plane, namespace) == {name: 1}
 
-        helm(control_plane, helm_binary, namespace, "rollback", RELEASE, "1")
-        history = json.loads(
-            helm(control_plane, helm_binary, namespace, "history", RELEASE, "--output=json")
-        )
-        assert [entry["status"] for entry in history][-1] == "deployed"
-        assert served_models(control_plane, namespace) == {name: 1}
+            helm(control_plane, helm_binary, namespace, "rollback", RELEASE, "1")
+            history = json.loads(
+                helm(control_plane, helm_binary, namespace, "history", RELEASE, "--output=json")
+            )
+            assert [entry["status"] for entry in history][-1] == "deployed"
+            assert served_models(control_plane, namespace) == {name: 1}
 
-        # Whatever replaces or removes the list, the operator writes it again.
-        configmap = f"{FULLNAME}-tfserving-models"
-        control_plane.kubectl("delete", "configmap", configmap, f"--namespace={namespace}")
-        control_plane.wait_for(
-            "the model list to be rebuilt",
-            lambda: (
-                get_json(control_plane, namespace, "configmap", configmap, check=False)
-                and served_models(control_plane, namespace) == {name: 1}
-            ),
-            timeout=120,
-        )
+            # Whatever replaces or removes the list, the operator writes it again.
+            configmap = f"{FULLNAME}-tfserving-models"
+            control_plane.kubectl("delete", "configmap", configmap, f"--namespace={namespace}")
+            control_plane.wait_for(
+                "the model list to be rebuilt",
+                lambda: (
+                    get_json(control_plane, namespace, "configmap", configmap, check=False)
+                    and served_models(control_plane, namespace) == {name: 1}
+                ),
+                timeout=120,
+            )
 
-        # Uninstall as documented: Chatbots first, while the operator still cleans up.
-        control_plane.kubectl(
-            "delete", "chatbots", "--all", f"--namespace={namespace}", "--wait=true"
-        )
-    finally:
-        operator.stop()
-        # The CRD is cluster-wide: give the other tests the chart's own again.
-        control_plane.kubectl(*CRD_UPGRADE, f"--filename={CHART / 'crds'}")
+            # Uninstall as documented: Chatbots first, while the operator still cleans up.
+            control_plane.kubectl(
+                "delete", "chatbots", "--all", f"--namespace={namespace}", "--wait=true"
+            )
+        finally:
+            operator.stop()
+            # The CRD is cluster-wide: give the other tests the chart's own again.
+            control_plane.kubectl(*CRD_UPGRADE, f"--filename={CHART / 'crds'}")
     helm(control_plane, helm_binary, namespace, "uninstall", RELEASE, "--wait")
     control_plane.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s")
     gone = control_plane.kubectl("get", "namespace", namespace, check=False)

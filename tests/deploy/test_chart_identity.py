@@ -79,12 +79,18 @@ def test_operator_has_a_liveness_probe_on_kopfs_endpoint(rendered):
 def test_network_policies_are_on_by_default(helm):
     objects = render(helm, [])
     policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
-    tfserving = policies["mimical-tfserving"]
-    (rule,) = tfserving["ingress"]
+
+    def allowed(policy: str) -> set[str]:
+        (rule,) = policies[policy]["ingress"]
+        return {
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+            for peer in rule["from"]
+        }
+
+    (rule,) = policies["mimical-tfserving"]["ingress"]
     assert rule["ports"] == [{"port": 8500, "protocol": "TCP"}]  # REST 8501: nobody
-    allowed = {
-        peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for peer in rule["from"]
-    }
-    assert allowed == {"backend", "webhook"}
+    # The chats, and the operator's GetModelStatus (Ready means answering).
+    assert allowed("mimical-tfserving") == {"backend", "webhook", "operator"}
+    assert allowed("mimical-redis") == {"backend", "webhook"}
     for closed in ("mimical-operator", "mimical-training"):
         assert "ingress" not in policies[closed] and policies[closed]["policyTypes"] == ["Ingress"]

@@ -2,7 +2,8 @@
 
 Each test gets a fresh `ApiServer` (kmock) on 127.0.0.1 with the Chatbot CRD from the
 chart and the serving ConfigMap the chart creates; `operator` runs the real kopf
-operator in a thread against it; `kubectl` talks to it over HTTP like kubectl does.
+operator in a thread against it; `kubectl` talks to it over HTTP like kubectl does;
+`model_server` answers the operator's GetModelStatus for what the ConfigMap lists.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from mimical.config import Settings
 from mimical.kube import API_VERSION, KIND
 from mimical.kube.manifests import serving_config_data
 from tests.kube.apiserver import ApiServerThread, load_crd
+from tests.kube.model_server import ListedModelServer
 
 NAMESPACE = "mimical-test"
-SERVING_ENDPOINT = "mimical-tfserving.mimical-test.svc:8500"
 
 
 class Kubectl:
@@ -162,7 +163,16 @@ def kubectl(kube_api, operator_settings) -> Kubectl:
 
 
 @pytest.fixture
-def operator_settings(kube_api, s3_endpoint, s3_bucket, tmp_path) -> Settings:
+def model_server(kube_api) -> Iterator[ListedModelServer]:
+    configmap = Settings().serving_configmap
+    url = f"{kube_api.url}/api/v1/namespaces/{NAMESPACE}/configmaps/{configmap}"
+    server = ListedModelServer(url).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def operator_settings(kube_api, model_server, s3_endpoint, s3_bucket, tmp_path) -> Settings:
     return Settings(
         home=tmp_path,
         namespace=NAMESPACE,
@@ -171,7 +181,7 @@ def operator_settings(kube_api, s3_endpoint, s3_bucket, tmp_path) -> Settings:
         s3_endpoint_url=s3_endpoint,
         training_image="mimical-training:test",
         s3_secret="mimical-s3",
-        serving_endpoint=SERVING_ENDPOINT,
+        serving_endpoint=model_server.target,
     )
 
 

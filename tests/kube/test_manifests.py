@@ -179,7 +179,7 @@ def test_crd_is_structural_with_status_and_printer_columns():
     version = crd["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Public", "Phase", "Version", "Age"]
+    assert columns == ["Public", "Phase", "Version", "Served", "Age"]
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)

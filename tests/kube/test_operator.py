@@ -15,7 +15,7 @@ import kubernetes_validate
 from mimical.kube import API_VERSION
 from mimical.kube.manifests import MODEL_CONFIG_KEY, serving_entries
 from tests.fixtures.services import wait_for
-from tests.kube.conftest import SERVING_ENDPOINT, OperatorThread
+from tests.kube.conftest import OperatorThread
 
 K8S_VERSION = "1.30"
 
@@ -84,7 +84,7 @@ def test_create_trains_on_gpu_then_serves(operator, kubectl, storage):
 
     ready = phase_of(kubectl, "alice", "Ready")
     status = ready["status"]
-    assert status["endpoint"] == SERVING_ENDPOINT
+    assert status["endpoint"] == operator.settings.serving_endpoint
     assert status["modelVersion"] == 1700000000
     assert status["modelURI"] == f"{storage.root}models/alice/1700000000"
     assert status["metrics"] == {"loss": 1.5}
@@ -92,6 +92,7 @@ def test_create_trains_on_gpu_then_serves(operator, kubectl, storage):
     assert {t: c["status"] for t, c in conditions(ready).items()} == {
         "Imported": "True",
         "Trained": "True",
+        "Served": "True",
         "Ready": "True",
     }
     configmap = kubectl.get("v1", "configmaps", operator.settings.serving_configmap)

@@ -1,0 +1,148 @@
+"""Ready means answering: the operator asks the model server (`GetModelStatus` over gRPC)
+before it calls a trained version Ready, and says what it is waiting for meanwhile."""
+
+from __future__ import annotations
+
+from mimical.kube import API_VERSION
+from mimical.kube.manifests import serving_entries
+from mimical.kube.registry import chatbot_from_resource
+from mimical.registry import Phase
+from tests.fixtures.services import wait_for
+from tests.kube.conftest import OperatorThread
+from tests.kube.test_operator import conditions, events_for, phase_of, upload_model
+
+
+def loading(kubectl, name: str, generation: int = 1) -> dict:
+    """The chatbot once its Job's version is recorded and waits for the model server."""
+
+    def check():
+        chatbot = kubectl.chatbot(name) or {}
+        status = chatbot.get("status", {})
+        waiting = status.get("progress", {}).get("step") == "loading"
+        return chatbot if waiting and status.get("observedGeneration") == generation else None
+
+    return wait_for(f"{name} to wait for the model server", check)
+
+
+def served_message(kubectl, name: str, text: str) -> dict:
+    def check():
+        chatbot = kubectl.chatbot(name)
+        served = conditions(chatbot).get("Served") or {}
+        return chatbot if text in served.get("message", "") else None
+
+    return wait_for(f"Served of {name} to say {text!r}", check)
+
+
+def test_a_trained_version_is_ready_only_once_the_model_server_answers(
+    operator, kubectl, storage, model_server
+):
+    model_server.models.hold("mona")  # its first version is slow to load
+    kubectl.apply_chatbot("mona", {"source": kubectl.source("mona")}).raise_for_status()
+    phase_of(kubectl, "mona", "Training")
+    upload_model(storage, "mona", 1)
+    kubectl.finish_job("mona-train-1", succeeded=True)
+
+    waiting = loading(kubectl, "mona")
+    assert waiting["status"]["phase"] == "Training"
+    assert waiting["status"]["modelVersion"] == 1
+    assert "servedVersion" not in waiting["status"]
+    by_type = conditions(waiting)
+    assert (by_type["Trained"]["status"], by_type["Served"]["status"]) == ("True", "False")
+    assert by_type["Served"]["reason"] == by_type["Ready"]["reason"] == "Loading"
+    assert by_type["Ready"]["status"] == "False"
+    # Listed for the mirror and TF Serving already; the API says it is being deployed.
+    configmap = kubectl.get("v1", "configmaps", operator.settings.serving_configmap)
+    assert serving_entries(configmap["data"]) == {"mona": 1}
+    assert chatbot_from_resource(waiting).phase == Phase.DEPLOYING
+    # The progress timer asked, and the condition says what the server answered.
+    served_message(kubectl, "mona", "not served")
+
+    model_server.models.release("mona")
+    ready = phase_of(kubectl, "mona", "Ready")
+    assert ready["status"]["servedVersion"] == 1
+    assert ready["status"]["progress"]["percent"] == 100
+    by_type = conditions(ready)
+    assert (by_type["Served"]["status"], by_type["Served"]["reason"]) == ("True", "Available")
+    assert model_server.target in by_type["Served"]["message"]
+    assert by_type["Ready"]["status"] == "True"
+    events_for(kubectl, "mona", {"Trained", "Ready"})
+
+
+def test_a_retrained_version_loads_while_the_old_one_answers(
+    operator, kubectl, storage, model_server
+):
+    kubectl.apply_chatbot("nina", {"source": kubectl.source("nina")}).raise_for_status()
+    phase_of(kubectl, "nina", "Training")
+    upload_model(storage, "nina", 1)
+    kubectl.finish_job("nina-train-1", succeeded=True)
+    phase_of(kubectl, "nina", "Ready")
+
+    model_server.models.hold("nina", answering=1)
+    kubectl.patch(API_VERSION, "chatbots", "nina", {"spec": {"training": {"epochs": 2}}})
+    phase_of(kubectl, "nina", "Training", generation=2)
+    upload_model(storage, "nina", 2)
+    kubectl.finish_job("nina-train-2", succeeded=True)
+    loading(kubectl, "nina", generation=2)
+    waiting = served_message(kubectl, "nina", "answers with version 1")
+    assert waiting["status"]["servedVersion"] == 1
+    assert conditions(waiting)["Ready"]["status"] == "True"  # version 1 still answers
+    assert conditions(waiting)["Served"]["status"] == "False"
+
+    model_server.models.release("nina")
+    ready = phase_of(kubectl, "nina", "Ready", generation=2)
+    assert (ready["status"]["modelVersion"], ready["status"]["servedVersion"]) == (2, 2)
+
+
+def test_an_unreachable_model_server_keeps_the_chatbot_loading(
+    operator, kubectl, storage, model_server
+):
+    model_server.stop()
+    kubectl.apply_chatbot("olga", {"source": kubectl.source("olga")}).raise_for_status()
+    phase_of(kubectl, "olga", "Training")
+    upload_model(storage, "olga", 1)
+    kubectl.finish_job("olga-train-1", succeeded=True)
+    waiting = served_message(kubectl, "olga", "did not answer")
+    assert waiting["status"]["phase"] == "Training"
+
+    model_server.start()  # back on the same port
+    assert phase_of(kubectl, "olga", "Ready")["status"]["servedVersion"] == 1
+
+
+def test_a_restarted_operator_makes_no_job_for_a_version_waiting_to_answer(
+    operator_settings, kubectl, storage, model_server
+):
+    model_server.models.hold("pia")
+    with OperatorThread(operator_settings):
+        kubectl.apply_chatbot("pia", {"source": kubectl.source("pia")}).raise_for_status()
+        phase_of(kubectl, "pia", "Training")
+        upload_model(storage, "pia", 1)
+        kubectl.finish_job("pia-train-1", succeeded=True)
+        loading(kubectl, "pia")
+    # Its finished Job is collected (ttlSecondsAfterFinished) while no operator runs.
+    assert kubectl.delete("batch/v1", "jobs", "pia-train-1").status_code == 200
+    model_server.models.release("pia")
+    with OperatorThread(operator_settings):
+        assert phase_of(kubectl, "pia", "Ready")["status"]["servedVersion"] == 1
+        assert kubectl.jobs("pia") == []
+
+
+def test_every_status_field_the_operator_writes_is_in_the_crd():
+    """A real API server drops status fields its CRD does not declare (the harness keeps
+    them): a `servedVersion` missing from the schema would never be Ready on a cluster."""
+    from mimical.kube import status as builders
+    from tests.kube.test_manifests import crd_schema
+
+    declared = crd_schema()["properties"]["status"]["properties"]
+    trained = builders.training_succeeded({}, 1, 2, "s3://b/models/x/2", "tfs:8500", {})
+    written = [
+        builders.training_started({}, 1, "x-train-1"),
+        trained,
+        builders.still_loading({**trained, "observedGeneration": 1}, "not served"),
+        builders.model_served(trained, "tfs:8500"),
+        builders.training_failed(trained, 1, "BackoffLimitExceeded", "failed"),
+        builders.waiting_for_source({}, 1),
+    ]
+    for status in written:
+        assert set(status) <= set(declared), set(status) - set(declared)
+        condition_types = declared["conditions"]["items"]["properties"]["type"]["enum"]
+        assert {c["type"] for c in status.get("conditions", [])} <= set(condition_types)
