@@ -138,9 +138,11 @@ def create_app(
 
 def _serve_metrics(app: Flask, port: int) -> None:
     """The metrics port (`mimical.web.metrics`), or a clear error when it is taken."""
-    from mimical.errors import UnavailableError
+    from mimical.errors import InputError, UnavailableError
     from mimical.web.metrics import serve_metrics
 
+    if not 0 < port < 65536:
+        raise InputError(f"the metrics port (MIMICAL_METRICS_PORT) must be 1-65535, not {port}")
     try:
         serve_metrics(app, port)
     except OSError as error:

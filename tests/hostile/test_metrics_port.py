@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from mimical.config import Settings
-from mimical.errors import UnavailableError
+from mimical.errors import InputError, UnavailableError
 from mimical.web import create_app
 from mimical.web.resources import close_resources
 from tests.fixtures.services import free_port
@@ -72,6 +72,12 @@ def test_the_metrics_port_answers_the_counts_and_readiness(tmp_path):
         close_resources(app)
     with pytest.raises(OSError):  # closing the app closes its metrics port
         socket.create_connection(("127.0.0.1", metrics_port), timeout=5).close()
+
+
+@pytest.mark.parametrize("port", [-1, 65536])
+def test_an_impossible_metrics_port_is_a_clear_error(tmp_path, port):
+    with pytest.raises(InputError, match=f"must be 1-65535, not {port}"):
+        create_app(Settings(home=tmp_path / "home", metrics_port=port), components=["api"])
 
 
 def test_a_taken_metrics_port_is_a_clear_error(tmp_path):
