@@ -115,10 +115,7 @@ def register(subparsers) -> None:
         type=int,
         default=None,
         help="serve /metrics (replies sent, Graph errors, whether the Page can send) and /readyz"
-        " on this port (default MIMICAL_METRICS_PORT; 0: none). Not the container's readiness"
-        " probe: an unready responder would take its pod's webhook out of the Service, and"
-        " Messenger would lose events it could still deliver; alert on"
-        " mimical_messenger_page_can_send == 0",
+        " on this port for monitoring (default MIMICAL_METRICS_PORT; 0: none)",
     )
     respond.add_argument(
         "--takeover-seconds",
