@@ -269,7 +269,12 @@ class Probes:
         return f"owner-token answer ({created.status_code}): Cache-Control {cache}; HSTS {hsts}"
 
     def public_metrics(self) -> str:
-        return f"GET /metrics from outside: {self.client().get('/metrics').status_code}"
+        outside = self.client().get("/metrics")
+        loopback = self.client(outside=False).get("/metrics")  # a port-forward, a sidecar
+        return (
+            f"GET /metrics from outside: {outside.status_code}, "
+            f"from loopback: {loopback.status_code}"
+        )
 
     def access_log_format(self) -> str:
         """What the images' gunicorn (`-c python:mimical.web.gunicorn_config`) logs."""

@@ -113,10 +113,10 @@ class Settings:
     # Reverse proxies in front of the web services whose X-Forwarded-For/-Proto to trust
     # (the ingress: 1). 0 trusts none: the client is the socket's peer.
     trusted_proxy_hops: int = 0
-    # Bearer token that lets a scraper read /metrics (and why /readyz fails) from another
-    # host; empty: only loopback clients may (the web ports face the internet through the
-    # ingress).
-    metrics_token: str = ""
+    # Port of every interface on which /metrics and /readyz-with-the-reason answer, with
+    # no authentication (keep it inside the cluster: the chart's NetworkPolicy admits only
+    # the monitoring namespace); 0: none. The web port answers /metrics 404 for everyone.
+    metrics_port: int = 0
     keep_uploads: bool = False
     # Public base URL of the web chat, used in links handed to users.
     public_url: str = "http://127.0.0.1:8080"

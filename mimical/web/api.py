@@ -12,7 +12,7 @@ readable page at `/docs`):
     POST   /api/chatbots/NAME/model      same, password in JSON (alias POST /getModel)
     POST   /api/chatbots/NAME/retrain    new export → new version (owner token)
     DELETE /api/chatbots/NAME            remove everything      (owner token)
-    GET    /healthz /readyz /metrics
+    GET    /healthz /readyz   (/metrics: on the metrics port, `mimical.web.metrics`)
 
 Passwords travel in the `X-Chatbot-Password` header or a JSON body, never in the
 URL; owner tokens as `Authorization: Bearer TOKEN`. Wrong passwords are limited
@@ -52,7 +52,7 @@ from mimical.web.access import (
     visible_chatbot,
 )
 from mimical.web.health import add_readiness_check, readiness_problem
-from mimical.web.metrics import from_operator, init_metrics
+from mimical.web.metrics import init_metrics
 from mimical.web.openapi import (
     OWNER_TOKEN,
     PASSWORD_HEADER,
@@ -106,19 +106,21 @@ def init_app(app: Flask) -> None:
         app.config.get("MIMICAL_UPLOADS_AT_ONCE", UPLOADS_AT_ONCE),
         app.config.get("MIMICAL_UPLOADS_AT_ONCE_PER_CLIENT", UPLOADS_AT_ONCE_PER_CLIENT),
     )
-    _count_uploads_receiving(init_metrics(app), slots)
+    slots.on_change = _uploads_receiving_gauge(init_metrics(app)).set
     add_readiness_check(app, _backing_services_problem)
 
 
-def _count_uploads_receiving(registry, slots: UploadSlots) -> None:
-    """A gauge of the upload slots taken: at its maximum, new uploads are answered 429."""
+def _uploads_receiving_gauge(registry):
+    """A gauge of the upload slots taken: at a process's maximum, its new uploads get 429."""
     from prometheus_client import Gauge
 
-    Gauge(
+    return Gauge(
         "mimical_uploads_receiving",
-        "Uploads this process is receiving now (with every slot taken, new ones get 429)",
+        "Uploads being received now, summed over the pod's workers (with every slot of a"
+        " worker taken, its new ones get 429)",
         registry=registry,
-    ).set_function(slots.in_use)
+        multiprocess_mode="livesum",
+    )
 
 
 # Routes that receive an export: their bodies may be as large as the upload limit
@@ -405,12 +407,11 @@ def healthz():
 )
 @blueprint.get("/readyz")
 def readyz():
-    """Runs every component's check (`mimical.web.health`); only operators see why one fails."""
+    """Runs every component's check (`mimical.web.health`); why one fails goes to the log
+    and to the metrics port's `/readyz` (operators), never to this public port."""
     problem = readiness_problem(current_app)
     if problem:
         current_app.logger.warning("not ready: %s", problem)
-        if from_operator(get_settings().metrics_token):
-            return {"error": "unavailable", "message": f"not ready: {problem}"}, 503
         return {"error": "unavailable", "message": "not ready"}, 503
     return {"status": "ok"}
 

@@ -102,9 +102,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise UnavailableError(f"cannot listen on {args.host}:{args.port}: {error}") from None
     port = listener.getsockname()[1]
+    metrics = f"; metrics: port {settings.metrics_port}" if settings.metrics_port else ""
     print(
         f"mimical serving on http://{args.host}:{port} "
-        f"(chat: /chat, API docs: /docs; storage {settings.storage_root})",
+        f"(chat: /chat, API docs: /docs; storage {settings.storage_root}{metrics})",
         file=sys.stderr,
     )
     # Closing the app stops builds (their processes) and the model server.

@@ -159,8 +159,8 @@ class GraphApi:
     (rate limits from eight times that, as Graph asks callers to pause) up to
     `max_backoff_seconds`, with jitter so replicas do not retry in step.
     `usage_pause_seconds` spaces calls out while Graph reports high usage.
-    `usage_percent` is the last usage Graph reported (for `/metrics`); `on_error` sees
-    every failed call, retried or not (for `/metrics`).
+    `usage_percent` is the last usage Graph reported, also told to `on_usage`; `on_error`
+    sees every failed call, retried or not (both for `/metrics`).
     """
 
     def __init__(
@@ -174,6 +174,7 @@ class GraphApi:
         max_backoff_seconds: float = 30.0,
         usage_pause_seconds: float = 2.0,
         on_error: Callable[[GraphError], None] = lambda error: None,
+        on_usage: Callable[[float], None] = lambda percent: None,
     ):
         import requests
         from requests.adapters import HTTPAdapter
@@ -184,6 +185,7 @@ class GraphApi:
         self.max_backoff_seconds = max_backoff_seconds
         self.usage_pause_seconds = usage_pause_seconds
         self.on_error = on_error
+        self.on_usage = on_usage
         self.usage_percent = 0.0
         self._not_before = 0.0  # monotonic time before which no call starts
         self.session = requests.Session()
@@ -245,6 +247,7 @@ class GraphApi:
         if usage is None:
             return
         self.usage_percent, regain = usage
+        self.on_usage(self.usage_percent)
         pause = regain
         if not pause and self.usage_percent > SLOW_FROM_PERCENT:
             high = min(self.usage_percent, 100.0) - SLOW_FROM_PERCENT

@@ -162,6 +162,7 @@ class MessengerWorker:
             settings.fb_page_access_token,
             settings.fb_app_secret,
             on_error=self.metrics.graph_error,
+            on_usage=self.metrics.usage.set,
             **(graph_options or {}),
         )
         self.queue = open_event_queue(settings, **(queue_options or {}))

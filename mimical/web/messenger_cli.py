@@ -114,9 +114,9 @@ def register(subparsers) -> None:
     respond.add_argument(
         "--metrics-port",
         type=int,
-        default=0,
+        default=None,
         help="serve /metrics (replies sent, Graph errors, whether the Page can send) and /readyz"
-        " on this port; 0: none",
+        " on this port for monitoring (default MIMICAL_METRICS_PORT; 0: none)",
     )
     respond.add_argument(
         "--takeover-seconds",
@@ -281,34 +281,6 @@ def run_forget(args: argparse.Namespace) -> int:
     return 0
 
 
-def responder_wsgi(app):
-    """The responder's own small HTTP face: `/metrics`, and `/readyz` (503 with the reason
-    while Graph refuses the Page's messages: `mimical.web.page_health`), for monitoring.
-
-    The chart does not make it the container's readiness probe: an unready responder
-    would take its pod's webhook out of the Service too, and Messenger would then lose
-    events it could still deliver. Alert on `mimical_messenger_page_can_send == 0`."""
-    import json
-
-    from prometheus_client import make_wsgi_app
-
-    from mimical.web.health import readiness_problem
-
-    metrics = make_wsgi_app(app.extensions["mimical_metrics"])
-
-    def wsgi(environ, start_response):
-        if environ.get("PATH_INFO") != "/readyz":
-            return metrics(environ, start_response)
-        problem = readiness_problem(app)
-        answer = {"error": "unavailable", "message": f"not ready: {problem}"} if problem else None
-        body = json.dumps(answer or {"status": "ok"}).encode()
-        status = "503 Service Unavailable" if problem else "200 OK"
-        start_response(status, [("Content-Type", "application/json")])
-        return [body]
-
-    return wsgi
-
-
 def run_respond(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -322,6 +294,8 @@ def run_respond(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise InputError("--threads must be at least 1")
     settings = Settings.from_env().with_overrides(messenger_workers=args.threads)
+    if args.metrics_port is not None:
+        settings = settings.with_overrides(metrics_port=args.metrics_port)
     if not settings.redis_url:
         raise InputError(
             "mimical messenger respond answers what webhooks stored in Redis: set REDIS_URL "
@@ -344,11 +318,6 @@ def run_respond(args: argparse.Namespace) -> int:
         components=["webhook"],
         test_config={"MIMICAL_MESSENGER_QUEUE_OPTIONS": queue_options},
     )
-    if args.metrics_port:
-        from werkzeug.serving import make_server
-
-        server = make_server("0.0.0.0", args.metrics_port, responder_wsgi(app), threaded=True)
-        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     with app.app_context():
         get_messenger()
     print(

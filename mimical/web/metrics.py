@@ -1,52 +1,48 @@
-"""Prometheus metrics for one Flask app, served at `/metrics`.
+"""Prometheus metrics for one Flask app, served on a port of their own.
 
-Each app gets its own `CollectorRegistry` (tests run several apps in one
-process). The web ports face the internet, so `/metrics` (endpoints, volumes, how
-many chatbots build) answers 404 to anyone but loopback clients, unless the scraper
-sends `Authorization: Bearer MIMICAL_METRICS_TOKEN` (`from_operator`, which also
-decides who sees why `/readyz` fails). Counted for every request of
-every component: requests by endpoint, method and status, and latency; at scrape
-time, chatbots by phase.
+The web ports face the internet, so they answer `/metrics` 404 for everyone: the
+metrics (endpoints, volumes, how many chatbots build) and why the app is not ready
+live on the metrics port (`Settings.metrics_port`, `MIMICAL_METRICS_PORT`; 0: none),
+which has no authentication and is meant to be reached only inside the cluster (the
+chart's NetworkPolicy admits only the monitoring namespace). Every process that
+serves HTTP — `mimical serve`, the backend and webhook images, the Messenger
+responder — starts the same small server (`serve_metrics`):
 
-    curl http://127.0.0.1:8080/metrics
+    GET :9090/metrics   Prometheus text
+    GET :9090/readyz    200, or 503 with why (buckets, paths, hosts: for operators)
+
+Each app gets its own `CollectorRegistry` (tests run several apps in one process).
+Counted for every request of every component: requests by endpoint, method and
+status, and latency; at scrape time, chatbots by phase.
+
+With several gunicorn workers (the images: `WEB_CONCURRENCY`), `gunicorn_config`
+puts prometheus_client in multiprocess mode: every worker writes its counts to files
+in `PROMETHEUS_MULTIPROC_DIR`, every worker listens on the metrics port
+(`SO_REUSEPORT`), and whichever answers a scrape sums all of them, so counts do not
+depend on which worker the scraper reached. Gauges therefore say how workers combine
+(`multiprocess_mode`) and are set, never computed at scrape time; only the chatbot
+count (the same from any worker) is.
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
+import json
+import os
+import socket
+import threading
 import time
 
-from flask import Flask, Response, abort, g, request
+from flask import Flask, g, request
 
-from mimical.web import get_settings
-
-
-def from_operator(token: str) -> bool:
-    """Whether this request may see operational detail (`/metrics`, why `/readyz` fails):
-    a loopback client (a sidecar, `kubectl port-forward`, tests), or the right token."""
-    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
-    if token and scheme.lower() == "bearer":
-        return hmac.compare_digest(sent.strip().encode(), token.encode())
-    try:
-        return ipaddress.ip_address(request.remote_addr or "").is_loopback
-    except ValueError:
-        return False
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def init_metrics(app: Flask):
-    """Serve `/metrics` for this app (once, whichever component asks first); returns the
+    """Count this app's requests (once, whichever component asks first); returns the
     registry so components can add their own metrics."""
     if "mimical_metrics" in app.extensions:
         return app.extensions["mimical_metrics"]
-    from prometheus_client import (
-        CONTENT_TYPE_LATEST,
-        CollectorRegistry,
-        Counter,
-        Histogram,
-        generate_latest,
-    )
-    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client import CollectorRegistry, Counter, Histogram
 
     registry = app.extensions["mimical_metrics"] = CollectorRegistry()
     requests = Counter(
@@ -58,23 +54,7 @@ def init_metrics(app: Flask):
     latency = Histogram(
         "mimical_http_request_seconds", "Time to answer a request", ["endpoint"], registry=registry
     )
-
-    class ChatbotCollector:
-        """Chatbots by phase, read from the registry when Prometheus scrapes."""
-
-        def collect(self):
-            from mimical.web.resources import get_registry
-
-            family = GaugeMetricFamily("mimical_chatbots", "Chatbots by phase", labels=["phase"])
-            counts: dict[str, int] = {}
-            with app.app_context():
-                for chatbot in get_registry().list_all():
-                    counts[chatbot.phase.value] = counts.get(chatbot.phase.value, 0) + 1
-            for phase, count in sorted(counts.items()):
-                family.add_metric([phase], count)
-            yield family
-
-    registry.register(ChatbotCollector())
+    registry.register(ChatbotCollector(app))
 
     @app.before_request
     def start_timer():
@@ -90,10 +70,103 @@ def init_metrics(app: Flask):
             latency.labels(endpoint).observe(time.perf_counter() - started)
         return response
 
-    def metrics():
-        if not from_operator(get_settings(app).metrics_token):
-            abort(404)  # as if there were none: nothing to probe for
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
-
-    app.add_url_rule("/metrics", "metrics", metrics)
     return registry
+
+
+class ChatbotCollector:
+    """Chatbots by phase, read from the registry when Prometheus scrapes."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        from mimical.web.resources import get_registry
+
+        family = GaugeMetricFamily("mimical_chatbots", "Chatbots by phase", labels=["phase"])
+        counts: dict[str, int] = {}
+        with self.app.app_context():
+            for chatbot in get_registry().list_all():
+                counts[chatbot.phase.value] = counts.get(chatbot.phase.value, 0) + 1
+        for phase, count in sorted(counts.items()):
+            family.add_metric([phase], count)
+        yield family
+
+
+def scraped_registry(app: Flask):
+    """What a scrape of this app shows: its own registry, or, in multiprocess mode, the
+    counts every worker wrote plus the chatbot count."""
+    init_metrics(app)
+    if not os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+        return app.extensions["mimical_metrics"]
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    registry.register(ChatbotCollector(app))
+    return registry
+
+
+def metrics_wsgi(app: Flask):
+    """The metrics port's WSGI app: `/metrics`, and `/readyz` (503 with the reason),
+    for monitoring; anything else is 404."""
+    from prometheus_client import make_wsgi_app
+
+    from mimical.web.health import readiness_problem
+
+    metrics = make_wsgi_app(scraped_registry(app))
+
+    def wsgi(environ, start_response):
+        path = environ.get("PATH_INFO")
+        if path == "/metrics":
+            return metrics(environ, start_response)
+        if path == "/readyz":
+            with app.app_context():
+                problem = readiness_problem(app)
+            answer = {"error": "unavailable", "message": f"not ready: {problem}"}
+            status = "503 Service Unavailable" if problem else "200 OK"
+            body = answer if problem else {"status": "ok"}
+        else:
+            answer = {"error": "not_found", "message": "the metrics port serves /metrics, /readyz"}
+            status, body = "404 Not Found", answer
+        start_response(status, [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+    return wsgi
+
+
+def serve_metrics(app: Flask, port: int) -> int:
+    """Serve `metrics_wsgi(app)` on `port` (0: a free one) of every interface, in a
+    thread, until `close_resources(app)`; returns the port.
+
+    The socket allows other processes to bind the same port (`SO_REUSEPORT`): each
+    gunicorn worker serves it, and the kernel spreads scrapes among them."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    from mimical.web.resources import app_resources
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args) -> None:
+            """A line per scrape would bury the log; errors are still logged."""
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        listener.bind(("0.0.0.0", port))
+        listener.listen(64)
+        server = make_server(
+            "0.0.0.0",
+            port,
+            metrics_wsgi(app),
+            threaded=True,
+            request_handler=QuietHandler,
+            fd=listener.fileno(),
+        )
+    finally:
+        listener.close()  # the server holds its own copy of the socket
+    app_resources(app)["metrics_server"] = server
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server.socket.getsockname()[1]

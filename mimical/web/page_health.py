@@ -63,20 +63,24 @@ class MessengerMetrics:
             ["kind", "code"],
             registry=registry,
         )
+        # With several workers (`mimical.web.metrics`): 0 when any worker sees the failure.
         self.token_ok = Gauge(
             "mimical_messenger_page_token_ok",
             "0 after Graph rejected the page token",
             registry=registry,
+            multiprocess_mode="livemin",
         )
         self.can_send = Gauge(
             "mimical_messenger_page_can_send",
             "0 while Graph refuses the Page's sends (bad token, permission lost, policy block)",
             registry=registry,
+            multiprocess_mode="livemin",
         )
         self.usage = Gauge(
             "mimical_messenger_graph_usage_percent",
             "Highest rate-limit usage Graph reported (X-Business-Use-Case-Usage, X-App-Usage)",
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self.token_ok.set(1)
         self.can_send.set(1)
@@ -92,7 +96,6 @@ class PageHealth:
     def __init__(self, graph: GraphApi, metrics: MessengerMetrics):
         self.graph = graph
         self.metrics = metrics
-        metrics.usage.set_function(lambda: graph.usage_percent)
         self._stopped: GraphError | None = None  # the error that stopped the Page
         self._checked_at = 0.0
         self._lock = threading.Lock()

@@ -102,6 +102,10 @@ def client_address() -> str:
 def close_resources(app: Flask) -> None:
     """Stop builds and background threads this app started, then close the registry."""
     resources = app_resources(app)
+    metrics_server = resources.pop("metrics_server", None)
+    if metrics_server is not None:
+        metrics_server.shutdown()
+        metrics_server.server_close()
     for name in ("orchestrator", "registry"):  # the orchestrator uses the registry
         resource = resources.pop(name, None)
         if resource is not None:

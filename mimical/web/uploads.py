@@ -31,7 +31,7 @@ import tempfile
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from flask import Request
@@ -72,6 +72,8 @@ class UploadSlots:
         self.total, self.per_client = total, per_client
         self._lock = threading.Lock()
         self._busy: Counter[str] = Counter()
+        # Told the number of slots taken after each change (the `/metrics` gauge).
+        self.on_change: Callable[[int], None] = lambda in_use: None
 
     def acquire(self, client: str) -> None:
         """Take a slot for `client`, or raise `RateLimitedError` (429) if none is free."""
@@ -79,17 +81,14 @@ class UploadSlots:
             if sum(self._busy.values()) >= self.total or self._busy[client] >= self.per_client:
                 raise RateLimitedError("too many uploads at once; try again when one is done")
             self._busy[client] += 1
+            self.on_change(sum(self._busy.values()))
 
     def release(self, client: str) -> None:
         with self._lock:
             self._busy[client] -= 1
             if self._busy[client] <= 0:
                 del self._busy[client]
-
-    def in_use(self) -> int:
-        """Uploads being received now (`/metrics`: `mimical_uploads_receiving`)."""
-        with self._lock:
-            return sum(self._busy.values())
+            self.on_change(sum(self._busy.values()))
 
 
 def _chunks(stream, size: int = CHUNK_BYTES) -> Iterator[bytes]:

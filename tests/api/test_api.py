@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.api.conftest import wait_for_phase
+from tests.fixtures.metrics import scrape
 
 GENERIC_IMPORT_FAILURE = "build failed: the export could not be used (the owner token shows why)"
 
@@ -163,7 +164,8 @@ def test_operations_endpoints(client, registered):
     registered("alice")
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/readyz").get_json() == {"status": "ok"}
-    metrics = client.get("/metrics").get_data(as_text=True)
+    assert client.get("/metrics").status_code == 404  # only on the metrics port
+    metrics = scrape(client.application)
     assert 'mimical_chatbots{phase="Ready"} 1.0' in metrics
     assert "mimical_http_requests_total" in metrics
     document = client.get("/openapi.json").get_json()

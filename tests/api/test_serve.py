@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -27,7 +28,12 @@ def mimical(*args, env) -> subprocess.Popen:
 
 
 def test_serve_runs_api_and_chat(tmp_path):
-    env = {**os.environ, "MIMICAL_HOME": str(tmp_path / "home")}
+    metrics_port = free_port()
+    env = {
+        **os.environ,
+        "MIMICAL_HOME": str(tmp_path / "home"),
+        "MIMICAL_METRICS_PORT": str(metrics_port),
+    }
     port = free_port()
     process = mimical("serve", "--port", str(port), env=env)
     try:
@@ -39,11 +45,21 @@ def test_serve_runs_api_and_chat(tmp_path):
             assert json.load(response) == {"chatbots": []}
         with urllib.request.urlopen(f"{base}/chat") as response:
             assert response.status == 200
+        with pytest.raises(urllib.error.HTTPError) as public:  # loopback, yet no metrics
+            urllib.request.urlopen(f"{base}/metrics")
+        assert public.value.code == 404
+        wait_for_port(metrics_port, process)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+            metrics = response.read().decode()
+        assert 'mimical_http_requests_total{endpoint="/chat",method="GET",status="200"} 1.0' in (
+            metrics
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     assert f"mimical serving on http://127.0.0.1:{port}" in stderr
+    assert f"metrics: port {metrics_port}" in stderr
 
 
 def test_serve_on_a_busy_port_says_so(tmp_path):

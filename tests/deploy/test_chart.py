@@ -249,6 +249,10 @@ def test_gpu_variant_schedules_tfserving_on_gpus(helm):
         (["--set", "backend.image.pullPolicy=Sometimes"], "pullPolicy"),
         (["--set", "storage.bucket=Not_A_Bucket"], "bucket"),
         (["--set", "surprise=1"], "surprise"),
+        (["--set", "metrics.port=8080"], "port"),
+        (["--set", "metrics.responderPort=80"], "responderPort"),
+        (["--set", "metrics.port=9091"], "give them different ports"),
+        (["--set", "metrics.serviceMonitor.interval=often"], "interval"),
     ],
 )
 def test_schema_refuses_bad_values(helm, override, complaint):
@@ -348,3 +352,51 @@ def test_web_pods_trust_the_ingress_and_redis_never_evicts(helm):
                 assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
                 assert args[args.index("--maxmemory") + 1] == "200mb"
     assert checked == {"backend", "webhook", "redis"}
+
+
+def test_metrics_have_their_own_ports_reached_only_from_monitoring(helm):
+    """/metrics on ports named `metrics`, in the Services, admitted by the NetworkPolicy
+    only from `networkPolicy.metricsFrom`; the probes stay on the web port."""
+    objects = render(helm, VARIANTS["default"], "--set", "metrics.serviceMonitor.enabled=true")
+    monitoring = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    by_kind = {}
+    for obj in objects:
+        by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
+    expected_ports = {
+        "backend": {"metrics": 9090},
+        "webhook": {"metrics": 9090, "metrics-respond": 9091},
+    }
+    for component, ports in expected_ports.items():
+        name = f"mimical-{component}"
+        spec = by_kind["Deployment"][name]["spec"]["template"]["spec"]
+        containers = {c["name"]: c for c in spec["containers"]}
+        web = containers[component]
+        env = {e["name"]: e.get("value") for e in web["env"]}
+        assert env["MIMICAL_METRICS_PORT"] == "9090"
+        named = {p["name"]: p["containerPort"] for c in spec["containers"] for p in c["ports"]}
+        assert named == {"http": 8080, **ports}
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert web[probe]["httpGet"]["port"] == "http", f"{component} {probe}"
+        if component == "webhook":
+            assert "--metrics-port=9091" in containers["responder"]["command"]
+        service_ports = {p["name"]: p for p in by_kind["Service"][name]["spec"]["ports"]}
+        for port_name, number in ports.items():
+            assert service_ports[port_name]["targetPort"] == port_name
+            assert service_ports[port_name]["port"] == number
+        endpoints = by_kind["ServiceMonitor"][name]["spec"]["endpoints"]
+        assert {e["port"] for e in endpoints} == set(ports)
+        assert all(e["path"] == "/metrics" for e in endpoints)
+        rules = by_kind["NetworkPolicy"][name]["spec"]["ingress"]
+        web_rule, metrics_rule = rules
+        assert [p["port"] for p in web_rule["ports"]] == [8080]
+        assert sorted(p["port"] for p in metrics_rule["ports"]) == sorted(ports.values())
+        assert metrics_rule["from"] == monitoring
+    # No metricsFrom: nobody outside the pod reaches the metrics ports.
+    closed = render(helm, VARIANTS["default"], "--set-json", "networkPolicy.metricsFrom=[]")
+    for obj in closed:
+        if obj["kind"] == "NetworkPolicy" and obj["metadata"]["name"] == "mimical-backend":
+            assert [[p["port"] for p in rule["ports"]] for rule in obj["spec"]["ingress"]] == [
+                [8080]
+            ]

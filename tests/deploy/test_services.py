@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -78,3 +79,37 @@ def test_webhook_serves_the_chat_page_and_messenger_handshake(tmp_path, redis_ur
     # The access log names the path, never the query with its verify token.
     log = (tmp_path / "gunicorn.log").read_text()
     assert '"GET /webhook HTTP/1.1" 200' in log and "verify-me" not in log
+
+
+def test_two_workers_count_together_on_the_metrics_port(tmp_path, redis_url):
+    """Whichever gunicorn worker answers a request or a scrape, the metrics port shows
+    every worker's counts (prometheus_client's multiprocess mode); the web port has no
+    `/metrics` at all."""
+    metrics_port = free_port()
+    process, base = start_service(
+        "services/backend",
+        tmp_path,
+        redis_url,
+        WEB_CONCURRENCY="2",
+        MIMICAL_METRICS_PORT=str(metrics_port),
+    )
+    try:
+        wait_for_port(metrics_port, process, timeout=90)
+        requests = 40  # a new connection each: the workers take turns accepting them
+        for _ in range(requests):
+            assert get(f"{base}/healthz")[0] == 200
+        with pytest.raises(urllib.error.HTTPError) as public:
+            get(f"{base}/metrics")
+        assert public.value.code == 404
+        sample = (
+            'mimical_http_requests_total{endpoint="/healthz",method="GET",status="200"} '
+            f"{float(requests)}"
+        )
+        for _ in range(10):  # each scrape may reach either worker: all see the sum
+            status, metrics = get(f"http://127.0.0.1:{metrics_port}/metrics")
+            assert status == 200 and sample in metrics, metrics
+        assert get(f"http://127.0.0.1:{metrics_port}/readyz") == (200, '{"status": "ok"}')
+    finally:
+        stop_server(process)
+    # The upload gauge sums the live workers: one sample, no worker (pid) label.
+    assert "mimical_uploads_receiving 0.0" in metrics

@@ -10,6 +10,7 @@ import pytest
 
 from mimical.dialog.engine import GREETING, HELP, SHOW_ALL_HINT
 from mimical.web.graph import GraphApi
+from tests.fixtures.metrics import scrape
 from tests.fixtures.services import wait_for
 from tests.webhook.conftest import (
     PAGE_TOKEN,
@@ -24,13 +25,22 @@ def new_psid() -> str:
     return uuid.uuid4().hex
 
 
+def ready_on_metrics_port(app):
+    """The metrics port's `/readyz`: 503 with why the app is not ready."""
+    from werkzeug.test import Client
+
+    from mimical.web.metrics import metrics_wsgi
+
+    return Client(metrics_wsgi(app)).get("/readyz")
+
+
 def metric(client, name: str, outcome: str | None = None, **labels: str) -> float:
     """A sample's value from `/metrics` (0 when absent)."""
     labels = {"outcome": outcome, **labels} if outcome else labels
     # Prometheus' text format sorts the labels by name.
     pairs = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     label = "{" + pairs + "}" if labels else ""
-    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+    for line in scrape(client.application).splitlines():
         if line.startswith(f"{name}{label} "):
             return float(line.split()[-1])
     return 0.0
@@ -137,9 +147,9 @@ def test_a_bad_page_token_alarms_once_and_fails_readiness_until_a_send_works(
     assert PAGE_TOKEN not in caplog.text
     assert metric(client, "mimical_messenger_page_token_ok") == 0
     assert metric(client, "mimical_messenger_sends_total", "bad_token") == 3
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.get_json() == {
+    assert client.get("/readyz").status_code == 503
+    # Why: on the metrics port only, for operators.
+    assert ready_on_metrics_port(app).get_json() == {
         "error": "unavailable",
         "message": "not ready: Graph rejects the page access token",
     }
@@ -203,8 +213,8 @@ def test_lost_permissions_and_policy_blocks_stop_the_page_with_an_alarm(
     )
     assert metric(client, "mimical_messenger_sends_total", "page_blocked") == 2
     assert metric(client, "mimical_messenger_page_can_send") == 0
-    response = client.get("/readyz")
-    assert response.status_code == 503
+    assert client.get("/readyz").status_code == 503
+    response = ready_on_metrics_port(app)
     assert "not ready: Graph refuses the Page's messages" in response.get_json()["message"]
 
     psid = new_psid()  # the permission is back (App Review passed, say)
@@ -262,10 +272,10 @@ def test_usage_headers_below_the_threshold_or_malformed_change_nothing(graph):
 def test_the_responders_readyz_fails_while_the_page_cannot_send(make_app, graph):
     from werkzeug.test import Client
 
-    from mimical.web.messenger_cli import responder_wsgi
+    from mimical.web.metrics import metrics_wsgi
 
     app = make_app(components=("webhook",))  # what `mimical messenger respond` runs
-    probe = Client(responder_wsgi(app))
+    probe = Client(metrics_wsgi(app))
     assert probe.get("/readyz").status_code == 200
     psid = new_psid()
     graph.fail_recipients[psid] = (400, 10, 2018336)  # pages_messaging gone
