@@ -63,7 +63,8 @@ sys.path.insert(0, "services/webhook")
 import main  # the image's entry file
 from mimical.kube import model_mirror  # the sidecar the same image runs
 from mimical.web.dialog_app import get_engine
-from mimical.web.messenger_cli import responder_wsgi, run_respond
+from mimical.web.messenger_cli import run_respond
+from mimical.web.metrics import serve_metrics  # the responder's metrics port
 
 wsgi = main.create_service_app()
 app = wsgi.app
