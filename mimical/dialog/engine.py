@@ -144,6 +144,17 @@ class DialogEngine:
             self.sessions.save(self._key(channel, new_user), session)
             self.sessions.delete(self._key(channel, old_user))
 
+    def begin_chat(self, channel: str, user_id: str, name: str) -> None:
+        """Put the user in a chat with `name`, without picking it or its password: for a
+        channel that speaks as one persona only (an owner's Page in away mode,
+        `mimical.web.away`). A chat with it already going on keeps its history."""
+        persona = self.directory.get(name)
+        key = self._key(channel, user_id)
+        session = self.sessions.load(key) or {}
+        ongoing = session.get("state") == "chatting" and session.get("persona") == name
+        if not (ongoing and session.get("stamp") == persona.access_stamp):
+            self.sessions.save(key, self._start_chat(persona)[0])
+
     def handle(
         self,
         channel: str,

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 COMPONENTS = {
     "api": "mimical.web.api",
     "suggestions": "mimical.web.suggestions",  # needs `api` (its owner check)
+    "away": "mimical.web.away",  # needs `api` (its owner check)
     "webhook": "mimical.web.webhook",
     "chat": "mimical.web.chat",
 }
