@@ -45,7 +45,8 @@ class MessengerMetrics:
         registry = registry or CollectorRegistry()
         self.events = Counter(
             "mimical_messenger_events",
-            "Messenger events by outcome (queued, duplicate, standby, paused, owner_present, forgotten)",
+            "Messenger events by outcome (queued, duplicate, standby, paused, owner_present,"
+            " forgotten)",
             ["outcome"],
             registry=registry,
         )
