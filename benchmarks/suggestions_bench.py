@@ -26,6 +26,7 @@ import argparse
 import http.client
 import itertools
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -89,6 +90,8 @@ def start_model_server(model_base: Path) -> tuple[subprocess.Popen, str]:
 def start_api(home: Path, target: str, name: str) -> tuple[int, str]:
     """The API with suggestions in a werkzeug thread; returns its port and an owner token."""
     from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
 
     from mimical.config import Settings
     from mimical.registry import open_registry
@@ -154,19 +157,13 @@ def measure(client, connection, name: str, token: str, repeats: int) -> dict:
 
 
 def held_out_drafts(corpus: Path, connection, name: str, token: str) -> dict:
-    """Three drafts for the first test exchange with a friend's turn before it."""
+    """Three drafts for the first test exchange that answers a friend's turn: the friend's
+    turn is sent (a pair's earlier context does not say who said which line)."""
     from mimical.model.data import load_split
 
     split = load_split(corpus)
-    pair = next(p for p in split.test if p.context and len(p.reply) < 120)
-    # Context lines alternate speakers back from the friend's last turn (one line each
-    # here: a multi-line turn reads as several, which the model context merges again).
-    lines = pair.context.split("\n")
-    turns = [
-        {"from": "them" if (len(lines) - i) % 2 else "me", "text": line}
-        for i, line in enumerate(lines)
-        if line.strip()
-    ]
+    pair = next(p for p in split.test if p.last_turn.strip() and len(p.reply) < 120)
+    turns = [{"from": "them", "text": line} for line in pair.last_turn.split("\n") if line]
     connection.request(
         "POST",
         f"/api/chatbots/{name}/suggestions",
@@ -174,7 +171,7 @@ def held_out_drafts(corpus: Path, connection, name: str, token: str) -> dict:
         {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     answer = json.loads(connection.getresponse().read())
-    return {"context": pair.context, "real": pair.reply, "drafts": answer.get("suggestions")}
+    return {"friend": pair.last_turn, "real": pair.reply, "drafts": answer.get("suggestions")}
 
 
 def main() -> None:
@@ -217,7 +214,7 @@ def main() -> None:
     for label, figures in result.items():
         print(f"  {label:<26} {figures}")
     print("\nheld-out exchange:")
-    print(f"  friend: {example['context'][-200:]!r}")
+    print(f"  friend: {example['friend'][-200:]!r}")
     print(f"  real:   {example['real']!r}")
     for draft in example["drafts"] or []:
         print(f"  draft:  {draft!r}")
