@@ -3,10 +3,13 @@ one in the future, and it ends by itself, when closed, or when the password chan
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from werkzeug.serving import make_server
 
+from mimical.cli import main
 from mimical.dialog.sessions import MemorySessionStore
 from mimical.registry import open_registry
 from mimical.web.away import AWAY_MAX, AwayWindows
@@ -27,9 +30,25 @@ def tokens(settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def client(make_app, settings, tokens):
+def away_app(make_app, settings, tokens):
     settings = settings.with_overrides(messenger_page_owner="alice")
-    return make_app(settings, components=("api", "away")).test_client()
+    return make_app(settings, components=("api", "away"))
+
+
+@pytest.fixture
+def client(away_app):
+    return away_app.test_client()
+
+
+@pytest.fixture
+def live_url(away_app):
+    server = make_server("127.0.0.1", 0, away_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
 
 
 def iso(delta: timedelta) -> str:
@@ -148,3 +167,42 @@ def test_windows_expire_on_the_clock_they_are_read_by(settings, tokens):
     now[0] += 3600
     assert windows.until(alice) is None
     registry.close()
+
+
+def test_the_cli_opens_shows_and_closes_the_window(live_url, client, tokens, monkeypatch, capsys):
+    monkeypatch.setenv("MIMICAL_OWNER_TOKEN", tokens["alice"])
+    assert main(["away", "alice", "--for", "8h", "--backend", live_url]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("alice answers your Page until ") and "[Automated reply: " in out
+    until = client.get(URL, headers=owner(tokens["alice"])).get_json()["until"]
+    hours = (datetime.fromisoformat(until) - datetime.now(UTC)) / timedelta(hours=1)
+    assert 7.9 < hours <= 8
+    assert main(["away", "alice", "--backend", live_url]) == 0
+    assert "answers your Page until" in capsys.readouterr().out
+    assert main(["away", "alice", "--off", "--backend", live_url]) == 0
+    assert "does not answer your Page" in capsys.readouterr().out
+    until = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    assert main(["away", "alice", "--until", until.isoformat(), "--backend", live_url]) == 0
+    state = client.get(URL, headers=owner(tokens["alice"])).get_json()
+    assert datetime.fromisoformat(state["until"]) == until
+
+
+@pytest.mark.parametrize(
+    ("arguments", "token", "complaint"),
+    [
+        (["--for", "8h"], "", "set MIMICAL_OWNER_TOKEN"),
+        (["--for", "8h"], "wrong", "wrong owner token for 'alice'"),
+        (["--for", "soon"], "alice", "--for 'soon': say how long as 90m, 8h or 3d"),
+        (["--for", "9d"], "alice", "until: at most 7 days ahead"),
+        (["--until", "tomorrow"], "alice", "--until 'tomorrow': not an ISO 8601 time"),
+        (["--until", "2020-01-01T00:00Z"], "alice", "the window must end in the future"),
+    ],
+)
+def test_cli_mistakes_are_one_line(
+    live_url, tokens, monkeypatch, capsys, arguments, token, complaint
+):
+    monkeypatch.setenv("MIMICAL_OWNER_TOKEN", tokens.get(token, token))
+    assert main(["away", "alice", *arguments, "--backend", live_url]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("mimical away: error: ") and complaint in error
+    assert "Traceback" not in error
