@@ -10,7 +10,8 @@
 2. Serves that export with `mimical serve-models` in its own process (gRPC on loopback)
    and the API (`api` + `suggestions`) in a werkzeug thread of this one.
 3. Times, one request at a time and interleaved (so drift hits all alike), on the
-   friend messages `quality_bench.CONTEXTS`:
+   friends' turns of the person's held-out test conversations (real messages to them,
+   which their own replies, retrieved, often match):
    - baseline: one 100-character reply (`ModelClient.reply`: what a chat message costs);
    - model: three rows of one context in one Predict call (`ModelClient.replies`), and
      how often those three are distinct (else the endpoint calls again);
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import itertools
 import json
 import logging
 import os
@@ -120,11 +120,19 @@ def percentiles(seconds: list[float]) -> dict:
     }
 
 
-def measure(client, connection, name: str, token: str, repeats: int) -> dict:
+def friend_turns(corpus: Path, count: int) -> list[str]:
+    """The first `count` distinct friends' turns of the test conversations."""
+    from mimical.model.data import load_split
+
+    turns = dict.fromkeys(p.last_turn for p in load_split(corpus).test if p.last_turn.strip())
+    return list(turns)[:count]
+
+
+def measure(client, connection, name: str, token: str, contexts: list[str]) -> dict:
     """Interleaved timings of the baseline, the model call and the endpoint."""
     times = {"baseline: one reply": [], "model: 3 rows, one call": [], "endpoint: 3 drafts": []}
     distinct = drafts = 0
-    for context in itertools.islice(itertools.cycle(CONTEXTS), repeats):
+    for context in contexts:
         started = time.perf_counter()
         client.reply(name, context, max_chars=REPLY_CHARS, timeout=60)
         times["baseline: one reply"].append(time.perf_counter() - started)
@@ -134,9 +142,8 @@ def measure(client, connection, name: str, token: str, repeats: int) -> dict:
         times["model: 3 rows, one call"].append(time.perf_counter() - started)
         distinct += len({r.strip() for r in rows if r.strip()}) == DRAFTS
 
-        body = json.dumps(
-            {"turns": [{"from": "them", "text": context}], "count": DRAFTS, "max_chars": 100}
-        )
+        turns = [{"from": "them", "text": line} for line in context.split("\n") if line]
+        body = json.dumps({"turns": turns, "count": DRAFTS, "max_chars": REPLY_CHARS})
         started = time.perf_counter()
         connection.request(
             "POST",
@@ -151,8 +158,8 @@ def measure(client, connection, name: str, token: str, repeats: int) -> dict:
             raise RuntimeError(f"suggestions answered {response.status}: {answer}")
         drafts += len(answer["suggestions"])
     result = {label: percentiles(seconds) for label, seconds in times.items()}
-    result["one call gave 3 distinct"] = f"{distinct}/{repeats}"
-    result["drafts per answer"] = round(drafts / repeats, 2)
+    result["one call gave 3 distinct"] = f"{distinct}/{len(contexts)}"
+    result["drafts per answer"] = round(drafts / len(contexts), 2)
     return result
 
 
@@ -167,7 +174,7 @@ def held_out_drafts(corpus: Path, connection, name: str, token: str) -> dict:
     connection.request(
         "POST",
         f"/api/chatbots/{name}/suggestions",
-        json.dumps({"turns": turns, "count": DRAFTS, "max_chars": 100}),
+        json.dumps({"turns": turns, "count": DRAFTS, "max_chars": REPLY_CHARS}),
         {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     answer = json.loads(connection.getresponse().read())
@@ -201,7 +208,8 @@ def main() -> None:
             # The first calls load and trace the model: minutes on a busy machine.
             client.replies(name, CONTEXTS[0], DRAFTS, max_chars=REPLY_CHARS, timeout=600)
             client.reply(name, CONTEXTS[0], max_chars=REPLY_CHARS, timeout=600)
-            result = measure(client, connection, name, token, args.repeats)
+            contexts = friend_turns(corpus, args.repeats)
+            result = measure(client, connection, name, token, contexts)
             example = held_out_drafts(corpus, connection, name, token)
         finally:
             client.close()
