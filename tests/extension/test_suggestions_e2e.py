@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -308,4 +309,55 @@ def test_which_one_sounds_like_you(browser, backend, tmp_path):
     assert "haha yes" not in json.dumps(kept) and "long time" not in json.dumps(kept)
     assert options.evaluate("() => chrome.storage.session.get('quizRounds')") == {"quizRounds": []}
     page.close()
+    options.close()
+
+
+def test_away_mode_from_options(browser, backend):
+    """Options opens the away window on the live backend, shows its refusal of a past
+    time in the backend's words, and closes it."""
+    context, extension_id = browser
+    backend_url, token, _ = backend
+    away_url = f"{backend_url}/api/chatbots/{PERSONA}/away"
+    owner = {"Authorization": f"Bearer {token}"}
+    options = context.new_page()
+    options.goto(f"chrome-extension://{extension_id}/options.html")
+    options.evaluate(
+        "([backendUrl, name, ownerToken]) => chrome.storage.local.set({backendUrl, chatbots: "
+        "[{backendUrl, name, isPublic: false, ownerToken, createdAt: Date.now()}]})",
+        [backend_url, PERSONA, token],
+    )
+    options.wait_for_function(
+        "name => document.querySelector('#away-chatbot').value === name", arg=PERSONA
+    )
+    options.wait_for_function(
+        "() => document.querySelector('#away-status').textContent.includes('you do')"
+    )
+
+    def set_until(hours: float) -> None:
+        options.evaluate(
+            "hours => { const end = new Date(Date.now() + hours * 3600e3);"
+            " document.querySelector('#away-until').value = new Date(end - end.getTimezoneOffset()"
+            " * 60000).toISOString().slice(0, 16); }",
+            hours,
+        )
+
+    set_until(-1)
+    options.click("#away-start")
+    options.wait_for_selector("#away-status.error")
+    assert "the window must end in the future" in options.text_content("#away-status")
+
+    set_until(2)
+    options.click("#away-start")
+    options.wait_for_selector("#away-status.ok")
+    shown = options.text_content("#away-status")
+    assert f"{PERSONA} answers your Page until" in shown and "[Automated reply: " in shown
+    state = requests.get(away_url, headers=owner, timeout=30).json()
+    until = datetime.fromisoformat(state["until"])
+    assert timedelta(hours=1.9) < until - datetime.now(UTC) <= timedelta(hours=2)
+
+    options.click("#away-stop")
+    options.wait_for_function(
+        "() => document.querySelector('#away-status').textContent.includes('you do')"
+    )
+    assert requests.get(away_url, headers=owner, timeout=30).json()["until"] is None
     options.close()
