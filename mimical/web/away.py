@@ -31,7 +31,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from mimical.config import Settings
 from mimical.dialog.sessions import SessionStore, open_session_store
-from mimical.errors import InputError
+from mimical.errors import InputError, NotFoundError
 from mimical.registry import Chatbot
 from mimical.web.access import require_owner
 from mimical.web.api import _json_body
@@ -105,7 +105,7 @@ class OwnerPage:
     def away_until(self) -> datetime | None:
         try:
             chatbot = self.directory.get(self.name)
-        except Exception:  # deleted, or the registry is unreachable: the owner answers
+        except NotFoundError:  # deleted: nobody answers for the owner
             return None
         return self.windows.until(chatbot)
 
