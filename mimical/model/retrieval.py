@@ -8,7 +8,9 @@ in the graph with core ops (a hash table from word to column, a sparse-dense `Ma
 `TopKV2`). Rows of one call that repeat a context (the suggestion endpoint asks for
 several drafts at once) take successive ranks: the first reads the `k` best replies,
 the second the next `k`, and so on, so that each row has candidates of its own and the
-drafts differ (`GraphRetrieval.top`).
+drafts differ (`GraphRetrieval.top`). Two chats that the model server batches together
+with the same context ("hi") are rows of one call too: their replies differ as well,
+each still a reply of the person's to a matching message or none.
 
 Privacy decides what may be stored (`bank_replies`). A persona's replies are read by
 whoever talks to it, so by default (`"public"`) only replies too short to tell anything
