@@ -69,11 +69,7 @@ function switchOn() {
       }
       await registerContentScripts();
       await store.setSuggestions({ enabled: true, chatbot: select.value });
-      // The chatbot list follows the backend address and chatbots created in the popup.
-chrome.storage.onChanged.addListener((changes) => {
-  if (changes.backendUrl || changes.chatbots) show();
-});
-await show();
+      await show();
       say(`On. Open (or reload) a Messenger conversation to see drafts from ${select.value}.`, "ok");
     },
     (error) => say(error.message, "error"),
@@ -84,11 +80,7 @@ async function switchOff() {
   await unregisterContentScripts();
   await chrome.permissions.remove({ origins: SUGGESTION_ORIGINS });
   await store.setSuggestions({ enabled: false, chatbot: select.value });
-  // The chatbot list follows the backend address and chatbots created in the popup.
-chrome.storage.onChanged.addListener((changes) => {
-  if (changes.backendUrl || changes.chatbots) show();
-});
-await show();
+  await show();
   say("Off. mimical no longer reads Messenger pages.", "ok");
 }
 

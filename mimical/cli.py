@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "mimical.web.cli",  # serve
     "mimical.web.messenger_cli",  # messenger setup, messenger respond
     "mimical.web.password_cli",  # password
+    "mimical.web.away_cli",  # away
     "mimical.demo",  # demo
 )
 

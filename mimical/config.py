@@ -97,6 +97,10 @@ class Settings:
         "Replies here are automated: each persona is a computer program trained on a "
         'person\'s messages, not the person. Send "%forget" to delete what we keep about you.'
     )
+    # A chatbot whose owner this Messenger Page belongs to: the Page speaks only as that
+    # persona, and only in the owner's away window (`mimical.web.away`). Empty: a Page
+    # where anyone picks a public persona.
+    messenger_page_owner: str = ""
     # Who answers privacy questions (an e-mail address or URL), shown on the privacy page
     # (`/messenger/privacy`, the URL App Review asks for). Empty: not shown.
     privacy_contact: str = ""

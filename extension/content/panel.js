@@ -39,7 +39,8 @@
   const host = document.createElement("div");
   host.id = "mimical-suggestions";
   host.hidden = true;
-  const shadow = host.attachShadow({ mode: "open" });
+  // Closed: the page (Messenger's scripts) cannot read or press the drafts.
+  const shadow = host.attachShadow({ mode: "closed" });
   const sheet = new CSSStyleSheet(); // constructed sheets are not inline styles: page CSPs allow them
   sheet.replaceSync(STYLE);
   shadow.adoptedStyleSheets = [sheet];

@@ -151,6 +151,15 @@ export function createApi(baseUrl, { fetchImpl = globalThis.fetch, XHR = globalT
       return Array.isArray(answer.suggestions) ? answer.suggestions : [];
     },
 
+    /** The away window (`{until, page, note}`): `until` null when the persona does not
+     * answer the owner's Page; `setAway` opens one until a `Date` (at most 7 days ahead). */
+    getAway: (name, ownerToken) => requestJson("GET", `${chatbotUrl(name)}/away`, credentialHeaders({ ownerToken })),
+    setAway: (name, { ownerToken, until }) =>
+      requestJson("PUT", `${chatbotUrl(name)}/away`, credentialHeaders({ ownerToken }), {
+        until: until.toISOString(),
+      }),
+    stopAway: (name, ownerToken) => requestJson("DELETE", `${chatbotUrl(name)}/away`, credentialHeaders({ ownerToken })),
+
     deleteChatbot: (name, ownerToken) => requestJson("DELETE", chatbotUrl(name), credentialHeaders({ ownerToken })),
 
     /** `PATCH` a new password; everyone chatting with the old one is let out. */

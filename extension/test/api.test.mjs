@@ -185,6 +185,37 @@ test("a password change is a PATCH with the owner token and a JSON body", async 
   assert.deepEqual(JSON.parse(init.body), { password: "new pw" });
 });
 
+test("away mode: PUT the window's end as ISO time, GET it, DELETE it, with the owner token", async () => {
+  const { calls, fetchImpl } = recordingFetch((url, init) => ({
+    body: { until: init.method === "PUT" ? "2026-12-05T17:00:00Z" : null, page: true, note: null },
+  }));
+  const api = createApi(BASE, { fetchImpl });
+  const opened = await api.setAway("alex", { ownerToken: "tok", until: new Date("2026-12-05T18:00:00+01:00") });
+  assert.equal(opened.until, "2026-12-05T17:00:00Z");
+  await api.getAway("alex", "tok");
+  await api.stopAway("alex", "tok");
+  assert.deepEqual(
+    calls.map(({ url, init }) => [init.method, url, init.headers[OWNER_TOKEN_HEADER]]),
+    [
+      ["PUT", `${BASE}/api/chatbots/alex/away`, "Bearer tok"],
+      ["GET", `${BASE}/api/chatbots/alex/away`, "Bearer tok"],
+      ["DELETE", `${BASE}/api/chatbots/alex/away`, "Bearer tok"],
+    ],
+  );
+  assert.deepEqual(JSON.parse(calls[0].init.body), { until: "2026-12-05T17:00:00.000Z" });
+});
+
+test("away mode: a refused window rejects with the backend's words", async () => {
+  const { fetchImpl } = recordingFetch(() => ({
+    status: 422,
+    body: { error: "invalid_input", message: "until: at most 7 days ahead" },
+  }));
+  await assert.rejects(
+    createApi(BASE, { fetchImpl }).setAway("alex", { ownerToken: "tok", until: new Date() }),
+    (error) => error instanceof ApiError && error.message === "until: at most 7 days ahead",
+  );
+});
+
 test("non-JSON error bodies still give a readable error", () => {
   const error = errorFromResponse(502, "Bad Gateway", "<html>nginx</html>");
   assert.equal(error.code, "http_502");

@@ -39,10 +39,11 @@ import logging
 import math
 from typing import Protocol
 
+from mimical.chatbot import validate_name
 from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS
 from mimical.dialog.sessions import PasswordTries, SessionStore
 from mimical.errors import InputError, NotFoundError, UnavailableError
-from mimical.registry import password_opens, validate_name
+from mimical.registry import password_opens
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,17 @@ class DialogEngine:
         if session is not None:
             self.sessions.save(self._key(channel, new_user), session)
             self.sessions.delete(self._key(channel, old_user))
+
+    def begin_chat(self, channel: str, user_id: str, name: str) -> None:
+        """Put the user in a chat with `name`, without picking it or its password: for a
+        channel that speaks as one persona only (an owner's Page in away mode,
+        `mimical.web.away`). A chat with it already going on keeps its history."""
+        persona = self.directory.get(name)
+        key = self._key(channel, user_id)
+        session = self.sessions.load(key) or {}
+        ongoing = session.get("state") == "chatting" and session.get("persona") == name
+        if not (ongoing and session.get("stamp") == persona.access_stamp):
+            self.sessions.save(key, self._start_chat(persona)[0])
 
     def handle(
         self,

@@ -57,6 +57,7 @@ from mimical.model.sense import (
     ks_distance,
     non_word_rate,
     two_sample_accuracy,
+    word_ngrams,
 )
 
 TEST_EXCHANGES = 200
@@ -129,11 +130,6 @@ def sample_replies(model, contexts: list[str], seed: int = 0) -> tuple[list[str]
     )
     replies = [r.decode("utf-8", errors="replace") for r in outputs["reply"].numpy()]
     return replies, [bool(flag) for flag in outputs["retrieved"].numpy()]
-
-
-def word_ngrams(text: str, n: int = VERBATIM_WORDS) -> set[tuple[str, ...]]:
-    words = TOKEN.findall(text.lower())
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def normalized(text: str) -> str:

@@ -214,18 +214,17 @@ def load_network_weights(keras_model, config: ModelConfig, weights: dict) -> Non
 
 
 def reply_generator(
-    weights: dict, tokenizer, config: ModelConfig, spans=(), others_spans=(), bank=None
+    weights: dict, tokenizer, config: ModelConfig, spans=(), others_spans=(), retrieval=None
 ):
     """A `ReplyGenerator` (tf.Module) over `weights` (see `network_weights`).
 
     `spans`: fingerprints (`span_fingerprints`) of the person's own training messages,
     which a sampled reply should not repeat; `others_spans`: of other people's, which no
-    reply may repeat. `bank`: the person's replies that retrieval may reuse
-    (`mimical.model.retrieval.bank_replies`).
+    reply may repeat. `retrieval`: the in-graph search of the person's replies that may be
+    reused (`mimical.model.retrieval.graph_retrieval`), or None; used only when
+    `config.rerank` (plain sampling takes the first candidate).
     """
-    from mimical.model.retrieval import Bank
-
-    return _reply_generator_class()(weights, tokenizer, config, spans, others_spans, bank or Bank())
+    return _reply_generator_class()(weights, tokenizer, config, spans, others_spans, retrieval)
 
 
 # A reply repeating this many words of a training message in a row is a recital.
@@ -322,13 +321,11 @@ def _reply_generator_class():
         so stock `tensorflow_model_server` can run the exported `reply` signature.
         """
 
-        def __init__(self, weights, tokenizer, config: ModelConfig, spans, others_spans, bank):
+        def __init__(self, weights, tokenizer, config: ModelConfig, spans, others_spans, retrieval):
             super().__init__(name="persona")
-            from mimical.model.retrieval import graph_retrieval
-
             self.own_spans = span_table(spans)
             self.others_spans = span_table(others_spans)
-            self.retrieval = graph_retrieval(bank, config.retrieved if config.rerank else 0)
+            self.retrieval = retrieval if config.rerank else None
             self.config = config
             # The calibration (see ModelConfig): variables, so the SavedModel carries them.
             self.temperature = tf.Variable(config.temperature, trainable=False)

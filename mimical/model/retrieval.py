@@ -5,7 +5,12 @@ chosen by the same rule (`mimical.model.model`), so the persona answers with som
 it really wrote when that fits better than anything it samples. Found by the friend's
 latest message: TF-IDF over its words against the message each stored reply answered,
 in the graph with core ops (a hash table from word to column, a sparse-dense `MatMul`,
-`TopKV2`).
+`TopKV2`). Rows of one call that repeat a context (the suggestion endpoint asks for
+several drafts at once) take successive ranks: the first reads the `k` best replies,
+the second the next `k`, and so on, so that each row has candidates of its own and the
+drafts differ (`GraphRetrieval.top`). Two chats that the model server batches together
+with the same context ("hi") are rows of one call too: their replies differ as well,
+each still a reply of the person's to a matching message or none.
 
 Privacy decides what may be stored (`bank_replies`). A persona's replies are read by
 whoever talks to it, so by default (`"public"`) only replies too short to tell anything
@@ -26,9 +31,10 @@ import re
 from dataclasses import dataclass
 
 from mimical.corpus.schema import Pair
+from mimical.model.model import VERBATIM_WORDS
+from mimical.model.sense import word_ngrams
 
 POLICIES = ("public", "all", "off")
-VERBATIM_WORDS = 6
 # Bounds the graph's size: a sparse (replies × words) matrix and the strings.
 MAX_REPLIES = 20000
 # The words retrieval compares: letters, digits and apostrophes, lowercased (the same
@@ -44,11 +50,6 @@ def words(text: str) -> list[str]:
 def latest_message(context: str) -> str:
     """What retrieval answers: the context's last line (the friend's latest message)."""
     return context.rsplit("\n", 1)[-1]
-
-
-def _spans(text: str) -> set[tuple[str, ...]]:
-    tokens = words(text)
-    return {tuple(tokens[i : i + VERBATIM_WORDS]) for i in range(len(tokens) - VERBATIM_WORDS + 1)}
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,15 @@ def bank_replies(train: list[Pair], policy: str = "public") -> Bank:
     for pair in train:
         for line in pair.context.split("\n"):
             if line not in replies:
-                others |= _spans(line)
+                others |= word_ngrams(line, VERBATIM_WORDS)
     kept: dict[tuple[str, str], None] = {}
     for pair in train:
         query = latest_message(pair.context)
-        if not words(query) or PLACEHOLDER.search(pair.reply) or _spans(pair.reply) & others:
+        if (
+            not words(query)
+            or PLACEHOLDER.search(pair.reply)
+            or word_ngrams(pair.reply, VERBATIM_WORDS) & others
+        ):
             continue
         if policy == "all" or len(words(pair.reply)) < VERBATIM_WORDS:
             kept[query, pair.reply] = None
@@ -158,8 +163,19 @@ def _graph_retrieval_class():
             cleaned = tf.strings.regex_replace(tf.strings.lower(latest), r"[^\w']+", " ")
             return tf.strings.split(tf.strings.strip(cleaned))
 
+        def repeats(self, contexts):
+            """(B,) int32: how many earlier rows of the batch have the same context."""
+            _, group = tf.unique(contexts)
+            row = tf.range(tf.size(group))
+            earlier_same = tf.equal(group[:, None], group[None, :]) & (row[None, :] < row[:, None])
+            return tf.reduce_sum(tf.cast(earlier_same, tf.int32), axis=1)
+
         def top(self, contexts):
-            """(B, k) similarities and (B, k) replies (strings)."""
+            """(B, k) similarities and (B, k) replies (strings).
+
+            A row whose context an earlier row of the batch repeats r times reads the
+            replies ranked r·k to r·k + k − 1 (past the bank's end: empty, similarity 0).
+            """
             found = self.query_words(contexts)
             columns = self.columns.lookup(found.flat_values)  # (W,) -1 for unknown words
             rows = tf.cast(found.value_rowids(), tf.int64)
@@ -175,7 +191,15 @@ def _graph_retrieval_class():
             query = tf.math.l2_normalize(query, axis=1)
             bank = tf.sparse.SparseTensor(self.entry_indices, self.entry_values, self.shape)
             similarity = tf.transpose(tf.sparse.sparse_dense_matmul(bank, query, adjoint_b=True))
-            best, index = tf.math.top_k(similarity, self.k)  # (B, k)
-            return best, tf.gather(self.replies, index)
+            repeats = self.repeats(contexts)  # (B,)
+            deepest = self.k * (tf.reduce_max(tf.concat([repeats, [0]], 0)) + 1)
+            depth = tf.minimum(deepest, tf.cast(self.shape[0], tf.int32))  # the bank has ≥ k
+            best, index = tf.math.top_k(similarity, depth)  # (B, depth)
+            ranks = repeats[:, None] * self.k + tf.range(self.k)[None, :]  # (B, k)
+            in_bank = ranks < depth
+            ranks = tf.minimum(ranks, depth - 1)
+            best = tf.where(in_bank, tf.gather(best, ranks, batch_dims=1), 0.0)
+            replies = tf.gather(self.replies, tf.gather(index, ranks, batch_dims=1))
+            return best, tf.where(in_bank, replies, "")
 
     return GraphRetrieval

@@ -43,6 +43,7 @@ import numpy as np
 from scipy import sparse
 
 from mimical.atomic import atomic_file
+from mimical.model.model import VERBATIM_WORDS
 
 # Tokens for distinct-n and verbatim spans: runs of letters, digits and apostrophes.
 TOKEN = re.compile(r"[\w']+")
@@ -61,6 +62,13 @@ REFERENCE_FORMAT = 1
 
 def words(text: str) -> list[str]:
     return WORD.findall(text.lower())
+
+
+def word_ngrams(text: str, n: int = VERBATIM_WORDS) -> set[tuple[str, ...]]:
+    """The text's runs of `n` words (`TOKEN`s, lowercased): by default the verbatim spans
+    that the evaluation counts and that retrieval keeps out of a public persona's bank."""
+    tokens = TOKEN.findall(text.lower())
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
 
 def distinct_n(replies: Iterable[str], n: int) -> float:

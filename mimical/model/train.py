@@ -284,9 +284,12 @@ def train_persona(
 def persona_generator(weights: dict, tokenizer, config: ModelConfig, split, bank):
     """The graph a persona exports: its network, the verbatim guards over its training
     messages, and `bank` (`mimical.model.retrieval.bank_replies`) to retrieve from."""
+    from mimical.model.retrieval import graph_retrieval
+
     own, others = training_messages(split)
+    retrieval = graph_retrieval(bank, config.retrieved)
     return reply_generator(
-        weights, tokenizer, config, span_fingerprints(own), span_fingerprints(others), bank
+        weights, tokenizer, config, span_fingerprints(own), span_fingerprints(others), retrieval
     )
 
 

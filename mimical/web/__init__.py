@@ -39,6 +39,7 @@ SETTINGS_KEY = "MIMICAL_SETTINGS"
 COMPONENTS = {
     "api": "mimical.web.api",
     "suggestions": "mimical.web.suggestions",  # needs `api` (its owner check)
+    "away": "mimical.web.away",  # needs `api` (its owner check)
     "webhook": "mimical.web.webhook",
     "chat": "mimical.web.chat",
 }

@@ -53,6 +53,7 @@ def get_messenger():
     threads, answers them through the Send API."""
 
     def make(app: Flask):
+        from mimical.web.away import get_away_windows, owner_page
         from mimical.web.messenger import MessengerWorker
         from mimical.web.page_health import MessengerMetrics
 
@@ -60,12 +61,14 @@ def get_messenger():
             with app.app_context():
                 return get_engine()
 
+        settings = get_settings(app)
         return MessengerWorker(
             engine,
-            get_settings(app),
+            settings,
             metrics=MessengerMetrics(app.extensions.get("mimical_metrics")),
             queue_options=app.config["MIMICAL_MESSENGER_QUEUE_OPTIONS"],
             graph_options=app.config["MIMICAL_MESSENGER_GRAPH_OPTIONS"],
+            owner_page=owner_page(settings, get_away_windows(), get_registry()),
         )
 
     return get_resource("messenger", make)

@@ -143,6 +143,8 @@ class MessengerWorker:
 
     `queue_options` go to `RedisEventQueue` (`prefix`, `lease_seconds`,
     `claim_idle_seconds`); `graph_options` to `GraphApi` (`attempts`, backoff).
+    `owner_page` (`mimical.web.away.OwnerPage`): the Page is one owner's, answered by
+    their persona only while they are away.
     """
 
     def __init__(
@@ -153,8 +155,10 @@ class MessengerWorker:
         metrics: MessengerMetrics | None = None,
         queue_options: dict | None = None,
         graph_options: dict | None = None,
+        owner_page=None,
     ):
         self._make_engine = engine
+        self.owner_page = owner_page
         self._engine = None
         self.metrics = metrics or MessengerMetrics()
         self.graph = GraphApi(
@@ -239,6 +243,9 @@ class MessengerWorker:
             if not self.handover.take_back(event.user):  # its owner keeps it
                 self.metrics.events.labels("paused").inc()
                 return
+            if command != "%forget" and self.owner_page and not self.owner_page.away_until():
+                self.metrics.events.labels("owner_present").inc()  # left for the owner
+                return
             self._action(event.user, "mark_seen")
             if event.text:
                 self._action(event.user, "typing_on")
@@ -283,8 +290,11 @@ class MessengerWorker:
             if event.text is None:
                 return [NOT_TEXT], []
             first = not self.engine.has_session(CHANNEL, event.user)
-            replies = self.engine.handle(CHANNEL, event.user, event.text)
-            if first and self.disclosure:
+            if self.owner_page:
+                replies = self.owner_page.answer(self.engine, CHANNEL, event.user, event.text)
+            else:
+                replies = self.engine.handle(CHANNEL, event.user, event.text)
+            if first and self.disclosure and replies:
                 replies = [self.disclosure, *replies]
             if self.engine.state(CHANNEL, event.user) != "choosing":
                 return replies, []

@@ -45,8 +45,8 @@ class MessengerMetrics:
         registry = registry or CollectorRegistry()
         self.events = Counter(
             "mimical_messenger_events",
-            "Messenger events by outcome (queued, duplicate, standby, paused, forgotten,"
-            " deletion_requested, handed_over)",
+            "Messenger events by outcome (queued, duplicate, standby, paused, owner_present,"
+            " forgotten, deletion_requested, handed_over)",
             ["outcome"],
             registry=registry,
         )

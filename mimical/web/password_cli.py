@@ -62,26 +62,44 @@ def _read_password(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    token = owner_token()
+    backend = _check_backend(args.backend)
+    password = _read_password(args.name)
+    owner_api(backend, token, "PATCH", args.name, {"password": password})
+    print(f"{args.name}: password changed; chats opened with the old one have ended")
+    return 0
+
+
+def owner_token() -> str:
+    """The owner token from the environment (never an argument: shell history, `ps`)."""
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
         raise AuthError(f"set {TOKEN_ENV} to the chatbot's owner token")
-    backend = _check_backend(args.backend)
-    password = _read_password(args.name)
+    return token
+
+
+def owner_api(
+    backend: str, token: str, method: str, name: str, body: dict | None = None, path: str = ""
+) -> dict:
+    """`method /api/chatbots/NAME{path}` on `backend` with the owner token: the JSON
+    answer, or the backend's error message as a `MimicalError` (one line)."""
+    backend = _check_backend(backend)
+    headers = {"Authorization": f"Bearer {token}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     request = urllib.request.Request(
-        f"{backend}/api/chatbots/{urllib.parse.quote(args.name, safe='')}",
-        data=json.dumps({"password": password}).encode(),
-        method="PATCH",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        f"{backend}/api/chatbots/{urllib.parse.quote(name, safe='')}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers=headers,
     )
     try:
-        with urllib.request.urlopen(request, timeout=30):
-            pass
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
         raise _api_error(error) from None
     except (urllib.error.URLError, TimeoutError) as error:
         raise UnavailableError(f"cannot reach {backend}: {error}") from None
-    print(f"{args.name}: password changed; chats opened with the old one have ended")
-    return 0
 
 
 def _api_error(error: urllib.error.HTTPError) -> MimicalError:

@@ -12,7 +12,8 @@ The turns are the people's private messages, so they live only for the request:
 scrubbed of personal data (`mimical.corpus.scrub`, as the importer does) before
 they reach the model, never stored, never logged. The model answers all the
 candidates in one gRPC call (`ModelClient.replies`: the context repeated, one seed
-per row); the in-graph guard may refuse a draft (an empty reply), which is dropped,
+per row, and each repeat reading the next of the person's retrieved replies, so that
+rows differ); the in-graph guard may refuse a draft (an empty reply), which is dropped,
 like repeats. One more call (of twice the rows) tops up when fewer distinct drafts
 came back than were asked for; after that the answer may hold fewer (or none).
 

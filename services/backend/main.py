@@ -11,7 +11,7 @@ mimical/config.py); `WEB_CONCURRENCY` sets gunicorn's worker count.
 from mimical.web import create_app
 from mimical.web.server import BodyReadTimeout
 
-COMPONENTS = ["api", "suggestions"]
+COMPONENTS = ["api", "suggestions", "away"]
 
 
 def create_service_app() -> BodyReadTimeout:

@@ -75,7 +75,6 @@ class ExtensionBrowser:
         return f"chrome-extension://{self.extension_id}/{page}"
 
 
-
 def close_options_opened_on_install(context, timeout_ms: int = 15_000) -> None:
     """Close the options tab background.js opens on install before any test opens a page.
 
@@ -91,6 +90,7 @@ def close_options_opened_on_install(context, timeout_ms: int = 15_000) -> None:
             return
         waiter.wait_for_timeout(100)  # lets Playwright take in Chromium's page events
     pytest.fail("the extension did not open its options page on install")
+
 
 @pytest.fixture(scope="module")
 def extension_browser(tmp_path_factory) -> Iterator[ExtensionBrowser]:

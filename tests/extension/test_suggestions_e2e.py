@@ -9,6 +9,11 @@ the composer by click and another by keyboard, and check that nothing was sent.
     .venv/bin/pytest tests/extension/test_suggestions_e2e.py -q
     MIMICAL_UPDATE_SCREENSHOTS=1 .venv/bin/pytest tests/extension/test_suggestions_e2e.py -q
 
+The panel's shadow root is closed, so neither the page nor Playwright's locators see
+into it: `Panel` reads and presses it from the content script's own world over the
+DevTools protocol, with `chrome.dom.openOrClosedShadowRoot` (an extension API), and
+clicks with the mouse where the drafts are.
+
 Chrome's permission prompt is browser UI that Playwright cannot answer, so the test
 loads a copy of the extension whose manifest already holds the Messenger origins: the
 click's `chrome.permissions.request` then resolves at once and everything after it
@@ -23,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -37,7 +43,7 @@ from tests.extension.conftest import (
     REPO,
     close_options_opened_on_install,
 )
-from tests.fixtures.services import free_port, stop_server, wait_for_port
+from tests.fixtures.services import free_port, stop_server, wait_for, wait_for_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("extension-suggestions")]
 
@@ -46,7 +52,66 @@ CONVERSATION_URL = "https://www.messenger.com/t/100012345"
 FIXTURE = Path(__file__).parent / "fixtures" / "messenger-conversation.html"
 SCREENSHOT = REPO / "docs" / "images" / "extension-suggestions.png"
 MESSENGER_ORIGINS = ["https://www.messenger.com/*", "https://www.facebook.com/*"]
-DRAFT = "#mimical-suggestions .draft .text"
+PANEL_HOST = "mimical-suggestions"
+
+
+class Panel:
+    """The suggestion panel of `page`, read through its closed shadow root in the
+    extension's isolated world (a test hook: pages have no such world to evaluate in)."""
+
+    def __init__(self, page):
+        self.page = page
+        self.worlds: list[dict] = []
+        self.cdp = page.context.new_cdp_session(page)
+        self.cdp.on("Runtime.executionContextCreated", lambda e: self.worlds.append(e["context"]))
+        self.cdp.send("Runtime.enable")
+
+    def evaluate(self, body: str, *args):
+        """`body` run with `root` (the shadow root) and `args`; None before the panel is."""
+        world = next(
+            (
+                w["id"]
+                for w in reversed(self.worlds)
+                if w.get("auxData", {}).get("type") == "isolated"
+                and w["origin"].startswith("chrome-extension://")
+            ),
+            None,
+        )
+        if world is None:
+            return None
+        expression = (
+            f"((args) => {{ const host = document.getElementById('{PANEL_HOST}');"
+            " const root = host && chrome.dom.openOrClosedShadowRoot(host);"
+            f" if (!root) return null; {body} }})({json.dumps(list(args))})"
+        )
+        call = {"expression": expression, "contextId": world, "returnByValue": True}
+        answer = self.cdp.send("Runtime.evaluate", call)
+        assert "exceptionDetails" not in answer, answer
+        return answer["result"].get("value")
+
+    def drafts(self) -> list[str]:
+        texts = "return [...root.querySelectorAll('.draft .text')].map(e => e.innerText)"
+        return self.evaluate(texts) or []
+
+    def text(self, selector: str) -> str:
+        return self.evaluate("return root.querySelector(args[0]).textContent", selector)
+
+    def wait_for_drafts(self, count: int) -> list[str]:
+        def enough():
+            drafts = self.drafts()
+            return drafts if len(drafts) >= count else None
+
+        return wait_for(f"{count} drafts", enough, 60)
+
+    def click(self, selector: str, index: int = 0) -> None:
+        """A real mouse click on the `index`th match (the page sees only the host)."""
+        x, y = self.evaluate(
+            "const box = root.querySelectorAll(args[0])[args[1]].getBoundingClientRect();"
+            " return [box.x + box.width / 2, box.y + box.height / 2];",
+            selector,
+            index,
+        )
+        self.page.mouse.click(x, y)
 
 
 @pytest.fixture(scope="module")
@@ -170,39 +235,40 @@ def test_three_drafts_beside_the_composer_inserted_never_sent(browser, backend, 
     switch_suggestions_on(context, extension_id, backend_url, token)
 
     page = context.new_page()
+    panel = Panel(page)
     page.goto(CONVERSATION_URL)
-    page.locator(DRAFT).nth(2).wait_for(timeout=60_000)
-    drafts = page.locator(DRAFT).all_inner_texts()
+    drafts = panel.wait_for_drafts(3)
     assert len(drafts) == 3, drafts
     texts = [draft.strip() for draft in drafts]
     assert all(texts) and len(set(texts)) == 3
-    assert PERSONA in page.text_content("#mimical-suggestions .title")
+    assert PERSONA in panel.text(".title")
+    # Closed: the page's own scripts cannot reach the drafts.
+    assert page.evaluate(f"document.getElementById('{PANEL_HOST}').shadowRoot") is None
 
     # The panel sits right above the composer.
-    panel = page.locator("#mimical-suggestions").bounding_box()
+    box = page.locator(f"#{PANEL_HOST}").bounding_box()
     composer = page.locator('[role="textbox"]').bounding_box()
-    assert panel["y"] + panel["height"] <= composer["y"]
-    assert composer["y"] - (panel["y"] + panel["height"]) < 40
+    assert box["y"] + box["height"] <= composer["y"]
+    assert composer["y"] - (box["y"] + box["height"]) < 40
 
     shot = tmp_path / "extension-suggestions.png"
     page.screenshot(path=str(shot), clip={"x": 300, "y": 280, "width": 700, "height": 360})
     if os.environ.get("MIMICAL_UPDATE_SCREENSHOTS"):
         shutil.copyfile(shot, SCREENSHOT)
 
-    page.locator(DRAFT).first.click()
+    panel.click(".draft", 0)
     assert words(page.inner_text('[role="textbox"]')) == words(texts[0])
-    assert "send it yourself" in page.text_content("#mimical-suggestions .status")
+    assert "send it yourself" in panel.text(".status")
 
     # Keyboard: new drafts, then the second one into the composer in place of the first.
     page.keyboard.press("Alt+Shift+KeyS")
     # Answered once the status stops thinking; a persona may repeat itself, so 2+ drafts.
-    page.wait_for_function(
-        "() => { const panel = document.querySelector('#mimical-suggestions').shadowRoot;"
-        " return !panel.querySelector('.status').textContent.includes('Thinking')"
-        " && panel.querySelectorAll('.draft').length >= 2; }",
-        timeout=60_000,
+    wait_for(
+        "new drafts",
+        lambda: "Thinking" not in panel.text(".status") and len(panel.drafts()) >= 2,
+        60,
     )
-    second = page.locator(DRAFT).nth(1).inner_text().strip()
+    second = panel.drafts()[1].strip()
     page.keyboard.press("Alt+Shift+Digit2")
     assert words(page.inner_text('[role="textbox"]')) == words(second)
 
@@ -223,10 +289,11 @@ def test_which_one_sounds_like_you(browser, backend, tmp_path):
         lambda route: route.fulfill(body=FIXTURE.read_text(), content_type="text/html"),
     )
     page = context.new_page()
+    panel = Panel(page)
     page.goto(CONVERSATION_URL)
-    page.locator(DRAFT).nth(2).wait_for(timeout=60_000)
+    panel.wait_for_drafts(3)
     with context.expect_page(timeout=60_000) as opened:
-        page.click("#mimical-suggestions .quiz")
+        panel.click(".quiz")
     options = opened.value
     options.wait_for_selector("#quiz-round:not([hidden])")
     assert options.url.endswith("/options.html#quiz")
@@ -242,4 +309,55 @@ def test_which_one_sounds_like_you(browser, backend, tmp_path):
     assert "haha yes" not in json.dumps(kept) and "long time" not in json.dumps(kept)
     assert options.evaluate("() => chrome.storage.session.get('quizRounds')") == {"quizRounds": []}
     page.close()
+    options.close()
+
+
+def test_away_mode_from_options(browser, backend):
+    """Options opens the away window on the live backend, shows its refusal of a past
+    time in the backend's words, and closes it."""
+    context, extension_id = browser
+    backend_url, token, _ = backend
+    away_url = f"{backend_url}/api/chatbots/{PERSONA}/away"
+    owner = {"Authorization": f"Bearer {token}"}
+    options = context.new_page()
+    options.goto(f"chrome-extension://{extension_id}/options.html")
+    options.evaluate(
+        "([backendUrl, name, ownerToken]) => chrome.storage.local.set({backendUrl, chatbots: "
+        "[{backendUrl, name, isPublic: false, ownerToken, createdAt: Date.now()}]})",
+        [backend_url, PERSONA, token],
+    )
+    options.wait_for_function(
+        "name => document.querySelector('#away-chatbot').value === name", arg=PERSONA
+    )
+    options.wait_for_function(
+        "() => document.querySelector('#away-status').textContent.includes('you do')"
+    )
+
+    def set_until(hours: float) -> None:
+        options.evaluate(
+            "hours => { const end = new Date(Date.now() + hours * 3600e3);"
+            " document.querySelector('#away-until').value = new Date(end - end.getTimezoneOffset()"
+            " * 60000).toISOString().slice(0, 16); }",
+            hours,
+        )
+
+    set_until(-1)
+    options.click("#away-start")
+    options.wait_for_selector("#away-status.error")
+    assert "the window must end in the future" in options.text_content("#away-status")
+
+    set_until(2)
+    options.click("#away-start")
+    options.wait_for_selector("#away-status.ok")
+    shown = options.text_content("#away-status")
+    assert f"{PERSONA} answers your Page until" in shown and "[Automated reply: " in shown
+    state = requests.get(away_url, headers=owner, timeout=30).json()
+    until = datetime.fromisoformat(state["until"])
+    assert timedelta(hours=1.9) < until - datetime.now(UTC) <= timedelta(hours=2)
+
+    options.click("#away-stop")
+    options.wait_for_function(
+        "() => document.querySelector('#away-status').textContent.includes('you do')"
+    )
+    assert requests.get(away_url, headers=owner, timeout=30).json()["until"] is None
     options.close()

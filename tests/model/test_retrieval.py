@@ -70,6 +70,35 @@ def test_a_bank_smaller_than_k_is_padded_with_replies_that_match_nothing():
     assert graph_retrieval(Bank(), 3) is None
 
 
+EXAM_BANK = Bank(
+    ("ok", "fine i guess", "nailed it", "yes please"),
+    ("how was the exam", "the exam went how", "exam", "want pizza"),
+)
+
+
+def test_rows_repeating_a_context_read_successive_ranks():
+    """Drafts for one conversation are one call of repeated rows: each row gets the next
+    `k` replies, so that no two rows share a candidate; past the bank, nothing matches."""
+    import tensorflow as tf
+
+    retrieval = graph_retrieval(EXAM_BANK, 1)
+    contexts = ["hi\nhow was the exam"] * 3 + ["want pizza?", "hi\nhow was the exam"]
+    similarity, replies = retrieval.top(tf.constant(contexts))
+    single_similarity, single = retrieval.top(tf.constant(contexts[:1]))
+    ranked = [r.decode() for r in replies.numpy()[:, 0]]
+    assert ranked[0] == single.numpy()[0, 0].decode() == "ok"  # a lone row is unchanged
+    assert len(set(ranked[:3])) == 3 and set(ranked[:3]) <= {"ok", "fine i guess", "nailed it"}
+    assert ranked[3] == "yes please"  # another context starts at the top
+    assert ranked[4] == "yes please" and similarity.numpy()[4, 0] == 0  # 4th exam row
+    assert similarity.numpy()[0, 0] == single_similarity.numpy()[0, 0]
+
+    two = graph_retrieval(EXAM_BANK, 2)
+    similarity, replies = two.top(tf.constant(["how was the exam"] * 3))
+    assert replies.numpy()[2].tolist() == [b"", b""]  # ranks 4 and 5: past the bank
+    assert similarity.numpy()[2].tolist() == [0.0, 0.0]
+    assert len({r for row in replies.numpy()[:2] for r in row}) == 4
+
+
 @pytest.fixture(scope="module")
 def generator_parts():
     texts = [p.reply for p in TRAIN] + [p.context for p in TRAIN]
@@ -88,7 +117,9 @@ def test_retrieved_replies_are_scored_and_chosen_in_the_graph(generator_parts):
 
     weights, vocab, config = generator_parts
     config = ModelConfig(**{**config.__dict__, "candidates": 0})
-    generator = reply_generator(weights, vocab, config, bank=bank_replies(TRAIN, "all"))
+    generator = reply_generator(
+        weights, vocab, config, retrieval=graph_retrieval(bank_replies(TRAIN, "all"), 2)
+    )
     outputs = generator.reply(
         tf.constant(["earlier\nwant pizza tonight", "qqq"]),
         tf.constant([1.0, 1.0]),
@@ -102,13 +133,33 @@ def test_retrieved_replies_are_scored_and_chosen_in_the_graph(generator_parts):
     ]
 
 
+def test_repeated_rows_answer_different_retrieved_replies(generator_parts):
+    import tensorflow as tf
+
+    from mimical.model.model import reply_generator
+
+    weights, vocab, config = generator_parts
+    config = ModelConfig(**{**config.__dict__, "candidates": 0, "retrieved": 1})
+    generator = reply_generator(weights, vocab, config, retrieval=graph_retrieval(EXAM_BANK, 1))
+    outputs = generator.reply(
+        tf.constant(["how was the exam"] * 3),
+        tf.fill([3], 1.0),
+        tf.fill([3], 100),
+        tf.constant([7, 7, 7], tf.int64),
+    )
+    replies = outputs["reply"].numpy().tolist()
+    assert len(set(replies)) == 3 and outputs["retrieved"].numpy().all()
+
+
 def test_sampled_and_retrieved_candidates_share_one_call(generator_parts):
     import tensorflow as tf
 
     from mimical.model.model import reply_generator
 
     weights, vocab, config = generator_parts
-    generator = reply_generator(weights, vocab, config, bank=bank_replies(TRAIN, "all"))
+    generator = reply_generator(
+        weights, vocab, config, retrieval=graph_retrieval(bank_replies(TRAIN, "all"), 2)
+    )
     contexts = ["want pizza tonight", "how was the exam"] * 8
     outputs = generator.reply(
         tf.constant(contexts),
