@@ -49,26 +49,37 @@ def quiet_tensorflow() -> None:
 
 
 class QuietImportFinder(importlib.abc.MetaPathFinder):
-    """Wraps the loader of the first `import tensorflow` in `_native_stderr_filtered`."""
+    """Wraps the loader of the first `import tensorflow` in `_native_stderr_filtered`.
+
+    It stays in place until that import runs: a mere `importlib.util.find_spec`
+    ("is TensorFlow installed?") asks it too, and must not use it up.
+    """
 
     def find_spec(self, fullname, path, target=None):
         if fullname != "tensorflow":
             return None
-        sys.meta_path.remove(self)  # one import only; the finders below find the real spec
-        spec = importlib.util.find_spec(fullname)
+        index = sys.meta_path.index(self)
+        sys.meta_path.remove(self)  # the finders below find the real spec
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(index, self)
         if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
+            spec.loader = _QuietLoader(spec.loader, self)
         return spec
 
 
 class _QuietLoader(importlib.abc.Loader):
-    def __init__(self, loader: importlib.abc.Loader):
+    def __init__(self, loader: importlib.abc.Loader, finder: QuietImportFinder):
         self.loader = loader
+        self.finder = finder
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module) -> None:
+        if self.finder in sys.meta_path:
+            sys.meta_path.remove(self.finder)  # one import only
         try:
             with _native_stderr_filtered():
                 self.loader.exec_module(module)

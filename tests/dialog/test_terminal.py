@@ -112,3 +112,23 @@ def test_tensorflow_start_up_lines_show_only_with_verbose(personas, served_model
     verbose = run_chat(chat_settings.home, "--verbose")
     assert b"You are now chatting with Tiny" in verbose.stdout
     assert native_log_lines(verbose.stderr)  # what the quiet run hid
+
+
+def test_asking_whether_tensorflow_is_installed_keeps_its_import_quiet():
+    """`importlib.util.find_spec("tensorflow")` (the model connection asks it) must not
+    use up the quiet import that comes after it."""
+    code = (
+        "import importlib.util, sys\n"
+        "from mimical.quiet import QuietImportFinder, quiet_tensorflow\n"
+        "quiet_tensorflow()\n"
+        "assert importlib.util.find_spec('tensorflow') is not None\n"
+        "print(any(isinstance(f, QuietImportFinder) for f in sys.meta_path))\n"
+        "import tensorflow\n"
+        "print(any(isinstance(f, QuietImportFinder) for f in sys.meta_path))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", QUIET_ENV)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, env=env, timeout=300, check=True
+    )
+    assert result.stdout.split() == [b"True", b"False"]
+    assert not [line for line in result.stderr.splitlines() if NATIVE_LOG_LINE.match(line)]
