@@ -32,7 +32,6 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL_MB = 2
 BOUNDARY = uuid.uuid4().hex
 
@@ -187,9 +186,8 @@ def main() -> int:
         serve(int(args.serve[0]), Path(args.serve[1]))
         return 0
 
-    # The suite's helpers for servers on loopback; not imported by the measured server.
-    sys.path.insert(0, str(ROOT))
-    from tests.fixtures.services import free_port, wait_for_port
+    # The harness's helpers for servers on loopback; not imported by the measured server.
+    from mimical.testing.servers import free_port, wait_for_port
 
     work = Path(tempfile.mkdtemp(prefix="api-bench-"))
     port = free_port()

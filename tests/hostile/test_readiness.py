@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from mimical.config import Settings
+from mimical.testing.servers import free_port
 from mimical.web import create_app
 from mimical.web.resources import close_resources
-from tests.fixtures.services import free_port
 
 BUCKET = "secret-bucket-name"
 

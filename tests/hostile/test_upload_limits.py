@@ -15,10 +15,10 @@ from mimical.config import Settings
 from mimical.corpus import sources
 from mimical.corpus.importer import import_exports
 from mimical.errors import TooLargeError
+from mimical.testing.servers import wait_for
 from mimical.web import create_app
 from mimical.web.resources import close_resources
 from mimical.web.uploads import received_export
-from tests.fixtures.services import wait_for
 
 WHATSAPP = "12/01/2023, 10:00 - Bob: hi\n12/01/2023, 10:01 - Ann: yo\n"
 

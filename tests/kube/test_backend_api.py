@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
+from mimical.testing.servers import wait_for
 from mimical.web import create_app, get_settings
 from mimical.web.resources import close_resources
-from tests.fixtures.services import wait_for
 from tests.kube.test_operator import upload_model
 
 TEST_CONFIG = {
