@@ -43,12 +43,8 @@ def serve(port: int, home: Path) -> None:
     from mimical.config import Settings
     from mimical.web import create_app
 
-    settings = Settings(home=home, upload_max_bytes=2 * 1024**3)
-    app = create_app(
-        settings,
-        components=["api"],
-        test_config={"MIMICAL_BUILD_RATE_LIMIT": "1000/minute"},
-    )
+    settings = Settings(home=home, upload_max_bytes=2 * 1024**3, build_rate_limit="1000/minute")
+    app = create_app(settings, components=["api"])
     make_server("127.0.0.1", port, app, threaded=True).serve_forever()
 
 
