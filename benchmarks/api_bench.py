@@ -32,7 +32,6 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL_MB = 2
 BOUNDARY = uuid.uuid4().hex
 
@@ -44,12 +43,8 @@ def serve(port: int, home: Path) -> None:
     from mimical.config import Settings
     from mimical.web import create_app
 
-    settings = Settings(home=home, upload_max_bytes=2 * 1024**3)
-    app = create_app(
-        settings,
-        components=["api"],
-        test_config={"MIMICAL_BUILD_RATE_LIMIT": "1000/minute"},
-    )
+    settings = Settings(home=home, upload_max_bytes=2 * 1024**3, build_rate_limit="1000/minute")
+    app = create_app(settings, components=["api"])
     make_server("127.0.0.1", port, app, threaded=True).serve_forever()
 
 
@@ -187,9 +182,8 @@ def main() -> int:
         serve(int(args.serve[0]), Path(args.serve[1]))
         return 0
 
-    # The suite's helpers for servers on loopback; not imported by the measured server.
-    sys.path.insert(0, str(ROOT))
-    from tests.fixtures.services import free_port, wait_for_port
+    # The harness's helpers for servers on loopback; not imported by the measured server.
+    from mimical.testing.servers import free_port, wait_for_port
 
     work = Path(tempfile.mkdtemp(prefix="api-bench-"))
     port = free_port()

@@ -180,7 +180,10 @@ class Probes:
     def concurrent_uploads(self) -> str:
         from werkzeug.serving import make_server
 
-        app = self.app(MIMICAL_UPLOAD_RATE_LIMIT="1000/minute")
+        if hasattr(self.settings, "upload_rate_limit"):
+            app = self.app(self.settings.with_overrides(upload_rate_limit="1000/minute"))
+        else:  # a checkout from before `Settings` held the limits
+            app = self.app(MIMICAL_UPLOAD_RATE_LIMIT="1000/minute")
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         slow = socket.create_connection(("127.0.0.1", server.server_port))

@@ -97,16 +97,12 @@ def start_api(home: Path, target: str, name: str) -> tuple[int, str]:
     from mimical.orchestration import open_registry
     from mimical.web import create_app
 
-    settings = Settings(home=home, model_server=target)
+    settings = Settings(home=home, model_server=target, suggestions_rate_limit="100000/minute")
     registry = open_registry(settings)
     token = registry.create(name, public=False, password=PASSWORD)[1]
     registry.update_status(name, phase="Ready", model_version=1, add_version=1)
     registry.close()
-    app = create_app(
-        settings,
-        components=["api", "suggestions"],
-        test_config={"MIMICAL_SUGGESTIONS_RATE_LIMIT": "100000/minute"},
-    )
+    app = create_app(settings, components=["api", "suggestions"])
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server.server_port, token

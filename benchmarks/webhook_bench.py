@@ -61,8 +61,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import psutil
-
-# Before `tests.*`: webhook_harness puts the repository root on sys.path.
 from webhook_chaos import chaos_run, responder_cold_starts
 from webhook_harness import (
     APP_SECRET,
@@ -81,8 +79,8 @@ from webhook_harness import (
 )
 
 from mimical.dialog.engine import REPLY_MAX_CHARS
-from tests.fixtures.services import free_port, start_redis, stop_server, wait_for_port
-from tests.webhook.fake_graph import FakeGraphApi
+from mimical.testing.fake_graph import FakeGraphApi
+from mimical.testing.servers import free_port, start_redis, stop_server, wait_for_port
 
 HARNESS = "load + fake Graph"
 BASELINE_RATE = 10.0

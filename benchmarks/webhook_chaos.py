@@ -30,8 +30,8 @@ from webhook_harness import (
     start_webhook,
 )
 
-from tests.fixtures.services import free_port, stop_server, wait_for_port
-from tests.webhook.fake_graph import FakeGraphApi
+from mimical.testing.fake_graph import FakeGraphApi
+from mimical.testing.servers import free_port, stop_server, wait_for_port
 
 # A killed responder's users are taken over after this long (the default is 15 s).
 TAKEOVER_SECONDS = 3.0

@@ -2,9 +2,8 @@
 signing and posting Messenger events, and the few constants both runs agree on.
 
 `webhook_bench.py` (the load run) and `webhook_chaos.py` (the kill -9 run it goes on
-to) both import this, so neither imports the other back. Importing it puts the
-repository root on `sys.path` so the benchmarks share the tests' fakes and process
-helpers (`tests.fixtures.services`, `tests.webhook.fake_graph`).
+to) both import this, so neither imports the other back. The fakes and process
+helpers they share with the tests come from `mimical.testing`.
 """
 
 from __future__ import annotations
@@ -18,10 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from mimical.testing.servers import image_command
 
-from tests.fixtures.services import image_command  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 APP_SECRET = "bench-secret"
 PERSONA = "bench"

@@ -23,6 +23,22 @@ def _default_home() -> Path:
     return Path(data_home) / "mimical"
 
 
+def _checked_rate_limit(variable: str, raw: str) -> str:
+    """`raw` if it is a rate limit in `limits` notation; else one clear error naming the
+    variable, at start-up rather than as a 500 on the first request it limits."""
+    from limits import parse_many
+
+    from mimical.errors import InputError
+
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise InputError(
+            f"{variable}={raw!r} is not a rate limit; write it like '10 per hour' or '5/minute'"
+        ) from None
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     # Where embedded mode keeps its registry, storage and scratch space.
@@ -122,6 +138,28 @@ class Settings:
     # the monitoring namespace); 0: none. The web port answers /metrics 404 for everyone.
     metrics_port: int = 0
     keep_uploads: bool = False
+    # Rate limits (`limits` notation, moving windows; README "Passwords", "Security").
+    # Wrong passwords (and owner tokens) per client (one address or Messenger user,
+    # whatever channel it uses) and chatbot, and per chatbot from every client together,
+    # so guessing from many addresses stops too.
+    password_rate_limit: str = "5 per 15 minutes"
+    password_persona_rate_limit: str = "30 per hour"
+    # API: creating or retraining (each starts a training run), and upload attempts
+    # (refused ones too: each is read and checked), per client.
+    build_rate_limit: str = "10/hour"
+    upload_rate_limit: str = "30/hour"
+    # Uploads one process receives at once, in all and from one address; 429 past them.
+    uploads_at_once: int = 1
+    uploads_at_once_per_client: int = 1
+    # Web chat messages per visitor (a person types far slower; a script looping on the
+    # model is cut off) and per address (several people behind one NAT, not a script that
+    # drops its cookie); new sessions per address (each is kept for a day, so this bounds
+    # what one address can store).
+    chat_rate_limit: str = "30 per minute"
+    chat_address_rate_limit: str = "120 per minute"
+    chat_session_rate_limit: str = "30 per hour"
+    # Reply drafts per client and chatbot: a person asks a few a minute.
+    suggestions_rate_limit: str = "60 per minute"
     # Public base URL of the web chat, used in links handed to users.
     public_url: str = "http://127.0.0.1:8080"
 
@@ -144,10 +182,13 @@ class Settings:
         values: dict[str, object] = {}
         for f in fields(cls):
             names = [f"MIMICAL_{f.name.upper()}", *aliases.get(f.name, [])]
-            raw = next((env[n] for n in names if env.get(n)), None)
-            if raw is None:
+            variable = next((n for n in names if env.get(n)), None)
+            if variable is None:
                 continue
-            if f.name == "home":
+            raw = env[variable]
+            if f.name.endswith("_rate_limit"):
+                values[f.name] = _checked_rate_limit(variable, raw)
+            elif f.name == "home":
                 values[f.name] = Path(raw).expanduser()
             elif f.type in ("int", int):
                 values[f.name] = int(raw)

@@ -164,13 +164,6 @@ def moving_window_limiter(settings: Settings):
     return MovingWindowRateLimiter(storage_from_string(settings.redis_url or "memory://"))
 
 
-# Wrong passwords allowed (`limits` notation; README "Passwords"). Per client: one
-# address (API, web chat) or Messenger user, whatever cookie or channel it uses. Per
-# persona: every client together, so guessing from many addresses stops too.
-CLIENT_PASSWORD_LIMIT = "5 per 15 minutes"
-PERSONA_PASSWORD_LIMIT = "30 per hour"
-
-
 class PasswordTries:
     """Wrong passwords per (client, persona) and per persona, in moving windows.
 
@@ -179,18 +172,18 @@ class PasswordTries:
     window moves on, even with the right password: a guesser must learn nothing.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        per_client: str = CLIENT_PASSWORD_LIMIT,
-        per_persona: str = PERSONA_PASSWORD_LIMIT,
-    ):
+    def __init__(self, settings: Settings):
+        """Limits from `settings.password_rate_limit` (per client and persona) and
+        `password_persona_rate_limit` (per persona)."""
         import limits
 
         self._limiter = moving_window_limiter(settings)
         self._windows = [
-            *((item, "client") for item in limits.parse_many(per_client)),
-            *((item, "persona") for item in limits.parse_many(per_persona)),
+            *((item, "client") for item in limits.parse_many(settings.password_rate_limit)),
+            *(
+                (item, "persona")
+                for item in limits.parse_many(settings.password_persona_rate_limit)
+            ),
         ]
 
     def _counters(self, client: str, persona: str):

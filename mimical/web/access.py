@@ -19,7 +19,13 @@ from flask_limiter.util import get_remote_address
 from mimical.chatbot import Chatbot
 from mimical.errors import AuthError, NotFoundError, RateLimitedError
 from mimical.registry import password_opens
+from mimical.web import get_settings
 from mimical.web.resources import app_resources, client_address, get_password_tries, get_registry
+
+
+def limit_setting(kind: str) -> str:
+    """`kind`'s limit (`limits` notation): the setting `<kind>_rate_limit`."""
+    return getattr(get_settings(), f"{kind}_rate_limit")
 
 
 def rate_limit(kind: str, *scope: str, count: bool = True) -> None:
@@ -31,8 +37,7 @@ def rate_limit(kind: str, *scope: str, count: bool = True) -> None:
     from limits import parse_many
 
     limiter: Limiter = app_resources(current_app)["limiter"]
-    limit_string = current_app.config[f"MIMICAL_{kind.upper()}_RATE_LIMIT"]
-    for limit in parse_many(limit_string):
+    for limit in parse_many(limit_setting(kind)):
         keys = (limit, kind, get_remote_address(), *scope)
         allowed = limiter.limiter.hit(*keys) if count else limiter.limiter.test(*keys)
         if not allowed:
@@ -44,7 +49,7 @@ def count_use(kind: str) -> None:
     from limits import parse_many
 
     limiter: Limiter = app_resources(current_app)["limiter"]
-    for limit in parse_many(current_app.config[f"MIMICAL_{kind.upper()}_RATE_LIMIT"]):
+    for limit in parse_many(limit_setting(kind)):
         limiter.limiter.hit(limit, kind, get_remote_address())
 
 

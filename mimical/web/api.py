@@ -35,7 +35,6 @@ from pydantic import BaseModel, ValidationError
 
 from mimical.build import read_failure
 from mimical.chatbot import Phase
-from mimical.dialog.sessions import CLIENT_PASSWORD_LIMIT, PERSONA_PASSWORD_LIMIT
 from mimical.errors import (
     ConflictError,
     InputError,
@@ -73,25 +72,8 @@ blueprint = Blueprint("api", __name__, template_folder="templates")
 T = TypeVar("T", bound=BaseModel)
 JSON = "application/json"
 
-# Defaults for the rate limits (flask-limiter notation); override in app config.
-RATE_LIMIT_DEFAULTS = {
-    # Wrong passwords (and owner tokens): per client and chatbot.
-    "MIMICAL_PASSWORD_RATE_LIMIT": CLIENT_PASSWORD_LIMIT,
-    # Wrong passwords: per chatbot, from every client and channel together.
-    "MIMICAL_PASSWORD_PERSONA_RATE_LIMIT": PERSONA_PASSWORD_LIMIT,
-    # Creating or retraining (each starts a training run): per client.
-    "MIMICAL_BUILD_RATE_LIMIT": "10/hour",
-    # Upload attempts, refused ones too (each is read and checked): per client.
-    "MIMICAL_UPLOAD_RATE_LIMIT": "30/hour",
-}
-# Uploads one process receives at once, in all and from one address (`UploadSlots`).
-UPLOADS_AT_ONCE = 1
-UPLOADS_AT_ONCE_PER_CLIENT = 1
-
 
 def init_app(app: Flask) -> None:
-    for key, value in RATE_LIMIT_DEFAULTS.items():
-        app.config.setdefault(key, value)
     settings = get_settings(app)
     limiter = Limiter(
         get_remote_address,
@@ -103,8 +85,7 @@ def init_app(app: Flask) -> None:
     app_resources(app)["limiter"] = limiter
     app.request_class = UploadRequest
     slots = app_resources(app)["upload_slots"] = UploadSlots(
-        app.config.get("MIMICAL_UPLOADS_AT_ONCE", UPLOADS_AT_ONCE),
-        app.config.get("MIMICAL_UPLOADS_AT_ONCE_PER_CLIENT", UPLOADS_AT_ONCE_PER_CLIENT),
+        settings.uploads_at_once, settings.uploads_at_once_per_client
     )
     slots.on_change = _uploads_receiving_gauge(init_metrics(app)).set
     add_readiness_check(app, _backing_services_problem)

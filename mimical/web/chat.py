@@ -51,22 +51,14 @@ blueprint = Blueprint(
 
 
 def init_app(app: Flask) -> None:
-    """Defaults for this component; the dialog engine starts on first use (`dialog_app`)."""
-    # Messages (`limits` notation) per visitor: a person types far slower; a script looping
-    # on the model is cut off. Per address: several people behind one NAT, not a script
-    # that drops its cookie.
-    app.config.setdefault("MIMICAL_CHAT_RATE_LIMIT", "30 per minute")
-    app.config.setdefault("MIMICAL_CHAT_ADDRESS_RATE_LIMIT", "120 per minute")
-    # New sessions (a persona picked without a cookie) per address: each is kept for a
-    # day, so this bounds what one address can store (a browser needs one a day).
-    app.config.setdefault("MIMICAL_CHAT_SESSION_RATE_LIMIT", "30 per hour")
+    """Nothing to set up: the dialog engine starts on first use (`dialog_app`)."""
 
 
-# App config key of each chat limit.
-LIMIT_KEYS = {
-    "visitor": "MIMICAL_CHAT_RATE_LIMIT",
-    "address": "MIMICAL_CHAT_ADDRESS_RATE_LIMIT",
-    "session": "MIMICAL_CHAT_SESSION_RATE_LIMIT",
+# The setting of each chat limit (`Settings.chat_*_rate_limit`).
+LIMIT_SETTINGS = {
+    "visitor": "chat_rate_limit",
+    "address": "chat_address_rate_limit",
+    "session": "chat_session_rate_limit",
 }
 
 
@@ -78,8 +70,9 @@ def _limits():
 
         from mimical.dialog.sessions import moving_window_limiter
 
-        return moving_window_limiter(get_settings(app)), {
-            kind: limits.parse(app.config[key]) for kind, key in LIMIT_KEYS.items()
+        settings = get_settings(app)
+        return moving_window_limiter(settings), {
+            kind: limits.parse(getattr(settings, name)) for kind, name in LIMIT_SETTINGS.items()
         }
 
     return get_resource("chat_limiter", make)

@@ -12,9 +12,9 @@ App config knobs (set through `create_app(test_config=...)`):
 - `MIMICAL_TRAIN_OPTIONS`: keyword arguments for `train_persona` (tests: tiny epochs).
 - `MIMICAL_ON_DEPLOYED`: `callable(name, version)` run when a version is stored
   (`mimical serve` points it at the in-process model server).
-- `MIMICAL_PASSWORD_RATE_LIMIT`, `MIMICAL_PASSWORD_PERSONA_RATE_LIMIT`: wrong
-  passwords allowed per client and persona, and per persona from everyone
-  (`limits` notation; defaults in `mimical.dialog.sessions`).
+
+Limits and other settings come from the app's `Settings` (`get_settings`), never
+from app config.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import threading
 
 from flask import Flask, current_app, request
 
-from mimical.dialog.sessions import CLIENT_PASSWORD_LIMIT, PERSONA_PASSWORD_LIMIT, PasswordTries
+from mimical.dialog.sessions import PasswordTries
 from mimical.orchestration import Orchestrator, open_orchestrator, open_registry
 from mimical.registry import Registry
 from mimical.storage import Storage, open_storage
@@ -82,16 +82,7 @@ def get_orchestrator() -> Orchestrator:
 def get_password_tries() -> PasswordTries:
     """Wrong-password counts shared by the API and every chat channel of this app."""
 
-    def make(app: Flask) -> PasswordTries:
-        return PasswordTries(
-            get_settings(app),
-            per_client=app.config.get("MIMICAL_PASSWORD_RATE_LIMIT", CLIENT_PASSWORD_LIMIT),
-            per_persona=app.config.get(
-                "MIMICAL_PASSWORD_PERSONA_RATE_LIMIT", PERSONA_PASSWORD_LIMIT
-            ),
-        )
-
-    return shared_resource("password_tries", make)
+    return shared_resource("password_tries", lambda app: PasswordTries(get_settings(app)))
 
 
 def client_address() -> str:

@@ -73,9 +73,7 @@ class SuggestionsOut(BaseModel):
 
 
 def init_app(app: Flask) -> None:
-    # Drafts per client and chatbot (`limits` notation): a person asks a few a minute;
-    # a script looping on the model is cut off.
-    app.config.setdefault("MIMICAL_SUGGESTIONS_RATE_LIMIT", "60 per minute")
+    """Nothing to set up: the drafts' limit is `Settings.suggestions_rate_limit`."""
 
 
 def model_context(turns: list[Turn], scrub=None) -> str:

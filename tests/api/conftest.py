@@ -21,14 +21,15 @@ from mimical.web.resources import close_resources, get_registry, get_storage
 
 # Small enough to test the 413 path quickly; real exports get the default.
 TEST_UPLOAD_MAX_BYTES = 4 * 1024 * 1024
-TEST_CONFIG = {
-    "TESTING": True,
-    "MIMICAL_PASSWORD_RATE_LIMIT": "1000/minute",
-    "MIMICAL_BUILD_RATE_LIMIT": "1000/minute",
-    "MIMICAL_UPLOAD_RATE_LIMIT": "1000/minute",
+TEST_CONFIG = {"TESTING": True}
+# Settings overrides: limits no test reaches unless it lowers one.
+TEST_LIMITS = {
+    "password_rate_limit": "1000/minute",
+    "build_rate_limit": "1000/minute",
+    "upload_rate_limit": "1000/minute",
     # Some tests race uploads on purpose (tests/hostile checks the one-slot default).
-    "MIMICAL_UPLOADS_AT_ONCE": 8,
-    "MIMICAL_UPLOADS_AT_ONCE_PER_CLIENT": 8,
+    "uploads_at_once": 8,
+    "uploads_at_once_per_client": 8,
 }
 
 
@@ -39,11 +40,16 @@ def settings(tmp_path) -> Settings:
 
 @pytest.fixture
 def make_app():
-    """Build apps on given settings; all are closed at teardown."""
+    """Build apps on given settings (with `TEST_LIMITS` and then `overrides`); all are
+    closed at teardown."""
     apps = []
 
-    def make(settings: Settings, components=("api",), **config):
-        app = create_app(settings, components=components, test_config={**TEST_CONFIG, **config})
+    def make(settings: Settings, components=("api",), test_config=None, **overrides):
+        app = create_app(
+            settings.with_overrides(**{**TEST_LIMITS, **overrides}),
+            components=components,
+            test_config={**TEST_CONFIG, **(test_config or {})},
+        )
         apps.append(app)
         return app
 

@@ -178,9 +178,7 @@ def test_operations_endpoints(client, registered):
 def test_password_guessing_is_rate_limited_in_redis(make_app, settings, redis_url):
     import redis
 
-    app = make_app(
-        settings.with_overrides(redis_url=redis_url), MIMICAL_PASSWORD_RATE_LIMIT="3/minute"
-    )
+    app = make_app(settings, redis_url=redis_url, password_rate_limit="3/minute")
     client = app.test_client()
     with app.app_context():
         from mimical.web.resources import get_registry
@@ -225,7 +223,7 @@ def test_delete_during_build_stops_it_and_keeps_nothing(app, client, export_zip,
 def test_builds_are_rate_limited_per_client_and_refused_uploads_are_free(
     make_app, settings, export_zip
 ):
-    client = make_app(settings, MIMICAL_BUILD_RATE_LIMIT="1/minute").test_client()
+    client = make_app(settings, build_rate_limit="1/minute").test_client()
 
     def junk(name):
         data = {"name": name, "public": "true", "export": (io.BytesIO(b"\0junk"), "x.bin")}

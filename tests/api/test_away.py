@@ -12,8 +12,8 @@ from werkzeug.serving import make_server
 from mimical.cli import main
 from mimical.dialog.sessions import MemorySessionStore
 from mimical.orchestration import open_registry
+from mimical.testing.servers import wait_for
 from mimical.web.away import AWAY_MAX, AwayWindows
-from tests.fixtures.services import wait_for
 
 URL = "/api/chatbots/alice/away"
 

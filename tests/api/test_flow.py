@@ -25,7 +25,7 @@ def flow_app(make_app, settings):
     app = make_app(
         settings.with_overrides(upload_max_bytes=64 * 1024 * 1024),
         components=("api", "chat", "webhook"),
-        MIMICAL_TRAIN_OPTIONS={"epochs": 1, "config": tiny_config()},
+        test_config={"MIMICAL_TRAIN_OPTIONS": {"epochs": 1, "config": tiny_config()}},
     )
     app.config["MIMICAL_ON_DEPLOYED"] = load_into_app_models(app)
     yield app

@@ -23,7 +23,7 @@ from mimical.config import Settings
 from mimical.web import create_app
 from mimical.web.openapi import openapi_document
 from mimical.web.resources import close_resources, get_registry, get_storage
-from tests.api.conftest import TEST_CONFIG
+from tests.api.conftest import TEST_CONFIG, TEST_LIMITS
 
 EXAMPLES_PER_OPERATION = 40
 COMPONENTS = ["api", "suggestions", "away"]
@@ -44,7 +44,9 @@ schema = schemathesis.openapi.from_dict(DOCUMENT)
 @pytest.fixture(scope="module")
 def conformance_app(tmp_path_factory):
     """One app holding a public and a private chatbot, that every generated case calls."""
-    settings = Settings(home=tmp_path_factory.mktemp("schemathesis"), upload_max_bytes=1024**2)
+    settings = Settings(
+        home=tmp_path_factory.mktemp("schemathesis"), upload_max_bytes=1024**2, **TEST_LIMITS
+    )
     app = create_app(settings, components=COMPONENTS, test_config=TEST_CONFIG)
     with app.app_context():
         registry, storage = get_registry(), get_storage()

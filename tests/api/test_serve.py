@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from tests.fixtures.services import free_port, wait_for_port
+from mimical.testing.servers import free_port, wait_for_port
 
 
 def mimical(*args, env) -> subprocess.Popen:

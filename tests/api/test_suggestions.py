@@ -139,7 +139,7 @@ def test_drafts_are_rate_limited_per_client_and_chatbot(make_app, suggest_settin
     app = make_app(
         suggest_settings,
         components=("api", "suggestions"),
-        MIMICAL_SUGGESTIONS_RATE_LIMIT="2 per minute",
+        suggestions_rate_limit="2 per minute",
     )
     client = app.test_client()
     # Its own address: the limit lives in the session's shared Redis.

@@ -25,8 +25,8 @@ import pytest
 import requests
 import yaml
 
+from mimical.testing.servers import free_port, stop_server, wait_for_port
 from tests.cluster.controlplane import ROOT, ControlPlane, binary_dir, missing_binaries
-from tests.fixtures.services import free_port, stop_server, wait_for_port
 
 CHART = ROOT / "charts" / "mimical"
 RELEASE = "mimical"

@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from tests.fixtures.services import free_port, stop_server
+from mimical.testing.servers import free_port, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALLER = ROOT / "scripts" / "install-control-plane"

@@ -17,8 +17,8 @@ import sys
 import threading
 from pathlib import Path
 
+from mimical.testing.servers import free_port
 from tests.cluster.controlplane import ROOT, ControlPlane
-from tests.fixtures.services import free_port
 
 # How often the mirror copies and the model server rescans (the chart's are 15 s / 30 s).
 PASS_SECONDS = "1"

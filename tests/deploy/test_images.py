@@ -171,6 +171,7 @@ def test_build_context_carries_what_the_dockerfile_copies(folder, entry):
             ".venv/bin/python",
             ".git/HEAD",
             "tests/conftest.py",
+            "mimical/testing/servers.py",  # the tests' and benchmarks' harness
             "mimical/__pycache__/cli.cpython-311.pyc",
         ):
             assert not included(patterns, unwanted), f"{ignore_file.name} sends {unwanted}"

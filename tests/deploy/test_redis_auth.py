@@ -13,8 +13,8 @@ import shutil
 import pytest
 import redis
 
+from mimical.testing.servers import free_port, start_server, stop_server
 from tests.deploy.conftest import pod_specs, render
-from tests.fixtures.services import free_port, start_server, stop_server
 
 
 def expand(text: str, env: dict[str, str]) -> str:

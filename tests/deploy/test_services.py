@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from mimical.testing.servers import free_port, image_command, stop_server, wait_for_port
 from tests.deploy.conftest import ROOT
-from tests.fixtures.services import free_port, image_command, stop_server, wait_for_port
 
 
 def start_service(

@@ -19,7 +19,7 @@ from mimical.dialog.engine import (
 from mimical.dialog.sessions import MemorySessionStore, PasswordTries, RedisSessionStore
 from mimical.errors import InputError
 from mimical.serving.client import ModelClient
-from tests.fixtures.services import free_port
+from mimical.testing.servers import free_port
 from tests.serving.fixtures import BUILDING, PASSWORD, PRIVATE, PUBLIC
 
 NOW_CHATTING_TINY = 'You are now chatting with Tiny. Type "%restart" to pick a new persona.'

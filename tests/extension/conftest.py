@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.services import free_port, stop_server, wait_for_port
+from mimical.testing.servers import free_port, stop_server, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 EXTENSION = REPO / "extension"

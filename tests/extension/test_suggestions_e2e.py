@@ -43,7 +43,7 @@ from tests.extension.conftest import (
     REPO,
     close_options_opened_on_install,
 )
-from tests.fixtures.services import free_port, stop_server, wait_for, wait_for_port
+from mimical.testing.servers import free_port, stop_server, wait_for, wait_for_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("extension-suggestions")]
 

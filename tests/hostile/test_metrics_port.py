@@ -12,9 +12,9 @@ import pytest
 
 from mimical.config import Settings
 from mimical.errors import InputError, UnavailableError
+from mimical.testing.servers import free_port
 from mimical.web import create_app
 from mimical.web.resources import close_resources
-from tests.fixtures.services import free_port
 
 
 def get(url: str) -> tuple[int, str]:

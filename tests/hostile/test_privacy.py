@@ -215,7 +215,7 @@ def test_cookie_less_chat_requests_create_no_redis_keys(make_chat_app, chat_sett
     store = redis.Redis.from_url(redis_url)
     before = set(store.keys("*"))
     # Text that cannot be a name: a name (anyone's or nobody's) asks for a password,
-    # which is state, bounded by MIMICAL_CHAT_SESSION_RATE_LIMIT.
+    # which is state, bounded by Settings.chat_session_rate_limit.
     for text in ["", "%show all", "%help", "nobody here?", "%restart"] * 20:
         response = say(client, text)
         assert response.status_code == 200 and "Set-Cookie" not in response.headers
@@ -284,8 +284,8 @@ def test_fifty_concurrent_guesses_are_all_counted_before_any_is_checked(
     app = make_chat_app(
         components=("api",),
         settings=settings,
-        MIMICAL_PASSWORD_RATE_LIMIT="5 per 15 minutes",
-        MIMICAL_PASSWORD_PERSONA_RATE_LIMIT="1000 per hour",
+        password_rate_limit="5 per 15 minutes",
+        password_persona_rate_limit="1000 per hour",
     )
     name = f"burst-{time.time_ns()}"  # its own counters in the shared Redis
     personas.create(name, public=False, password="right one")
@@ -318,7 +318,7 @@ def test_fifty_concurrent_guesses_are_all_counted_before_any_is_checked(
 
 
 def test_one_address_cannot_start_sessions_without_end(make_chat_app):
-    app = make_chat_app(components=("chat",), MIMICAL_CHAT_SESSION_RATE_LIMIT="3 per hour")
+    app = make_chat_app(components=("chat",), chat_session_rate_limit="3 per hour")
     started = [say(app.test_client(), PRIVATE).status_code for _ in range(4)]
     assert started == [200, 200, 200, 429]
     with app.app_context():

@@ -8,10 +8,10 @@ import logging
 from werkzeug.test import Client
 
 from mimical.config import Settings
+from mimical.testing.servers import free_port
 from mimical.web import create_app
 from mimical.web.metrics import metrics_wsgi
 from mimical.web.resources import close_resources
-from tests.fixtures.services import free_port
 
 BUCKET = "secret-bucket-name"
 

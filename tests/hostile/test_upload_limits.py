@@ -15,11 +15,11 @@ from mimical.config import Settings
 from mimical.corpus import sources
 from mimical.corpus.importer import import_exports
 from mimical.errors import TooLargeError
+from mimical.testing.servers import wait_for
 from mimical.web import create_app
 from mimical.web.resources import close_resources
 from mimical.web.uploads import received_export
 from tests.fixtures.metrics import scrape
-from tests.fixtures.services import wait_for
 
 WHATSAPP = "12/01/2023, 10:00 - Bob: hi\n12/01/2023, 10:01 - Ann: yo\n"
 
@@ -28,9 +28,11 @@ WHATSAPP = "12/01/2023, 10:00 - Bob: hi\n12/01/2023, 10:01 - Ann: yo\n"
 def make_app(tmp_path):
     apps = []
 
-    def make(**config):
+    def make(**overrides):
         settings = Settings(home=tmp_path / "home", upload_max_bytes=4 * 1024 * 1024)
-        app = create_app(settings, components=["api"], test_config={"TESTING": True, **config})
+        app = create_app(
+            settings.with_overrides(**overrides), components=["api"], test_config={"TESTING": True}
+        )
         apps.append(app)
         return app
 
@@ -45,14 +47,14 @@ def junk_upload(client, name: str):
 
 
 def test_refused_uploads_count_toward_the_upload_limit(make_app):
-    client = make_app(MIMICAL_UPLOAD_RATE_LIMIT="3/minute").test_client()
+    client = make_app(upload_rate_limit="3/minute").test_client()
     assert [junk_upload(client, f"n{i}").status_code for i in range(3)] == [415] * 3
     limited = junk_upload(client, "n4")
     assert limited.status_code == 429 and limited.get_json()["error"] == "too_many_requests"
 
 
 def test_an_upload_in_progress_holds_the_only_slot(make_app):
-    app = make_app(MIMICAL_UPLOAD_RATE_LIMIT="1000/minute")
+    app = make_app(upload_rate_limit="1000/minute")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
     try:

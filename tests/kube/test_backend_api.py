@@ -6,22 +6,18 @@ import shutil
 
 import pytest
 
+from mimical.testing.servers import wait_for
 from mimical.web import create_app, get_settings
 from mimical.web.resources import close_resources
-from tests.fixtures.services import wait_for
 from tests.kube.test_operator import upload_model
-
-TEST_CONFIG = {
-    "TESTING": True,
-    "MIMICAL_PASSWORD_RATE_LIMIT": "1000/minute",
-    "MIMICAL_BUILD_RATE_LIMIT": "1000/minute",
-}
 
 
 @pytest.fixture
 def client(operator_settings, kubectl):
-    settings = operator_settings.with_overrides(orchestrator="kubernetes")
-    app = create_app(settings, components=("api",), test_config=TEST_CONFIG)
+    settings = operator_settings.with_overrides(
+        orchestrator="kubernetes", password_rate_limit="1000/minute", build_rate_limit="1000/minute"
+    )
+    app = create_app(settings, components=("api",), test_config={"TESTING": True})
     yield app.test_client()
     close_resources(app)
 

@@ -14,7 +14,7 @@ import kubernetes_validate
 
 from mimical.kube import API_VERSION
 from mimical.kube.manifests import MODEL_CONFIG_KEY, serving_entries
-from tests.fixtures.services import wait_for
+from mimical.testing.servers import wait_for
 from tests.kube.conftest import OperatorThread
 
 K8S_VERSION = "1.30"

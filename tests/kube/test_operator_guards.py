@@ -11,7 +11,7 @@ import requests
 
 from mimical.kube import API_VERSION
 from mimical.kube.manifests import serving_config_data, serving_entries
-from tests.fixtures.services import free_port, wait_for
+from mimical.testing.servers import free_port, wait_for
 from tests.kube.conftest import OperatorThread
 from tests.kube.test_operator import conditions, handler_failed, phase_of, upload_model
 

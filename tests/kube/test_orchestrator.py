@@ -13,7 +13,7 @@ from mimical.errors import ConflictError, InputError, UnavailableError
 from mimical.kube import API_VERSION
 from mimical.orchestration import open_orchestrator, open_registry
 from mimical.storage import next_version
-from tests.fixtures.services import wait_for
+from mimical.testing.servers import wait_for
 from tests.kube.test_operator import upload_model
 
 

@@ -7,7 +7,7 @@ from mimical.chatbot import Phase
 from mimical.kube import API_VERSION
 from mimical.kube.manifests import serving_entries
 from mimical.kube.registry import chatbot_from_resource
-from tests.fixtures.services import wait_for
+from mimical.testing.servers import wait_for
 from tests.kube.conftest import OperatorThread
 from tests.kube.test_operator import conditions, events_for, phase_of, upload_model
 

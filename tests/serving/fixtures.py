@@ -67,16 +67,21 @@ def personas(chat_settings):
 
 @pytest.fixture
 def make_chat_app(chat_settings, personas):
-    """`make(components=("api", "chat"), settings=chat_settings, **config)` → a test app
-    over the personas, its dialog and resources closed after the test."""
+    """`make(components=("api", "chat"), settings=chat_settings, **overrides)` → a test
+    app over the personas on `settings` with `overrides`, its dialog and resources closed
+    after the test."""
     from mimical.web import create_app
     from mimical.web.dialog_app import close_dialog
     from mimical.web.resources import close_resources
 
     apps = []
 
-    def make(components=("api", "chat"), settings=chat_settings, **config):
-        app = create_app(settings, components=components, test_config={"TESTING": True, **config})
+    def make(components=("api", "chat"), settings=chat_settings, **overrides):
+        app = create_app(
+            settings.with_overrides(**overrides),
+            components=components,
+            test_config={"TESTING": True},
+        )
         apps.append(app)
         return app
 

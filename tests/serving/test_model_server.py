@@ -12,7 +12,7 @@ import pytest
 from mimical.errors import InputError, NotFoundError, UnavailableError
 from mimical.serving.client import ModelClient
 from mimical.serving.server import ModelServer
-from tests.fixtures.services import free_port, wait_for, wait_for_port
+from mimical.testing.servers import free_port, wait_for, wait_for_port
 from tests.serving.fixtures import PUBLIC
 
 

@@ -57,7 +57,7 @@ def test_bad_requests_get_json_errors(client):
 
 @pytest.mark.parametrize(
     ("limits", "cookie"),
-    [({"MIMICAL_CHAT_RATE_LIMIT": "3 per minute"}, True), ({}, False)],
+    [({"chat_rate_limit": "3 per minute"}, True), ({}, False)],
     ids=["per-visitor", "per-address"],
 )
 def test_message_rate_is_limited_per_visitor_and_per_address(
@@ -66,10 +66,11 @@ def test_message_rate_is_limited_per_visitor_and_per_address(
     from mimical.web import create_app
     from mimical.web.dialog_app import close_dialog
 
-    config = {"MIMICAL_CHAT_ADDRESS_RATE_LIMIT": "3 per minute", **limits}
+    overrides = {"chat_address_rate_limit": "3 per minute", **limits}
     if cookie:
-        config["MIMICAL_CHAT_ADDRESS_RATE_LIMIT"] = "100 per minute"
-    app = create_app(chat_settings, components=["chat"], test_config={"TESTING": True, **config})
+        overrides["chat_address_rate_limit"] = "100 per minute"
+    settings = chat_settings.with_overrides(**overrides)
+    app = create_app(settings, components=["chat"], test_config={"TESTING": True})
     client = app.test_client()
     if cookie:  # a visitor with a session: counted per cookie
         assert say(client, PRIVATE).status_code == 200

@@ -43,7 +43,7 @@ def test_guesses_from_many_addresses_lock_the_persona_but_not_its_owner(
     make_chat_app, chat_settings, personas
 ):
     proxied = chat_settings.with_overrides(trusted_proxy_hops=1)
-    app = make_chat_app(settings=proxied, MIMICAL_PASSWORD_PERSONA_RATE_LIMIT="3 per hour")
+    app = make_chat_app(settings=proxied, password_persona_rate_limit="3 per hour")
     client = app.test_client()
 
     def guess(address, password="nope"):

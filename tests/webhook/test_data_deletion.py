@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from mimical.dialog.sessions import RedisSessionStore
+from mimical.testing.fake_graph import APP_ID
 from tests.webhook.conftest import APP_SECRET, message_event, page_payload, post_signed
-from tests.webhook.fake_graph import APP_ID
 from tests.webhook.test_privacy import keys_of
 
 APP_SCOPED_ID = "218471"

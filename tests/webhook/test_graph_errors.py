@@ -9,9 +9,9 @@ import uuid
 import pytest
 
 from mimical.dialog.engine import GREETING, HELP, SHOW_ALL_HINT
+from mimical.testing.servers import wait_for
 from mimical.web.graph import GraphApi
 from tests.fixtures.metrics import scrape
-from tests.fixtures.services import wait_for
 from tests.webhook.conftest import (
     PAGE_TOKEN,
     message_event,

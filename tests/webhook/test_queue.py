@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from mimical.dialog.engine import GREETING, HELP, NOW_CHATTING, SHOW_ALL_HINT
-from tests.fixtures.services import free_port, stop_server, wait_for, wait_for_port
+from mimical.testing.servers import free_port, stop_server, wait_for, wait_for_port
 from tests.serving.fixtures import PUBLIC
 from tests.webhook.conftest import (
     APP_SECRET,

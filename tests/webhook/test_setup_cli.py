@@ -8,9 +8,9 @@ import hmac
 import pytest
 
 from mimical.cli import main
+from mimical.testing.fake_graph import APP_FIELDS, APP_ID
 from mimical.web.messenger_cli import PERSISTENT_MENU
 from tests.webhook.conftest import APP_SECRET, PAGE_TOKEN
-from tests.webhook.fake_graph import APP_FIELDS, APP_ID
 
 
 @pytest.fixture

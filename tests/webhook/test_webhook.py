@@ -223,7 +223,7 @@ def test_bad_json_and_non_page_objects_get_json_errors(client):
 
 
 def test_redis_down_is_a_503_so_messenger_delivers_again_later(make_app, graph):
-    from tests.fixtures.services import free_port
+    from mimical.testing.servers import free_port
 
     app = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     psid = new_psid()
