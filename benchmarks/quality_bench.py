@@ -44,6 +44,8 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+from mimical.corpus.schema import layout_context
+
 PEOPLE = ("demo", "300", "1000", "5000")
 # Decoding settings over the same fine-tuned weights; {} is the exported default.
 VARIANTS = {
@@ -62,13 +64,15 @@ VARIANTS = {
 }
 BASELINES = ("retrieval", "random", "echo", "person")
 REPLY_CHARS = 100
-CONTEXTS = [
+FRIEND_MESSAGES = [
     "hey! how was your weekend?",
     "do you want to grab dinner tonight?",
     "what are you studying these days",
     "I just got back from the gym, so tired lol",
     "what kind of music do you like?",
 ]
+# As the dialog engine sends them: one friend's turn (`layout_context`).
+CONTEXTS = [layout_context([(False, message)]) for message in FRIEND_MESSAGES]
 
 
 @functools.cache

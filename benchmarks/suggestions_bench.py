@@ -38,6 +38,8 @@ from pathlib import Path
 
 from quality_bench import CONTEXTS, REPLY_CHARS, build_corpus, pick_person
 
+from mimical.corpus.schema import context_turns, layout_context
+
 DRAFTS = 3
 PASSWORD = "bench-password"
 
@@ -124,11 +126,12 @@ def friend_turns(corpus: Path, count: int) -> list[str]:
     return list(turns)[:count]
 
 
-def measure(client, connection, name: str, token: str, contexts: list[str]) -> dict:
+def measure(client, connection, name: str, token: str, turns_of_friends: list[str]) -> dict:
     """Interleaved timings of the baseline, the model call and the endpoint."""
     times = {"baseline: one reply": [], "model: 3 rows, one call": [], "endpoint: 3 drafts": []}
     distinct = drafts = 0
-    for context in contexts:
+    for turn in turns_of_friends:
+        context = layout_context([(False, turn)])
         started = time.perf_counter()
         client.reply(name, context, max_chars=REPLY_CHARS, timeout=60)
         times["baseline: one reply"].append(time.perf_counter() - started)
@@ -138,7 +141,7 @@ def measure(client, connection, name: str, token: str, contexts: list[str]) -> d
         times["model: 3 rows, one call"].append(time.perf_counter() - started)
         distinct += len({r.strip() for r in rows if r.strip()}) == DRAFTS
 
-        turns = [{"from": "them", "text": line} for line in context.split("\n") if line]
+        turns = [{"from": "them", "text": line} for line in turn.split("\n") if line]
         body = json.dumps({"turns": turns, "count": DRAFTS, "max_chars": REPLY_CHARS})
         started = time.perf_counter()
         connection.request(
@@ -154,19 +157,24 @@ def measure(client, connection, name: str, token: str, contexts: list[str]) -> d
             raise RuntimeError(f"suggestions answered {response.status}: {answer}")
         drafts += len(answer["suggestions"])
     result = {label: percentiles(seconds) for label, seconds in times.items()}
-    result["one call gave 3 distinct"] = f"{distinct}/{len(contexts)}"
-    result["drafts per answer"] = round(drafts / len(contexts), 2)
+    result["one call gave 3 distinct"] = f"{distinct}/{len(turns_of_friends)}"
+    result["drafts per answer"] = round(drafts / len(turns_of_friends), 2)
     return result
 
 
 def held_out_drafts(corpus: Path, connection, name: str, token: str) -> dict:
-    """Three drafts for the first test exchange that answers a friend's turn: the friend's
-    turn is sent (a pair's earlier context does not say who said which line)."""
+    """Three drafts for the first test exchange that answers a friend's turn, sent with
+    the turns before it as the extension would (whose each is)."""
     from mimical.model.data import load_split
 
     split = load_split(corpus)
     pair = next(p for p in split.test if p.last_turn.strip() and len(p.reply) < 120)
-    turns = [{"from": "them", "text": line} for line in pair.last_turn.split("\n") if line]
+    turns = [
+        {"from": "me" if own else "them", "text": line}
+        for own, text in context_turns(pair.context)
+        for line in text.split("\n")
+        if line
+    ]
     connection.request(
         "POST",
         f"/api/chatbots/{name}/suggestions",

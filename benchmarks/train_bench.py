@@ -22,14 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from mimical.corpus.schema import layout_context
+
 REPLY_CHARS = 100
-CONTEXTS = [
+FRIEND_MESSAGES = [
     "hey! how was your weekend?",
     "what are you studying these days",
     "I just got back from the gym, so tired lol",
     "do you have any pets?",
     "what kind of music do you like?",
 ]
+# As the dialog engine sends them: one friend's turn (`layout_context`).
+CONTEXTS = [layout_context([(False, message)]) for message in FRIEND_MESSAGES]
 
 
 def demo_corpus(workdir: Path) -> Path:

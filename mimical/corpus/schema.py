@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import io
 import itertools
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,14 @@ from mimical.errors import InputError
 
 # How many turns before a persona reply the model sees as context.
 DEFAULT_CONTEXT_TURNS = 3
+# The context's layout (base v3): every turn starts with a byte saying who said it, so
+# that the model tells the friend's words from the persona's own earlier turn and sees
+# where one turn ends; a turn's messages are joined by newlines. ASCII's group and record
+# separators: single-byte tokens that no chat text holds (`layout_context` removes them).
+OWN_TURN = "\x1d"
+OTHER_TURN = "\x1e"
+_MARKERS = str.maketrans({OWN_TURN: " ", OTHER_TURN: " "})
+_MESSAGE_BREAK = re.compile(f"[\n{OWN_TURN}{OTHER_TURN}]")
 
 
 # A plain dataclass: the import makes one per message, and orjson writes one with a
@@ -56,7 +65,7 @@ class Pair:
 
     thread: str
     conversation: int
-    context: str  # earlier turns, oldest first, joined by newlines; "" for openers
+    context: str  # earlier turns, oldest first, in `layout_context`'s layout; "" for openers
     reply: str  # the persona's whole turn, its messages joined by newlines
     starts: bool  # the reply opens the conversation
     # The turn just before the reply (the friend's, in a two-person chat); "" for openers.
@@ -117,6 +126,35 @@ def read_corpus(path: Path) -> Iterator[CorpusMessage]:
                 raise InputError(f"{path}:{number}: not a corpus record ({error})") from None
 
 
+def layout_context(turns: Iterable[tuple[bool, str]]) -> str:
+    """The text the persona model reads for `turns` ((own, text), oldest first): each
+    turn after its speaker's marker, `OWN_TURN` for the persona's, `OTHER_TURN` for
+    anyone else's. Every context the model reads (training, pretraining, chat,
+    suggestions) is laid out here."""
+    return "".join(
+        (OWN_TURN if own else OTHER_TURN) + text.translate(_MARKERS) for own, text in turns
+    )
+
+
+def context_messages(context: str) -> list[str]:
+    """The messages of a laid-out context, oldest first, without the speaker markers."""
+    return [m for m in _MESSAGE_BREAK.split(context) if m]
+
+
+def context_turns(context: str) -> list[tuple[bool, str]]:
+    """The (own, text) turns of a laid-out context: `layout_context` undone."""
+    starts = [i for i, c in enumerate(context) if c in (OWN_TURN, OTHER_TURN)]
+    return [
+        (context[start] == OWN_TURN, context[start + 1 : end])
+        for start, end in zip(starts, [*starts[1:], len(context)], strict=True)
+    ]
+
+
+def readable_context(context: str) -> str:
+    """A laid-out context for people to read: each turn on a line after who said it."""
+    return "\n".join(f"{'me' if own else 'them'}: {text}" for own, text in context_turns(context))
+
+
 def _turns(conversation: list[CorpusMessage]) -> Iterator[tuple[bool, str, bool]]:
     """(persona, text, starts) of each turn: a sender's consecutive messages joined."""
     for _, group in itertools.groupby(conversation, key=lambda m: m.turn):
@@ -134,10 +172,10 @@ def training_pairs(
     """
     key = lambda m: (m.thread, m.conversation)  # noqa: E731
     for (thread, conversation), group in itertools.groupby(messages, key=key):
-        history: list[str] = []
+        history: list[tuple[bool, str]] = []
         for persona, text, starts in _turns(list(group)):
             if persona:
                 before = history[-context_turns:] if not starts else []
-                last_turn = before[-1] if before else ""
-                yield Pair(thread, conversation, "\n".join(before), text, starts, last_turn)
-            history.append(text)
+                last_turn = before[-1][1] if before else ""
+                yield Pair(thread, conversation, layout_context(before), text, starts, last_turn)
+            history.append((persona, text))

@@ -40,7 +40,7 @@ import math
 from typing import Protocol
 
 from mimical.chatbot import validate_name
-from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS
+from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS, layout_context
 from mimical.dialog.sessions import PasswordTries, SessionStore
 from mimical.errors import InputError, NotFoundError, UnavailableError
 from mimical.registry import password_opens
@@ -318,7 +318,12 @@ class DialogEngine:
             # Deleted, created again, or its password changed: this chat was not let in.
             return {"state": "choosing"}, [ENDED.format(name=display_name)]
         history = [*session["history"], text]
-        context = "\n".join(history[-self.context_turns :])
+        # The history alternates: the friend's message, the persona's reply, ..., ending
+        # with this message, so a turn's speaker follows from its distance to the end.
+        recent = history[-self.context_turns :]
+        context = layout_context(
+            ((len(recent) - i) % 2 == 0, turn) for i, turn in enumerate(recent)
+        )
         try:
             reply = self.models.reply(
                 name,

@@ -2,7 +2,7 @@
 
 mimical train corpus.jsonl -o MODEL_BASE [--name NAME] [--max-minutes M] [--epochs N] [--seed S]
               [--from-scratch]
-mimical pretrain [-o DIR] [--max-minutes 45] [--passes 3] [--vocab-size 4096]
+mimical pretrain [-o DIR] [--max-minutes 45] [--passes 3] [--epochs 1] [--vocab-size 4096]
 mimical evaluate MODEL_DIR corpus.jsonl [--json] [--report report.html]
 """
 
@@ -63,7 +63,8 @@ def register(subparsers) -> None:
     )
     pretrain.add_argument("-o", "--output", type=Path, help="artifact dir (default: the package's)")
     pretrain.add_argument("--max-minutes", type=float, default=45.0, help="time limit (45)")
-    pretrain.add_argument("--passes", type=int, default=3, help="passes over the data (3)")
+    pretrain.add_argument("--passes", type=int, default=3, help="turns read as replies (3)")
+    pretrain.add_argument("--epochs", type=int, default=1, help="epochs over those pairs (1)")
     pretrain.add_argument("--vocab-size", type=int, default=4096, help="tokens (4096)")
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.add_argument("--base-version", type=int, default=1, help="version to record (1)")
@@ -124,6 +125,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
         raise InputError("--max-minutes must be positive")
     if args.passes < 1:
         raise InputError("--passes must be at least 1")
+    if args.epochs < 1:
+        raise InputError("--epochs must be at least 1")
     if not 260 < args.vocab_size <= 65536:
         raise InputError("--vocab-size must be between 261 and 65536")
     output = args.output or BASE_DIR
@@ -131,6 +134,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         output,
         max_minutes=args.max_minutes,
         passes=args.passes,
+        epochs=args.epochs,
         vocab_size=args.vocab_size,
         seed=args.seed,
         version=args.base_version,

@@ -32,7 +32,13 @@ import statistics
 import sys
 from pathlib import Path
 
-from mimical.corpus.schema import Pair, read_corpus, training_pairs
+from mimical.corpus.schema import (
+    Pair,
+    context_messages,
+    read_corpus,
+    readable_context,
+    training_pairs,
+)
 from mimical.errors import InputError
 from mimical.model import baselines
 from mimical.model.export import (
@@ -167,7 +173,7 @@ class TrainingText:
     def __init__(self, train: list[Pair]):
         self.spans = set()
         for pair in train:
-            for message in (*pair.context.split("\n"), *pair.reply.split("\n")):
+            for message in (*context_messages(pair.context), *pair.reply.split("\n")):
                 self.spans |= word_ngrams(message)
         self.replies = {normalized(p.reply) for p in train}
 
@@ -358,7 +364,11 @@ def evaluate_model(
         "training": read_extra(export_dir, METRICS_FILE),
         "curve": read_extra(export_dir, CURVE_FILE),
         "samples": [
-            {"context": p.context, "real": r, **{s: shown[s][i] for s in shown if s != "person"}}
+            {
+                "context": readable_context(p.context),
+                "real": r,
+                **{s: shown[s][i] for s in shown if s != "person"},
+            }
             for i, (p, r) in enumerate(zip(exchanges[:SHOWN_EXCHANGES], real, strict=False))
         ],
     }

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS as CONTEXT_TURNS
-from mimical.corpus.schema import Pair
+from mimical.corpus.schema import Pair, layout_context
 from mimical.model.base_model import (
     BASE_DIR,
     BASE_FORMAT,
@@ -26,7 +26,7 @@ from mimical.model.base_model import (
     save_base,
 )
 from mimical.model.model import ModelConfig
-from mimical.model.tokenizer import Tokenizer
+from mimical.model.tokenizer import COMMON_EMOJI, Tokenizer
 
 # The base network; its decoding settings travel to every persona fine-tuned from it.
 BASE_CONFIG = ModelConfig(
@@ -67,7 +67,8 @@ def base_conversations() -> list[dict]:
 
 
 def conversation_pairs(turns: list[tuple[str, str]], offset: int | None = None) -> list[Pair]:
-    """(context → reply) pairs of one conversation, for both speakers.
+    """(context → reply) pairs of one conversation, for both speakers: each reply's
+    context marks its speaker's own earlier turns apart from the other's.
 
     With `offset`, only every `CONTEXT_TURNS + 1`-th turn from it is a reply, so the
     pairs' token sequences do not overlap and each turn is read once (pretraining: the
@@ -76,7 +77,9 @@ def conversation_pairs(turns: list[tuple[str, str]], offset: int | None = None) 
     stride = CONTEXT_TURNS + 1 if offset is not None else 1
     pairs = []
     for index in range(offset or 0, len(turns), stride):
-        context = "\n".join(text for _, text in turns[max(0, index - CONTEXT_TURNS) : index])
+        speaker = turns[index][0]
+        before = turns[max(0, index - CONTEXT_TURNS) : index]
+        context = layout_context((sender == speaker, text) for sender, text in before)
         last_turn = turns[index - 1][1] if index else ""
         pairs.append(Pair("chitchat", index, context, turns[index][1], index == 0, last_turn))
     return pairs
@@ -87,6 +90,7 @@ def pretrain(
     *,
     max_minutes: float = 45.0,
     passes: int = 3,
+    epochs: int = 1,
     vocab_size: int = 4096,
     seed: int = 0,
     version: int = 1,
@@ -109,7 +113,8 @@ def pretrain(
     say = print if progress else (lambda *_: None)
     say(f"{len(train)} training, {len(validation)} validation, {len(held_out)} held-out chats")
 
-    tokenizer = Tokenizer.train((text for c in train for _, text in c["turns"]), vocab_size)
+    texts = (text for c in train for _, text in c["turns"])
+    tokenizer = Tokenizer.train(texts, vocab_size, extra=COMMON_EMOJI)
     say(f"tokenizer: {tokenizer.size} tokens ({time.monotonic() - started:.0f}s)")
     # Each pass reads every turn once, a different quarter of them as replies.
     rng = random.Random(seed)
@@ -133,7 +138,7 @@ def pretrain(
                 run_id="base",
                 started=time.monotonic(),
                 max_minutes=max_minutes,
-                epochs=1,
+                epochs=epochs,
                 progress=progress,
                 eval_every=100,
             ),
@@ -149,7 +154,7 @@ def pretrain(
         "version": version,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": f"mimical pretrain --max-minutes {max_minutes:g} --passes {passes} "
-        f"--vocab-size {vocab_size} --seed {seed} --base-version {version}",
+        f"--epochs {epochs} --vocab-size {vocab_size} --seed {seed} --base-version {version}",
         "data": "chitchat-dataset (PyPI), both speakers' (context turns → turn) pairs",
         "held_out_rule": HELD_OUT_RULE,
         "conversations": {

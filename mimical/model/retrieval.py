@@ -30,7 +30,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from mimical.corpus.schema import Pair
+from mimical.corpus.schema import OTHER_TURN, OWN_TURN, Pair, context_messages
 from mimical.model.model import VERBATIM_WORDS
 from mimical.model.sense import word_ngrams
 
@@ -48,8 +48,9 @@ def words(text: str) -> list[str]:
 
 
 def latest_message(context: str) -> str:
-    """What retrieval answers: the context's last line (the friend's latest message)."""
-    return context.rsplit("\n", 1)[-1]
+    """What retrieval answers: the context's last message (the friend's latest)."""
+    messages = context_messages(context)
+    return messages[-1] if messages else ""
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def bank_replies(train: list[Pair], policy: str = "public") -> Bank:
     replies = {line for p in train for line in p.reply.split("\n")}
     others = set()
     for pair in train:
-        for line in pair.context.split("\n"):
+        for line in context_messages(pair.context):
             if line not in replies:
                 others |= word_ngrams(line, VERBATIM_WORDS)
     kept: dict[tuple[str, str], None] = {}
@@ -158,7 +159,8 @@ def _graph_retrieval_class():
 
         def query_words(self, contexts):
             """The latest message's words per row: (B, None) ragged strings."""
-            lines = tf.strings.split(contexts, sep="\n")
+            breaks = f"[{OWN_TURN}{OTHER_TURN}]"  # a turn's start ends a message too
+            lines = tf.strings.split(tf.strings.regex_replace(contexts, breaks, "\n"), sep="\n")
             latest = tf.gather(lines.values, lines.row_limits() - 1)
             cleaned = tf.strings.regex_replace(tf.strings.lower(latest), r"[^\w']+", " ")
             return tf.strings.split(tf.strings.strip(cleaned))

@@ -33,6 +33,15 @@ from pathlib import Path
 SPECIAL_TOKENS = 4
 FORMAT = "mimical-tokenizer"
 VERSION = 1
+# Emoji people send most (with the emoji-style variant where one is usual): each is one
+# piece, so that a persona's favourite emoji is one token to learn, not three or four
+# bytes that the base (trained on chats with few emoji) never learnt to put together.
+_COMMON_EMOJI_TEXT = (
+    "😂 ❤️ ❤ 😍 🤣 😊 🙏 💕 😭 😘 👍 😅 👏 😁 🔥 🥰 💔 💖 💙 😢 🤔 😆 🙄 💪 😉 ☺️ 👌 🤗 "
+    "💜 😔 😎 😇 🌹 🤦 🎉 💞 ✌️ ✨ 🤷 😱 😌 🌸 🙌 💛 😏 🙂 💗 💚 😃 🤩 😜 😋 😡 😬 🥺 😒 "
+    "😞 😀 🤪 😳 💯 👀 ☹️ 😄 🙃 😐 😑 😴 😕 😥 🎶 👋 🎂 💀 👊 😩 😤 🤞 🙈 😝 😛 🥳 🤯 ♥️"
+)
+COMMON_EMOJI = tuple(_COMMON_EMOJI_TEXT.split())
 # Words (with their leading space), runs of punctuation, runs of other whitespace and
 # single newlines: merges stay inside one chunk, so no piece crosses a word or a line.
 CHUNK = re.compile(r" ?[^\W\d_]+| ?\d{1,3}| ?[^\s\w]+|\n|[^\S\n]+|.", re.UNICODE)
@@ -58,8 +67,11 @@ class Tokenizer:
         return {piece: SPECIAL_TOKENS + i for i, piece in enumerate(self.pieces)}
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int) -> Tokenizer:
-        """Learn `vocab_size - 260` pieces by merging the most frequent adjacent pairs."""
+    def train(cls, texts: Iterable[str], vocab_size: int, extra: Iterable[str] = ()) -> Tokenizer:
+        """Learn pieces by merging the most frequent adjacent pairs until, with the
+        `extra` pieces (kept whole whatever their count), there are `vocab_size` tokens."""
+        reserved = [p for p in dict.fromkeys(e.encode() for e in extra) if len(p) > 1]
+        vocab_size -= len(reserved)
         chunks = collections.Counter()
         for text in texts:
             chunks.update(CHUNK.findall(text))
@@ -109,7 +121,8 @@ class Tokenizer:
                 if pair_counts[changed_pair] > 0:
                     heapq.heappush(heap, (-pair_counts[changed_pair], changed_pair))
             pair_counts.pop(pair, None)
-        return cls(learned)
+        known = set(learned)
+        return cls([*learned, *(p for p in reserved if p not in known)])
 
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`: at each position the longest piece that matches there."""

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimical.corpus.schema import context_messages
 from mimical.model.data import batches, build_vocabulary, encode, load_split
 from mimical.model.export import (
     CONFIG_FILE,
@@ -297,7 +298,7 @@ def training_messages(split) -> tuple[list[str], list[str]]:
     """The person's own training messages, and everyone else's (the friends' turns in the
     contexts): a sampled reply should recite neither, and never the latter."""
     own = {line for p in split.train for line in p.reply.split("\n")}
-    others = {line for p in split.train for line in p.context.split("\n")} - own
+    others = {line for p in split.train for line in context_messages(p.context)} - own
     return sorted(own), sorted(others)
 
 

@@ -28,7 +28,7 @@ from typing import Literal
 from flask import Blueprint, Flask, current_app
 from pydantic import BaseModel, ConfigDict, Field
 
-from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS
+from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS, layout_context
 from mimical.corpus.scrub import Scrubber
 from mimical.dialog.engine import MESSAGE_MAX_CHARS, REPLY_TIMEOUT_SECONDS
 from mimical.errors import ConflictError
@@ -80,8 +80,8 @@ def model_context(turns: list[Turn], scrub=None) -> str:
     """The text the persona model reads, in the layout it was trained on.
 
     A turn is a speaker's consecutive messages joined by newlines, and the context is
-    the last `DEFAULT_CONTEXT_TURNS` turns joined by newlines
-    (`mimical.corpus.schema.training_pairs`); `scrub` cleans each message first.
+    the last `DEFAULT_CONTEXT_TURNS` turns, each marked as the owner's or another's
+    (`mimical.corpus.schema.layout_context`); `scrub` cleans each message first.
     """
     scrub = scrub or Scrubber()
     merged: list[tuple[str, list[str]]] = []
@@ -93,7 +93,9 @@ def model_context(turns: list[Turn], scrub=None) -> str:
             merged[-1][1].append(text)
         else:
             merged.append((turn.speaker, [text]))
-    return "\n".join("\n".join(texts) for _, texts in merged[-DEFAULT_CONTEXT_TURNS:])
+    return layout_context(
+        (speaker == "me", "\n".join(texts)) for speaker, texts in merged[-DEFAULT_CONTEXT_TURNS:]
+    )
 
 
 def distinct_drafts(ask, count: int) -> list[str]:

@@ -185,8 +185,9 @@ def test_the_model_reads_scrubbed_turns_in_its_training_layout():
         Turn.model_validate({"from": "them", "text": "mail me: ann@example.org"}),
         Turn.model_validate({"from": "me", "text": "  "}),
     ]
-    # Three turns at most, a speaker's messages joined; personal data replaced.
-    assert model_context(turns, Scrubber()) == "one\ntwo\nthree\nmail me: <EMAIL>"
+    # Three turns at most, each marked the owner's or another's, a speaker's messages
+    # joined; personal data replaced.
+    assert model_context(turns, Scrubber()) == "\x1eone\x1dtwo\x1ethree\nmail me: <EMAIL>"
     assert model_context(turns[-1:]) == ""
 
 

@@ -126,3 +126,24 @@ def test_the_importer_does_without_the_sample_generators():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_pairs_context_marks_each_turn_as_the_persona_s_own_or_another_s():
+    from mimical.corpus.schema import CorpusMessage, context_messages
+
+    def message(turn: int, persona: bool, text: str) -> CorpusMessage:
+        return CorpusMessage("t", 0, turn, "me" if persona else "ann", persona, "", text)
+
+    chat = [
+        message(0, False, "hi"),
+        message(1, True, "hey"),
+        message(2, False, "how are you"),
+        message(2, False, "tired? \x1e"),
+        message(3, True, "fine"),
+    ]
+    first, second = training_pairs(chat)
+    assert first.context == "\x1ehi" and first.last_turn == "hi"
+    # A turn's messages stay joined by a newline; a marker inside a text is not a turn.
+    assert second.context == "\x1ehi\x1dhey\x1ehow are you\ntired?  "
+    assert second.last_turn == "how are you\ntired? \x1e"
+    assert context_messages(second.context) == ["hi", "hey", "how are you", "tired?  "]

@@ -253,6 +253,7 @@ def test_gpu_variant_schedules_tfserving_on_gpus(helm):
         (["--set", "metrics.responderPort=80"], "responderPort"),
         (["--set", "metrics.port=9091"], "give them different ports"),
         (["--set", "metrics.serviceMonitor.interval=often"], "interval"),
+        (["--set-string", "messenger.inboxAppId=page-inbox"], "inboxAppId"),
     ],
 )
 def test_schema_refuses_bad_values(helm, override, complaint):
@@ -400,3 +401,23 @@ def test_metrics_have_their_own_ports_reached_only_from_monitoring(helm):
             assert [[p["port"] for p in rule["ports"]] for rule in obj["spec"]["ingress"]] == [
                 [8080]
             ]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [([], "263902037430900"), (["--set-string", "messenger.inboxAppId="], "")],
+)
+def test_the_handover_app_reaches_the_webhook_and_its_responder(helm, override, expected):
+    """Conversations handed to a human go to the Page inbox unless the values say
+    otherwise; "" turns the handover off (the persona only stays silent)."""
+    objects = render(helm, VARIANTS["default"], *override)
+    containers = [
+        container
+        for _, spec in pod_specs(objects)
+        for container in spec["containers"]
+        if container["name"] in ("webhook", "responder")
+    ]
+    assert {c["name"] for c in containers} == {"webhook", "responder"}
+    for container in containers:
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        assert env["MIMICAL_MESSENGER_INBOX_APP_ID"] == expected

@@ -94,6 +94,32 @@ def test_chat_keeps_the_last_turns_as_context(engine):
     assert "message 5" in history
 
 
+class RecordingModels:
+    """The real model client, keeping each context it is asked to answer."""
+
+    def __init__(self, models):
+        self.models, self.contexts = models, []
+
+    def reply(self, name, context, **options):
+        self.contexts.append(context)
+        return self.models.reply(name, context, **options)
+
+    def __getattr__(self, attribute):
+        return getattr(self.models, attribute)
+
+
+def test_the_model_reads_the_chat_with_each_turn_marked_as_the_friends_or_its_own(engine):
+    engine.models = models = RecordingModels(engine.models)
+    user = uuid.uuid4().hex
+    transcript(engine, PUBLIC, "fir\x1dst", "second", "third", user=user)
+    history = engine.sessions.load(f"test:{user}")["history"]
+    # The friend's turns after OTHER_TURN, the persona's replies after OWN_TURN; markers
+    # typed by the friend are not taken as turns.
+    assert models.contexts[0] == "\x1efir st"
+    assert models.contexts[1] == f"\x1efir st\x1d{history[1]}\x1esecond"
+    assert models.contexts[2] == f"\x1esecond\x1d{history[3]}\x1ethird"
+
+
 def test_private_persona_asks_for_the_password(engine):
     replies = transcript(engine, "hi", PRIVATE, "wrong", PASSWORD, "hello")
     assert replies[1] == [PASSWORD_PROMPT]

@@ -31,7 +31,8 @@ def test_pretraining_pairs_read_each_turn_once_and_evaluation_pairs_every_turn()
     turns = [("a" if i % 2 else "b", f"turn {i}") for i in range(9)]
     once = conversation_pairs(turns, offset=1)
     assert [p.reply for p in once] == ["turn 1", "turn 5"]
-    assert once[1].context == "turn 2\nturn 3\nturn 4"
+    # turn 5 is a's: a's own turn 3 is marked apart from b's turns 2 and 4.
+    assert once[1].context == "\x1eturn 2\x1dturn 3\x1eturn 4"
     every = conversation_pairs(turns)
     assert [p.reply for p in every] == [f"turn {i}" for i in range(9)]
     assert every[0].context == "" and every[0].starts

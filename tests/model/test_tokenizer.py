@@ -68,3 +68,13 @@ def test_graph_encode_and_decode_match_python(tokenizer):
     assert [d.decode() for d in decoded] == texts
     empty_ids, empty_lengths = in_graph.encode(tf.constant([], tf.string))
     assert empty_ids.shape[0] == 0 and empty_lengths.shape == (0,)
+
+
+def test_extra_pieces_are_kept_whole_within_the_vocabulary_size():
+    from mimical.model.tokenizer import COMMON_EMOJI
+
+    texts = [f"word{i} " * 3 for i in range(100)]  # more merges than the room left
+    tokenizer = Tokenizer.train(texts, 400, extra=COMMON_EMOJI)
+    assert tokenizer.size == 400
+    assert len(tokenizer.encode("😂")) == 1 and len(tokenizer.encode("❤️")) == 1
+    assert tokenizer.decode(tokenizer.encode("so funny 😂😂 ❤️")) == "so funny 😂😂 ❤️"

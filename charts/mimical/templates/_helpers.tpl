@@ -165,6 +165,8 @@ seccompProfile:
   value: {{ .Values.messenger.humanPauseSeconds | int | quote }}
 - name: MIMICAL_MESSENGER_DISCLOSURE
   value: {{ .Values.messenger.disclosure | quote }}
+- name: MIMICAL_MESSENGER_INBOX_APP_ID
+  value: {{ .Values.messenger.inboxAppId | quote }}
 {{- with .Values.messenger.appId }}
 - name: MIMICAL_FB_APP_ID
   value: {{ . | quote }}
