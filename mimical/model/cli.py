@@ -2,7 +2,8 @@
 
 mimical train corpus.jsonl -o MODEL_BASE [--name NAME] [--max-minutes M] [--epochs N] [--seed S]
               [--from-scratch]
-mimical pretrain [-o DIR] [--max-minutes 45] [--passes 3] [--epochs 1] [--vocab-size 4096]
+mimical pretrain [-o DIR] [--max-minutes 45] [--passes 3] [--epochs 1] [--units 384]
+                 [--vocab-size 4096]
 mimical evaluate MODEL_DIR corpus.jsonl [--json] [--report report.html]
 """
 
@@ -12,6 +13,7 @@ import argparse
 import json
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from mimical.errors import InputError
@@ -65,6 +67,7 @@ def register(subparsers) -> None:
     pretrain.add_argument("--max-minutes", type=float, default=45.0, help="time limit (45)")
     pretrain.add_argument("--passes", type=int, default=3, help="turns read as replies (3)")
     pretrain.add_argument("--epochs", type=int, default=1, help="epochs over those pairs (1)")
+    pretrain.add_argument("--units", type=int, default=384, help="the GRU's hidden size (384)")
     pretrain.add_argument("--vocab-size", type=int, default=4096, help="tokens (4096)")
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.add_argument("--base-version", type=int, default=1, help="version to record (1)")
@@ -119,7 +122,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_pretrain(args: argparse.Namespace) -> int:
     from mimical.model.base_model import BASE_DIR
-    from mimical.model.pretrain import pretrain
+    from mimical.model.pretrain import BASE_CONFIG, pretrain
 
     if args.max_minutes <= 0:
         raise InputError("--max-minutes must be positive")
@@ -127,6 +130,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
         raise InputError("--passes must be at least 1")
     if args.epochs < 1:
         raise InputError("--epochs must be at least 1")
+    if not 16 <= args.units <= 4096:
+        raise InputError("--units must be between 16 and 4096")
     if not 260 < args.vocab_size <= 65536:
         raise InputError("--vocab-size must be between 261 and 65536")
     output = args.output or BASE_DIR
@@ -136,6 +141,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         passes=args.passes,
         epochs=args.epochs,
         vocab_size=args.vocab_size,
+        config=replace(BASE_CONFIG, units=args.units),
         seed=args.seed,
         version=args.base_version,
         progress=True,

@@ -45,6 +45,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 
+from mimical.corpus.schema import OTHER_TURN, OWN_TURN
+
 # Token ids below FIRST_CHAR_ID are special; characters (or byte pieces) follow.
 PAD, UNK, SEP, EOT = 0, 1, 2, 3
 FIRST_CHAR_ID = 4
@@ -354,9 +356,11 @@ def _reply_generator_class():
             # per step instead of a gather and a matmul (the loop is latency-bound).
             kernel, _, bias = self.gru[0]
             self.input_table = tf.Variable(tf.matmul(self.embedding, kernel) + bias[0])  # (V, 3U)
-            # Sampling never emits padding, UNK or SEP.
+            # Sampling never emits padding, UNK, SEP or a turn marker (a reply is one turn:
+            # a marker in it would read as the friend's or the persona's next turn).
+            never = {PAD, UNK, SEP, *tokenizer.encode(OWN_TURN), *tokenizer.encode(OTHER_TURN)}
             self.forbidden = tf.constant(
-                [-1e9 if i in (PAD, UNK, SEP) else 0.0 for i in range(self.vocab_size)]
+                [-1e9 if i in never else 0.0 for i in range(self.vocab_size)]
             )
 
         def initial_state(self, batch):

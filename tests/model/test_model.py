@@ -91,3 +91,26 @@ def test_the_verbatim_guard_spots_training_spans_as_evaluate_counts_them(vocab):
         "",
     ]
     assert generator.recites(tf.constant(texts)).numpy().tolist() == [True, False, False, False]
+
+
+def test_a_reply_never_holds_a_turn_marker_however_likely():
+    """A reply is one turn: a sampled marker would be read as the next turn's speaker."""
+    import tensorflow as tf
+
+    from mimical.corpus.schema import OTHER_TURN, OWN_TURN
+
+    vocab = Vocabulary.from_texts([TEXT, OWN_TURN + OTHER_TURN])
+    config = ModelConfig(units=8, embedding_dim=4, candidates=2)
+    model = build_keras_model(config, vocab.size)
+    weights = network_weights(model, config)
+    for marker in (OWN_TURN, OTHER_TURN):
+        weights["logits_bias"][vocab.encode(marker)[0]] = 50.0  # all but certain
+    generator = reply_generator(weights, vocab, config)
+    replies = generator.reply(
+        tf.constant(["\x1ehey"] * 4),
+        tf.ones([4]),
+        tf.fill([4], 40),
+        tf.range(4, dtype=tf.int64),
+    )["reply"]
+    texts = [r.decode() for r in replies.numpy()]
+    assert all(text and OWN_TURN not in text and OTHER_TURN not in text for text in texts)

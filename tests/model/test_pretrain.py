@@ -69,3 +69,7 @@ def test_cli_pretrain_refuses_bad_options(capsys):
     assert main(["pretrain", "--vocab-size", "100"]) == 2
     assert main(["pretrain", "--passes", "0"]) == 2
     assert "--passes must be at least 1" in capsys.readouterr().err
+    assert main(["pretrain", "--epochs", "0"]) == 2
+    assert "--epochs must be at least 1" in capsys.readouterr().err
+    assert main(["pretrain", "--units", "8"]) == 2
+    assert "--units must be between 16 and 4096" in capsys.readouterr().err
