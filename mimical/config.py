@@ -167,6 +167,17 @@ class Settings:
     def storage_root(self) -> str:
         return self.storage_url or (self.home / "storage").as_uri()
 
+    def check_someone_answers(self) -> None:
+        """Refuse a process that would store Messenger events in memory and never answer
+        them: with no worker threads, only `mimical messenger respond` answers, from Redis."""
+        from mimical.errors import InputError
+
+        if self.messenger_workers < 1 and not self.redis_url:
+            raise InputError(
+                "MIMICAL_MESSENGER_WORKERS=0 leaves Messenger events to `mimical messenger "
+                "respond`, which needs the queue in Redis: set REDIS_URL"
+            )
+
     def with_overrides(self, **overrides) -> Settings:
         return replace(self, **overrides)
 

@@ -40,7 +40,7 @@ COMPONENTS = {
     "api": "mimical.web.api",
     "suggestions": "mimical.web.suggestions",  # needs `api` (its owner check)
     "away": "mimical.web.away",  # needs `api` (its owner check)
-    "webhook": "mimical.web.webhook",
+    "webhook": "mimical.messenger.webhook",
     "chat": "mimical.web.chat",
 }
 
@@ -136,21 +136,10 @@ def create_app(
         module.init_app(app)
         app.register_blueprint(module.blueprint)
     if settings.metrics_port:
-        _serve_metrics(app, settings.metrics_port)
+        from mimical.web.metrics import serve_metrics
+
+        serve_metrics(app, settings.metrics_port)
     return app
-
-
-def _serve_metrics(app: Flask, port: int) -> None:
-    """The metrics port (`mimical.web.metrics`), or a clear error when it is taken."""
-    from mimical.errors import InputError, UnavailableError
-    from mimical.web.metrics import serve_metrics
-
-    if not 0 < port < 65536:
-        raise InputError(f"the metrics port (MIMICAL_METRICS_PORT) must be 1-65535, not {port}")
-    try:
-        serve_metrics(app, port)
-    except OSError as error:
-        raise UnavailableError(f"cannot serve metrics on port {port}: {error}") from None
 
 
 def get_settings(app: Flask | None = None) -> Settings:

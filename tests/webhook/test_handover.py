@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from mimical.dialog.engine import HELP
-from mimical.web.messenger import HANDED_OVER
+from mimical.messenger.responder import HANDED_OVER
 from tests.webhook.conftest import message_event, page_payload, post_signed, wait_until_answered
 from tests.webhook.test_graph_errors import metric
 from tests.webhook.test_routing import OUR_APP, PAGE_INBOX, admin_echo, say, thread_control

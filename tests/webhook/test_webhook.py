@@ -8,7 +8,7 @@ import json
 import uuid
 
 from mimical.dialog.engine import GREETING, HELP, SHOW_ALL_HINT
-from mimical.web.messenger import NOT_TEXT, split_message
+from mimical.messenger.responder import NOT_TEXT, split_message
 from tests.serving.fixtures import PUBLIC
 from tests.webhook.conftest import (
     APP_SECRET,
