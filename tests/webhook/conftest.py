@@ -13,7 +13,6 @@ from mimical.testing.fake_graph import FakeGraphApi
 from mimical.web import create_app
 from mimical.web.dialog_app import close_dialog
 from mimical.web.resources import close_resources
-from tests.serving.fixtures import *  # noqa: F403 (shared chat fixtures)
 
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"

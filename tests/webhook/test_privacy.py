@@ -17,7 +17,7 @@ from mimical.dialog.engine import (
 )
 from mimical.dialog.sessions import RedisSessionStore
 from mimical.messenger.responder import FORGOTTEN
-from tests.serving.fixtures import PRIVATE, PUBLIC
+from tests.fixtures.chat import PRIVATE, PUBLIC
 from tests.webhook.conftest import message_event, page_payload, post_signed, wait_until_answered
 from tests.webhook.test_graph_errors import metric
 
