@@ -118,6 +118,27 @@ def storage(operator_settings):
 
 
 @pytest.fixture
-def operator(operator_settings, kubectl) -> Iterator[OperatorThread]:
+def job_event_failures(monkeypatch) -> list[Exception]:
+    """What the operator's Job event handler raised (kopf retries it), in order: a signal
+    of our own code that a test can wait for, not kopf's log text. Operators started after
+    it register the wrapped handler (the `operator` fixture asks for it first)."""
+    from mimical.kube import handlers
+
+    failures: list[Exception] = []
+    job_changed = handlers.job_changed
+
+    def recording(*args, **kwargs):
+        try:
+            return job_changed(*args, **kwargs)
+        except Exception as error:
+            failures.append(error)
+            raise
+
+    monkeypatch.setattr(handlers, "job_changed", recording)
+    return failures
+
+
+@pytest.fixture
+def operator(operator_settings, kubectl, job_event_failures) -> Iterator[OperatorThread]:
     with OperatorThread(operator_settings) as running:
         yield running
