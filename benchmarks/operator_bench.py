@@ -32,11 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mimical.testing.apiserver import ApiServerThread, load_crd  # noqa: E402
+from mimical.testing.controlplane import ControlPlane, binary_dir, missing_binaries  # noqa: E402
+from mimical.testing.kubectl import NAMESPACE, Kubectl  # noqa: E402
+from mimical.testing.release import Release, process_env  # noqa: E402
 from mimical.testing.servers import start_moto, stop_server  # noqa: E402
-from tests.cluster.conftest import Release, process_env  # noqa: E402
-from tests.cluster.controlplane import ControlPlane, binary_dir, missing_binaries  # noqa: E402
-from tests.kube.apiserver import ApiServerThread, load_crd  # noqa: E402
-from tests.kube.conftest import NAMESPACE, Kubectl  # noqa: E402
 
 TARGET_SECONDS = 60.0
 TARGET_RSS_MB = 250.0

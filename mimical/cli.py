@@ -24,7 +24,7 @@ COMMAND_MODULES = (
     "mimical.serving.cli",  # serve-models
     "mimical.dialog.cli",  # chat
     "mimical.web.cli",  # serve
-    "mimical.web.messenger_cli",  # messenger setup, messenger respond
+    "mimical.messenger.cli",  # messenger setup, messenger respond
     "mimical.web.password_cli",  # password
     "mimical.web.away_cli",  # away
     "mimical.demo",  # demo

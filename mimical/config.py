@@ -88,6 +88,22 @@ class Settings:
     training_gpu_resource: str = "nvidia.com/gpu"
     training_gpu_node_selector: str = ""
     training_gpu_tolerations: str = ""
+    # One training Job's request, set on the Job by the operator
+    # (`mimical.kube.manifests.training_job`) and read by `mimical.kube.training_job`: the
+    # chatbot (MIMICAL_CHATBOT), its source (MIMICAL_SOURCE: s3:// URL of an export file or
+    # zip, or of a corpus .jsonl), the Job's name (empty: CHATBOT-train), the training
+    # budget (empty: the pipeline's defaults) and the persona's name in the export (MIMICAL_ME).
+    chatbot: str = ""
+    source: str = ""
+    training_job: str = ""
+    training_max_minutes: float | None = None
+    training_epochs: int | None = None
+    me: str = ""
+    # The model-mirror sidecar of the TF Serving pod (`mimical.kube.model_mirror`): the
+    # operator's models.json, the directory TF Serving reads, seconds between passes.
+    mirror_entries: Path = Path("/etc/mimical/serving/models.json")
+    mirror_dir: Path = Path("/models")
+    mirror_interval: float = 15.0
     # Messenger Platform. The Graph API version is part of the URL; each version works
     # for about two years (v26.0, July 2026, is the latest as of this writing).
     graph_api_url: str = "https://graph.facebook.com/v26.0"
@@ -167,6 +183,17 @@ class Settings:
     def storage_root(self) -> str:
         return self.storage_url or (self.home / "storage").as_uri()
 
+    def check_someone_answers(self) -> None:
+        """Refuse a process that would store Messenger events in memory and never answer
+        them: with no worker threads, only `mimical messenger respond` answers, from Redis."""
+        from mimical.errors import InputError
+
+        if self.messenger_workers < 1 and not self.redis_url:
+            raise InputError(
+                "MIMICAL_MESSENGER_WORKERS=0 leaves Messenger events to `mimical messenger "
+                "respond`, which needs the queue in Redis: set REDIS_URL"
+            )
+
     def with_overrides(self, **overrides) -> Settings:
         return replace(self, **overrides)
 
@@ -185,15 +212,33 @@ class Settings:
             variable = next((n for n in names if env.get(n)), None)
             if variable is None:
                 continue
-            raw = env[variable]
-            if f.name.endswith("_rate_limit"):
-                values[f.name] = _checked_rate_limit(variable, raw)
-            elif f.name == "home":
-                values[f.name] = Path(raw).expanduser()
-            elif f.type in ("int", int):
-                values[f.name] = int(raw)
-            elif f.type in ("bool", bool):
-                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-            else:
-                values[f.name] = raw
+            values[f.name] = _parsed(f.name, str(f.type), variable, env[variable])
         return cls(**values)
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def _parsed(name: str, kind: str, variable: str, raw: str):
+    """`raw` as the field's type, or one clear error naming the variable: a typo fails at
+    start-up, not as a wrong default or a crash on first use."""
+    from mimical.errors import InputError
+
+    kind = kind.removesuffix(" | None")
+    if name.endswith("_rate_limit"):
+        return _checked_rate_limit(variable, raw)
+    if kind == "Path":
+        return Path(raw).expanduser()
+    if kind == "bool":
+        word = raw.strip().lower()
+        if word not in TRUE_WORDS + FALSE_WORDS:
+            raise InputError(f"{variable}={raw!r} is not a yes or no; write true or false")
+        return word in TRUE_WORDS
+    if kind in ("int", "float"):
+        try:
+            return int(raw) if kind == "int" else float(raw)
+        except ValueError:
+            what = "a whole number" if kind == "int" else "a number"
+            raise InputError(f"{variable}={raw!r} is not {what}") from None
+    return raw

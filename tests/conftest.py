@@ -18,6 +18,8 @@ pytest_plugins = [
     "tests.fixtures.outage",
     "tests.fixtures.corpus",
     "tests.fixtures.model",
+    "tests.fixtures.chat",
+    "tests.fixtures.web",
 ]
 
 

@@ -22,14 +22,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypedDict
 
-from mimical.corpus.chat import SKIP_REASONS, clean_name
-from mimical.corpus.messenger import MessengerE2EEReader, MessengerReader
+from mimical.corpus.facebook_export import MessengerE2EEReader, MessengerReader
 from mimical.corpus.schema import write_lines
 from mimical.corpus.scrub import KINDS
 from mimical.corpus.segment import GAP_THRESHOLD_SECONDS, SegmentCounts
 from mimical.corpus.sources import open_sources
-from mimical.corpus.telegram import TelegramReader
-from mimical.corpus.whatsapp import WhatsAppReader
+from mimical.corpus.telegram_export import TelegramReader
+from mimical.corpus.threads import SKIP_REASONS, clean_name
+from mimical.corpus.whatsapp_export import WhatsAppReader
 from mimical.corpus.workers import LineMaker, thread_lines
 from mimical.errors import InputError, UnsupportedFormatError
 
@@ -65,7 +65,7 @@ class ImportStats(TypedDict):
     persona_starts: int
     gap_seconds: float
     scrubbed: dict[str, int]  # by kind: email, phone, url, card, iban
-    skipped: dict[str, int]  # by reason, see mimical.corpus.chat.SKIP_REASONS
+    skipped: dict[str, int]  # by reason, see mimical.corpus.threads.SKIP_REASONS
 
 
 def import_exports(

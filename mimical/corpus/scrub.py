@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 from stdnum import iban, luhn
 
-from mimical.corpus.chat import RECORD_SEPARATOR
+from mimical.corpus.threads import RECORD_SEPARATOR
 
 KINDS = ("email", "phone", "url", "card", "iban")
 

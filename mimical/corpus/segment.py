@@ -14,8 +14,8 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from mimical.corpus.chat import ChatThread
 from mimical.corpus.schema import CorpusMessage, utc_time
+from mimical.corpus.threads import ChatThread
 
 GAP_THRESHOLD_SECONDS = 3600
 

@@ -24,11 +24,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mimical.corpus.chat import ChatThread
 from mimical.corpus.schema import record_lines
 from mimical.corpus.scrub import Scrubber
 from mimical.corpus.segment import SegmentCounts, corpus_records
 from mimical.corpus.sources import Source
+from mimical.corpus.threads import ChatThread
 from mimical.errors import TooLargeError
 
 if TYPE_CHECKING:

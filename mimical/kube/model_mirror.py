@@ -15,14 +15,14 @@ Run (the chart's TF Serving pod does; storage settings come from the usual env):
     python -m mimical.kube.model_mirror --entries /etc/mimical/serving/models.json --dir /models
     python -m mimical.kube.model_mirror --once ...   # one pass, e.g. as an init container
 
-Each flag can also be set as env `MIMICAL_MIRROR_ENTRIES` / `_DIR` / `_INTERVAL`.
+Each flag defaults to its `Settings` field (`mirror_entries`, `mirror_dir`,
+`mirror_interval`: env `MIMICAL_MIRROR_ENTRIES` / `_DIR` / `_INTERVAL`).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shutil
 import sys
 import time
@@ -122,45 +122,54 @@ def mirror_once(
     return served
 
 
-def run(entries_path: Path, directory: Path, interval: float, once: bool) -> None:
-    storage = open_storage(settings=Settings.from_env())
+def run(settings: Settings, once: bool) -> None:
+    storage = open_storage(settings=settings)
+    directory = settings.mirror_dir
     directory.mkdir(parents=True, exist_ok=True)
     served: dict[str, int] = {}
     while True:
-        served = mirror_once(storage, read_entries(entries_path), directory, served)
+        served = mirror_once(storage, read_entries(settings.mirror_entries), directory, served)
         if once:
             return
-        time.sleep(interval)
+        time.sleep(settings.mirror_interval)
 
 
 def main(argv: list[str] | None = None) -> int:
-    env = os.environ
+    defaults = Settings()
     parser = argparse.ArgumentParser(
         prog="python -m mimical.kube.model_mirror", description=__doc__
     )
     parser.add_argument(
         "--entries",
         type=Path,
-        default=Path(env.get("MIMICAL_MIRROR_ENTRIES", "/etc/mimical/serving/models.json")),
-        help="the operator's models.json (name -> version)",
+        help="the operator's models.json, name -> version (default MIMICAL_MIRROR_ENTRIES,"
+        f" else {defaults.mirror_entries})",
     )
     parser.add_argument(
         "--dir",
         type=Path,
-        default=Path(env.get("MIMICAL_MIRROR_DIR", "/models")),
-        help="local model directory TF Serving reads",
+        help="local model directory TF Serving reads (default MIMICAL_MIRROR_DIR, else"
+        f" {defaults.mirror_dir})",
     )
     parser.add_argument(
         "--interval",
         type=float,
-        default=float(env.get("MIMICAL_MIRROR_INTERVAL", "15")),
-        help="seconds between passes",
+        help="seconds between passes (default MIMICAL_MIRROR_INTERVAL, else"
+        f" {defaults.mirror_interval:g})",
     )
     parser.add_argument("--once", action="store_true", help="one pass, then exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        run(args.entries, args.dir, args.interval, args.once)
+        flags = {
+            "mirror_entries": args.entries,
+            "mirror_dir": args.dir,
+            "mirror_interval": args.interval,
+        }
+        settings = Settings.from_env().with_overrides(
+            **{name: value for name, value in flags.items() if value is not None}
+        )
+        run(settings, args.once)
     except MimicalError as error:
         print(f"model-mirror: error: {error}", file=sys.stderr)
         return 2

@@ -3,11 +3,11 @@
     python training_image/entrypoint.py          # in the training image, env set by the Job
     python -m mimical.kube.training_job          # the same, from a checkout
 
-The operator sets the environment (see `mimical.kube.manifests.training_job`):
-MIMICAL_CHATBOT, MIMICAL_SOURCE (s3://bucket/key of an export file or zip, or of a
-corpus .jsonl), MIMICAL_TRAINING_JOB, MIMICAL_TRAINING_MAX_MINUTES,
-MIMICAL_TRAINING_EPOCHS, MIMICAL_ME (the persona's name in the export, optional),
-MIMICAL_STORAGE_URL and the S3 credentials.
+The operator sets the environment (see `mimical.kube.manifests.training_job`), read
+like every process's through `Settings.from_env`: MIMICAL_CHATBOT, MIMICAL_SOURCE
+(s3://bucket/key of an export file or zip, or of a corpus .jsonl), MIMICAL_TRAINING_JOB,
+MIMICAL_TRAINING_MAX_MINUTES, MIMICAL_TRAINING_EPOCHS, MIMICAL_ME (the persona's name in
+the export, optional), MIMICAL_STORAGE_URL and the S3 credentials.
 
 Results go to storage (layout in `mimical.storage`): the corpus to
 `corpora/NAME/VERSION.jsonl`, the SavedModel to `models/NAME/VERSION/` with
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -65,23 +64,20 @@ class TrainingRequest:
     me: str | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> TrainingRequest:
-        env = os.environ if env is None else env
-        missing = [key for key in ("MIMICAL_CHATBOT", "MIMICAL_SOURCE") if not env.get(key)]
+    def from_settings(cls, settings: Settings) -> TrainingRequest:
+        """The request the operator put in the Job's environment (`Settings.chatbot`,
+        `source`, `training_job`, `training_max_minutes`, `training_epochs`, `me`)."""
+        given = {"MIMICAL_CHATBOT": settings.chatbot, "MIMICAL_SOURCE": settings.source}
+        missing = [variable for variable, value in given.items() if not value]
         if missing:
             raise InputError(f"training job: {' and '.join(missing)} not set")
-        chatbot = env["MIMICAL_CHATBOT"]
         return cls(
-            chatbot=chatbot,
-            source=env["MIMICAL_SOURCE"],
-            job_name=env.get("MIMICAL_TRAINING_JOB") or f"{chatbot}-train",
-            max_minutes=float(env["MIMICAL_TRAINING_MAX_MINUTES"])
-            if env.get("MIMICAL_TRAINING_MAX_MINUTES")
-            else None,
-            epochs=int(env["MIMICAL_TRAINING_EPOCHS"])
-            if env.get("MIMICAL_TRAINING_EPOCHS")
-            else None,
-            me=env.get("MIMICAL_ME") or None,
+            chatbot=settings.chatbot,
+            source=settings.source,
+            job_name=settings.training_job or f"{settings.chatbot}-train",
+            max_minutes=settings.training_max_minutes,
+            epochs=settings.training_epochs,
+            me=settings.me or None,
         )
 
 
@@ -154,10 +150,10 @@ def run(
 
 def main(env: dict[str, str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = Settings.from_env(env)
     progress = None
     try:
-        request = TrainingRequest.from_env(env)
+        settings = Settings.from_env(env)
+        request = TrainingRequest.from_settings(settings)
         progress = ProgressFile(open_storage(settings.storage_url, settings), request)
         result = run(request, settings, progress)
     except MimicalError as error:

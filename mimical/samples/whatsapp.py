@@ -1,6 +1,6 @@
 """Sample WhatsApp "Export chat" files (Android .txt or .zip, iOS .zip with `_chat.txt`).
 
-Used by `mimical.samples.writers`; the quirks are the ones `mimical.corpus.whatsapp`
+Used by `mimical.samples.writers`; the quirks are the ones `mimical.corpus.whatsapp_export`
 reads: three date/clock styles per platform, German texts, U+202F before AM/PM, U+200E
 marks on iOS, "~ Name" senders, BOM, CRLF, media/deleted/call/notice lines.
 """

@@ -1,7 +1,7 @@
 """Render a `SamplePlan` in each export format, with the format's real-world quirks.
 
 Used by `mimical.samples.export.write_sample_export`; see the reader modules
-(`mimical.corpus.messenger`, `whatsapp`, `telegram`) for what each quirk is.
+(`mimical.corpus.facebook_export`, `whatsapp_export`, `telegram_export`) for what each quirk is.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 
 VERSION = "v26.0"
 APP_ID = "1234567890"
-# What `mimical messenger setup` needs (`mimical.web.messenger_cli.REQUIRED_PERMISSIONS`).
+# What `mimical messenger setup` needs (`mimical.messenger.cli.REQUIRED_PERMISSIONS`).
 PAGE_SCOPES = ["pages_messaging", "pages_manage_metadata", "pages_show_list"]
 APP_FIELDS = ["message_echoes", "messages", "messaging_handovers", "messaging_postbacks", "standby"]
 

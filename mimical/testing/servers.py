@@ -1,5 +1,6 @@
 """Real servers on loopback for tests and benchmarks: Redis, S3 (moto in server mode),
-our images' commands, and event-driven waits for them (`wait_for`, `wait_for_port`)."""
+our images' commands, a WSGI app on a port (`serving_wsgi`), and event-driven waits for
+them (`wait_for`, `wait_for_port`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -18,6 +21,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def serving_wsgi(app) -> Iterator[str]:
+    """`app` served over HTTP on a free loopback port, in a thread, while the block runs;
+    yields its base URL (for browsers, command lines and racing clients)."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def wait_for(what: str, check: Callable[[], object], timeout: float = 60.0):

@@ -40,7 +40,7 @@ COMPONENTS = {
     "api": "mimical.web.api",
     "suggestions": "mimical.web.suggestions",  # needs `api` (its owner check)
     "away": "mimical.web.away",  # needs `api` (its owner check)
-    "webhook": "mimical.web.webhook",
+    "webhook": "mimical.messenger.webhook",
     "chat": "mimical.web.chat",
 }
 
@@ -82,7 +82,6 @@ def create_app(
     test_config: dict | None = None,
 ) -> Flask:
     from flask import Flask, request
-    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     app = Flask(__name__)
@@ -102,6 +101,24 @@ def create_app(
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response
+
+    _answer_errors_in_json(app)
+    for name in components:
+        module = importlib.import_module(COMPONENTS[name])
+        module.init_app(app)
+        app.register_blueprint(module.blueprint)
+    if settings.metrics_port:
+        from mimical.web.metrics import serve_metrics
+
+        serve_metrics(app, settings.metrics_port)
+    return app
+
+
+def _answer_errors_in_json(app: Flask) -> None:
+    """Every error in the one JSON shape (`error_response`); 5xx say only that a service
+    is unavailable, their detail goes to the log."""
+    from flask import request
+    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
     @app.errorhandler(RequestEntityTooLarge)
     def handle_too_large(error):
@@ -130,27 +147,6 @@ def create_app(
             (name, value) for name, value in error.get_headers() if name != "Content-Type"
         )
         return response, status
-
-    for name in components:
-        module = importlib.import_module(COMPONENTS[name])
-        module.init_app(app)
-        app.register_blueprint(module.blueprint)
-    if settings.metrics_port:
-        _serve_metrics(app, settings.metrics_port)
-    return app
-
-
-def _serve_metrics(app: Flask, port: int) -> None:
-    """The metrics port (`mimical.web.metrics`), or a clear error when it is taken."""
-    from mimical.errors import InputError, UnavailableError
-    from mimical.web.metrics import serve_metrics
-
-    if not 0 < port < 65536:
-        raise InputError(f"the metrics port (MIMICAL_METRICS_PORT) must be 1-65535, not {port}")
-    try:
-        serve_metrics(app, port)
-    except OSError as error:
-        raise UnavailableError(f"cannot serve metrics on port {port}: {error}") from None
 
 
 def get_settings(app: Flask | None = None) -> Settings:

@@ -86,11 +86,10 @@ def close_app(app) -> None:
 def run(args: argparse.Namespace) -> int:
     from mimical.config import Settings
     from mimical.errors import UnavailableError
-    from mimical.web.event_queue import check_someone_answers
     from mimical.web.server import run_gunicorn
 
     settings = Settings.from_env()
-    check_someone_answers(settings)
+    settings.check_someone_answers()
     train_options = {
         key: value
         for key, value in (("max_minutes", args.max_minutes), ("epochs", args.epochs))

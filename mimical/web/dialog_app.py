@@ -1,10 +1,11 @@
 """Per-app chat resources shared by the `webhook` and `chat` components.
 
 Each Flask app gets one model connection (the configured model server, or one
-started in-process in embedded mode), one `DialogEngine` on the app's registry
-(`resources.get_registry()`, which builds no orchestrator),
-and one Messenger worker, created on first use and kept in
-`app.extensions["mimical_dialog"]`. `close_dialog(app)` stops them (tests, shutdown).
+started in-process in embedded mode) and one `DialogEngine` on the app's registry
+(`resources.get_registry()`, which builds no orchestrator), created on first use and
+kept in `app.extensions["mimical_dialog"]`; the webhook keeps its Messenger worker
+there too (`mimical.messenger.webhook.get_messenger`). `close_dialog(app)` stops them
+(tests, shutdown).
 """
 
 from __future__ import annotations
@@ -46,32 +47,6 @@ def get_engine():
         )
 
     return get_resource("engine", make)
-
-
-def get_messenger():
-    """The Messenger worker: stores webhook events and, with `Settings.messenger_workers`
-    threads, answers them through the Send API."""
-
-    def make(app: Flask):
-        from mimical.web.away import get_away_windows, owner_page
-        from mimical.web.messenger import MessengerWorker
-        from mimical.web.page_health import MessengerMetrics
-
-        def engine():
-            with app.app_context():
-                return get_engine()
-
-        settings = get_settings(app)
-        return MessengerWorker(
-            engine,
-            settings,
-            metrics=MessengerMetrics(app.extensions.get("mimical_metrics")),
-            queue_options=app.config["MIMICAL_MESSENGER_QUEUE_OPTIONS"],
-            graph_options=app.config["MIMICAL_MESSENGER_GRAPH_OPTIONS"],
-            owner_page=owner_page(settings, get_away_windows(), get_registry()),
-        )
-
-    return get_resource("messenger", make)
 
 
 def close_dialog(app: Flask) -> None:

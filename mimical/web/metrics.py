@@ -6,7 +6,7 @@ live on the metrics port (`Settings.metrics_port`, `MIMICAL_METRICS_PORT`; 0: no
 which has no authentication and is meant to be reached only inside the cluster (the
 chart's NetworkPolicy admits only the monitoring namespace). Every process that
 serves HTTP — `mimical serve`, the backend and webhook images, the Messenger
-responder — starts the same small server (`serve_metrics`):
+responder — starts the same small server (`serve_monitoring`):
 
     GET :9090/metrics   Prometheus text
     GET :9090/readyz    200, or 503 with why (buckets, paths, hosts: for operators)
@@ -31,6 +31,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from flask import Flask, g, request
 
@@ -110,21 +111,31 @@ def scraped_registry(app: Flask):
 
 
 def metrics_wsgi(app: Flask):
-    """The metrics port's WSGI app: `/metrics`, and `/readyz` (503 with the reason),
-    for monitoring; anything else is 404."""
-    from prometheus_client import make_wsgi_app
-
+    """The metrics port's WSGI app of a web app: its scraped counts, and `/readyz`
+    from its components' readiness checks (`mimical.web.health`)."""
     from mimical.web.health import readiness_problem
 
-    metrics = make_wsgi_app(scraped_registry(app))
+    def problem() -> str | None:
+        with app.app_context():
+            return readiness_problem(app)
+
+    return monitoring_wsgi(scraped_registry(app), problem)
+
+
+def monitoring_wsgi(registry, readiness: Callable[[], str | None]):
+    """A metrics port's WSGI app: `/metrics` (`registry` in Prometheus text), and
+    `/readyz` (503 with `readiness()`'s problem, for operators); anything else is 404.
+    Needs no web app: the Messenger responder serves its own."""
+    from prometheus_client import make_wsgi_app
+
+    metrics = make_wsgi_app(registry)
 
     def wsgi(environ, start_response):
         path = environ.get("PATH_INFO")
         if path == "/metrics":
             return metrics(environ, start_response)
         if path == "/readyz":
-            with app.app_context():
-                problem = readiness_problem(app)
+            problem = readiness()
             answer = {"error": "unavailable", "message": f"not ready: {problem}"}
             status = "503 Service Unavailable" if problem else "200 OK"
             body = answer if problem else {"status": "ok"}
@@ -138,19 +149,31 @@ def metrics_wsgi(app: Flask):
 
 
 def serve_metrics(app: Flask, port: int) -> int:
-    """Serve `metrics_wsgi(app)` on `port` (0: a free one) of every interface, in a
-    thread, until `close_resources(app)`; returns the port.
+    """Serve `metrics_wsgi(app)` on `port` until `close_resources(app)`; returns the port."""
+    from mimical.web.resources import app_resources
+
+    server = serve_monitoring(metrics_wsgi(app), port)
+    app_resources(app)["metrics_server"] = server
+    return server.socket.getsockname()[1]
+
+
+def serve_monitoring(wsgi, port: int):
+    """Serve `wsgi` on `port` (0: a free one) of every interface, in a thread; returns
+    the server (`shutdown()` and `server_close()` stop it), or a clear error when the
+    port is out of range or taken.
 
     The socket allows other processes to bind the same port (`SO_REUSEPORT`): each
     gunicorn worker serves it, and the kernel spreads scrapes among them."""
     from werkzeug.serving import WSGIRequestHandler, make_server
 
-    from mimical.web.resources import app_resources
+    from mimical.errors import InputError, UnavailableError
 
     class QuietHandler(WSGIRequestHandler):
         def log_request(self, *args) -> None:
             """A line per scrape would bury the log; errors are still logged."""
 
+    if not 0 <= port < 65536:
+        raise InputError(f"the metrics port (MIMICAL_METRICS_PORT) must be 1-65535, not {port}")
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -158,15 +181,11 @@ def serve_metrics(app: Flask, port: int) -> int:
         listener.bind(("0.0.0.0", port))
         listener.listen(64)
         server = make_server(
-            "0.0.0.0",
-            port,
-            metrics_wsgi(app),
-            threaded=True,
-            request_handler=QuietHandler,
-            fd=listener.fileno(),
+            "0.0.0.0", port, wsgi, threaded=True, request_handler=QuietHandler, fd=listener.fileno()
         )
+    except OSError as error:
+        raise UnavailableError(f"cannot serve metrics on port {port}: {error}") from None
     finally:
         listener.close()  # the server holds its own copy of the socket
-    app_resources(app)["metrics_server"] = server
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server.socket.getsockname()[1]
+    return server

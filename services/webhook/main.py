@@ -12,8 +12,9 @@ events, and `mimical messenger respond` beside it answers them.
 
 import atexit
 
+from mimical.messenger.webhook import get_messenger
 from mimical.web import create_app
-from mimical.web.dialog_app import close_dialog, get_messenger
+from mimical.web.dialog_app import close_dialog
 from mimical.web.server import BodyReadTimeout
 
 COMPONENTS = ["webhook", "chat"]

@@ -3,11 +3,9 @@ one in the future, and it ends by itself, when closed, or when the password chan
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from werkzeug.serving import make_server
 
 from mimical.cli import main
 from mimical.dialog.sessions import MemorySessionStore
@@ -30,25 +28,14 @@ def tokens(settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def away_app(make_app, settings, tokens):
+def app(make_app, settings, tokens):
     settings = settings.with_overrides(messenger_page_owner="alice")
     return make_app(settings, components=("api", "away"))
 
 
 @pytest.fixture
-def client(away_app):
-    return away_app.test_client()
-
-
-@pytest.fixture
-def live_url(away_app):
-    server = make_server("127.0.0.1", 0, away_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def client(app):
+    return app.test_client()
 
 
 def iso(delta: timedelta) -> str:

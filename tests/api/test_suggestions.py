@@ -12,7 +12,7 @@ from mimical.config import Settings
 from mimical.corpus.scrub import Scrubber
 from mimical.orchestration import open_registry
 from mimical.web.suggestions import Turn, distinct_drafts, model_context
-from tests.serving.fixtures import PUBLIC, served_models  # noqa: F401 (fixture)
+from tests.fixtures.chat import PUBLIC
 
 URL = f"/api/chatbots/{PUBLIC}/suggestions"
 TURNS = [
@@ -23,7 +23,7 @@ TURNS = [
 
 
 @pytest.fixture
-def suggest_settings(tmp_path, served_models, redis_url) -> Settings:  # noqa: F811
+def suggest_settings(tmp_path, served_models, redis_url) -> Settings:
     """A home of its own, the shared tiny-model server, and Redis for the rate limits."""
     return Settings(home=tmp_path / "home", model_server=served_models.target, redis_url=redis_url)
 
@@ -205,7 +205,7 @@ def test_distinct_drafts_drop_empty_and_repeated_and_ask_once_more():
     assert distinct_drafts(lambda count: next(stubborn), 2) == ["x"]
 
 
-def test_the_model_answers_n_candidates_in_one_call(served_models):  # noqa: F811
+def test_the_model_answers_n_candidates_in_one_call(served_models):
     replies = served_models.client.replies(PUBLIC, "hey, how are you?", 4, max_chars=50)
     assert len(replies) == 4 and all(isinstance(reply, str) for reply in replies)
     assert all(len(reply) <= 50 for reply in replies)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cluster.controlplane import ROOT, ControlPlane
+from mimical.testing.controlplane import ROOT, ControlPlane
 
 NODE = "test-node"
 
@@ -102,7 +102,7 @@ def report_exit(core, pod: dict, exit_code: int, started: str, message: str = ""
 
 
 def pod_env(control_plane: ControlPlane, namespace: str, pod: dict) -> dict[str, str]:
-    from tests.cluster.conftest import container_env
+    from mimical.testing.release import container_env
 
     return container_env(control_plane, namespace, pod["spec"]["containers"][0])
 

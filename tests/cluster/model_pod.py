@@ -17,8 +17,8 @@ import sys
 import threading
 from pathlib import Path
 
+from mimical.testing.controlplane import ROOT, ControlPlane
 from mimical.testing.servers import free_port
-from tests.cluster.controlplane import ROOT, ControlPlane
 
 # How often the mirror copies and the model server rescans (the chart's are 15 s / 30 s).
 PASS_SECONDS = "1"
@@ -98,7 +98,8 @@ class ModelPod:
         }
 
     def start(self) -> ModelPod:
-        from tests.cluster.conftest import FULLNAME, ServiceProcess, container_env
+        from mimical.testing.release import FULLNAME, container_env
+        from tests.cluster.conftest import ServiceProcess
 
         namespace = self.release.namespace
         (self.models / "models").mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
+from mimical.testing.controlplane import ROOT
 from tests.cluster.conftest import helm_install, restricted_namespace, save_listing
-from tests.cluster.controlplane import ROOT
 from tests.deploy.conftest import VARIANTS
 
 INSTALLED_VARIANTS = ("default", "gpu", "external")

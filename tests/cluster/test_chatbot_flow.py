@@ -17,7 +17,8 @@ import requests
 
 from mimical.errors import NotFoundError
 from mimical.serving.client import ModelClient
-from tests.cluster.conftest import FULLNAME, save_listing
+from mimical.testing.release import FULLNAME
+from tests.cluster.conftest import save_listing
 from tests.cluster.kubelet import run_training_pod
 
 

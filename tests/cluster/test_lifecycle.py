@@ -15,13 +15,12 @@ import uuid
 import boto3
 import yaml
 
+from mimical.testing.release import FULLNAME, Release
 from tests.cluster.conftest import (
     CHART,
-    FULLNAME,
     IRSA_VALUE_KEY,
     RELEASE,
     TRAINING_ROLE,
-    Release,
     helm_install,
     model_pod,
     operator_process,

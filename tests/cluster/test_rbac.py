@@ -16,7 +16,7 @@ import pytest
 from mimical.config import Settings
 from mimical.kube.manifests import training_job
 from mimical.kube.rbac import RULES
-from tests.cluster.conftest import FULLNAME
+from mimical.testing.release import FULLNAME
 
 COMPONENTS = ["operator", "backend", "webhook", "tfserving", "training"]
 

@@ -14,14 +14,8 @@ import uuid
 import boto3
 import yaml
 
-from tests.cluster.conftest import (
-    CHART,
-    FULLNAME,
-    RELEASE,
-    Release,
-    operator_process,
-    restricted_namespace,
-)
+from mimical.testing.release import FULLNAME, Release
+from tests.cluster.conftest import CHART, RELEASE, operator_process, restricted_namespace
 from tests.cluster.test_chatbot_flow import get_json, served_models
 from tests.cluster.test_lifecycle import CRD_UPGRADE
 

@@ -9,7 +9,8 @@ path, not a status written by the test).
 from __future__ import annotations
 
 from mimical.kube.manifests import JOB_BACKOFF_LIMIT
-from tests.cluster.conftest import FULLNAME, IRSA_ANNOTATION, TRAINING_ROLE
+from mimical.testing.release import FULLNAME
+from tests.cluster.conftest import IRSA_ANNOTATION, TRAINING_ROLE
 from tests.cluster.kubelet import run_training_pod
 from tests.cluster.test_chatbot_flow import get_json, stored_keys
 from tests.cluster.test_operator_restart import apply_chatbot, delete_chatbot, upload_corpus

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from mimical.corpus.chat import ChatMessage, ChatThread
 from mimical.corpus.schema import CorpusMessage, read_corpus, record_lines, write_lines
 from mimical.corpus.segment import GAP_THRESHOLD_SECONDS, SegmentCounts, corpus_records
+from mimical.corpus.threads import ChatMessage, ChatThread
 from mimical.samples.gaps import gap_table
 
 

@@ -18,10 +18,6 @@ import yaml
 from mimical.config import Settings
 from tests.deploy.conftest import CHART, VARIANTS, pod_specs, render
 
-# MIMICAL_* variables the chart sets that are read outside `Settings`: the
-# model-mirror sidecar's flags (mimical/kube/model_mirror.py).
-EXTRA_MIMICAL_ENV = {"MIMICAL_MIRROR_ENTRIES", "MIMICAL_MIRROR_DIR", "MIMICAL_MIRROR_INTERVAL"}
-
 
 def kubernetes_version() -> str:
     return kubernetes_validate.latest_version()
@@ -139,7 +135,7 @@ def test_replicated_workloads_have_disruption_budgets(rendered):
 def test_env_names_match_settings(rendered):
     """A misspelt MIMICAL_* variable would be silently ignored by Settings.from_env."""
     variant, objects = rendered
-    known = {f"MIMICAL_{field.name.upper()}" for field in fields(Settings)} | EXTRA_MIMICAL_ENV
+    known = {f"MIMICAL_{field.name.upper()}" for field in fields(Settings)}
     for name, spec in pod_specs(objects):
         for container in spec.get("initContainers", []) + spec["containers"]:
             for env in container.get("env", []):

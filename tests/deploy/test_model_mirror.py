@@ -153,3 +153,16 @@ def test_a_trained_model_answers_over_grpc_from_the_mirror(storage, tiny_model, 
         finally:
             client.close()
     assert isinstance(reply, str)
+
+
+def test_command_reports_a_bad_interval_in_one_line(tmp_path, s3_endpoint):
+    """The sidecar reads its flags' defaults from `Settings`, which refuses a bad value."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mimical.kube.model_mirror", "--once"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MIMICAL_MIRROR_INTERVAL": "often"},
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "model-mirror: error: MIMICAL_MIRROR_INTERVAL='often' is not a number\n"

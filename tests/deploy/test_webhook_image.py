@@ -61,10 +61,10 @@ import sys
 
 sys.path.insert(0, "services/webhook")
 import main  # the image's entry file
+from mimical.config import Settings
 from mimical.kube import model_mirror  # the sidecar the same image runs
+from mimical.messenger.cli import Responder, run_respond  # the responder's process
 from mimical.web.dialog_app import get_engine
-from mimical.web.messenger_cli import run_respond
-from mimical.web.metrics import serve_metrics  # the responder's metrics port
 
 wsgi = main.create_service_app()
 app = wsgi.app
@@ -72,7 +72,8 @@ client = app.test_client()
 assert client.get("/chat").status_code == 200
 assert client.get("/messenger/privacy").status_code == 200
 with app.app_context():
-    engine = get_engine()  # what a responder makes before its first answer
+    engine = get_engine()  # what the web chat makes before its first answer
+engine = Responder(Settings.from_env()).engine()  # what a responder makes before answering
 print(sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")}))
 """
 

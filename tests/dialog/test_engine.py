@@ -20,7 +20,7 @@ from mimical.dialog.sessions import MemorySessionStore, PasswordTries, RedisSess
 from mimical.errors import InputError
 from mimical.serving.client import ModelClient
 from mimical.testing.servers import free_port
-from tests.serving.fixtures import BUILDING, PASSWORD, PRIVATE, PUBLIC
+from tests.fixtures.chat import BUILDING, PASSWORD, PRIVATE, PUBLIC
 
 NOW_CHATTING_TINY = 'You are now chatting with Tiny. Type "%restart" to pick a new persona.'
 

@@ -15,7 +15,7 @@ from mimical.dialog.cli import chat_in_terminal
 from mimical.dialog.engine import GREETING, PASSWORD_PROMPT, SHOW_ALL_HINT, DialogEngine
 from mimical.dialog.sessions import MemorySessionStore, PasswordTries
 from mimical.quiet import NATIVE_LOG_LINE, QUIET_ENV
-from tests.serving.fixtures import PASSWORD, PRIVATE, PUBLIC
+from tests.fixtures.chat import PASSWORD, PRIVATE, PUBLIC
 
 
 def scripted(lines):

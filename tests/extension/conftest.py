@@ -18,18 +18,10 @@ from pathlib import Path
 import pytest
 
 from mimical.testing.servers import free_port, stop_server, wait_for_port
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_FLAGS
 
 REPO = Path(__file__).resolve().parents[2]
 EXTENSION = REPO / "extension"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # The popup's own width (popup.css); the height fits a card plus the form.
 POPUP_VIEWPORT = {"width": 360, "height": 720}
 

@@ -36,9 +36,8 @@ import requests
 
 from mimical.config import Settings
 from mimical.orchestration import open_registry
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.extension.conftest import (
-    CHROMIUM,
-    CHROMIUM_FLAGS,
     EXTENSION,
     REPO,
     close_options_opened_on_install,

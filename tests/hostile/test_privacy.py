@@ -24,8 +24,7 @@ from mimical.dialog.engine import (
 )
 from mimical.web.chat import VISITOR_COOKIE
 from mimical.web.dialog_app import get_engine
-from tests.serving.fixtures import *  # noqa: F403 (chat_settings, personas, served_models)
-from tests.serving.fixtures import PASSWORD, PRIVATE
+from tests.fixtures.chat import PASSWORD, PRIVATE
 
 GENERIC = "build failed: the export could not be used (the owner token shows why)"
 # Three WhatsApp chats with nobody in all of them: "who is me" is ambiguous, and the

@@ -22,7 +22,7 @@ from mimical.kube.manifests import (
     training_job_name,
 )
 from mimical.kube.status import merge_conditions
-from tests.kube.apiserver import load_crd
+from mimical.testing.apiserver import load_crd
 
 ROOT = Path(__file__).parents[2]
 K8S_VERSION = "1.30"

@@ -8,7 +8,6 @@ controller does; the operator does the rest on its own.
 from __future__ import annotations
 
 import dataclasses
-import logging
 
 import kubernetes_validate
 
@@ -248,16 +247,8 @@ def test_chatbot_without_source_waits_pending_until_one_is_set(operator, kubectl
     assert env["MIMICAL_ME"] == "Ivy"
 
 
-def handler_failed(caplog, handler_id: str) -> bool:
-    """Whether kopf logged that the handler `handler_id` failed (it retries or gives up)."""
-    return any(
-        record.levelno >= logging.ERROR and f"Handler '{handler_id}' failed" in record.getMessage()
-        for record in list(caplog.records)
-    )
-
-
 def test_an_outcome_the_job_event_could_not_record_is_recorded_later(
-    kubectl, storage, operator_settings, s3_link, caplog
+    kubectl, storage, operator_settings, s3_link, job_event_failures
 ):
     # The operator reaches S3 through a link the test can cut; the test writes directly.
     settings = dataclasses.replace(operator_settings, s3_endpoint_url=s3_link.url)
@@ -269,7 +260,7 @@ def test_an_outcome_the_job_event_could_not_record_is_recorded_later(
         upload_model(storage, "jack", 1)
         s3_link.cut()
         kubectl.finish_job("jack-train-1", succeeded=True)
-        wait_for("the Job event handler to fail", lambda: handler_failed(caplog, "training-job"))
+        wait_for("the Job event handler to fail", lambda: job_event_failures)
         assert kubectl.chatbot("jack")["status"]["phase"] == "Training"
 
         # ...and the progress timer records it once S3 is back.

@@ -13,7 +13,7 @@ from mimical.kube import API_VERSION
 from mimical.kube.manifests import serving_config_data, serving_entries
 from mimical.testing.servers import free_port, wait_for
 from tests.kube.conftest import OperatorThread
-from tests.kube.test_operator import conditions, handler_failed, phase_of, upload_model
+from tests.kube.test_operator import conditions, phase_of, upload_model
 
 
 def test_a_source_of_another_persona_is_refused_without_a_job(operator, kubectl):
@@ -37,7 +37,7 @@ def test_a_training_image_off_the_allow_list_is_refused_without_a_job(operator, 
 
 
 def test_a_job_that_failed_while_s3_was_down_is_recorded_once_it_is_back(
-    operator, kubectl, s3_bucket, s3_endpoint, caplog
+    operator, kubectl, s3_bucket, s3_endpoint, job_event_failures
 ):
     """The Job's event comes while the operator cannot read storage (its pod could not
     write its last words either): the progress timer records the failure later."""
@@ -46,7 +46,7 @@ def test_a_job_that_failed_while_s3_was_down_is_recorded_once_it_is_back(
     phase_of(kubectl, "nina", "Training")
     s3.delete_bucket(Bucket=s3_bucket)  # empty so far: storage is "down"
     kubectl.finish_job("nina-train-1", False, "BackoffLimitExceeded", "pod failed twice")
-    wait_for("the Job event handler to fail", lambda: handler_failed(caplog, "training-job"))
+    wait_for("the Job event handler to fail", lambda: job_event_failures)
     assert kubectl.chatbot("nina")["status"]["phase"] == "Training"
 
     s3.create_bucket(Bucket=s3_bucket)

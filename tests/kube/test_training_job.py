@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from mimical.build import read_failure
+from mimical.config import Settings
 from mimical.kube import artifacts
 from mimical.kube.training_job import TrainingRequest, main, run
 from mimical.storage import model_versions, next_version, progress_key
@@ -35,7 +36,7 @@ def test_export_on_s3_becomes_a_versioned_model(operator_settings, storage, expo
 
     storage.put_file("uploads/alice/1/messenger.zip", export_zip)
     source = storage.url("uploads/alice/1/messenger.zip")
-    request = TrainingRequest.from_env(job_env(operator_settings, source))
+    request = TrainingRequest.from_settings(Settings.from_env(job_env(operator_settings, source)))
     assert (request.epochs, request.job_name) == (1, "alice-train-1")
 
     result = run(request, operator_settings, config=tiny_config())
@@ -80,3 +81,19 @@ def test_missing_source_is_a_clear_error(operator_settings, storage, capsys):
     assert "missing.zip: no such object" in read_failure(storage, "alice")
     assert main({}) == 2
     assert "MIMICAL_CHATBOT and MIMICAL_SOURCE not set" in capsys.readouterr().err
+
+
+def test_a_bad_training_budget_is_a_clear_error(operator_settings, capsys):
+    env = job_env(operator_settings, "s3://bucket/uploads/alice/1/export.zip")
+    assert main({**env, "MIMICAL_TRAINING_EPOCHS": "many"}) == 2
+    error = capsys.readouterr().err
+    assert (
+        error == "mimical training: error: MIMICAL_TRAINING_EPOCHS='many' is not a whole number\n"
+    )
+
+
+def test_a_job_without_its_chatbot_is_a_clear_error(operator_settings, capsys):
+    env = job_env(operator_settings, "s3://bucket/uploads/alice/1/export.zip")
+    del env["MIMICAL_CHATBOT"]
+    assert main(env) == 2
+    assert "training job: MIMICAL_CHATBOT not set" in capsys.readouterr().err

@@ -7,15 +7,7 @@ import pytest
 from mimical.errors import InputError
 from mimical.model.evaluate import evaluate_model, style
 from mimical.model.report import FIGURES, write_report
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_FLAGS
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +72,7 @@ def test_report_renders_in_a_browser(evaluation, tmp_path):
     report = tmp_path / "report.html"
     write_report(evaluation, report)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page()
         page.goto(report.as_uri())
         assert page.locator("img").evaluate("img => img.naturalWidth") > 100

@@ -13,7 +13,7 @@ from mimical.errors import InputError, NotFoundError, UnavailableError
 from mimical.serving.client import ModelClient
 from mimical.serving.server import ModelServer
 from mimical.testing.servers import free_port, wait_for, wait_for_port
-from tests.serving.fixtures import PUBLIC
+from tests.fixtures.chat import PUBLIC
 
 
 def test_reply_returns_text_within_max_chars(served_models):

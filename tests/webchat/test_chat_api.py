@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mimical.dialog.engine import GREETING, PASSWORD_PROMPT, SHOW_ALL_HINT
-from tests.serving.fixtures import PASSWORD, PRIVATE
+from tests.fixtures.chat import PASSWORD, PRIVATE
 
 
 def say(client, text):

@@ -8,17 +8,9 @@ from pathlib import Path
 import pytest
 
 from mimical.dialog.engine import GREETING, NOW_CHATTING, PASSWORD_PROMPT
-from tests.serving.fixtures import PASSWORD, PRIVATE, PUBLIC
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.fixtures.chat import PASSWORD, PRIVATE, PUBLIC
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
@@ -29,7 +21,7 @@ def page():
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
         )
         yield browser.new_page(viewport={"width": 720, "height": 720})
         browser.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mimical.dialog.engine import PASSWORD_PROMPT, WRONG_PASSWORD
-from tests.serving.fixtures import PASSWORD, PRIVATE
+from tests.fixtures.chat import PASSWORD, PRIVATE
 
 LOCKED = f"Too many wrong passwords for {PRIVATE}. Please wait 15 minutes and try again."
 

@@ -10,10 +10,10 @@ import uuid
 import pytest
 
 from mimical.testing.fake_graph import FakeGraphApi
+from mimical.testing.servers import wait_for
 from mimical.web import create_app
 from mimical.web.dialog_app import close_dialog
 from mimical.web.resources import close_resources
-from tests.serving.fixtures import *  # noqa: F403 (shared chat fixtures)
 
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
@@ -116,3 +116,10 @@ def wait_until_answered(app) -> None:
     messenger = app.extensions.get("mimical_dialog", {}).get("messenger")
     if messenger is not None:
         messenger.join()
+
+
+def wait_until_silence_ends(app, psid: str) -> None:
+    """Block until the persona's silence in `psid`'s conversation has expired (a Page
+    admin's message or a handover started it), however slow the machine."""
+    queue = app.extensions["mimical_dialog"]["messenger"].queue
+    wait_for("the silence to end", lambda: not queue.paused(psid), timeout=30)

@@ -9,8 +9,10 @@ import uuid
 import pytest
 
 from mimical.dialog.engine import GREETING, HELP, SHOW_ALL_HINT
-from mimical.testing.servers import wait_for
-from mimical.web.graph import GraphApi
+from mimical.messenger import responder
+from mimical.messenger.graph import GraphApi
+from mimical.messenger.webhook import get_messenger
+from mimical.testing.servers import free_port, wait_for
 from tests.fixtures.metrics import scrape
 from tests.webhook.conftest import (
     PAGE_TOKEN,
@@ -80,28 +82,25 @@ def test_a_5xx_without_a_graph_error_is_not_sent_twice(app, client, graph):
 
 
 @pytest.fixture
-def echoing(app, client, graph, monkeypatch):
+def echoing(app, client, graph):
     """Messenger echoes each delivered piece to the webhook (the page subscribed to
     `message_echoes`); a first answered message shows the webhook that echoes flow."""
-    from mimical.web import messenger
-
-    monkeypatch.setattr(messenger, "ECHO_WAIT_SECONDS", 1.0)
     graph.echo = lambda body: post_signed(client, body)
     psid = new_psid()
     post_signed(client, page_payload(message_event(psid, "%help")))
     wait_until_answered(app)
     assert graph.texts(psid) == [HELP]
     with app.app_context():
-        from mimical.web.dialog_app import get_messenger
-
         queue = get_messenger().queue
     wait_for("echoes to flow", lambda: queue.echoed("any piece") is not None, timeout=10.0)
     return queue
 
 
 def test_an_ambiguous_send_that_never_arrived_is_sent_again_once_echoes_tell(
-    app, client, graph, echoing
+    app, client, graph, echoing, monkeypatch
 ):
+    # No echo can come for a piece that was never delivered: the worker waits in vain.
+    monkeypatch.setattr(responder, "ECHO_WAIT_SECONDS", 1.0)
     graph.fail_next = [502]  # not delivered, and Graph cannot say so
     psid = new_psid()
     post_signed(client, page_payload(message_event(psid, "hi")))
@@ -110,7 +109,9 @@ def test_an_ambiguous_send_that_never_arrived_is_sent_again_once_echoes_tell(
     assert metric(client, "mimical_messenger_sends_total", "ambiguous") == 0
 
 
-def test_an_ambiguous_send_that_arrived_is_not_sent_twice(app, client, graph, echoing):
+def test_an_ambiguous_send_that_arrived_is_not_sent_twice(app, client, graph, echoing, monkeypatch):
+    # The worker stops waiting when the echo comes: a loaded machine may take long.
+    monkeypatch.setattr(responder, "ECHO_WAIT_SECONDS", 120.0)
     graph.fail_next = [("delivered", 502)]  # delivered, then the answer got lost
     psid = new_psid()
     post_signed(client, page_payload(message_event(psid, "hi")))
@@ -138,7 +139,7 @@ def test_a_bad_page_token_alarms_once_and_fails_readiness_until_a_send_works(
     client = app.test_client()
     assert client.get("/readyz").status_code == 200
     graph.bad_token = True
-    with caplog.at_level(logging.ERROR, logger="mimical.web.messenger"):
+    with caplog.at_level(logging.ERROR, logger="mimical.messenger.responder"):
         for _ in range(3):
             post_signed(client, page_payload(message_event(new_psid(), "hi")))
         wait_until_answered(app)
@@ -269,19 +270,32 @@ def test_usage_headers_below_the_threshold_or_malformed_change_nothing(graph):
     api.close()
 
 
-def test_the_responders_readyz_fails_while_the_page_cannot_send(make_app, graph):
-    from werkzeug.test import Client
+def test_the_responders_readyz_fails_while_the_page_cannot_send(
+    webhook_settings, personas, queue_prefix, graph
+):
+    """`mimical messenger respond` builds no web app; its metrics port still says why it
+    cannot answer, and shows the Page's state."""
+    import urllib.error
+    import urllib.request
 
-    from mimical.web.metrics import metrics_wsgi
+    from mimical.messenger.cli import Responder
 
-    app = make_app(components=("webhook",))  # what `mimical messenger respond` runs
-    probe = Client(metrics_wsgi(app))
-    assert probe.get("/readyz").status_code == 200
-    psid = new_psid()
-    graph.fail_recipients[psid] = (400, 10, 2018336)  # pages_messaging gone
-    post_signed(app.test_client(), page_payload(message_event(psid, "hi")))
-    wait_until_answered(app)
-    response = probe.get("/readyz")
-    assert response.status_code == 503
-    assert response.get_json()["message"].startswith("not ready: Graph refuses the Page's")
-    assert b"mimical_messenger_page_can_send 0.0" in probe.get("/metrics").data
+    settings = webhook_settings.with_overrides(messenger_workers=1, metrics_port=free_port())
+    responder = Responder(settings, {"prefix": queue_prefix})
+    probe = f"http://127.0.0.1:{settings.metrics_port}"
+    try:
+        with urllib.request.urlopen(f"{probe}/readyz") as response:
+            assert response.status == 200
+        psid = new_psid()
+        graph.fail_recipients[psid] = (400, 10, 2018336)  # pages_messaging gone
+        responder.worker.submit(json.loads(page_payload(message_event(psid, "hi"))))
+        responder.worker.join()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{probe}/readyz")
+        assert refused.value.code == 503
+        message = json.loads(refused.value.read())["message"]
+        assert message.startswith("not ready: Graph refuses the Page's")
+        with urllib.request.urlopen(f"{probe}/metrics") as response:
+            assert b"mimical_messenger_page_can_send 0.0" in response.read()
+    finally:
+        responder.close()

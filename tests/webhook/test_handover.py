@@ -4,14 +4,19 @@ Meta documents them (`messaging_handovers`, `standby`, echoes)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 
 from mimical.dialog.engine import HELP
-from mimical.web.messenger import HANDED_OVER
-from tests.webhook.conftest import message_event, page_payload, post_signed, wait_until_answered
+from mimical.messenger.responder import HANDED_OVER
+from tests.webhook.conftest import (
+    message_event,
+    page_payload,
+    post_signed,
+    wait_until_answered,
+    wait_until_silence_ends,
+)
 from tests.webhook.test_graph_errors import metric
 from tests.webhook.test_routing import OUR_APP, PAGE_INBOX, admin_echo, say, thread_control
 
@@ -55,7 +60,7 @@ def test_asking_for_a_human_passes_the_conversation_and_takes_it_back_later(make
     assert path == PASS and body["target_app_id"] == PAGE_INBOX
     say_in_standby(app, client, psid, "%help")  # the inbox owns it: silence
     assert graph.texts(psid) == [HANDED_OVER] and len(controls(graph, psid)) == 1
-    time.sleep(1.2)  # the silence is over: the next message takes the conversation back
+    wait_until_silence_ends(app, psid)  # the next message takes the conversation back
     say_in_standby(app, client, psid, "%help")
     assert graph.texts(psid) == [HANDED_OVER, HELP]
     assert [path for path, _ in controls(graph, psid)] == [PASS, TAKE]
@@ -99,7 +104,7 @@ def test_where_routing_refuses_the_persona_only_stays_silent(make_app, graph, re
     say(app, client, psid, "%human")
     assert graph.texts(psid) == [HANDED_OVER]
     say(app, client, psid, "%help")  # silent while a person may answer
-    time.sleep(1.2)
+    wait_until_silence_ends(app, psid)
     say_in_standby(app, client, psid, "%help")  # the owner answers standby: not us
     assert graph.texts(psid) == [HANDED_OVER]
     errors = metric(client, "mimical_messenger_graph_errors_total", kind="page_blocked", code="10")

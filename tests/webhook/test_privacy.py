@@ -16,8 +16,8 @@ from mimical.dialog.engine import (
     WRONG_PASSWORD,
 )
 from mimical.dialog.sessions import RedisSessionStore
-from mimical.web.messenger import FORGOTTEN
-from tests.serving.fixtures import PRIVATE, PUBLIC
+from mimical.messenger.responder import FORGOTTEN
+from tests.fixtures.chat import PRIVATE, PUBLIC
 from tests.webhook.conftest import message_event, page_payload, post_signed, wait_until_answered
 from tests.webhook.test_graph_errors import metric
 

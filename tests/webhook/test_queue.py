@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 
@@ -15,7 +14,7 @@ import pytest
 
 from mimical.dialog.engine import GREETING, HELP, NOW_CHATTING, SHOW_ALL_HINT
 from mimical.testing.servers import free_port, stop_server, wait_for, wait_for_port
-from tests.serving.fixtures import PUBLIC
+from tests.fixtures.chat import PUBLIC
 from tests.webhook.conftest import (
     APP_SECRET,
     PAGE_TOKEN,
@@ -137,13 +136,18 @@ def test_a_killed_worker_loses_nothing_it_acknowledged(start_replica, graph):
     answered_before = len(graph.texts())
     assert answered_before < len(users) * len(expected)  # work was left to take over
 
-    start_replica()  # claims the dead replica's pending events
+    _, url = start_replica()  # claims the dead replica's pending events
     graph.set_action_budget(None)
     assert graph.wait_for_texts(len(users) * len(expected), timeout=120)
-    time.sleep(1.0)  # let any (wrong) duplicate arrive
+    # One more message each: a user's messages are answered in order, so its reply shows
+    # every earlier one finished, and no duplicate of them can still come.
+    for psid in users:
+        assert post(url, page_payload(message_event(psid, "%help"))) == 200
+    assert graph.wait_for_texts(len(users) * (len(expected) + 1), timeout=120)
     for psid in users:
         texts = graph.texts(psid)
-        assert len(texts) == len(expected), texts
+        assert len(texts) == len(expected) + 1 and texts[-1] == HELP, texts
+        texts = texts[:-1]
         for text, want in zip(texts, expected, strict=True):
             assert text == want if want is not None else text not in expected
 

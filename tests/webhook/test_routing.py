@@ -7,11 +7,16 @@ Payloads are shaped as Meta documents them (webhook events `messages` with
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from mimical.dialog.engine import GREETING, HELP, SHOW_ALL_HINT
-from tests.webhook.conftest import message_event, page_payload, post_signed, wait_until_answered
+from tests.webhook.conftest import (
+    message_event,
+    page_payload,
+    post_signed,
+    wait_until_answered,
+    wait_until_silence_ends,
+)
 from tests.webhook.test_graph_errors import metric
 
 OUR_APP = "1234567890"
@@ -80,7 +85,7 @@ def test_the_silence_ends_after_the_configured_time(make_app, graph):
     post_signed(client, page_payload(admin_echo(psid)))
     say(app, client, psid, "%help")
     assert graph.texts(psid) == []
-    time.sleep(1.2)
+    wait_until_silence_ends(app, psid)
     say(app, client, psid, "%help")
     assert graph.texts(psid) == [HELP]
 

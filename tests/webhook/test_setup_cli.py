@@ -8,8 +8,8 @@ import hmac
 import pytest
 
 from mimical.cli import main
+from mimical.messenger.cli import PERSISTENT_MENU
 from mimical.testing.fake_graph import APP_FIELDS, APP_ID
-from mimical.web.messenger_cli import PERSISTENT_MENU
 from tests.webhook.conftest import APP_SECRET, PAGE_TOKEN
 
 

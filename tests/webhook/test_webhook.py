@@ -8,8 +8,8 @@ import json
 import uuid
 
 from mimical.dialog.engine import GREETING, HELP, SHOW_ALL_HINT
-from mimical.web.messenger import NOT_TEXT, split_message
-from tests.serving.fixtures import PUBLIC
+from mimical.messenger.responder import NOT_TEXT, split_message
+from tests.fixtures.chat import PUBLIC
 from tests.webhook.conftest import (
     APP_SECRET,
     PAGE_TOKEN,

@@ -27,16 +27,16 @@ out. Several webhook replicas (and threads) share the work:
 Redis must persist (AOF or RDB) for events to survive a Redis restart; keys live
 in one Redis (no Cluster hash tags).
 
-Without Redis (embedded mode, tests) `mimical.web.memory_queue.MemoryEventQueue`
+Without Redis (embedded mode, tests) `mimical.messenger.memory_queue.MemoryEventQueue`
 keeps the same order per user in one process, but it is not durable: a crash loses
 what was queued.
 
 Per user, the queue also keeps the persona's silence while a person answers instead
-(`pause`/`resume`/`paused`, see `mimical.web.messenger_events`), which conversations
-we passed to the Page inbox (`mark_handed_over`, see `mimical.web.handover`), and
+(`pause`/`resume`/`paused`, see `mimical.messenger.payload`), which conversations
+we passed to the Page inbox (`mark_handed_over`, see `mimical.messenger.handover`), and
 deletes what waits for a user who asks for it (`forget`).
 
-Usage (what `mimical.web.messenger.MessengerWorker` does; `open_event_queue` there picks
+Usage (what `mimical.messenger.responder.MessengerWorker` does; `open_event_queue` there picks
 this queue or the memory one):
 
     events = open_event_queue(settings)
@@ -59,8 +59,7 @@ from typing import NamedTuple, Protocol
 
 import redis
 
-from mimical.config import Settings
-from mimical.errors import InputError, UnavailableError
+from mimical.errors import UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ DEDUPE_TTL_SECONDS = 24 * 3600
 MEMORY_DEDUPE_MAX = 100_000
 STALE_CONSUMER_MS = 24 * 3600 * 1000
 # Echoes of sent pieces are kept as long as the reply states they confirm
-# (`mimical.web.messenger.REPLY_STATE_TTL_SECONDS`); one echo in a week shows the page
+# (`mimical.messenger.responder.REPLY_STATE_TTL_SECONDS`); one echo in a week shows the page
 # is subscribed to `message_echoes`.
 ECHO_TTL_SECONDS = 3600
 ECHOES_FLOW_TTL_SECONDS = 7 * 24 * 3600
@@ -402,12 +401,3 @@ class RedisEventQueue:
         except (*self._redis_errors, redis.exceptions.ResponseError):
             pass  # Redis down or the stream never made: nothing to tidy
         self.redis.close()
-
-
-def check_someone_answers(settings: Settings) -> None:
-    """Refuse a process that would store events in memory and never answer them."""
-    if settings.messenger_workers < 1 and not settings.redis_url:
-        raise InputError(
-            "MIMICAL_MESSENGER_WORKERS=0 leaves Messenger events to `mimical messenger "
-            "respond`, which needs the queue in Redis: set REDIS_URL"
-        )

@@ -14,7 +14,7 @@ differ and no webhook event carries the ASID, so there is no mapping to keep as
 messages arrive. At callback time, Graph's ID matching API (`GET /ASID/ids_for_pages`
 with the app token) gives the person's PSIDs for the Pages of the app's business
 (`page_scoped_ids`); each is forgotten as `%forget` does
-(`mimical.web.messenger.forget_user`: session, queued messages, stored replies,
+(`mimical.messenger.responder.forget_user`: session, queued messages, stored replies,
 silence). When Graph cannot match (the app and Page are not in one Business Manager,
 the lookup fails), the status page says so: nothing could be found under that id, and
 what we keep expires on its own within 24 hours (the privacy page's numbers);
@@ -112,8 +112,8 @@ def request_deletion(messenger, settings: Settings, signed_request: str) -> dict
     outcome; returns the callback's answer `{"url", "confirmation_code"}`.
 
     `messenger` is the `MessengerWorker` (its queue, Graph client and session store)."""
-    from mimical.web.graph import GraphApi, GraphError
-    from mimical.web.messenger import forget_user
+    from mimical.messenger.graph import GraphApi, GraphError
+    from mimical.messenger.responder import forget_user
 
     app_scoped_id = parse_signed_request(signed_request, settings.fb_app_secret)["user_id"]
     record = {"requested_at": int(time.time()), "conversations": 0, "queued_messages": 0}

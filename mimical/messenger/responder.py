@@ -1,6 +1,6 @@
 """Messenger's side of the chat: answer queued webhook events through the Send API.
 
-The webhook stores each event in the queue (`mimical.web.event_queue`: a Redis
+The webhook stores each event in the queue (`mimical.messenger.event_queue`: a Redis
 Stream, or memory without Redis) and answers 200; worker threads here take them
 one user at a time, in order, and answer each `mid` once:
 
@@ -20,19 +20,19 @@ one user at a time, in order, and answer each `mid` once:
    to a duplicated one; `mimical_messenger_sends_total{outcome="ambiguous"}` counts
    those.
 
-Graph errors are handled by kind (`mimical.web.graph`): temporary ones are retried
+Graph errors are handled by kind (`mimical.messenger.graph`): temporary ones are retried
 with backoff; an unreachable user (blocked the page, outside the 24-hour window)
 is dropped and counted; a bad page token, a lost permission or a policy block is
 logged once as an error, counted by code, and fails the readiness checks until a
-send succeeds (`mimical.web.page_health`).
+send succeeds (`mimical.messenger.page_health`).
 
-Conversation routing (`mimical.web.messenger_events`): messages of conversations
+Conversation routing (`mimical.messenger.payload`): messages of conversations
 another app or the Page inbox owns (`standby`) are never answered, and a Page
 admin's own message silences the persona in that conversation for
 `Settings.messenger_human_pause_seconds`, until the user's `%restart` or the
 thread is handed back. `%human` (the menu's *Talk to a person*) and a person writing
 while the persona is silent pass the conversation to the Page inbox, which the next
-message after the silence takes back (`mimical.web.handover`). `%forget` deletes
+message after the silence takes back (`mimical.messenger.handover`). `%forget` deletes
 what is kept about the user (their session, queued messages, stored replies and
 silence; the privacy page says so).
 
@@ -41,7 +41,7 @@ The first reply of a session starts with the automated-reply disclosure
 the user is choosing a persona, the last piece offers the public personas as
 quick replies.
 
-Usage (what `mimical.web.webhook` does):
+Usage (what `mimical.messenger.webhook` does):
 
     worker = MessengerWorker(lambda: engine, settings)
     worker.submit(payload)   # a signed webhook payload (`object: page`)
@@ -55,21 +55,21 @@ import time
 
 from mimical.config import Settings
 from mimical.errors import InputError, MimicalError
-from mimical.web.event_queue import Event, EventQueue, RedisEventQueue, check_someone_answers
-from mimical.web.graph import QUICK_REPLIES_MAX, GraphApi, GraphError
-from mimical.web.handover import Handover
-from mimical.web.messenger_events import ECHO_TAG_PREFIX, HUMAN_COMMAND, read_payload
-from mimical.web.page_health import PAGE_STOPPERS, MessengerMetrics, PageHealth
+from mimical.messenger.event_queue import Event, EventQueue, RedisEventQueue
+from mimical.messenger.graph import QUICK_REPLIES_MAX, GraphApi, GraphError
+from mimical.messenger.handover import Handover
+from mimical.messenger.page_health import PAGE_STOPPERS, MessengerMetrics, PageHealth
+from mimical.messenger.payload import ECHO_TAG_PREFIX, HUMAN_COMMAND, read_payload
 
 log = logging.getLogger(__name__)
 
 
 def open_event_queue(settings: Settings, **redis_options) -> EventQueue:
     """The Redis queue with `REDIS_URL`, else memory answered by this process's threads."""
-    check_someone_answers(settings)
+    settings.check_someone_answers()
     if settings.redis_url:
         return RedisEventQueue(settings.redis_url, **redis_options)
-    from mimical.web.memory_queue import MemoryEventQueue
+    from mimical.messenger.memory_queue import MemoryEventQueue
 
     return MemoryEventQueue(settings.messenger_workers)
 

@@ -1,6 +1,6 @@
 """Whether the Page can still send, as `/metrics` and readiness checks see it.
 
-Graph errors that concern the whole Page, not one person (`mimical.web.graph`:
+Graph errors that concern the whole Page, not one person (`mimical.messenger.graph`:
 `bad_token`, an expired or revoked page token; `page_blocked`, a permission lost or a
 policy block), stop every reply until an operator acts. Each outage is logged once as
 an error (every failed call, retried or not, is counted by kind and Graph code in
@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 
-from mimical.web.graph import GraphApi, GraphError
+from mimical.messenger.graph import GraphApi, GraphError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ its events in `standby`. The persona's app passes a conversation to the Page inb
 
 - the person asks for a human (`%human`, the menu's *Talk to a person*), or
 - a Page admin answers by hand and the person writes while the persona is silent
-  (`mimical.web.messenger_events`: the silence starts with the admin's message).
+  (`mimical.messenger.payload`: the silence starts with the admin's message).
 
 It marks the conversation handed over (`EventQueue.mark_handed_over`), so that the
 person's messages, which then arrive as `standby`, are still queued for the worker;
@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 
 from mimical.config import Settings
-from mimical.web.graph import GraphError
+from mimical.messenger.graph import GraphError
 
 log = logging.getLogger(__name__)
 

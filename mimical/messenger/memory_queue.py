@@ -1,8 +1,8 @@
 """The Messenger queue without Redis: memory, one process (embedded `mimical serve`, tests).
 
-Same contract as `mimical.web.event_queue.RedisEventQueue` (order per user, each
+Same contract as `mimical.messenger.event_queue.RedisEventQueue` (order per user, each
 `mid` once, echoes, silences, `forget`), but not durable: a crash loses what was
-queued. Usage: `mimical.web.messenger.open_event_queue(settings)` picks it when
+queued. Usage: `mimical.messenger.responder.open_event_queue(settings)` picks it when
 `REDIS_URL` is empty.
 """
 
@@ -14,7 +14,7 @@ import time
 import zlib
 from collections import OrderedDict
 
-from mimical.web.event_queue import (
+from mimical.messenger.event_queue import (
     DEDUPE_TTL_SECONDS,
     MEMORY_DEDUPE_MAX,
     Event,

@@ -1,19 +1,19 @@
 """The Messenger webhook: `GET /webhook` (verification), `POST /webhook` (events),
 `GET /messenger/privacy`, the privacy page App Review asks for (what is kept, how long,
 how to delete it), and Meta's data deletion callback `POST /messenger/data-deletion`
-with its status pages `GET /messenger/data-deletion/CODE` (`mimical.web.data_deletion`).
+with its status pages `GET /messenger/data-deletion/CODE` (`mimical.messenger.data_deletion`).
 
 Messenger signs every POST with the app secret (`X-Hub-Signature-256: sha256=HMAC`
 of the raw body); anything unsigned, malformed or wrongly signed gets 403 and is not
 looked at. Valid events are stored in the Messenger queue (a Redis Stream with
-`REDIS_URL`, see `mimical.web.event_queue`) and the request answers 200 at once,
+`REDIS_URL`, see `mimical.messenger.event_queue`) and the request answers 200 at once,
 because Messenger retries (and eventually disables) webhooks that answer slowly;
-`mimical.web.messenger.MessengerWorker` answers them. If the queue cannot store
+`mimical.messenger.responder.MessengerWorker` answers them. If the queue cannot store
 them the answer is 503, and Messenger delivers them again later.
 
 While Graph refuses the Page's messages (a bad token, a lost permission, a policy
 block), `/readyz` (served by the `api` component, so in `mimical serve`) fails, and
-`mimical_messenger_page_can_send` is 0 in `/metrics` (see `mimical.web.page_health`).
+`mimical_messenger_page_can_send` is 0 in `/metrics` (see `mimical.messenger.page_health`).
 
 Run it with the other components through `mimical serve`, or alone:
 
@@ -29,11 +29,14 @@ import re
 
 from flask import Blueprint, Flask, render_template, request
 
+from mimical.messenger.page_health import MessengerMetrics
+from mimical.messenger.responder import MessengerWorker
 from mimical.web import error_response, get_settings
-from mimical.web.dialog_app import EXTENSION, get_messenger
+from mimical.web.away import get_away_windows, owner_page
+from mimical.web.dialog_app import EXTENSION, get_engine, get_resource
 from mimical.web.health import add_readiness_check
 from mimical.web.metrics import init_metrics
-from mimical.web.resources import app_resources
+from mimical.web.resources import app_resources, get_registry
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ blueprint = Blueprint("webhook", __name__, template_folder="templates")
 
 
 def init_app(app: Flask) -> None:
-    """Defaults for this component; its resources start on first use (`dialog_app`).
+    """Defaults for this component; its worker starts on first use (`get_messenger`).
 
     Whoever runs the app calls `mimical.web.dialog_app.close_dialog(app)` at shutdown.
     """
@@ -56,6 +59,28 @@ def init_app(app: Flask) -> None:
         return messenger.readiness_problem() if messenger is not None else None
 
     add_readiness_check(app, messenger_problem)
+
+
+def get_messenger() -> MessengerWorker:
+    """This app's Messenger worker: stores webhook events and, with
+    `Settings.messenger_workers` threads, answers them through the Send API."""
+
+    def make(app: Flask) -> MessengerWorker:
+        def engine():
+            with app.app_context():
+                return get_engine()
+
+        settings = get_settings(app)
+        return MessengerWorker(
+            engine,
+            settings,
+            metrics=MessengerMetrics(app.extensions.get("mimical_metrics")),
+            queue_options=app.config["MIMICAL_MESSENGER_QUEUE_OPTIONS"],
+            graph_options=app.config["MIMICAL_MESSENGER_GRAPH_OPTIONS"],
+            owner_page=owner_page(settings, get_away_windows(), get_registry()),
+        )
+
+    return get_resource("messenger", make)
 
 
 SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
@@ -112,8 +137,8 @@ def privacy():
     """What Messenger users' data we keep and for how long; the numbers are the code's."""
     from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS
     from mimical.dialog.sessions import SESSION_TTL_SECONDS
-    from mimical.web.event_queue import DEDUPE_TTL_SECONDS
-    from mimical.web.messenger import REPLY_STATE_TTL_SECONDS
+    from mimical.messenger.event_queue import DEDUPE_TTL_SECONDS
+    from mimical.messenger.responder import REPLY_STATE_TTL_SECONDS
 
     settings = get_settings()
     return render_template(
@@ -131,7 +156,7 @@ def privacy():
 def data_deletion():
     """Meta's data deletion callback: a form field `signed_request` (400 if malformed,
     403 if not signed with our app secret); answers `{"url", "confirmation_code"}`."""
-    from mimical.web.data_deletion import SignedRequestError, request_deletion
+    from mimical.messenger.data_deletion import SignedRequestError, request_deletion
 
     signed_request = request.form.get("signed_request", "")
     if not signed_request:
@@ -149,7 +174,7 @@ def data_deletion_status(code: str):
     """The human-readable status of one deletion request (no personal data in it)."""
     import datetime
 
-    from mimical.web.data_deletion import deletion_status
+    from mimical.messenger.data_deletion import deletion_status
 
     record = deletion_status(get_messenger(), code)
     if record is None:

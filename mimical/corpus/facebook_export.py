@@ -24,7 +24,8 @@ from pathlib import PurePosixPath
 
 import orjson
 
-from mimical.corpus.chat import (
+from mimical.corpus.sources import Source, unclaimed_members
+from mimical.corpus.threads import (
     RECORD_SEPARATOR,
     ChatMessage,
     ChatThread,
@@ -32,7 +33,6 @@ from mimical.corpus.chat import (
     clean_name,
     times_in_range,
 )
-from mimical.corpus.sources import Source, unclaimed_members
 from mimical.errors import InputError
 
 FOLDERS = ("inbox", "archived_threads", "filtered_threads", "message_requests", "e2ee_cutover")

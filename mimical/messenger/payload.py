@@ -20,7 +20,7 @@ Besides people's messages, three kinds of events steer the persona:
 - either of them to our app: the conversation is ours again; the silence ends.
 
 Messages in `standby` of conversations we passed to the Page inbox ourselves are
-still queued (`mimical.web.handover` takes them back once the silence ends).
+still queued (`mimical.messenger.handover` takes them back once the silence ends).
 
     routing = read_payload(payload, app_id="123")
     routing.messages, routing.standby, routing.echo_tags, routing.pause, routing.resume
@@ -30,12 +30,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mimical.web.event_queue import Event
+from mimical.messenger.event_queue import Event
 
 # Our pieces' `metadata`, echoed back by Messenger: this prefix, then "<mid>:<piece>".
 ECHO_TAG_PREFIX = "mimical:"
 # The person asks for a human: the conversation goes to the Page inbox
-# (`mimical.web.handover`).
+# (`mimical.messenger.handover`).
 HUMAN_COMMAND = "%human"
 # Postback payloads that stand for the user typing the command (the persistent menu).
 MENU_COMMANDS = frozenset({"%restart", "%help", "%forget", "%show all", HUMAN_COMMAND})

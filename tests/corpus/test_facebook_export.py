@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
+from mimical.corpus.facebook_export import fix_mojibake
 from mimical.corpus.importer import import_exports
-from mimical.corpus.messenger import fix_mojibake
 from mimical.corpus.schema import read_corpus
 from mimical.errors import InputError, TooLargeError
 from mimical.samples.export import write_sample_export

@@ -25,8 +25,8 @@ from pathlib import PurePosixPath
 import ijson
 import orjson
 
-from mimical.corpus.chat import LATEST_TIMESTAMP, ChatMessage, ChatThread, by_time, clean_name
 from mimical.corpus.sources import Source, json_events, unclaimed_members
+from mimical.corpus.threads import LATEST_TIMESTAMP, ChatMessage, ChatThread, by_time, clean_name
 from mimical.errors import InputError
 
 CONVERSATION_TYPES = {"personal_chat", "private_group", "private_supergroup", "public_supergroup"}

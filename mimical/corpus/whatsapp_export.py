@@ -31,8 +31,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
-from mimical.corpus.chat import ChatMessage, ChatThread, clean_name
 from mimical.corpus.sources import Source, read_text, unclaimed_members
+from mimical.corpus.threads import ChatMessage, ChatThread, clean_name
 from mimical.errors import InputError
 
 _DATE = r"(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})"

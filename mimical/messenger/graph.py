@@ -20,7 +20,7 @@ Graph reports most failures as HTTP 400 with an error `code` (and sometimes an
   `pages_messaging` without Advanced Access; 3 and 230: a capability or permission
   missing; 368: blocked for a policy violation; 1/99: "missing permissions can cause
   this"): every send will fail the same way, so none is retried and the Page is
-  reported unable to send (`mimical.web.page_health`);
+  reported unable to send (`mimical.messenger.page_health`);
 - ambiguous (a 5xx without a Graph error, a read timeout): the message may or
   may not have gone out. Graph has no idempotency key, so a message text is not
   sent again (at most once); sender actions are, being harmless to repeat.

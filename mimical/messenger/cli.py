@@ -33,8 +33,8 @@ import sys
 GET_STARTED_PAYLOAD = "GET_STARTED"
 # The page's webhook fields the webhook handles: messages, taps on buttons, the
 # echoes of what the page sent (ours confirm a reply arrived, a Page admin's silence
-# the persona; see mimical.web.messenger), thread control changes, and the events of
-# conversations another app or the Page inbox owns (mimical.web.messenger_events).
+# the persona; see mimical.messenger.responder), thread control changes, and the events of
+# conversations another app or the Page inbox owns (mimical.messenger.payload).
 WEBHOOK_FIELDS = [
     "messages",
     "messaging_postbacks",
@@ -142,7 +142,7 @@ def _explain(error, step: str) -> Exception:
 
 
 def _graph_step(step: str, function, *args):
-    from mimical.web.graph import GraphError
+    from mimical.messenger.graph import GraphError
 
     try:
         return function(*args)
@@ -154,7 +154,7 @@ def check_app(settings, graph) -> None:
     """Check the token's app, its permissions and the app-level webhook subscription,
     printing what is fine and raising `InputError` with exactly what is missing."""
     from mimical.errors import InputError
-    from mimical.web.graph import GraphApi
+    from mimical.messenger.graph import GraphApi
 
     app = _graph_step("read the page token's app (GET /app)", graph.token_app)
     app_id, name = str(app.get("id", "")), app.get("name", "")
@@ -214,7 +214,7 @@ def check_app(settings, graph) -> None:
 def run_setup(args: argparse.Namespace) -> int:
     from mimical.config import Settings
     from mimical.errors import InputError
-    from mimical.web.graph import GraphApi
+    from mimical.messenger.graph import GraphApi
 
     settings = Settings.from_env()
     if not settings.fb_page_access_token:
@@ -263,8 +263,8 @@ def run_forget(args: argparse.Namespace) -> int:
     from mimical.config import Settings
     from mimical.dialog.sessions import RedisSessionStore
     from mimical.errors import InputError
-    from mimical.web.event_queue import RedisEventQueue
-    from mimical.web.messenger import forget_user
+    from mimical.messenger.event_queue import RedisEventQueue
+    from mimical.messenger.responder import forget_user
 
     settings = Settings.from_env()
     if not settings.redis_url:
@@ -287,9 +287,6 @@ def run_respond(args: argparse.Namespace) -> int:
 
     from mimical.config import Settings
     from mimical.errors import InputError
-    from mimical.web import create_app
-    from mimical.web.dialog_app import close_dialog, get_messenger
-    from mimical.web.resources import close_resources
 
     if args.threads < 1:
         raise InputError("--threads must be at least 1")
@@ -313,18 +310,71 @@ def run_respond(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    app = create_app(
-        settings,
-        components=["webhook"],
-        test_config={"MIMICAL_MESSENGER_QUEUE_OPTIONS": queue_options},
-    )
-    with app.app_context():
-        get_messenger()
+    responder = Responder(settings, queue_options)
     print(
         f"mimical answering Messenger events from Redis with {args.threads} threads",
         file=sys.stderr,
     )
     stop.wait()
-    close_dialog(app)
-    close_resources(app)
+    responder.close()
     return 0
+
+
+class Responder:
+    """What `respond` runs, without a web app: a `MessengerWorker` with
+    `settings.messenger_workers` threads, the chatbot registry, a dialog engine
+    connected on first use (in the worker's threads: connecting takes seconds), the
+    owner's Page, and the metrics port (`/metrics`, and `/readyz` failing while the Page
+    cannot send) when `settings.metrics_port` names one."""
+
+    def __init__(self, settings, queue_options: dict | None = None):
+        import threading
+
+        from prometheus_client import CollectorRegistry
+
+        from mimical.dialog.sessions import open_session_store
+        from mimical.messenger.page_health import MessengerMetrics
+        from mimical.messenger.responder import MessengerWorker
+        from mimical.orchestration import open_registry
+        from mimical.web.away import AwayWindows, owner_page
+        from mimical.web.metrics import monitoring_wsgi, serve_monitoring
+
+        self.settings = settings
+        self.registry = open_registry(settings)
+        self._engine_lock = threading.Lock()
+        self._models = self._engine = None
+        metrics = CollectorRegistry()
+        windows = AwayWindows(open_session_store(settings))
+        self.worker = MessengerWorker(
+            self.engine,
+            settings,
+            metrics=MessengerMetrics(metrics),
+            queue_options=queue_options,
+            owner_page=owner_page(settings, windows, self.registry),
+        )
+        self.metrics_server = None
+        if settings.metrics_port:
+            wsgi = monitoring_wsgi(metrics, self.worker.readiness_problem)
+            self.metrics_server = serve_monitoring(wsgi, settings.metrics_port)
+
+    def engine(self):
+        """The dialog engine, made once whichever worker thread asks first."""
+        from mimical.dialog import create_engine
+        from mimical.serving.connect import connect_models
+
+        with self._engine_lock:
+            if self._engine is None:
+                self._models = connect_models(self.settings)
+                self._engine = create_engine(self.settings, self._models.client, self.registry)
+            return self._engine
+
+    def close(self) -> None:
+        """Finish the events at hand, then stop the metrics port and close the
+        model connection and the registry."""
+        self.worker.close()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
+        if self._models is not None:
+            self._models.close()
+        self.registry.close()

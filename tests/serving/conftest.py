@@ -1,1 +1,0 @@
-from tests.serving.fixtures import *  # noqa: F403 (shared chat fixtures)
