@@ -154,7 +154,8 @@ def pretrain(
         "version": version,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": f"mimical pretrain --max-minutes {max_minutes:g} --passes {passes} "
-        f"--epochs {epochs} --units {config.units} --vocab-size {vocab_size} --seed {seed} --base-version {version}",
+        f"--epochs {epochs} --units {config.units} --vocab-size {vocab_size} --seed {seed} "
+        f"--base-version {version}",
         "data": "chitchat-dataset (PyPI), both speakers' (context turns → turn) pairs",
         "held_out_rule": HELD_OUT_RULE,
         "conversations": {
