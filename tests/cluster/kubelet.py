@@ -28,7 +28,7 @@ from mimical.model.train import tiny_config
 from mimical.storage import open_storage
 
 settings = Settings.from_env()
-request = TrainingRequest.from_env()
+request = TrainingRequest.from_settings(settings)
 progress = ProgressFile(open_storage(settings.storage_url, settings), request)
 try:
     result = run(request, settings, progress, config=tiny_config(), epochs=1)
