@@ -144,9 +144,10 @@ def context_messages(context: str) -> list[str]:
 def context_turns(context: str) -> list[tuple[bool, str]]:
     """The (own, text) turns of a laid-out context: `layout_context` undone."""
     starts = [i for i, c in enumerate(context) if c in (OWN_TURN, OTHER_TURN)]
+    ends = [*starts[1:], len(context)]
     return [
         (context[start] == OWN_TURN, context[start + 1 : end])
-        for start, end in zip(starts, [*starts[1:], len(context)], strict=True)
+        for start, end in zip(starts, ends, strict=False)  # no marker: no turn (and no end)
     ]
 
 

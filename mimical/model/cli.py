@@ -2,7 +2,7 @@
 
 mimical train corpus.jsonl -o MODEL_BASE [--name NAME] [--max-minutes M] [--epochs N] [--seed S]
               [--from-scratch]
-mimical pretrain [-o DIR] [--max-minutes 45] [--passes 3] [--epochs 1] [--units 384]
+mimical pretrain [-o DIR] [--max-minutes 80] [--passes 3] [--epochs 3] [--units 384]
                  [--vocab-size 4096]
 mimical evaluate MODEL_DIR corpus.jsonl [--json] [--report report.html]
 """
@@ -64,13 +64,13 @@ def register(subparsers) -> None:
         "`mimical train` fine-tunes, and write the base artifact.",
     )
     pretrain.add_argument("-o", "--output", type=Path, help="artifact dir (default: the package's)")
-    pretrain.add_argument("--max-minutes", type=float, default=45.0, help="time limit (45)")
+    pretrain.add_argument("--max-minutes", type=float, default=80.0, help="time limit (80)")
     pretrain.add_argument("--passes", type=int, default=3, help="turns read as replies (3)")
-    pretrain.add_argument("--epochs", type=int, default=1, help="epochs over those pairs (1)")
+    pretrain.add_argument("--epochs", type=int, default=3, help="epochs over those pairs (3)")
     pretrain.add_argument("--units", type=int, default=384, help="the GRU's hidden size (384)")
     pretrain.add_argument("--vocab-size", type=int, default=4096, help="tokens (4096)")
     pretrain.add_argument("--seed", type=int, default=0)
-    pretrain.add_argument("--base-version", type=int, default=1, help="version to record (1)")
+    pretrain.add_argument("--base-version", type=int, default=3, help="version to record (3)")
     pretrain.set_defaults(func=run_pretrain)
 
     evaluate = subparsers.add_parser(

@@ -1,11 +1,15 @@
 """The base model: a conversational GRU pretrained on chitchat minus the held-out people.
 
-    mimical pretrain [--max-minutes 30] [--output mimical/model/base]
+    mimical pretrain [--epochs 3] [--units 384] [--output mimical/model/base]
 
 `mimical train` fine-tunes this base for each persona (ULMFiT, Howard & Ruder 2018: learn
 the language once on many people's chats, then adapt it to one). The artifact and the
 rule for who stays out of it (held-out people, the demo persona) are in
 `mimical.model.base_model`.
+
+Each example is a turn after the last `CONTEXT_TURNS` turns before it, every context
+turn marked as the replying speaker's own or the other's (`layout_context`), so the
+base learns the layout that chats, suggestions and fine-tuning give the persona.
 """
 
 from __future__ import annotations
@@ -88,12 +92,12 @@ def conversation_pairs(turns: list[tuple[str, str]], offset: int | None = None) 
 def pretrain(
     output: Path = BASE_DIR,
     *,
-    max_minutes: float = 45.0,
+    max_minutes: float = 80.0,
     passes: int = 3,
-    epochs: int = 1,
+    epochs: int = 3,
     vocab_size: int = 4096,
     seed: int = 0,
-    version: int = 1,
+    version: int = 3,
     progress: bool = False,
     config: ModelConfig = BASE_CONFIG,
 ) -> dict:

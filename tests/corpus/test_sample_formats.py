@@ -147,3 +147,12 @@ def test_a_pairs_context_marks_each_turn_as_the_persona_s_own_or_another_s():
     assert second.context == "\x1ehi\x1dhey\x1ehow are you\ntired?  "
     assert second.last_turn == "how are you\ntired? \x1e"
     assert context_messages(second.context) == ["hi", "hey", "how are you", "tired?  "]
+
+
+def test_a_laid_out_context_reads_back_as_its_turns():
+    from mimical.corpus.schema import context_turns, layout_context, readable_context
+
+    turns = [(False, "hi\nthere"), (True, "hey"), (False, "how are you")]
+    assert context_turns(layout_context(turns)) == turns
+    assert context_turns("") == [] and readable_context("") == ""
+    assert readable_context(layout_context(turns[1:])) == "me: hey\nthem: how are you"
