@@ -36,13 +36,17 @@ BANK = Bank(
 
 
 def generator_of_size(units: int):
-    """The reply graph of a base with `units` hidden units, random weights."""
+    """The reply graph of a base with `units` hidden units (random weights), and its
+    parameter count."""
     base = load_base()
     defaults = ModelConfig()
     config = replace(base.config, units=units, **{f: getattr(defaults, f) for f in DECODING_FIELDS})
-    weights = network_weights(build_keras_model(config, base.tokenizer.size), config)
+    model = build_keras_model(config, base.tokenizer.size)
     retrieval = graph_retrieval(BANK, config.retrieved)
-    return reply_generator(weights, base.tokenizer, config, retrieval=retrieval), config
+    generator = reply_generator(
+        network_weights(model, config), base.tokenizer, config, retrieval=retrieval
+    )
+    return generator, model.count_params()
 
 
 def main() -> None:
@@ -69,13 +73,12 @@ def main() -> None:
     print(f"\nreply of {args.chars} characters, in process, {args.repeats} repeats, interleaved")
     print("| GRU units | parameters | p50 ms | p90 ms | vs baseline |")
     print("| --- | --- | --- | --- | --- |")
-    for units, (_, config) in generators.items():
-        model = build_keras_model(config, load_base().tokenizer.size)
+    for units, (_, parameters) in generators.items():
         p50 = statistics.median(seconds[units])
         p90 = statistics.quantiles(seconds[units], n=10)[-1]
         label = f"{units} (baseline)" if units == sizes[0] else str(units)
         print(
-            f"| {label} | {model.count_params() / 1e6:.2f}M | {p50 * 1000:.1f} | "
+            f"| {label} | {parameters / 1e6:.2f}M | {p50 * 1000:.1f} | "
             f"{p90 * 1000:.1f} | {p50 / baseline:.2f}× |"
         )
 

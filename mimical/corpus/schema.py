@@ -40,7 +40,10 @@ DEFAULT_CONTEXT_TURNS = 3
 OWN_TURN = "\x1d"
 OTHER_TURN = "\x1e"
 _MARKERS = str.maketrans({OWN_TURN: " ", OTHER_TURN: " "})
-_MESSAGE_BREAK = re.compile(f"[\n{OWN_TURN}{OTHER_TURN}]")
+# What ends a message in a laid-out context: a newline or the next turn's marker (also
+# the exported graph's rule, `mimical.model.retrieval`).
+MESSAGE_BREAK = f"[\n{OWN_TURN}{OTHER_TURN}]"
+_MESSAGE_BREAK = re.compile(MESSAGE_BREAK)
 
 
 # A plain dataclass: the import makes one per message, and orjson writes one with a

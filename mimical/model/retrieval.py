@@ -30,7 +30,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from mimical.corpus.schema import OTHER_TURN, OWN_TURN, Pair, context_messages
+from mimical.corpus.schema import MESSAGE_BREAK, Pair, context_messages
 from mimical.model.model import VERBATIM_WORDS
 from mimical.model.sense import word_ngrams
 
@@ -159,8 +159,8 @@ def _graph_retrieval_class():
 
         def query_words(self, contexts):
             """The latest message's words per row: (B, None) ragged strings."""
-            breaks = f"[{OWN_TURN}{OTHER_TURN}]"  # a turn's start ends a message too
-            lines = tf.strings.split(tf.strings.regex_replace(contexts, breaks, "\n"), sep="\n")
+            messages = tf.strings.regex_replace(contexts, MESSAGE_BREAK, "\n")
+            lines = tf.strings.split(messages, sep="\n")
             latest = tf.gather(lines.values, lines.row_limits() - 1)
             cleaned = tf.strings.regex_replace(tf.strings.lower(latest), r"[^\w']+", " ")
             return tf.strings.split(tf.strings.strip(cleaned))
