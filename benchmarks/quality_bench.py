@@ -1,7 +1,8 @@
 """Does the persona sound like the person? Decoders beside the baselines, on held-out people.
 
     nice -n 10 .venv/bin/python benchmarks/quality_bench.py [--minutes 2] \\
-        [--people demo,300,1000,5000] [--variants before,sampling,one,hybrid] [--json runs.json]
+        [--people demo,300,1000,5000] [--variants before,sampling,one,hybrid,private] \\
+        [--json runs.json]
     .venv/bin/python benchmarks/quality_bench.py --json runs.json --table-only
 
 For each person and fine-tuning budget (`--minutes`, a comma list to measure quality
@@ -21,7 +22,8 @@ against time), in the same run:
      top-k 40, top-p 0.9, no calibration, no retrieval); `sampling`: 4 candidates
      sampled near the learned distribution, calibrated; `one`: the same with one
      candidate (what the reranker does); `hybrid`: 1 sampled and 2 of the person's own
-     replies retrieved (the default, as exported);
+     replies retrieved (the default, as exported); `private`: the hybrid retrieving
+     from all of the person's replies (`--retrieval all`, a private persona's option);
    - beside the baselines: retrieval by nearest friend turn, a random reply of the
      person, an echo of the friend, and the person against themselves (the floor);
 4. times replies (≤ 100 characters) over gRPC from our model server.
@@ -61,7 +63,11 @@ VARIANTS = {
     "sampling": {"candidates": 4, "retrieved": 0},
     "one": {"candidates": 1, "retrieved": 0},
     "hybrid": {},
+    "private": {},
 }
+# Variants retrieving from another bank than the export's (`public`): `private` is the
+# hybrid as a private persona's owner may allow it (`--retrieval all`: any of their replies).
+RETRIEVAL_POLICY = {"private": "all"}
 BASELINES = ("retrieval", "random", "echo", "person")
 REPLY_CHARS = 100
 FRIEND_MESSAGES = [
@@ -153,7 +159,7 @@ def run(person: str, minutes: float, variants: list[str], args, workdir: Path) -
     corpus = build_corpus(person, workdir)
     model_base = workdir / "models"
     split = load_split(corpus, args.seed)
-    bank = bank_replies(split.train)
+    banks = {policy: bank_replies(split.train, policy) for policy in {"public", "all"}}
     trainings = {"today": FINE_TUNE}
     if "before" in variants:  # round two: no warm-up, the friends' text at full weight
         trainings["round two"] = replace(FINE_TUNE, warmup_steps=0, context_loss_weight=None)
@@ -174,8 +180,9 @@ def run(person: str, minutes: float, variants: list[str], args, workdir: Path) -
     for variant in variants:
         print(f"   evaluating {variant}", flush=True)
         result = trained["round two" if variant == "before" else "today"]
-        if VARIANTS[variant]:
+        if VARIANTS[variant] or variant in RETRIEVAL_POLICY:
             weights, tokenizer, config = export_parts(result.export_dir)
+            bank = banks[RETRIEVAL_POLICY.get(variant, "public")]
             generator = persona_generator(
                 weights, tokenizer, replace(config, **VARIANTS[variant]), split, bank
             )

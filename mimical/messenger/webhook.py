@@ -31,8 +31,8 @@ from flask import Blueprint, Flask, render_template, request
 
 from mimical.messenger.page_health import MessengerMetrics
 from mimical.messenger.responder import MessengerWorker
-from mimical.web import error_response, get_settings
 from mimical.web.away import get_away_windows, owner_page
+from mimical.web.component import error_response, get_settings
 from mimical.web.dialog_app import EXTENSION, get_engine, get_resource
 from mimical.web.health import add_readiness_check
 from mimical.web.metrics import init_metrics

@@ -26,15 +26,13 @@ from typing import TYPE_CHECKING
 
 from mimical.config import Settings
 from mimical.errors import MimicalError
+from mimical.web.component import SETTINGS_KEY, error_response
 
 if TYPE_CHECKING:
     from flask import Flask
 
 # Flask is imported in the functions: `mimical --help` imports this package (for
 # `mimical.web.cli`) and should not pay for Flask.
-
-# Where `create_app` keeps the Settings in the app's config (read with `get_settings`).
-SETTINGS_KEY = "MIMICAL_SETTINGS"
 
 COMPONENTS = {
     "api": "mimical.web.api",
@@ -67,13 +65,6 @@ UNAVAILABLE_MESSAGE = "a service mimical needs is unavailable right now; try aga
 # Once a browser reached us over HTTPS, it never tries plain HTTP for a year (passwords
 # and owner tokens would travel in clear). Only sent over HTTPS, as RFC 6797 asks.
 HSTS = "max-age=31536000"
-
-
-def error_response(status: int, code: str, message: str):
-    """The one error shape every endpoint answers with."""
-    from flask import jsonify
-
-    return jsonify(error=code, message=message), status
 
 
 def create_app(
@@ -147,14 +138,3 @@ def _answer_errors_in_json(app: Flask) -> None:
             (name, value) for name, value in error.get_headers() if name != "Content-Type"
         )
         return response, status
-
-
-def get_settings(app: Flask | None = None) -> Settings:
-    """`app`'s settings (the current app's if none is given): the one way to read them.
-
-    `create_app` keeps them in the app's config; components read them here rather than
-    by that key, in a request or, with `app` given, while they are set up.
-    """
-    from flask import current_app
-
-    return (app or current_app).config[SETTINGS_KEY]

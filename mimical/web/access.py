@@ -19,7 +19,7 @@ from flask_limiter.util import get_remote_address
 from mimical.chatbot import Chatbot
 from mimical.errors import AuthError, NotFoundError, RateLimitedError
 from mimical.registry import password_opens
-from mimical.web import get_settings
+from mimical.web.component import get_settings
 from mimical.web.resources import app_resources, client_address, get_password_tries, get_registry
 
 

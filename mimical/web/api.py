@@ -42,7 +42,6 @@ from mimical.errors import (
 )
 from mimical.storage import model_prefix, upload_prefix
 from mimical.web import api_schemas as schemas
-from mimical.web import get_settings
 from mimical.web.access import (
     bearer_token,
     count_use,
@@ -50,6 +49,7 @@ from mimical.web.access import (
     require_owner,
     visible_chatbot,
 )
+from mimical.web.component import get_settings
 from mimical.web.health import add_readiness_check, readiness_problem
 from mimical.web.metrics import init_metrics
 from mimical.web.openapi import (

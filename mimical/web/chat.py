@@ -31,7 +31,7 @@ import secrets
 from flask import Blueprint, Flask, jsonify, render_template, request
 
 from mimical.errors import InputError, RateLimitedError
-from mimical.web import get_settings
+from mimical.web.component import get_settings
 from mimical.web.dialog_app import get_engine, get_resource
 from mimical.web.resources import client_address
 

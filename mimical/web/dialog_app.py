@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mimical.web import get_settings
+from mimical.web.component import get_settings
 from mimical.web.resources import (
     app_resources,
     get_password_tries,

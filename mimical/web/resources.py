@@ -27,7 +27,7 @@ from mimical.dialog.sessions import PasswordTries
 from mimical.orchestration import Orchestrator, open_orchestrator, open_registry
 from mimical.registry import Registry
 from mimical.storage import Storage, open_storage
-from mimical.web import get_settings
+from mimical.web.component import get_settings
 
 # Reentrant: making one resource may get another (the orchestrator needs the storage,
 # the dialog engine the registry).

@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from mimical.testing.servers import wait_for
-from mimical.web import create_app, get_settings
+from mimical.web import create_app
+from mimical.web.component import get_settings
 from mimical.web.resources import close_resources
 from tests.kube.test_operator import upload_model
 
