@@ -59,6 +59,7 @@ VARIANTS = {
         "retrieved": 0,
         "end_bias": 0.0,
         "newline_bias": 0.0,
+        "emoji_bias": 0.0,
     },
     "sampling": {"candidates": 4, "retrieved": 0},
     "one": {"candidates": 1, "retrieved": 0},
@@ -286,7 +287,8 @@ def print_table(runs: list[dict]) -> None:
             f"  {r['person']} ({r['sender']}), {r['minutes']:g} min: {r['replies']} replies; "
             f"{trainings}; reply p50 {r['reply_p50_ms']:.0f} ms (≤{REPLY_CHARS} chars, gRPC); "
             f"bank {r['bank_replies']} replies; calibration end {calibration['end_bias']:+.1f} "
-            f"newline {calibration['newline_bias']:+.1f} (length KS "
+            f"newline {calibration['newline_bias']:+.1f} "
+            f"emoji {calibration.get('emoji_bias', 0.0):+.1f} (length KS "
             f"{calibration['length_ks_before']:.2f}→{calibration['length_ks_after']:.2f}, "
             f"{calibration['seconds']:.0f} s)"
         )

@@ -59,12 +59,12 @@ from mimical.model.sense import (
     chitchat_reference,
     context_relevance,
     distinct_n,
-    is_emoji,
     ks_distance,
     non_word_rate,
     two_sample_accuracy,
     word_ngrams,
 )
+from mimical.model.tokenizer import is_emoji
 
 TEST_EXCHANGES = 200
 SEEDS = (0, 1, 2)

@@ -103,11 +103,12 @@ class ModelConfig:
     # Calibration, fitted per persona on the validation conversations
     # (`mimical.model.calibrate`) and exported as variables: a temperature the client's
     # is multiplied by, logit biases on the end of the turn and on line breaks, and a
-    # bias on retrieved candidates' scores, so that turns come out as long, and in as
-    # many lines, as the person's.
+    # bias on retrieved candidates' scores, so that turns come out as long, in as many
+    # lines and as often with an emoji as the person's.
     temperature: float = 1.0
     end_bias: float = 0.0
     newline_bias: float = 0.0
+    emoji_bias: float = 0.0  # on every token that writes an emoji (`emoji_token_ids`)
     retrieval_bias: float = 0.0
 
     def to_json(self) -> str:
@@ -271,6 +272,24 @@ def span_table(fingerprints):
     )
 
 
+def emoji_token_ids(tokenizer) -> list[int]:
+    """The tokens that write an emoji: characters or pieces holding one, and the lead byte
+    of four-byte characters, where an emoji that no piece covers starts."""
+    from mimical.model.tokenizer import FOUR_BYTE_LEAD, SPECIAL_TOKENS, is_emoji
+
+    if isinstance(tokenizer, Vocabulary):
+        return [
+            FIRST_CHAR_ID + i
+            for i, codepoint in enumerate(tokenizer.codepoints)
+            if is_emoji(chr(codepoint))
+        ]
+    return [
+        SPECIAL_TOKENS + i
+        for i, piece in enumerate(tokenizer.pieces)
+        if piece == FOUR_BYTE_LEAD or any(map(is_emoji, piece.decode("utf-8", errors="ignore")))
+    ]
+
+
 def graph_tokens(tokenizer):
     """The in-graph twin of a `Vocabulary` or a subword `Tokenizer`."""
     if isinstance(tokenizer, Vocabulary):
@@ -333,10 +352,14 @@ def _reply_generator_class():
             self.temperature = tf.Variable(config.temperature, trainable=False)
             self.end_bias = tf.Variable(config.end_bias, trainable=False)
             self.newline_bias = tf.Variable(config.newline_bias, trainable=False)
+            self.emoji_bias = tf.Variable(config.emoji_bias, trainable=False)
             self.retrieval_bias = tf.Variable(config.retrieval_bias, trainable=False)
             newline = tokenizer.encode("\n")
             self.end_mask = tf.one_hot(EOT, tokenizer.size)
             self.newline_mask = tf.reduce_sum(tf.one_hot(newline[:1], tokenizer.size), axis=0)
+            self.emoji_mask = tf.reduce_sum(
+                tf.one_hot(emoji_token_ids(tokenizer), tokenizer.size), axis=0
+            )
             self.tokens = graph_tokens(tokenizer)
             self.vocab_size = tokenizer.size
             self.embedding = tf.Variable(weights["embedding"], dtype=tf.float32)
@@ -504,7 +527,11 @@ def _reply_generator_class():
             gumbel = tf.reshape(-tf.math.log(-tf.math.log(uniform)), [rows, steps, top_k])
             gumbel = tf.where(greedy[:, :, None], 0.0, gumbel)
             # The calibration's biases shape what is sampled, not how candidates score.
-            bias = self.end_bias * self.end_mask + self.newline_bias * self.newline_mask  # (V,)
+            bias = (
+                self.end_bias * self.end_mask
+                + self.newline_bias * self.newline_mask
+                + self.emoji_bias * self.emoji_mask
+            )  # (V,)
 
             def sample_steps(t, states, done, chars, lengths, log_p, log_p_text, tokens):
                 for j in range(UNROLL):

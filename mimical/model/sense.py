@@ -44,6 +44,7 @@ from scipy import sparse
 
 from mimical.atomic import atomic_file
 from mimical.model.model import VERBATIM_WORDS
+from mimical.model.tokenizer import is_emoji
 
 # Tokens for distinct-n and verbatim spans: runs of letters, digits and apostrophes.
 TOKEN = re.compile(r"[\w']+")
@@ -93,10 +94,6 @@ def ks_distance(sample: list[float], reference: list[float]) -> float:
 
 
 # ---------------------------------------------------------------- two-sample test
-
-
-def is_emoji(char: str) -> bool:
-    return unicodedata.category(char) == "So" or 0x1F000 <= ord(char) <= 0x1FAFF
 
 
 def style_features(replies: Iterable[str]) -> np.ndarray:

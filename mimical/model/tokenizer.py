@@ -26,6 +26,7 @@ import heapq
 import json
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -42,9 +43,17 @@ _COMMON_EMOJI_TEXT = (
     "😞 😀 🤪 😳 💯 👀 ☹️ 😄 🙃 😐 😑 😴 😕 😥 🎶 👋 🎂 💀 👊 😩 😤 🤞 🙈 😝 😛 🥳 🤯 ♥️"
 )
 COMMON_EMOJI = tuple(_COMMON_EMOJI_TEXT.split())
+# The first byte of every four-byte UTF-8 character: nearly all of them are emoji, so the
+# byte that starts an emoji no piece covers is where such an emoji begins.
+FOUR_BYTE_LEAD = b"\xf0"
 # Words (with their leading space), runs of punctuation, runs of other whitespace and
 # single newlines: merges stay inside one chunk, so no piece crosses a word or a line.
 CHUNK = re.compile(r" ?[^\W\d_]+| ?\d{1,3}| ?[^\s\w]+|\n|[^\S\n]+|.", re.UNICODE)
+
+
+def is_emoji(char: str) -> bool:
+    """Pictographs and other symbols (So), and the emoji blocks."""
+    return unicodedata.category(char) == "So" or 0x1F000 <= ord(char) <= 0x1FAFF
 
 
 class Tokenizer:

@@ -189,7 +189,7 @@ def train_persona(
     `fine_tune` how the base is adapted (benchmarks compare schedules).
     """
     from mimical.model.base_model import load_base
-    from mimical.model.calibrate import calibrate
+    from mimical.model.calibrate import CALIBRATED_FIELDS, calibrate
     from mimical.model.retrieval import bank_replies
 
     started = time.monotonic()
@@ -230,9 +230,7 @@ def train_persona(
     bank = bank_replies(split.train, retrieval)
     generator = persona_generator(fit_result.weights, tokenizer, config, split, bank)
     calibration = calibrate(generator, split.validation, seed)
-    config = replace(
-        config, **{k: calibration[k] for k in ("end_bias", "retrieval_bias", "newline_bias")}
-    )
+    config = replace(config, **{k: calibration[k] for k in CALIBRATED_FIELDS})
     report({"phase": "exporting", "fraction": 0.99})
     metrics = {
         "validation_bits_per_char": fit_result.best_bits,
