@@ -7,17 +7,22 @@ from mimical.model.calibrate import calibrate
 from mimical.model.model import ModelConfig, Vocabulary, build_keras_model, network_weights
 
 
+def person_and_untrained_generator(reply: str):
+    """Validation pairs of a person who always answers `reply`, and an untrained network
+    over the characters of those pairs."""
+    from mimical.model.model import reply_generator
+
+    validation = [Pair("t", i, f"question {i}?", reply, False, f"question {i}?") for i in range(40)]
+    vocab = Vocabulary.from_texts([f"question ?\n abcdefghij 0123456789 {reply}"])
+    config = ModelConfig(units=16, embedding_dim=8, candidates=2, retrieved=0)
+    weights = network_weights(build_keras_model(config, vocab.size), config)
+    return validation, vocab, reply_generator(weights, vocab, config)
+
+
 def test_a_terse_person_gets_an_end_of_turn_bias_that_shortens_replies():
     """An untrained network rambles (the end of the turn is one token of many); a person
     who answers "ok" needs a positive end bias, and the distance to their lengths falls."""
-    from mimical.model.model import reply_generator
-
-    validation = [Pair("t", i, f"question {i}?", "ok", False, f"question {i}?") for i in range(40)]
-    vocab = Vocabulary.from_texts(["question ok?\n abcdefghij 0123456789"])
-    config = ModelConfig(units=16, embedding_dim=8, candidates=2, retrieved=0)
-    generator = reply_generator(
-        network_weights(build_keras_model(config, vocab.size), config), vocab, config
-    )
+    validation, _, generator = person_and_untrained_generator("ok")
     result = calibrate(generator, validation)
     assert result["end_bias"] > 0
     assert result["length_ks_after"] < result["length_ks_before"]
@@ -28,17 +33,10 @@ def test_a_terse_person_gets_an_end_of_turn_bias_that_shortens_replies():
 def test_a_person_who_sends_emoji_gets_an_emoji_bias():
     """An untrained network almost never picks an emoji among its characters; a person
     who puts one in every reply needs a positive emoji bias, and the gap closes."""
-    from mimical.model.model import emoji_token_ids, reply_generator
+    from mimical.model.model import emoji_token_ids
 
-    validation = [
-        Pair("t", i, f"question {i}?", "ok 😂", False, f"question {i}?") for i in range(40)
-    ]
-    vocab = Vocabulary.from_texts(["question ok?\n abcdefghij 0123456789 😂"])
+    validation, vocab, generator = person_and_untrained_generator("ok 😂")
     assert len(emoji_token_ids(vocab)) == 1
-    config = ModelConfig(units=16, embedding_dim=8, candidates=2, retrieved=0)
-    generator = reply_generator(
-        network_weights(build_keras_model(config, vocab.size), config), vocab, config
-    )
     result = calibrate(generator, validation)
     assert result["emoji_bias"] > 0
     assert result["emoji_gap_after"] < result["emoji_gap_before"]
