@@ -2,10 +2,12 @@
 
 kmock (the kopf author's mock server) stores objects, serves list/watch/patch and
 honours finalizers. A real API server also stamps metadata (uid, namespace, generateName,
-generation bumped on spec changes, resourceVersion), validates custom resources
-against their CRD's OpenAPI schema, keeps `status` apart from the main resource,
-and filters lists by label selector; `ApiServer` adds those few behaviours so the
-operator meets the same contract it meets in a cluster. It keeps no request log, so
+generation bumped on spec changes, resourceVersion moved only by a real change),
+fills in and validates custom resources against their CRD's OpenAPI schema (defaults
+on create), keeps `status` apart from the main resource, and filters lists by label
+selector (equality, existence and set terms); `ApiServer` adds those few behaviours so
+the operator meets the same contract it meets in a cluster. tests/cluster/
+test_apiserver_parity.py holds it to that against a real kube-apiserver. It keeps no request log, so
 it stays fast under the operator benchmark's thousands of requests.
 
 `ApiServerThread` runs it on 127.0.0.1 in a thread of its own (the operator runs in
@@ -18,6 +20,7 @@ import asyncio
 import copy
 import datetime
 import itertools
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -39,10 +42,58 @@ BUILTIN_RESOURCES = {
     "batch/v1/jobs": ("Job", {"status"}),
 }
 VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
+# One label selector term: `key`, `!key`, `key=v`, `key==v`, `key!=v`, `key in (a,b)`,
+# `key notin (a,b)`, followed by a comma or the end.
+SELECTOR_TERM = re.compile(
+    r"\s*(?P<absent>!)?\s*(?P<key>[\w./-]+)\s*"
+    r"(?:(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)|(?P<set>in|notin)\s*\((?P<values>[^)]*)\))?"
+    r"\s*(?:,|$)"
+)
 
 
 def load_crd(path: Path = CRD_PATH) -> dict:
     return yaml.safe_load(path.read_text())
+
+
+def apply_defaults(schema: dict, value) -> None:
+    """Fill in the schema's `default`s that `value` lacks, depth first, as on create."""
+    if isinstance(value, dict):
+        for key, field in (schema.get("properties") or {}).items():
+            if key not in value and "default" in field:
+                value[key] = copy.deepcopy(field["default"])
+            if key in value:
+                apply_defaults(field, value[key])
+    elif isinstance(value, list) and "items" in schema:
+        for item in value:
+            apply_defaults(schema["items"], item)
+
+
+def label_selector(selector: str):
+    """A predicate on a labels dict for a Kubernetes label selector string."""
+    terms, position = [], 0
+    while position < len(selector):
+        term = SELECTOR_TERM.match(selector, position)
+        if term is None or term.end() == position:
+            raise kmock.KubernetesError(
+                status=400, reason="BadRequest", message=f"unable to parse selector {selector!r}"
+            )
+        terms.append(term)
+        position = term.end()
+
+    def holds(term, labels: dict) -> bool:
+        key = term["key"]
+        if term["absent"]:
+            return key not in labels
+        if term["op"] in ("=", "=="):
+            return labels.get(key) == term["value"]
+        if term["op"] == "!=":
+            return labels.get(key) != term["value"]
+        if term["set"]:
+            listed = labels.get(key) in {v.strip() for v in term["values"].split(",")}
+            return listed if term["set"] == "in" else not listed
+        return key in labels
+
+    return lambda labels: all(holds(term, labels) for term in terms)
 
 
 @attrs.define(kw_only=True)
@@ -103,6 +154,10 @@ class ApiServer(kmock.KubernetesEmulator):
         data = request.data
         if request.resource is not None and isinstance(data, dict):
             if request.action == kmock.action.CREATE:
+                if "status" in self.resources[request.resource].subresources:
+                    data.pop("status", None)  # written through its subresource only
+                if (schema := self.schemas.get(request.resource.plural)) is not None:
+                    apply_defaults(schema, data)
                 self._validate(request, data)
                 meta = data.setdefault("metadata", {})
                 if not meta.get("name") and meta.get("generateName"):
@@ -154,17 +209,15 @@ class ApiServer(kmock.KubernetesEmulator):
         meta = data.setdefault("metadata", {})
         if merged.get("spec") != current.get("spec"):
             meta["generation"] = current["metadata"].get("generation", 1) + 1
-        meta["resourceVersion"] = self._stamp()
+        if merged != current:  # a write that changes nothing keeps the resourceVersion
+            meta["resourceVersion"] = self._stamp()
 
     async def _serve_list(self, request):
         listing = await super()._serve_list(request)
-        selector = request.params.get("labelSelector")
-        if selector:
-            wanted = [term.split("=", 1) for term in selector.split(",") if "=" in term]
+        if selector := request.params.get("labelSelector"):
+            selected = label_selector(selector)
             listing["items"] = [
-                item
-                for item in listing["items"]
-                if all(item["metadata"].get("labels", {}).get(k) == v for k, v in wanted)
+                item for item in listing["items"] if selected(item["metadata"].get("labels", {}))
             ]
         return listing
 
