@@ -160,7 +160,8 @@ def run(person: str, minutes: float, variants: list[str], args, workdir: Path) -
     corpus = build_corpus(person, workdir)
     model_base = workdir / "models"
     split = load_split(corpus, args.seed)
-    banks = {policy: bank_replies(split.train, policy) for policy in {"public", "all"}}
+    policies = {RETRIEVAL_POLICY.get(variant, "public") for variant in variants}
+    banks = {policy: bank_replies(split.train, policy) for policy in policies}
     trainings = {"today": FINE_TUNE}
     if "before" in variants:  # round two: no warm-up, the friends' text at full weight
         trainings["round two"] = replace(FINE_TUNE, warmup_steps=0, context_loss_weight=None)

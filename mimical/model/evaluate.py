@@ -64,7 +64,7 @@ from mimical.model.sense import (
     two_sample_accuracy,
     word_ngrams,
 )
-from mimical.model.tokenizer import is_emoji
+from mimical.model.tokenizer import has_emoji
 
 TEST_EXCHANGES = 200
 SEEDS = (0, 1, 2)
@@ -154,7 +154,7 @@ def style(replies: list[str]) -> dict:
         "length_median": statistics.median(lengths),
         "length_p90": sorted(lengths)[int(0.9 * (len(lengths) - 1))],
         "lines_mean": round(statistics.fmean([r.count("\n") + 1 for r in replies] or [0]), 2),
-        "emoji_rate": round(sum(any(map(is_emoji, r)) for r in replies) / n, 3),
+        "emoji_rate": round(sum(map(has_emoji, replies)) / n, 3),
         "capitalised_rate": round(sum(r[:1].isupper() for r in replies) / n, 3),
         "ends_with_punctuation_rate": round(
             sum(r.rstrip()[-1:] in (".", "!", "?") for r in replies) / n, 3

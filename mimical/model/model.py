@@ -275,7 +275,7 @@ def span_table(fingerprints):
 def emoji_token_ids(tokenizer) -> list[int]:
     """The tokens that write an emoji: characters or pieces holding one, and the lead byte
     of four-byte characters, where an emoji that no piece covers starts."""
-    from mimical.model.tokenizer import FOUR_BYTE_LEAD, SPECIAL_TOKENS, is_emoji
+    from mimical.model.tokenizer import FOUR_BYTE_LEAD, SPECIAL_TOKENS, has_emoji, is_emoji
 
     if isinstance(tokenizer, Vocabulary):
         return [
@@ -286,7 +286,7 @@ def emoji_token_ids(tokenizer) -> list[int]:
     return [
         SPECIAL_TOKENS + i
         for i, piece in enumerate(tokenizer.pieces)
-        if piece == FOUR_BYTE_LEAD or any(map(is_emoji, piece.decode("utf-8", errors="ignore")))
+        if piece == FOUR_BYTE_LEAD or has_emoji(piece.decode("utf-8", errors="ignore"))
     ]
 
 

@@ -56,6 +56,10 @@ def is_emoji(char: str) -> bool:
     return unicodedata.category(char) == "So" or 0x1F000 <= ord(char) <= 0x1FAFF
 
 
+def has_emoji(text: str) -> bool:
+    return any(map(is_emoji, text))
+
+
 class Tokenizer:
     """Learned byte pieces; `pieces[i]` is token id SPECIAL_TOKENS + i."""
 

@@ -6,9 +6,10 @@ generation bumped on spec changes, resourceVersion moved only by a real change),
 fills in and validates custom resources against their CRD's OpenAPI schema (defaults
 on create), keeps `status` apart from the main resource, and filters lists by label
 selector (equality, existence and set terms); `ApiServer` adds those few behaviours so
-the operator meets the same contract it meets in a cluster. tests/cluster/
-test_apiserver_parity.py holds it to that against a real kube-apiserver. It keeps no request log, so
-it stays fast under the operator benchmark's thousands of requests.
+the operator meets the same contract it meets in a cluster, and
+`tests/cluster/test_apiserver_parity.py` holds it to that against a real kube-apiserver.
+It keeps no request log, so it stays fast under the operator benchmark's thousands of
+requests.
 
 `ApiServerThread` runs it on 127.0.0.1 in a thread of its own (the operator runs in
 another one, and tests talk to it over HTTP, like kubectl).
