@@ -226,6 +226,15 @@ def label_selector_filters_lists(api: Api) -> dict:
     return {selector: api.names(f"selecting=yes,{selector}") for selector in SELECTORS}
 
 
+def unparseable_selector_is_refused(api: Api) -> dict:
+    """A selector the server cannot read is a 400, never an unfiltered list."""
+    answers = {}
+    for selector in ("tier in web", "tier notin (web", "=web"):
+        response = api.http.get(api.chatbots(), params={"labelSelector": selector}, timeout=30)
+        answers[selector] = response.status_code
+    return answers
+
+
 BEHAVIOURS = (
     create_stamps_metadata,
     generate_name,
@@ -236,6 +245,7 @@ BEHAVIOURS = (
     status_is_a_subresource,
     stale_write_conflicts,
     label_selector_filters_lists,
+    unparseable_selector_is_refused,
 )
 
 
