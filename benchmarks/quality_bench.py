@@ -1,36 +1,38 @@
-"""Does the persona sound like the person? Decoders beside the baselines, on held-out people.
+"""Does the persona sound like the person? Bases and decoders beside the baselines.
 
-    nice -n 10 .venv/bin/python benchmarks/quality_bench.py [--minutes 2] \\
-        [--people demo,300,1000,5000] [--variants before,sampling,one,hybrid,private] \\
-        [--json runs.json]
+    nice -n 10 .venv/bin/python benchmarks/quality_bench.py [--people dev,dev-small] \
+        [--part validation] [--bases shipped] [--minutes 1] [--variants hybrid] \
+        [--split-seeds 0,1] [--train-seeds 0,1] [--json runs.json]
+    # once per release, on the test part of the bench's people:
+    .venv/bin/python benchmarks/quality_bench.py --people demo,300,1000,5000 --part test
     .venv/bin/python benchmarks/quality_bench.py --json runs.json --table-only
 
-For each person and fine-tuning budget (`--minutes`, a comma list to measure quality
-against time), in the same run:
+Every choice is made on the development group (`mimical.model.base_model.
+development_conversation`): `dev` and `dev-small` are its two people with the most
+replies (676 and 240), and `--part validation` (the default) measures on the validation
+conversations that training carves from their training side. The bench's own people
+(`demo`, and the held-out `300`, `1000`, `5000`: `BENCH_PEOPLE`) are the release test:
+`--part test` on them is run once per release, its command and numbers in the README.
+
+For each person, base and fine-tuning budget, in the same run:
 
 1. builds the person's corpus as a user would: a Messenger sample export of their
-   chitchat chats, imported (`demo` is the demo persona; 300/1000/5000 pick a held-out
-   person with about that many replies, see `pick_person`: `sha256(sender id)` starts
-   with b or c, so the base model never saw them);
-2. fine-tunes the shipped base for the budget (early stopping and the decoding
-   calibration on validation conversations carved from the training side), and with
-   `before` among the variants a second time as round two did (no warm-up, the
-   friends' text at full weight in the loss);
-3. evaluates on the test conversations (`mimical.model.evaluate`: 200 exchanges where
-   the person has them, 3 seeds, mean and 95% interval) the same weights decoded as:
-   - `before`: round two (its fine-tuning, and its decoder: 4 candidates at T 0.8,
-     top-k 40, top-p 0.9, no calibration, no retrieval); `sampling`: 4 candidates
-     sampled near the learned distribution, calibrated; `one`: the same with one
-     candidate (what the reranker does); `hybrid`: 1 sampled and 2 of the person's own
-     replies retrieved (the default, as exported); `private`: the hybrid retrieving
-     from all of the person's replies (`--retrieval all`, a private persona's option);
-   - beside the baselines: retrieval by nearest friend turn, a random reply of the
-     person, an echo of the friend, and the person against themselves (the floor);
+   chitchat chats, imported;
+2. for every split seed × training seed (intervals must cover which conversations are
+   held out and how training went, not only decoding), fine-tunes the base for the
+   budget (early stopping and the decoding calibration on validation conversations);
+3. evaluates on `--part` (`mimical.model.evaluate`: up to 200 exchanges, 3 decoding
+   seeds) the export (`hybrid`: 1 sampled and 2 retrieved candidates, as shipped), and
+   other decoders over the same weights: `sampling` (4 sampled candidates), `one`
+   (one, no retrieval), `private` (retrieving any of the person's replies);
+   beside the baselines: retrieval by nearest friend turn, a random reply of the person,
+   an echo of the friend, and the person against themselves (the floor);
 4. times replies (≤ 100 characters) over gRPC from our model server.
 
+Figures are the mean over the split × training runs with a 95% t-interval over them;
+context use is the bits per reply the true context saves over a shuffled one.
 Targets: two-sample ≤ 0.60; relevance above the retrieval baseline's; non-words ≤ 1.5×
-the person's; distinct-2 ≥ 0.8× the person's; verbatim ≤ 1%; reply p50 ≤ 60 ms.
-`--json` keeps every run (a later run replaces the same person and budget).
+the person's; verbatim ≤ 1%; reply p50 ≤ 60 ms.
 """
 
 from __future__ import annotations
@@ -48,22 +50,14 @@ from pathlib import Path
 
 from mimical.corpus.schema import layout_context
 
-PEOPLE = ("demo", "300", "1000", "5000")
+BENCH = ("demo", "300", "1000", "5000")
+DEVELOPMENT = ("dev", "dev-small")
+PEOPLE = DEVELOPMENT + BENCH
 # Decoding settings over the same fine-tuned weights; {} is the exported default.
 VARIANTS = {
-    "before": {
-        "candidates": 4,
-        "temperature": 0.8,
-        "top_k": 40,
-        "top_p": 0.9,
-        "retrieved": 0,
-        "end_bias": 0.0,
-        "newline_bias": 0.0,
-        "emoji_bias": 0.0,
-    },
+    "hybrid": {},
     "sampling": {"candidates": 4, "retrieved": 0},
     "one": {"candidates": 1, "retrieved": 0},
-    "hybrid": {},
     "private": {},
 }
 # Variants retrieving from another bank than the export's (`public`): `private` is the
@@ -100,21 +94,21 @@ def held_out_people() -> dict[str, tuple[int, int]]:
 
 
 def pick_person(person: str) -> str | None:
-    """The chitchat sender id for `person` (None: the demo persona).
+    """The chitchat sender id for `person` (None: the demo persona): a bench person
+    (`BENCH_PEOPLE`), or the development group's person with the most (`dev`) or the
+    second most (`dev-small`) replies."""
+    from mimical.model.base_model import BENCH_PEOPLE, development_conversation
 
-    Among held-out people within 40% of the wanted number of replies, the one with the
-    most chats: the split is by conversation, so more of them leave more to test on.
-    Nobody that close: the nearest.
-    """
     if person == "demo":
         return None
-    people, wanted = held_out_people(), int(person)
-    close = [
-        sender for sender, (replies, _) in people.items() if abs(replies - wanted) <= 0.4 * wanted
-    ]
-    if close:
-        return max(close, key=lambda sender: (people[sender][1], sender))
-    return min(people, key=lambda sender: (abs(people[sender][0] - wanted), sender))
+    if person in BENCH_PEOPLE:
+        return BENCH_PEOPLE[person]
+    people = held_out_people()
+    development = sorted(
+        (s for s in people if development_conversation([s])),
+        key=lambda s: (-people[s][0], s),
+    )
+    return development[DEVELOPMENT.index(person)]
 
 
 def build_corpus(person: str, workdir: Path) -> Path:
@@ -149,75 +143,102 @@ def reply_latencies(model_base: Path, name: str, repeats: int) -> list[float]:
         server.stop()
 
 
-def run(person: str, minutes: float, variants: list[str], args, workdir: Path) -> dict:
-    """Fine-tune once as round two did (for `before`) and once as today, then evaluate."""
-    from mimical.model.data import load_split
-    from mimical.model.evaluate import evaluate_model
+def run(person: str, base: tuple[str, Path | None], minutes: float, args, workdir: Path) -> dict:
+    """Fine-tune `base` on the person once per split × training seed, evaluate each."""
+    from mimical.model.evaluate import evaluate_model, interval
     from mimical.model.export import export_parts
     from mimical.model.retrieval import bank_replies
-    from mimical.model.train import FINE_TUNE, persona_generator, train_persona
+    from mimical.model.train import persona_generator, train_persona
 
     corpus = build_corpus(person, workdir)
+    label, base_dir = base
     model_base = workdir / "models"
-    split = load_split(corpus, args.seed)
-    policies = {RETRIEVAL_POLICY.get(variant, "public") for variant in variants}
-    banks = {policy: bank_replies(split.train, policy) for policy in policies}
-    trainings = {"today": FINE_TUNE}
-    if "before" in variants:  # round two: no warm-up, the friends' text at full weight
-        trainings["round two"] = replace(FINE_TUNE, warmup_steps=0, context_loss_weight=None)
-    trained = {}
-    for label, schedule in trainings.items():
-        name = f"{person}-{minutes:g}min" + ("-round-two" if label == "round two" else "")
-        print(f"\n== {person}: fine-tuning {minutes:g} min ({label}) on {corpus.name}", flush=True)
-        trained[label] = train_persona(
+    evaluations: dict[str, list[dict]] = {variant: [] for variant in args.variants}
+    trainings, first = [], None
+    for split_seed, train_seed in itertools.product(args.split_seeds, args.train_seeds):
+        name = f"{person}-{label}-{minutes:g}min-s{split_seed}-t{train_seed}"
+        print(f"\n== {name}: fine-tuning on {corpus.name}", flush=True)
+        result = train_persona(
             corpus,
             model_base,
             name,
             max_minutes=minutes,
-            seed=args.seed,
+            seed=train_seed,
+            split_seed=split_seed,
+            base_dir=base_dir,
             progress=True,
-            fine_tune=schedule,
         )
-    evaluations = {}
-    for variant in variants:
-        print(f"   evaluating {variant}", flush=True)
-        result = trained["round two" if variant == "before" else "today"]
-        if VARIANTS[variant] or variant in RETRIEVAL_POLICY:
-            weights, tokenizer, config = export_parts(result.export_dir)
-            bank = banks[RETRIEVAL_POLICY.get(variant, "public")]
-            generator = persona_generator(
-                weights, tokenizer, replace(config, **VARIANTS[variant]), split, bank
+        first = first or result
+        trainings.append(result.metrics)
+        for variant in args.variants:
+            print(f"   evaluating {variant} on the {args.part} part", flush=True)
+            model = None
+            if VARIANTS[variant] or variant in RETRIEVAL_POLICY:
+                from mimical.model.data import load_split
+
+                split = load_split(corpus, split_seed)
+                weights, tokenizer, config = export_parts(result.export_dir)
+                bank = bank_replies(split.train, RETRIEVAL_POLICY.get(variant, "public"))
+                config = replace(config, **VARIANTS[variant])
+                model = persona_generator(weights, tokenizer, config, split, bank)
+            evaluation = evaluate_model(
+                result.export_dir,
+                corpus,
+                model=model,
+                baselines_too=variant == args.variants[0],
+                part=args.part,
             )
-            evaluations[variant] = evaluate_model(
-                result.export_dir, corpus, model=generator, baselines_too=False
-            )
-        else:  # the export itself, with the baselines
-            evaluations[variant] = evaluate_model(result.export_dir, corpus)
-    today = trained["today"]
-    latencies = reply_latencies(model_base, today.export_dir.parent.name, args.repeats)
+            evaluations[variant].append({k: v for k, v in evaluation.items() if k != "curve"})
+    latencies = reply_latencies(model_base, first.export_dir.parent.name, args.repeats)
+
+    def pooled(runs: list[dict]) -> dict:
+        """Each figure's mean over the runs (each the mean over its decoding seeds),
+        with a 95% interval over the runs."""
+        systems = runs[0]["systems"]
+        figures = {
+            system: {
+                figure: interval([r["systems"][system][figure]["mean"] for r in runs])
+                for figure in systems[system]
+            }
+            for system in systems
+        }
+        context = [r["context_use"]["bits_per_reply"] for r in runs]
+        return {
+            "systems": figures,
+            "exchanges": runs[0]["exchanges"],
+            "context_use": interval([c for c in context if c is not None]),
+            "bits_per_char": interval([r["bits_per_char"] for r in runs]),
+            "style": runs[0]["style"],
+            "samples": runs[0]["samples"],
+        }
+
     return {
         "person": person,
         "sender": pick_person(person) or "demo persona",
+        "base": label,
         "minutes": minutes,
-        "replies": len(split.train) + len(split.validation) + len(split.test),
-        "training": {
-            label: {k: r.metrics[k] for k in ("training_seconds", "steps", "stop_reason")}
-            | {"validation_bits_per_char": round(r.metrics["validation_bits_per_char"], 4)}
-            for label, r in trained.items()
-        },
-        "calibration": today.metrics["calibration"],
-        "bank_replies": today.metrics["retrieval"]["replies"],
+        "part": args.part,
+        "seeds": {"split": args.split_seeds, "training": args.train_seeds},
+        "replies": sum(
+            trainings[0][k] for k in ("train_replies", "validation_replies", "test_replies")
+        ),
+        "training": [
+            {k: m[k] for k in ("training_seconds", "steps", "stop_reason", "seed", "split_seed")}
+            | {"validation_bits_per_char": round(m["validation_bits_per_char"], 4)}
+            for m in trainings
+        ],
+        "calibration": trainings[0]["calibration"],
+        "bank_replies": trainings[0]["retrieval"]["replies"],
         "reply_p50_ms": round(statistics.median(latencies) * 1000, 1),
-        "evaluations": {
-            variant: {k: v for k, v in e.items() if k != "curve"}
-            for variant, e in evaluations.items()
-        },
+        "evaluations": {variant: pooled(runs) for variant, runs in evaluations.items()},
     }
 
 
 def _cell(figure: dict | None, spec: str) -> str:
     if not figure or figure["mean"] is None:
         return "n/a"
+    if figure["low"] is None:
+        return format(figure["mean"], spec)
     half = (figure["high"] - figure["low"]) / 2
     return f"{format(figure['mean'], spec)}±{format(half, spec)}"
 
@@ -225,28 +246,27 @@ def _cell(figure: dict | None, spec: str) -> str:
 def table_rows(run: dict) -> list[list[str]]:
     """One row per decoder variant and baseline of a run."""
     evaluations = run["evaluations"]
-    any_evaluation = next(iter(evaluations.values()))
-    with_baselines = next((e for e in evaluations.values() if "person" in e["systems"]), None)
-    systems = [(variant, e["systems"]["model"]) for variant, e in evaluations.items()]
-    if with_baselines:
-        systems += [(b, with_baselines["systems"][b]) for b in BASELINES]
+    first = next(iter(evaluations.values()))
+    systems = [(variant, e["systems"]["model"], e) for variant, e in evaluations.items()]
+    systems += [(b, first["systems"][b], None) for b in BASELINES if b in first["systems"]]
     rows = []
-    for label, figures in systems:
+    for label, figures, evaluation in systems:
         rows.append(
             [
                 run["person"],
+                run["base"],
                 f"{run['minutes']:g}",
-                f"{any_evaluation['exchanges']}",
                 label,
                 _cell(figures["two_sample_accuracy"], ".2f"),
                 _cell(figures["relevance"], ".2f"),
                 _cell(figures["non_word_rate"], ".1%"),
-                _cell(figures["distinct_2"], ".2f"),
                 _cell(figures["verbatim_rate"], ".1%"),
                 _cell(figures["exact_copy_6_words_rate"], ".1%"),
                 _cell(figures["length_ks"], ".2f"),
                 _cell(figures["lines_ks"], ".2f"),
-                _cell(figures.get("retrieved_share"), ".0%"),
+                _cell(figures["length_mean"], ".0f"),
+                _cell(evaluation["context_use"], ".1f") if evaluation else "",
+                _cell(evaluation["bits_per_char"], ".3f") if evaluation else "",
             ]
         )
     return rows
@@ -254,18 +274,19 @@ def table_rows(run: dict) -> list[list[str]]:
 
 HEADER = [
     "person",
+    "base",
     "min",
-    "exch.",
     "system",
     "2-sample ≤.60",
     "relevance",
     "non-words",
-    "distinct-2",
     "verbatim ≤1%",
     "copies 6+w",
     "length KS",
     "lines KS",
-    "retrieved",
+    "length",
+    "context bits",
+    "bits/char",
 ]
 
 
@@ -276,67 +297,81 @@ def print_table(runs: list[dict]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
         if index == 0:
             print("  ".join("-" * width for width in widths))
-    print("\nmean±half-width of the 95% interval over 3 seeds; per run:")
+    print("\nmean±half-width of the 95% interval over split × training seeds; per run:")
     for r in runs:
         calibration = r["calibration"]
-        trainings = "; ".join(
-            f"{label} {t['steps']} steps in {t['training_seconds']:.0f} s "
-            f"({t['stop_reason']}), validation {t['validation_bits_per_char']:.3f} bits/char"
-            for label, t in r["training"].items()
-        )
+        steps = ", ".join(f"{t['steps']} ({t['stop_reason']})" for t in r["training"])
+        exchanges = next(iter(r["evaluations"].values()))["exchanges"]
         print(
-            f"  {r['person']} ({r['sender']}), {r['minutes']:g} min: {r['replies']} replies; "
-            f"{trainings}; reply p50 {r['reply_p50_ms']:.0f} ms (≤{REPLY_CHARS} chars, gRPC); "
-            f"bank {r['bank_replies']} replies; calibration end {calibration['end_bias']:+.1f} "
-            f"newline {calibration['newline_bias']:+.1f} "
-            f"emoji {calibration.get('emoji_bias', 0.0):+.1f} (length KS "
-            f"{calibration['length_ks_before']:.2f}→{calibration['length_ks_after']:.2f}, "
-            f"{calibration['seconds']:.0f} s)"
+            f"  {r['person']} ({r['sender']}) on {r['base']}, {r['part']} part, "
+            f"{r['minutes']:g} min: {r['replies']} replies, {exchanges} exchanges; "
+            f"seeds split {r['seeds']['split']} × training {r['seeds']['training']}; "
+            f"steps {steps}; reply p50 {r['reply_p50_ms']:.0f} ms (≤{REPLY_CHARS} chars, "
+            f"gRPC); bank {r['bank_replies']} replies; first run's calibration end "
+            f"{calibration['end_bias']:+.1f} newline {calibration['newline_bias']:+.1f} "
+            f"emoji {calibration.get('emoji_bias', 0.0):+.1f}"
         )
 
 
 def print_samples(runs: list[dict], count: int = 10) -> None:
-    """Friend → real → each variant's reply, for the first test exchanges."""
+    """Friend → real → each run's reply (its first split and training seed)."""
     for r in runs:
-        evaluations = r["evaluations"]
-        print(f"\nsample exchanges, {r['person']} ({r['minutes']:g} min):")
-        first = next(iter(evaluations.values()))["samples"]
-        for index, sample in enumerate(first[:count]):
+        evaluation = next(iter(r["evaluations"].values()))
+        print(f"\nsample exchanges, {r['person']} on {r['base']} ({r['minutes']:g} min):")
+        for sample in evaluation["samples"][:count]:
             print(f"  friend:     {sample['context'][-120:]!r}")
             print(f"  real:       {sample['real'][:120]!r}")
-            for variant, evaluation in evaluations.items():
-                print(f"  {variant + ':':<12}{evaluation['samples'][index]['model'][:120]!r}")
+            print(f"  model:      {sample['model'][:120]!r}")
             print()
+
+
+def _seeds(text: str) -> list[int]:
+    return [int(seed) for seed in text.split(",")]
+
+
+def _bases(text: str) -> list[tuple[str, Path | None]]:
+    """`shipped` (the package's base) or LABEL=DIR pairs, comma-separated."""
+    bases = []
+    for item in text.split(","):
+        label, _, directory = item.partition("=")
+        bases.append((label, Path(directory) if directory else None))
+    return bases
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", default="2", help="fine-tuning budgets, e.g. 0.5,1,2,5")
-    parser.add_argument("--people", default=",".join(PEOPLE), help="demo,300,1000,5000")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=",".join(VARIANTS))
+    parser.add_argument("--people", default=",".join(DEVELOPMENT), help=",".join(PEOPLE))
+    parser.add_argument("--part", choices=("validation", "test"), default="validation")
+    parser.add_argument("--bases", type=_bases, default=_bases("shipped"), help="LABEL=DIR,...")
+    parser.add_argument("--minutes", default="1", help="fine-tuning budgets, e.g. 0.5,1,2")
+    parser.add_argument("--variants", default="hybrid", help=",".join(VARIANTS))
+    parser.add_argument("--split-seeds", type=_seeds, default=[0, 1])
+    parser.add_argument("--train-seeds", type=_seeds, default=[0, 1])
     parser.add_argument("--repeats", type=int, default=30, help="timed replies per model")
-    parser.add_argument("--seed", type=int, default=0, help="the split and training seed")
     parser.add_argument("--json", type=Path, help="keep all runs in this file (merged)")
     parser.add_argument("--table-only", action="store_true", help="print --json's table")
     parser.add_argument("--workdir", type=Path, help="keep corpora and models here")
     args = parser.parse_args()
-    people, variants = args.people.split(","), args.variants.split(",")
+    people, args.variants = args.people.split(","), args.variants.split(",")
     budgets = [float(m) for m in args.minutes.split(",")]
-    if unknown := set(people) - set(PEOPLE) | set(variants) - set(VARIANTS):
+    if unknown := set(people) - set(PEOPLE) | set(args.variants) - set(VARIANTS):
         parser.error(f"unknown people or variants: {sorted(unknown)}")
+    if args.part == "test" and set(people) & set(DEVELOPMENT):
+        parser.error("the development people are for choosing: measure them on validation")
 
     runs = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
     if not args.table_only:
         with tempfile.TemporaryDirectory(prefix="quality-bench-") as tmp:
             workdir = args.workdir or Path(tmp)
             workdir.mkdir(parents=True, exist_ok=True)
-            for person, minutes in itertools.product(people, budgets):
-                result = run(person, minutes, variants, args, workdir)
-                runs = [r for r in runs if (r["person"], r["minutes"]) != (person, minutes)]
+            for person, base, minutes in itertools.product(people, args.bases, budgets):
+                result = run(person, base, minutes, args, workdir)
+                key = (person, base[0], minutes, args.part)
+                runs = [r for r in runs if (r["person"], r["base"], r["minutes"], r["part"]) != key]
                 runs.append(result)
                 if args.json:
                     args.json.write_text(json.dumps(runs, indent=1, ensure_ascii=False))
-    runs.sort(key=lambda r: (PEOPLE.index(r["person"]), r["minutes"]))
+    runs.sort(key=lambda r: (r["part"], PEOPLE.index(r["person"]), r["base"], r["minutes"]))
     print()
     print_table(runs)
     print_samples(runs)

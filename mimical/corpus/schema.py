@@ -44,6 +44,11 @@ _MARKERS = str.maketrans({OWN_TURN: " ", OTHER_TURN: " "})
 # the exported graph's rule, `mimical.model.retrieval`).
 MESSAGE_BREAK = f"[\n{OWN_TURN}{OTHER_TURN}]"
 _MESSAGE_BREAK = re.compile(MESSAGE_BREAK)
+# What `mimical.corpus.scrub` puts where personal data was: `<URL:host>` keeps a link's
+# host, the others stand alone. The model reads them in a context and never writes one.
+PLACEHOLDERS = ("<EMAIL>", "<PHONE>", "<CARD>", "<IBAN>", "<URL>")
+URL_PLACEHOLDER_START = "<URL:"
+PLACEHOLDER = re.compile(r"<(?:EMAIL|PHONE|CARD|IBAN|URL(?::[^>]*)?)>")
 
 
 # A plain dataclass: the import makes one per message, and orjson writes one with a

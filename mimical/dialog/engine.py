@@ -41,6 +41,7 @@ from typing import Protocol
 
 from mimical.chatbot import validate_name
 from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS, layout_context
+from mimical.corpus.scrub import Scrubber
 from mimical.dialog.sessions import PasswordTries, SessionStore
 from mimical.errors import InputError, NotFoundError, UnavailableError
 from mimical.registry import password_opens
@@ -126,6 +127,9 @@ class DialogEngine:
         self.context_turns = context_turns
         self.reply_timeout = reply_timeout
         self.reply_max_chars = reply_max_chars
+        # The friend's live messages are scrubbed as an import is (and as reply
+        # suggestions are) before the model reads them or the session keeps them.
+        self.scrub = Scrubber()
 
     @staticmethod
     def _key(channel: str, user_id: str) -> str:
@@ -317,7 +321,7 @@ class DialogEngine:
         if persona is None or persona.access_stamp != session.get("stamp"):
             # Deleted, created again, or its password changed: this chat was not let in.
             return {"state": "choosing"}, [ENDED.format(name=display_name)]
-        history = [*session["history"], text]
+        history = [*session["history"], self.scrub(text)]
         # The history alternates: the friend's message, the persona's reply, ..., ending
         # with this message, so a turn's speaker follows from its distance to the end.
         recent = history[-self.context_turns :]

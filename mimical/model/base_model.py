@@ -44,12 +44,42 @@ HELD_OUT_RULE = (
 
 def is_held_out(sender_id: str) -> bool:
     """True for a held-out person: never in the base model's training data."""
-    return hashlib.sha256(sender_id.encode()).hexdigest().startswith(HELD_OUT_DIGEST_PREFIXES)
+    return _digest(sender_id).startswith(HELD_OUT_DIGEST_PREFIXES)
 
 
 def held_out_conversation(sender_ids: Iterable[str]) -> bool:
     """True when a conversation with these senders must stay out of the base model."""
     return any(s == DEMO_PERSONA or is_held_out(s) for s in sender_ids)
+
+
+# The held-out people `benchmarks/quality_bench.py` reports on, by the size it asks for
+# (its `pick_person`: the held-out person with about that many replies and most chats).
+BENCH_PEOPLE = {
+    "300": "e7a2c264-4b26-4ff1-9339-add47d510216",
+    "1000": "4c7833b9-1f67-4932-8c7d-c79e75ef421a",
+    "5000": "720840be-e522-47ba-9e9f-143f66372673",
+}
+DEVELOPMENT_DIGEST_PREFIX = "b"
+DEVELOPMENT_RULE = (
+    "held-out conversations where a sender's sha256(sender id) hex digest starts with "
+    f"{DEVELOPMENT_DIGEST_PREFIX}, none starts with another held-out letter, and neither the "
+    "demo persona nor a bench person takes part"
+)
+
+
+def _digest(sender_id: str) -> str:
+    return hashlib.sha256(sender_id.encode()).hexdigest()
+
+
+def development_conversation(sender_ids: Iterable[str]) -> bool:
+    """True for a conversation of the development group, where every choice is made
+    (architecture, size, decoding, calibration grids, budgets). The other held-out
+    conversations (the other letter, and the bench people's) are the clean test: nothing
+    tuned, looked at or reported is measured on them but the one test run per release."""
+    ids = list(sender_ids)
+    letters = {_digest(s)[0] for s in ids if is_held_out(s)}
+    excluded = DEMO_PERSONA in ids or any(s in BENCH_PEOPLE.values() for s in ids)
+    return letters == {DEVELOPMENT_DIGEST_PREFIX} and not excluded
 
 
 @dataclass(frozen=True)

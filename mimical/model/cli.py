@@ -2,8 +2,9 @@
 
 mimical train corpus.jsonl -o MODEL_BASE [--name NAME] [--max-minutes M] [--epochs N] [--seed S]
               [--from-scratch]
-mimical pretrain [-o DIR] [--max-minutes 80] [--passes 3] [--epochs 3] [--units 384]
-                 [--vocab-size 4096]
+mimical pretrain [-o DIR] [--max-minutes 80] [--cpu-minutes] [--resume] [--checkpoints DIR]
+                 [--passes 4] [--epochs 20] [--units 384] [--attention-dim 128]
+                 [--context-tokens 48] [--vocab-size 4096]
 mimical evaluate MODEL_DIR corpus.jsonl [--json] [--report report.html]
 """
 
@@ -65,12 +66,32 @@ def register(subparsers) -> None:
     )
     pretrain.add_argument("-o", "--output", type=Path, help="artifact dir (default: the package's)")
     pretrain.add_argument("--max-minutes", type=float, default=80.0, help="time limit (80)")
-    pretrain.add_argument("--passes", type=int, default=3, help="turns read as replies (3)")
-    pretrain.add_argument("--epochs", type=int, default=3, help="epochs over those pairs (3)")
+    pretrain.add_argument(
+        "--cpu-minutes",
+        action="store_true",
+        help="count --max-minutes in CPU time (compare designs at equal CPU on a shared machine)",
+    )
+    pretrain.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run from its checkpoint, or from the base at --output",
+    )
+    pretrain.add_argument(
+        "--checkpoints", type=Path, help="where runs keep checkpoints (~/.cache/mimical/pretrain)"
+    )
+    pretrain.add_argument("--passes", type=int, default=4, help="turns read as replies (4)")
+    pretrain.add_argument("--epochs", type=int, default=20, help="epochs over those pairs (20)")
     pretrain.add_argument("--units", type=int, default=384, help="the GRU's hidden size (384)")
+    pretrain.add_argument(
+        "--attention-dim", type=int, default=128, help="attention over the context (128; 0: none)"
+    )
+    pretrain.add_argument("--context-tokens", type=int, default=48, help="context tokens read (48)")
+    pretrain.add_argument(
+        "--contrast", type=float, help="contrastive loss weight (default: the base's)"
+    )
     pretrain.add_argument("--vocab-size", type=int, default=4096, help="tokens (4096)")
     pretrain.add_argument("--seed", type=int, default=0)
-    pretrain.add_argument("--base-version", type=int, default=3, help="version to record (3)")
+    pretrain.add_argument("--base-version", type=int, default=4, help="version to record (4)")
     pretrain.set_defaults(func=run_pretrain)
 
     evaluate = subparsers.add_parser(
@@ -134,23 +155,41 @@ def run_pretrain(args: argparse.Namespace) -> int:
         raise InputError("--units must be between 16 and 4096")
     if not 260 < args.vocab_size <= 65536:
         raise InputError("--vocab-size must be between 261 and 65536")
+    if args.attention_dim < 0 or args.attention_dim % 4:
+        raise InputError("--attention-dim must be a multiple of 4 (its heads), or 0")
+    if args.contrast is not None and args.contrast < 0:
+        raise InputError("--contrast must not be negative")
+    if not 8 <= args.context_tokens <= 512:
+        raise InputError("--context-tokens must be between 8 and 512")
     output = args.output or BASE_DIR
+    config = replace(
+        BASE_CONFIG,
+        units=args.units,
+        attention_dim=args.attention_dim,
+        context_tokens=args.context_tokens,
+        contrast_weight=BASE_CONFIG.contrast_weight if args.contrast is None else args.contrast,
+        context_chars=BASE_CONFIG.context_chars * args.context_tokens // BASE_CONFIG.context_tokens,
+    )
     info = pretrain(
         output,
         max_minutes=args.max_minutes,
+        cpu_minutes=args.cpu_minutes,
+        resume=args.resume,
+        checkpoints=args.checkpoints,
         passes=args.passes,
         epochs=args.epochs,
         vocab_size=args.vocab_size,
-        config=replace(BASE_CONFIG, units=args.units),
+        config=config,
         seed=args.seed,
         version=args.base_version,
         progress=True,
     )
     metrics = info["metrics"]
     print(
-        f"base v{info['version']} → {output}: held-out people "
-        f"{metrics['held_out_people_bits_per_char']:.3f} bits/char, "
-        f"{metrics['pretrain_seconds']}s"
+        f"base v{info['version']} → {output}: development group "
+        f"{metrics['development_bits_per_char']:.3f} bits/char, context use "
+        f"{metrics['development_context_use']['bits_per_reply']:.1f} bits per reply, "
+        f"{metrics['cpu_hours']} CPU-hours in all"
     )
     return 0
 
@@ -179,6 +218,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"(5-gram baseline {result['baseline_5gram_bits_per_char']:.3f}, "
         f"{result['improvement_over_baseline']:+.1%})"
     )
+    use = result["context_use"]
+    if use["bits_per_reply"] is not None:
+        print(
+            f"context use:           {use['bits_per_reply']:.1f} bits per reply saved by the "
+            f"true context over a shuffled one ({use['low']:.1f} to {use['high']:.1f})"
+        )
     columns = (
         ("two-sample accuracy", "two_sample_accuracy", ".2f"),
         ("context relevance", "relevance", ".2f"),

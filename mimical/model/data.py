@@ -101,13 +101,20 @@ def batches(
     batch_size: int,
     rng: np.random.Generator | None = None,
     context_weight: float = 0.0,
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    silent: tuple[int, ...] = (),
+    mismatched_rows: int = 0,
+) -> Iterator[tuple[np.ndarray, ...]]:
     """(inputs, targets, weights) batches of similar-length examples, padded with 0.
 
     With `rng`, examples are shuffled and then sorted by length within windows of 50
     batches, which keeps padding low without always pairing the same examples; the
     batch order is shuffled too. `weights` is 1 where the target is part of the reply
-    and `context_weight` where it is part of the context (the friend's text).
+    and `context_weight` where it is part of the context (the friend's text); 0 where it
+    is one of the `silent` tokens (the scrubber's placeholders: read, never learnt).
+
+    With `mismatched_rows`, each batch also brings that many of its replies after the
+    next row's context, (inputs, targets) padded alike: what the contrastive loss
+    (`ModelConfig.contrast_weight`) tells apart from the replies after their own.
     """
     order = np.arange(len(examples))
     if rng is not None:
@@ -132,7 +139,27 @@ def batches(
             sep = int(np.argmax(tokens == SEP))
             weights[row, :sep] = context_weight
             weights[row, sep:n] = 1.0  # predictions made at or after SEP
-        yield inputs, targets, weights
+        weights[np.isin(targets, silent)] = 0.0
+        if not mismatched_rows:
+            yield inputs, targets, weights
+            continue
+        swapped = [
+            _with_context(examples[chunk[(row + 1) % len(chunk)]], examples[i])
+            for row, i in enumerate(chunk[:mismatched_rows])
+        ]
+        length = max(len(tokens) for tokens in swapped) - 1
+        other_inputs = np.zeros((len(swapped), length), np.int32)
+        other_targets = np.zeros((len(swapped), length), np.int32)
+        for row, tokens in enumerate(swapped):
+            other_inputs[row, : len(tokens) - 1] = tokens[:-1]
+            other_targets[row, : len(tokens) - 1] = tokens[1:]
+        yield inputs, targets, weights, other_inputs, other_targets
+
+
+def _with_context(context_from: np.ndarray, reply_from: np.ndarray) -> np.ndarray:
+    """`reply_from`'s SEP, reply and end after `context_from`'s context."""
+    context = context_from[: int(np.argmax(context_from == SEP))]
+    return np.concatenate([context, reply_from[int(np.argmax(reply_from == SEP)) :]])
 
 
 if __name__ == "__main__":

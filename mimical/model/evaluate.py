@@ -104,22 +104,66 @@ def test_split(
     return train, test
 
 
-def model_bits_per_char(model, pairs: list[Pair], batch_size: int = 128) -> float:
-    """Bits/char of the real replies given their contexts (each turn's end counts as a
-    character), in length-sorted batches; `model` is an export or a ReplyGenerator."""
+def reply_nats(model, contexts: list[str], replies: list[str], batch_size: int = 128):
+    """(nats, characters) of each reply after its context, as two lists in the given
+    order: the replies cut to `SCORE_CHARS`, scored in length-sorted batches (each turn's
+    end counts as a character); `model` is an export or a ReplyGenerator."""
     import tensorflow as tf
 
-    ordered = sorted(pairs, key=lambda p: len(p.reply))
-    nats, characters = 0.0, 0
-    for start in range(0, len(ordered), batch_size):
-        batch = ordered[start : start + batch_size]
+    order = sorted(range(len(replies)), key=lambda i: len(replies[i]))
+    nats, characters = [0.0] * len(replies), [0] * len(replies)
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
         scored = model.score(
-            tf.constant([p.context for p in batch]),
-            tf.constant([p.reply[:SCORE_CHARS] for p in batch]),
+            tf.constant([contexts[i] for i in batch]),
+            tf.constant([replies[i][:SCORE_CHARS] for i in batch]),
         )
-        nats += float(tf.reduce_sum(scored["nats"]))
-        characters += int(tf.reduce_sum(scored["characters"]))
-    return nats / characters / math.log(2)
+        for i, n, c in zip(
+            batch, scored["nats"].numpy(), scored["characters"].numpy(), strict=True
+        ):
+            nats[i], characters[i] = float(n), int(c)
+    return nats, characters
+
+
+def model_bits_per_char(model, pairs: list[Pair], batch_size: int = 128) -> float:
+    """Bits/char of the real replies given their contexts (see `reply_nats`)."""
+    nats, characters = reply_nats(
+        model, [p.context for p in pairs], [p.reply for p in pairs], batch_size
+    )
+    return sum(nats) / max(sum(characters), 1) / math.log(2)
+
+
+def context_use(model, pairs: list[Pair], seed: int = 0) -> dict:
+    """How much the model reads the conversation: the bits per reply that its true
+    context saves over another reply's (the contexts shuffled among the pairs, none
+    left in place), with a 95% interval over the replies; and bits/char under each.
+
+    A model that ignores the context saves 0; base v3 saved ~3.8 of ~136 bits. Openers
+    (no context) are left out: they have nothing to read.
+    """
+    import random
+
+    pairs = [p for p in pairs if p.context]
+    if len(pairs) < 2:
+        return {"bits_per_reply": None, "low": None, "high": None, "replies": len(pairs)}
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    other = {order[i]: order[(i + 1) % len(order)] for i in range(len(order))}
+    replies = [p.reply for p in pairs]
+    true, characters = reply_nats(model, [p.context for p in pairs], replies)
+    shuffled, _ = reply_nats(model, [pairs[other[i]].context for i in range(len(pairs))], replies)
+    saved = [(s - t) / math.log(2) for s, t in zip(shuffled, true, strict=True)]
+    spread = 1.96 * statistics.stdev(saved) / math.sqrt(len(saved))
+    average = statistics.fmean(saved)
+    chars = max(sum(characters), 1) * math.log(2)
+    return {
+        "bits_per_reply": round(average, 3),
+        "low": round(average - spread, 3),
+        "high": round(average + spread, 3),
+        "replies": len(saved),
+        "bits_per_char": round(sum(true) / chars, 4),
+        "shuffled_bits_per_char": round(sum(shuffled) / chars, 4),
+    }
 
 
 def sample_replies(model, contexts: list[str], seed: int = 0) -> tuple[list[str], list[bool]]:
@@ -359,6 +403,7 @@ def evaluate_model(
         "bits_per_char": round(bpc, 4),
         "baseline_5gram_bits_per_char": round(baseline_bpc, 4),
         "improvement_over_baseline": round(1 - bpc / baseline_bpc, 4),
+        "context_use": context_use(model, test),
         "systems": figures,
         "style": {"model": style(shown["model"]), "persona": style(real)},
         "training": read_extra(export_dir, METRICS_FILE),

@@ -106,7 +106,7 @@ def load_export(export_dir: Path):
 def export_parts(export_dir: Path) -> tuple[dict, object, object]:
     """(weights, tokenizer, config) of an export: what `reply_generator` needs to build
     the same network again, with other decoding settings."""
-    from mimical.model.model import ModelConfig, Vocabulary
+    from mimical.model.model import ATTENTION_PARTS, ModelConfig, Vocabulary
     from mimical.model.tokenizer import Tokenizer
 
     export_dir = resolve_export(export_dir)
@@ -124,6 +124,8 @@ def export_parts(export_dir: Path) -> tuple[dict, object, object]:
     for part in ("projection_kernel", "projection_bias", "logits_kernel", "logits_bias"):
         if hasattr(loaded, part):
             weights[part] = getattr(loaded, part).numpy()
+    for part, variable in zip(ATTENTION_PARTS, getattr(loaded, "attention", ()), strict=False):
+        weights[f"attention_{part}"] = variable.numpy()
     return weights, tokenizer, config
 
 

@@ -42,10 +42,11 @@ from __future__ import annotations
 import collections
 import functools
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 
-from mimical.corpus.schema import OTHER_TURN, OWN_TURN
+from mimical.corpus.schema import OTHER_TURN, OWN_TURN, PLACEHOLDERS
 
 # Token ids below FIRST_CHAR_ID are special; characters (or byte pieces) follow.
 PAD, UNK, SEP, EOT = 0, 1, 2, 3
@@ -57,6 +58,7 @@ DEFAULT_TEMPERATURE = 1.0
 MAX_REPLY_CHARS = 1000
 # Steps per iteration of the in-graph loops: fewer iterations, less loop overhead.
 UNROLL = 4
+URL_PLACEHOLDER = re.compile(r"<URL:[^>]*>")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,13 @@ class ModelConfig:
     # A linear bottleneck between the GRU and the logits (0: none): with many tokens,
     # units × vocabulary would cost more than the GRU itself.
     projection_dim: int = 0
+    # Attention over the context (base v4): at every step the network also reads a mix of
+    # the context's token states, weighted by how well each matches the step's own state
+    # (`attention_heads` heads of `attention_dim // attention_heads`), so the friend's
+    # words reach the reply directly instead of through one recurrent state that forgets
+    # them. 0: none (base v3 and the character model).
+    attention_dim: int = 0
+    attention_heads: int = 4
     context_chars: int = 64  # how much of the friend's text the model reads...
     context_tokens: int = 64  # ...and at most this many of its tokens
     reply_tokens: int = 160  # longer replies are cut (without EOT) when training
@@ -87,6 +96,13 @@ class ModelConfig:
     # Also learn to predict the friend's text, at this weight: more signal per step, and
     # the persona's replies alone are too few characters for a network not to overfit.
     context_loss_weight: float = 1.0
+    # A contrastive loss that makes the network read the conversation: for a quarter of
+    # each batch, the reply after another row's context must be less likely than after
+    # its own by `contrast_margin` nats per token (logistic loss on the gap, weighted
+    # `contrast_weight`; 0: off). The gap is what `mimical.model.evaluate.context_use`
+    # measures on held-out people.
+    contrast_weight: float = 0.0
+    contrast_margin: float = 0.3
     # Decoding (see the module docstring). Sampling stays close to the learned
     # distribution: truncation (top-k, nucleus) removes the rare words, typos and long
     # turns that make a person recognisable (Ippolito et al. 2020).
@@ -164,13 +180,15 @@ def example_tokens(tokenizer, config: ModelConfig, context: str, reply: str) -> 
     """The token sequence of one (context → reply) example; see the module docstring."""
     context = context[-config.context_chars :] if config.context_chars else ""
     context_ids = tokenizer.encode(context)[-config.context_tokens :] if context else []
-    reply_ids = tokenizer.encode(reply)
+    # A reply's link is never written (its host neither): one placeholder token, no loss.
+    reply_ids = tokenizer.encode(URL_PLACEHOLDER.sub(PLACEHOLDERS[-1], reply))
     end = [EOT] if len(reply_ids) <= config.reply_tokens else []
     return [*context_ids, SEP, *reply_ids[: config.reply_tokens], *end]
 
 
 def build_keras_model(config: ModelConfig, vocab_size: int):
-    """Embedding → GRU × layers → logits over the vocabulary, for (B, T) token ids."""
+    """Embedding → GRU × layers (→ attention over the context) → logits over the
+    vocabulary, for (B, T) token ids."""
     import keras
 
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
@@ -180,6 +198,11 @@ def build_keras_model(config: ModelConfig, vocab_size: int):
         # exact math ReplyGenerator reimplements with plain ops.
         x = keras.layers.GRU(config.units, return_sequences=True, name=f"gru_{layer}")(x)
         x = keras.layers.Dropout(config.dropout)(x)
+    if config.attention_dim:
+        attention = _context_attention_class()(
+            config.attention_dim, config.attention_heads, name="attention"
+        )
+        x = keras.layers.Concatenate()([x, attention([x, ids])])  # (B, T, U + D)
     if config.projection_dim:
         x = keras.layers.Dense(config.projection_dim, name="projection")(x)  # (B, T, P)
     logits = keras.layers.Dense(vocab_size, name="logits")(x)  # (B, T, V)
@@ -197,6 +220,11 @@ def network_weights(keras_model, config: ModelConfig) -> dict:
     if config.projection_dim:
         weights["projection_kernel"] = keras_model.get_layer("projection").kernel.numpy()
         weights["projection_bias"] = keras_model.get_layer("projection").bias.numpy()
+    if config.attention_dim:
+        for part, variable in zip(
+            ATTENTION_PARTS, keras_model.get_layer("attention").weights, strict=True
+        ):
+            weights[f"attention_{part}"] = variable.numpy()
     weights["logits_kernel"] = keras_model.get_layer("logits").kernel.numpy()
     weights["logits_bias"] = keras_model.get_layer("logits").bias.numpy()
     return weights
@@ -212,8 +240,67 @@ def load_network_weights(keras_model, config: ModelConfig, weights: dict) -> Non
     if config.projection_dim:
         keras_model.get_layer("projection").kernel.assign(weights["projection_kernel"])
         keras_model.get_layer("projection").bias.assign(weights["projection_bias"])
+    if config.attention_dim:
+        for part, variable in zip(
+            ATTENTION_PARTS, keras_model.get_layer("attention").weights, strict=True
+        ):
+            variable.assign(weights[f"attention_{part}"])
     keras_model.get_layer("logits").kernel.assign(weights["logits_kernel"])
     keras_model.get_layer("logits").bias.assign(weights["logits_bias"])
+
+
+# The attention's kernels, in the order of its Keras weights: (units, attention_dim) each.
+ATTENTION_PARTS = ("query", "key", "value")
+
+
+@functools.cache
+def _context_attention_class():
+    """Define ContextAttention lazily so importing this module does not import Keras."""
+    import keras
+    from keras import ops
+
+    class ContextAttention(keras.layers.Layer):
+        """Multi-head attention of every position over the context's token states.
+
+        Inputs: the GRU's states (B, T, U) and the token ids (B, T). Position t reads the
+        states s ≤ min(t, sep), sep being where SEP is: a reply token sees the whole
+        context and the SEP state (an opener sees SEP alone), a context token only what
+        came before it, as a language model must. `ReplyGenerator.attend` is the same
+        math for one step.
+        """
+
+        def __init__(self, dim: int, heads: int, **kwargs):
+            super().__init__(**kwargs)
+            self.dim, self.heads = dim, heads
+
+        def build(self, input_shape):
+            units = input_shape[0][-1]
+            for part in ATTENTION_PARTS:
+                setattr(self, part, self.add_weight(name=part, shape=(units, self.dim)))
+
+        def call(self, inputs):
+            states, ids = inputs
+            batch, steps = ops.shape(ids)[0], ops.shape(ids)[1]
+            head = self.dim // self.heads
+
+            def heads(kernel):  # (B, T, U) → (B, H, T, head)
+                x = ops.reshape(ops.matmul(states, kernel), (batch, steps, self.heads, head))
+                return ops.transpose(x, (0, 2, 1, 3))
+
+            query, key, value = heads(self.query), heads(self.key), heads(self.value)
+            scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2))) / head**0.5
+            positions = ops.arange(steps, dtype="int32")
+            sep = ops.cast(ops.argmax(ops.cast(ops.equal(ids, SEP), "int32"), axis=1), "int32")
+            last = ops.minimum(positions[None, :], sep[:, None])  # (B, T): the last key
+            allowed = positions[None, None, :] <= last[:, :, None]  # (B, T, T)
+            scores = ops.where(allowed[:, None], scores, -1e9)
+            mixed = ops.matmul(ops.softmax(scores, axis=-1), value)  # (B, H, T, head)
+            return ops.reshape(ops.transpose(mixed, (0, 2, 1, 3)), (batch, steps, self.dim))
+
+        def get_config(self):
+            return {**super().get_config(), "dim": self.dim, "heads": self.heads}
+
+    return ContextAttention
 
 
 def reply_generator(
@@ -343,6 +430,8 @@ def _reply_generator_class():
         """
 
         def __init__(self, weights, tokenizer, config: ModelConfig, spans, others_spans, retrieval):
+            from mimical.model.tokenizer import placeholder_ids
+
             super().__init__(name="persona")
             self.own_spans = span_table(spans)
             self.others_spans = span_table(others_spans)
@@ -375,13 +464,20 @@ def _reply_generator_class():
                 self.projection_bias = tf.Variable(weights["projection_bias"], dtype=tf.float32)
             self.logits_kernel = tf.Variable(weights["logits_kernel"], dtype=tf.float32)
             self.logits_bias = tf.Variable(weights["logits_bias"], dtype=tf.float32)
+            # (query, key, value) kernels, or none (a model without attention).
+            self.attention = tuple(
+                tf.Variable(weights[f"attention_{part}"], dtype=tf.float32)
+                for part in (ATTENTION_PARTS if config.attention_dim else ())
+            )
             # The first layer's input projection of every token, precomputed: one gather
             # per step instead of a gather and a matmul (the loop is latency-bound).
             kernel, _, bias = self.gru[0]
             self.input_table = tf.Variable(tf.matmul(self.embedding, kernel) + bias[0])  # (V, 3U)
-            # Sampling never emits padding, UNK, SEP or a turn marker (a reply is one turn:
-            # a marker in it would read as the friend's or the persona's next turn).
+            # Sampling never emits padding, UNK, SEP, a turn marker (a reply is one turn:
+            # a marker in it would read as the friend's or the persona's next turn) or a
+            # scrubber's placeholder (personal data is never invented).
             never = {PAD, UNK, SEP, *tokenizer.encode(OWN_TURN), *tokenizer.encode(OTHER_TURN)}
+            never.update(placeholder_ids(tokenizer))
             self.forbidden = tf.constant(
                 [-1e9 if i in never else 0.0 for i in range(self.vocab_size)]
             )
@@ -414,8 +510,38 @@ def _reply_generator_class():
             found = spans.with_flat_values(table.lookup(spans.flat_values))
             return tf.reduce_max(found, axis=1) > 0  # an empty row's max is the lowest int
 
-        def logits(self, states):
+        def attend(self, h, memory):
+            """(N, U) states → (N, attention_dim): `ContextAttention` for one step.
+
+            `memory` is (keys, values, mask): (N, M, D), (N, M, D) and (N, M) bool; rows
+            with nothing to read (all masked) get a uniform mix of zeros.
+            """
+            keys, values, mask = memory
+            heads = self.config.attention_heads
+            head = self.config.attention_dim // heads
+            rows, slots = tf.shape(keys)[0], tf.shape(keys)[1]
+            query = tf.reshape(tf.matmul(h, self.attention[0]), [rows, 1, heads, head])
+            keys = tf.reshape(keys, [rows, slots, heads, head])
+            scores = tf.reduce_sum(query * keys, axis=-1) / head**0.5  # (N, M, H)
+            scores = tf.where(mask[:, :, None], scores, -1e9)
+            weights = tf.nn.softmax(scores, axis=1)[:, :, :, None]
+            mixed = tf.reduce_sum(weights * tf.reshape(values, [rows, slots, heads, head]), 1)
+            return tf.reshape(mixed, [rows, self.config.attention_dim])
+
+        def memory_of(self, states, mask):
+            """(keys, values, mask) for `attend` from (N, M, U) states and their mask."""
+            rows, slots = tf.shape(states)[0], tf.shape(states)[1]
+            flat = tf.reshape(states, [rows * slots, self.config.units])
+            keys, values = (
+                tf.reshape(tf.matmul(flat, kernel), [rows, slots, self.config.attention_dim])
+                for kernel in self.attention[1:]
+            )
+            return keys, values, mask
+
+        def logits(self, states, memory=()):
             x = states[-1]
+            if self.attention:
+                x = tf.concat([x, self.attend(x, memory)], axis=-1)
             if self.config.projection_dim:
                 x = tf.matmul(x, self.projection_kernel) + self.projection_bias  # (B, P)
             return tf.matmul(x, self.logits_kernel) + self.logits_bias  # (B, V)
@@ -423,8 +549,10 @@ def _reply_generator_class():
         def read_context(self, context):
             """Run the GRU over each row's context tokens, then SEP: where a reply starts.
 
-            The same cut as `example_tokens`: the last `context_chars` characters, then
-            at most the last `context_tokens` of their tokens.
+            Returns the states after SEP and what attention reads (`memory_of` the last
+            layer's state after each context token and after SEP; () without
+            attention). The same cut as `example_tokens`: the last `context_chars`
+            characters, then at most the last `context_tokens` of their tokens.
             """
             chars = tf.strings.length(context, unit="UTF8_CHAR")
             keep = tf.minimum(chars, self.config.context_chars)
@@ -436,7 +564,7 @@ def _reply_generator_class():
             # Pad so that every row can read whole unrolled iterations from its start.
             ids = tf.pad(ids, [[0, 0], [0, UNROLL]])
 
-            def read_steps(t, states):
+            def read_steps(t, states, seen):
                 for k in range(UNROLL):
                     token = tf.gather(ids, start + t + k, batch_dims=1)  # (B,)
                     new_states = self.advance(token, states)
@@ -445,14 +573,70 @@ def _reply_generator_class():
                         tf.where(still_reading, n, s)
                         for n, s in zip(new_states, states, strict=True)
                     ]
-                return t + UNROLL, states
+                    seen = seen.write(t + k, states[-1]) if self.attention else seen
+                return t + UNROLL, states, seen
 
-            _, states = tf.while_loop(
-                lambda t, _: t < tf.reduce_max(lengths),
+            _, states, seen = tf.while_loop(
+                # At least one step, so that the array of states seen is never empty.
+                lambda t, *_: (t < tf.reduce_max(lengths)) | tf.equal(t, 0),
                 read_steps,
-                (tf.constant(0), self.initial_state(batch)),
+                (
+                    tf.constant(0),
+                    self.initial_state(batch),
+                    tf.TensorArray(
+                        tf.float32, size=0, dynamic_size=True, element_shape=[None, None]
+                    ),
+                ),
             )
-            return self.advance(tf.fill([batch], SEP), states)
+            states = self.advance(tf.fill([batch], SEP), states)
+            if not self.attention:
+                return states, ()
+            seen = tf.transpose(seen.stack(), [1, 0, 2])  # (B, T', U)
+            seen = tf.concat([seen, states[-1][:, None]], axis=1)  # and the state after SEP
+            read = tf.range(tf.shape(seen)[1] - 1)[None, :] < lengths[:, None]
+            mask = tf.concat([read, tf.ones([batch, 1], tf.bool)], axis=1)
+            return states, self.memory_of(seen, mask)
+
+        def sampling_memory(self, context_memory, per_context: int):
+            """What the sampler's rows attend to: the candidate rows their context's
+            memory (repeated per candidate), then a ring of `context_tokens` empty slots
+            that the language-model rows fill with their own states as they read the
+            reply (`remember_text`): those rows read it as chat text, like the context
+            positions in training, which attend to the text before them."""
+            if not self.attention:
+                return ()
+            window = self.config.context_tokens
+            keys, values, mask = (tf.repeat(m, per_context, axis=0) for m in context_memory)
+            rows, slots = tf.shape(keys)[0], tf.shape(keys)[1]
+
+            def stack(candidate_part, language_model_part):
+                return tf.concat([candidate_part, language_model_part], axis=0)
+
+            empty = tf.zeros([rows, window, self.config.attention_dim])
+            ring = tf.zeros([rows, slots + window, self.config.attention_dim])
+            keys = stack(tf.concat([keys, empty], 1), ring)
+            values = stack(tf.concat([values, empty], 1), ring)
+            closed = tf.zeros([rows, window], tf.bool)
+            mask = stack(tf.concat([mask, closed], 1), tf.zeros([rows, slots + window], tf.bool))
+            return keys, values, mask
+
+        def remember_text(self, memory, h, step):
+            """Write the language-model rows' state `h` (the second half of the rows)
+            into their ring slot for `step`."""
+            if not self.attention:
+                return memory
+            keys, values, mask = memory
+            rows, slots = tf.shape(keys)[0] // 2, tf.shape(keys)[1]
+            window = self.config.context_tokens
+            slot = tf.one_hot(slots - window + step % window, slots, on_value=True, off_value=False)
+            lm_row = tf.range(2 * rows) >= rows
+            write = lm_row[:, None] & slot[None, :]  # (2R, M)
+            new_keys, new_values, _ = self.memory_of(h[:, None], tf.ones_like(write[:, :1]))
+            return (
+                tf.where(write[:, :, None], new_keys, keys),
+                tf.where(write[:, :, None], new_values, values),
+                mask | write,
+            )
 
         def forced_tokens(self, retrieved, sampled: int):
             """The tokens each row must take: none (PAD) for the `sampled` rows of each
@@ -493,8 +677,10 @@ def _reply_generator_class():
             # Rows with the context, then the language-model rows in the same batch: the
             # reply read as chat text from the start state, with nothing before it (as
             # the context positions were trained), for log p(reply) without a context.
-            with_context = [tf.repeat(s, per_context, axis=0) for s in self.read_context(context)]
+            context_states, context_memory = self.read_context(context)
+            with_context = [tf.repeat(s, per_context, axis=0) for s in context_states]
             states = [tf.concat([s, tf.zeros_like(s)], 0) for s in with_context]
+            memory = self.sampling_memory(context_memory, per_context)
             row_max_chars = tf.repeat(max_chars, per_context)
             scale = tf.repeat(temperature, per_context)[:, None] * self.temperature
             greedy = scale <= 0.0
@@ -533,9 +719,9 @@ def _reply_generator_class():
                 + self.emoji_bias * self.emoji_mask
             )  # (V,)
 
-            def sample_steps(t, states, done, chars, lengths, log_p, log_p_text, tokens):
+            def sample_steps(t, states, memory, done, chars, lengths, log_p, log_p_text, tokens):
                 for j in range(UNROLL):
-                    log_probs = tf.nn.log_softmax(self.logits(states) + self.forbidden)
+                    log_probs = tf.nn.log_softmax(self.logits(states, memory) + self.forbidden)
                     conditional, unconditional = log_probs[:rows], log_probs[rows:]  # (R, V)
                     top, top_ids = tf.math.top_k(conditional + bias, top_k)  # (R, K)
                     tempered = top / scale
@@ -558,16 +744,18 @@ def _reply_generator_class():
                     chars += tf.where(done, 0, tf.gather(self.tokens.token_chars, token))
                     done = done | ended | (chars >= row_max_chars)
                     states = self.advance(tf.concat([token, token], 0), states)
-                return t + UNROLL, states, done, chars, lengths, log_p, log_p_text, tokens
+                    memory = self.remember_text(memory, states[-1], t + j)
+                return t + UNROLL, states, memory, done, chars, lengths, log_p, log_p_text, tokens
 
             zeros = tf.zeros([rows])
-            _, _, _, _, lengths, log_p, log_p_text, tokens = tf.while_loop(
+            _, _, _, _, _, lengths, log_p, log_p_text, tokens = tf.while_loop(
                 # At least one step, so that the token array is never empty.
-                lambda t, _s, done, *_: (t < steps) & (~tf.reduce_all(done) | tf.equal(t, 0)),
+                lambda t, _s, _m, done, *_: (t < steps) & (~tf.reduce_all(done) | tf.equal(t, 0)),
                 sample_steps,
                 (
                     tf.constant(0),
                     states,
+                    memory,
                     row_max_chars <= 0,
                     tf.zeros([rows], tf.int32),
                     tf.zeros([rows], tf.int32),
@@ -617,7 +805,7 @@ def _reply_generator_class():
             Returns `nats` (B,) and `characters` (B,): the reply's characters plus one for
             the end of the turn, so that bits per character compare across tokenizers.
             """
-            states = self.read_context(context)
+            states, memory = self.read_context(context)
             targets, lengths = self.tokens.encode(reply)
             targets = tf.concat([targets, tf.zeros_like(targets[:, :1])], axis=1)
             lengths = lengths + 1  # the EOT ending the turn
@@ -629,7 +817,7 @@ def _reply_generator_class():
 
             def body(t, states, nats):
                 target = targets[:, t]
-                log_probs = tf.nn.log_softmax(self.logits(states))
+                log_probs = tf.nn.log_softmax(self.logits(states, memory))
                 picked = tf.gather(log_probs, target, batch_dims=1)  # (B,)
                 nats = nats - tf.where(t < lengths, picked, 0.0)
                 return t + 1, self.advance(target, states), nats

@@ -145,6 +145,8 @@ reply cut at {result["reply_chars"]} characters; mean [95% interval] over the se
 <tr><th>bits per character (5-gram baseline)</th>
 <td>{result["baseline_5gram_bits_per_char"]:.3f}</td></tr>
 <tr><th>improvement over baseline</th><td>{result["improvement_over_baseline"]:.1%}</td></tr>
+<tr><th>context use (bits per reply saved by the true context)</th>
+<td>{_context_use(result["context_use"])}</td></tr>
 <tr><th>training</th><td>{training["epochs"]} epochs ({html.escape(training["stop_reason"])}),
 {training["training_seconds"]:.0f} s on {training["device"]}</td></tr>
 </table>
@@ -169,3 +171,9 @@ reply cut at {result["reply_chars"]} characters; mean [95% interval] over the se
 
 def write_report(result: dict, path: Path) -> None:
     atomic_write(path, render_report(result))
+
+
+def _context_use(use: dict) -> str:
+    if use["bits_per_reply"] is None:
+        return "no replies with a context"
+    return f"{use['bits_per_reply']:.1f} ({use['low']:.1f} to {use['high']:.1f})"

@@ -30,7 +30,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from mimical.corpus.schema import MESSAGE_BREAK, Pair, context_messages
+from mimical.corpus.schema import MESSAGE_BREAK, PLACEHOLDER, Pair, context_messages
 from mimical.model.model import VERBATIM_WORDS
 from mimical.model.sense import word_ngrams
 
@@ -40,7 +40,6 @@ MAX_REPLIES = 20000
 # The words retrieval compares: letters, digits and apostrophes, lowercased (the same
 # rule as the graph's `query_words`).
 WORD = re.compile(r"[\w']+")
-PLACEHOLDER = re.compile(r"<(?:EMAIL|PHONE|CARD|IBAN|URL:[^>]*)>")
 
 
 def words(text: str) -> list[str]:

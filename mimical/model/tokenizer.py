@@ -51,6 +51,23 @@ FOUR_BYTE_LEAD = b"\xf0"
 CHUNK = re.compile(r" ?[^\W\d_]+| ?\d{1,3}| ?[^\s\w]+|\n|[^\S\n]+|.", re.UNICODE)
 
 
+def placeholder_pieces() -> tuple[str, ...]:
+    """Pieces reserved for the scrubber's placeholders (`mimical.corpus.schema`), so that
+    the model reads `<EMAIL>` as one token it can be forbidden to write, not as "<", "EM",
+    "AIL", ">" (which taught base v3 that "<" and capitals go together). Each also with
+    a leading space: at a space the longest match would otherwise take " <"."""
+    from mimical.corpus.schema import PLACEHOLDERS, URL_PLACEHOLDER_START
+
+    return tuple(p for stem in (*PLACEHOLDERS, URL_PLACEHOLDER_START) for p in (stem, " " + stem))
+
+
+def placeholder_ids(tokenizer) -> list[int]:
+    """The token ids of `placeholder_pieces` in `tokenizer` (none in a tokenizer made
+    before they were reserved, nor in a character vocabulary)."""
+    ids = getattr(tokenizer, "_ids", {})
+    return sorted(ids[p.encode()] for p in placeholder_pieces() if p.encode() in ids)
+
+
 def is_emoji(char: str) -> bool:
     """Pictographs and other symbols (So), and the emoji blocks."""
     return unicodedata.category(char) == "So" or 0x1F000 <= ord(char) <= 0x1FAFF

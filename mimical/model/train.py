@@ -38,6 +38,7 @@ from mimical.model.export import (
 )
 from mimical.model.model import (
     DECODING_FIELDS,
+    SEP,
     ModelConfig,
     build_keras_model,
     network_weights,
@@ -112,15 +113,19 @@ class FitData:
     train: list[np.ndarray]
     held_out: list[np.ndarray]
     held_out_chars: int  # of the held-out replies, each turn's end counted as one
+    silent: tuple[int, ...] = ()  # tokens never learnt (`mimical.model.data.batches`)
 
     @classmethod
     def encode(cls, train_pairs: list, held_out_pairs: list, tokenizer, config) -> FitData:
         """`train_pairs` and `held_out_pairs` (`Pair`s) in `tokenizer`'s tokens."""
+        from mimical.model.tokenizer import placeholder_ids
+
         return cls(
             vocab_size=tokenizer.size,
             train=encode(train_pairs, tokenizer, config),
             held_out=encode(held_out_pairs, tokenizer, config),
             held_out_chars=sum(len(p.reply) + 1 for p in held_out_pairs),
+            silent=tuple(placeholder_ids(tokenizer)),
         )
 
 
@@ -140,6 +145,9 @@ class FitRun:
     progress: bool = False
     report: Callable[[dict], None] = lambda _: None
     eval_every: int = 300
+    # What `max_minutes` is measured by: wall time, or `time.process_time` to give
+    # designs compared side by side the same CPU-seconds on a shared machine.
+    clock: Callable[[], float] = time.monotonic
 
 
 @dataclass
@@ -177,6 +185,8 @@ def train_persona(
     from_scratch: bool = False,
     retrieval: str = "public",
     fine_tune: Schedule = FINE_TUNE,
+    split_seed: int | None = None,
+    base_dir: Path | None = None,
 ) -> TrainResult:
     """Train on `corpus_path` and export `model_base/name/<next version>/`.
 
@@ -186,18 +196,23 @@ def train_persona(
     early stopping may end sooner. `on_progress` receives `{"phase", "fraction",
     "epoch", "loss", "eta_seconds"}` dicts for APIs and UIs. `retrieval`: which of the
     person's replies the persona may reuse (`mimical.model.retrieval.POLICIES`);
-    `fine_tune` how the base is adapted (benchmarks compare schedules).
+    `fine_tune` how the base is adapted (benchmarks compare schedules). `split_seed`
+    (default: `seed`) chooses the test and validation conversations, `seed` the training
+    run's randomness; `base_dir` another base artifact than the shipped one (benchmarks
+    compare bases).
     """
     from mimical.model.base_model import load_base
     from mimical.model.calibrate import CALIBRATED_FIELDS, calibrate
+    from mimical.model.evaluate import context_use
     from mimical.model.retrieval import bank_replies
 
     started = time.monotonic()
     report = on_progress or (lambda _: None)
     report({"phase": "preparing", "fraction": 0.0})
-    split = load_split(corpus_path, seed)
+    split_seed = seed if split_seed is None else split_seed
+    split = load_split(corpus_path, split_seed)
     if config is None and not from_scratch:
-        base = load_base()
+        base = load_base(base_dir) if base_dir else load_base()
         # The base's network, today's decoding (the base's config.json keeps the settings
         # of its day).
         defaults = ModelConfig()
@@ -216,7 +231,9 @@ def train_persona(
             seed=seed,
             label=f"training {name}",
             checkpoint_dir=Path(model_base) / ".checkpoints" / name,
-            run_id=corpus_fingerprint(corpus_path, config, seed, f"{base_id} {schedule}"),
+            run_id=corpus_fingerprint(
+                corpus_path, config, seed, f"{base_id} {schedule} split {split_seed}"
+            ),
             started=started,
             max_minutes=max_minutes,
             epochs=epochs,
@@ -229,11 +246,14 @@ def train_persona(
     report({"phase": "calibrating", "fraction": 0.97})
     bank = bank_replies(split.train, retrieval)
     generator = persona_generator(fit_result.weights, tokenizer, config, split, bank)
-    calibration = calibrate(generator, split.validation, seed)
+    use = context_use(generator, split.validation, seed)
+    calibration = calibrate(generator, split.validation, seed, split.train)
     config = replace(config, **{k: calibration[k] for k in CALIBRATED_FIELDS})
     report({"phase": "exporting", "fraction": 0.99})
     metrics = {
         "validation_bits_per_char": fit_result.best_bits,
+        # Bits per reply the true context saves over a shuffled one, on validation.
+        "validation_context_use": {k: use[k] for k in ("bits_per_reply", "low", "high")},
         "epochs": fit_result.epochs,
         "steps": fit_result.steps,
         "stop_reason": fit_result.stop_reason,
@@ -246,6 +266,7 @@ def train_persona(
         "device": fit_result.device,
         "batch_size": fit_result.batch_size,
         "seed": seed,
+        "split_seed": split_seed,
         "training_seconds": round(time.monotonic() - started, 1),
         "resumed_from_step": fit_result.resumed_from_step,
         "calibration": calibration,
@@ -261,7 +282,7 @@ def train_persona(
             CONFIG_FILE: json.loads(config.to_json()),
             tokens_file(config.tokens): json.loads(tokenizer.to_json()),
             SPLIT_FILE: {
-                "seed": seed,
+                "seed": split_seed,
                 "test": sorted({(p.thread, p.conversation) for p in split.test}),
                 "validation": sorted({(p.thread, p.conversation) for p in split.validation}),
             },
@@ -317,7 +338,7 @@ def fit(config: ModelConfig, data: FitData, run: FitRun) -> FitResult:
     schedule = run.schedule
     optimizer = keras.optimizers.Adam(schedule.learning_rate, clipnorm=1.0)
     optimizer.build(model.trainable_variables)
-    train_step, held_out_nats = _step_functions(model, optimizer)
+    train_step, held_out_nats = _step_functions(model, optimizer, config)
 
     # Everything needed to resume lives in the checkpoint; plain values as variables.
     step_var = tf.Variable(0, dtype=tf.int64)
@@ -346,13 +367,18 @@ def fit(config: ModelConfig, data: FitData, run: FitRun) -> FitResult:
     steps_per_epoch = math.ceil(len(data.train) / batch_size)
     total_steps = steps_per_epoch * (run.epochs or MAX_EPOCHS)
     eval_every = min(run.eval_every, steps_per_epoch)
-    clock = Clock(run.started, run.max_minutes, total_steps, resumed_step, run.label, run.progress)
+    clock = Clock(
+        run.started, run.max_minutes, total_steps, resumed_step, run.label, run.progress, run.clock
+    )
     stop_reason, running = "epochs", []
-    for step, (inputs, targets, weights) in _training_batches(
-        data.train, batch_size, run.seed, context_weight, resumed_step, total_steps
+    mismatched_rows = batch_size // 4 if config.contrast_weight else 0
+    for step, batch in _training_batches(
+        data, batch_size, run.seed, context_weight, resumed_step, total_steps, mismatched_rows
     ):
-        optimizer.learning_rate.assign(schedule.rate(clock.run_fraction(step), step))
-        running.append(float(train_step(inputs, targets, weights)))
+        # The warm-up counts from this session's first step: a resumed run warms up
+        # again, as Adam's moments may be new (`mimical pretrain --resume` from a base).
+        optimizer.learning_rate.assign(schedule.rate(clock.run_fraction(step), step - resumed_step))
+        running.append(float(train_step(*batch)))
         clock.tick(
             step, run.report, loss=float(np.mean(running[-50:])), epoch=step // steps_per_epoch + 1
         )
@@ -361,7 +387,7 @@ def fit(config: ModelConfig, data: FitData, run: FitRun) -> FitResult:
         if (step + 1) % eval_every and not (last or out_of_time):
             continue
         # The held-out check: keep the best weights, count checks without improvement.
-        bits = _bits_per_char(held_out_nats, data.held_out, batch_size * 2, data.held_out_chars)
+        bits = _bits_per_char(held_out_nats, data, batch_size * 2)
         curve.append(
             {
                 "step": step + 1,
@@ -407,8 +433,13 @@ def fit(config: ModelConfig, data: FitData, run: FitRun) -> FitResult:
     )
 
 
-def _step_functions(model, optimizer):
-    """The compiled training step and held-out scoring, one trace for every batch shape."""
+def _step_functions(model, optimizer, config: ModelConfig):
+    """The compiled training step and held-out scoring, one trace for every batch shape.
+
+    With `config.contrast_weight`, the step also takes the batch's first rows' replies
+    after other rows' contexts (`mimical.model.data.batches`' `mismatched_rows`) and adds
+    the contrastive loss; it returns the language-model loss alone either way.
+    """
     import tensorflow as tf
 
     batch_signature = [
@@ -416,16 +447,46 @@ def _step_functions(model, optimizer):
         tf.TensorSpec([None, None], tf.int32),  # (B, T) targets
         tf.TensorSpec([None, None], tf.float32),  # (B, T) loss weights
     ]
+    mismatched_signature = [
+        tf.TensorSpec([None, None], tf.int32),  # (M, T') inputs: another row's context
+        tf.TensorSpec([None, None], tf.int32),  # (M, T') targets
+    ]
 
-    @tf.function(input_signature=batch_signature)
-    def train_step(inputs, targets, weights):
+    def reply_nats_per_token(inputs, targets, losses):
+        """(B,) mean nats of each row's reply tokens (from SEP on, padding aside)."""
+        positions = tf.range(tf.shape(inputs)[1])
+        sep = tf.argmax(tf.cast(tf.equal(inputs, SEP), tf.int32), axis=1, output_type=tf.int32)
+        reply = tf.cast((positions[None, :] >= sep[:, None]) & (targets > 0), tf.float32)
+        return tf.reduce_sum(losses * reply, 1) / tf.maximum(tf.reduce_sum(reply, 1), 1.0)
+
+    def step(inputs, targets, weights, mismatched=None):
         with tf.GradientTape() as tape:
             logits = model(inputs, training=True)  # (B, T, V)
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
-            loss = tf.reduce_sum(losses * weights) / tf.reduce_sum(weights)
+            loss = language_model_loss = tf.reduce_sum(losses * weights) / tf.reduce_sum(weights)
+            if mismatched is not None:
+                other_inputs, other_targets = mismatched
+                rows = tf.shape(other_inputs)[0]
+                other_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    other_targets, model(other_inputs, training=True)
+                )
+                gap = reply_nats_per_token(other_inputs, other_targets, other_losses)
+                gap -= reply_nats_per_token(inputs[:rows], targets[:rows], losses[:rows])
+                contrast = tf.reduce_mean(tf.nn.softplus(config.contrast_margin - gap))
+                loss += config.contrast_weight * contrast
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
-        return loss
+        return language_model_loss
+
+    if config.contrast_weight:
+        train_step = tf.function(
+            lambda inputs, targets, weights, other_inputs, other_targets: step(
+                inputs, targets, weights, (other_inputs, other_targets)
+            ),
+            input_signature=batch_signature + mismatched_signature,
+        )
+    else:
+        train_step = tf.function(step, input_signature=batch_signature)
 
     @tf.function(input_signature=batch_signature)
     def held_out_nats(inputs, targets, weights):
@@ -436,32 +497,42 @@ def _step_functions(model, optimizer):
     return train_step, held_out_nats
 
 
-def _training_batches(examples, batch_size, seed, context_weight, first_step, total_steps):
+def _training_batches(
+    data: FitData, batch_size, seed, context_weight, first_step, total_steps, mismatched_rows
+):
     """(step, batch) from `first_step` on: epoch after epoch, each shuffled by its number."""
-    steps_per_epoch = math.ceil(len(examples) / batch_size)
+    steps_per_epoch = math.ceil(len(data.train) / batch_size)
     step = first_step - first_step % steps_per_epoch
     while step < total_steps:
         rng = np.random.default_rng([seed, step // steps_per_epoch])
-        for batch in batches(examples, batch_size, rng, context_weight):
+        for batch in batches(
+            data.train, batch_size, rng, context_weight, data.silent, mismatched_rows
+        ):
             if first_step <= step < total_steps:
                 yield step, batch
             step += 1
 
 
-def _bits_per_char(held_out_nats, examples, batch_size: int, characters: int) -> float:
+def _bits_per_char(held_out_nats, data: FitData, batch_size: int) -> float:
     """Held-out bits per character: the replies' nats (context weighted 0) / characters."""
-    nats = sum(float(held_out_nats(*batch)) for batch in batches(examples, batch_size))
-    return nats / max(characters, 1) / math.log(2)
+    held_out = batches(data.held_out, batch_size, silent=data.silent)
+    nats = sum(float(held_out_nats(*batch)) for batch in held_out)
+    return nats / max(data.held_out_chars, 1) / math.log(2)
 
 
 class Clock:
-    """Where the run is (by steps or by its time limit), its ETA, and the progress bar."""
+    """Where the run is (by steps or by its time limit), its ETA, and the progress bar.
 
-    def __init__(self, started, max_minutes, total_steps, first_step, label, progress):
+    The time limit is measured by `clock` (wall or CPU time, see `FitRun.clock`); the ETA
+    is wall time, converted at the rate the budget has been used so far.
+    """
+
+    def __init__(self, started, max_minutes, total_steps, first_step, label, progress, clock):
         from tqdm import tqdm
 
+        self.clock, self.budget_started = clock, clock()
+        self.budget = max_minutes * 60 if max_minutes else math.inf
         self.started, self.loop_started = started, time.monotonic()
-        self.deadline = self.loop_started + max_minutes * 60 if max_minutes else math.inf
         self.total_steps, self.first_step = total_steps, first_step
         self.bar = tqdm(
             total=total_steps,
@@ -471,20 +542,23 @@ class Clock:
             disable=not (progress and sys.stderr.isatty()),
         )
 
+    def used(self) -> float:
+        return self.clock() - self.budget_started
+
     def run_fraction(self, step: int) -> float:
         """How far the run is: by steps or by time, whichever is further."""
-        now = time.monotonic()
-        return max(
-            step / self.total_steps, (now - self.loop_started) / (self.deadline - self.loop_started)
-        )
+        return max(step / self.total_steps, self.used() / self.budget)
 
     def out_of_time(self) -> bool:
-        return time.monotonic() > self.deadline
+        return self.used() > self.budget
 
     def tick(self, step: int, report, *, loss: float, epoch: int) -> None:
         now = time.monotonic()
-        per_step = (now - self.loop_started) / (step + 1 - self.first_step)
-        eta = min(per_step * (self.total_steps - step - 1), max(0.0, self.deadline - now))
+        wall = now - self.loop_started
+        per_step = wall / (step + 1 - self.first_step)
+        wall_per_budget = wall / max(self.used(), 1e-9)
+        left = max(0.0, self.budget - self.used()) * wall_per_budget
+        eta = min(per_step * (self.total_steps - step - 1), left)
         self.bar.total = self.bar.n + 1 + round(eta / per_step)  # the time limit shortens it
         self.bar.update()
         self.bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")

@@ -120,6 +120,17 @@ def test_the_model_reads_the_chat_with_each_turn_marked_as_the_friends_or_its_ow
     assert models.contexts[2] == f"\x1esecond\x1d{history[3]}\x1ethird"
 
 
+def test_the_friends_personal_data_is_scrubbed_before_the_model_or_the_session_sees_it(engine):
+    """Web chat, Messenger and the terminal all pass through here: the model reads a
+    placeholder, as it was trained on, and the stored session holds no address."""
+    engine.models = models = RecordingModels(engine.models)
+    user = uuid.uuid4().hex
+    transcript(engine, PUBLIC, "mail me at sam.lee@example.com or +44 20 7946 0958", user=user)
+    assert models.contexts == ["\x1email me at <EMAIL> or <PHONE>"]
+    history = engine.sessions.load(f"test:{user}")["history"]
+    assert "example.com" not in history[0] and "7946" not in history[0]
+
+
 def test_private_persona_asks_for_the_password(engine):
     replies = transcript(engine, "hi", PRIVATE, "wrong", PASSWORD, "hello")
     assert replies[1] == [PASSWORD_PROMPT]

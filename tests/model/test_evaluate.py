@@ -24,6 +24,32 @@ def test_evaluation_compares_with_the_5gram_baseline(evaluation, tiny_model):
     assert len(evaluation["samples"]) == 10
 
 
+def test_evaluation_and_training_report_how_much_the_model_reads_the_context(
+    evaluation, tiny_model
+):
+    use = evaluation["context_use"]
+    assert use["low"] <= use["bits_per_reply"] <= use["high"] and use["replies"] > 10
+    assert use["bits_per_char"] > 0 and use["shuffled_bits_per_char"] > 0
+    trained = tiny_model.metrics["validation_context_use"]
+    assert trained["low"] <= trained["bits_per_reply"] <= trained["high"]
+
+
+def test_context_use_is_zero_when_every_context_is_the_same(tiny_model):
+    """The shuffled contexts are other pairs' (none stays in place): with one context for
+    all, the true one saves nothing; openers, with nothing to read, are left out."""
+    from mimical.corpus.schema import Pair
+    from mimical.model.evaluate import context_use
+    from mimical.model.export import load_export
+
+    replies = ["hey", "what's up", "not much you?", "ok!", "see you later"]
+    pairs = [Pair("t", i, "\x1ehow are you", r, False) for i, r in enumerate(replies)]
+    pairs.append(Pair("t", 9, "", "hello", True))
+    use = context_use(load_export(tiny_model.export_dir), pairs)
+    assert use["replies"] == 5
+    assert use["bits_per_reply"] == pytest.approx(0.0, abs=1e-3)
+    assert context_use(load_export(tiny_model.export_dir), pairs[:1])["bits_per_reply"] is None
+
+
 def test_every_figure_has_a_mean_and_an_interval_over_three_seeds(evaluation):
     for system in ("model", "retrieval", "random", "echo", "person"):
         for name, figure in evaluation["systems"][system].items():

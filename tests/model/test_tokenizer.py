@@ -78,3 +78,18 @@ def test_extra_pieces_are_kept_whole_within_the_vocabulary_size():
     assert tokenizer.size == 400
     assert len(tokenizer.encode("😂")) == 1 and len(tokenizer.encode("❤️")) == 1
     assert tokenizer.decode(tokenizer.encode("so funny 😂😂 ❤️")) == "so funny 😂😂 ❤️"
+
+
+def test_each_scrubber_placeholder_is_one_token_after_a_space_or_not():
+    """`<EMAIL>` is one piece the model can be forbidden to write, wherever it stands
+    (at a space the longest match would otherwise take " <" and spell out the rest)."""
+    from mimical.model.tokenizer import placeholder_ids, placeholder_pieces
+
+    texts = [*TEXTS, "<3 <3 haha :<", "mail me at <EMAIL> or call <PHONE>"]
+    tokenizer = Tokenizer.train(texts, vocab_size=320, extra=placeholder_pieces())
+    assert len(placeholder_ids(tokenizer)) == len(placeholder_pieces()) == 12
+    for text in ("<EMAIL>", " <EMAIL>", "x <IBAN>!", "see <URL:youtube.com>\n<CARD>"):
+        ids = tokenizer.encode(text)
+        assert len(set(ids) & set(placeholder_ids(tokenizer))) == text.count("<")
+        assert tokenizer.decode(ids) == text
+    assert placeholder_ids(Tokenizer.train(TEXTS, vocab_size=300)) == []

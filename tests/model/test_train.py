@@ -165,3 +165,27 @@ def test_fine_tuning_warms_up_then_holds_then_decays():
     assert FINE_TUNE.rate(1.0, 1000) == pytest.approx(FINE_TUNE.learning_rate / 10)
     # The base already knows chat text: fine-tuning spends most of its loss on replies.
     assert FINE_TUNE.context_loss_weight < 0.5
+
+
+def test_contrastive_batches_put_each_reply_after_the_next_rows_context():
+    import numpy as np
+
+    from mimical.model.data import batches
+    from mimical.model.model import EOT, SEP
+
+    examples = [np.array([10 + i] * (1 + i % 3) + [SEP, 30 + i, EOT]) for i in range(4)]
+    [(inputs, targets, _, other_inputs, other_targets)] = list(
+        batches(examples, 4, context_weight=0.5, mismatched_rows=2)
+    )
+
+    def sequence(inputs, targets, row):  # the row's tokens, padding aside
+        n = int((targets[row] > 0).sum())
+        return [*inputs[row][:n], targets[row][n - 1]]
+
+    assert other_inputs.shape[0] == 2
+    for row in range(2):
+        own, following = sequence(inputs, targets, row), sequence(inputs, targets, row + 1)
+        swapped = sequence(other_inputs, other_targets, row)
+        cut = swapped.index(SEP)
+        assert swapped[:cut] == following[: following.index(SEP)]  # the next row's context
+        assert swapped[cut:] == own[own.index(SEP) :]  # its own reply
