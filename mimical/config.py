@@ -82,6 +82,10 @@ class Settings:
     # keys, Messenger tokens or Helm's release Secrets beside it.
     chatbot_secrets: str = "mimical-chatbot-secrets"
     serving_endpoint: str = "mimical-tfserving:8500"
+    # Seconds a trained version may take to answer on the model server (mirror copy, TF
+    # Serving's config poll and load). Past it the operator warns (Event LoadTimeout) and
+    # the chatbot goes back to the version that answers, or to Failed with none.
+    serving_load_deadline: float = 900.0
     # Training pod defaults (JSON, set by the chart): resources; for GPU Chatbots the device
     # plugin's resource name, a node selector and tolerations.
     training_resources: str = ""
