@@ -129,6 +129,9 @@ class Event(NamedTuple):
     user: str  # the Messenger PSID: events of one user are answered in order
     mid: str  # the message id: each is answered once
     text: str | None  # None for stickers, images...
+    # When the person sent it (seconds since the epoch, from Messenger's `timestamp`):
+    # a reply past Meta's reply window is not sent late. None: not known.
+    sent_at: float | None = None
 
 
 class LeaseLost(Exception):
@@ -272,7 +275,7 @@ class RedisEventQueue:
                     ],
                     args=[
                         event.user,
-                        json.dumps({"mid": event.mid, "text": event.text}),
+                        json.dumps({"mid": event.mid, "text": event.text, "at": event.sent_at}),
                         DEDUPE_TTL_SECONDS,
                     ],
                     client=pipe,
@@ -328,7 +331,8 @@ class RedisEventQueue:
                     continue  # an event arrived after the read: answer it too
                 event = json.loads(raw)
                 keep_alive()
-                handle(Event(user, event["mid"], event["text"]), keep_alive)
+                # Events queued by an earlier release carry no time ("at").
+                handle(Event(user, event["mid"], event["text"], event.get("at")), keep_alive)
                 self._finish(keys=[self.stream, pending], args=[GROUP, event["id"], raw])
         except LeaseLost:
             log.warning("lost the lease on a Messenger user; another worker took over")

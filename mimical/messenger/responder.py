@@ -20,11 +20,15 @@ one user at a time, in order, and answer each `mid` once:
    to a duplicated one; `mimical_messenger_sends_total{outcome="ambiguous"}` counts
    those.
 
-Graph errors are handled by kind (`mimical.messenger.graph`): temporary ones are retried
-with backoff; an unreachable user (blocked the page, outside the 24-hour window)
-is dropped and counted; a bad page token, a lost permission or a policy block is
-logged once as an error, counted by code, and fails the readiness checks until a
-send succeeds (`mimical.messenger.page_health`).
+Graph errors are handled by kind (`mimical.messenger.graph_errors`): temporary ones are
+retried with backoff, throttles (613, 800xx) until Meta's reply window for the message
+closes (`Settings.messenger_reply_window_seconds` after the event's `sent_at`; then
+"expired" and counted, never sent late); a message already older than that when taken
+(a backlog) is not answered at all (`mimical_messenger_events_total{outcome="expired"}`);
+an unreachable user (blocked the page, outside the 24-hour window) is dropped and
+counted; a bad page token, a lost permission or a policy block is logged once as an
+error, counted by code, and fails the readiness checks until a send succeeds
+(`mimical.messenger.page_health`).
 
 Conversation routing (`mimical.messenger.payload`): messages of conversations
 another app or the Page inbox owns (`standby`) are never answered, and a Page
@@ -174,6 +178,7 @@ class MessengerWorker:
         self.handover = Handover(self.graph, self.queue, self.metrics, settings)
         self.app_id = settings.fb_app_id
         self.pause_seconds = settings.messenger_human_pause_seconds
+        self.reply_window = settings.messenger_reply_window_seconds
         disclose = settings.messenger_disclosure
         self.disclosure = settings.messenger_disclosure_text if disclose else ""
         self._stopping = threading.Event()
@@ -228,7 +233,12 @@ class MessengerWorker:
         return self._engine
 
     def process(self, event: Event, keep_alive=lambda: None) -> None:
-        """Answer one event, resuming where an earlier (killed) attempt stopped."""
+        """Answer one event, resuming where an earlier (killed) attempt stopped; an
+        event past Meta's reply window is left unanswered (and counted)."""
+        deadline = event.sent_at + self.reply_window if event.sent_at else None
+        if deadline is not None and time.time() > deadline:
+            self.metrics.events.labels("expired").inc()
+            return
         sessions = self.engine.sessions
         key = f"{REPLY_KEY_PREFIX}{event.user}:{event.mid}"
         state = sessions.load(key)
@@ -274,7 +284,7 @@ class MessengerWorker:
                 state["in_flight"] = index
                 sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
                 quick = state["quick"] if index == len(pieces) - 1 else []
-                delivered = self._send(event.user, pieces[index], quick, tag, keep_alive)
+                delivered = self._send(event.user, pieces[index], quick, tag, keep_alive, deadline)
             # Undeliverable: the rest cannot arrive either.
             state["next"] = index + 1 if delivered else len(pieces)
             state["in_flight"] = None
@@ -312,15 +322,32 @@ class MessengerWorker:
         except GraphError as error:
             self.health.failed(error)
 
-    def _send(self, psid: str, text: str, quick_replies: list[str], tag: str, keep_alive) -> bool:
-        """Send one piece; False if the user (or the page) cannot be reached at all."""
+    def _send(
+        self,
+        psid: str,
+        text: str,
+        quick_replies: list[str],
+        tag: str,
+        keep_alive,
+        deadline: float | None,
+    ) -> bool:
+        """Send one piece; False if the user (or the page) cannot be reached at all, or
+        not before `deadline` (throttled until Meta's reply window closed)."""
         resends = 0
         while True:
             try:
                 self.graph.send_text(
-                    psid, text, quick_replies, keep_alive, metadata=ECHO_TAG_PREFIX + tag
+                    psid,
+                    text,
+                    quick_replies,
+                    keep_alive,
+                    metadata=ECHO_TAG_PREFIX + tag,
+                    deadline=deadline,
                 )
             except GraphError as error:
+                if error.kind == "expired":
+                    self.metrics.sends.labels("expired").inc()
+                    return False
                 if error.kind != "ambiguous":
                     self.health.failed(error)
                     # Code 2 after its one retry: most likely the person blocked the Page.

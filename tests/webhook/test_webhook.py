@@ -15,6 +15,7 @@ from tests.webhook.conftest import (
     PAGE_TOKEN,
     VERIFY_TOKEN,
     message_event,
+    now_ms,
     page_payload,
     post_signed,
     wait_until_answered,
@@ -179,7 +180,7 @@ def test_get_started_postback_gets_the_greeting_once(app, client, graph):
     postback = {
         "sender": {"id": psid},
         "recipient": {"id": "PAGE"},
-        "timestamp": 7,
+        "timestamp": now_ms(),
         "postback": {"title": "Get Started", "payload": "GET_STARTED"},
     }
     for _ in range(2):  # a redelivery is dropped
