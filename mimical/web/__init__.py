@@ -18,7 +18,8 @@ What every component gets from the factory:
   `ProxyFix`), so rate limits count real clients behind an ingress;
 - a chatbot name in the URL (`<name>`) is checked (`validate_name`, 422) before any view,
   limit or lookup sees it;
-- JSON bodies read strictly (`json_provider`: a lone surrogate is a 400, not a 500 later);
+- JSON bodies read strictly (`json_provider`: a lone surrogate is malformed JSON, a 4xx,
+  not a 500 later);
 - a Redis error (down, full, refusing) is a 503 JSON, like any unavailable service.
 """
 

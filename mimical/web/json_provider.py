@@ -2,8 +2,8 @@
 
 Python's `json` turns `"\\ud800"` into a str that no UTF-8 encoder accepts: the request
 would fail later (Redis, the model server, a log line) with a 500. orjson refuses such
-input while parsing, so `request.get_json()` answers 400 like any malformed body, for
-every component at once. Writing stays Flask's default (orjson would change the
+input while parsing, so every component treats it as any malformed body (a 4xx), at
+once. Writing stays Flask's default (orjson would change the
 answers' key order and spacing).
 """
 

@@ -100,7 +100,7 @@ def test_upgrade_rollback_and_uninstall_keep_serving_then_leave_nothing_stuck(
                 "upgrade",
                 RELEASE,
                 str(CHART),
-                "--reuse-values",
+                "--reset-then-reuse-values",
                 "--set=backend.replicaCount=3",
             )
             header = control_plane.kubectl("get", "chatbots", f"--namespace={namespace}").stdout

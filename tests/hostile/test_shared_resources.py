@@ -166,7 +166,7 @@ def test_creating_a_chatbot_answers_a_private_name_as_a_free_one(make_api):
         assert taken.status_code == 422
 
 
-def test_a_lone_surrogate_is_a_400_on_every_json_route(make_api):
+def test_a_lone_surrogate_is_a_4xx_on_every_json_route(make_api):
     client = make_api(components=("api", "chat")).test_client()
     body = b'{"text": "\\ud800 hi"}'
     for path in ("/chat/messages", "/getModel"):
