@@ -33,23 +33,24 @@ from mimical.errors import TooLargeError, UnavailableError
 
 SESSION_TTL_SECONDS = 24 * 3600
 # A chat's session holds its last turns (`DialogEngine`: 3 messages of at most 2,000
-# characters and 3 replies, about 26 KB in UTF-8 at 4 bytes a character); a value past
-# this cap is refused (`TooLargeError`, 413) rather than stored, so no session can grow
-# the shared Redis whatever a visitor sends.
+# characters and 3 replies, about 26 KB in UTF-8 at 4 bytes a character). The engine
+# saves it with this cap (`save(..., max_bytes=)`): past it the save is refused
+# (`TooLargeError`, 413) rather than stored, so no visitor can grow the shared Redis.
+# Values only we write (a Messenger reply's pieces, away windows) have no cap.
 SESSION_MAX_BYTES = 32 * 1024
 # ~7 KB each in a typical chat (`SESSION_MAX_BYTES` at most): ~70 MB for one process.
 MEMORY_SESSIONS_MAX = 10_000
 KEY_PREFIX = "mimical:"
 
 
-def encode_session(session: dict) -> bytes:
+def encode_session(session: dict, max_bytes: int | None = None) -> bytes:
     """A session as stored: UTF-8 JSON (an emoji takes 4 bytes, not a 12-byte escape),
-    at most `SESSION_MAX_BYTES`."""
+    refused past `max_bytes` when one is given."""
     encoded = orjson.dumps(session)
-    if len(encoded) > SESSION_MAX_BYTES:
+    if max_bytes is not None and len(encoded) > max_bytes:
         raise TooLargeError(
             f"this conversation's state would take {len(encoded)} bytes; "
-            f"the limit is {SESSION_MAX_BYTES}: send shorter messages"
+            f"the limit is {max_bytes}: send shorter messages"
         )
     return encoded
 
@@ -57,7 +58,15 @@ def encode_session(session: dict) -> bytes:
 class SessionStore(Protocol):
     def load(self, key: str) -> dict | None: ...
 
-    def save(self, key: str, session: dict, ttl: int = SESSION_TTL_SECONDS) -> None: ...
+    def save(
+        self,
+        key: str,
+        session: dict,
+        ttl: int = SESSION_TTL_SECONDS,
+        max_bytes: int | None = None,
+    ) -> None:
+        """Store `session` under `key` for `ttl` seconds (`TooLargeError` past `max_bytes`)."""
+        ...
 
     def delete(self, key: str) -> None: ...
 
@@ -108,9 +117,15 @@ class MemorySessionStore:
             value = self._get(key)
         return orjson.loads(value) if value is not None else None
 
-    def save(self, key: str, session: dict, ttl: int = SESSION_TTL_SECONDS) -> None:
+    def save(
+        self,
+        key: str,
+        session: dict,
+        ttl: int = SESSION_TTL_SECONDS,
+        max_bytes: int | None = None,
+    ) -> None:
         # Stored encoded so callers never share mutable state with the store.
-        encoded = encode_session(session)
+        encoded = encode_session(session, max_bytes)
         with self._lock:
             if len(self._items) % 1024 == 0:
                 self._purge_expired()
@@ -156,8 +171,15 @@ class RedisSessionStore:
         raw = self._do(self.redis.get, KEY_PREFIX + key)
         return orjson.loads(raw) if raw is not None else None
 
-    def save(self, key: str, session: dict, ttl: int = SESSION_TTL_SECONDS) -> None:
-        self._do(self.redis.set, KEY_PREFIX + key, encode_session(session), ex=ttl)
+    def save(
+        self,
+        key: str,
+        session: dict,
+        ttl: int = SESSION_TTL_SECONDS,
+        max_bytes: int | None = None,
+    ) -> None:
+        encoded = encode_session(session, max_bytes)
+        self._do(self.redis.set, KEY_PREFIX + key, encoded, ex=ttl)
 
     def delete(self, key: str) -> None:
         self._do(self.redis.delete, KEY_PREFIX + key)

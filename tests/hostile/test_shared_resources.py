@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from mimical.config import Settings
-from mimical.dialog.sessions import SESSION_MAX_BYTES, RedisSessionStore
+from mimical.dialog.sessions import SESSION_MAX_BYTES, MemorySessionStore, RedisSessionStore
 from mimical.errors import TooLargeError
 from mimical.testing.servers import start_redis, stop_server
 from mimical.web import create_app
@@ -119,8 +119,19 @@ def test_sessions_are_stored_as_utf8_and_capped(private_redis):
 
     bloated = {**session, "history": ["😀" * (SESSION_MAX_BYTES // 4)]}
     with pytest.raises(TooLargeError):
-        store.save("web:bloated", bloated)
+        store.save("web:bloated", bloated, max_bytes=SESSION_MAX_BYTES)
     assert store.load("web:bloated") is None
+
+
+def test_only_what_a_person_grows_is_capped():
+    """The cap is the dialog's (`DialogEngine` saves with it); what only we write, like a
+    Messenger reply listing a thousand public personas, is stored whole."""
+    store = MemorySessionStore()
+    pieces = {"pieces": ["- persona-with-a-long-name (Display Name)\n" * 45] * 40, "next": 0}
+    store.save("messenger:reply:psid:mid", pieces)
+    assert store.load("messenger:reply:psid:mid") == pieces
+    with pytest.raises(TooLargeError):
+        store.save("web:visitor", pieces, max_bytes=SESSION_MAX_BYTES)
 
 
 def test_a_full_or_stopped_redis_is_a_503_never_a_500(make_api, private_redis):
