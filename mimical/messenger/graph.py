@@ -41,6 +41,8 @@ USAGE_HEADERS = ("X-Business-Use-Case-Usage", "X-App-Usage", "X-Page-Usage")
 SLOW_FROM_PERCENT = 75.0
 # Longest wait for throttled access to return before a call is tried anyway.
 MAX_THROTTLE_SECONDS = 600.0
+# The Send API's longest message text.
+SEND_API_MAX_CHARS = 2000
 # Quick replies: at most 13, titles of at most 20 characters (Send API limits).
 QUICK_REPLIES_MAX = 13
 QUICK_REPLY_TITLE_MAX = 20
@@ -75,6 +77,22 @@ def read_usage(headers) -> tuple[float, float] | None:
             if isinstance(minutes, int | float):
                 regain = max(regain, 60.0 * minutes)
     return (percent, regain) if found else None
+
+
+def split_message(text: str, limit: int = SEND_API_MAX_CHARS) -> list[str]:
+    """Pieces of at most `limit` characters, cut at a line break or space when there is one."""
+    pieces = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit + 1)
+        if cut <= 0:
+            cut = text.rfind(" ", 0, limit + 1)
+        if cut <= 0:
+            cut = limit
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n ")
+    if text:
+        pieces.append(text)
+    return pieces
 
 
 def _pause(seconds: float, before_retry: Callable[[], None]) -> None:

@@ -40,8 +40,11 @@ message after the silence takes back (`mimical.messenger.handover`). `%forget` d
 what is kept about the user (their session, queued messages, stored replies and
 silence; the privacy page says so).
 
-The first reply of a session starts with the automated-reply disclosure
-(`Settings.messenger_disclosure_text`) unless `messenger_disclosure` is off. While
+The first reply to a person (whatever they sent: a sticker too) starts with the
+automated-reply disclosure (`Settings.messenger_disclosure_text`) unless
+`messenger_disclosure` is off, and so does the first after a person of the Page answered
+or the conversation went to the Page inbox, and the first after a day without one
+(`EventQueue.claim_disclosure`). While
 the user is choosing a persona, the last piece offers the public personas as
 quick replies.
 
@@ -58,9 +61,10 @@ import threading
 import time
 
 from mimical.config import Settings
+from mimical.dialog.sessions import SESSION_TTL_SECONDS
 from mimical.errors import InputError, MimicalError
 from mimical.messenger.event_queue import Event, EventQueue, RedisEventQueue
-from mimical.messenger.graph import QUICK_REPLIES_MAX, GraphApi, GraphError
+from mimical.messenger.graph import QUICK_REPLIES_MAX, GraphApi, GraphError, split_message
 from mimical.messenger.handover import Handover
 from mimical.messenger.page_health import PAGE_STOPPERS, MessengerMetrics, PageHealth
 from mimical.messenger.payload import ECHO_TAG_PREFIX, HUMAN_COMMAND, read_payload
@@ -79,7 +83,6 @@ def open_event_queue(settings: Settings, **redis_options) -> EventQueue:
 
 
 CHANNEL = "messenger"
-SEND_API_MAX_CHARS = 2000
 NOT_TEXT = "Sorry, I can only read text messages."
 TRY_AGAIN = "Sorry, something went wrong on our side. Please try again in a minute."
 FORGOTTEN = (
@@ -104,6 +107,8 @@ POLL_SECONDS = 1.0
 ECHO_WAIT_SECONDS = 5.0
 # Times a piece is sent again after sends that Graph may or may not have delivered.
 AMBIGUOUS_RESENDS = 2
+# The disclosure is said again after this long without one (a dialog session's life).
+DISCLOSURE_RENEW_SECONDS = SESSION_TTL_SECONDS
 
 
 def forget_user(queue, sessions, user: str, keep_mid: str | None = None) -> int:
@@ -118,22 +123,6 @@ def forget_user(queue, sessions, user: str, keep_mid: str | None = None) -> int:
     sessions.delete_prefix(f"{REPLY_KEY_PREFIX}{user}:")
     log.info("deleted a Messenger user's data on request (%d queued messages)", deleted)
     return deleted
-
-
-def split_message(text: str, limit: int = SEND_API_MAX_CHARS) -> list[str]:
-    """Pieces of at most `limit` characters, cut at a line break or space when there is one."""
-    pieces = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit + 1)
-        if cut <= 0:
-            cut = text.rfind(" ", 0, limit + 1)
-        if cut <= 0:
-            cut = limit
-        pieces.append(text[:cut])
-        text = text[cut:].lstrip("\n ")
-    if text:
-        pieces.append(text)
-    return pieces
 
 
 class MessengerWorker:
@@ -267,6 +256,12 @@ class MessengerWorker:
                 replies, quick = [HANDED_OVER], []
             else:
                 replies, quick = self._answer(event)
+            if (
+                self.disclosure
+                and replies
+                and self.queue.claim_disclosure(event.user, DISCLOSURE_RENEW_SECONDS)
+            ):
+                replies = [self.disclosure, *replies]
             keep_alive()  # still this user's worker: only then record the replies
             pieces = [piece for reply in replies for piece in split_message(reply)]
             state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": None}
@@ -299,13 +294,10 @@ class MessengerWorker:
             # text is None for stickers, images, audio...
             if event.text is None:
                 return [NOT_TEXT], []
-            first = not self.engine.has_session(CHANNEL, event.user)
             if self.owner_page:
                 replies = self.owner_page.answer(self.engine, CHANNEL, event.user, event.text)
             else:
                 replies = self.engine.handle(CHANNEL, event.user, event.text)
-            if first and self.disclosure and replies:
-                replies = [self.disclosure, *replies]
             if self.engine.state(CHANNEL, event.user) != "choosing":
                 return replies, []
             personas = [p.name for p in self.engine.directory.list_public() if p.servable]

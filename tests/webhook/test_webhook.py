@@ -8,7 +8,8 @@ import json
 import uuid
 
 from mimical.dialog.engine import GREETING, HELP, SHOW_ALL_HINT
-from mimical.messenger.responder import NOT_TEXT, split_message
+from mimical.messenger.graph import split_message
+from mimical.messenger.responder import NOT_TEXT
 from tests.fixtures.chat import PUBLIC
 from tests.webhook.conftest import (
     APP_SECRET,
