@@ -223,16 +223,19 @@ class MessengerWorker:
 
     def process(self, event: Event, keep_alive=lambda: None) -> None:
         """Answer one event, resuming where an earlier (killed) attempt stopped; an
-        event past Meta's reply window is left unanswered (and counted)."""
+        event past Meta's reply window is left unanswered (and counted), though a late
+        `%forget` still deletes what is kept."""
+        sessions = self.engine.sessions
+        command = " ".join((event.text or "").lower().split())
         deadline = event.sent_at + self.reply_window if event.sent_at else None
         if deadline is not None and time.time() > deadline:
+            if command == "%forget":
+                forget_user(self.queue, sessions, event.user, keep_mid=event.mid)
             self.metrics.events.labels("expired").inc()
             return
-        sessions = self.engine.sessions
         key = f"{REPLY_KEY_PREFIX}{event.user}:{event.mid}"
         state = sessions.load(key)
         if state is None:
-            command = " ".join((event.text or "").lower().split())
             if command == "%restart":
                 self.queue.resume([event.user])
             elif self.queue.paused(event.user):  # a person answers this conversation

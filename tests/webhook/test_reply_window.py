@@ -10,10 +10,11 @@ import time
 
 import pytest
 
-from mimical.dialog.engine import HELP
+from mimical.dialog.engine import GREETING, HELP, SHOW_ALL_HINT
 from mimical.messenger.payload import incoming, sent_at
 from tests.webhook.conftest import message_event, page_payload, post_signed, wait_until_answered
 from tests.webhook.test_graph_errors import metric, new_psid
+from tests.webhook.test_privacy import keys_of
 
 # Retries in milliseconds: a throttle retried many times stays a fast test.
 FAST_RETRIES = {"max_backoff_seconds": 0.02}
@@ -64,6 +65,22 @@ def test_a_backlog_older_than_the_window_is_counted_not_answered(make_app, graph
     assert graph.texts(psid) == [HELP]
     assert graph.actions(psid).count("mark_seen") == 1
     assert metric(client, "mimical_messenger_events_total", "expired") == 3
+
+
+def test_a_late_forget_still_deletes_what_is_kept(make_app, graph, redis_url):
+    """No late reply, but a deletion request is honoured however late it is taken."""
+    window = 60
+    app = make_app(messenger_reply_window_seconds=window)
+    client = app.test_client()
+    psid = new_psid()
+    post_signed(client, page_payload(message_event(psid, "hi")))
+    wait_until_answered(app)
+    assert keys_of(redis_url, psid)  # the dialog session, the reply's record
+    stale_ms = int((time.time() - window - 5) * 1000)
+    post_signed(client, page_payload(message_event(psid, "%forget", sent_at_ms=stale_ms)))
+    wait_until_answered(app)
+    assert keys_of(redis_url, psid) == []
+    assert graph.texts(psid) == [GREETING, SHOW_ALL_HINT]
 
 
 def test_events_carry_when_they_were_sent():
