@@ -109,6 +109,7 @@ class Probes:
         return f"50 names from 50 addresses of one /64: {checked} checked, {limited}x429"
 
     def emoji_session(self) -> str:
+        from mimical.dialog import sessions
         from mimical.dialog.sessions import RedisSessionStore
 
         history = [EMOJI_MESSAGE, "ok", EMOJI_MESSAGE, "sure", EMOJI_MESSAGE, "bye"]
@@ -120,8 +121,10 @@ class Probes:
         except Exception as error:
             return f"refused: {type(error).__name__}"
         bloated = {**session, "history": history * 4}
+        # The cap the dialog engine saves a chat's session with, where there is one.
+        cap = getattr(sessions, "SESSION_MAX_BYTES", None)
         try:
-            store.save("web:bloated", bloated)
+            store.save("web:bloated", bloated, **({"max_bytes": cap} if cap else {}))
             capped = f"a {len(json.dumps(bloated, ensure_ascii=False)) // 1024} KB one stored"
         except Exception as error:
             capped = f"a 4x larger one refused ({type(error).__name__})"
