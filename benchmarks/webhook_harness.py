@@ -122,7 +122,7 @@ def make_post(tag: str, i: int, psid: str, text: str) -> dict:
     event = {
         "sender": {"id": psid},
         "recipient": {"id": "PAGE"},
-        "timestamp": i,
+        "timestamp": int(time.time() * 1000),  # older than the reply window: unanswered
         "message": {"mid": mid, "text": text},
     }
     body = json.dumps({"object": "page", "entry": [{"id": "PAGE", "messaging": [event]}]}).encode()

@@ -135,7 +135,9 @@ def build_chatbot(
         private.append(f"{local_source.parent}{os.sep}")
     try:
         storage.delete_prefix(failure_key(name))  # an older failure's reason is stale now
-        on_progress(Phase.IMPORTING, 0.0, f"importing {source_name}")
+        # Progress is public for a public chatbot: it never names the export's files
+        # (`WhatsApp Chat with Jane Doe.txt` names a chat partner).
+        on_progress(Phase.IMPORTING, 0.0, "importing the export")
         source = local_source or source_storage.get_file(source_key, download / source_name)
         corpus = scratch / "corpus.jsonl"
         if source.suffix == CORPUS_SUFFIX:
@@ -151,7 +153,7 @@ def build_chatbot(
         if stats:
             message = f"training on {stats['pairs']} examples from {stats['format']}"
         else:
-            message = f"training on {source_name}"
+            message = "training on the corpus"
         on_progress(Phase.TRAINING, overall(Phase.TRAINING, 0.0), message)
         result = _train(corpus, scratch / "models", name, on_progress, train_options or {})
         on_progress(Phase.DEPLOYING, overall(Phase.DEPLOYING, 0.0), f"storing version {version}")

@@ -82,6 +82,10 @@ class Settings:
     # keys, Messenger tokens or Helm's release Secrets beside it.
     chatbot_secrets: str = "mimical-chatbot-secrets"
     serving_endpoint: str = "mimical-tfserving:8500"
+    # Seconds a trained version may take to answer on the model server (mirror copy, TF
+    # Serving's config poll and load). Past it the operator warns (Event LoadTimeout) and
+    # the chatbot goes back to the version that answers, or to Failed with none.
+    serving_load_deadline: float = 900.0
     # Training pod defaults (JSON, set by the chart): resources; for GPU Chatbots the device
     # plugin's resource name, a node selector and tolerations.
     training_resources: str = ""
@@ -118,6 +122,10 @@ class Settings:
     # that conversation: the person answering is not talked over. `%restart` from the
     # user, or the thread passed back to our app, ends it early.
     messenger_human_pause_seconds: int = 30 * 60
+    # Meta's standard messaging window: a reply may follow the person's message for this
+    # long. A message queued longer (a backlog after an outage) is not answered late,
+    # and a throttled reply (Graph codes 613, 800xx) is retried until then, not after.
+    messenger_reply_window_seconds: float = 24 * 3600
     # The Page inbox's app id (Meta's, the same for every Page): where the persona passes
     # a conversation (handover protocol) when the person asks for a human or a Page admin
     # answers by hand, to take it back once the silence ends. Empty: only stay silent.

@@ -42,7 +42,7 @@ from typing import Protocol
 from mimical.chatbot import validate_name
 from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS, layout_context
 from mimical.corpus.scrub import Scrubber
-from mimical.dialog.sessions import PasswordTries, SessionStore
+from mimical.dialog.sessions import SESSION_MAX_BYTES, PasswordTries, SessionStore
 from mimical.errors import InputError, NotFoundError, UnavailableError
 from mimical.registry import password_opens
 
@@ -211,7 +211,8 @@ class DialogEngine:
         if greeted and session == {"state": "choosing"}:
             self.sessions.delete(key)  # nothing worth keeping (and no key per request)
         else:
-            self.sessions.save(key, session)
+            # What a person sends grows this session: it is the one save with a cap.
+            self.sessions.save(key, session, max_bytes=SESSION_MAX_BYTES)
         return replies
 
     @staticmethod

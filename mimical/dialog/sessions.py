@@ -21,25 +21,52 @@ Usage:
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import OrderedDict
 from typing import Protocol
 
+import orjson
+
 from mimical.config import Settings
-from mimical.errors import UnavailableError
+from mimical.errors import TooLargeError, UnavailableError
 
 SESSION_TTL_SECONDS = 24 * 3600
-# ~7 KB each (a chat's recent turns): at most ~70 MB for one process.
+# A chat's session holds its last turns (`DialogEngine`: 3 messages of at most 2,000
+# characters and 3 replies, about 26 KB in UTF-8 at 4 bytes a character). The engine
+# saves it with this cap (`save(..., max_bytes=)`): past it the save is refused
+# (`TooLargeError`, 413) rather than stored, so no visitor can grow the shared Redis.
+# Values only we write (a Messenger reply's pieces, away windows) have no cap.
+SESSION_MAX_BYTES = 32 * 1024
+# ~7 KB each in a typical chat (`SESSION_MAX_BYTES` at most): ~70 MB for one process.
 MEMORY_SESSIONS_MAX = 10_000
 KEY_PREFIX = "mimical:"
+
+
+def encode_session(session: dict, max_bytes: int | None = None) -> bytes:
+    """A session as stored: UTF-8 JSON (an emoji takes 4 bytes, not a 12-byte escape),
+    refused past `max_bytes` when one is given."""
+    encoded = orjson.dumps(session)
+    if max_bytes is not None and len(encoded) > max_bytes:
+        raise TooLargeError(
+            f"this conversation's state would take {len(encoded)} bytes; "
+            f"the limit is {max_bytes}: send shorter messages"
+        )
+    return encoded
 
 
 class SessionStore(Protocol):
     def load(self, key: str) -> dict | None: ...
 
-    def save(self, key: str, session: dict, ttl: int = SESSION_TTL_SECONDS) -> None: ...
+    def save(
+        self,
+        key: str,
+        session: dict,
+        ttl: int = SESSION_TTL_SECONDS,
+        max_bytes: int | None = None,
+    ) -> None:
+        """Store `session` under `key` for `ttl` seconds (`TooLargeError` past `max_bytes`)."""
+        ...
 
     def delete(self, key: str) -> None: ...
 
@@ -88,14 +115,21 @@ class MemorySessionStore:
     def load(self, key: str) -> dict | None:
         with self._lock:
             value = self._get(key)
-        return json.loads(value) if value is not None else None
+        return orjson.loads(value) if value is not None else None
 
-    def save(self, key: str, session: dict, ttl: int = SESSION_TTL_SECONDS) -> None:
-        # Stored as JSON so callers never share mutable state with the store.
+    def save(
+        self,
+        key: str,
+        session: dict,
+        ttl: int = SESSION_TTL_SECONDS,
+        max_bytes: int | None = None,
+    ) -> None:
+        # Stored encoded so callers never share mutable state with the store.
+        encoded = encode_session(session, max_bytes)
         with self._lock:
             if len(self._items) % 1024 == 0:
                 self._purge_expired()
-            self._put(key, ttl, json.dumps(session))
+            self._put(key, ttl, encoded)
 
     def delete(self, key: str) -> None:
         with self._lock:
@@ -120,7 +154,9 @@ class RedisSessionStore:
     def __init__(self, redis_url: str):
         import redis
 
-        self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        # Down, slow, or refusing writes (full: `maxmemory` with `noeviction`): all one
+        # "unavailable" to the caller (503), never a crash.
+        self._errors = redis.exceptions.RedisError
         self.redis = redis.Redis.from_url(
             redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
         )
@@ -129,14 +165,21 @@ class RedisSessionStore:
         try:
             return function(*args, **kwargs)
         except self._errors as error:
-            raise UnavailableError(f"session store (Redis) is unreachable: {error}") from None
+            raise UnavailableError(f"session store (Redis) is unavailable: {error}") from None
 
     def load(self, key: str) -> dict | None:
         raw = self._do(self.redis.get, KEY_PREFIX + key)
-        return json.loads(raw) if raw is not None else None
+        return orjson.loads(raw) if raw is not None else None
 
-    def save(self, key: str, session: dict, ttl: int = SESSION_TTL_SECONDS) -> None:
-        self._do(self.redis.set, KEY_PREFIX + key, json.dumps(session), ex=ttl)
+    def save(
+        self,
+        key: str,
+        session: dict,
+        ttl: int = SESSION_TTL_SECONDS,
+        max_bytes: int | None = None,
+    ) -> None:
+        encoded = encode_session(session, max_bytes)
+        self._do(self.redis.set, KEY_PREFIX + key, encoded, ex=ttl)
 
     def delete(self, key: str) -> None:
         self._do(self.redis.delete, KEY_PREFIX + key)

@@ -257,23 +257,39 @@ class Cluster:
                 pass
         return deleted
 
+    def unfinished_pods(self, chatbot: str) -> list[str]:
+        """Names of the chatbot's training pods that have not ended: they may still write
+        to its storage (a pod of a deleted Job runs until its grace period is over)."""
+        pods = self._call(
+            f"pods of {chatbot}",
+            self.core.list_namespaced_pod,
+            self.namespace,
+            label_selector=f"{LABEL_CHATBOT}={chatbot}",
+        )
+        ended = ("Succeeded", "Failed")
+        return [
+            pod.metadata.name
+            for pod in pods.items
+            if (pod.status and pod.status.phase) not in ended
+        ]
+
     # The shared TF Serving model config -------------------------------------------------
 
-    def set_serving_entry(self, chatbot: str, version: int | None, storage_root: str) -> None:
-        """Serve `chatbot` at `version` (None: stop serving it); idempotent."""
+    def set_serving_entry(self, chatbot: str, versions: list[int], storage_root: str) -> None:
+        """Serve `chatbot` at exactly `versions` (none: stop serving it); idempotent."""
 
-        def change(entries: dict[str, int]) -> dict[str, int]:
+        def change(entries: dict[str, list[int]]) -> dict[str, list[int]]:
             entries = dict(entries)
-            if version is None:
-                entries.pop(chatbot, None)
+            if versions:
+                entries[chatbot] = sorted(int(version) for version in versions)
             else:
-                entries[chatbot] = int(version)
+                entries.pop(chatbot, None)
             return entries
 
         with self.serving_lock:
             self._write_serving(change, storage_root)
 
-    def rebuild_serving(self, storage_root: str) -> dict[str, int] | None:
+    def rebuild_serving(self, storage_root: str) -> dict[str, list[int]] | None:
         """Make the ConfigMap list exactly what the Chatbots' status says is served.
 
         Heals whatever replaced its data (a `helm rollback`, a deleted ConfigMap, a

@@ -4,7 +4,8 @@
     Job finished (watched via its labels)    → `job_changed`: list the version or mark Failed
     while Training (timer)                   → `poll_progress`: copy the Job's progress, then
                                                ask the model server until the version answers
-    deletion (finalizer)                     → `clean_up`: S3 prefixes and serving entry
+    deletion (finalizer)                     → `clean_up`: serving entry, then S3 prefixes
+                                               once its training pods have stopped
     start, then every minute                 → `rebuild_serving_forever`: the served list
 
 Every handler is safe to run twice: Job names are deterministic, the status says what
@@ -35,8 +36,11 @@ from mimical.kube.manifests import (
 )
 from mimical.kube.status import (
     awaiting_model_server,
+    load_timed_out,
+    loading_overdue,
     model_served,
     now_iso,
+    serving_versions,
     spec_invalid,
     still_loading,
     training_failed,
@@ -54,6 +58,8 @@ PROGRESS_INTERVAL_SECONDS = 15.0
 SERVING_REBUILD_INTERVALS = 4
 # Retry delay when S3 or the API server is briefly unreachable.
 RETRY_DELAY_SECONDS = 10
+# How often a deleted chatbot's finalizer checks that its training pods are gone.
+POD_GONE_RETRY_SECONDS = 5
 # Deadline of one GetModelStatus call (the progress timer asks again on its next tick).
 MODEL_STATUS_TIMEOUT_SECONDS = 5.0
 
@@ -151,11 +157,7 @@ def record_outcome(body: dict, memo: kopf.Memo, logger) -> None:
         new_status = training_succeeded(
             current, generation, version, uri, memo.settings.serving_endpoint, scalars
         )
-        # Entry and status together: a rebuild of the list in between would read the old
-        # version from the status and undo the entry.
-        with memo.cluster.serving_lock:
-            _temporary(memo.cluster.set_serving_entry, name, version, storage.root)
-            _temporary(memo.cluster.patch_chatbot_status, name, new_status)
+        settle_serving(name, current, new_status, memo)
         message = f"version {version} trained ({uri}); waiting for the model server"
         kopf.event(chatbot, type="Normal", reason="Trained", message=message)
         logger.info("chatbot %s: version %s listed for serving", name, version)
@@ -219,7 +221,9 @@ def poll_progress(body, name, meta, spec, status, patch, memo: kopf.Memo, logger
 
 def check_served(body, name: str, status: dict, patch, memo: kopf.Memo, logger) -> None:
     """Ready once the model server reports the trained version AVAILABLE (`GetModelStatus`,
-    as stock TF Serving answers it); until then Served=False says what it answered.
+    as stock TF Serving answers it); until then Served=False says what it answered, and
+    past `Settings.serving_load_deadline` the chatbot goes back to the version that
+    answers (or Failed) with a Warning Event.
 
     Listed in the model ConfigMap is not answering: the mirror still has to copy the
     version and TF Serving to load it (a broken export never loads).
@@ -231,25 +235,50 @@ def check_served(body, name: str, status: dict, patch, memo: kopf.Memo, logger) 
         why = str(error)
     else:
         if available == version:
-            patch.status.update(model_served(status, endpoint))
+            settle_serving(name, status, model_served(status, endpoint), memo)
             message = f"version {version} answers on {endpoint}"
             kopf.event(body, type="Normal", reason="Ready", message=message)
             logger.info("chatbot %s answers with version %s", name, version)
             return
         why = f"{endpoint} answers with version {available}"
+    deadline = memo.settings.serving_load_deadline
+    if loading_overdue(status, deadline):
+        timed_out = load_timed_out(status, why, deadline)
+        settle_serving(name, status, timed_out, memo)
+        kopf.warn(body, reason="LoadTimeout", message=timed_out["progress"]["message"])
+        logger.warning("chatbot %s: %s", name, timed_out["progress"]["message"])
+        return
     if update := still_loading(status, why):
         patch.status.update(update)
 
 
+def settle_serving(name: str, status: dict, new_status: dict, memo: kopf.Memo) -> None:
+    """Write the versions `new_status` says the model server holds, then `new_status`.
+
+    The list first: whoever sees the status sees the list it implies. Both under the
+    serving lock: a rebuild of the list in between would read the old status and undo
+    the entry. If the status write fails, the next rebuild puts back the old list.
+    """
+    versions = serving_versions({**status, **new_status})
+    with memo.cluster.serving_lock:
+        _temporary(memo.cluster.set_serving_entry, name, versions, memo.storage.root)
+        _temporary(memo.cluster.patch_chatbot_status, name, new_status)
+
+
 def clean_up(name, namespace, memo: kopf.Memo, logger, **_) -> None:
-    """Finalizer: stop training, stop serving, delete the chatbot's objects in storage."""
+    """Finalizer: stop training, stop serving, delete the chatbot's objects in storage
+    once no training pod of it runs (one still running could upload after the clean-up:
+    the finalizer is retried until they are gone)."""
     _temporary(memo.cluster.delete_jobs, name)
-    _temporary(memo.cluster.set_serving_entry, name, None, memo.storage.root)
+    _temporary(memo.cluster.set_serving_entry, name, [], memo.storage.root)
     # Its password hash and owner-token digest (the backend removes them too, but not
     # for a Chatbot deleted with kubectl); without the chart's Secret there are none.
     with contextlib.suppress(NotFoundError):
         keys = dict.fromkeys(secret_keys(name))
         _temporary(memo.cluster.patch_secret_data, memo.settings.chatbot_secrets, keys)
+    if running := _temporary(memo.cluster.unfinished_pods, name):
+        message = f"waiting for training pods {', '.join(running)} to stop before deleting storage"
+        raise kopf.TemporaryError(message, delay=POD_GONE_RETRY_SECONDS)
     deleted = sum(
         _temporary(memo.storage.delete_prefix, prefix) for prefix in chatbot_prefixes(name)
     )

@@ -19,6 +19,7 @@ from mimical.chatbot import NAME_MAX_LENGTH, NAME_PATTERN
 from mimical.config import Settings
 from mimical.errors import InputError
 from mimical.kube import GROUP
+from mimical.kube.status import serving_versions
 from mimical.storage import corpus_prefix, model_prefix, object_location, upload_prefix
 
 LABEL_CHATBOT = f"{GROUP}/chatbot"
@@ -280,53 +281,65 @@ def model_base_path(storage_root: str, name: str) -> str:
     return f"{storage_root.rstrip('/')}/{model_prefix(name).rstrip('/')}"
 
 
-def model_config_text(entries: dict[str, int], storage_root: str) -> str:
-    """TF Serving's model config file: one entry per served chatbot, pinned to its version.
+def model_config_text(entries: dict[str, list[int]], storage_root: str) -> str:
+    """TF Serving's model config file: one entry per served chatbot, pinned to its versions.
 
     Pinning (`specific`) means a version goes live only once the operator saw its Job
-    succeed (never a half-uploaded one); TF Serving loads the new version before it
-    unloads the old, so a retrain swaps models without downtime.
+    succeed (never a half-uploaded one). A chatbot whose new version loads lists both: the
+    one that answers stays loaded until the new one is AVAILABLE, and a model-server pod
+    that starts meanwhile loads the one that answers too.
     """
     lines = ["model_config_list {"]
-    for name, version in sorted(entries.items()):
+    for name, versions in sorted(entries.items()):
+        pinned = " ".join(f"versions: {int(version)}" for version in sorted(versions))
         lines += [
             "  config {",
             f'    name: "{name}"',
             f'    base_path: "{model_base_path(storage_root, name)}"',
             '    model_platform: "tensorflow"',
-            f"    model_version_policy {{ specific {{ versions: {int(version)} }} }}",
+            f"    model_version_policy {{ specific {{ {pinned} }} }}",
             "  }",
         ]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def serving_config_data(entries: dict[str, int], storage_root: str) -> dict[str, str]:
-    """The `data` of the shared TF Serving ConfigMap for these name → version entries."""
+def serving_config_data(entries: dict[str, list[int]], storage_root: str) -> dict[str, str]:
+    """The `data` of the shared TF Serving ConfigMap for these name → versions entries."""
     return {
         MODEL_CONFIG_KEY: model_config_text(entries, storage_root),
         MODEL_ENTRIES_KEY: json.dumps(entries, sort_keys=True),
     }
 
 
-def served_versions(chatbots: list[dict]) -> dict[str, int]:
-    """name → version every Chatbot's status says is served: the one source of truth the
-    model ConfigMap is rebuilt from (a chatbot being deleted is served no more)."""
-    return {
-        chatbot["metadata"]["name"]: int(version)
+def served_versions(chatbots: list[dict]) -> dict[str, list[int]]:
+    """name → versions each Chatbot's status says the model server must hold
+    (`status.serving_versions`): the one source of truth the model ConfigMap is rebuilt
+    from (a chatbot being deleted is served no more)."""
+    wanted = {
+        chatbot["metadata"]["name"]: serving_versions(chatbot.get("status") or {})
         for chatbot in chatbots
         if not chatbot["metadata"].get("deletionTimestamp")
-        and (version := (chatbot.get("status") or {}).get("modelVersion"))
     }
+    return {name: versions for name, versions in wanted.items() if versions}
 
 
-def serving_entries(configmap_data: dict | None) -> dict[str, int]:
-    """Read back the entries the operator wrote (an empty or foreign ConfigMap has none)."""
+def serving_entries(configmap_data: dict | None) -> dict[str, list[int]]:
+    """Read back the entries the operator wrote (an empty or foreign ConfigMap has none).
+
+    A lone number is one version: what the previous release wrote, read during an upgrade
+    until the operator rewrites the list.
+    """
     raw = (configmap_data or {}).get(MODEL_ENTRIES_KEY) or "{}"
+    entries = {}
     try:
-        return {str(name): int(version) for name, version in json.loads(raw).items()}
-    except (ValueError, AttributeError):
+        for name, versions in json.loads(raw).items():
+            listed = versions if isinstance(versions, list) else [versions]
+            if listed:
+                entries[str(name)] = sorted(int(version) for version in listed)
+    except (ValueError, TypeError, AttributeError):
         return {}
+    return entries
 
 
 if __name__ == "__main__":

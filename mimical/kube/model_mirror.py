@@ -2,13 +2,14 @@
 
 Why: the stock `tensorflow/serving` image cannot read `s3://` since 2.7
 (tensorflow/serving#1963), so in the cluster this runs as a sidecar of the shared
-TF Serving Deployment. Each pass it reads the operator's name → version entries
-(`models.json` from the model ConfigMap), copies exactly those versions from
-`ROOT/models/NAME/VERSION/` to `DIR/models/NAME/VERSION/` (downloaded into a staging
-folder, then renamed: TF Serving never sees half a model) and only then rewrites
-`DIR/models.config` with the versions that are complete. TF Serving re-reads that file
-and loads a new version before unloading the old one. Versions that left the config
-are deleted one pass later, once TF Serving has let go of them.
+TF Serving Deployment. Each pass it reads the operator's name → versions entries
+(`models.json` from the model ConfigMap: the version that answers and, while it loads,
+the new one), copies exactly those versions from `ROOT/models/NAME/VERSION/` to
+`DIR/models/NAME/VERSION/` (downloaded into a staging folder, then renamed: TF Serving
+never sees half a model) and only then rewrites `DIR/models.config` with the versions
+that are complete. TF Serving re-reads that file and loads a new version beside the old
+one; the operator drops the old one from the list once the new one answers. Versions
+that left the config are deleted one pass later, once TF Serving has let go of them.
 
 Run (the chart's TF Serving pod does; storage settings come from the usual env):
 
@@ -39,8 +40,8 @@ CONFIG_FILE = "models.config"
 STAGING_DIR = ".staging"
 
 
-def read_entries(path: Path) -> dict[str, int]:
-    """The operator's served name → version pairs; a missing or empty file means none."""
+def read_entries(path: Path) -> dict[str, list[int]]:
+    """The operator's served name → versions; a missing or empty file means none."""
     from mimical.kube.manifests import MODEL_ENTRIES_KEY, serving_entries
 
     try:
@@ -68,7 +69,7 @@ def fetch_version(storage: Storage, name: str, version: int, directory: Path) ->
     return True
 
 
-def write_config(directory: Path, served: dict[str, int]) -> bool:
+def write_config(directory: Path, served: dict[str, list[int]]) -> bool:
     """Write TF Serving's model config for `served` (local base paths); True if it changed."""
     from mimical.kube.manifests import model_config_text
 
@@ -96,27 +97,36 @@ def remove_stale(directory: Path, keep: set[tuple[str, int]]) -> list[str]:
 
 
 def mirror_once(
-    storage: Storage, entries: dict[str, int], directory: Path, previous: dict[str, int]
-) -> dict[str, int]:
+    storage: Storage,
+    entries: dict[str, list[int]],
+    directory: Path,
+    previous: dict[str, list[int]],
+) -> dict[str, list[int]]:
     """One pass: fetch wanted versions, publish the complete ones, drop what nobody needs.
 
     `previous` is what the last pass published: those versions stay on disk this pass so
-    TF Serving can keep serving them until it has loaded their successors.
+    TF Serving can keep serving them until it has loaded their successors, and a model
+    none of whose wanted versions is down yet keeps serving what it had.
     """
     served = {}
-    for name, version in sorted(entries.items()):
-        try:
-            if fetch_version(storage, name, version, directory):
-                served[name] = version
-        except MimicalError as error:
-            log.warning("cannot mirror model %s version %s: %s", name, version, error)
-    # A model whose new version is not down yet keeps serving the one it had.
-    for name, version in previous.items():
-        if name in entries and name not in served:
-            served[name] = version
+    for name, versions in sorted(entries.items()):
+        fetched = []
+        for version in versions:
+            try:
+                if fetch_version(storage, name, version, directory):
+                    fetched.append(version)
+            except MimicalError as error:
+                log.warning("cannot mirror model %s version %s: %s", name, version, error)
+        if fetched or name in previous:
+            served[name] = fetched or previous[name]
     if write_config(directory, served):
         log.info("serving %s", served or "no models")
-    keep = {*served.items(), *previous.items()}
+    keep = {
+        (name, version)
+        for listing in (served, previous)
+        for name, versions in listing.items()
+        for version in versions
+    }
     for gone in remove_stale(directory, keep):
         log.info("removed model %s", gone)
     return served
@@ -126,7 +136,7 @@ def run(settings: Settings, once: bool) -> None:
     storage = open_storage(settings=settings)
     directory = settings.mirror_dir
     directory.mkdir(parents=True, exist_ok=True)
-    served: dict[str, int] = {}
+    served: dict[str, list[int]] = {}
     while True:
         served = mirror_once(storage, read_entries(settings.mirror_entries), directory, served)
         if once:

@@ -31,6 +31,8 @@ def operator_rules(settings: Settings | None = None) -> list[dict]:
             "resources": ["jobs"],
             "verbs": ["get", "list", "watch", "create", "delete"],
         },
+        # A deleted chatbot's storage goes only once its training pods have stopped.
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         # The shared TF Serving model config, rebuilt from the Chatbots; `create` when it
         # was deleted (create cannot be limited to a name: the API server knows none yet).
         {

@@ -47,10 +47,9 @@ def chatbot_from_resource(resource: dict) -> Chatbot:
         phase, message = Phase.PENDING, "queued"  # the operator has not seen this spec yet
     elif phase == Phase.TRAINING:
         phase = STEP_PHASES.get(progress.get("step"), Phase.TRAINING)
-    elif phase == Phase.FAILED:
-        trained = [c for c in status.get("conditions", []) if c["type"] == "Trained"]
-        message = trained[0].get("message", message) if trained else message
-    version = status.get("modelVersion")
+    # The version that answers: a trained one that is still loading (or never loaded) is
+    # not one a chat can reach.
+    version = status.get("servedVersion")
     return Chatbot(
         name=meta["name"],
         display_name=spec.get("displayName") or meta["name"],

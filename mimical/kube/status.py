@@ -8,11 +8,20 @@ conditions keep their `lastTransitionTime` unless their status really changes.
     Imported   the export was read into a corpus
     Trained    a model version was trained and uploaded
     Served     the model server answers with the newest trained version (`modelVersion`):
-               False/Loading from the Job's success until `GetModelStatus` says AVAILABLE
+               False/Loading from the Job's success until `GetModelStatus` says AVAILABLE,
+               False/LoadTimeout when it did not within `Settings.serving_load_deadline`
     Ready      some version answers (`servedVersion`; stays True while a retrain runs)
 
 Between the Job's success and the model server's AVAILABLE the phase stays Training with
 `progress.step` "loading" (the API shows it as Deploying): only an answering model is Ready.
+That step's `progress.updated` is when the loading began (nothing rewrites progress while
+it loads), which the load deadline counts from. Past the deadline the chatbot goes back to
+the version that answers (phase Ready) or, with none, to Failed: either way a retrain can
+start again, and the version that never loaded leaves the model server's list.
+
+What the model server holds of a chatbot is `serving_versions(status)`: the version that
+answers, and beside it the one loading, so the old one is dropped only once the new one is
+AVAILABLE and a restarted model-server pod still loads a version that answers.
 """
 
 from __future__ import annotations
@@ -67,6 +76,32 @@ def awaiting_model_server(status: dict) -> bool:
     """The Job's outcome is recorded; the trained version waits to answer."""
     step = (status.get("progress") or {}).get("step")
     return status.get("phase") == Phase.TRAINING and step == Step.LOADING
+
+
+def serving_versions(status: dict) -> list[int]:
+    """The versions the model server must hold for this chatbot, oldest first: the one
+    that answers (`servedVersion`) and, while it loads, the newly trained `modelVersion`."""
+    versions = {status.get("servedVersion")}
+    if awaiting_model_server(status):
+        versions.add(status.get("modelVersion"))
+    return sorted(int(version) for version in versions if version)
+
+
+def _parse_time(timestamp: str) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+
+
+def loading_overdue(status: dict, deadline_seconds: float) -> bool:
+    """The trained version has been loading longer than `deadline_seconds` (counted from
+    the loading step's `progress.updated`; a status without one starts no clock)."""
+    started = _parse_time((status.get("progress") or {}).get("updated") or "")
+    if started is None:
+        return False
+    waited = datetime.datetime.now(datetime.UTC) - started
+    return waited.total_seconds() > deadline_seconds
 
 
 def training_started(status: dict, generation: int, job_name: str) -> dict:
@@ -137,6 +172,35 @@ def still_loading(status: dict, why: str) -> dict | None:
             [condition("Served", "False", "Loading", message)],
             status["observedGeneration"],
         )
+    }
+
+
+def load_timed_out(status: dict, why: str, deadline_seconds: float) -> dict:
+    """The trained version did not answer within the deadline: back to the version that
+    answers (Ready), or Failed when there is none; Served=False/LoadTimeout says why."""
+    version, served = status["modelVersion"], status.get("servedVersion")
+    message = f"version {version} did not answer within {deadline_seconds:g} s: {why}; " + (
+        f"version {served} answers" if served else "no version answers"
+    )
+    progress = {
+        "step": Step.DONE if served else Step.FAILED,
+        "percent": 100 if served else (status.get("progress") or {}).get("percent", 0),
+        "message": message,
+        "updated": now_iso(),
+    }
+    return {
+        "phase": Phase.READY if served else Phase.FAILED,
+        "progress": progress,
+        "conditions": merge_conditions(
+            status.get("conditions"),
+            [
+                condition("Served", "False", "LoadTimeout", message),
+                _ready_condition(status)
+                if served
+                else condition("Ready", "False", "LoadTimeout", message),
+            ],
+            status["observedGeneration"],
+        ),
     }
 
 

@@ -60,6 +60,14 @@ from typing import NamedTuple, Protocol
 import redis
 
 from mimical.errors import UnavailableError
+from mimical.messenger.queue_scripts import (
+    ENQUEUE,
+    FINISH,
+    FORGET,
+    RELEASE,
+    RELEASE_IF_DRAINED,
+    RENEW,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,60 +83,14 @@ STALE_CONSUMER_MS = 24 * 3600 * 1000
 ECHO_TTL_SECONDS = 3600
 ECHOES_FLOW_TTL_SECONDS = 7 * 24 * 3600
 
-ENQUEUE = """
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return 0 end
-local id = redis.call('XADD', KEYS[1], '*', 'user', ARGV[1])
-redis.call('RPUSH', KEYS[3], '{"id":"' .. id .. '",' .. string.sub(ARGV[2], 2))
-return 1
-"""
-FINISH = """
-if redis.call('LINDEX', KEYS[2], 0) == ARGV[3] then redis.call('LPOP', KEYS[2]) end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-return 1
-"""
-RELEASE_IF_DRAINED = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
-redis.call('DEL', KEYS[1])
-return 1
-"""
-# A user's queued events but the one being answered (`keep_mid`), each acknowledged and
-# removed from the stream so its doorbell does not wait forever; their silence and
-# handover mark.
-FORGET = """
-local items = redis.call('LRANGE', KEYS[1], 0, -1)
-local kept = nil
-for i, raw in ipairs(items) do
-  local event = cjson.decode(raw)
-  if i == 1 and event.mid == ARGV[2] then
-    kept = raw
-  else
-    redis.call('XACK', KEYS[2], ARGV[1], event.id)
-    redis.call('XDEL', KEYS[2], event.id)
-  end
-end
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
-if kept then
-  redis.call('RPUSH', KEYS[1], kept)
-  return #items - 1
-end
-return #items
-"""
-RENEW = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-"""
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 class Event(NamedTuple):
     user: str  # the Messenger PSID: events of one user are answered in order
     mid: str  # the message id: each is answered once
     text: str | None  # None for stickers, images...
+    # When the person sent it (seconds since the epoch, from Messenger's `timestamp`):
+    # a reply past Meta's reply window is not sent late. None: not known.
+    sent_at: float | None = None
 
 
 class LeaseLost(Exception):
@@ -183,10 +145,16 @@ class EventQueue(Protocol):
         """These conversations are ours again (taken or passed back)."""
         ...
 
+    def claim_disclosure(self, user: str, seconds: float) -> bool:
+        """True if `user`'s next reply must say it is automated: none did in the last
+        `seconds`, or a person of the Page has answered since (`pause`,
+        `mark_handed_over`, `forget` make it due again)."""
+        ...
+
     def forget(self, user: str, keep_mid: str | None = None) -> int:
         """Delete what waits for `user` (their queued messages but `keep_mid`, the one
-        being answered, their silence and handover mark); returns how many messages
-        were deleted."""
+        being answered, their silence, handover mark and disclosure); returns how many
+        messages were deleted."""
         ...
 
     def idle(self) -> bool:
@@ -247,6 +215,9 @@ class RedisEventQueue:
     def _pause_key(self, user: str) -> str:
         return f"{self.prefix}paused:{user}"
 
+    def _disclosed_key(self, user: str) -> str:
+        return f"{self.prefix}disclosed:{user}"
+
     def _handed_key(self, user: str) -> str:
         return f"{self.prefix}handed:{user}"
 
@@ -272,7 +243,7 @@ class RedisEventQueue:
                     ],
                     args=[
                         event.user,
-                        json.dumps({"mid": event.mid, "text": event.text}),
+                        json.dumps({"mid": event.mid, "text": event.text, "at": event.sent_at}),
                         DEDUPE_TTL_SECONDS,
                     ],
                     client=pipe,
@@ -328,7 +299,8 @@ class RedisEventQueue:
                     continue  # an event arrived after the read: answer it too
                 event = json.loads(raw)
                 keep_alive()
-                handle(Event(user, event["mid"], event["text"]), keep_alive)
+                # Events queued by an earlier release carry no time ("at").
+                handle(Event(user, event["mid"], event["text"], event.get("at")), keep_alive)
                 self._finish(keys=[self.stream, pending], args=[GROUP, event["id"], raw])
         except LeaseLost:
             log.warning("lost the lease on a Messenger user; another worker took over")
@@ -352,6 +324,7 @@ class RedisEventQueue:
         with self._reachable(), self.redis.pipeline(transaction=False) as pipe:
             for user in users:
                 pipe.set(self._pause_key(user), 1, px=max(1, int(seconds * 1000)))
+                pipe.delete(self._disclosed_key(user))  # a person spoke: say it again
             pipe.execute()
 
     def resume(self, users: list[str]) -> None:
@@ -365,6 +338,7 @@ class RedisEventQueue:
         with self._reachable(), self.redis.pipeline(transaction=False) as pipe:
             for user in users:
                 pipe.set(self._handed_key(user), 1, ex=max(1, int(seconds)))
+                pipe.delete(self._disclosed_key(user))
             pipe.execute()
 
     def handed_over(self, users: list[str]) -> set[str]:
@@ -378,9 +352,20 @@ class RedisEventQueue:
         with self._reachable():
             self.redis.delete(*map(self._handed_key, users))
 
+    def claim_disclosure(self, user: str, seconds: float) -> bool:
+        with self._reachable():
+            key = self._disclosed_key(user)
+            return bool(self.redis.set(key, 1, nx=True, ex=max(1, int(seconds))))
+
     def forget(self, user: str, keep_mid: str | None = None) -> int:
         self._ensure_group()
-        keys = [self._user_key(user), self.stream, self._pause_key(user), self._handed_key(user)]
+        keys = [
+            self._user_key(user),
+            self.stream,
+            self._pause_key(user),
+            self._handed_key(user),
+            self._disclosed_key(user),
+        ]
         return int(self._forget(keys=keys, args=[GROUP, keep_mid or ""]))
 
     def idle(self) -> bool:

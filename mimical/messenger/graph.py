@@ -4,26 +4,8 @@ Every call carries the page token in a header (never in a URL a log could keep) 
 `appsecret_proof`, the HMAC-SHA256 of the token keyed with the app secret, which
 apps with "Require App Secret" demand on every call.
 
-Graph reports most failures as HTTP 400 with an error `code` (and sometimes an
-`error_subcode`) in the JSON body, so failures are classified by code, not status:
-
-- temporary (rate limits 4, 17, 32, 613; "try again" 1, 1200; HTTP 429; a 5xx
-  carrying one of those codes): the request was not carried out, retried with
-  exponential backoff (or the server's `Retry-After`). Code 2 ("an unexpected
-  error") is also what Graph answers when the person blocked the Page, so it is
-  retried once only (`MAYBE_BLOCKED_ATTEMPTS`);
-- unreachable user (551; 10/2018278 and 10/2018065 outside the 24-hour window;
-  10/2018108 not receiving messages from the Page; 100/2018001 no such user;
-  200/1545041 not available): dropped, retrying cannot help;
-- bad page token (190, 102): the whole page is muted until an operator fixes it;
-- page blocked (10 and 200 with any other subcode: a permission lost, e.g.
-  `pages_messaging` without Advanced Access; 3 and 230: a capability or permission
-  missing; 368: blocked for a policy violation; 1/99: "missing permissions can cause
-  this"): every send will fail the same way, so none is retried and the Page is
-  reported unable to send (`mimical.messenger.page_health`);
-- ambiguous (a 5xx without a Graph error, a read timeout): the message may or
-  may not have gone out. Graph has no idempotency key, so a message text is not
-  sent again (at most once); sender actions are, being harmless to repeat.
+Failures are `GraphError`s classified by Graph's error code
+(`mimical.messenger.graph_errors`: temporary ones, throttles included, are retried here).
 
 Graph also reports how much of the rate limits the app has used, in the
 `X-Business-Use-Case-Usage` (Messenger's business use case), `X-App-Usage` and
@@ -47,25 +29,11 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from mimical.messenger.graph_errors import GraphError, classify
 
 log = logging.getLogger(__name__)
 
-TEMPORARY_CODES = frozenset({1, 2, 4, 17, 32, 613, 1200})
-RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})
-UNREACHABLE = frozenset(
-    {
-        (551, None),
-        (10, 2018278),
-        (10, 2018065),
-        (10, 2018108),
-        (100, 2018001),
-        (200, 1545041),
-    }
-)
-BAD_TOKEN_CODES = frozenset({102, 190})
-PAGE_BLOCKED_CODES = frozenset({3, 10, 200, 230, 368})
-PAGE_BLOCKED = frozenset({(1, 99)})
 # Tries of a call answered with code 2, which may mean the person blocked the Page.
 MAYBE_BLOCKED_ATTEMPTS = 2
 USAGE_HEADERS = ("X-Business-Use-Case-Usage", "X-App-Usage", "X-Page-Usage")
@@ -73,49 +41,12 @@ USAGE_HEADERS = ("X-Business-Use-Case-Usage", "X-App-Usage", "X-Page-Usage")
 SLOW_FROM_PERCENT = 75.0
 # Longest wait for throttled access to return before a call is tried anyway.
 MAX_THROTTLE_SECONDS = 600.0
+# The Send API's longest message text.
+SEND_API_MAX_CHARS = 2000
 # Quick replies: at most 13, titles of at most 20 characters (Send API limits).
 QUICK_REPLIES_MAX = 13
 QUICK_REPLY_TITLE_MAX = 20
 REQUEST_TIMEOUT_SECONDS = 10.0
-
-
-@dataclass
-class GraphError(Exception):
-    """A Graph call that did not succeed; `kind` says what the caller should do."""
-
-    # "temporary", "unreachable", "bad_token", "page_blocked", "ambiguous" or "rejected"
-    kind: str
-    status: int
-    code: int | None = None
-    subcode: int | None = None
-    message: str = ""
-    retry_after: float | None = None
-
-    def __str__(self) -> str:
-        code = f" code {self.code}" + (f"/{self.subcode}" if self.subcode else "")
-        return f"Graph API {self.kind} error (HTTP {self.status}{code}): {self.message}"
-
-
-def classify(status: int, body: object) -> tuple[str, int | None, int | None, str]:
-    """(kind, code, subcode, message) of a failed Graph answer."""
-    error = body.get("error") if isinstance(body, dict) else None
-    error = error if isinstance(error, dict) else {}
-    code = error.get("code") if isinstance(error.get("code"), int) else None
-    subcode = error.get("error_subcode") if isinstance(error.get("error_subcode"), int) else None
-    message = str(error.get("message") or "")[:200]
-    if code in BAD_TOKEN_CODES:
-        kind = "bad_token"
-    elif (code, subcode) in UNREACHABLE or (code, None) in UNREACHABLE:
-        kind = "unreachable"
-    elif code in PAGE_BLOCKED_CODES or (code, subcode) in PAGE_BLOCKED:
-        kind = "page_blocked"
-    elif code in TEMPORARY_CODES or status == 429:
-        kind = "temporary"
-    elif status >= 500:
-        kind = "ambiguous"  # a proxy's 502, or Graph failing mid-way: delivered or not
-    else:
-        kind = "rejected"
-    return kind, code, subcode, message
 
 
 def read_usage(headers) -> tuple[float, float] | None:
@@ -146,6 +77,31 @@ def read_usage(headers) -> tuple[float, float] | None:
             if isinstance(minutes, int | float):
                 regain = max(regain, 60.0 * minutes)
     return (percent, regain) if found else None
+
+
+def split_message(text: str, limit: int = SEND_API_MAX_CHARS) -> list[str]:
+    """Pieces of at most `limit` characters, cut at a line break or space when there is one."""
+    pieces = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit + 1)
+        if cut <= 0:
+            cut = text.rfind(" ", 0, limit + 1)
+        if cut <= 0:
+            cut = limit
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n ")
+    if text:
+        pieces.append(text)
+    return pieces
+
+
+def _pause(seconds: float, before_retry: Callable[[], None]) -> None:
+    """Sleep `seconds`, calling `before_retry` at least every second: a long wait must
+    not cost the Messenger worker its lease on the user."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, 1.0))
+        before_retry()
 
 
 def appsecret_proof(app_secret: str, access_token: str) -> str:
@@ -261,10 +217,13 @@ class GraphApi:
         """How long the next call will wait because of Graph's reported usage."""
         return max(0.0, self._not_before - time.monotonic())
 
-    def _wait_turn(self, before_retry: Callable[[], None]) -> None:
-        while (wait := self.seconds_until_allowed()) > 0:
-            time.sleep(min(wait, 1.0))
-            before_retry()  # a long wait must not cost the worker its lease on the user
+    def _wait_turn(self, before_retry: Callable[[], None], deadline: float | None) -> None:
+        """Wait until Graph's reported usage allows a call; "expired" if that is past
+        `deadline` (seconds since the epoch)."""
+        wait = self.seconds_until_allowed()
+        if deadline is not None and time.time() + wait > deadline:
+            raise GraphError("expired", 0, message=f"throttled for {wait:.0f} s more")
+        _pause(wait, before_retry)
 
     def call(
         self,
@@ -274,30 +233,38 @@ class GraphApi:
         *,
         repeatable: bool = False,
         before_retry: Callable[[], None] = lambda: None,
+        deadline: float | None = None,
     ) -> dict:
         """One Graph call, retried while it fails temporarily (and, if `repeatable`,
         when the outcome is ambiguous); the last `GraphError` is raised.
 
-        `before_retry` runs before each retry (the Messenger worker renews its lease
-        on the user there, or gives up if another worker took the user over)."""
+        `before_retry` runs before each retry and during long waits (the Messenger
+        worker renews its lease on the user there, or gives up if another worker took
+        the user over). With a `deadline` (seconds since the epoch), a throttled call is
+        retried until then, however many tries that takes, and raises "expired" rather
+        than wait past it."""
         attempt = 0
         while True:
             try:
-                self._wait_turn(before_retry)
+                self._wait_turn(before_retry, deadline)
                 return self._once(method, path, body)
             except GraphError as error:
                 self.on_error(error)
                 retry = error.kind == "temporary" or (repeatable and error.kind == "ambiguous")
                 attempt += 1
                 attempts = MAYBE_BLOCKED_ATTEMPTS if error.code == 2 else self.attempts
-                if not retry or attempt >= min(attempts, self.attempts):
+                until_deadline = deadline is not None and error.rate_limited
+                if not retry or (attempt >= min(attempts, self.attempts) and not until_deadline):
                     raise
-                rate_limited = error.code in RATE_LIMIT_CODES or error.status == 429
-                delay = self.backoff_seconds * (8 if rate_limited else 1) * 2 ** (attempt - 1)
+                factor = 8 if error.rate_limited else 1
+                delay = self.backoff_seconds * factor * 2 ** min(attempt - 1, 16)
                 delay = error.retry_after or min(delay, self.max_backoff_seconds)
+                delay *= random.uniform(0.8, 1.2)
+                if until_deadline and time.time() + delay > deadline:
+                    expired = GraphError("expired", error.status, error.code, message=str(error))
+                    raise expired from None
                 log.info("Graph API: %s; retrying in %.1f s", error, delay)
-                time.sleep(delay * random.uniform(0.8, 1.2))
-                before_retry()
+                _pause(delay, before_retry)
 
     def sender_action(self, psid: str, action: str) -> None:
         """`mark_seen`, `typing_on` or `typing_off` (harmless to repeat)."""
@@ -315,8 +282,10 @@ class GraphApi:
         quick_replies: list[str] = (),
         before_retry: Callable[[], None] = lambda: None,
         metadata: str | None = None,
+        deadline: float | None = None,
     ) -> None:
-        """Send one message; `metadata` comes back in its `message_echoes` event."""
+        """Send one message; `metadata` comes back in its `message_echoes` event; a
+        throttle is retried until `deadline` (`call`)."""
         message: dict = {"text": text}
         if metadata:
             message["metadata"] = metadata
@@ -330,6 +299,7 @@ class GraphApi:
             "/me/messages",
             {"recipient": {"id": psid}, "messaging_type": "RESPONSE", "message": message},
             before_retry=before_retry,
+            deadline=deadline,
         )
 
     def set_messenger_profile(self, properties: dict) -> None:

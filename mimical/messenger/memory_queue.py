@@ -32,6 +32,7 @@ class MemoryEventQueue:
         self._queues = [queue.Queue() for _ in range(workers)]
         self._paused: dict[str, float] = {}  # user -> monotonic time the silence ends
         self._handed: dict[str, float] = {}  # user -> monotonic time the mark ends
+        self._disclosed: dict[str, float] = {}  # user -> when the disclosure is due again
         self._dropped: set[str] = set()  # mids of forgotten events, skipped when taken
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._echoes: OrderedDict[str, None] = OrderedDict()  # bounded like `_seen`
@@ -64,6 +65,7 @@ class MemoryEventQueue:
         with self._seen_lock:
             for user in users:
                 self._paused[user] = time.monotonic() + seconds
+                self._disclosed.pop(user, None)  # a person spoke: say it again
 
     def resume(self, users: list[str]) -> None:
         with self._seen_lock:
@@ -82,6 +84,7 @@ class MemoryEventQueue:
         with self._seen_lock:
             for user in users:
                 self._handed[user] = time.monotonic() + seconds
+                self._disclosed.pop(user, None)
 
     def handed_over(self, users: list[str]) -> set[str]:
         now = time.monotonic()
@@ -95,6 +98,16 @@ class MemoryEventQueue:
             for user in users:
                 self._handed.pop(user, None)
 
+    def claim_disclosure(self, user: str, seconds: float) -> bool:
+        now = time.monotonic()
+        with self._seen_lock:
+            if self._disclosed.get(user, 0.0) > now:
+                return False
+            if len(self._disclosed) >= MEMORY_DEDUPE_MAX:  # bounded: forget the lapsed
+                self._disclosed = {u: due for u, due in self._disclosed.items() if due > now}
+            self._disclosed[user] = now + seconds
+            return True
+
     def forget(self, user: str, keep_mid: str | None = None) -> int:
         events = self._queues[self._worker_of(user)]
         with events.mutex:  # a snapshot: the queue's own lock
@@ -103,6 +116,7 @@ class MemoryEventQueue:
             self._dropped.update(waiting)
             self._paused.pop(user, None)
             self._handed.pop(user, None)
+            self._disclosed.pop(user, None)
         return len(waiting)
 
     def _worker_of(self, user: str) -> int:

@@ -46,14 +46,14 @@ class MessengerMetrics:
         self.events = Counter(
             "mimical_messenger_events",
             "Messenger events by outcome (queued, duplicate, standby, paused, owner_present,"
-            " forgotten, deletion_requested, handed_over)",
+            " forgotten, deletion_requested, handed_over, expired: past the reply window)",
             ["outcome"],
             registry=registry,
         )
         self.sends = Counter(
             "mimical_messenger_sends",
             "Reply pieces by outcome (sent, unreachable, bad_token, page_blocked, ambiguous,"
-            " failed)",
+            " failed, expired: throttled until the reply window closed)",
             ["outcome"],
             registry=registry,
         )

@@ -71,12 +71,23 @@ def incoming(event: dict) -> Event | None:
             quick_reply = message.get("quick_reply")
             if isinstance(quick_reply, dict) and isinstance(quick_reply.get("payload"), str):
                 text = quick_reply["payload"]
-            return Event(sender["id"], message["mid"], text if isinstance(text, str) else None)
+            text = text if isinstance(text, str) else None
+            return Event(sender["id"], message["mid"], text, sent_at(event))
     elif isinstance(postback, dict):
         # Older postbacks carry no mid; the sender and timestamp identify a redelivery.
         mid = postback.get("mid") or f"postback:{sender['id']}:{event.get('timestamp')}"
         payload = postback.get("payload")
-        return Event(sender["id"], str(mid), payload if payload in MENU_COMMANDS else "")
+        command = payload if payload in MENU_COMMANDS else ""
+        return Event(sender["id"], str(mid), command, sent_at(event))
+    return None
+
+
+def sent_at(event: dict) -> float | None:
+    """When the person sent the event, in seconds since the epoch (Messenger's
+    `timestamp` is in milliseconds); None when it carries no usable one."""
+    timestamp = event.get("timestamp")
+    if isinstance(timestamp, int | float) and not isinstance(timestamp, bool) and timestamp > 0:
+        return timestamp / 1000
     return None
 
 

@@ -20,11 +20,15 @@ one user at a time, in order, and answer each `mid` once:
    to a duplicated one; `mimical_messenger_sends_total{outcome="ambiguous"}` counts
    those.
 
-Graph errors are handled by kind (`mimical.messenger.graph`): temporary ones are retried
-with backoff; an unreachable user (blocked the page, outside the 24-hour window)
-is dropped and counted; a bad page token, a lost permission or a policy block is
-logged once as an error, counted by code, and fails the readiness checks until a
-send succeeds (`mimical.messenger.page_health`).
+Graph errors are handled by kind (`mimical.messenger.graph_errors`): temporary ones are
+retried with backoff, throttles (613, 800xx) until Meta's reply window for the message
+closes (`Settings.messenger_reply_window_seconds` after the event's `sent_at`; then
+"expired" and counted, never sent late); a message already older than that when taken
+(a backlog) is not answered at all (`mimical_messenger_events_total{outcome="expired"}`);
+an unreachable user (blocked the page, outside the 24-hour window) is dropped and
+counted; a bad page token, a lost permission or a policy block is logged once as an
+error, counted by code, and fails the readiness checks until a send succeeds
+(`mimical.messenger.page_health`).
 
 Conversation routing (`mimical.messenger.payload`): messages of conversations
 another app or the Page inbox owns (`standby`) are never answered, and a Page
@@ -36,8 +40,11 @@ message after the silence takes back (`mimical.messenger.handover`). `%forget` d
 what is kept about the user (their session, queued messages, stored replies and
 silence; the privacy page says so).
 
-The first reply of a session starts with the automated-reply disclosure
-(`Settings.messenger_disclosure_text`) unless `messenger_disclosure` is off. While
+The first reply to a person (whatever they sent: a sticker too) starts with the
+automated-reply disclosure (`Settings.messenger_disclosure_text`) unless
+`messenger_disclosure` is off, and so does the first after a person of the Page answered
+or the conversation went to the Page inbox, and the first after a day without one
+(`EventQueue.claim_disclosure`). While
 the user is choosing a persona, the last piece offers the public personas as
 quick replies.
 
@@ -54,9 +61,10 @@ import threading
 import time
 
 from mimical.config import Settings
+from mimical.dialog.sessions import SESSION_TTL_SECONDS
 from mimical.errors import InputError, MimicalError
 from mimical.messenger.event_queue import Event, EventQueue, RedisEventQueue
-from mimical.messenger.graph import QUICK_REPLIES_MAX, GraphApi, GraphError
+from mimical.messenger.graph import QUICK_REPLIES_MAX, GraphApi, GraphError, split_message
 from mimical.messenger.handover import Handover
 from mimical.messenger.page_health import PAGE_STOPPERS, MessengerMetrics, PageHealth
 from mimical.messenger.payload import ECHO_TAG_PREFIX, HUMAN_COMMAND, read_payload
@@ -75,7 +83,6 @@ def open_event_queue(settings: Settings, **redis_options) -> EventQueue:
 
 
 CHANNEL = "messenger"
-SEND_API_MAX_CHARS = 2000
 NOT_TEXT = "Sorry, I can only read text messages."
 TRY_AGAIN = "Sorry, something went wrong on our side. Please try again in a minute."
 FORGOTTEN = (
@@ -100,6 +107,8 @@ POLL_SECONDS = 1.0
 ECHO_WAIT_SECONDS = 5.0
 # Times a piece is sent again after sends that Graph may or may not have delivered.
 AMBIGUOUS_RESENDS = 2
+# The disclosure is said again after this long without one (a dialog session's life).
+DISCLOSURE_RENEW_SECONDS = SESSION_TTL_SECONDS
 
 
 def forget_user(queue, sessions, user: str, keep_mid: str | None = None) -> int:
@@ -114,22 +123,6 @@ def forget_user(queue, sessions, user: str, keep_mid: str | None = None) -> int:
     sessions.delete_prefix(f"{REPLY_KEY_PREFIX}{user}:")
     log.info("deleted a Messenger user's data on request (%d queued messages)", deleted)
     return deleted
-
-
-def split_message(text: str, limit: int = SEND_API_MAX_CHARS) -> list[str]:
-    """Pieces of at most `limit` characters, cut at a line break or space when there is one."""
-    pieces = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit + 1)
-        if cut <= 0:
-            cut = text.rfind(" ", 0, limit + 1)
-        if cut <= 0:
-            cut = limit
-        pieces.append(text[:cut])
-        text = text[cut:].lstrip("\n ")
-    if text:
-        pieces.append(text)
-    return pieces
 
 
 class MessengerWorker:
@@ -174,6 +167,7 @@ class MessengerWorker:
         self.handover = Handover(self.graph, self.queue, self.metrics, settings)
         self.app_id = settings.fb_app_id
         self.pause_seconds = settings.messenger_human_pause_seconds
+        self.reply_window = settings.messenger_reply_window_seconds
         disclose = settings.messenger_disclosure
         self.disclosure = settings.messenger_disclosure_text if disclose else ""
         self._stopping = threading.Event()
@@ -228,12 +222,20 @@ class MessengerWorker:
         return self._engine
 
     def process(self, event: Event, keep_alive=lambda: None) -> None:
-        """Answer one event, resuming where an earlier (killed) attempt stopped."""
+        """Answer one event, resuming where an earlier (killed) attempt stopped; an
+        event past Meta's reply window is left unanswered (and counted), though a late
+        `%forget` still deletes what is kept."""
         sessions = self.engine.sessions
+        command = " ".join((event.text or "").lower().split())
+        deadline = event.sent_at + self.reply_window if event.sent_at else None
+        if deadline is not None and time.time() > deadline:
+            if command == "%forget":
+                forget_user(self.queue, sessions, event.user, keep_mid=event.mid)
+            self.metrics.events.labels("expired").inc()
+            return
         key = f"{REPLY_KEY_PREFIX}{event.user}:{event.mid}"
         state = sessions.load(key)
         if state is None:
-            command = " ".join((event.text or "").lower().split())
             if command == "%restart":
                 self.queue.resume([event.user])
             elif self.queue.paused(event.user):  # a person answers this conversation
@@ -257,6 +259,12 @@ class MessengerWorker:
                 replies, quick = [HANDED_OVER], []
             else:
                 replies, quick = self._answer(event)
+            if (
+                self.disclosure
+                and replies
+                and self.queue.claim_disclosure(event.user, DISCLOSURE_RENEW_SECONDS)
+            ):
+                replies = [self.disclosure, *replies]
             keep_alive()  # still this user's worker: only then record the replies
             pieces = [piece for reply in replies for piece in split_message(reply)]
             state = {"pieces": pieces, "quick": quick, "next": 0, "in_flight": None}
@@ -274,7 +282,7 @@ class MessengerWorker:
                 state["in_flight"] = index
                 sessions.save(key, state, REPLY_STATE_TTL_SECONDS)
                 quick = state["quick"] if index == len(pieces) - 1 else []
-                delivered = self._send(event.user, pieces[index], quick, tag, keep_alive)
+                delivered = self._send(event.user, pieces[index], quick, tag, keep_alive, deadline)
             # Undeliverable: the rest cannot arrive either.
             state["next"] = index + 1 if delivered else len(pieces)
             state["in_flight"] = None
@@ -289,13 +297,10 @@ class MessengerWorker:
             # text is None for stickers, images, audio...
             if event.text is None:
                 return [NOT_TEXT], []
-            first = not self.engine.has_session(CHANNEL, event.user)
             if self.owner_page:
                 replies = self.owner_page.answer(self.engine, CHANNEL, event.user, event.text)
             else:
                 replies = self.engine.handle(CHANNEL, event.user, event.text)
-            if first and self.disclosure and replies:
-                replies = [self.disclosure, *replies]
             if self.engine.state(CHANNEL, event.user) != "choosing":
                 return replies, []
             personas = [p.name for p in self.engine.directory.list_public() if p.servable]
@@ -312,15 +317,32 @@ class MessengerWorker:
         except GraphError as error:
             self.health.failed(error)
 
-    def _send(self, psid: str, text: str, quick_replies: list[str], tag: str, keep_alive) -> bool:
-        """Send one piece; False if the user (or the page) cannot be reached at all."""
+    def _send(
+        self,
+        psid: str,
+        text: str,
+        quick_replies: list[str],
+        tag: str,
+        keep_alive,
+        deadline: float | None,
+    ) -> bool:
+        """Send one piece; False if the user (or the page) cannot be reached at all, or
+        not before `deadline` (throttled until Meta's reply window closed)."""
         resends = 0
         while True:
             try:
                 self.graph.send_text(
-                    psid, text, quick_replies, keep_alive, metadata=ECHO_TAG_PREFIX + tag
+                    psid,
+                    text,
+                    quick_replies,
+                    keep_alive,
+                    metadata=ECHO_TAG_PREFIX + tag,
+                    deadline=deadline,
                 )
             except GraphError as error:
+                if error.kind == "expired":
+                    self.metrics.sends.labels("expired").inc()
+                    return False
                 if error.kind != "ambiguous":
                     self.health.failed(error)
                     # Code 2 after its one retry: most likely the person blocked the Page.

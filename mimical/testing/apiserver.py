@@ -41,6 +41,7 @@ BUILTIN_RESOURCES = {
     "v1/events": ("Event", set()),
     "events.k8s.io/v1/events": ("Event", set()),
     "batch/v1/jobs": ("Job", {"status"}),
+    "v1/pods": ("Pod", {"status"}),
 }
 VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
 # One label selector term: `key`, `!key`, `key=v`, `key==v`, `key!=v`, `key in (a,b)`,

@@ -34,6 +34,10 @@ CONTROLLERS = (
     "replicaset-controller",
     "deployment-controller",
     "statefulset-controller",
+    # Frees the volume claims a StatefulSet made (Redis's) once no pod uses them, as in any
+    # cluster: without it their `kubernetes.io/pvc-protection` finalizer keeps a deleted
+    # namespace Terminating.
+    "persistentvolumeclaim-protection-controller",
     "garbage-collector-controller",
     "namespace-controller",
     "serviceaccount-controller",

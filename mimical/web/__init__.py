@@ -15,7 +15,12 @@ What every component gets from the factory:
   HSTS on responses over HTTPS (as the trusted proxy reports it);
 - 5xx errors say only that a service is unavailable (their detail goes to the log);
 - client addresses from `Settings.trusted_proxy_hops` reverse proxies (werkzeug's
-  `ProxyFix`), so rate limits count real clients behind an ingress.
+  `ProxyFix`), so rate limits count real clients behind an ingress;
+- a chatbot name in the URL (`<name>`) is checked (`validate_name`, 422) before any view,
+  limit or lookup sees it;
+- JSON bodies read strictly (`json_provider`: a lone surrogate is malformed JSON, a 4xx,
+  not a 500 later);
+- a Redis error (down, full, refusing) is a 503 JSON, like any unavailable service.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import importlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from mimical.chatbot import validate_name
 from mimical.config import Settings
 from mimical.errors import MimicalError
 from mimical.web.component import SETTINGS_KEY, error_response
@@ -75,6 +81,8 @@ def create_app(
     from flask import Flask, request
     from werkzeug.middleware.proxy_fix import ProxyFix
 
+    from mimical.web.json_provider import StrictJSONProvider
+
     app = Flask(__name__)
     settings = app.config[SETTINGS_KEY] = settings or Settings.from_env()
     app.config["MAX_CONTENT_LENGTH"] = settings.body_max_bytes
@@ -93,6 +101,15 @@ def create_app(
             response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response
 
+    app.json = StrictJSONProvider(app)
+
+    @app.url_value_preprocessor
+    def refuse_impossible_names(_endpoint, values):
+        """A chatbot name in the URL is checked before any view, limit or lookup sees it:
+        nothing a stranger writes there becomes a registry lookup or a counter's key."""
+        if values and "name" in values:
+            validate_name(values["name"])
+
     _answer_errors_in_json(app)
     for name in components:
         module = importlib.import_module(COMPONENTS[name])
@@ -109,6 +126,7 @@ def _answer_errors_in_json(app: Flask) -> None:
     """Every error in the one JSON shape (`error_response`); 5xx say only that a service
     is unavailable, their detail goes to the log."""
     from flask import request
+    from redis.exceptions import RedisError
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
     @app.errorhandler(RequestEntityTooLarge)
@@ -128,6 +146,13 @@ def _answer_errors_in_json(app: Flask) -> None:
             app.logger.warning("%s %s: %s", request.method, request.path, error)
             return error_response(error.http_status, error.code, UNAVAILABLE_MESSAGE)
         return error_response(error.http_status, error.code, str(error))
+
+    @app.errorhandler(RedisError)
+    def handle_redis_error(error: RedisError):
+        # Down, full (`maxmemory` with `noeviction` refuses writes) or refusing a command:
+        # a shared service is unavailable for a moment, not a bug of this request.
+        app.logger.warning("%s %s: Redis: %s", request.method, request.path, error)
+        return error_response(503, "unavailable", UNAVAILABLE_MESSAGE)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):

@@ -6,15 +6,17 @@ password", "wrong password" after an equally slow argon2 check, counted the same
 so the API does not tell strangers which private chatbots exist.
 
 Counts live in the app's flask-limiter storage (Redis when `REDIS_URL` is set),
-keyed by the client address (`ProxyFix` resolves it behind trusted proxies);
-passwords share `PasswordTries` with the chat channels.
+keyed by the client address (`resources.client_address`: `ProxyFix` resolves it behind
+trusted proxies, an IPv6 client counts by its /64) and never by anything else a
+stranger chooses, so no client can mint keys; chatbot names in URLs are checked before
+anything is looked up or counted (`create_app`). Passwords share `PasswordTries` with
+the chat channels.
 """
 
 from __future__ import annotations
 
 from flask import current_app, request
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 
 from mimical.chatbot import Chatbot
 from mimical.errors import AuthError, NotFoundError, RateLimitedError
@@ -38,7 +40,7 @@ def rate_limit(kind: str, *scope: str, count: bool = True) -> None:
 
     limiter: Limiter = app_resources(current_app)["limiter"]
     for limit in parse_many(limit_setting(kind)):
-        keys = (limit, kind, get_remote_address(), *scope)
+        keys = (limit, kind, client_address(), *scope)
         allowed = limiter.limiter.hit(*keys) if count else limiter.limiter.test(*keys)
         if not allowed:
             raise RateLimitedError(f"too many {kind} attempts; limit is {limit}, try again later")
@@ -50,7 +52,7 @@ def count_use(kind: str) -> None:
 
     limiter: Limiter = app_resources(current_app)["limiter"]
     for limit in parse_many(limit_setting(kind)):
-        limiter.limiter.hit(limit, kind, get_remote_address())
+        limiter.limiter.hit(limit, kind, client_address())
 
 
 def bearer_token() -> str | None:
@@ -69,9 +71,17 @@ def check_owner(name: str) -> None:
         right = False
     if not right:
         # Only wrong tokens count: a right one is 256 random bits, and the extension
-        # polls build status with it every few seconds while a chatbot trains.
-        rate_limit("password", name)
+        # polls build status with it every few seconds while a chatbot trains. Counted
+        # per client only: one key per address whatever the names tried.
+        rate_limit("password")
         raise AuthError(f"wrong owner token for {name!r}")
+
+
+def no_store(response):
+    """Owner tokens, drafts, away windows and private statuses must not stay in a
+    browser or proxy cache (every owner-only component answers with it)."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def require_owner(name: str) -> Chatbot:

@@ -30,7 +30,6 @@ from typing import TypeVar
 import orjson
 from flask import Blueprint, Flask, current_app, g, render_template, request
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from pydantic import BaseModel, ValidationError
 
 from mimical.build import read_failure
@@ -40,11 +39,12 @@ from mimical.errors import (
     InputError,
     UnsupportedFormatError,
 )
-from mimical.storage import model_prefix, upload_prefix
+from mimical.storage import upload_prefix
 from mimical.web import api_schemas as schemas
 from mimical.web.access import (
     bearer_token,
     count_use,
+    no_store,
     rate_limit,
     require_owner,
     visible_chatbot,
@@ -76,7 +76,7 @@ JSON = "application/json"
 def init_app(app: Flask) -> None:
     settings = get_settings(app)
     limiter = Limiter(
-        get_remote_address,
+        client_address,
         storage_uri=settings.redis_url or "memory://",
         strategy="moving-window",
         key_prefix="mimical",
@@ -126,11 +126,7 @@ def free_upload_slot(_error=None) -> None:
         app_resources(current_app)["upload_slots"].release(client)
 
 
-@blueprint.after_request
-def no_caching(response):
-    """Owner tokens and private statuses must not stay in a browser or proxy cache."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+blueprint.after_request(no_store)
 
 
 def _parse(model: type[T], data: dict) -> T:
@@ -185,11 +181,14 @@ def create_chatbot():
     form = _parse(schemas.CreateForm, _multipart_form())
     if not form.public and not form.password:
         raise InputError("a private chatbot needs a password (or set public=true)")
-    registry = get_registry()
-    if registry.find(form.name) is not None:
-        raise ConflictError(f"a chatbot named {form.name!r} already exists")
     rate_limit("build", count=False)
+    registry = get_registry()
+    # The upload is checked before the name: a taken name (a private one included)
+    # answers a bad upload exactly as a free name does, so only a request that would
+    # really create a chatbot learns the name is taken.
     with received_export(request.files.get("export")) as path:
+        if registry.find(form.name) is not None:
+            raise ConflictError(f"a chatbot named {form.name!r} already exists")
         chatbot, token = registry.create(
             form.name,
             public=form.public,
@@ -309,13 +308,8 @@ def _model_location(name: str, password: str | None):
     chatbot = visible_chatbot(name, password)
     if not chatbot.servable:
         raise ConflictError(f"{name!r} has no model yet (phase {chatbot.phase.value})")
-    storage = get_storage()
-    location = schemas.ModelLocation(
-        name=name,
-        version=chatbot.model_version,
-        uri=storage.url(model_prefix(name, chatbot.model_version)),
-        base_path=storage.url(model_prefix(name)),
-    )
+    # The version only: where it is stored (bucket, prefix, paths) is the operator's.
+    location = schemas.ModelLocation(name=name, version=chatbot.model_version)
     return location.model_dump(mode="json")
 
 

@@ -90,10 +90,10 @@ class CreatedChatbot(BaseModel):
 
 
 class ModelLocation(BaseModel):
+    """Which version of the chatbot answers (where it is stored is not for clients)."""
+
     name: str
     version: int
-    uri: str = Field(description="the SavedModel directory (s3:// or file://)")
-    base_path: str = Field(description="TF Serving model base path holding every version")
 
 
 class Deleted(BaseModel):

@@ -33,13 +33,14 @@ from mimical.chatbot import Chatbot
 from mimical.config import Settings
 from mimical.dialog.sessions import SessionStore, open_session_store
 from mimical.errors import InputError, NotFoundError
-from mimical.web.access import require_owner
+from mimical.web.access import no_store, require_owner
 from mimical.web.api import _json_body
 from mimical.web.component import get_settings
 from mimical.web.openapi import OWNER_TOKEN, documented
 from mimical.web.resources import shared_resource
 
 blueprint = Blueprint("away", __name__)
+blueprint.after_request(no_store)
 
 AWAY_MAX = timedelta(days=7)
 KEY_PREFIX = "away:"

@@ -143,7 +143,9 @@ class Operation:
         responses = {str(status): {"description": text} for status, (text, _) in self.ok.items()}
         for status, (_, model) in self.ok.items():
             responses[str(status)]["content"] = _json(model)
-        for status in self.errors:
+        # A name outside its pattern is refused before the view (`create_app`): 422.
+        errors = {*self.errors, *((422,) if "name" in path_arguments else ())}
+        for status in sorted(errors):
             responses[str(status)] = {"description": ERRORS[status], "content": _json(ErrorOut)}
         operation["responses"] = responses
         return operation

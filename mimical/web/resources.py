@@ -19,6 +19,7 @@ from app config.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 
 from flask import Flask, current_app, request
@@ -85,9 +86,24 @@ def get_password_tries() -> PasswordTries:
     return shared_resource("password_tries", lambda app: PasswordTries(get_settings(app)))
 
 
+# An IPv6 client is counted by its /64: one subscriber gets at least that many addresses,
+# so counting each one would give a single client 2^64 fresh limits.
+IPV6_CLIENT_PREFIX = 64
+
+
 def client_address() -> str:
-    """Who sent this request, for counting: the peer, or the client `ProxyFix` trusted."""
-    return f"address:{request.remote_addr}"
+    """Who sent this request, for counting: the peer, or the client `ProxyFix` trusted
+    (an IPv6 one by its /64 network)."""
+    address = request.remote_addr or ""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"address:{address}"
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is an IPv4 client
+            return f"address:{ip.ipv4_mapped}"
+        return f"address:{ipaddress.ip_network(f'{ip}/{IPV6_CLIENT_PREFIX}', strict=False)}"
+    return f"address:{ip}"
 
 
 def close_resources(app: Flask) -> None:

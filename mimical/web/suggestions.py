@@ -32,12 +32,13 @@ from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS, layout_context
 from mimical.corpus.scrub import Scrubber
 from mimical.dialog.engine import MESSAGE_MAX_CHARS, REPLY_TIMEOUT_SECONDS
 from mimical.errors import ConflictError
-from mimical.web.access import rate_limit, require_owner
+from mimical.web.access import no_store, rate_limit, require_owner
 from mimical.web.api import _json_body
 from mimical.web.dialog_app import get_models
 from mimical.web.openapi import OWNER_TOKEN, documented
 
 blueprint = Blueprint("suggestions", __name__)
+blueprint.after_request(no_store)
 
 SUGGESTIONS_MAX = 5
 # More turns than the model reads (`DEFAULT_CONTEXT_TURNS` after merging a speaker's

@@ -69,6 +69,18 @@ def test_the_owner_opens_reads_and_closes_a_window(client, tokens):
     assert client.get(URL, headers=owner(tokens["alice"])).get_json()["until"] is None
 
 
+def test_away_answers_are_never_cached(client, tokens):
+    """An owner's window (and whether a token works) must not stay in a shared cache."""
+    until = iso(timedelta(days=1))
+    for response in (
+        put(client, {"until": until}, tokens["alice"]),
+        client.get(URL, headers=owner(tokens["alice"])),
+        client.get(URL, headers=owner("wrong")),
+        client.delete(URL, headers=owner(tokens["alice"])),
+    ):
+        assert response.headers["Cache-Control"] == "no-store"
+
+
 def test_a_time_zone_offset_is_read_as_given(client, tokens):
     until = (datetime.now(UTC) + timedelta(hours=5)).replace(microsecond=0)
     paris = until.astimezone(datetime.now().astimezone().tzinfo).isoformat()

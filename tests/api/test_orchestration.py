@@ -96,3 +96,25 @@ def test_a_corpus_builds_the_next_version_on_one_progress_scale(tmp_path, small_
     # Each phase stays in its share of the one 0..1 scale.
     assert all(overall(phase, 0.0) <= f <= overall(phase, 1.0) for phase, f in reports)
     assert reports[-1] == (Phase.DEPLOYING, 1.0)
+
+
+class StopBeforeTraining(Exception):
+    """Raised from the progress callback: the messages up to training are all we need."""
+
+
+def test_progress_never_names_the_exports_files(tmp_path, small_corpus):
+    """A public persona's status is public: `importing WhatsApp_Chat_with_Jane_Doe.txt`
+    named the owner's chat partner to anyone who looked."""
+    storage = open_storage(tmp_path.as_uri())
+    key = "uploads/alice/1/WhatsApp_Chat_with_Jane_Doe.jsonl"
+    storage.put_file(key, small_corpus)
+    messages = []
+
+    def report(phase, fraction, message):
+        messages.append(message)
+        if phase == Phase.TRAINING:
+            raise StopBeforeTraining
+
+    with pytest.raises(StopBeforeTraining):
+        build_chatbot(storage, "alice", key, 1, report)
+    assert messages == ["importing the export", "training on the corpus"]

@@ -26,14 +26,17 @@ def bucket_keys(s3_endpoint, bucket) -> list[str]:
     return [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
-def test_model_location_is_an_s3_uri(s3_app, s3_bucket):
+def test_the_model_location_names_no_bucket_or_path(s3_app, s3_bucket):
+    """Where models are stored is the operator's business: a stranger asking for a public
+    persona's model learns its version, not the bucket, prefix or storage layout."""
     with s3_app.app_context():
         get_registry().create("alice", public=True)
         get_storage().put_bytes("models/alice/3/saved_model.pb", b"graph")
         get_registry().update_status("alice", phase="Ready", model_version=3, add_version=3)
-    location = s3_app.test_client().get("/getPublicModel/alice").get_json()
-    assert location["uri"] == f"s3://{s3_bucket}/mimical/models/alice/3/"
-    assert location["base_path"] == f"s3://{s3_bucket}/mimical/models/alice/"
+    answer = s3_app.test_client().get("/getPublicModel/alice")
+    assert answer.get_json() == {"name": "alice", "version": 3}
+    assert s3_bucket not in answer.get_data(as_text=True)
+    assert "models/" not in answer.get_data(as_text=True)
 
 
 def test_refused_upload_leaves_bucket_empty(s3_app, s3_endpoint, s3_bucket):

@@ -58,6 +58,7 @@ def post(client, body, token, url=URL):
 def test_three_distinct_drafts_from_the_persona(client, tokens):
     response = post(client, {"turns": TURNS, "count": 3}, tokens[PUBLIC])
     assert response.status_code == 200, response.get_json()
+    assert response.headers["Cache-Control"] == "no-store"  # an owner's drafts
     drafts = response.get_json()["suggestions"]
     assert 1 <= len(drafts) <= 3
     assert len(set(drafts)) == len(drafts) and all(d and d == d.strip() for d in drafts)

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from mimical.errors import NotFoundError
+from mimical.kube.manifests import serving_entries
 from mimical.serving.client import ModelClient
 from mimical.testing.release import FULLNAME
 from tests.cluster.conftest import save_listing
@@ -49,7 +50,7 @@ def training_pod(control_plane, namespace: str, job: str) -> dict | None:
 
 def served_models(control_plane, namespace: str) -> dict:
     configmap = get_json(control_plane, namespace, "configmap", f"{FULLNAME}-tfserving-models")
-    return json.loads(configmap["data"].get("models.json") or "{}")
+    return serving_entries(configmap["data"])
 
 
 def stored_keys(release, name: str) -> list[str]:
@@ -132,7 +133,7 @@ def test_chatbot_from_upload_to_ready_to_deleted(
     control_plane.wait_for(
         "phase Ready", lambda: chatbot_phase(control_plane, namespace, name) == "Ready"
     )
-    assert served_models(control_plane, namespace) == {name: 1}
+    assert served_models(control_plane, namespace) == {name: [1]}
     api_view = requests.get(f"{backend}/api/chatbots/{name}", timeout=10).json()
     assert (api_view["phase"], api_view["model_version"]) == ("Ready", 1)
     # The raw export went once imported; the owner token's digest is in the chart's Secret.

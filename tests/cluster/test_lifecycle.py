@@ -89,7 +89,7 @@ def test_upgrade_rollback_and_uninstall_keep_serving_then_leave_nothing_stuck(
             control_plane.wait_for(
                 "phase Ready", lambda: chatbot_phase(control_plane, namespace, name) == "Ready"
             )
-            assert served_models(control_plane, namespace) == {name: 1}
+            assert served_models(control_plane, namespace) == {name: [1]}
 
             # A new chart version with a changed CRD: the documented step, then the upgrade.
             control_plane.kubectl(*CRD_UPGRADE, f"--filename={changed_crd(tmp_path)}")
@@ -100,20 +100,20 @@ def test_upgrade_rollback_and_uninstall_keep_serving_then_leave_nothing_stuck(
                 "upgrade",
                 RELEASE,
                 str(CHART),
-                "--reuse-values",
+                "--reset-then-reuse-values",
                 "--set=backend.replicaCount=3",
             )
             header = control_plane.kubectl("get", "chatbots", f"--namespace={namespace}").stdout
             columns = ["NAME", "PUBLIC", "PHASE", "VERSION", "JOB", "SERVED", "AGE"]
             assert header.split()[:7] == columns
-            assert served_models(control_plane, namespace) == {name: 1}
+            assert served_models(control_plane, namespace) == {name: [1]}
 
             helm(control_plane, helm_binary, namespace, "rollback", RELEASE, "1")
             history = json.loads(
                 helm(control_plane, helm_binary, namespace, "history", RELEASE, "--output=json")
             )
             assert [entry["status"] for entry in history][-1] == "deployed"
-            assert served_models(control_plane, namespace) == {name: 1}
+            assert served_models(control_plane, namespace) == {name: [1]}
 
             # Whatever replaces or removes the list, the operator writes it again.
             configmap = f"{FULLNAME}-tfserving-models"
@@ -122,7 +122,7 @@ def test_upgrade_rollback_and_uninstall_keep_serving_then_leave_nothing_stuck(
                 "the model list to be rebuilt",
                 lambda: (
                     get_json(control_plane, namespace, "configmap", configmap, check=False)
-                    and served_models(control_plane, namespace) == {name: 1}
+                    and served_models(control_plane, namespace) == {name: [1]}
                 ),
                 timeout=120,
             )

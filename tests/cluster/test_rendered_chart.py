@@ -81,7 +81,7 @@ def test_rendered_chart_applied_with_kubectl_serves_what_the_chatbots_say(
 
     def listed() -> bool:
         found = get_json(control_plane, namespace, "configmap", configmap, check=False)
-        return bool(found) and served_models(control_plane, namespace) == {name: version}
+        return bool(found) and served_models(control_plane, namespace) == {name: [version]}
 
     configmap = f"{FULLNAME}-tfserving-models"
     release = Release(namespace, bucket, s3_endpoint)
@@ -90,7 +90,7 @@ def test_rendered_chart_applied_with_kubectl_serves_what_the_chatbots_say(
         control_plane.wait_for("the operator's model list", listed, timeout=REBUILD_TIMEOUT)
         # The next sync applies the same objects: the list is none of them.
         control_plane.kubectl("apply", f"--namespace={namespace}", "--filename=-", stdin=rendered)
-        assert served_models(control_plane, namespace) == {name: version}
+        assert served_models(control_plane, namespace) == {name: [version]}
         # An old copy applied over it is replaced on the operator's next pass.
         stale = {
             "apiVersion": "v1",

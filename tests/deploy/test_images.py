@@ -175,3 +175,14 @@ def test_build_context_carries_what_the_dockerfile_copies(folder, entry):
             "mimical/__pycache__/cli.cpython-311.pyc",
         ):
             assert not included(patterns, unwanted), f"{ignore_file.name} sends {unwanted}"
+
+
+@pytest.mark.parametrize("folder", sorted(IMAGES))
+def test_no_image_claims_every_gpu_of_its_node(folder):
+    """NVIDIA's runtime gives a container the GPUs NVIDIA_VISIBLE_DEVICES names; only the
+    device plugin may set it (to the GPUs the pod asked for), or a CPU pod on a GPU node
+    would see, and could take, every GPU there."""
+    env = " ".join(
+        rest for keyword, rest in instructions(ROOT / folder / "Dockerfile") if keyword == "ENV"
+    )
+    assert "NVIDIA_VISIBLE_DEVICES" not in env, folder

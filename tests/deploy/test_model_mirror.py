@@ -61,18 +61,22 @@ def test_mirrors_wanted_versions_and_publishes_only_complete_ones(storage, tmp_p
     upload_version(storage, tmp_path, "bob", 3)
 
     # bob 4 is wanted but not uploaded yet: not published, nothing half-there.
-    served = mirror_once(storage, {"alice": 1, "bob": 4}, models, {})
-    assert served == {"alice": 1}
+    served = mirror_once(storage, {"alice": [1], "bob": [4]}, models, {})
+    assert served == {"alice": [1]}
     assert (models / "models/alice/1/variables/variables.index").read_bytes() == b"index"
     assert served_config(models) == {"alice": (f"{models}/models/alice", [1])}
     assert not any((models / ".staging").iterdir())
 
-    # A retrain: alice 2 goes live; alice 1 stays on disk one more pass for TF Serving.
+    # A retrain: alice 2 loads beside alice 1, which goes once the operator drops it
+    # (the new one answers); its files stay one more pass for TF Serving.
     upload_version(storage, tmp_path, "alice", 2)
-    served = mirror_once(storage, {"alice": 2}, models, served)
-    assert served == {"alice": 2}
+    served = mirror_once(storage, {"alice": [1, 2]}, models, served)
+    assert served == {"alice": [1, 2]}
+    assert served_config(models) == {"alice": (f"{models}/models/alice", [1, 2])}
+    served = mirror_once(storage, {"alice": [2]}, models, served)
+    assert served == {"alice": [2]}
     assert local_versions(models) == {"alice/1", "alice/2"}
-    served = mirror_once(storage, {"alice": 2}, models, served)
+    served = mirror_once(storage, {"alice": [2]}, models, served)
     assert local_versions(models) == {"alice/2"}
 
     # The chatbot is deleted: unpublished at once, files gone a pass later.
@@ -85,18 +89,33 @@ def test_mirrors_wanted_versions_and_publishes_only_complete_ones(storage, tmp_p
 def test_a_new_version_not_yet_uploaded_keeps_the_old_one_serving(storage, tmp_path):
     models = tmp_path / "models-cache"
     upload_version(storage, tmp_path, "carol", 1)
-    served = mirror_once(storage, {"carol": 1}, models, {})
-    served = mirror_once(storage, {"carol": 2}, models, served)
-    assert served == {"carol": 1}
+    served = mirror_once(storage, {"carol": [1]}, models, {})
+    served = mirror_once(storage, {"carol": [2]}, models, served)
+    assert served == {"carol": [1]}
     assert served_config(models) == {"carol": (f"{models}/models/carol", [1])}
+
+
+def test_a_restarted_pod_serves_the_answering_version_beside_one_that_never_arrives(
+    storage, tmp_path
+):
+    """A fresh pod (nothing mirrored, no previous pass) while a retrain's version loads:
+    the version that answers is published at once, whatever becomes of the new one."""
+    models = tmp_path / "fresh-pod"
+    upload_version(storage, tmp_path, "fay", 1)
+    served = mirror_once(storage, {"fay": [1, 2]}, models, {})
+    assert served == {"fay": [1]}
+    assert served_config(models) == {"fay": (f"{models}/models/fay", [1])}
 
 
 def test_entries_file_missing_or_foreign_means_no_models(tmp_path):
     assert read_entries(tmp_path / "absent.json") == {}
     (tmp_path / "models.json").write_text("not json")
     assert read_entries(tmp_path / "models.json") == {}
+    (tmp_path / "models.json").write_text(json.dumps({"dave": [7, 8]}))
+    assert read_entries(tmp_path / "models.json") == {"dave": [7, 8]}
+    # What the previous release wrote (one version per name), read during an upgrade.
     (tmp_path / "models.json").write_text(json.dumps({"dave": 7}))
-    assert read_entries(tmp_path / "models.json") == {"dave": 7}
+    assert read_entries(tmp_path / "models.json") == {"dave": [7]}
 
 
 def run_mirror(tmp_path: Path, storage_url: str, endpoint: str, *args: str):
@@ -118,7 +137,7 @@ def run_mirror(tmp_path: Path, storage_url: str, endpoint: str, *args: str):
 
 def test_command_runs_one_pass_like_the_init_container(storage, s3_endpoint, s3_bucket, tmp_path):
     upload_version(storage, tmp_path, "erin", 5)
-    (tmp_path / "models.json").write_text(json.dumps({"erin": 5}))
+    (tmp_path / "models.json").write_text(json.dumps({"erin": [5]}))
     result = run_mirror(tmp_path, f"s3://{s3_bucket}/cluster", s3_endpoint, "--once")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "models-cache/models/erin/5/saved_model.pb").exists()
@@ -141,8 +160,8 @@ def test_a_trained_model_answers_over_grpc_from_the_mirror(storage, tiny_model, 
     # What the training Job does: the export, whole, under models/NAME/VERSION/.
     storage.put_tree(model_prefix(tiny_model.name, tiny_model.version), tiny_model.export_dir)
     models = tmp_path / "models-cache"
-    served = mirror_once(storage, {tiny_model.name: tiny_model.version}, models, {})
-    assert served == {tiny_model.name: tiny_model.version}
+    served = mirror_once(storage, {tiny_model.name: [tiny_model.version]}, models, {})
+    assert served == {tiny_model.name: [tiny_model.version]}
     base_path, versions = served_config(models)[tiny_model.name]
     assert versions == [tiny_model.version]
 

@@ -22,31 +22,35 @@ from mimical.serving.client import AVAILABLE, MODEL_STATUS_METHOD, _protos
 
 
 class ListedModels:
-    """The models "loaded": what the served-model ConfigMap lists, minus those held."""
+    """The models "loaded": what the served-model ConfigMap lists, minus the versions held.
+
+    Each call reads the list afresh, as a model-server pod that just started would load
+    it: a version the list no longer names answers no more.
+    """
 
     def __init__(self, configmap_url: str):
         self.configmap_url = configmap_url
-        # name → the version it answers with while its listed one "is still loading".
-        self.held: dict[str, int | None] = {}
+        # name → its versions that "are still loading" (or never load).
+        self.held: dict[str, set[int]] = {}
         self._lock = threading.Lock()
 
-    def hold(self, name: str, answering: int | None = None) -> None:
-        """`name`'s listed version stops loading; `answering` (an older one) or nothing
-        answers meanwhile."""
+    def hold(self, name: str, version: int) -> None:
+        """`version` of `name` stops loading; the other listed versions answer meanwhile."""
         with self._lock:
-            self.held[name] = answering
+            self.held.setdefault(name, set()).add(version)
 
     def release(self, name: str) -> None:
         with self._lock:
             self.held.pop(name, None)
 
     def available_version(self, name: str) -> int | None:
+        """The newest listed version that loaded, as TF Serving's status reports it."""
         response = requests.get(self.configmap_url, timeout=10)
         data = response.json().get("data") if response.ok else None
         with self._lock:
-            if name in self.held:
-                return self.held[name]
-        return serving_entries(data).get(name)
+            held = set(self.held.get(name, ()))
+        loaded = [v for v in serving_entries(data).get(name, []) if v not in held]
+        return max(loaded, default=None)
 
 
 class ListedModelServer:

@@ -150,16 +150,58 @@ def test_training_pods_run_as_the_training_account_with_pull_settings():
     assert "imagePullPolicy" not in plain["containers"][0]
 
 
-def test_serving_config_pins_each_chatbot_to_its_version():
-    data = serving_config_data({"bob": 7, "alice": 12}, "s3://models-bucket/mimical")
+def test_serving_config_pins_each_chatbot_to_its_versions():
+    data = serving_config_data({"bob": [7], "alice": [12, 13]}, "s3://models-bucket/mimical")
     text = data[MODEL_CONFIG_KEY]
     assert text.index('name: "alice"') < text.index('name: "bob"')
     assert 'base_path: "s3://models-bucket/mimical/models/alice"' in text
-    assert "specific { versions: 12 }" in text
-    assert serving_entries(data) == {"alice": 12, "bob": 7}
+    assert "specific { versions: 12 versions: 13 }" in text
+    assert "specific { versions: 7 }" in text
+    assert serving_entries(data) == {"alice": [12, 13], "bob": [7]}
     assert serving_entries(None) == {}
     configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": data}
     assert kubernetes_validate.validate(configmap, K8S_VERSION, strict=True)
+
+
+def test_the_served_list_keeps_the_answering_version_until_the_new_one_answers():
+    """The model server's list comes from what answers (`servedVersion`), not from the
+    newest trained version: a restarted model-server pod must load a version that works."""
+    from mimical.kube.manifests import served_versions
+
+    def chatbot(name: str, status: dict, deleting: bool = False) -> dict:
+        meta = {"name": name, **({"deletionTimestamp": "2026-01-01T00:00:00Z"} if deleting else {})}
+        return {"metadata": meta, "status": status}
+
+    loading = {"step": "loading", "updated": "2026-01-01T00:00:00Z"}
+    chatbots = [
+        chatbot("ready", {"phase": "Ready", "modelVersion": 3, "servedVersion": 3}),
+        chatbot(
+            "retrain",
+            {"phase": "Training", "modelVersion": 4, "servedVersion": 3, "progress": loading},
+        ),
+        chatbot("first", {"phase": "Training", "modelVersion": 1, "progress": loading}),
+        # A version that never loaded (LoadTimeout): the old one only; none without one.
+        chatbot("gave-up", {"phase": "Ready", "modelVersion": 6, "servedVersion": 5}),
+        chatbot("broken", {"phase": "Failed", "modelVersion": 1}),
+        # Retraining, Job still running: the answering version only.
+        chatbot(
+            "training",
+            {
+                "phase": "Training",
+                "modelVersion": 2,
+                "servedVersion": 2,
+                "progress": {"step": "training"},
+            },
+        ),
+        chatbot("deleting", {"phase": "Ready", "modelVersion": 1, "servedVersion": 1}, True),
+    ]
+    assert served_versions(chatbots) == {
+        "ready": [3],
+        "retrain": [3, 4],
+        "first": [1],
+        "gave-up": [5],
+        "training": [2],
+    }
 
 
 def test_conditions_keep_their_transition_time_until_their_status_changes():

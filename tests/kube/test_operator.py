@@ -96,7 +96,7 @@ def test_create_trains_on_gpu_then_serves(operator, kubectl, storage):
     }
     configmap = kubectl.get("v1", "configmaps", operator.settings.serving_configmap)
     kubernetes_validate.validate(configmap, K8S_VERSION, strict=True)
-    assert serving_entries(configmap["data"]) == {"alice": 1700000000}
+    assert serving_entries(configmap["data"]) == {"alice": [1700000000]}
     assert f'base_path: "{storage.root}models/alice"' in configmap["data"][MODEL_CONFIG_KEY]
     events = events_for(kubectl, "alice", {"Training", "Ready"})
     for event in events:  # kopf posts them to the core v1 events endpoint
@@ -162,7 +162,7 @@ def test_spec_change_trains_a_new_version_while_the_old_one_serves(operator, kub
     retraining = phase_of(kubectl, "carol", "Training", generation=2)
     assert conditions(retraining)["Ready"]["status"] == "True"  # version 1 still serves
     configmap = kubectl.get("v1", "configmaps", operator.settings.serving_configmap)
-    assert serving_entries(configmap["data"]) == {"carol": 1}
+    assert serving_entries(configmap["data"]) == {"carol": [1]}
     job = kubectl.get("batch/v1", "jobs", "carol-train-2")
     env = {
         e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -175,7 +175,7 @@ def test_spec_change_trains_a_new_version_while_the_old_one_serves(operator, kub
     assert ready["status"]["modelVersion"] == 2
     assert ready["status"]["metrics"] == {"loss": 0.9}
     configmap = kubectl.get("v1", "configmaps", operator.settings.serving_configmap)
-    assert serving_entries(configmap["data"]) == {"carol": 2}
+    assert serving_entries(configmap["data"]) == {"carol": [2]}
 
 
 def test_restarted_operator_makes_no_duplicate_job(operator_settings, kubectl, storage):
@@ -211,7 +211,7 @@ def test_delete_empties_the_s3_prefix_and_the_serving_entry(operator, kubectl, s
         assert storage.list(prefix) == []
     assert storage.list("models/frank/")  # the other chatbot keeps its model
     configmap = kubectl.get("v1", "configmaps", operator.settings.serving_configmap)
-    assert serving_entries(configmap["data"]) == {"frank": 7}
+    assert serving_entries(configmap["data"]) == {"frank": [7]}
 
 
 def test_invalid_specs_are_refused_or_marked_failed(operator, kubectl):

@@ -6,6 +6,8 @@ Same setting as test_operator.py: the real operator against kmock and moto.
 
 from __future__ import annotations
 
+import time
+
 import boto3
 import requests
 
@@ -95,6 +97,35 @@ def test_deleting_a_chatbot_removes_its_keys_from_the_shared_secret(operator, ku
     assert set(kubectl.get("v1", "secrets", name)["data"]) == {"rob.ownerTokenHash"}
 
 
+def test_a_deleted_chatbots_storage_goes_only_after_its_training_pod_stops(
+    operator, kubectl, storage
+):
+    """A training pod outlives its deleted Job by its grace period (or a stuck kubelet):
+    deleting the storage before it stops would let it upload a model nobody deletes."""
+    kubectl.apply_chatbot("tess", {"source": kubectl.source("tess")}).raise_for_status()
+    phase_of(kubectl, "tess", "Training")
+    storage.put_bytes("uploads/tess/1/messenger.zip", b"zip")
+    pod_name = "tess-train-1-x7k2p"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": pod_name, "labels": {"mimical.dev/chatbot": "tess"}},
+        "spec": {"containers": [{"name": "train", "image": "mimical-training:test"}]},
+    }
+    kubectl.create("v1", "pods", pod).raise_for_status()
+    kubectl.patch("v1", "pods", pod_name, {"status": {"phase": "Running"}}, "status")
+
+    assert kubectl.delete(API_VERSION, "chatbots", "tess").status_code == 200
+    wait_for("tess's Job to be stopped", lambda: kubectl.jobs("tess") == [])
+    time.sleep(1)  # a few of the finalizer's tries
+    assert kubectl.chatbot("tess") is not None
+    assert storage.list("uploads/tess/")
+
+    kubectl.patch("v1", "pods", pod_name, {"status": {"phase": "Failed"}}, "status")
+    wait_for("tess to be gone", lambda: kubectl.chatbot("tess") is None, timeout=30)
+    assert storage.list("uploads/tess/") == []
+
+
 def test_the_served_list_is_rebuilt_from_the_chatbots(operator, kubectl, storage):
     """A rollback restores an old copy of the list, or someone deletes it: the operator
     makes it say again what the Chatbots say (at start and every few progress ticks)."""
@@ -109,11 +140,11 @@ def test_the_served_list_is_rebuilt_from_the_chatbots(operator, kubectl, storage
         found = kubectl.get("v1", "configmaps", configmap)
         return serving_entries(found["data"]) if found else None
 
-    stale = serving_config_data({"ghost": 3}, operator.settings.storage_url)
+    stale = serving_config_data({"ghost": [3]}, operator.settings.storage_url)
     kubectl.patch("v1", "configmaps", configmap, {"data": stale})
-    wait_for("the stale list to heal", lambda: served() == {"quinn": 4})
+    wait_for("the stale list to heal", lambda: served() == {"quinn": [4]})
     assert kubectl.delete("v1", "configmaps", configmap).status_code == 200
-    wait_for("the deleted list to come back", lambda: served() == {"quinn": 4})
+    wait_for("the deleted list to come back", lambda: served() == {"quinn": [4]})
 
 
 def test_the_operator_answers_its_liveness_probe(operator_settings, kubectl):

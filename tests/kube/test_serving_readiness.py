@@ -36,7 +36,7 @@ def served_message(kubectl, name: str, text: str) -> dict:
 def test_a_trained_version_is_ready_only_once_the_model_server_answers(
     operator, kubectl, storage, model_server
 ):
-    model_server.models.hold("mona")  # its first version is slow to load
+    model_server.models.hold("mona", 1)  # its first version is slow to load
     kubectl.apply_chatbot("mona", {"source": kubectl.source("mona")}).raise_for_status()
     phase_of(kubectl, "mona", "Training")
     upload_model(storage, "mona", 1)
@@ -52,7 +52,7 @@ def test_a_trained_version_is_ready_only_once_the_model_server_answers(
     assert by_type["Ready"]["status"] == "False"
     # Listed for the mirror and TF Serving already; the API says it is being deployed.
     configmap = kubectl.get("v1", "configmaps", operator.settings.serving_configmap)
-    assert serving_entries(configmap["data"]) == {"mona": 1}
+    assert serving_entries(configmap["data"]) == {"mona": [1]}
     assert chatbot_from_resource(waiting).phase == Phase.DEPLOYING
     # The progress timer asked, and the condition says what the server answered.
     served_message(kubectl, "mona", "not served")
@@ -77,7 +77,7 @@ def test_a_retrained_version_loads_while_the_old_one_answers(
     kubectl.finish_job("nina-train-1", succeeded=True)
     phase_of(kubectl, "nina", "Ready")
 
-    model_server.models.hold("nina", answering=1)
+    model_server.models.hold("nina", 2)
     kubectl.patch(API_VERSION, "chatbots", "nina", {"spec": {"training": {"epochs": 2}}})
     phase_of(kubectl, "nina", "Training", generation=2)
     upload_model(storage, "nina", 2)
@@ -111,7 +111,7 @@ def test_an_unreachable_model_server_keeps_the_chatbot_loading(
 def test_a_restarted_operator_makes_no_job_for_a_version_waiting_to_answer(
     operator_settings, kubectl, storage, model_server
 ):
-    model_server.models.hold("pia")
+    model_server.models.hold("pia", 1)
     with OperatorThread(operator_settings):
         kubectl.apply_chatbot("pia", {"source": kubectl.source("pia")}).raise_for_status()
         phase_of(kubectl, "pia", "Training")
@@ -124,6 +124,85 @@ def test_a_restarted_operator_makes_no_job_for_a_version_waiting_to_answer(
     with OperatorThread(operator_settings):
         assert phase_of(kubectl, "pia", "Ready")["status"]["servedVersion"] == 1
         assert kubectl.jobs("pia") == []
+
+
+# A load deadline the tests can wait out (status times have whole seconds).
+SHORT_LOAD_DEADLINE = 2
+
+
+def listed(kubectl, settings) -> dict[str, list[int]]:
+    return serving_entries(kubectl.get("v1", "configmaps", settings.serving_configmap)["data"])
+
+
+def test_a_retrain_that_never_loads_falls_back_to_the_version_that_answers(
+    operator_settings, kubectl, storage, model_server
+):
+    settings = operator_settings.with_overrides(serving_load_deadline=SHORT_LOAD_DEADLINE)
+    with OperatorThread(settings):
+        kubectl.apply_chatbot("rosa", {"source": kubectl.source("rosa")}).raise_for_status()
+        phase_of(kubectl, "rosa", "Training")
+        upload_model(storage, "rosa", 1)
+        kubectl.finish_job("rosa-train-1", succeeded=True)
+        phase_of(kubectl, "rosa", "Ready")
+
+        model_server.models.hold("rosa", 2)  # a broken export: it never loads
+        kubectl.patch(API_VERSION, "chatbots", "rosa", {"spec": {"training": {"epochs": 2}}})
+        phase_of(kubectl, "rosa", "Training", generation=2)
+        upload_model(storage, "rosa", 2)
+        kubectl.finish_job("rosa-train-2", succeeded=True)
+        loading(kubectl, "rosa", generation=2)
+        # Listed beside the version that answers: a model-server pod starting now loads both.
+        assert listed(kubectl, settings) == {"rosa": [1, 2]}
+
+        fallen_back = phase_of(kubectl, "rosa", "Ready", generation=2)
+        status = fallen_back["status"]
+        assert (status["modelVersion"], status["servedVersion"]) == (2, 1)
+        served = conditions(fallen_back)["Served"]
+        assert (served["status"], served["reason"]) == ("False", "LoadTimeout")
+        assert "version 2 did not answer within 2 s" in served["message"]
+        assert conditions(fallen_back)["Ready"]["status"] == "True"
+        warning = [
+            e for e in events_for(kubectl, "rosa", {"LoadTimeout"}) if e["reason"] == "LoadTimeout"
+        ]
+        assert warning[0]["type"] == "Warning"
+        # The broken version left the list: a restarted model server answers with version 1.
+        assert listed(kubectl, settings) == {"rosa": [1]}
+        model_server.models.release("rosa")
+        assert model_server.models.available_version("rosa") == 1
+        api_view = chatbot_from_resource(fallen_back)
+        assert (api_view.phase, api_view.model_version) == (Phase.READY, 1)
+
+        # Not stuck: a retrain starts again.
+        kubectl.patch(API_VERSION, "chatbots", "rosa", {"spec": {"training": {"epochs": 3}}})
+        phase_of(kubectl, "rosa", "Training", generation=3)
+        assert kubectl.get("batch/v1", "jobs", "rosa-train-3") is not None
+
+
+def test_a_first_version_that_never_loads_fails_and_a_retrain_can_start(
+    operator_settings, kubectl, storage, model_server
+):
+    settings = operator_settings.with_overrides(serving_load_deadline=SHORT_LOAD_DEADLINE)
+    with OperatorThread(settings):
+        model_server.models.hold("sara", 1)
+        kubectl.apply_chatbot("sara", {"source": kubectl.source("sara")}).raise_for_status()
+        phase_of(kubectl, "sara", "Training")
+        upload_model(storage, "sara", 1)
+        kubectl.finish_job("sara-train-1", succeeded=True)
+
+        failed = phase_of(kubectl, "sara", "Failed")
+        assert "servedVersion" not in failed["status"]
+        by_type = conditions(failed)
+        assert (by_type["Served"]["reason"], by_type["Ready"]["reason"]) == ("LoadTimeout",) * 2
+        assert by_type["Ready"]["status"] == "False"
+        events_for(kubectl, "sara", {"LoadTimeout"})
+        assert listed(kubectl, settings) == {}
+        api_view = chatbot_from_resource(failed)
+        assert (api_view.phase, api_view.servable) == (Phase.FAILED, False)
+        assert "did not answer" in api_view.message
+
+        kubectl.patch(API_VERSION, "chatbots", "sara", {"spec": {"training": {"epochs": 2}}})
+        phase_of(kubectl, "sara", "Training", generation=2)
+        assert kubectl.get("batch/v1", "jobs", "sara-train-2") is not None
 
 
 def test_every_status_field_the_operator_writes_is_in_the_crd():
@@ -139,6 +218,7 @@ def test_every_status_field_the_operator_writes_is_in_the_crd():
         trained,
         builders.still_loading({**trained, "observedGeneration": 1}, "not served"),
         builders.model_served(trained, "tfs:8500"),
+        builders.load_timed_out({**trained, "observedGeneration": 1}, "not served", 60),
         builders.training_failed(trained, 1, "BackoffLimitExceeded", "failed"),
         builders.waiting_for_source({}, 1),
     ]

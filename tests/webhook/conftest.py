@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 import uuid
 
 import pytest
@@ -88,11 +89,28 @@ def signature(body: bytes, secret: str = APP_SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def message_event(psid: str, text: str | None = "hi", mid: str | None = None, **message):
+def now_ms() -> int:
+    """Messenger's `timestamp` of an event sent now (milliseconds since the epoch)."""
+    return int(time.time() * 1000)
+
+
+def message_event(
+    psid: str,
+    text: str | None = "hi",
+    mid: str | None = None,
+    sent_at_ms: int | None = None,
+    **message,
+):
+    """A person's message event as Messenger posts it (`timestamp`: now by default)."""
     body = {"mid": mid or f"m_{uuid.uuid4().hex}", **message}
     if text is not None:
         body["text"] = text
-    return {"sender": {"id": psid}, "recipient": {"id": "PAGE"}, "timestamp": 1, "message": body}
+    return {
+        "sender": {"id": psid},
+        "recipient": {"id": "PAGE"},
+        "timestamp": sent_at_ms if sent_at_ms is not None else now_ms(),
+        "message": body,
+    }
 
 
 def page_payload(*events: dict, field: str = "messaging") -> bytes:

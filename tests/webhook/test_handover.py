@@ -12,6 +12,7 @@ from mimical.dialog.engine import HELP
 from mimical.messenger.responder import HANDED_OVER
 from tests.webhook.conftest import (
     message_event,
+    now_ms,
     page_payload,
     post_signed,
     wait_until_answered,
@@ -46,7 +47,7 @@ def test_asking_for_a_human_passes_the_conversation_and_takes_it_back_later(make
     menu = {
         "sender": {"id": psid},
         "recipient": {"id": "PAGE"},
-        "timestamp": 5,
+        "timestamp": now_ms(),
         "postback": {
             "mid": f"m_{uuid.uuid4().hex}",
             "title": "Talk to a person",

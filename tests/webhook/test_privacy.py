@@ -18,7 +18,13 @@ from mimical.dialog.engine import (
 from mimical.dialog.sessions import RedisSessionStore
 from mimical.messenger.responder import FORGOTTEN
 from tests.fixtures.chat import PRIVATE, PUBLIC
-from tests.webhook.conftest import message_event, page_payload, post_signed, wait_until_answered
+from tests.webhook.conftest import (
+    message_event,
+    now_ms,
+    page_payload,
+    post_signed,
+    wait_until_answered,
+)
 from tests.webhook.test_graph_errors import metric
 
 DISCLOSURE = Settings().messenger_disclosure_text
@@ -99,7 +105,7 @@ def test_the_menus_delete_my_data_works_without_redis(make_app, graph):
     menu = {
         "sender": {"id": psid},
         "recipient": {"id": "PAGE"},
-        "timestamp": 9,
+        "timestamp": now_ms(),
         "postback": {
             "mid": f"m_{uuid.uuid4().hex}",
             "title": "Delete my data",

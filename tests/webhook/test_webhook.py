@@ -8,13 +8,15 @@ import json
 import uuid
 
 from mimical.dialog.engine import GREETING, HELP, SHOW_ALL_HINT
-from mimical.messenger.responder import NOT_TEXT, split_message
+from mimical.messenger.graph import split_message
+from mimical.messenger.responder import NOT_TEXT
 from tests.fixtures.chat import PUBLIC
 from tests.webhook.conftest import (
     APP_SECRET,
     PAGE_TOKEN,
     VERIFY_TOKEN,
     message_event,
+    now_ms,
     page_payload,
     post_signed,
     wait_until_answered,
@@ -179,7 +181,7 @@ def test_get_started_postback_gets_the_greeting_once(app, client, graph):
     postback = {
         "sender": {"id": psid},
         "recipient": {"id": "PAGE"},
-        "timestamp": 7,
+        "timestamp": now_ms(),
         "postback": {"title": "Get Started", "payload": "GET_STARTED"},
     }
     for _ in range(2):  # a redelivery is dropped
