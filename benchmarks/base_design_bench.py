@@ -27,13 +27,8 @@ from pathlib import Path
 from mimical.corpus.schema import layout_context
 from mimical.model.base_model import load_base
 from mimical.model.export import export_generator
-from mimical.model.model import (
-    DECODING_FIELDS,
-    ModelConfig,
-    build_keras_model,
-    network_weights,
-    reply_generator,
-)
+from mimical.model.generator import reply_generator
+from mimical.model.model import DECODING_FIELDS, ModelConfig, build_keras_model, network_weights
 from mimical.model.retrieval import Bank, graph_retrieval
 
 BANK = Bank(

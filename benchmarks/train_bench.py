@@ -51,7 +51,8 @@ def export_without_end(export_dir: Path, model_base: Path, name: str) -> None:
     import tensorflow as tf
 
     from mimical.model.export import export_generator, export_parts
-    from mimical.model.model import EOT, reply_generator
+    from mimical.model.generator import reply_generator
+    from mimical.model.model import EOT
 
     weights, tokenizer, config = export_parts(export_dir)
     generator = reply_generator(weights, tokenizer, config)

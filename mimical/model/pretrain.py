@@ -211,7 +211,7 @@ def pretrain(
     equal CPU on a shared machine). Without `resume` the run starts afresh.
     """
     from mimical.model.evaluate import context_use
-    from mimical.model.model import reply_generator
+    from mimical.model.generator import reply_generator
     from mimical.model.train import PRETRAIN, FitData, FitRun, fit
 
     started, cpu_started = time.monotonic(), time.process_time()

@@ -36,13 +36,13 @@ from mimical.model.export import (
     export_generator,
     tokens_file,
 )
+from mimical.model.generator import reply_generator
 from mimical.model.model import (
     DECODING_FIELDS,
     SEP,
     ModelConfig,
     build_keras_model,
     network_weights,
-    reply_generator,
     span_fingerprints,
 )
 

@@ -10,7 +10,7 @@ from mimical.model.model import ModelConfig, Vocabulary, build_keras_model, netw
 def person_and_untrained_generator(reply: str):
     """Validation pairs of a person who always answers `reply`, and an untrained network
     over the characters of those pairs."""
-    from mimical.model.model import reply_generator
+    from mimical.model.generator import reply_generator
 
     validation = [Pair("t", i, f"question {i}?", reply, False, f"question {i}?") for i in range(40)]
     vocab = Vocabulary.from_texts([f"question ?\n abcdefghij 0123456789 {reply}"])
@@ -33,7 +33,7 @@ def test_a_terse_person_gets_an_end_of_turn_bias_that_shortens_replies():
 def test_a_person_who_sends_emoji_gets_an_emoji_bias():
     """An untrained network almost never picks an emoji among its characters; a person
     who puts one in every reply needs a positive emoji bias, and the gap closes."""
-    from mimical.model.model import emoji_token_ids
+    from mimical.model.generator import emoji_token_ids
 
     validation, vocab, generator = person_and_untrained_generator("ok 😂")
     assert len(emoji_token_ids(vocab)) == 1
@@ -45,7 +45,7 @@ def test_a_person_who_sends_emoji_gets_an_emoji_bias():
 
 def test_emoji_tokens_are_the_emoji_pieces_and_the_four_byte_lead():
     from mimical.model.base_model import BASE_DIR
-    from mimical.model.model import emoji_token_ids
+    from mimical.model.generator import emoji_token_ids
     from mimical.model.tokenizer import COMMON_EMOJI, FOUR_BYTE_LEAD, SPECIAL_TOKENS, Tokenizer
 
     tokenizer = Tokenizer.load(BASE_DIR / "tokenizer.json")

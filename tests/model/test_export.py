@@ -77,7 +77,8 @@ def greedy_reply_by_python_loop(export_dir, context: str, max_chars: int) -> str
     import tensorflow as tf
 
     from mimical.model.export import read_extra
-    from mimical.model.model import EOT, ModelConfig, Vocabulary, reply_generator
+    from mimical.model.generator import reply_generator
+    from mimical.model.model import EOT, ModelConfig, Vocabulary
 
     loaded = load_export(export_dir)
     config = ModelConfig(**read_extra(export_dir, "config.json"))

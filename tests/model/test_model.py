@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mimical.model.generator import reply_generator
 from mimical.model.model import (
     EOT,
     SEP,
@@ -14,7 +15,6 @@ from mimical.model.model import (
     build_keras_model,
     example_tokens,
     network_weights,
-    reply_generator,
 )
 
 TEXT = "hey you 😀 what's up?\nNot much. ABC xyz 123"

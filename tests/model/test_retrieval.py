@@ -113,7 +113,7 @@ def test_retrieved_replies_are_scored_and_chosen_in_the_graph(generator_parts):
     friend's message; nothing matching means nothing said, and the output says which."""
     import tensorflow as tf
 
-    from mimical.model.model import reply_generator
+    from mimical.model.generator import reply_generator
 
     weights, vocab, config = generator_parts
     config = ModelConfig(**{**config.__dict__, "candidates": 0})
@@ -136,7 +136,7 @@ def test_retrieved_replies_are_scored_and_chosen_in_the_graph(generator_parts):
 def test_repeated_rows_answer_different_retrieved_replies(generator_parts):
     import tensorflow as tf
 
-    from mimical.model.model import reply_generator
+    from mimical.model.generator import reply_generator
 
     weights, vocab, config = generator_parts
     config = ModelConfig(**{**config.__dict__, "candidates": 0, "retrieved": 1})
@@ -154,7 +154,7 @@ def test_repeated_rows_answer_different_retrieved_replies(generator_parts):
 def test_sampled_and_retrieved_candidates_share_one_call(generator_parts):
     import tensorflow as tf
 
-    from mimical.model.model import reply_generator
+    from mimical.model.generator import reply_generator
 
     weights, vocab, config = generator_parts
     generator = reply_generator(
@@ -180,7 +180,8 @@ def test_other_peoples_words_are_refused_outright(generator_parts):
     candidate does, the reply is empty (the dialog says "...")."""
     import tensorflow as tf
 
-    from mimical.model.model import reply_generator, span_fingerprints
+    from mimical.model.generator import reply_generator
+    from mimical.model.model import span_fingerprints
 
     weights, vocab, config = generator_parts
     generator = reply_generator(
