@@ -152,7 +152,7 @@ def run(person: str, base: tuple[str, Path | None], minutes: float, args, workdi
 
     corpus = build_corpus(person, workdir)
     label, base_dir = base
-    model_base = workdir / "models"
+    model_base = workdir / "models" / f"{person}-{label}"  # the server loads these alone
     evaluations: dict[str, list[dict]] = {variant: [] for variant in args.variants}
     trainings, first = [], None
     for split_seed, train_seed in itertools.product(args.split_seeds, args.train_seeds):
@@ -265,6 +265,7 @@ def table_rows(run: dict) -> list[list[str]]:
                 _cell(figures["length_ks"], ".2f"),
                 _cell(figures["lines_ks"], ".2f"),
                 _cell(figures["length_mean"], ".0f"),
+                _cell(figures["placeholder_rate"], ".1%"),
                 _cell(evaluation["context_use"], ".1f") if evaluation else "",
                 _cell(evaluation["bits_per_char"], ".3f") if evaluation else "",
             ]
@@ -285,6 +286,7 @@ HEADER = [
     "length KS",
     "lines KS",
     "length",
+    "<A…",
     "context bits",
     "bits/char",
 ]

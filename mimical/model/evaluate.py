@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import math
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -76,6 +77,7 @@ SCORE_CHARS = 400
 SHOWN_EXCHANGES = 10
 SYSTEMS = ("model", "retrieval", "random", "echo", "person")
 UNKNOWN = "\x01"
+PLACEHOLDER_SHAPE = re.compile(r"<[A-Z]")
 
 
 def test_split(
@@ -267,6 +269,9 @@ def system_figures(
         "verbatim_rate": training.verbatim_rate(replies),
         "exact_copy_rate": training.exact_copies(replies),
         "exact_copy_6_words_rate": training.exact_copies(replies, VERBATIM_WORDS),
+        # "<" then a capital: a scrubber's placeholder, real or (from a model) invented.
+        "placeholder_rate": sum(bool(PLACEHOLDER_SHAPE.search(r)) for r in replies)
+        / max(len(replies), 1),
     }
 
 
@@ -280,6 +285,7 @@ UNIT_FIGURES = {
     "verbatim_rate",
     "exact_copy_rate",
     "exact_copy_6_words_rate",
+    "placeholder_rate",
     "retrieved_share",
 }
 
