@@ -90,9 +90,9 @@ def greedy_reply_by_python_loop(export_dir, context: str, max_chars: int) -> str
     weights["logits_kernel"] = loaded.logits_kernel.numpy()
     weights["logits_bias"] = loaded.logits_bias.numpy()
     generator = reply_generator(weights, vocab, config)
-    states, tokens = generator.read_context(tf.constant([context])), []
+    (states, memory), tokens = generator.read_context(tf.constant([context])), []
     while len(tokens) < max_chars:
-        token = int(tf.argmax(generator.logits(states)[0] + generator.forbidden))
+        token = int(tf.argmax(generator.logits(states, memory)[0] + generator.forbidden))
         if token == EOT:
             break
         tokens.append(token)
