@@ -22,7 +22,7 @@ def command_modules() -> tuple:
     Imported when the parser is built, not when this module is: a test that builds a
     parser of its own (one area's commands) imports no other area.
     """
-    from mimical import demo
+    from mimical import demo, serve
     from mimical.corpus import cli as corpus_cli
     from mimical.dialog import cli as dialog_cli
     from mimical.messenger import cli as messenger_cli
@@ -30,7 +30,6 @@ def command_modules() -> tuple:
     from mimical.samples import cli as samples_cli
     from mimical.serving import cli as serving_cli
     from mimical.web import away_cli, password_cli
-    from mimical.web import cli as web_cli
 
     return (
         corpus_cli,  # import
@@ -38,7 +37,7 @@ def command_modules() -> tuple:
         model_cli,  # train, evaluate
         serving_cli,  # serve-models
         dialog_cli,  # chat
-        web_cli,  # serve
+        serve,  # serve
         messenger_cli,  # messenger setup, messenger respond
         password_cli,  # password
         away_cli,  # away

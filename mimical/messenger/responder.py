@@ -136,7 +136,7 @@ class MessengerWorker:
 
     `queue_options` go to `RedisEventQueue` (`prefix`, `lease_seconds`,
     `claim_idle_seconds`); `graph_options` to `GraphApi` (`attempts`, backoff).
-    `owner_page` (`mimical.web.away.OwnerPage`): the Page is one owner's, answered by
+    `owner_page` (`mimical.dialog.away.OwnerPage`): the Page is one owner's, answered by
     their persona only while they are away.
     """
 

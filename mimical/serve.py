@@ -52,8 +52,8 @@ def load_into_app_models(app):
     """
 
     def on_deployed(name: str, version: int) -> None:
+        from mimical.appkit.dialog_app import get_models
         from mimical.errors import UnavailableError
-        from mimical.web.dialog_app import get_models
 
         with app.app_context():
             server = get_models().server
@@ -68,7 +68,7 @@ def load_into_app_models(app):
 
 def build_app(settings, train_options: dict | None = None):
     """The all-in-one app: every component, models loaded as soon as they are built."""
-    from mimical.web import create_app
+    from mimical.app import create_app
 
     app = create_app(settings, test_config={"MIMICAL_TRAIN_OPTIONS": train_options or {}})
     app.config["MIMICAL_ON_DEPLOYED"] = load_into_app_models(app)
@@ -76,8 +76,8 @@ def build_app(settings, train_options: dict | None = None):
 
 
 def close_app(app) -> None:
-    from mimical.web.dialog_app import close_dialog
-    from mimical.web.resources import close_resources
+    from mimical.appkit.dialog_app import close_dialog
+    from mimical.appkit.resources import close_resources
 
     close_resources(app)
     close_dialog(app)
