@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from dataclasses import replace
 
 from mimical.config import DEFAULT_TRAINING_MINUTES
 
@@ -36,8 +37,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--max-minutes",
         type=float,
-        default=DEFAULT_TRAINING_MINUTES,
-        help=f"bound each training run (default {DEFAULT_TRAINING_MINUTES:g} minutes)",
+        default=None,
+        help="bound each training run (default MIMICAL_TRAINING_MAX_MINUTES, else"
+        f" {DEFAULT_TRAINING_MINUTES:g} minutes)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="bound passes over the data")
     parser.set_defaults(func=run)
@@ -90,11 +92,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     settings.check_someone_answers()
-    train_options = {
-        key: value
-        for key, value in (("max_minutes", args.max_minutes), ("epochs", args.epochs))
-        if value is not None
-    }
+    # The budget travels in the settings, which the local orchestrator reads.
+    max_minutes = args.max_minutes or settings.training_max_minutes or DEFAULT_TRAINING_MINUTES
+    settings = replace(settings, training_max_minutes=max_minutes)
+    train_options = {"epochs": args.epochs} if args.epochs is not None else {}
     try:
         # Bind ourselves: gunicorn would retry a busy port, then exit with its own message.
         listener = socket.create_server((args.host, args.port))

@@ -129,6 +129,10 @@ class _Build:
 class LocalOrchestrator(Orchestrator):
     def __init__(self, settings: Settings, storage: Storage, registry: Registry, **options):
         super().__init__(settings, storage, registry, **options)
+        # The training budget of `Settings.training_max_minutes` (MIMICAL_TRAINING_MAX_MINUTES,
+        # `mimical serve --max-minutes`) unless the app's options name one (tests).
+        if settings.training_max_minutes is not None:
+            self.train_options.setdefault("max_minutes", settings.training_max_minutes)
         # Spawn, not fork: the parent runs web threads and maybe TensorFlow.
         self._context = multiprocessing.get_context("spawn")
         self._executor = ThreadPoolExecutor(MAX_PARALLEL_BUILDS, thread_name_prefix="build")

@@ -47,13 +47,13 @@ def apply(control_plane, namespace: str, name: str, spec: dict):
             "alice",
             {"source": SOURCE, "training": {"maxMinutes": "ten"}},
             'spec.training.maxMinutes: Invalid value: "string": '
-            "spec.training.maxMinutes in body must be of type integer",
+            "spec.training.maxMinutes in body must be of type number",
         ),
         (
             "alice",
             {"source": SOURCE, "training": {"maxMinutes": 0}},
             "spec.training.maxMinutes: Invalid value: 0: "
-            "spec.training.maxMinutes in body should be greater than or equal to 1",
+            "spec.training.maxMinutes in body should be greater than or equal to 0.1",
         ),
         (
             "alice",
