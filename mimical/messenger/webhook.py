@@ -36,6 +36,7 @@ from mimical.appkit.metrics import init_metrics
 from mimical.appkit.resources import app_resources, get_registry
 from mimical.dialog.away import owner_page
 from mimical.messenger.page_health import MessengerMetrics
+from mimical.messenger.payload import read_payload
 from mimical.messenger.responder import MessengerWorker
 
 log = logging.getLogger(__name__)
@@ -123,12 +124,10 @@ def receive():
         return error_response(400, "bad_request", "the body is not JSON")
     if not isinstance(payload, dict) or payload.get("object") != "page":
         return error_response(404, "not_found", "only page subscriptions are handled")
-    entries = payload.get("entry")
-    if any(
-        isinstance(entry, dict) and (entry.get("messaging") or entry.get("standby"))
-        for entry in (entries if isinstance(entries, list) else [])
-    ):
-        get_messenger().submit(payload)  # UnavailableError (503) if it cannot store them
+    # Read once, here: a payload of deliveries and reads starts no worker.
+    routing = read_payload(payload, get_settings().fb_app_id)
+    if routing:
+        get_messenger().store(routing)  # UnavailableError (503) if it cannot store them
     return "EVENT_RECEIVED", 200, {"Content-Type": "text/plain"}
 
 
