@@ -51,7 +51,7 @@ class Probes:
         self.apps = []
 
     def client(self, components=("api",), **overrides):
-        from mimical.web import create_app
+        from mimical.app import create_app
 
         settings = self.settings.with_overrides(**overrides)
         app = create_app(settings, components=components, test_config={"TESTING": True})
@@ -61,7 +61,7 @@ class Probes:
         return client
 
     def close(self) -> None:
-        from mimical.web.resources import close_resources
+        from mimical.appkit.resources import close_resources
 
         for app in self.apps:
             close_resources(app)

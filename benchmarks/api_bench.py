@@ -40,8 +40,8 @@ def serve(port: int, home: Path) -> None:
     """The server process: the API app on loopback (werkzeug, threaded)."""
     from werkzeug.serving import make_server
 
+    from mimical.app import create_app
     from mimical.config import Settings
-    from mimical.web import create_app
 
     settings = Settings(home=home, upload_max_bytes=2 * 1024**3, build_rate_limit="1000/minute")
     app = create_app(settings, components=["api"])

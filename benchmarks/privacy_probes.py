@@ -74,7 +74,7 @@ class Probes:
         return token
 
     def app(self, settings=None, **config):
-        from mimical.web import create_app
+        from mimical.app import create_app
 
         app = create_app(settings or self.settings, test_config={"TESTING": True, **config})
         self.apps.append(app)
@@ -91,7 +91,7 @@ class Probes:
         return client.post("/chat/messages", json={"text": text}, **kwargs).get_json()
 
     def close(self) -> None:
-        from mimical.web.resources import close_resources
+        from mimical.appkit.resources import close_resources
 
         for app in self.apps:
             close_resources(app)

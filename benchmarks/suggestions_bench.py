@@ -95,9 +95,9 @@ def start_api(home: Path, target: str, name: str) -> tuple[int, str]:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
 
+    from mimical.app import create_app
     from mimical.config import Settings
     from mimical.orchestration import open_registry
-    from mimical.web import create_app
 
     settings = Settings(home=home, model_server=target, suggestions_rate_limit="100000/minute")
     registry = open_registry(settings)

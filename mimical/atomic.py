@@ -15,6 +15,14 @@ models); otherwise it gets the usual permissions (the umask's), as `open` would 
     atomic_write(report_path, html)
     with atomic_directory(version_dir, private=True) as staging:
         storage.get_tree(prefix, staging)
+
+A writer that must not replace what is there (the next free model version, say) stages
+with `staging_directory` and moves it with `rename_new`:
+
+    with staging_directory(model_dir / "new") as staging:
+        write(staging)
+        while not rename_new(staging, model_dir / str(version)):
+            version += 1
 """
 
 from __future__ import annotations
@@ -65,10 +73,7 @@ def atomic_directory(
     `staging_parent` (default: `path`'s parent) must be on the same filesystem.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = _partial(path, staging_parent)
-    staging.mkdir(mode=0o700 if private else 0o777)
-    try:
+    with staging_directory(path, private=private, staging_parent=staging_parent) as staging:
         yield staging
         if path.exists():
             old = _partial(path)
@@ -77,5 +82,38 @@ def atomic_directory(
             shutil.rmtree(old, ignore_errors=True)
         else:
             staging.rename(path)
+
+
+@contextlib.contextmanager
+def staging_directory(
+    path: Path, *, private: bool = False, staging_parent: Path | None = None
+) -> Iterator[Path]:
+    """An empty directory of a fresh dot name beside `path`, removed with whatever is left
+    in it when the block ends: for a writer that renames it itself (`rename_new`), e.g.
+    one that picks its target's name only once the content is written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = _partial(path, staging_parent)
+    staging.mkdir(mode=0o700 if private else 0o777)
+    try:
+        yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def rename_new(staging: Path, target: Path) -> bool:
+    """Rename the directory `staging` to `target` unless `target` is taken; True if it moved.
+
+    Never replaces: a rename over a non-empty directory fails, and an existing `target`
+    (even an empty one, which a rename would replace) counts as taken. Another error
+    (a missing parent, another filesystem) is raised.
+    """
+    if os.path.lexists(target):
+        return False
+    try:
+        Path(staging).rename(target)
+    except OSError:
+        if not os.path.lexists(target):
+            raise
+        return False
+    return True

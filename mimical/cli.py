@@ -8,7 +8,6 @@ and imports heavy libraries (TensorFlow, boto3) only inside the command it runs,
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
@@ -16,22 +15,38 @@ from mimical import __version__
 from mimical.errors import MimicalError
 from mimical.quiet import quiet_tensorflow
 
-# Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = (
-    "mimical.corpus.cli",  # import
-    "mimical.samples.cli",  # sample-export
-    "mimical.model.cli",  # train, evaluate
-    "mimical.serving.cli",  # serve-models
-    "mimical.dialog.cli",  # chat
-    "mimical.web.cli",  # serve
-    "mimical.messenger.cli",  # messenger setup, messenger respond
-    "mimical.web.password_cli",  # password
-    "mimical.web.away_cli",  # away
-    "mimical.demo",  # demo
-)
+
+def command_modules() -> tuple:
+    """Modules that contribute sub-commands, in the order `--help` lists them.
+
+    Imported when the parser is built, not when this module is: a test that builds a
+    parser of its own (one area's commands) imports no other area.
+    """
+    from mimical import demo, serve
+    from mimical.corpus import cli as corpus_cli
+    from mimical.dialog import cli as dialog_cli
+    from mimical.messenger import cli as messenger_cli
+    from mimical.model import cli as model_cli
+    from mimical.samples import cli as samples_cli
+    from mimical.serving import cli as serving_cli
+    from mimical.web import away_cli, password_cli
+
+    return (
+        corpus_cli,  # import
+        samples_cli,  # sample-export
+        model_cli,  # train, evaluate
+        serving_cli,  # serve-models
+        dialog_cli,  # chat
+        serve,  # serve
+        messenger_cli,  # messenger setup, messenger respond
+        password_cli,  # password
+        away_cli,  # away
+        demo,  # demo
+    )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: tuple | None = None) -> argparse.ArgumentParser:
+    """The `mimical` parser with the sub-commands of `modules` (default: every one)."""
     parser = argparse.ArgumentParser(
         prog="mimical", description="A chatbot that sounds like you, trained on your chat history."
     )
@@ -43,13 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="log debug details, and TensorFlow's own start-up lines, to stderr",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    for module in command_modules() if modules is None else modules:
+        module.register(subparsers)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, modules: tuple | None = None) -> int:
+    parser = build_parser(modules)
     args = parser.parse_args(argv)
     if not args.verbose:
         quiet_tensorflow()

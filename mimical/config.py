@@ -12,9 +12,11 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-# The training budget (minutes of the training loop) of `mimical demo` and of builds
-# through `mimical serve` when nothing else is asked; chosen by quality against time on
-# held-out people (README, "Training and evaluating a persona").
+# The training budget (minutes of the training loop) when nothing else is asked: of
+# `mimical demo`, of builds through `mimical serve` and of a Chatbot resource (the CRD's
+# `spec.training.maxMinutes` default, which `mimical.kube.manifests` applies too; tests/kube
+# ties the two); chosen by quality against time on held-out people (README, "Training and
+# evaluating a persona").
 DEFAULT_TRAINING_MINUTES = 0.5
 
 
@@ -96,7 +98,8 @@ class Settings:
     # (`mimical.kube.manifests.training_job`) and read by `mimical.kube.training_job`: the
     # chatbot (MIMICAL_CHATBOT), its source (MIMICAL_SOURCE: s3:// URL of an export file or
     # zip, or of a corpus .jsonl), the Job's name (empty: CHATBOT-train), the training
-    # budget (empty: the pipeline's defaults) and the persona's name in the export (MIMICAL_ME).
+    # budget (empty: the pipeline's defaults; the local orchestrator's builds honour
+    # MIMICAL_TRAINING_MAX_MINUTES too) and the persona's name in the export (MIMICAL_ME).
     chatbot: str = ""
     source: str = ""
     training_job: str = ""

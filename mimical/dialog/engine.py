@@ -160,7 +160,7 @@ class DialogEngine:
     def begin_chat(self, channel: str, user_id: str, name: str) -> None:
         """Put the user in a chat with `name`, without picking it or its password: for a
         channel that speaks as one persona only (an owner's Page in away mode,
-        `mimical.web.away`). A chat with it already going on keeps its history."""
+        `mimical.dialog.away`). A chat with it already going on keeps its history."""
         persona = self.directory.get(name)
         key = self._key(channel, user_id)
         session = self.sessions.load(key) or {}

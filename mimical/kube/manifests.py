@@ -10,13 +10,14 @@ Try one: `python -m mimical.kube.manifests alice s3://bucket/exports/alice.zip`.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 
 import yaml
 
 from mimical.chatbot import NAME_MAX_LENGTH, NAME_PATTERN
-from mimical.config import Settings
+from mimical.config import DEFAULT_TRAINING_MINUTES, Settings
 from mimical.errors import InputError
 from mimical.kube import GROUP
 from mimical.kube.status import serving_versions
@@ -35,7 +36,6 @@ JOB_BACKOFF_LIMIT = 1
 JOB_TTL_SECONDS = 24 * 3600
 # activeDeadlineSeconds = training budget + time to fetch, import and upload.
 JOB_DEADLINE_SLACK_SECONDS = 15 * 60
-DEFAULT_MAX_MINUTES = 30
 # The training pod's user: the image must not need root.
 TRAINING_UID = 10001
 DEFAULT_TRAINING_RESOURCES = {
@@ -59,7 +59,7 @@ class InvalidSpecError(InputError):
 class TrainingSpec:
     """`spec.training` with the CRD's defaults applied (the API server applies them too)."""
 
-    max_minutes: int = DEFAULT_MAX_MINUTES
+    max_minutes: float = DEFAULT_TRAINING_MINUTES  # the CRD's default too (tests/kube)
     epochs: int | None = None
     gpu: int = 0
     image: str = ""
@@ -71,7 +71,7 @@ class TrainingSpec:
     def from_spec(cls, spec: dict) -> TrainingSpec:
         training = spec.get("training") or {}
         return cls(
-            max_minutes=int(training.get("maxMinutes") or DEFAULT_MAX_MINUTES),
+            max_minutes=float(training.get("maxMinutes") or DEFAULT_TRAINING_MINUTES),
             epochs=training.get("epochs"),
             gpu=int(training.get("gpu") or 0),
             image=training.get("image") or "",
@@ -179,7 +179,7 @@ def _training_env(name: str, job_name: str, spec: dict, training: TrainingSpec, 
         "MIMICAL_SOURCE": spec["source"],
         "MIMICAL_ME": spec.get("me") or "",
         "MIMICAL_TRAINING_JOB": job_name,
-        "MIMICAL_TRAINING_MAX_MINUTES": str(training.max_minutes),
+        "MIMICAL_TRAINING_MAX_MINUTES": f"{training.max_minutes:g}",
         "MIMICAL_TRAINING_EPOCHS": str(training.epochs or ""),
         "MIMICAL_STORAGE_URL": settings.storage_url,
         "MIMICAL_S3_ENDPOINT_URL": settings.s3_endpoint_url,
@@ -269,7 +269,8 @@ def training_job(name: str, generation: int, spec: dict, settings: Settings) -> 
         "metadata": {"name": job_name, "labels": labels},
         "spec": {
             "backoffLimit": JOB_BACKOFF_LIMIT,
-            "activeDeadlineSeconds": training.max_minutes * 60 + JOB_DEADLINE_SLACK_SECONDS,
+            "activeDeadlineSeconds": math.ceil(training.max_minutes * 60)
+            + JOB_DEADLINE_SLACK_SECONDS,
             "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },

@@ -332,12 +332,12 @@ class Responder:
 
         from prometheus_client import CollectorRegistry
 
+        from mimical.appkit.metrics import monitoring_wsgi, serve_monitoring
+        from mimical.dialog.away import AwayWindows, owner_page
         from mimical.dialog.sessions import open_session_store
         from mimical.messenger.page_health import MessengerMetrics
         from mimical.messenger.responder import MessengerWorker
         from mimical.orchestration import open_registry
-        from mimical.web.away import AwayWindows, owner_page
-        from mimical.web.metrics import monitoring_wsgi, serve_monitoring
 
         self.settings = settings
         self.registry = open_registry(settings)

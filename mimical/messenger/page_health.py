@@ -63,7 +63,7 @@ class MessengerMetrics:
             ["kind", "code"],
             registry=registry,
         )
-        # With several workers (`mimical.web.metrics`): 0 when any worker sees the failure.
+        # With several workers (`mimical.appkit.metrics`): 0 when any worker sees the failure.
         self.token_ok = Gauge(
             "mimical_messenger_page_token_ok",
             "0 after Graph rejected the page token",

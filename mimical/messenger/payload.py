@@ -51,6 +51,10 @@ class Routing:
     pause: list[str] = field(default_factory=list)  # PSIDs a person or app took over
     resume: list[str] = field(default_factory=list)  # PSIDs handed back to us
 
+    def __bool__(self) -> bool:
+        """Whether the payload asks anything of the worker (deliveries and reads do not)."""
+        return any((self.messages, self.standby, self.echo_tags, self.pause, self.resume))
+
 
 def incoming(event: dict) -> Event | None:
     """What a person sent the page, else None.

@@ -67,7 +67,7 @@ from mimical.messenger.event_queue import Event, EventQueue, RedisEventQueue
 from mimical.messenger.graph import QUICK_REPLIES_MAX, GraphApi, GraphError, split_message
 from mimical.messenger.handover import Handover
 from mimical.messenger.page_health import PAGE_STOPPERS, MessengerMetrics, PageHealth
-from mimical.messenger.payload import ECHO_TAG_PREFIX, HUMAN_COMMAND, read_payload
+from mimical.messenger.payload import ECHO_TAG_PREFIX, HUMAN_COMMAND, Routing, read_payload
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class MessengerWorker:
 
     `queue_options` go to `RedisEventQueue` (`prefix`, `lease_seconds`,
     `claim_idle_seconds`); `graph_options` to `GraphApi` (`attempts`, backoff).
-    `owner_page` (`mimical.web.away.OwnerPage`): the Page is one owner's, answered by
+    `owner_page` (`mimical.dialog.away.OwnerPage`): the Page is one owner's, answered by
     their persona only while they are away.
     """
 
@@ -181,7 +181,10 @@ class MessengerWorker:
     def submit(self, payload: dict) -> None:
         """Queue a page payload's messages, note echoes of our own pieces, and silence
         or free conversations people took over or handed back; returns once stored."""
-        routing = read_payload(payload, self.app_id)
+        self.store(read_payload(payload, self.app_id))
+
+    def store(self, routing: Routing) -> None:
+        """`submit` for a payload already read (`read_payload` with `Settings.fb_app_id`)."""
         if routing.echo_tags:
             self.queue.record_echoes(routing.echo_tags)
         if routing.pause:

@@ -29,14 +29,15 @@ import re
 
 from flask import Blueprint, Flask, render_template, request
 
+from mimical.appkit.component import error_response, get_settings
+from mimical.appkit.dialog_app import EXTENSION, get_away_windows, get_engine, get_resource
+from mimical.appkit.health import add_readiness_check
+from mimical.appkit.metrics import init_metrics
+from mimical.appkit.resources import app_resources, get_registry
+from mimical.dialog.away import owner_page
 from mimical.messenger.page_health import MessengerMetrics
+from mimical.messenger.payload import read_payload
 from mimical.messenger.responder import MessengerWorker
-from mimical.web.away import get_away_windows, owner_page
-from mimical.web.component import error_response, get_settings
-from mimical.web.dialog_app import EXTENSION, get_engine, get_resource
-from mimical.web.health import add_readiness_check
-from mimical.web.metrics import init_metrics
-from mimical.web.resources import app_resources, get_registry
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ blueprint = Blueprint("webhook", __name__, template_folder="templates")
 def init_app(app: Flask) -> None:
     """Defaults for this component; its worker starts on first use (`get_messenger`).
 
-    Whoever runs the app calls `mimical.web.dialog_app.close_dialog(app)` at shutdown.
+    Whoever runs the app calls `mimical.appkit.dialog_app.close_dialog(app)` at shutdown.
     """
     # Options of the Redis queue (`RedisEventQueue`: prefix, lease_seconds,
     # claim_idle_seconds) and of the Graph client (`GraphApi`: attempts, backoff).
@@ -123,12 +124,10 @@ def receive():
         return error_response(400, "bad_request", "the body is not JSON")
     if not isinstance(payload, dict) or payload.get("object") != "page":
         return error_response(404, "not_found", "only page subscriptions are handled")
-    entries = payload.get("entry")
-    if any(
-        isinstance(entry, dict) and (entry.get("messaging") or entry.get("standby"))
-        for entry in (entries if isinstance(entries, list) else [])
-    ):
-        get_messenger().submit(payload)  # UnavailableError (503) if it cannot store them
+    # Read once, here: a payload of deliveries and reads starts no worker.
+    routing = read_payload(payload, get_settings().fb_app_id)
+    if routing:
+        get_messenger().store(routing)  # UnavailableError (503) if it cannot store them
     return "EVENT_RECEIVED", 200, {"Content-Type": "text/plain"}
 
 

@@ -14,10 +14,10 @@ base path never loads half a model.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
+from mimical.atomic import rename_new, staging_directory
 from mimical.errors import InputError, NotFoundError
 from mimical.storage import SAVED_MODEL_FILE
 
@@ -53,10 +53,9 @@ def export_generator(generator, model_base: Path, name: str, extras: dict[str, o
 
     model_dir = Path(model_base) / name
     model_dir.mkdir(parents=True, exist_ok=True)
-    version = (versions(model_dir) or [0])[-1] + 1
-    staging = model_dir / f".partial-{version}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    # A staging name of this writer's own: two exports of one name never share (or
+    # delete) each other's half-written directory; the rename picks the version.
+    with staging_directory(model_dir / "export") as staging:
         tf.saved_model.save(
             generator,
             str(staging),
@@ -65,17 +64,10 @@ def export_generator(generator, model_base: Path, name: str, extras: dict[str, o
         (staging / EXTRA_DIR).mkdir()
         for file_name, content in extras.items():
             (staging / EXTRA_DIR / file_name).write_text(json.dumps(content, indent=1))
-        while True:
-            target = model_dir / str(version)
-            try:
-                staging.rename(target)  # fails if another run took this version meanwhile
-                return target
-            except OSError:
-                if not target.exists():
-                    raise
-                version += 1
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        version = (versions(model_dir) or [0])[-1] + 1
+        while not rename_new(staging, model_dir / str(version)):
+            version += 1  # another run took this version meanwhile
+        return model_dir / str(version)
 
 
 def resolve_export(path: Path) -> Path:

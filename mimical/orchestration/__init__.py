@@ -46,64 +46,13 @@ Usage:
 
 from __future__ import annotations
 
-import importlib
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-
 from mimical.config import Settings
 from mimical.errors import InputError
+from mimical.orchestration.base import DeployedCallback, Orchestrator
 from mimical.registry import Registry
 from mimical.storage import Storage
 
-# Each mode's classes, imported only when picked: the Kubernetes client is heavy and
-# optional, and the local ones start worker processes.
-IMPLEMENTATIONS = {
-    "local": "mimical.orchestration.local:LocalOrchestrator",
-    "kubernetes": "mimical.orchestration.kubernetes:KubernetesOrchestrator",
-}
-REGISTRIES = {
-    "local": "mimical.registry:SqliteRegistry",
-    "kubernetes": "mimical.kube.registry:KubernetesRegistry",
-}
-
-# Called with (name, version) once a version is deployed; the embedded server hooks in here.
-DeployedCallback = Callable[[str, int], None]
-
-
-class Orchestrator(ABC):
-    def __init__(
-        self,
-        settings: Settings,
-        storage: Storage,
-        registry: Registry,
-        *,
-        on_deployed: DeployedCallback | None = None,
-        train_options: dict | None = None,
-    ):
-        self.settings = settings
-        self.storage = storage
-        self.registry = registry
-        self.on_deployed = on_deployed
-        self.train_options = dict(train_options or {})
-
-    @abstractmethod
-    def build(self, name: str, upload_key: str, *, me: str | None = None) -> None:
-        """Start building `name` from the export at `upload_key` and return at once.
-
-        `ConflictError` if a build of `name` is already running.
-        """
-
-    @abstractmethod
-    def delete(self, name: str) -> None:
-        """Stop any build of `name` and remove everything stored or deployed for it."""
-
-    @abstractmethod
-    def busy(self, name: str) -> bool:
-        """True while a build of `name` is running."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Stop background work (shutdown, tests)."""
+__all__ = ["DeployedCallback", "Orchestrator", "open_orchestrator", "open_registry"]
 
 
 def open_orchestrator(
@@ -119,7 +68,7 @@ def open_orchestrator(
     `train_options` go to `train_persona` (e.g. `{"epochs": 1}` in tests);
     `on_deployed` is called after a version is in storage.
     """
-    cls = _class_for_mode(IMPLEMENTATIONS, settings)
+    cls = _orchestrator_class(settings)
     return cls(
         settings, storage, registry, on_deployed=on_deployed, train_options=train_options or {}
     )
@@ -132,15 +81,36 @@ def open_registry(settings: Settings | None = None) -> Registry:
     of `settings.namespace` (`mimical.kube.registry`, needs the `kubernetes` client).
     """
     settings = settings or Settings.from_env()
-    return _class_for_mode(REGISTRIES, settings).connect(settings)
+    return _registry_class(settings).connect(settings)
 
 
-def _class_for_mode(classes: dict[str, str], settings: Settings) -> type:
-    """The class `classes` names for `settings.orchestrator`, imported now."""
-    target = classes.get(settings.orchestrator)
-    if target is None:
-        raise InputError(
-            f"unknown orchestrator {settings.orchestrator!r}: use {' or '.join(classes)}"
-        )
-    module_name, class_name = target.split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+# Each mode's classes are imported only when picked: the Kubernetes client is heavy and
+# optional, and the local ones start worker processes.
+
+
+def _orchestrator_class(settings: Settings) -> type[Orchestrator]:
+    if settings.orchestrator == "local":
+        from mimical.orchestration.local import LocalOrchestrator
+
+        return LocalOrchestrator
+    if settings.orchestrator == "kubernetes":
+        from mimical.orchestration.kubernetes import KubernetesOrchestrator
+
+        return KubernetesOrchestrator
+    raise _unknown_mode(settings)
+
+
+def _registry_class(settings: Settings) -> type[Registry]:
+    if settings.orchestrator == "local":
+        from mimical.registry import SqliteRegistry
+
+        return SqliteRegistry
+    if settings.orchestrator == "kubernetes":
+        from mimical.kube.registry import KubernetesRegistry
+
+        return KubernetesRegistry
+    raise _unknown_mode(settings)
+
+
+def _unknown_mode(settings: Settings) -> InputError:
+    return InputError(f"unknown orchestrator {settings.orchestrator!r}: use local or kubernetes")

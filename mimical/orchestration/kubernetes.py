@@ -22,7 +22,7 @@ from mimical.chatbot import Phase
 from mimical.config import Settings
 from mimical.errors import ConflictError, InputError, NotFoundError
 from mimical.kube.registry import KubernetesRegistry
-from mimical.orchestration import Orchestrator
+from mimical.orchestration.base import Orchestrator
 from mimical.registry import Registry
 from mimical.storage import S3Storage, Storage
 

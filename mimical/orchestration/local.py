@@ -33,8 +33,8 @@ from mimical.build import build_chatbot, public_failure, remove_build
 from mimical.chatbot import Phase
 from mimical.config import Settings
 from mimical.errors import ConflictError, MimicalError
-from mimical.orchestration import Orchestrator, open_registry
-from mimical.registry import Registry
+from mimical.orchestration.base import Orchestrator
+from mimical.registry import Registry, SqliteRegistry
 from mimical.storage import Storage, chatbot_prefixes, next_version, open_storage
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def run_build(
     stored; the parent marks it Ready once the model server has the version.
     """
     storage = open_storage(settings.storage_root, settings)
-    registry = open_registry(settings)
+    registry = SqliteRegistry.connect(settings)  # the local mode's registry
     try:
         result = build_chatbot(
             storage,
@@ -129,6 +129,10 @@ class _Build:
 class LocalOrchestrator(Orchestrator):
     def __init__(self, settings: Settings, storage: Storage, registry: Registry, **options):
         super().__init__(settings, storage, registry, **options)
+        # The training budget of `Settings.training_max_minutes` (MIMICAL_TRAINING_MAX_MINUTES,
+        # `mimical serve --max-minutes`) unless the app's options name one (tests).
+        if settings.training_max_minutes is not None:
+            self.train_options.setdefault("max_minutes", settings.training_max_minutes)
         # Spawn, not fork: the parent runs web threads and maybe TensorFlow.
         self._context = multiprocessing.get_context("spawn")
         self._executor = ThreadPoolExecutor(MAX_PARALLEL_BUILDS, thread_name_prefix="build")

@@ -157,15 +157,18 @@ def _tensor(dtype: int, field: str, values: list):
     return tensor
 
 
-def predict_request(model: str, context: str, temperature: float, max_chars: int, seed: int):
-    """The `reply` signature's PredictRequest: all four inputs, one row each."""
+def predict_request(model: str, context: str, temperature: float, max_chars: int, *seeds: int):
+    """The `reply` signature's PredictRequest: all four inputs, one row per seed (the
+    rows are independent: one context, several seeds, several replies in one call)."""
+    rows = len(seeds)
     request = _protos().PredictRequest()
     request.model_spec.name = model
     request.model_spec.signature_name = REPLY_SIGNATURE
-    request.inputs["context"].CopyFrom(_tensor(DT_STRING, "string_val", [context.encode()]))
-    request.inputs["temperature"].CopyFrom(_tensor(DT_FLOAT, "float_val", [temperature]))
-    request.inputs["max_chars"].CopyFrom(_tensor(DT_INT32, "int_val", [max_chars]))
-    request.inputs["seed"].CopyFrom(_tensor(DT_INT64, "int64_val", [seed]))
+    inputs = request.inputs
+    inputs["context"].CopyFrom(_tensor(DT_STRING, "string_val", [context.encode()] * rows))
+    inputs["temperature"].CopyFrom(_tensor(DT_FLOAT, "float_val", [temperature] * rows))
+    inputs["max_chars"].CopyFrom(_tensor(DT_INT32, "int_val", [max_chars] * rows))
+    inputs["seed"].CopyFrom(_tensor(DT_INT64, "int64_val", list(seeds)))
     return request
 
 
@@ -228,15 +231,8 @@ class ModelClient:
         The `reply` signature's rows are independent, so the batch repeats the context
         with a fresh seed per row: n candidates cost one model step loop, not n.
         """
-        request = _protos().PredictRequest()
-        request.model_spec.name = model
-        request.model_spec.signature_name = REPLY_SIGNATURE
-        inputs = request.inputs
-        inputs["context"].CopyFrom(_tensor(DT_STRING, "string_val", [context.encode()] * count))
-        inputs["temperature"].CopyFrom(_tensor(DT_FLOAT, "float_val", [temperature] * count))
-        inputs["max_chars"].CopyFrom(_tensor(DT_INT32, "int_val", [max_chars] * count))
         seeds = [secrets.randbits(62) for _ in range(count)]
-        inputs["seed"].CopyFrom(_tensor(DT_INT64, "int64_val", seeds))
+        request = predict_request(model, context, temperature, max_chars, *seeds)
         response = self._call(model, self._predict, request, timeout)
         values = response.outputs["reply"].string_val
         if len(values) != count:

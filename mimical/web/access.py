@@ -18,11 +18,11 @@ from __future__ import annotations
 from flask import current_app, request
 from flask_limiter import Limiter
 
+from mimical.appkit.component import get_settings
+from mimical.appkit.resources import app_resources, client_address, get_password_tries, get_registry
 from mimical.chatbot import Chatbot
 from mimical.errors import AuthError, NotFoundError, RateLimitedError
 from mimical.registry import password_opens
-from mimical.web.component import get_settings
-from mimical.web.resources import app_resources, client_address, get_password_tries, get_registry
 
 
 def limit_setting(kind: str) -> str:

@@ -12,7 +12,7 @@ readable page at `/docs`):
     POST   /api/chatbots/NAME/model      same, password in JSON (alias POST /getModel)
     POST   /api/chatbots/NAME/retrain    new export → new version (owner token)
     DELETE /api/chatbots/NAME            remove everything      (owner token)
-    GET    /healthz /readyz   (/metrics: on the metrics port, `mimical.web.metrics`)
+    GET    /healthz /readyz   (/metrics: on the metrics port, `mimical.appkit.metrics`)
 
 Passwords travel in the `X-Chatbot-Password` header or a JSON body, never in the
 URL; owner tokens as `Authorization: Bearer TOKEN`. Wrong passwords are limited
@@ -32,6 +32,16 @@ from flask import Blueprint, Flask, current_app, g, render_template, request
 from flask_limiter import Limiter
 from pydantic import BaseModel, ValidationError
 
+from mimical.appkit.component import get_settings
+from mimical.appkit.health import add_readiness_check, readiness_problem
+from mimical.appkit.metrics import init_metrics
+from mimical.appkit.resources import (
+    app_resources,
+    client_address,
+    get_orchestrator,
+    get_registry,
+    get_storage,
+)
 from mimical.build import read_failure
 from mimical.chatbot import Phase
 from mimical.errors import (
@@ -49,22 +59,12 @@ from mimical.web.access import (
     require_owner,
     visible_chatbot,
 )
-from mimical.web.component import get_settings
-from mimical.web.health import add_readiness_check, readiness_problem
-from mimical.web.metrics import init_metrics
 from mimical.web.openapi import (
     OWNER_TOKEN,
     PASSWORD_HEADER,
     UploadForm,
     documented,
     openapi_document,
-)
-from mimical.web.resources import (
-    app_resources,
-    client_address,
-    get_orchestrator,
-    get_registry,
-    get_storage,
 )
 from mimical.web.uploads import UploadRequest, UploadSlots, received_export, store_upload
 
@@ -382,7 +382,7 @@ def healthz():
 )
 @blueprint.get("/readyz")
 def readyz():
-    """Runs every component's check (`mimical.web.health`); why one fails goes to the log
+    """Runs every component's check (`mimical.appkit.health`); why one fails goes to the log
     and to the metrics port's `/readyz` (operators), never to this public port."""
     problem = readiness_problem(current_app)
     if problem:

@@ -30,10 +30,10 @@ import secrets
 
 from flask import Blueprint, Flask, jsonify, render_template, request
 
+from mimical.appkit.component import get_settings
+from mimical.appkit.dialog_app import get_engine, get_resource
+from mimical.appkit.resources import client_address
 from mimical.errors import InputError, RateLimitedError
-from mimical.web.component import get_settings
-from mimical.web.dialog_app import get_engine, get_resource
-from mimical.web.resources import client_address
 
 CHANNEL = "web"
 VISITOR_COOKIE = "mimical_chat"

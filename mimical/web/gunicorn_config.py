@@ -6,7 +6,7 @@ Only the worker class, threads and timeouts (`mimical.web.server.WORKER_SETTINGS
 the command line sets the address, and `WEB_CONCURRENCY` the number of worker processes.
 
 Several workers count requests apart, so prometheus_client runs in multiprocess mode
-(`mimical.web.metrics`): when gunicorn starts, before any worker, the workers get a
+(`mimical.appkit.metrics`): when gunicorn starts, before any worker, the workers get a
 fresh directory for their counts (`PROMETHEUS_MULTIPROC_DIR`); a dead worker's live
 gauges are dropped, and the directory goes when gunicorn stops.
 """
@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 
-from mimical.web.metrics import MULTIPROCESS_DIR_VARIABLE
+from mimical.appkit.metrics import MULTIPROCESS_DIR_VARIABLE
 from mimical.web.server import WORKER_SETTINGS
 
 globals().update(WORKER_SETTINGS)

@@ -28,13 +28,13 @@ from typing import Literal
 from flask import Blueprint, Flask, current_app
 from pydantic import BaseModel, ConfigDict, Field
 
+from mimical.appkit.dialog_app import get_models
 from mimical.corpus.schema import DEFAULT_CONTEXT_TURNS, layout_context
 from mimical.corpus.scrub import Scrubber
 from mimical.dialog.engine import MESSAGE_MAX_CHARS, REPLY_TIMEOUT_SECONDS
 from mimical.errors import ConflictError
 from mimical.web.access import no_store, rate_limit, require_owner
 from mimical.web.api import _json_body
-from mimical.web.dialog_app import get_models
 from mimical.web.openapi import OWNER_TOKEN, documented
 
 blueprint = Blueprint("suggestions", __name__)

@@ -8,7 +8,7 @@ Settings come from the environment (`MIMICAL_*`, `REDIS_URL`, `AWS_*`, see
 mimical/config.py); `WEB_CONCURRENCY` sets gunicorn's worker count.
 """
 
-from mimical.web import create_app
+from mimical.app import create_app
 from mimical.web.server import BodyReadTimeout
 
 COMPONENTS = ["api", "suggestions", "away"]

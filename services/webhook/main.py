@@ -12,9 +12,9 @@ events, and `mimical messenger respond` beside it answers them.
 
 import atexit
 
+from mimical.app import create_app
+from mimical.appkit.dialog_app import close_dialog
 from mimical.messenger.webhook import get_messenger
-from mimical.web import create_app
-from mimical.web.dialog_app import close_dialog
 from mimical.web.server import BodyReadTimeout
 
 COMPONENTS = ["webhook", "chat"]

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from mimical.app import create_app
+from mimical.appkit.resources import close_resources, get_registry, get_storage
 from mimical.chatbot import Phase
 from mimical.config import Settings
-from mimical.web import create_app
-from mimical.web.resources import close_resources, get_registry, get_storage
 
 # Small enough to test the 413 path quickly; real exports get the default.
 TEST_UPLOAD_MAX_BYTES = 4 * 1024 * 1024

@@ -176,7 +176,7 @@ def test_password_guessing_is_rate_limited_in_redis(make_app, settings, redis_ur
     app = make_app(settings, redis_url=redis_url, password_rate_limit="3/minute")
     client = app.test_client()
     with app.app_context():
-        from mimical.web.resources import get_registry
+        from mimical.appkit.resources import get_registry
 
         get_registry().create("locked", public=False, password="right")
     statuses = [
@@ -194,7 +194,7 @@ def test_password_guessing_is_rate_limited_in_redis(make_app, settings, redis_ur
 
 
 def test_delete_during_build_stops_it_and_keeps_nothing(app, client, export_zip, storage):
-    from mimical.web.resources import get_orchestrator
+    from mimical.appkit.resources import get_orchestrator
 
     created = upload(client, export_zip, name="shortlived")
     assert created.status_code == 202

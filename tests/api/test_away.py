@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mimical.cli import main
+from mimical.dialog.away import AWAY_MAX, AwayWindows
 from mimical.dialog.sessions import MemorySessionStore
 from mimical.orchestration import open_registry
 from mimical.testing.servers import wait_for
-from mimical.web.away import AWAY_MAX, AwayWindows
 
 URL = "/api/chatbots/alice/away"
 

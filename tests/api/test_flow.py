@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from mimical.web.cli import load_into_app_models
+from mimical.serve import load_into_app_models
 from tests.api.conftest import wait_for_phase
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def flow_app(make_app, settings):
     )
     app.config["MIMICAL_ON_DEPLOYED"] = load_into_app_models(app)
     yield app
-    from mimical.web.dialog_app import close_dialog
+    from mimical.appkit.dialog_app import close_dialog
 
     close_dialog(app)
 
@@ -41,7 +41,7 @@ def say(client, text: str) -> list[str]:
 
 
 def test_create_ready_chat_retrain_delete(flow_app, export_zip):
-    from mimical.web.resources import get_storage
+    from mimical.appkit.resources import get_storage
 
     client = flow_app.test_client()
     with export_zip.open("rb") as export:

@@ -54,6 +54,24 @@ def test_registry_reports_write_new_phases_at_once_and_throttle_the_rest(registr
     assert (chatbot.phase, chatbot.progress) == (Phase.TRAINING, pytest.approx(0.1))
 
 
+def test_local_builds_take_their_budget_from_the_settings(tmp_path):
+    """MIMICAL_TRAINING_MAX_MINUTES (or `mimical serve --max-minutes`) bounds local builds;
+    an app's own train options (tests) still win."""
+    settings = Settings(home=tmp_path, training_max_minutes=2.5)
+    storage = open_storage(settings.storage_root, settings)
+    registry = open_registry(settings)
+    orchestrator = open_orchestrator(settings, storage, registry, train_options={"epochs": 1})
+    assert orchestrator.train_options == {"epochs": 1, "max_minutes": 2.5}
+    orchestrator.close()
+    chosen = open_orchestrator(settings, storage, registry, train_options={"max_minutes": 0.1})
+    assert chosen.train_options == {"max_minutes": 0.1}
+    chosen.close()
+    unset = open_orchestrator(Settings(home=tmp_path), storage, registry)
+    assert unset.train_options == {}
+    unset.close()
+    registry.close()
+
+
 def test_open_orchestrator_picks_by_settings(tmp_path):
     settings = Settings(home=tmp_path)
     storage = open_storage(settings.storage_root, settings)

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from mimical.web.resources import get_registry, get_storage
+from mimical.appkit.resources import get_registry, get_storage
 from tests.api.conftest import wait_for_phase
 
 

@@ -18,11 +18,11 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import ignored_auth, positive_data_acceptance
 
+from mimical.app import create_app
+from mimical.appkit.resources import close_resources, get_registry, get_storage
 from mimical.chatbot import Phase
 from mimical.config import Settings
-from mimical.web import create_app
 from mimical.web.openapi import openapi_document
-from mimical.web.resources import close_resources, get_registry, get_storage
 from tests.api.conftest import TEST_CONFIG, TEST_LIMITS
 
 EXAMPLES_PER_OPERATION = 40

@@ -44,7 +44,7 @@ def tokens(suggest_settings) -> dict[str, str]:
 
 @pytest.fixture
 def client(make_app, suggest_settings, tokens):
-    from mimical.web.dialog_app import close_dialog
+    from mimical.appkit.dialog_app import close_dialog
 
     app = make_app(suggest_settings, components=("api", "suggestions"))
     yield app.test_client()
@@ -135,7 +135,7 @@ def test_not_json_is_415(client, tokens):
 
 
 def test_drafts_are_rate_limited_per_client_and_chatbot(make_app, suggest_settings, tokens):
-    from mimical.web.dialog_app import close_dialog
+    from mimical.appkit.dialog_app import close_dialog
 
     app = make_app(
         suggest_settings,

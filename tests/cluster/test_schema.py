@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from mimical.config import DEFAULT_TRAINING_MINUTES
 from tests.cluster.conftest import restricted_namespace
 
 SOURCE = "s3://mimical-models/uploads/alice/1/export.zip"
@@ -47,13 +48,12 @@ def apply(control_plane, namespace: str, name: str, spec: dict):
             "alice",
             {"source": SOURCE, "training": {"maxMinutes": "ten"}},
             'spec.training.maxMinutes: Invalid value: "string": '
-            "spec.training.maxMinutes in body must be of type integer",
+            "spec.training.maxMinutes in body must be of type number",
         ),
         (
             "alice",
             {"source": SOURCE, "training": {"maxMinutes": 0}},
-            "spec.training.maxMinutes: Invalid value: 0: "
-            "spec.training.maxMinutes in body should be greater than or equal to 1",
+            "spec.training.maxMinutes should be at least 0.1",
         ),
         (
             "alice",
@@ -89,4 +89,4 @@ def test_a_well_formed_chatbot_gets_the_schema_defaults(control_plane, namespace
         ).stdout
     )
     assert stored["spec"]["public"] is False
-    assert stored["spec"]["training"] == {"maxMinutes": 30, "gpu": 0}
+    assert stored["spec"]["training"] == {"maxMinutes": DEFAULT_TRAINING_MINUTES, "gpu": 0}

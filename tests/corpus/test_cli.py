@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -9,15 +10,15 @@ import sys
 import pytest
 
 import mimical.cli
+from mimical.corpus import cli as corpus_cli
+from mimical.samples import cli as samples_cli
 from mimical.samples.plan import DEMO_PERSONA_NAME
 
 
 @pytest.fixture
-def mimical_main(monkeypatch):
+def mimical_main():
     """`mimical.cli.main` with only this area's commands (others import heavy libraries)."""
-    modules = ("mimical.corpus.cli", "mimical.samples.cli")
-    monkeypatch.setattr(mimical.cli, "COMMAND_MODULES", modules)
-    return mimical.cli.main
+    return functools.partial(mimical.cli.main, modules=(corpus_cli, samples_cli))
 
 
 def test_sample_export_then_import_json(mimical_main, tmp_path, capsys):
@@ -86,8 +87,8 @@ def test_human_summary_and_options(mimical_main, sample_export, tmp_path, capsys
 
 def test_bad_input_exits_2_with_one_line(tmp_path):
     code = (
-        "import sys, mimical.cli as c; c.COMMAND_MODULES = ('mimical.corpus.cli',);"
-        "sys.exit(c.main(sys.argv[1:]))"
+        "import sys, mimical.cli as c, mimical.corpus.cli as corpus_cli;"
+        "sys.exit(c.main(sys.argv[1:], modules=(corpus_cli,)))"
     )
     result = subprocess.run(
         [

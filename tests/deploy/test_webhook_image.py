@@ -64,7 +64,7 @@ import main  # the image's entry file
 from mimical.config import Settings
 from mimical.kube import model_mirror  # the sidecar the same image runs
 from mimical.messenger.cli import Responder, run_respond  # the responder's process
-from mimical.web.dialog_app import get_engine
+from mimical.appkit.dialog_app import get_engine
 
 wsgi = main.create_service_app()
 app = wsgi.app

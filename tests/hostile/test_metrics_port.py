@@ -10,11 +10,11 @@ import urllib.request
 
 import pytest
 
+from mimical.app import create_app
+from mimical.appkit.resources import app_resources, close_resources
 from mimical.config import Settings
 from mimical.errors import InputError, UnavailableError
 from mimical.testing.servers import free_port
-from mimical.web import create_app
-from mimical.web.resources import app_resources, close_resources
 
 
 def get(url: str) -> tuple[int, str]:

@@ -12,6 +12,7 @@ import zipfile
 
 import pytest
 
+from mimical.appkit.dialog_app import get_engine
 from mimical.chatbot import Phase
 from mimical.dialog.engine import (
     ENDED,
@@ -23,7 +24,6 @@ from mimical.dialog.engine import (
     WRONG_PASSWORD,
 )
 from mimical.web.chat import VISITOR_COOKIE
-from mimical.web.dialog_app import get_engine
 from tests.fixtures.chat import PASSWORD, PRIVATE
 
 GENERIC = "build failed: the export could not be used (the owner token shows why)"
@@ -277,7 +277,7 @@ def test_fifty_concurrent_guesses_are_all_counted_before_any_is_checked(
 ):
     from concurrent.futures import ThreadPoolExecutor
 
-    from mimical.web.resources import get_password_tries
+    from mimical.appkit.resources import get_password_tries
 
     settings = chat_settings.with_overrides(redis_url=redis_url, trusted_proxy_hops=1)
     app = make_chat_app(

@@ -7,11 +7,11 @@ import logging
 
 from werkzeug.test import Client
 
+from mimical.app import create_app
+from mimical.appkit.metrics import metrics_wsgi
+from mimical.appkit.resources import close_resources
 from mimical.config import Settings
 from mimical.testing.servers import free_port
-from mimical.web import create_app
-from mimical.web.metrics import metrics_wsgi
-from mimical.web.resources import close_resources
 
 BUCKET = "secret-bucket-name"
 

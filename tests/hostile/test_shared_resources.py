@@ -15,12 +15,12 @@ import orjson
 import pytest
 import redis
 
+from mimical.app import create_app
+from mimical.appkit.resources import close_resources, get_registry
 from mimical.config import Settings
 from mimical.dialog.sessions import SESSION_MAX_BYTES, MemorySessionStore, RedisSessionStore
 from mimical.errors import TooLargeError
 from mimical.testing.servers import start_redis, stop_server
-from mimical.web import create_app
-from mimical.web.resources import close_resources, get_registry
 
 # The shipped limit on wrong passwords and owner tokens per client.
 WRONG_TOKEN_LIMIT = 5

@@ -11,13 +11,13 @@ import zipfile
 import pytest
 from werkzeug.serving import make_server
 
+from mimical.app import create_app
+from mimical.appkit.resources import close_resources
 from mimical.config import Settings
 from mimical.corpus import sources
 from mimical.corpus.importer import import_exports
 from mimical.errors import TooLargeError
 from mimical.testing.servers import wait_for
-from mimical.web import create_app
-from mimical.web.resources import close_resources
 from mimical.web.uploads import received_export
 from tests.fixtures.metrics import scrape
 
@@ -126,7 +126,7 @@ def test_storage_errors_name_no_bucket_or_path(tmp_path, s3_endpoint):
     app = create_app(settings, components=["api"], test_config={"TESTING": True})
     try:
         with app.app_context():
-            from mimical.web.resources import get_registry
+            from mimical.appkit.resources import get_registry
 
             _, token = get_registry().create("bot", public=True)
         retrain = app.test_client().post(

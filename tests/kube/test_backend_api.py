@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
+from mimical.app import create_app
+from mimical.appkit.component import get_settings
+from mimical.appkit.resources import close_resources
 from mimical.testing.servers import wait_for
-from mimical.web import create_app
-from mimical.web.component import get_settings
-from mimical.web.resources import close_resources
 from tests.kube.test_operator import upload_model
 
 
@@ -64,8 +64,8 @@ def test_upload_becomes_a_chatbot_the_operator_serves(
 def test_chat_only_app_reads_chatbots_without_building_an_orchestrator(
     operator_settings, kubectl, tmp_path
 ):
-    from mimical.web.dialog_app import close_dialog
-    from mimical.web.resources import get_registry
+    from mimical.appkit.dialog_app import close_dialog
+    from mimical.appkit.resources import get_registry
 
     # On file:// storage a Kubernetes orchestrator refuses to start: the chat never makes one.
     settings = operator_settings.with_overrides(

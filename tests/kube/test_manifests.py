@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import jsonschema
@@ -9,9 +10,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from mimical.config import Settings
+from mimical.config import DEFAULT_TRAINING_MINUTES, Settings
 from mimical.kube import API_VERSION, KIND
 from mimical.kube.manifests import (
+    JOB_DEADLINE_SLACK_SECONDS,
     MODEL_CONFIG_KEY,
     InvalidSpecError,
     check_chatbot,
@@ -81,6 +83,21 @@ def test_training_job_reads_s3_credentials_from_the_secret_and_has_limits():
     spec = job["spec"]
     assert spec["backoffLimit"] >= 0 and spec["ttlSecondsAfterFinished"] > 0
     assert spec["activeDeadlineSeconds"] > 10 * 60
+
+
+def test_the_crds_training_default_is_the_one_in_config():
+    """One training budget: the CRD's `maxMinutes` default (minutes, as the CRD spells it)
+    is `mimical.config.DEFAULT_TRAINING_MINUTES`, and so is the Job of a spec without one."""
+    training = crd_schema()["properties"]["spec"]["properties"]["training"]["properties"]
+    assert training["maxMinutes"]["default"] == DEFAULT_TRAINING_MINUTES
+    jsonschema.Draft7Validator(crd_schema()).validate(
+        {"spec": {"source": SOURCE, "training": {"maxMinutes": DEFAULT_TRAINING_MINUTES}}}
+    )
+    job = training_job("alice", 1, {"source": SOURCE}, SETTINGS)
+    env = {e["name"]: e.get("value") for e in container(job)["env"]}
+    assert float(env["MIMICAL_TRAINING_MAX_MINUTES"]) == DEFAULT_TRAINING_MINUTES
+    deadline = math.ceil(DEFAULT_TRAINING_MINUTES * 60) + JOB_DEADLINE_SLACK_SECONDS
+    assert job["spec"]["activeDeadlineSeconds"] == deadline
 
 
 def test_without_an_s3_secret_jobs_use_the_clusters_credentials():

@@ -64,6 +64,15 @@ def test_a_predict_request_is_tensorflow_servings_byte_for_byte():
     assert predict_pb2.PredictRequest.FromString(ours.SerializeToString()) == theirs
 
 
+def test_one_request_carries_a_row_per_seed():
+    """`replies` asks for several drafts with the same builder: one context, n seeds."""
+    request = client.predict_request("alice", "hi", 0.8, 200, 1, 2, 3)
+    for name in ("context", "temperature", "max_chars", "seed"):
+        assert [dim.size for dim in request.inputs[name].tensor_shape.dim] == [3]
+    assert list(request.inputs["context"].string_val) == [b"hi"] * 3
+    assert list(request.inputs["seed"].int64_val) == [1, 2, 3]
+
+
 def test_tensorflow_servings_answers_read_the_same():
     from tensorflow.core.framework import tensor_pb2, types_pb2
     from tensorflow_serving.apis import get_model_status_pb2, predict_pb2

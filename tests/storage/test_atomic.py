@@ -7,7 +7,13 @@ import stat
 
 import pytest
 
-from mimical.atomic import atomic_directory, atomic_file, atomic_write
+from mimical.atomic import (
+    atomic_directory,
+    atomic_file,
+    atomic_write,
+    rename_new,
+    staging_directory,
+)
 
 
 def leftovers(directory):
@@ -72,3 +78,18 @@ def test_a_failed_directory_leaves_the_old_one_and_no_staging(tmp_path):
         raise RuntimeError("download failed")
     assert not target.exists()
     assert list(staging_parent.iterdir()) == []
+
+
+def test_rename_new_never_replaces_a_taken_name(tmp_path):
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "saved_model.pb").write_text("first")
+    (tmp_path / "2").mkdir()  # empty: a plain rename would replace it
+    with staging_directory(tmp_path / "new") as staging:
+        (staging / "saved_model.pb").write_text("second")
+        assert not rename_new(staging, tmp_path / "1")
+        assert not rename_new(staging, tmp_path / "2")
+        assert rename_new(staging, tmp_path / "3")
+    assert (tmp_path / "1" / "saved_model.pb").read_text() == "first"
+    assert list((tmp_path / "2").iterdir()) == []
+    assert (tmp_path / "3" / "saved_model.pb").read_text() == "second"
+    assert leftovers(tmp_path) == []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mimical.web import create_app
-from mimical.web.dialog_app import close_dialog
+from mimical.app import create_app
+from mimical.appkit.dialog_app import close_dialog
 
 
 @pytest.fixture

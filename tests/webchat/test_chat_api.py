@@ -63,8 +63,8 @@ def test_bad_requests_get_json_errors(client):
 def test_message_rate_is_limited_per_visitor_and_per_address(
     chat_settings, personas, limits, cookie
 ):
-    from mimical.web import create_app
-    from mimical.web.dialog_app import close_dialog
+    from mimical.app import create_app
+    from mimical.appkit.dialog_app import close_dialog
 
     overrides = {"chat_address_rate_limit": "3 per minute", **limits}
     if cookie:

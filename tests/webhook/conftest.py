@@ -10,11 +10,11 @@ import uuid
 
 import pytest
 
+from mimical.app import create_app
+from mimical.appkit.dialog_app import close_dialog
+from mimical.appkit.resources import close_resources
 from mimical.testing.fake_graph import FakeGraphApi
 from mimical.testing.servers import wait_for
-from mimical.web import create_app
-from mimical.web.dialog_app import close_dialog
-from mimical.web.resources import close_resources
 
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"

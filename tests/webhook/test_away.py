@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mimical.appkit.dialog_app import get_away_windows
 from mimical.messenger.responder import FORGOTTEN
 from mimical.testing.servers import wait_for
-from mimical.web.away import get_away_windows
 from tests.fixtures.chat import PUBLIC
 from tests.webhook.conftest import message_event, page_payload, post_signed, wait_until_answered
 from tests.webhook.test_graph_errors import metric

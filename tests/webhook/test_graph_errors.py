@@ -31,7 +31,7 @@ def ready_on_metrics_port(app):
     """The metrics port's `/readyz`: 503 with why the app is not ready."""
     from werkzeug.test import Client
 
-    from mimical.web.metrics import metrics_wsgi
+    from mimical.appkit.metrics import metrics_wsgi
 
     return Client(metrics_wsgi(app)).get("/readyz")
 

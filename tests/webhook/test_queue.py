@@ -59,7 +59,7 @@ def test_one_users_messages_are_answered_in_order_across_replicas(make_app, grap
         assert texts[0] == CHATTING and texts[2:] == [GREETING, SHOW_ALL_HINT, HELP]
         assert texts[1] not in (GREETING, SHOW_ALL_HINT, HELP, CHATTING)
     with first.app_context():
-        from mimical.web.dialog_app import get_engine
+        from mimical.appkit.dialog_app import get_engine
 
         assert {get_engine().state("messenger", psid) for psid in users} == {"choosing"}
 

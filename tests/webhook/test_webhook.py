@@ -176,6 +176,20 @@ def test_echoes_deliveries_and_reads_are_ignored(app, client, graph):
     assert graph.requests == []
 
 
+def test_deliveries_and_reads_alone_start_no_worker(app, client, graph):
+    """The webhook reads a payload once (`read_payload`): nothing to store, no worker."""
+    psid = new_psid()
+    delivery = {
+        "sender": {"id": psid},
+        "recipient": {"id": "PAGE"},
+        "delivery": {"mids": ["m_1"], "watermark": 1},
+    }
+    read = {"sender": {"id": psid}, "recipient": {"id": "PAGE"}, "read": {"watermark": 1}}
+    assert post_signed(client, page_payload(delivery, read)).status_code == 200
+    assert "messenger" not in app.extensions.get("mimical_dialog", {})
+    assert graph.requests == []
+
+
 def test_get_started_postback_gets_the_greeting_once(app, client, graph):
     psid = new_psid()
     postback = {

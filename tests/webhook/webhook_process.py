@@ -18,9 +18,9 @@ import sys
 
 
 def main() -> None:
+    from mimical.app import create_app
+    from mimical.appkit.dialog_app import close_dialog
     from mimical.messenger.webhook import get_messenger
-    from mimical.web import create_app
-    from mimical.web.dialog_app import close_dialog
     from mimical.web.server import run_gunicorn
 
     port, config = int(sys.argv[1]), json.loads(sys.argv[2])

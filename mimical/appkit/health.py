@@ -5,7 +5,7 @@ None (raising counts as a problem too). The API adds "registry and storage answe
 the webhook adds "Graph accepts the page token". `/readyz` answers 503 while any
 check fails, so Kubernetes stops routing to that replica. The problem may name buckets,
 paths or hosts: it is logged, and shown only on the metrics port's `/readyz`
-(`mimical.web.metrics`, inside the cluster); the public port says a bare "not ready".
+(`mimical.appkit.metrics`, inside the cluster); the public port says a bare "not ready".
 
     add_readiness_check(app, lambda: None if redis_ok() else "Redis is unreachable")
     readiness_problem(app)   # None when ready

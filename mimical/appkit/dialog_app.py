@@ -1,24 +1,26 @@
-"""Per-app chat resources shared by the `webhook` and `chat` components.
+"""Per-app chat resources shared by the `webhook`, `chat`, `suggestions` and `away` components.
 
 Each Flask app gets one model connection (the configured model server, or one
 started in-process in embedded mode) and one `DialogEngine` on the app's registry
 (`resources.get_registry()`, which builds no orchestrator), created on first use and
 kept in `app.extensions["mimical_dialog"]`; the webhook keeps its Messenger worker
-there too (`mimical.messenger.webhook.get_messenger`). `close_dialog(app)` stops them
-(tests, shutdown).
+there too (`mimical.messenger.webhook.get_messenger`), and the away windows both the API
+and Messenger read (`get_away_windows`). `close_dialog(app)` stops them (tests, shutdown).
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
-from mimical.web.component import get_settings
-from mimical.web.resources import (
+from mimical.appkit.component import get_settings
+from mimical.appkit.resources import (
     app_resources,
     get_password_tries,
     get_registry,
     shared_resource,
 )
+from mimical.dialog.away import AwayWindows
+from mimical.dialog.sessions import open_session_store
 
 EXTENSION = "mimical_dialog"
 
@@ -59,3 +61,8 @@ def close_dialog(app: Flask) -> None:
     if models is not None:
         models.close()
     resources.clear()
+
+
+def get_away_windows() -> AwayWindows:
+    """This app's windows, shared by its API and Messenger workers."""
+    return shared_resource("away", lambda app: AwayWindows(open_session_store(get_settings(app))))

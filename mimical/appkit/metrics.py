@@ -83,7 +83,7 @@ class ChatbotCollector:
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
-        from mimical.web.resources import get_registry
+        from mimical.appkit.resources import get_registry
 
         family = GaugeMetricFamily("mimical_chatbots", "Chatbots by phase", labels=["phase"])
         counts: dict[str, int] = {}
@@ -112,8 +112,8 @@ def scraped_registry(app: Flask):
 
 def metrics_wsgi(app: Flask):
     """The metrics port's WSGI app of a web app: its scraped counts, and `/readyz`
-    from its components' readiness checks (`mimical.web.health`)."""
-    from mimical.web.health import readiness_problem
+    from its components' readiness checks (`mimical.appkit.health`)."""
+    from mimical.appkit.health import readiness_problem
 
     def problem() -> str | None:
         with app.app_context():
@@ -150,7 +150,7 @@ def monitoring_wsgi(registry, readiness: Callable[[], str | None]):
 
 def serve_metrics(app: Flask, port: int) -> int:
     """Serve `metrics_wsgi(app)` on `port` until `close_resources(app)`; returns the port."""
-    from mimical.web.resources import app_resources
+    from mimical.appkit.resources import app_resources
 
     server = serve_monitoring(metrics_wsgi(app), port)
     app_resources(app)["metrics_server"] = server

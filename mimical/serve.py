@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from dataclasses import replace
 
 from mimical.config import DEFAULT_TRAINING_MINUTES
 
@@ -36,8 +37,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--max-minutes",
         type=float,
-        default=DEFAULT_TRAINING_MINUTES,
-        help=f"bound each training run (default {DEFAULT_TRAINING_MINUTES:g} minutes)",
+        default=None,
+        help="bound each training run (default MIMICAL_TRAINING_MAX_MINUTES, else"
+        f" {DEFAULT_TRAINING_MINUTES:g} minutes)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="bound passes over the data")
     parser.set_defaults(func=run)
@@ -52,8 +54,8 @@ def load_into_app_models(app):
     """
 
     def on_deployed(name: str, version: int) -> None:
+        from mimical.appkit.dialog_app import get_models
         from mimical.errors import UnavailableError
-        from mimical.web.dialog_app import get_models
 
         with app.app_context():
             server = get_models().server
@@ -68,7 +70,7 @@ def load_into_app_models(app):
 
 def build_app(settings, train_options: dict | None = None):
     """The all-in-one app: every component, models loaded as soon as they are built."""
-    from mimical.web import create_app
+    from mimical.app import create_app
 
     app = create_app(settings, test_config={"MIMICAL_TRAIN_OPTIONS": train_options or {}})
     app.config["MIMICAL_ON_DEPLOYED"] = load_into_app_models(app)
@@ -76,8 +78,8 @@ def build_app(settings, train_options: dict | None = None):
 
 
 def close_app(app) -> None:
-    from mimical.web.dialog_app import close_dialog
-    from mimical.web.resources import close_resources
+    from mimical.appkit.dialog_app import close_dialog
+    from mimical.appkit.resources import close_resources
 
     close_resources(app)
     close_dialog(app)
@@ -90,11 +92,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     settings.check_someone_answers()
-    train_options = {
-        key: value
-        for key, value in (("max_minutes", args.max_minutes), ("epochs", args.epochs))
-        if value is not None
-    }
+    # The budget travels in the settings, which the local orchestrator reads.
+    max_minutes = args.max_minutes or settings.training_max_minutes or DEFAULT_TRAINING_MINUTES
+    settings = replace(settings, training_max_minutes=max_minutes)
+    train_options = {"epochs": args.epochs} if args.epochs is not None else {}
     try:
         # Bind ourselves: gunicorn would retry a busy port, then exit with its own message.
         listener = socket.create_server((args.host, args.port))

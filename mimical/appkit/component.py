@@ -1,4 +1,4 @@
-"""What every component of the app factory (`mimical.web.create_app`) reads from it.
+"""What every component of the app factory (`mimical.app.create_app`) reads from it.
 
 Components import this module, not the factory's package: the factory imports the
 components (and the metrics port), so it stands above them, and this leaf below.

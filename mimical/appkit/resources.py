@@ -24,11 +24,11 @@ import threading
 
 from flask import Flask, current_app, request
 
+from mimical.appkit.component import get_settings
 from mimical.dialog.sessions import PasswordTries
 from mimical.orchestration import Orchestrator, open_orchestrator, open_registry
 from mimical.registry import Registry
 from mimical.storage import Storage, open_storage
-from mimical.web.component import get_settings
 
 # Reentrant: making one resource may get another (the orchestrator needs the storage,
 # the dialog engine the registry).
@@ -43,7 +43,7 @@ def shared_resource(name: str, make, extension: str = "mimical"):
     """The current app's `name` resource, made once by `make(app)` (thread-safe).
 
     `extension` names the `app.extensions` dict it is kept in, so each component
-    can close its own resources (`mimical.web.dialog_app` keeps its own).
+    can close its own resources (`mimical.appkit.dialog_app` keeps its own).
     """
     app = current_app._get_current_object()
     resources = app_resources(app, extension)
