@@ -56,7 +56,8 @@ def popup(extension_browser, backend_url):
     options.goto(extension_browser.url("options.html"))
     options.fill("#backend-url", backend_url)
     options.click("#save")
-    options.wait_for_selector("#options-status.ok")
+    # The first /healthz of a backend that has just started: slow on a loaded machine.
+    options.wait_for_selector("#options-status.ok", timeout=120_000)
     assert "is up" in options.text_content("#options-status")
     options.close()
 
