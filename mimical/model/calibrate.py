@@ -11,7 +11,7 @@ winning more often than the person answers that briefly. They are fitted on the
 validation conversations (never the test ones) by a coordinate search that minimises
 the Kolmogorov–Smirnov distance of reply lengths plus that of line counts plus the gap
 in the share of replies with an emoji, and set as variables of the `ReplyGenerator`,
-so they travel in the SavedModel. One search is 16 batched reply calls of `CONTEXTS`
+so they travel in the SavedModel. One search is 15 batched reply calls of `CONTEXTS`
 contexts: seconds on two cores.
 
     calibrate(generator, validation_pairs) → {"end_bias": …, "emoji_bias": …, …}
@@ -33,7 +33,7 @@ REPLY_CHARS = 200
 # The grids each bias is searched on (nats added to a token's logit, or to a retrieved
 # reply's per-token score); each includes 0, the network as trained.
 GRIDS = {
-    "end_bias": (-1.0, -0.5, 0.0, 0.5, 1.0, 2.0),
+    "end_bias": (-1.0, -0.5, 0.0, 0.5, 1.0),
     # Nats per token off a retrieved reply's score: the person's stored replies that may
     # be reused are mostly short ones, which a length-normalised score favours.
     "retrieval_bias": (-2.0, -1.0, 0.0),
