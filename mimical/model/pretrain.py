@@ -240,16 +240,8 @@ def pretrain(
         tokenizer = Tokenizer.train(texts, vocab_size, extra=COMMON_EMOJI + placeholder_pieces())
     tokenizer.save(tokenizer_path)
     has_checkpoint = any(run_dir.glob("checkpoint*"))
-    say(
-        f"run {name} in {run_dir}: "
-        + (
-            "resuming its checkpoint"
-            if has_checkpoint
-            else "from the base at " + str(output)
-            if previous
-            else "from random weights"
-        )
-    )
+    started_from = "checkpoint" if has_checkpoint else "base" if previous else "random"
+    say(f"run {name} in {run_dir}: starting from its {started_from} (--output {output})")
     rng = random.Random(seed)
     train_pairs = training_pairs(train, passes, rng)
     validation_pairs = [p for c in validation for p in conversation_pairs(c["turns"])]
@@ -285,7 +277,7 @@ def pretrain(
         f"--context-tokens {config.context_tokens} --contrast {config.contrast_weight:g} "
         f"--vocab-size {vocab_size} --seed {seed} "
         f"--base-version {version}",
-        "started_from": "checkpoint" if has_checkpoint else "base" if previous else "random",
+        "started_from": started_from,
         "first_step": result.resumed_from_step,
         "last_step": result.steps,
         "wall_seconds": round(time.monotonic() - started),
